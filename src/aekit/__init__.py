@@ -1,0 +1,21 @@
+"""aekit: autoencoders for dimensionality reduction, denoising and visualization."""
+
+__version__ = "0.1.0"
+
+from aekit.data import load_array, load_mnist, read_idx  # noqa: E402
+from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load  # noqa: E402
+from aekit.summary import dense_table, format_table, module_table  # noqa: E402
+
+__all__ = [
+    "PRESETS",
+    "Autoencoder",
+    "SupervisedAutoencoder",
+    "dense_table",
+    "format_table",
+    "load",
+    "load_array",
+    "load_mnist",
+    "module_table",
+    "read_idx",
+    "__version__",
+]

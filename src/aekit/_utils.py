@@ -1,0 +1,122 @@
+"""Leaf helpers: errors, devices, seeding, array/tensor conversion, atomic writes.
+
+Imports nothing from the package, so every other module may import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class AekitError(Exception):
+    """Base class of every error aekit raises on purpose."""
+
+
+class InputError(AekitError, ValueError):
+    """An argument or a file's content is not what aekit expects."""
+
+
+class DataFormatError(InputError):
+    """A data file is malformed (bad header, truncated, wrong type, ...)."""
+
+
+class ModelFileError(InputError):
+    """A model or checkpoint file cannot be loaded safely."""
+
+
+class DownloadError(AekitError, OSError):
+    """No mirror delivered a file whose checksum matched."""
+
+
+class TrainingDivergedError(AekitError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn ``"auto"`` into the best available device; check anything else.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...
+    """
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise InputError(f"device={device!r} must be a string such as 'auto', 'cpu' or 'cuda'")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"device={device!r} is not a device name; use 'auto', 'cpu' or 'cuda'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def seed_from(random_state: int | np.random.RandomState | None) -> int:
+    """An integer seed drawn from a scikit-learn style ``random_state``."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise InputError(f"random_state={random_state} must be >= 0 or None")
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise InputError(
+        f"random_state={random_state!r} must be an int, a numpy RandomState or None"
+    )
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch inside a fork of its global RNG, leaving the caller's state untouched."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    """float32 tensor on ``device`` sharing memory with ``X`` where possible."""
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu").numpy()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    A crash or exception never leaves a half-written file under the final name,
+    and the previous file stays intact until the new one is complete.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()

@@ -1,0 +1,467 @@
+"""Data in: IDX files (raw or gzip), MNIST (local or verified download), user arrays.
+
+Nothing here unpickles, and every size a file declares is checked against the
+file (or a cap) before memory is allocated for it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import os
+import struct
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+
+from aekit._utils import DataFormatError, DownloadError, InputError
+
+log = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- IDX
+
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+DEFAULT_MAX_BYTES = 2**32  # 4 GiB: larger declared payloads are refused before reading
+
+
+def _open_maybe_gzip(path: Path) -> BinaryIO:
+    fh = open(path, "rb")
+    head = fh.read(2)
+    fh.seek(0)
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    return fh
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str, source: str) -> bytes:
+    try:
+        data = stream.read(n)
+    except (OSError, EOFError, zlib_error()) as exc:
+        raise DataFormatError(f"{source}: the file is corrupted or truncated while reading {what} ({exc})") from exc
+    if len(data) != n:
+        raise DataFormatError(
+            f"{source}: truncated {what}: expected {n} bytes, found {len(data)}; "
+            "re-download or re-export the file"
+        )
+    return data
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes: int) -> np.ndarray:
+    magic = _read_exact(stream, 4, "header", source)
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataFormatError(
+            f"{source}: not an IDX file: the first two bytes must be 0x00 0x00, found "
+            f"0x{magic[0]:02x} 0x{magic[1]:02x}; pass an IDX file (raw or .gz)"
+        )
+    type_code, ndim = magic[2], magic[3]
+    if type_code not in _IDX_TYPES:
+        raise DataFormatError(
+            f"{source}: unknown IDX type code 0x{type_code:02x}; expected one of "
+            + ", ".join(f"0x{c:02x}" for c in _IDX_TYPES)
+        )
+    if not 1 <= ndim <= 8:
+        raise DataFormatError(f"{source}: IDX header declares {ndim} dimensions; expected 1 to 8")
+    dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, "dimensions", source))
+    dtype = _IDX_TYPES[type_code]
+    n_bytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if n_bytes > max_bytes:
+        raise DataFormatError(
+            f"{source}: IDX header declares shape {dims} ({n_bytes:,} bytes), more than the "
+            f"limit of {max_bytes:,} bytes; raise max_bytes if the file is genuine"
+        )
+    header = 4 + 4 * ndim
+    if raw_size is not None and raw_size != header + n_bytes:
+        raise DataFormatError(
+            f"{source}: IDX header declares shape {dims} = {n_bytes:,} payload bytes, "
+            f"but the file holds {raw_size - header:,}; the file is truncated or not IDX"
+        )
+    payload = _read_exact(stream, n_bytes, "payload", source)
+    try:
+        extra = stream.read(1)
+    except (OSError, EOFError, zlib_error()) as exc:
+        raise DataFormatError(f"{source}: the file is corrupted after its payload ({exc})") from exc
+    if extra:
+        raise DataFormatError(f"{source}: trailing bytes after the {n_bytes:,}-byte payload declared by the header")
+    return np.frombuffer(payload, dtype=dtype).astype(dtype.newbyteorder("="), copy=False).reshape(dims)
+
+
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Read an IDX file (raw or gzip-compressed) into a native-endian array.
+
+    The header (magic, type code, dimensions, payload length) is validated before
+    the payload is read.
+
+    Raises
+    ------
+    DataFormatError
+        The file is not IDX, is truncated or has trailing bytes.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    with _open_maybe_gzip(p) as stream:
+        raw_size = None if isinstance(stream, gzip.GzipFile) else p.stat().st_size
+        return _parse_idx(stream, str(p), raw_size=raw_size, max_bytes=max_bytes)
+
+
+def parse_idx_bytes(data: bytes, source: str = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Parse the (decompressed) bytes of an IDX file."""
+    return _parse_idx(io.BytesIO(data), source, raw_size=len(data), max_bytes=max_bytes)
+
+
+# ----------------------------------------------------------------------------- MNIST
+
+#: SHA-256 of the *decompressed* IDX bytes; the .gz wrappers differ between mirrors.
+MNIST_FILES: dict[str, tuple[int, str]] = {
+    "train-images-idx3-ubyte": (47_040_016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60_008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7_840_016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10_008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://yann.lecun.com/exdb/mnist/",
+)
+MNIST_ENV = "AEKIT_MNIST_DIR"
+
+
+class MNIST(NamedTuple):
+    """MNIST as arrays: images ``(n, 784)`` and labels ``(n,)``."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache folder (``$AEKIT_CACHE`` or the platform's cache dir)."""
+    env = os.environ.get("AEKIT_CACHE")
+    if env:
+        return Path(env)
+    import pooch
+
+    return Path(pooch.os_cache("aekit")) / "mnist"
+
+
+def _decompressed(path: Path, expected_size: int) -> bytes:
+    """The decompressed bytes of ``path`` (raw or gzip), reading at most ``expected_size + 1``."""
+    with _open_maybe_gzip(path) as stream:
+        try:
+            return stream.read(expected_size + 1)
+        except (OSError, EOFError, zlib_error()) as exc:
+            raise DataFormatError(f"{path}: corrupted or truncated gzip data ({exc})") from exc
+
+
+def _verified_bytes(path: Path, name: str) -> bytes:
+    size, sha = MNIST_FILES[name]
+    data = _decompressed(path, size)
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != size or digest != sha:
+        raise DataFormatError(
+            f"{path}: checksum mismatch for {name}: expected {size:,} bytes with SHA-256 {sha[:12]}..., "
+            f"found {len(data):,} bytes with SHA-256 {digest[:12]}...; delete the file to re-download it"
+        )
+    return data
+
+
+def _find_local(directory: Path, name: str) -> Path | None:
+    for candidate in (name + ".gz", name, name.replace("-idx", ".idx") + ".gz", name.replace("-idx", ".idx")):
+        p = directory / candidate
+        if p.is_file():
+            return p
+    return None
+
+
+def _download(name: str, cache: Path, mirrors: Sequence[str], retries: int, timeout: float) -> Path:
+    """Fetch ``name``.gz from the first mirror that delivers bytes with the right checksum."""
+    import pooch
+
+    cache.mkdir(parents=True, exist_ok=True)
+    final = cache / (name + ".gz")
+    failures: list[str] = []
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + name + ".gz"
+        for attempt in range(1, retries + 1):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=cache)
+            os.close(fd)
+            tmp_path = Path(tmp)
+            try:
+                log.info("downloading %s (attempt %d)", url, attempt)
+                pooch.HTTPDownloader(progressbar=False, timeout=timeout)(url, str(tmp_path), None)
+                _verified_bytes(tmp_path, name)
+                os.replace(tmp_path, final)
+                return final
+            except DataFormatError as exc:  # wrong content: another try of this mirror will not help
+                failures.append(f"{url}: {exc}")
+                break
+            except Exception as exc:  # network trouble: retry, then next mirror
+                failures.append(f"{url} (attempt {attempt}): {type(exc).__name__}: {exc}")
+            finally:
+                if tmp_path.exists():
+                    tmp_path.unlink()
+    raise DownloadError(
+        f"could not download {name}.gz from any mirror:\n  "
+        + "\n  ".join(failures)
+        + f"\nFix: download the four MNIST files by hand into {cache} "
+        f"(or any folder, then pass data_dir=... or set {MNIST_ENV})"
+    )
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    scale: bool = True,
+    download: bool = True,
+    mirrors: Sequence[str] = MNIST_MIRRORS,
+    cache_dir: str | os.PathLike[str] | None = None,
+    retries: int = 2,
+    timeout: float = 30.0,
+) -> MNIST:
+    """Load MNIST, verifying the SHA-256 of every file's decompressed bytes.
+
+    Looks in ``data_dir``, then ``$AEKIT_MNIST_DIR``, then the user cache; if a
+    file is in none of them and ``download`` is true, fetches it from ``mirrors``
+    (in order, with ``retries`` attempts each) into the cache. A download is
+    written under a temporary name and renamed only once verified.
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        Folder holding the four IDX files, raw or ``.gz``.
+    scale : bool
+        If true, images are float32 in [0, 1]; otherwise uint8 0-255.
+
+    Returns
+    -------
+    MNIST
+        ``X_train (60000, 784)``, ``y_train (60000,)``, ``X_test (10000, 784)``, ``y_test (10000,)``.
+    """
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise InputError(f"data_dir={str(data_dir)!r} is not a folder; pass the folder holding the MNIST IDX files")
+    search: list[Path] = []
+    if data_dir is not None:
+        search.append(Path(data_dir))
+    if os.environ.get(MNIST_ENV):
+        search.append(Path(os.environ[MNIST_ENV]))
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    search.append(cache)
+
+    arrays: dict[str, np.ndarray] = {}
+    for name in MNIST_FILES:
+        found = next((p for d in search if (p := _find_local(d, name)) is not None), None)
+        if found is not None:
+            try:
+                data = _verified_bytes(found, name)
+            except DataFormatError:
+                if found.parent != cache or not download:
+                    raise
+                log.warning("%s is corrupted; downloading it again", found)
+                found.unlink()
+                found = None
+        if found is None:
+            if not download:
+                raise InputError(
+                    f"MNIST file {name} not found in {', '.join(map(str, search))}; "
+                    f"pass data_dir=..., set {MNIST_ENV}, or allow download=True"
+                )
+            found = _download(name, cache, mirrors, retries, timeout)
+            data = _verified_bytes(found, name)
+        arrays[name] = parse_idx_bytes(data, str(found))
+
+    X_train = arrays["train-images-idx3-ubyte"].reshape(-1, 784)
+    X_test = arrays["t10k-images-idx3-ubyte"].reshape(-1, 784)
+    if scale:
+        X_train = X_train.astype(np.float32) / np.float32(255.0)
+        X_test = X_test.astype(np.float32) / np.float32(255.0)
+    y_train = arrays["train-labels-idx1-ubyte"].astype(np.int64)
+    y_test = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
+    return MNIST(X_train, y_train, X_test, y_test)
+
+
+# ----------------------------------------------------------------------------- user files
+
+MAX_ARRAY_BYTES = 2**33  # 8 GiB: larger declared arrays are refused before allocating
+_X_KEYS = ("X", "x", "data", "features", "images")
+_Y_KEYS = ("y", "labels", "label", "target", "targets")
+
+
+def _check_numeric(arr: np.ndarray, source: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise DataFormatError(
+            f"{source}: array dtype {arr.dtype} is not numeric; expected integer or float data"
+        )
+    return arr
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        except (ValueError, OSError, SyntaxError, struct.error) as exc:
+            raise DataFormatError(f"{path}: not a valid .npy file ({exc})") from exc
+        if dtype.hasobject:
+            raise DataFormatError(f"{path}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array")
+        n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        remaining = path.stat().st_size - fh.tell()
+    if n_bytes > MAX_ARRAY_BYTES:
+        raise DataFormatError(f"{path}: declares shape {shape} ({n_bytes:,} bytes), above the {MAX_ARRAY_BYTES:,}-byte limit")
+    if remaining < n_bytes:
+        raise DataFormatError(f"{path}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; the file is truncated")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataFormatError(f"{path}: cannot read .npy ({exc})") from exc
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataFormatError(f"{path}: not a valid .npz (zip) file ({exc})") from exc
+    with zf:
+        infos = {Path(i.filename).stem: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        if not infos:
+            raise DataFormatError(f"{path}: holds no arrays")
+        total = sum(i.file_size for i in infos.values())
+        if total > MAX_ARRAY_BYTES:
+            raise DataFormatError(f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit")
+        x_key = next((k for k in _X_KEYS if k in infos), None)
+        if x_key is None:
+            if len(infos) != 1:
+                raise DataFormatError(
+                    f"{path}: holds arrays {sorted(infos)}; name the features one of {list(_X_KEYS)}"
+                )
+            x_key = next(iter(infos))
+        y_key = next((k for k in _Y_KEYS if k in infos), None)
+
+        def read(key: str) -> np.ndarray:
+            info = infos[key]
+            with zf.open(info) as member:
+                data = member.read(info.file_size + 1)
+            if len(data) != info.file_size:
+                raise DataFormatError(f"{path}: member {info.filename} is not the size its zip entry declares")
+            try:
+                return np.load(io.BytesIO(data), allow_pickle=False)
+            except ValueError as exc:
+                raise DataFormatError(f"{path}: member {info.filename}: {exc}; aekit never unpickles") from exc
+
+        try:
+            return read(x_key), (read(y_key) if y_key else None)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as exc:
+            raise DataFormatError(f"{path}: corrupted zip data ({exc})") from exc
+
+
+def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline().strip("\r\n")
+    if not first.strip():
+        raise DataFormatError(f"{path}: the CSV file is empty")
+    delimiter = max((",", ";", "\t"), key=first.count) if any(d in first for d in ",;\t") else None
+    cells = [c.strip().strip('"') for c in (first.split(delimiter) if delimiter else first.split())]
+
+    def is_number(s: str) -> bool:
+        try:
+            float(s)
+            return True
+        except ValueError:
+            return False
+
+    header = None if all(is_number(c) for c in cells) else cells
+    label_idx: int | None = None
+    if label_column is not None:
+        if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
+            if header is None or label_column not in header:
+                raise InputError(
+                    f"label_column={label_column!r} is not a column of {path}; "
+                    f"columns: {header if header else 'no header row, pass an index'}"
+                )
+            label_idx = header.index(label_column)
+        else:
+            label_idx = int(label_column)
+            if label_idx < 0:
+                label_idx += len(cells)
+            if not 0 <= label_idx < len(cells):
+                raise InputError(f"label_column={label_column} is out of range for {len(cells)} columns in {path}")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            table = np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DataFormatError(f"{path}: {exc}; the CSV must hold numbers only (one header row allowed)") from exc
+    if table.shape[0] == 0:
+        raise DataFormatError(f"{path}: no data rows")
+    if label_idx is None:
+        return table, None
+    y = table[:, label_idx]
+    X = np.delete(table, label_idx, axis=1)
+    if np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    return X, y
+
+
+def load_array(
+    path: str | os.PathLike[str], *, label_column: str | int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load a user's data: ``.npy``, ``.npz`` (keys ``X``/``y``) or ``.csv``.
+
+    Parameters
+    ----------
+    path : path
+        The file. ``.npy`` holds ``X``; ``.npz`` holds ``X`` (or a single array)
+        and optionally ``y``; ``.csv`` holds numbers, optionally a header row.
+    label_column : str or int, optional
+        For CSV: the column (name or index) holding labels.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features) or as stored
+    y : ndarray of shape (n_samples,) or None
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    y: np.ndarray | None = None
+    if suffix == ".npy":
+        X = _load_npy(p)
+    elif suffix == ".npz":
+        X, y = _load_npz(p)
+    elif suffix in (".csv", ".tsv", ".txt"):
+        X, y = _load_csv(p, label_column)
+    else:
+        raise InputError(f"{p}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
+    _check_numeric(X, str(p))
+    if X.ndim == 1:
+        raise DataFormatError(f"{p}: holds a 1-D array of shape {X.shape}; expected (n_samples, n_features)")
+    if X.ndim > 2:
+        X = X.reshape(X.shape[0], -1)
+    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise DataFormatError(f"{p}: non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}; clean or impute it")
+    if y is not None and len(y) != len(X):
+        raise DataFormatError(f"{p}: {len(X)} samples but {len(y)} labels")
+    return X, y

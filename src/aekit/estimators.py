@@ -1,0 +1,806 @@
+"""scikit-learn estimators: ``Autoencoder`` and ``SupervisedAutoencoder``; save/load.
+
+Defaults reproduce the reference dense autoencoder: 784 → 500 → 300 → 100 → 2
+(tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE, Keras RMSprop(lr=0.002,
+momentum=0.01, rho=0.9, eps=1e-7), batch 128, Glorot-uniform weights, zero biases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from aekit._utils import (
+    InputError,
+    ModelFileError,
+    atomic_path,
+    isolated_rng,
+    resolve_device,
+    seed_from,
+    to_numpy,
+)
+from aekit.modules import AutoencoderNet, build_net
+from aekit.objectives import (
+    NOISE_KINDS,
+    RECONSTRUCTION_LOSSES,
+    classification_loss,
+    corrupt,
+    kl_divergence,
+    reconstruction_loss,
+)
+from aekit.training import LoopState, TrainConfig, make_optimizer, train
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_TUPLE_PARAMS = ("hidden_layer_sizes", "conv_filters", "image_shape", "head_layer_sizes")
+UNLABELLED = -1
+
+#: Named parameter sets that reproduce the reference text's recipes in one line:
+#: ``Autoencoder(**PRESETS["conv"])``.
+PRESETS: dict[str, dict[str, Any]] = {
+    "dense": {},  # the estimator defaults are the reference dense AE
+    "dense20": {"n_components": 20},  # the AE stage of AE → t-SNE
+    "conv": {"architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001},
+    "denoising": {
+        "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001,
+        "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
+    },
+    "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
+}
+
+
+def _check_int(name: str, value: Any, low: int, high: float = math.inf, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
+        raise InputError(f"{name}={value!r} must be an integer >= {low}" + ("" if high == math.inf else f" and <= {high}"))
+
+
+def _check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high and math.isfinite(value)
+    if not ok:
+        rng = f"{'(' if low_open else '['}{low}, {high}]"
+        raise InputError(f"{name}={value!r} must be a number in {rng}")
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise InputError(f"{name}={value!r} must be one of {list(choices)}")
+
+
+def _check_sizes(name: str, value: Any, allow_empty: bool = True) -> None:
+    try:
+        sizes = list(value)
+    except TypeError:
+        raise InputError(f"{name}={value!r} must be a sequence of positive integers, e.g. (500, 300, 100)") from None
+    if (not sizes and not allow_empty) or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in sizes
+    ):
+        raise InputError(f"{name}={value!r} must be a sequence of positive integers, e.g. (500, 300, 100)")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While training, SIGTERM behaves like Ctrl-C: stop and keep the model."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared machinery; use ``Autoencoder`` or ``SupervisedAutoencoder``."""
+
+    _supervised: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate_params(self) -> None:
+        _check_choice("architecture", self.architecture, ("dense", "conv"))
+        _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
+        _check_int("n_components", self.n_components, 1, allow_none=self.architecture == "conv")
+        if self.n_components is None and self.architecture != "conv":
+            raise InputError("n_components=None is only allowed with architecture='conv'; give the code size, e.g. 2")
+        _check_choice("loss", self.loss, RECONSTRUCTION_LOSSES)
+        _check_choice("output_activation", self.output_activation, ("sigmoid", "linear"))
+        if self.loss == "bce" and self.output_activation != "sigmoid":
+            raise InputError("loss='bce' needs output_activation='sigmoid'; use loss='mse' with output_activation='linear' for unbounded data")
+        _check_float("dropout", self.dropout, 0.0, 1.0)
+        if self.dropout >= 1:
+            raise InputError(f"dropout={self.dropout} must be < 1")
+        _check_sizes("conv_filters", self.conv_filters, allow_empty=False)
+        _check_int("kernel_size", self.kernel_size, 1)
+        _check_float("beta", self.beta, 0.0, math.inf)
+        _check_choice("noise", self.noise, (None, *NOISE_KINDS))
+        _check_float("noise_factor", self.noise_factor, 0.0, math.inf)
+        _check_float("learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
+        _check_float("momentum", self.momentum, 0.0, 1.0)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("epochs", self.epochs, 1)
+        _check_float("validation_fraction", self.validation_fraction, 0.0, 0.9)
+        _check_int("patience", self.patience, 1)
+        _check_choice("lr_schedule", self.lr_schedule, (None, "cosine", "plateau"))
+        if self.early_stopping and not self.validation_fraction:
+            log.info("early_stopping without validation_fraction monitors the training loss")
+
+    def _X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Validate X and return float32 (uint8 images are divided by 255)."""
+        is_uint8 = getattr(X, "dtype", None) == np.uint8
+        if isinstance(X, np.ndarray) and X.dtype.kind in "OUSc":
+            raise TypeError(f"X has dtype {X.dtype}; expected a numeric (integer or float) array")
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
+        X = np.asarray(X, dtype=np.float32)
+        if is_uint8:
+            X = X / np.float32(255.0)
+        if not X.flags.writeable or not X.flags.c_contiguous:
+            X = np.array(X, dtype=np.float32, order="C")
+        return X
+
+    def _check_range(self, X: np.ndarray) -> None:
+        if self.loss == "bce" or self.noise is not None and self.output_activation == "sigmoid":
+            lo, hi = float(X.min()), float(X.max())
+            if lo < 0 or hi > 1:
+                raise InputError(
+                    f"loss={self.loss!r} with a sigmoid output needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
+                    "scale X (e.g. MinMaxScaler, or pass uint8 images) or use loss='mse', output_activation='linear'"
+                )
+
+    # ------------------------------------------------------------------ building
+
+    def _net_kwargs(self, n_features: int, n_classes: int | None) -> dict[str, Any]:
+        return {
+            "n_features": n_features,
+            "architecture": self.architecture,
+            "hidden_layer_sizes": tuple(self.hidden_layer_sizes),
+            "n_components": self.n_components,
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": self.output_activation,
+            "batchnorm": self.batchnorm,
+            "dropout": self.dropout,
+            "image_shape": self.image_shape,
+            "conv_filters": tuple(self.conv_filters),
+            "kernel_size": self.kernel_size,
+            "variational": self.variational,
+            "n_classes": n_classes,
+            **self._head_kwargs(),
+        }
+
+    def _head_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _loss_fn(self, net: AutoencoderNet, n_features: int) -> Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]:
+        loss_kind, out_act = self.loss, self.output_activation
+        noise, factor, beta = self.noise, float(self.noise_factor), float(self.beta)
+        clip = out_act == "sigmoid"
+        w_rec, w_cls = self._loss_weights()
+
+        def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
+            x = batch[0]  # (B, n_features)
+            x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
+            out = net(x_in)
+            rec = reconstruction_loss(out["recon_logits"], x, loss_kind, out_act)
+            terms = {"reconstruction": rec}
+            total = w_rec * rec
+            if "mu" in out:
+                terms["kl"] = kl_divergence(out["mu"], out["logvar"], n_features)
+                total = total + beta * terms["kl"]
+            if "class_logits" in out:
+                y = batch[1]
+                terms["classification"] = classification_loss(out["class_logits"], y)
+                total = total + w_cls * terms["classification"]
+                if not training:
+                    labelled = (y >= 0).float()
+                    hits = (out["class_logits"].argmax(1) == y).float() * labelled
+                    terms["accuracy"] = hits.sum() / labelled.sum().clamp(min=1.0)
+            terms["loss"] = total
+            return terms
+
+        return loss_fn
+
+    def _loss_weights(self) -> tuple[float, float]:
+        return 1.0, 0.0
+
+    # ------------------------------------------------------------------ fitting
+
+    def _fit(self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None) -> None:
+        self._validate_params()
+        self._check_range(X)
+        device = resolve_device(self.device)
+        seed = seed_from(self.random_state)
+        n, n_features = X.shape
+        with isolated_rng(seed, device):
+            net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
+            Xt = torch.from_numpy(X).to(device)
+            tensors: list[torch.Tensor] = [Xt]
+            if y_idx is not None:
+                tensors.append(torch.from_numpy(y_idx).to(device))
+            val = None
+            if self.validation_fraction:
+                n_val = max(1, int(round(n * self.validation_fraction)))
+                if n - n_val < 1:
+                    raise InputError(f"validation_fraction={self.validation_fraction} leaves no training samples out of {n}")
+                perm = torch.randperm(n, device=device)
+                val = tuple(t[perm[:n_val]] for t in tensors)
+                tensors = [t[perm[n_val:]] for t in tensors]
+            optimizer = make_optimizer(self.optimizer, net.parameters(), float(self.learning_rate), float(self.momentum))
+            config = TrainConfig(
+                epochs=int(self.epochs),
+                batch_size=int(self.batch_size),
+                early_stopping=bool(self.early_stopping),
+                patience=int(self.patience),
+                lr_schedule=self.lr_schedule,
+                progress=bool(self.verbose),
+            )
+            state = LoopState()
+            callbacks = list(self.callbacks or [])
+            if resume_from is not None:
+                from aekit.checkpoint import load_checkpoint
+
+                state = load_checkpoint(resume_from, net, optimizer, expected_params=self._json_params())
+            if self.checkpoint_path is not None:
+                from aekit.checkpoint import checkpoint_callback
+
+                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, self._json_params()))
+            # fitted attributes exist before training: an error or Ctrl-C never loses the model
+            self.net_ = net
+            self.device_ = device
+            self.seed_ = seed
+            self.history_ = state.history
+            self.n_iter_ = state.epoch
+            with _sigterm_as_interrupt():
+                try:
+                    state = train(net, self._loss_fn(net, n_features), optimizer, tensors, config, val_data=val, callbacks=callbacks, state=state)
+                finally:
+                    self.history_ = state.history
+                    self.n_iter_ = state.epoch
+                    self.stop_reason_ = state.stop_reason or "error"
+        net.eval()
+
+    # ------------------------------------------------------------------ inference
+
+    def _forward_batches(self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 4096) -> np.ndarray:
+        net = self.net_
+        net.eval()
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], batch_size):
+                xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)
+                outs.append(to_numpy(fn(xb)))
+        return np.concatenate(outs) if outs else np.empty((0, 0), np.float32)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Encode ``X`` ``(n_samples, n_features)`` to codes ``(n_samples, n_components)``.
+
+        For a variational model the code is the posterior mean (deterministic).
+        """
+        check_is_fitted(self, "net_")
+        X = self._X(X, reset=False)
+        return self._forward_batches(X, lambda xb: self.net_.encode(xb)["code"])
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decode codes ``(n_samples, n_components)`` back to data space ``(n_samples, n_features)``."""
+        check_is_fitted(self, "net_")
+        Z = np.asarray(X)
+        if Z.ndim != 2 or Z.shape[1] != self._n_features_out:
+            raise InputError(
+                f"inverse_transform expects codes of shape (n_samples, {self._n_features_out}), found {Z.shape}; "
+                "pass the output of transform"
+            )
+        if Z.dtype.kind not in "biuf" or not np.all(np.isfinite(Z)):
+            raise InputError("inverse_transform expects finite numeric codes")
+        Z = np.ascontiguousarray(Z, dtype=np.float32)
+        return self._forward_batches(Z, self.net_.decode)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``."""
+        check_is_fitted(self, "net_")
+        X = self._X(X, reset=False)
+        return self._forward_batches(X, lambda xb: self.net_.decode(self.net_.encode(xb)["code"]))
+
+    def reconstruction_error(self, X: Any) -> float:
+        """Mean-per-element reconstruction loss (the training ``loss``) of ``X``."""
+        check_is_fitted(self, "net_")
+        Xv = self._X(X, reset=False)
+        total = 0.0
+        net = self.net_
+        net.eval()
+        with torch.inference_mode():
+            for start in range(0, Xv.shape[0], 4096):
+                xb = torch.from_numpy(Xv[start : start + 4096]).to(self.device_)
+                logits = net.decoder(net.encode(xb)["code"])
+                total += float(reconstruction_loss(logits, xb, self.loss, self.output_activation)) * xb.shape[0]
+        return total / Xv.shape[0]
+
+    @property
+    def _n_features_out(self) -> int:
+        check_is_fitted(self, "net_")
+        return int(self.net_.code_size)
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # ------------------------------------------------------------------ persistence
+
+    def _json_params(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        params.pop("callbacks", None)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {
+            "n_features_in_": int(self.n_features_in_),
+            "history_": self.history_,
+            "n_iter_": int(self.n_iter_),
+            "seed_": int(self.seed_),
+            "stop_reason_": getattr(self, "stop_reason_", ""),
+        }
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+        """Write the fitted model to one ``.safetensors`` file (weights + JSON metadata).
+
+        The file is written under a temporary name and renamed, so a crash never
+        leaves a half-written file and never harms the previous one.
+        """
+        from safetensors.torch import save_file
+
+        check_is_fitted(self, "net_")
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) or choose another path")
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.net_.state_dict().items()}
+        metadata = {
+            "aekit_format": str(FORMAT_VERSION),
+            "estimator": type(self).__name__,
+            "params": json.dumps(self._json_params()),
+            "fitted": json.dumps(self._fitted_state()),
+            "versions": json.dumps(_versions()),
+        }
+        with atomic_path(p) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        return p
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    from aekit import __version__
+
+    return {"aekit": __version__, "torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
+
+
+class Autoencoder(_AutoencoderBase):
+    """Autoencoder for dimensionality reduction, denoising and visualization.
+
+    A scikit-learn transformer: ``transform`` is the encoder, ``inverse_transform``
+    the decoder. Dense or convolutional body, optional Gaussian (VAE) latent,
+    optional training-time corruption (denoising). Defaults are the reference
+    dense AE; ``PRESETS`` holds the other recipes.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(500, 300, 100)
+        Dense encoder widths; the decoder mirrors them.
+    n_components : int or None, default=2
+        Code size. ``None`` (conv only) keeps the spatial code (7×7×16 on MNIST).
+    architecture : {"dense", "conv"}, default="dense"
+    activation : str or None, default=None
+        Hidden activation; None means tanh for dense, relu for conv (the reference).
+    code_activation : str, default="tanh"
+        Activation of the code layer of a deterministic AE.
+    output_activation : {"sigmoid", "linear"}, default="sigmoid"
+    loss : {"bce", "mse"}, default="bce"
+        Reconstruction loss, mean per element.
+    batchnorm : bool, default=False
+        BatchNorm after every hidden layer.
+    dropout : float, default=0.0
+        Dropout after every hidden layer of the body.
+    image_shape : tuple, optional
+        ``(H, W)`` or ``(C, H, W)`` for the conv body; square single-channel if None.
+    conv_filters : tuple of int, default=(32, 16)
+    kernel_size : int, default=3
+    variational : bool, default=False
+        Gaussian latent with reparameterisation and a KL term (VAE).
+    beta : float, default=1.0
+        Weight of the KL term (per input feature, see ``objectives``).
+    noise : {None, "gaussian", "masking", "salt_pepper"}, default=None
+        Corrupt inputs while training (denoising AE); targets stay clean.
+    noise_factor : float, default=0.4
+        Gaussian std, or the fraction of values hit for masking / salt-and-pepper.
+    optimizer : {"rmsprop", "adam", "adamw", "sgd"}, default="rmsprop"
+        Keras semantics (eps=1e-7; RMSprop rho=0.9 with eps inside the root).
+    learning_rate : float, default=0.002
+    momentum : float, default=0.01
+    batch_size : int, default=128
+    epochs : int, default=20
+    lr_schedule : {None, "cosine", "plateau"}, default=None
+    validation_fraction : float, default=0.0
+        Held-out fraction for ``val_*`` history and early stopping.
+    early_stopping : bool, default=False
+    patience : int, default=5
+    device : str, default="auto"
+        "auto" picks CUDA (or MPS) when available, else CPU.
+    random_state : int, RandomState or None
+        Seeds everything in ``fit`` without touching the global RNG.
+    verbose : int, default=0
+        1 shows a progress bar.
+    callbacks : list of callables, optional
+        ``cb(epoch, logs)``; returning True stops training.
+    checkpoint_path : path, optional
+        Write a resumable checkpoint there after every epoch.
+
+    Attributes
+    ----------
+    net_ : AutoencoderNet
+    history_ : dict of str to list of float
+        Per-epoch ``loss``, ``reconstruction`` (+ ``kl``), ``val_*``, ``lr``, ``time``.
+    n_features_in_ : int
+    n_iter_ : int
+        Epochs completed.
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes: Sequence[int] = (500, 300, 100),
+        n_components: int | None = 2,
+        architecture: str = "dense",
+        activation: str | None = None,
+        code_activation: str = "tanh",
+        output_activation: str = "sigmoid",
+        loss: str = "bce",
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        image_shape: Sequence[int] | None = None,
+        conv_filters: Sequence[int] = (32, 16),
+        kernel_size: int = 3,
+        variational: bool = False,
+        beta: float = 1.0,
+        noise: str | None = None,
+        noise_factor: float = 0.4,
+        optimizer: str = "rmsprop",
+        learning_rate: float = 0.002,
+        momentum: float = 0.01,
+        batch_size: int = 128,
+        epochs: int = 20,
+        lr_schedule: str | None = None,
+        validation_fraction: float = 0.0,
+        early_stopping: bool = False,
+        patience: int = 5,
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list[Callable[..., Any]] | None = None,
+        checkpoint_path: str | None = None,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.architecture = architecture
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.image_shape = image_shape
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.variational = variational
+        self.beta = beta
+        self.noise = noise
+        self.noise_factor = noise_factor
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr_schedule = lr_schedule
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint_path = checkpoint_path
+
+    def fit(self, X: Any, y: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> Autoencoder:
+        """Train on ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
+
+        ``resume_from`` continues from a checkpoint written via ``checkpoint_path``.
+        """
+        X = self._X(X, reset=True)
+        self._fit(X, None, None, resume_from)
+        return self
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean reconstruction loss (higher is better, for model selection)."""
+        return -self.reconstruction_error(X)
+
+    def sample(self, n_samples: int, random_state: int | None = None) -> np.ndarray:
+        """Draw ``n_samples`` from a variational model's prior and decode them."""
+        check_is_fitted(self, "net_")
+        if not self.variational:
+            raise InputError("sample() needs variational=True; this model has a deterministic code")
+        _check_int("n_samples", n_samples, 1)
+        g = torch.Generator().manual_seed(seed_from(random_state))
+        z = torch.randn(n_samples, self._n_features_out, generator=g).numpy()
+        return self.inverse_transform(z)
+
+
+class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
+    """Autoencoder with a classifier head off the code (SAE).
+
+    Loss = ``reconstruction_weight``·BCE(reconstruction) + ``classification_weight``·CE(class).
+    A classifier and a transformer at once: ``predict``/``predict_proba``/``score``
+    (accuracy) and ``transform``/``inverse_transform``. Labels may be any values;
+    ``y == -1`` marks an unlabelled sample, which trains only the reconstruction.
+
+    Parameters
+    ----------
+    head_layer_sizes : tuple of int, default=(64, 128)
+    head_activation : str, default="tanh"
+    head_dropout : float, default=0.0
+        0.5 is the reference remedy for an overfitting head.
+    reconstruction_weight : float, default=1.0
+    classification_weight : float, default=0.1
+    (all other parameters as in ``Autoencoder``)
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    """
+
+    _supervised = True
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes: Sequence[int] = (500, 300, 100),
+        n_components: int | None = 2,
+        architecture: str = "dense",
+        activation: str | None = None,
+        code_activation: str = "tanh",
+        output_activation: str = "sigmoid",
+        loss: str = "bce",
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        image_shape: Sequence[int] | None = None,
+        conv_filters: Sequence[int] = (32, 16),
+        kernel_size: int = 3,
+        variational: bool = False,
+        beta: float = 1.0,
+        noise: str | None = None,
+        noise_factor: float = 0.4,
+        head_layer_sizes: Sequence[int] = (64, 128),
+        head_activation: str = "tanh",
+        head_dropout: float = 0.0,
+        reconstruction_weight: float = 1.0,
+        classification_weight: float = 0.1,
+        optimizer: str = "rmsprop",
+        learning_rate: float = 0.002,
+        momentum: float = 0.01,
+        batch_size: int = 128,
+        epochs: int = 20,
+        lr_schedule: str | None = None,
+        validation_fraction: float = 0.0,
+        early_stopping: bool = False,
+        patience: int = 5,
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list[Callable[..., Any]] | None = None,
+        checkpoint_path: str | None = None,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.architecture = architecture
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.image_shape = image_shape
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.variational = variational
+        self.beta = beta
+        self.noise = noise
+        self.noise_factor = noise_factor
+        self.head_layer_sizes = head_layer_sizes
+        self.head_activation = head_activation
+        self.head_dropout = head_dropout
+        self.reconstruction_weight = reconstruction_weight
+        self.classification_weight = classification_weight
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr_schedule = lr_schedule
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint_path = checkpoint_path
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _check_sizes("head_layer_sizes", self.head_layer_sizes)
+        _check_float("head_dropout", self.head_dropout, 0.0, 0.99)
+        _check_float("reconstruction_weight", self.reconstruction_weight, 0.0, math.inf)
+        _check_float("classification_weight", self.classification_weight, 0.0, math.inf)
+
+    def _head_kwargs(self) -> dict[str, Any]:
+        return {
+            "head_layer_sizes": tuple(self.head_layer_sizes),
+            "head_activation": self.head_activation,
+            "head_dropout": self.head_dropout,
+        }
+
+    def _loss_weights(self) -> tuple[float, float]:
+        return float(self.reconstruction_weight), float(self.classification_weight)
+
+    def _encode_labels(self, y: Any, n: int) -> np.ndarray:
+        """Map labels to indices 0..n_classes-1; unlabelled (-1) stays -1. Sets ``classes_``."""
+        if y is None:
+            raise InputError("SupervisedAutoencoder.fit needs y; use Autoencoder for unlabelled data, or y=-1 per unlabelled sample")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if y.ndim != 1:
+            raise InputError(f"y must be 1-D of shape ({n},), found shape {y.shape}")
+        if y.shape[0] != n:
+            raise InputError(f"y has {y.shape[0]} labels but X has {n} samples; pass one label per sample")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise InputError("y contains NaN or inf; mark unlabelled samples with -1 instead")
+        if y.dtype.kind == "c":
+            raise InputError(f"y has complex dtype {y.dtype}; expected class labels")
+        if y.dtype.kind in "iuf":
+            unlabelled = y == UNLABELLED
+        elif y.dtype.kind == "O":
+            unlabelled = np.array([isinstance(v, (int, np.integer)) and v == UNLABELLED for v in y], dtype=bool)
+        else:
+            unlabelled = np.zeros(n, dtype=bool)
+        labelled = y[~unlabelled]
+        if labelled.size == 0:
+            raise InputError("y has no labelled samples (all -1); train an Autoencoder instead, or label some samples")
+        from sklearn.utils.multiclass import type_of_target
+
+        kind = type_of_target(labelled)
+        if kind not in ("binary", "multiclass"):
+            raise InputError(f"y must hold class labels (binary or multiclass), found {kind!r} targets")
+        self.classes_ = np.unique(labelled)
+        if len(self.classes_) < 2:
+            raise InputError(f"y holds a single class ({self.classes_[0]!r}); a classifier needs at least 2")
+        idx = np.full(n, UNLABELLED, dtype=np.int64)
+        idx[~unlabelled] = np.searchsorted(self.classes_, labelled)
+        return idx
+
+    def fit(self, X: Any, y: Any, *, resume_from: str | os.PathLike[str] | None = None) -> SupervisedAutoencoder:
+        """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
+        X = self._X(X, reset=True)
+        y_idx = self._encode_labels(y, X.shape[0])
+        self._fit(X, y_idx, len(self.classes_), resume_from)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n_samples, n_classes)`` from the head."""
+        check_is_fitted(self, "net_")
+        X = self._X(X, reset=False)
+        return self._forward_batches(X, lambda xb: torch.softmax(self.net_.head(self.net_.encode(xb)["code"]), dim=1))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels ``(n_samples,)``, values from ``classes_``."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def _fitted_state(self) -> dict[str, Any]:
+        state = super()._fitted_state()
+        state["classes_"] = self.classes_.tolist()
+        state["classes_dtype"] = self.classes_.dtype.str
+        return state
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+ESTIMATORS: dict[str, type[_AutoencoderBase]] = {"Autoencoder": Autoencoder, "SupervisedAutoencoder": SupervisedAutoencoder}
+
+
+def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | SupervisedAutoencoder:
+    """Load a model written by ``save``; runs no code from the file (safetensors + JSON).
+
+    Names, shapes, finiteness and the format version are checked. Tensors are
+    placed on ``device`` (CPU by default, whatever device trained the model).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such model file")
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{p}: not a valid aekit model file (safetensors: {exc}); was it written by Autoencoder.save?") from exc
+    if "aekit_format" not in meta:
+        raise ModelFileError(f"{p}: a safetensors file without aekit metadata; save models with Autoencoder.save")
+    if meta["aekit_format"] != str(FORMAT_VERSION):
+        raise ModelFileError(f"{p}: model format {meta['aekit_format']}, this aekit reads format {FORMAT_VERSION}; upgrade aekit")
+    cls = ESTIMATORS.get(meta.get("estimator", ""))
+    if cls is None:
+        raise ModelFileError(f"{p}: unknown estimator {meta.get('estimator')!r}; expected one of {sorted(ESTIMATORS)}")
+    try:
+        params = json.loads(meta["params"])
+        fitted = json.loads(meta["fitted"])
+        for k in _TUPLE_PARAMS:
+            if isinstance(params.get(k), list):
+                params[k] = tuple(params[k])
+        params["device"] = device
+        est = cls(**params)
+        est._validate_params()
+        n_features = int(fitted["n_features_in_"])
+        classes = None
+        if "classes_" in fitted:
+            classes = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
+        net = build_net(**est._net_kwargs(n_features, None if classes is None else len(classes)))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{p}: corrupted model metadata ({exc})") from exc
+    expected = net.state_dict()
+    missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
+    if missing or extra:
+        raise ModelFileError(f"{p}: weights do not match the architecture: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}")
+    for k, v in expected.items():
+        if tensors[k].shape != v.shape or tensors[k].dtype != v.dtype:
+            raise ModelFileError(f"{p}: tensor {k} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, expected {tuple(v.shape)} {v.dtype}")
+        if tensors[k].is_floating_point() and not bool(torch.isfinite(tensors[k]).all()):
+            raise ModelFileError(f"{p}: tensor {k} holds NaN or inf values; the file is corrupted")
+    net.load_state_dict(tensors)
+    dev = resolve_device(device)
+    est.net_ = net.to(dev).eval()
+    est.device_ = dev
+    est.n_features_in_ = n_features
+    est.history_ = fitted.get("history_", {})
+    est.n_iter_ = int(fitted.get("n_iter_", 0))
+    est.seed_ = int(fitted.get("seed_", 0))
+    est.stop_reason_ = fitted.get("stop_reason_", "")
+    if classes is not None:
+        est.classes_ = classes  # type: ignore[attr-defined]
+    return est

@@ -1,0 +1,263 @@
+"""The neural network: one composable autoencoder with Keras-style initialisation.
+
+``AutoencoderNet`` = encoder (dense or convolutional) → optional Gaussian latent
+→ decoder, plus an optional classifier head off the code. Inputs are always flat
+``(B, n_features)``; a convolutional body reshapes to ``image_shape`` internally.
+The decoder returns logits: the output activation is applied by ``reconstruct``
+and folded into the loss (BCE from logits) while training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from aekit._utils import InputError
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "linear": nn.Identity,
+}
+
+
+def make_activation(name: str, argname: str = "activation") -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise InputError(f"{argname}={name!r} is not supported; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def keras_init_(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases, as Keras initialises Dense and Conv2D."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def dense_stack(
+    sizes: Sequence[int],
+    activation: str,
+    *,
+    last_activation: str,
+    batchnorm: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """Linear layers ``sizes[0] → sizes[1] → ... → sizes[-1]``.
+
+    Hidden layers are Linear → [BatchNorm] → activation → [Dropout]; the last
+    layer is Linear → ``last_activation``.
+    """
+    layers: list[nn.Module] = []
+    n = len(sizes) - 1
+    for i in range(n):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < n - 1:
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(make_activation(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        elif last_activation != "linear":
+            layers.append(make_activation(last_activation))
+    return nn.Sequential(*layers)
+
+
+def conv_encoder(
+    image_shape: tuple[int, int, int], filters: Sequence[int], kernel_size: int, activation: str, batchnorm: bool
+) -> nn.Sequential:
+    """Unflatten to ``image_shape``, Conv(same) → act → MaxPool(2) per entry of ``filters``, Flatten."""
+    layers: list[nn.Module] = [nn.Unflatten(1, tuple(image_shape))]
+    prev = image_shape[0]
+    for f in filters:
+        layers.append(nn.Conv2d(prev, f, kernel_size, padding="same"))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(f))
+        layers += [make_activation(activation), nn.MaxPool2d(2)]
+        prev = f
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers)
+
+
+def conv_decoder(
+    image_shape: tuple[int, int, int], filters: Sequence[int], kernel_size: int, activation: str, batchnorm: bool
+) -> nn.Sequential:
+    """Mirror of ``conv_encoder``: Unflatten, Conv → act → UpSample(2) per level, Conv to channels (logits)."""
+    c, h, w = image_shape
+    down = 2 ** len(filters)
+    layers: list[nn.Module] = [nn.Unflatten(1, (filters[-1], h // down, w // down))]
+    prev = filters[-1]
+    for f in reversed(filters):
+        layers.append(nn.Conv2d(prev, f, kernel_size, padding="same"))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(f))
+        layers += [make_activation(activation), nn.Upsample(scale_factor=2, mode="nearest")]
+        prev = f
+    layers += [nn.Conv2d(prev, c, kernel_size, padding="same"), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+class AutoencoderNet(nn.Module):
+    """Encoder → (Gaussian) code → decoder, with an optional classifier head.
+
+    ``forward(x)`` with ``x`` of shape ``(B, n_features)`` returns a dict:
+    ``code (B, d)``, ``recon_logits (B, n_features)``, and, when present,
+    ``mu``/``logvar (B, d)`` and ``class_logits (B, n_classes)``.
+    """
+
+    code_size: int
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        *,
+        output_activation: str = "sigmoid",
+        mu: nn.Module | None = None,
+        logvar: nn.Module | None = None,
+        head: nn.Module | None = None,
+        code_size: int,
+    ) -> None:
+        super().__init__()
+        self.code_size = code_size  # width of the code returned by ``encode``
+        if output_activation not in ("sigmoid", "linear"):
+            raise InputError(f"output_activation={output_activation!r} must be 'sigmoid' or 'linear'")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.mu = mu
+        self.logvar = logvar
+        self.head = head
+        self.output_activation = output_activation
+
+    @property
+    def variational(self) -> bool:
+        return self.mu is not None
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.encoder(x)  # (B, d) or (B, hidden) for a VAE
+        if self.mu is None or self.logvar is None:
+            return {"code": h}
+        mu, logvar = self.mu(h), self.logvar(h)
+        if self.training:
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        else:
+            z = mu  # transform is deterministic: the mean
+        return {"code": z, "mu": mu, "logvar": logvar}
+
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstruction in data space, ``(B, n_features)``."""
+        return self.output(self.decoder(z))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.encode(x)
+        out["recon_logits"] = self.decoder(out["code"])  # (B, n_features)
+        if self.head is not None:
+            out["class_logits"] = self.head(out["code"])  # (B, n_classes)
+        return out
+
+
+def build_net(
+    *,
+    n_features: int,
+    architecture: str = "dense",
+    hidden_layer_sizes: Sequence[int] = (500, 300, 100),
+    n_components: int | None = 2,
+    activation: str | None = None,
+    code_activation: str = "tanh",
+    output_activation: str = "sigmoid",
+    batchnorm: bool = False,
+    dropout: float = 0.0,
+    image_shape: Sequence[int] | None = None,
+    conv_filters: Sequence[int] = (32, 16),
+    kernel_size: int = 3,
+    variational: bool = False,
+    n_classes: int | None = None,
+    head_layer_sizes: Sequence[int] = (64, 128),
+    head_activation: str = "tanh",
+    head_dropout: float = 0.0,
+) -> AutoencoderNet:
+    """Build and Keras-initialise an ``AutoencoderNet`` from plain parameters.
+
+    ``activation=None`` takes the reference's default for the body: tanh for
+    dense, relu for conv.
+    """
+    if activation is None:
+        activation = "relu" if architecture == "conv" else "tanh"
+    if architecture == "dense":
+        if n_components is None:
+            raise InputError("n_components=None is only allowed with architecture='conv'; give the code size, e.g. 2")
+        hidden = list(hidden_layer_sizes)
+        if variational:
+            body = dense_stack([n_features, *hidden], activation, last_activation=activation, batchnorm=batchnorm, dropout=dropout) if hidden else nn.Identity()
+            width = hidden[-1] if hidden else n_features
+        else:
+            body = dense_stack([n_features, *hidden, n_components], activation, last_activation=code_activation, batchnorm=batchnorm, dropout=dropout)
+            width = n_components
+        decoder = dense_stack([n_components, *reversed(hidden), n_features], activation, last_activation="linear", batchnorm=batchnorm, dropout=dropout)
+    elif architecture == "conv":
+        shape = _image_shape(image_shape, n_features, len(conv_filters))
+        body = conv_encoder(shape, conv_filters, kernel_size, activation, batchnorm)
+        decoder = conv_decoder(shape, conv_filters, kernel_size, activation, batchnorm)
+        down = 2 ** len(conv_filters)
+        flat = conv_filters[-1] * (shape[1] // down) * (shape[2] // down)
+        width = flat
+        if n_components is not None and not variational:
+            body = nn.Sequential(body, nn.Linear(flat, n_components), *([make_activation(code_activation, "code_activation")] if code_activation != "linear" else []))
+            decoder = nn.Sequential(nn.Linear(n_components, flat), nn.ReLU(), decoder)
+            width = n_components
+        elif variational:
+            code = n_components if n_components is not None else flat
+            decoder = nn.Sequential(nn.Linear(code, flat), nn.ReLU(), decoder)
+    else:
+        raise InputError(f"architecture={architecture!r} must be 'dense' or 'conv'")
+
+    mu = logvar = None
+    code_size = width
+    if variational:
+        code_size = n_components if n_components is not None else width
+        mu, logvar = nn.Linear(width, code_size), nn.Linear(width, code_size)
+    head = None
+    if n_classes is not None:
+        head = dense_stack([code_size, *head_layer_sizes, n_classes], head_activation, last_activation="linear", dropout=head_dropout)
+    net = AutoencoderNet(body, decoder, output_activation=output_activation, mu=mu, logvar=logvar, head=head, code_size=code_size)
+    keras_init_(net)
+    if logvar is not None:  # start the VAE with unit variance
+        nn.init.zeros_(logvar.weight)
+    return net
+
+
+def _image_shape(image_shape: Sequence[int] | None, n_features: int, depth: int) -> tuple[int, int, int]:
+    if image_shape is None:
+        side = int(round(n_features**0.5))
+        if side * side != n_features:
+            raise InputError(
+                f"architecture='conv' needs image_shape for {n_features} features (not a square); "
+                "pass image_shape=(height, width) or (channels, height, width)"
+            )
+        image_shape = (side, side)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise InputError(f"image_shape={tuple(image_shape)} must be (height, width) or (channels, height, width)")
+    c, h, w = shape
+    if c * h * w != n_features:
+        raise InputError(f"image_shape={tuple(image_shape)} holds {c * h * w} values but X has {n_features} features")
+    down = 2**depth
+    if h % down or w % down:
+        raise InputError(
+            f"image_shape={tuple(image_shape)}: height and width must be divisible by {down} "
+            f"for {depth} pooling levels; pad the images or use fewer conv_filters"
+        )
+    return shape  # type: ignore[return-value]

@@ -1,0 +1,64 @@
+"""Loss terms and training-time corruption. Every reduction is stated.
+
+* reconstruction: mean over samples *and* features ("mean per pixel"), as Keras.
+* classification: mean cross-entropy over the *labelled* samples (label -1 = unlabelled).
+* KL: mean over samples of the sum over code dimensions, divided by ``n_features``
+  so that it sits on the same per-pixel scale as the reconstruction term.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from aekit._utils import InputError
+
+RECONSTRUCTION_LOSSES = ("bce", "mse")
+NOISE_KINDS = ("gaussian", "masking", "salt_pepper")
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str, output_activation: str) -> torch.Tensor:
+    """Mean-per-element reconstruction loss from decoder logits, shape ``()``."""
+    if kind == "bce":
+        if output_activation != "sigmoid":
+            raise InputError("loss='bce' needs output_activation='sigmoid'; use loss='mse' for unbounded data")
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "mse":
+        out = torch.sigmoid(logits) if output_activation == "sigmoid" else logits
+        return F.mse_loss(out, target)
+    raise InputError(f"loss={kind!r} must be one of {RECONSTRUCTION_LOSSES}")
+
+
+def classification_loss(class_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over labelled samples; ``y == -1`` samples contribute nothing.
+
+    Written without data-dependent branches so that it never forces a host sync.
+    """
+    labelled = (y >= 0).to(class_logits.dtype)  # (B,)
+    per_sample = F.cross_entropy(class_logits, y.clamp(min=0), reduction="none")  # (B,)
+    return (per_sample * labelled).sum() / labelled.sum().clamp(min=1.0)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, n_features: int) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) per sample, summed over code dims, per input feature."""
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)  # (B,)
+    return kl.mean() / n_features
+
+
+def corrupt(x: torch.Tensor, kind: str, factor: float, *, clip: bool = True) -> torch.Tensor:
+    """Corrupt a batch for denoising training (uses torch's current RNG).
+
+    gaussian: ``x + factor * N(0, 1)``, clipped to [0, 1] when ``clip``;
+    masking: each value set to 0 with probability ``factor``;
+    salt_pepper: each value set to 0 or 1 (equally likely) with probability ``factor``.
+    """
+    if kind == "gaussian":
+        noisy = x + factor * torch.randn_like(x)
+        return noisy.clamp_(0.0, 1.0) if clip else noisy
+    if kind == "masking":
+        return x * (torch.rand_like(x) >= factor).to(x.dtype)
+    if kind == "salt_pepper":
+        hit = torch.rand_like(x) < factor
+        salt = (torch.rand_like(x) < 0.5).to(x.dtype)
+        return torch.where(hit, salt, x)
+    raise InputError(f"noise={kind!r} must be one of {NOISE_KINDS} or None")

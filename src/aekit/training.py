@@ -1,0 +1,294 @@
+"""The training loop. It knows nothing about any model.
+
+``train`` takes a module (only for ``train()``/``eval()`` and its weights), a
+``loss_fn(batch, training) -> {"loss": total, **named terms}``, an optimizer and
+in-memory tensors, and runs mini-batch epochs: one gather per epoch to shuffle,
+contiguous slices as batches, no host sync inside an epoch (losses are summed on
+the device and read once per epoch), validation, early stopping with best-weight
+restore, learning-rate schedules, callbacks, a progress bar, NaN/inf detection
+that keeps the last good weights, and Ctrl-C that stops and keeps the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from aekit._utils import InputError, TrainingDivergedError
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]
+#: ``callback(epoch, logs) -> bool | None``; returning True stops training.
+Callback = Callable[[int, dict[str, float]], Any]
+
+SCHEDULES = (None, "cosine", "plateau")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20  # passes over the training data
+    batch_size: int = 128  # samples per optimizer step; the last batch may be smaller (as Keras)
+    shuffle: bool = True  # reshuffle the training data every epoch
+    early_stopping: bool = False  # stop once the monitored loss stops improving
+    patience: int = 5  # epochs without improvement before early stopping
+    min_delta: float = 0.0  # smallest decrease that counts as an improvement
+    restore_best_weights: bool = True  # with early stopping: end with the best epoch's weights
+    lr_schedule: str | None = None  # None, "cosine" (per step, to 0) or "plateau" (halve after 2 flat epochs)
+    progress: bool = False  # show a tqdm progress bar
+    eval_batch_size: int = 4096  # samples per forward pass when validating
+
+
+@dataclass
+class LoopState:
+    """Everything needed to continue training exactly where it stopped."""
+
+    epoch: int = 0  # completed epochs
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_score: float = math.inf
+    best_epoch: int = -1
+    wait: int = 0
+    best_weights: dict[str, torch.Tensor] | None = None
+    plateau_wait: int = 0
+    plateau_best: float = math.inf
+    stop_reason: str = ""
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
+
+
+@torch.no_grad()
+def evaluate(module: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor], batch_size: int) -> dict[str, float]:
+    """Sample-weighted mean of every named loss over ``data``, in eval mode."""
+    was_training = module.training
+    module.eval()
+    n = data[0].shape[0]
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, n, batch_size):
+        batch = tuple(t[start : start + batch_size] for t in data)
+        for k, v in loss_fn(batch, False).items():
+            sums[k] = sums.get(k, 0) + v.detach() * batch[0].shape[0]
+    module.train(was_training)
+    return {k: float(v) / n for k, v in sums.items()}
+
+
+def train(
+    module: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    data: Sequence[torch.Tensor],
+    config: TrainConfig,
+    *,
+    val_data: Sequence[torch.Tensor] | None = None,
+    callbacks: Iterable[Callback] = (),
+    state: LoopState | None = None,
+) -> LoopState:
+    """Train ``module`` in place and return the loop state (with ``history``).
+
+    Parameters
+    ----------
+    data : sequence of tensors
+        Tensors with the same first dimension (e.g. ``(X,)`` or ``(X, y)``), on the
+        module's device; batches are slices of them.
+    state : LoopState, optional
+        Resume from here (epochs already done, history, early-stopping state).
+
+    Raises
+    ------
+    TrainingDivergedError
+        The loss became NaN/inf; the module holds the weights from the end of the
+        last good epoch.
+    """
+    if config.lr_schedule not in SCHEDULES:
+        raise InputError(f"lr_schedule={config.lr_schedule!r} must be one of {SCHEDULES}")
+    state = state or LoopState()
+    n = data[0].shape[0]
+    bs = config.batch_size
+    steps = math.ceil(n / bs)
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+    for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+        g["initial_lr"] = lr
+    total_steps = steps * config.epochs
+    monitor = "val_loss" if val_data is not None else "loss"
+    bar = _progress_bar(config.progress, total_steps, state.epoch * steps)
+    callbacks = list(callbacks)
+    device = data[0].device
+
+    try:
+        while state.epoch < config.epochs:
+            epoch = state.epoch
+            t0 = time.perf_counter()
+            good = _snapshot(module)
+            module.train()
+            if config.shuffle:
+                perm = torch.randperm(n, device=device)
+                epoch_data = tuple(t[perm] for t in data)  # one gather per epoch
+            else:
+                epoch_data = tuple(data)
+            sums: dict[str, torch.Tensor] = {}
+            step_loss = torch.empty(steps, device=device)
+            for i in range(steps):
+                if config.lr_schedule == "cosine":
+                    frac = (epoch * steps + i) / max(total_steps, 1)
+                    for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                        g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * frac))
+                batch = tuple(t[i * bs : (i + 1) * bs] for t in epoch_data)
+                losses = loss_fn(batch, True)
+                optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                optimizer.step()
+                step_loss[i] = losses["loss"].detach()
+                m = batch[0].shape[0]
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0) + v.detach() * m
+                if bar is not None:
+                    bar.update(1)
+            finite = torch.isfinite(step_loss)
+            if not bool(finite.all()):  # one sync per epoch
+                bad = int((~finite).nonzero()[0])
+                module.load_state_dict(good)
+                state.stop_reason = "diverged"
+                raise TrainingDivergedError(
+                    f"training loss became {float(step_loss[bad])} at epoch {epoch + 1}, step {bad + 1} "
+                    f"(global step {epoch * steps + bad + 1}); kept the weights from the end of epoch {epoch}. "
+                    "Fix: lower learning_rate, check the input scaling, or use batchnorm=True"
+                )
+            logs = {k: float(v) / n for k, v in sums.items()}
+            if val_data is not None:
+                logs.update({f"val_{k}": v for k, v in evaluate(module, loss_fn, val_data, config.eval_batch_size).items()})
+            logs["lr"] = optimizer.param_groups[0]["lr"]
+            logs["time"] = time.perf_counter() - t0
+            for k, v in logs.items():
+                state.history.setdefault(k, []).append(v)
+            state.epoch = epoch + 1
+            score = logs[monitor]
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if "loss" in k})
+            log.info("epoch %d/%d %s", epoch + 1, config.epochs, " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+
+            if score < state.best_score - config.min_delta:
+                state.best_score, state.best_epoch, state.wait = score, epoch, 0
+                if config.early_stopping and config.restore_best_weights:
+                    state.best_weights = _snapshot(module)
+            else:
+                state.wait += 1
+            if config.lr_schedule == "plateau":
+                if score < state.plateau_best - config.min_delta:
+                    state.plateau_best, state.plateau_wait = score, 0
+                else:
+                    state.plateau_wait += 1
+                    if state.plateau_wait >= 2:
+                        _set_lr(optimizer, optimizer.param_groups[0]["lr"] * 0.5)
+                        state.plateau_wait = 0
+            stop = any(bool(cb(epoch, logs)) for cb in callbacks)
+            if config.early_stopping and state.wait >= config.patience:
+                state.stop_reason = "early_stopping"
+                break
+            if stop:
+                state.stop_reason = "callback"
+                break
+    except KeyboardInterrupt:
+        module.load_state_dict(good)  # the end of the last complete epoch
+        state.stop_reason = "interrupted"
+        log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    if config.early_stopping and config.restore_best_weights and state.best_weights is not None:
+        if state.best_epoch != state.epoch - 1:
+            module.load_state_dict(state.best_weights)
+            log.info("restored the weights of epoch %d (best %s=%.5g)", state.best_epoch + 1, monitor, state.best_score)
+    if not state.stop_reason:
+        state.stop_reason = "completed"
+    return state
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+class KerasRMSprop(torch.optim.Optimizer):
+    """RMSprop with Keras 3 semantics (epsilon *inside* the square root).
+
+    ``v = rho·v + (1-rho)·g²``; ``inc = lr·g / sqrt(v + eps)``;
+    with momentum ``buf = momentum·buf + inc; p -= buf``, else ``p -= inc``.
+    PyTorch's RMSprop puts eps outside the root (``sqrt(v) + eps``), which with
+    eps=1e-7 is a 3000x smaller floor and does not reproduce Keras runs.
+    """
+
+    def __init__(
+        self, params: Any, lr: float = 0.001, rho: float = 0.9, momentum: float = 0.0, eps: float = 1e-7
+    ) -> None:
+        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
+        assert closure is None, "closures are not supported"
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            vs, bufs = [], []
+            for p in params:
+                st = self.state[p]
+                if not st:
+                    st["velocity"] = torch.zeros_like(p)
+                    if group["momentum"] > 0:
+                        st["momentum"] = torch.zeros_like(p)
+                vs.append(st["velocity"])
+                if group["momentum"] > 0:
+                    bufs.append(st["momentum"])
+            torch._foreach_mul_(vs, group["rho"])
+            torch._foreach_addcmul_(vs, grads, grads, value=1 - group["rho"])
+            denom = torch._foreach_add(vs, group["eps"])
+            torch._foreach_sqrt_(denom)
+            inc = torch._foreach_div(grads, denom)
+            torch._foreach_mul_(inc, group["lr"])
+            if group["momentum"] > 0:
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_add_(bufs, inc)
+                torch._foreach_sub_(params, bufs)
+            else:
+                torch._foreach_sub_(params, inc)
+
+
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+
+
+def make_optimizer(name: str, params: Any, lr: float, momentum: float = 0.0) -> torch.optim.Optimizer:
+    """Optimizers with Keras defaults (eps=1e-7). ``momentum`` applies to rmsprop and sgd."""
+    if name == "rmsprop":
+        return KerasRMSprop(params, lr=lr, rho=0.9, momentum=momentum, eps=1e-7)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=1e-7, foreach=True)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, eps=1e-7, foreach=True)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
+    raise InputError(f"optimizer={name!r} must be one of {OPTIMIZERS}")
+
+
+def copy_state(state: LoopState) -> LoopState:
+    return copy.deepcopy(state)
