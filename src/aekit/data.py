@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -82,7 +83,7 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
         raise DataFormatError(f"{source}: IDX header declares {ndim} dimensions; expected 1 to 8")
     dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, "dimensions", source))
     dtype = _IDX_TYPES[type_code]
-    n_bytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    n_bytes = math.prod(dims) * dtype.itemsize
     if n_bytes > max_bytes:
         raise DataFormatError(
             f"{source}: IDX header declares shape {dims} ({n_bytes:,} bytes), more than the "
@@ -326,7 +327,7 @@ def _load_npy(path: Path) -> np.ndarray:
             raise DataFormatError(f"{path}: not a valid .npy file ({exc})") from exc
         if dtype.hasobject:
             raise DataFormatError(f"{path}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array")
-        n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        n_bytes = math.prod(shape) * dtype.itemsize
         remaining = path.stat().st_size - fh.tell()
     if n_bytes > MAX_ARRAY_BYTES:
         raise DataFormatError(f"{path}: declares shape {shape} ({n_bytes:,} bytes), above the {MAX_ARRAY_BYTES:,}-byte limit")

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from aekit._utils import (
     InputError,
@@ -151,8 +151,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _X(self, X: Any, *, reset: bool) -> np.ndarray:
         """Validate X and return float32 (uint8 images are divided by 255)."""
         is_uint8 = getattr(X, "dtype", None) == np.uint8
-        if isinstance(X, np.ndarray) and X.dtype.kind in "OUSc":
-            raise TypeError(f"X has dtype {X.dtype}; expected a numeric (integer or float) array")
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
         X = np.asarray(X, dtype=np.float32)
         if is_uint8:
@@ -677,10 +675,13 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     def _encode_labels(self, y: Any, n: int) -> np.ndarray:
         """Map labels to indices 0..n_classes-1; unlabelled (-1) stays -1. Sets ``classes_``."""
         if y is None:
-            raise InputError("SupervisedAutoencoder.fit needs y; use Autoencoder for unlabelled data, or y=-1 per unlabelled sample")
+            raise InputError(
+                "SupervisedAutoencoder requires y to be passed, but the target y is None; "
+                "use Autoencoder for unlabelled data, or y=-1 per unlabelled sample"
+            )
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         if y.ndim != 1:
             raise InputError(f"y must be 1-D of shape ({n},), found shape {y.shape}")
         if y.shape[0] != n:
@@ -702,10 +703,10 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
         kind = type_of_target(labelled)
         if kind not in ("binary", "multiclass"):
-            raise InputError(f"y must hold class labels (binary or multiclass), found {kind!r} targets")
+            raise InputError(f"Unknown label type: y must hold class labels (binary or multiclass), found {kind!r} targets")
         self.classes_ = np.unique(labelled)
         if len(self.classes_) < 2:
-            raise InputError(f"y holds a single class ({self.classes_[0]!r}); a classifier needs at least 2")
+            raise InputError(f"y holds only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         idx = np.full(n, UNLABELLED, dtype=np.int64)
         idx[~unlabelled] = np.searchsorted(self.classes_, labelled)
         return idx
@@ -725,6 +726,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``."""
+        check_is_fitted(self, "net_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def _fitted_state(self) -> dict[str, Any]:

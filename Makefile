@@ -1,0 +1,43 @@
+# The README's commands. Each target creates the environment it needs.
+PY          ?= python3.11
+VENV        ?= .venv
+# The project's own set-up pins the CPU wheel of torch; elsewhere: make CONSTRAINTS=your-file.txt
+CONSTRAINTS ?= constraints.txt
+BIN         := $(VENV)/bin
+OUT         ?= demo-output
+# Offline MNIST: the shared copy beside the checkout, when present (else the cache or a verified download)
+ifneq ($(wildcard ../shared/data/mnist),)
+export AEKIT_MNIST_DIR ?= $(abspath ../shared/data/mnist)
+endif
+
+.PHONY: setup demo demo-quick test test-slow bench lint clean
+
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup  ## the main job: the whole mission on MNIST, plots + report in $(OUT)/
+	$(BIN)/aekit demo --out $(OUT)
+
+demo-quick: setup
+	$(BIN)/aekit demo --quick --out $(OUT)-quick
+
+test: setup  ## the default suite (minutes on 2 cores)
+	$(BIN)/python -m pytest -q
+
+test-slow: setup  ## the long tests: full MNIST training, big fuzz runs
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[bench]"
+	$(BIN)/python benchmarks/run_all.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(OUT) $(OUT)-quick .pytest_cache

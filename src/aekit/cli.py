@@ -1,0 +1,284 @@
+"""The ``aekit`` command: a thin shell over the estimators.
+
+Every estimator parameter is a flag (``--n-components 20``, ``--hidden-layer-sizes
+500,300,100``); errors become one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aekit._utils import AekitError, InputError, atomic_path
+
+log = logging.getLogger("aekit")
+
+_NOT_FLAGS = {"callbacks", "checkpoint_path", "verbose"}
+
+
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("none", "null", ""):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if "," in text:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _converter(name: str, default: Any) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        value = _parse_value(text)
+        if isinstance(default, tuple) or name in ("image_shape",):
+            if isinstance(value, int):
+                value = (value,)
+            if value is not None and not isinstance(value, tuple):
+                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects comma-separated integers, e.g. 500,300,100; got {text!r}")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects true or false; got {text!r}")
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif isinstance(default, (int, float)) and not isinstance(value, (int, float)):
+            raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects a number; got {text!r}")
+        return value
+
+    convert.__name__ = name
+    return convert
+
+
+def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
+    from aekit.estimators import SupervisedAutoencoder
+
+    group = parser.add_argument_group("model parameters (the estimator's; defaults = the reference recipe)")
+    for name, default in SupervisedAutoencoder().get_params().items():
+        if name in _NOT_FLAGS:
+            continue
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_converter(name, default), default=argparse.SUPPRESS, metavar="V", help=f"default: {shown}")
+
+
+def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
+    parser.add_argument("data", nargs="?", default="mnist", help="'mnist' (train split), 'mnist-test', or a .npy/.npz/.csv file (default: mnist)")
+    parser.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else $AEKIT_MNIST_DIR, the cache, or a verified download)")
+    if labels:
+        parser.add_argument("--label-column", help="CSV column (name or index) holding labels")
+    parser.add_argument("--limit", type=int, help="use only the first N samples")
+
+
+def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    from aekit.data import load_array, load_mnist
+
+    if args.data in ("mnist", "mnist-test"):
+        m = load_mnist(args.mnist_dir)
+        X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
+    else:
+        label_column = getattr(args, "label_column", None)
+        X, y = load_array(args.data, label_column=label_column)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise InputError(f"--limit={args.limit} must be >= 1")
+        X, y = X[: args.limit], (None if y is None else y[: args.limit])
+    return X, y
+
+
+def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
+    out = Path(path)
+    clash = [f for f in files if (out / f).exists()]
+    if clash and not overwrite:
+        raise FileExistsError(f"{out / clash[0]} exists; pass --overwrite to replace it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_codes(Z: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise InputError(f"--out {p}: use a .npy or .csv file name")
+    with atomic_path(p) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, Z)
+        else:
+            np.savetxt(tmp, Z, delimiter=",", fmt="%.7g", header=",".join(f"z{i + 1}" for i in range(Z.shape[1])), comments="")
+    return p
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit import plots
+    from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
+
+    out = _out_dir(args.out, args.overwrite or args.resume, ["model.safetensors"])
+    X, y = load_data(args)
+    params = dict(PRESETS[args.preset]) if args.preset else {}
+    params.update({k: v for k, v in vars(args).items() if k in SupervisedAutoencoder().get_params()})
+    params.setdefault("verbose", 1 if (args.progress or sys.stderr.isatty()) else 0)
+    params["checkpoint_path"] = str(out / "checkpoint.safetensors")
+    supervised = args.supervised
+    cls = SupervisedAutoencoder if supervised else Autoencoder
+    unknown = set(params) - set(cls().get_params())
+    if unknown:
+        raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
+    if supervised and y is None:
+        raise InputError(f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised")
+    est = cls(**params)
+    resume = str(out / "checkpoint.safetensors") if args.resume else None
+    try:
+        est.fit(X, y, resume_from=resume) if supervised else est.fit(X, resume_from=resume)
+    finally:
+        if hasattr(est, "net_"):  # the model is saved before anything else can fail
+            est.save(out / "model.safetensors")
+            with atomic_path(out / "history.json") as tmp:
+                tmp.write_text(json.dumps(est.history_, indent=1))
+    print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epochs, {est.stop_reason_})")
+    try:
+        plots.save(plots.training_curves(est.history_).figure, out / "training_curve.png")
+        print(f"training curve: {out / 'training_curve.png'}")
+    except Exception as exc:  # a plot never costs the model
+        log.warning("could not draw the training curve: %s", exc)
+    if est.stop_reason_ == "interrupted":
+        print(f"interrupted: resume with the same command plus --resume (checkpoint {out / 'checkpoint.safetensors'})", file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from aekit.estimators import load
+
+    est = load(args.model)
+    X, _ = load_data(args)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    Z = est.transform(X)
+    write_codes(Z, out)
+    print(f"codes {Z.shape}: {out}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from aekit.estimators import load
+    from aekit.modules import build_net
+    from aekit.summary import dense_table, format_table, module_table
+
+    if args.model:
+        rows = module_table(load(args.model).net_)
+    elif args.layers:
+        try:
+            sizes = [int(s) for s in args.layers.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise InputError(f"layers={args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784") from None
+        rows = dense_table(sizes)
+    else:
+        from aekit.estimators import PRESETS
+
+        params = PRESETS[args.preset or "dense"]
+        kwargs = {k: v for k, v in params.items() if k in ("architecture", "n_components", "variational")}
+        rows = module_table(build_net(n_features=784, **kwargs))
+    print(format_table(rows))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aekit.demo import run_demo
+
+    report = run_demo(args.out, mnist_dir=args.mnist_dir, quick=args.quick, epochs=args.epochs, progress=args.progress or sys.stderr.isatty(), only=args.only)
+    print(f"report: {report}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train an autoencoder; writes model, history and training curve")
+    _add_data_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--supervised", action="store_true", help="train a SupervisedAutoencoder (needs labels)")
+    p.add_argument("--preset", choices=sorted(_presets()), help="start from a named recipe")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    _add_estimator_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("embed", help="encode data with a trained model; writes codes as .npy or .csv")
+    p.add_argument("model")
+    _add_data_args(p)
+    p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("summary", help="parameter table: weights, biases, totals per layer")
+    p.add_argument("layers", nargs="?", help="comma-separated dense layer sizes, e.g. 784,100,20,100,784")
+    p.add_argument("--model", help="a trained model file instead")
+    p.add_argument("--preset", choices=sorted(_presets()), help="a named recipe's network (default: dense)")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("demo", help="the whole mission on MNIST: models, plots and a report")
+    p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
+    p.add_argument("--mnist-dir", help="folder with the MNIST IDX files")
+    p.add_argument("--quick", action="store_true", help="a few epochs on a subset: minutes, not the full numbers")
+    p.add_argument("--epochs", type=int, help="override every model's epochs")
+    p.add_argument("--only", help="comma-separated sections to run")
+    p.add_argument("--progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+def _presets() -> dict[str, Any]:
+    from aekit.estimators import PRESETS
+
+    return PRESETS
+
+
+#: Later commands register themselves here: ``fn(subparsers)``.
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("aekit: interrupted", file=sys.stderr)
+        return 130
+    except (AekitError, ValueError, TypeError, OSError) as exc:
+        msg = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            msg = f"{exc.filename}: no such file or folder"
+        print(f"aekit: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Arrays in, numbers out: how good is a reconstruction, how good is an embedding.
+
+Reductions are stated: reconstruction BCE/MSE are the mean over samples and
+features ("mean per pixel"); PSNR uses that MSE over the whole set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.manifold import trustworthiness as _sk_trustworthiness
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from aekit._utils import InputError
+
+_EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
+
+
+def _pair(X: np.ndarray, X_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X, X_hat = np.asarray(X, dtype=np.float64), np.asarray(X_hat, dtype=np.float64)
+    if X.shape != X_hat.shape:
+        raise InputError(f"X has shape {X.shape} but its reconstruction has shape {X_hat.shape}")
+    return X, X_hat
+
+
+def reconstruction_bce(X: np.ndarray, X_hat: np.ndarray) -> float:
+    """Binary cross-entropy, mean per element; ``X_hat`` clipped to [1e-7, 1-1e-7] as Keras."""
+    X, X_hat = _pair(X, X_hat)
+    p = np.clip(X_hat, _EPS, 1 - _EPS)
+    return float(-np.mean(X * np.log(p) + (1 - X) * np.log(1 - p)))
+
+
+def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
+    """Mean squared error, mean per element."""
+    X, X_hat = _pair(X, X_hat)
+    return float(np.mean((X - X_hat) ** 2))
+
+
+def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, from the MSE over the whole set."""
+    mse = reconstruction_mse(X, X_hat)
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
+
+
+def knn_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray, k: int = 5) -> float:
+    """Accuracy of a k-NN classifier fitted on train codes and scored on test codes."""
+    return float(KNeighborsClassifier(n_neighbors=k).fit(Z_train, y_train).score(Z_test, y_test))
+
+
+def linear_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Accuracy of a (standardised) logistic regression fitted on train codes, scored on test codes."""
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(clf.fit(Z_train, y_train).score(Z_test, y_test))
+
+
+def knn_cv_accuracy(Z: np.ndarray, y: np.ndarray, k: int = 5, folds: int = 5, random_state: int = 0) -> float:
+    """Mean k-fold cross-validated k-NN accuracy, for embeddings without out-of-sample codes (t-SNE)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
+    return float(np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=k), Z, y, cv=cv)))
+
+
+def trustworthiness(X: np.ndarray, Z: np.ndarray, n_neighbors: int = 5, max_samples: int = 5000, random_state: int = 0) -> float:
+    """scikit-learn's trustworthiness of ``Z`` w.r.t. ``X`` on at most ``max_samples`` points.
+
+    The exact computation is quadratic in memory, so larger sets are subsampled
+    (the same subset for every embedding given the same ``random_state``).
+    """
+    X, Z = np.asarray(X), np.asarray(Z)
+    if len(X) != len(Z):
+        raise InputError(f"X has {len(X)} samples but Z has {len(Z)}")
+    if len(X) > max_samples:
+        idx = np.random.default_rng(random_state).choice(len(X), max_samples, replace=False)
+        X, Z = X[idx], Z[idx]
+    return float(_sk_trustworthiness(X, Z, n_neighbors=n_neighbors))

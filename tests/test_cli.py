@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aekit import load
+from aekit.cli import main
+
+
+def test_summary_reference_numbers(capsys):
+    assert main(["summary", "784,100,20,100,784"]) == 0
+    assert "161,804" in capsys.readouterr().out
+    assert main(["summary"]) == 0
+    assert "1,146,986" in capsys.readouterr().out
+    assert main(["summary", "--preset", "conv"]) == 0
+    assert "12,193" in capsys.readouterr().out
+
+
+def test_train_embed_roundtrip(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(64, 12)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(64) % 2)
+    out = tmp_path / "run"
+    rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "2", "--hidden-layer-sizes", "8", "--n-components", "3", "--random-state", "0", "--batch-size", "16"])
+    assert rc == 0
+    assert (out / "model.safetensors").exists() and (out / "training_curve.png").exists()
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+    est = load(out / "model.safetensors")
+    assert est.n_components == 3 and est.hidden_layer_sizes == (8,)
+    rc = main(["embed", str(out / "model.safetensors"), str(tmp_path / "d.npz"), "--out", str(tmp_path / "codes.csv")])
+    assert rc == 0
+    codes = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)
+    assert codes.shape == (64, 3)
+    assert np.allclose(codes, est.transform(X), atol=1e-5)
+    # a second train into the same folder refuses to overwrite the model
+    before = (out / "model.safetensors").read_bytes()
+    rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1"])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before
+    rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1", "--supervised", "--overwrite", "--hidden-layer-sizes", "8", "--batch-size", "16"])
+    assert rc == 0 and list(load(out / "model.safetensors").classes_) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "missing.npy", "--out", "o"], "no such file"),
+        (["train", "bad.csv", "--out", "o"], "could not convert string"),
+        (["train", "nan.npy", "--out", "o"], "non-finite"),
+        (["train", "good.npy", "--out", "o", "--n-components", "0"], "n_components=0 must be"),
+        (["summary", "784,x"], "comma-separated integers"),
+        (["embed", "bad.csv", "good.npy", "--out", "c.npy"], "not a valid aekit model"),
+    ],
+)
+def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_text("1,2\n3,abc\n")
+    np.save(tmp_path / "nan.npy", np.array([[0.1, np.nan]]))
+    np.save(tmp_path / "good.npy", np.zeros((4, 3)))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.startswith("aekit: error:")
+
+
+def test_wrong_feature_count_in_embed(tmp_path, capsys):
+    X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "x5.npy", X[:, :5])
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    assert main(["embed", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "x5.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    assert "X has 5 features" in capsys.readouterr().err
+
+
+def test_module_entry_point_exit_code():
+    r = subprocess.run([sys.executable, "-m", "aekit", "summary", "1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "at least two" in r.stderr

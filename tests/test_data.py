@@ -1,0 +1,170 @@
+import gzip
+import hashlib
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+from aekit import load_array, load_mnist, read_idx
+from aekit._utils import DataFormatError, InputError
+from aekit.data import MNIST_FILES, parse_idx_bytes
+
+
+def _idx(arr: np.ndarray, code: int = 0x08) -> bytes:
+    header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+
+
+def test_idx_roundtrip_raw_and_gzip(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    (tmp_path / "a.idx").write_bytes(_idx(arr))
+    (tmp_path / "a.idx.gz").write_bytes(gzip.compress(_idx(arr)))
+    assert np.array_equal(read_idx(tmp_path / "a.idx"), arr)
+    assert np.array_equal(read_idx(tmp_path / "a.idx.gz"), arr)
+    f = np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)
+    assert np.array_equal(parse_idx_bytes(_idx(f, 0x0D)), f)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"\x00\x00", "truncated header"),
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "not an IDX file"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "unknown IDX type code 0x07"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05\x00", "declares shape \\(5,\\)"),
+        (b"\x00\x00\x08\x02\xff\xff\xff\xff\xff\xff\xff\xff", "more than the limit"),
+        (b"\x00\x00\x08\x00", "0 dimensions"),
+    ],
+)
+def test_idx_bad_headers(tmp_path, data, match):
+    p = tmp_path / "bad.idx"
+    p.write_bytes(data)
+    with pytest.raises(DataFormatError, match=match):
+        read_idx(p)
+
+
+def test_idx_truncated_gzip(tmp_path):
+    arr = np.zeros((100, 28, 28), dtype=np.uint8)
+    blob = gzip.compress(_idx(arr))
+    p = tmp_path / "t.gz"
+    p.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataFormatError, match="truncated|corrupted"):
+        read_idx(p)
+
+
+def test_load_mnist_shapes_and_counts(mnist):
+    assert mnist.X_train.shape == (60000, 784) and mnist.X_test.shape == (10000, 784)
+    assert mnist.X_train.dtype == np.float32 and 0 <= mnist.X_train.min() and mnist.X_train.max() == 1
+    assert list(np.bincount(mnist.y_test)) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_load_mnist_rejects_tampered_copy(tmp_path, mnist_dir):
+    for name in MNIST_FILES:
+        (tmp_path / f"{name}.gz").write_bytes((mnist_dir / f"{name}.gz").read_bytes())
+    raw = bytearray(gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    raw[100] = (raw[100] + 1) % 10
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataFormatError, match="checksum mismatch for t10k-labels"):
+        load_mnist(tmp_path, download=False, cache_dir=tmp_path / "cache")
+
+
+def test_load_mnist_missing_without_download(tmp_path, monkeypatch):
+    monkeypatch.delenv("AEKIT_MNIST_DIR", raising=False)
+    with pytest.raises(InputError, match="not found"):
+        load_mnist(tmp_path, download=False, cache_dir=tmp_path / "cache")
+    with pytest.raises(InputError, match="is not a folder"):
+        load_mnist(tmp_path / "nope")
+
+
+def test_mnist_checksums_are_the_readme_ones():
+    assert MNIST_FILES["t10k-labels-idx1-ubyte"][1].startswith("ff7bcfd4")
+    assert len({sha for _, sha in MNIST_FILES.values()}) == 4
+    assert hashlib.sha256(b"").hexdigest() not in {sha for _, sha in MNIST_FILES.values()}
+
+
+# ---------------------------------------------------------------- user files
+
+
+def test_npy_and_npz(tmp_path):
+    X = np.random.default_rng(0).uniform(size=(10, 4))
+    np.save(tmp_path / "x.npy", X)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(10))
+    assert np.array_equal(load_array(tmp_path / "x.npy")[0], X)
+    X2, y2 = load_array(tmp_path / "d.npz")
+    assert np.array_equal(X2, X) and list(y2) == list(range(10))
+    imgs = np.zeros((5, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "imgs.npy", imgs)
+    assert load_array(tmp_path / "imgs.npy")[0].shape == (5, 784)
+
+
+def test_npy_object_array_refused(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(DataFormatError, match="never unpickles"):
+        load_array(tmp_path / "o.npy")
+
+
+def test_npy_truncated(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((100, 100)))
+    blob = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "x.npy").write_bytes(blob[:-800])
+    with pytest.raises(DataFormatError, match="truncated"):
+        load_array(tmp_path / "x.npy")
+
+
+def test_npz_bomb_refused(tmp_path, monkeypatch):
+    import aekit.data
+
+    monkeypatch.setattr(aekit.data, "MAX_ARRAY_BYTES", 1000)
+    np.savez_compressed(tmp_path / "b.npz", X=np.zeros((100, 100)))
+    with pytest.raises(DataFormatError, match="limit"):
+        load_array(tmp_path / "b.npz")
+
+
+def test_csv_with_header_and_label_column(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_bytes("\ufeffa,b,label\r\n0.1,0.2,1\r\n0.3,0.4,0\r\n".encode())
+    X, y = load_array(p, label_column="label")
+    assert X.shape == (2, 2) and list(y) == [1, 0]
+    X, y = load_array(p, label_column=-1)
+    assert list(y) == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("1,2\n3,abc\n", "could not convert"),
+        ("1,2,3\n4,5\n", "number of columns changed"),
+        ("", "empty"),
+    ],
+)
+def test_csv_errors(tmp_path, text, match):
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    with pytest.raises(DataFormatError, match=match):
+        load_array(p)
+
+
+def test_csv_nan_reported_with_position(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("1,2\n3,nan\n")
+    with pytest.raises(DataFormatError, match="row 1, column 1"):
+        load_array(p)
+
+
+def test_unknown_extension_and_missing(tmp_path):
+    (tmp_path / "x.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(InputError, match="unsupported file type '.pkl'"):
+        load_array(tmp_path / "x.pkl")
+    with pytest.raises(InputError, match="no such file"):
+        load_array(tmp_path / "missing.npy")
+
+
+def test_bad_zip(tmp_path):
+    (tmp_path / "z.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(DataFormatError):
+        load_array(tmp_path / "z.npz")
+    with zipfile.ZipFile(tmp_path / "e.npz", "w"):
+        pass
+    with pytest.raises(DataFormatError, match="no arrays"):
+        load_array(tmp_path / "e.npz")

@@ -1,0 +1,148 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from aekit._utils import TrainingDivergedError
+from aekit.training import KerasRMSprop, LoopState, TrainConfig, evaluate, make_optimizer, train
+
+
+def _toy(seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4))
+    X = torch.rand(64, 4)
+
+    def loss_fn(batch, training):
+        loss = nn.functional.mse_loss(net(batch[0]), batch[0])
+        return {"loss": loss, "mse": loss}
+
+    return net, X, loss_fn
+
+
+def test_keras_rmsprop_matches_keras_formula():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = KerasRMSprop([p], lr=0.1, rho=0.9, momentum=0.5, eps=1e-7)
+    v = torch.zeros(2)
+    buf = torch.zeros(2)
+    ref = p.detach().clone()
+    for g in ([0.5, -1.0], [0.2, 0.3], [-0.7, 0.1]):
+        g = torch.tensor(g)
+        p.grad = g.clone()
+        opt.step()
+        v = 0.9 * v + 0.1 * g**2
+        buf = 0.5 * buf + 0.1 * g / torch.sqrt(v + 1e-7)
+        ref = ref - buf
+        assert torch.allclose(p.detach(), ref, atol=1e-7)
+
+
+def test_keras_rmsprop_differs_from_torch_when_gradients_are_tiny():
+    # eps inside the root (Keras) vs outside (PyTorch): a 1e-4 gradient moves very differently
+    a = torch.nn.Parameter(torch.zeros(1))
+    b = torch.nn.Parameter(torch.zeros(1))
+    ka, tb = KerasRMSprop([a], lr=0.01), torch.optim.RMSprop([b], lr=0.01, alpha=0.9, eps=1e-7)
+    a.grad = torch.full((1,), 1e-4)
+    b.grad = torch.full((1,), 1e-4)
+    ka.step()
+    tb.step()
+    assert abs(float(a.detach()) - float(b.detach())) > 1e-3
+
+
+def test_train_reduces_loss_and_changes_weights():
+    net, X, loss_fn = _toy()
+    before = [p.detach().clone() for p in net.parameters()]
+    state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=20, batch_size=16))
+    assert state.epoch == 20 and state.stop_reason == "completed"
+    assert state.history["loss"][-1] < state.history["loss"][0]
+    assert set(state.history) >= {"loss", "mse", "lr", "time"}
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_evaluate_does_not_change_weights():
+    net, X, loss_fn = _toy()
+    before = [p.detach().clone() for p in net.parameters()]
+    out = evaluate(net, loss_fn, (X,), 16)
+    assert out["loss"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_validation_and_early_stopping_restore_best():
+    net, X, loss_fn = _toy()
+    seen = []
+
+    def cb(epoch, logs):
+        seen.append(logs["val_loss"])
+
+    # lr so large that validation loss gets worse: early stopping must restore the best epoch
+    state = train(
+        net, loss_fn, make_optimizer("sgd", net.parameters(), 0.5), (X[:48],),
+        TrainConfig(epochs=50, batch_size=16, early_stopping=True, patience=2), val_data=(X[48:],), callbacks=[cb],
+    )
+    assert "val_loss" in state.history
+    assert len(seen) == state.epoch
+    assert math.isclose(evaluate(net, loss_fn, (X[48:],), 64)["loss"], min(seen), rel_tol=1e-5)
+
+
+def test_callback_true_stops():
+    net, X, loss_fn = _toy()
+    state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=10), callbacks=[lambda e, logs: e == 2])
+    assert state.epoch == 3 and state.stop_reason == "callback"
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_weights():
+    net, X, _ = _toy()
+    calls = {"n": 0}
+
+    def loss_fn(batch, training):
+        calls["n"] += 1
+        loss = nn.functional.mse_loss(net(batch[0]), batch[0])
+        if calls["n"] == 7:  # epoch 2 (4 steps per epoch), step 3
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+    opt = make_optimizer("adam", net.parameters(), 0.01)
+    snapshot = {}
+
+    def cb(epoch, logs):
+        snapshot.update({k: v.clone() for k, v in net.state_dict().items()})
+
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 3"):
+        train(net, loss_fn, opt, (X,), TrainConfig(epochs=5, batch_size=16), callbacks=[cb])
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, snapshot[k])
+        assert torch.isfinite(v).all()
+
+
+def test_ctrl_c_keeps_model_of_last_complete_epoch():
+    net, X, loss_fn = _toy()
+    calls = {"n": 0}
+    after_epoch = {}
+
+    def interrupting(batch, training):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return loss_fn(batch, training)
+
+    def cb(epoch, logs):
+        after_epoch.update({k: v.clone() for k, v in net.state_dict().items()})
+
+    state = train(net, interrupting, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=5, batch_size=16), callbacks=[cb])
+    assert state.stop_reason == "interrupted" and state.epoch == 2
+    assert all(torch.equal(v, after_epoch[k]) for k, v in net.state_dict().items())
+
+
+def test_resume_state_continues_epochs():
+    net, X, loss_fn = _toy()
+    opt = make_optimizer("adam", net.parameters(), 0.01)
+    state = train(net, loss_fn, opt, (X,), TrainConfig(epochs=2))
+    state = train(net, loss_fn, opt, (X,), TrainConfig(epochs=4), state=state)
+    assert state.epoch == 4 and len(state.history["loss"]) == 4
+    assert isinstance(state, LoopState)
+
+
+def test_cosine_schedule_decays_lr():
+    net, X, loss_fn = _toy()
+    state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=4, lr_schedule="cosine"))
+    lrs = state.history["lr"]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01 * 0.3
