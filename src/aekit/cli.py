@@ -207,6 +207,82 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Test data from ``args.data``; train data for code classifiers from ``args.train_data``."""
+    X, y = load_data(args)
+    X_tr = y_tr = None
+    if y is not None and args.train_data:
+        ns = argparse.Namespace(**{**vars(args), "data": args.train_data, "limit": None})
+        X_tr, y_tr = load_data(ns)
+    return X, y, X_tr, y_tr
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aekit.estimators import load
+    from aekit.metrics import evaluate_model
+
+    est = load(args.model)
+    X, y, X_tr, y_tr = _labelled_pair(args)
+    results = evaluate_model(est, X, y, X_tr, y_tr)
+    width = max(map(len, results))
+    for k, v in results.items():
+        print(f"{k:<{width}}  {v:,.0f}" if k == "parameters" else f"{k:<{width}}  {v:.4f}")
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps({"model": str(args.model), "data": args.data, **results}, indent=1))
+        print(f"metrics: {args.json}")
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from aekit import metrics
+    from aekit.estimators import load
+    from aekit.objectives import add_noise
+
+    est = load(args.model)
+    X, _ = load_data(args)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    X_in = np.asarray(X, dtype=np.float32) / (255.0 if X.dtype == np.uint8 else 1.0)
+    clean = X_in
+    if args.add_noise:
+        X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed)
+    denoised = est.reconstruct(X_in)
+    write_codes(denoised, out)
+    print(f"denoised {denoised.shape}: {out}")
+    if args.add_noise:
+        print(f"PSNR noisy {metrics.psnr(clean, X_in):.2f} dB -> denoised {metrics.psnr(clean, denoised):.2f} dB; "
+              f"BCE vs clean {metrics.reconstruction_bce(clean, denoised):.4f}")
+    return 0
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from aekit import plots
+    from aekit.estimators import load
+    from aekit.visualize import AETSNE, compare_routes, plot_routes
+
+    X, y = load_data(args)
+    out = _out_dir(args.out, args.overwrite, ["embedding.npy", "tsne.png"])
+    ae = load(args.model) if args.model else None
+    vis = AETSNE(ae, perplexity=args.perplexity, random_state=args.seed)
+    emb = vis.fit_transform(X, y)
+    write_codes(emb, out / "embedding.npy")
+    write_codes(emb, out / "embedding.csv")
+    ax = plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE", s=1.0)
+    plots.save(ax.figure, out / "tsne.png")
+    print(f"embedding {emb.shape}: {out / 'embedding.npy'}; plot: {out / 'tsne.png'}")
+    if args.compare:
+        if y is None:
+            raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
+        routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed)
+        plots.save(plot_routes(routes, y), out / "comparison.png")
+        for name, r in routes.items():
+            print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
+        print(f"comparison: {out / 'comparison.png'}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -248,8 +324,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    p = sub.add_parser("evaluate", help="metrics of a trained model: reconstruction, PSNR, code accuracy, trustworthiness")
+    p.add_argument("model")
+    _add_data_args(p)
+    p.set_defaults(data="mnist-test")
+    p.add_argument("--train-data", default="mnist", help="labelled data the code classifiers are fitted on (default: mnist)")
+    p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("denoise", help="run data through a (denoising) model; writes the reconstructions")
+    p.add_argument("model")
+    _add_data_args(p, labels=False)
+    p.add_argument("--out", required=True, help="output file (.npy or .csv)")
+    p.add_argument("--add-noise", action="store_true", help="corrupt the data first and report PSNR noisy vs denoised")
+    p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking", "salt_pepper"])
+    p.add_argument("--noise-factor", type=float, default=0.4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser("visualize", help="AE → t-SNE embedding, scatter plot and the three-route comparison")
+    _add_data_args(p)
+    p.add_argument("--model", help="a trained model for the AE stage (default: train the 784-...-20 AE)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_visualize)
     return parser
 
 
@@ -257,10 +359,6 @@ def _presets() -> dict[str, Any]:
     from aekit.estimators import PRESETS
 
     return PRESETS
-
-
-#: Later commands register themselves here: ``fn(subparsers)``.
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

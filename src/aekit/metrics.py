@@ -77,3 +77,43 @@ def trustworthiness(X: np.ndarray, Z: np.ndarray, n_neighbors: int = 5, max_samp
         idx = np.random.default_rng(random_state).choice(len(X), max_samples, replace=False)
         X, Z = X[idx], Z[idx]
     return float(_sk_trustworthiness(X, Z, n_neighbors=n_neighbors))
+
+
+def evaluate_model(
+    est: object,
+    X_test: np.ndarray,
+    y_test: np.ndarray | None = None,
+    X_train: np.ndarray | None = None,
+    y_train: np.ndarray | None = None,
+    *,
+    trust_samples: int = 2000,
+) -> dict[str, float]:
+    """The standard numbers for a fitted aekit estimator, through its public methods only.
+
+    Reconstruction BCE/MSE (mean per element) and PSNR on ``X_test``; with labels,
+    k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes);
+    trustworthiness of the codes on ``trust_samples`` test points; the head's
+    accuracy for a supervised model; the parameter count.
+    """
+    from aekit.summary import count_parameters
+
+    X_hat = est.reconstruct(X_test)  # type: ignore[attr-defined]
+    X_ref = np.asarray(X_test, dtype=np.float32)
+    if X_ref.dtype == np.uint8:
+        X_ref = X_ref / 255.0
+    out: dict[str, float] = {
+        "parameters": float(count_parameters(est.net_)),  # type: ignore[attr-defined]
+        "reconstruction_bce": reconstruction_bce(X_ref, X_hat),
+        "reconstruction_mse": reconstruction_mse(X_ref, X_hat),
+        "psnr_db": psnr(X_ref, X_hat),
+    }
+    Z_test = est.transform(X_test)  # type: ignore[attr-defined]
+    n = min(trust_samples, len(X_ref))
+    out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
+    if y_test is not None and X_train is not None and y_train is not None:
+        Z_train = est.transform(X_train)  # type: ignore[attr-defined]
+        out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test, y_test)
+        out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test, y_test)
+    if y_test is not None and hasattr(est, "predict"):
+        out["head_accuracy"] = float(np.mean(est.predict(X_test) == y_test))
+    return out

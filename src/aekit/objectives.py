@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -62,3 +63,11 @@ def corrupt(x: torch.Tensor, kind: str, factor: float, *, clip: bool = True) -> 
         salt = (torch.rand_like(x) < 0.5).to(x.dtype)
         return torch.where(hit, salt, x)
     raise InputError(f"noise={kind!r} must be one of {NOISE_KINDS} or None")
+
+
+def add_noise(X: np.ndarray, kind: str = "gaussian", factor: float = 0.4, *, random_state: int = 0, clip: bool = True) -> np.ndarray:
+    """``corrupt`` for arrays, deterministic in ``random_state`` (e.g. a noisy test set)."""
+    g = torch.Generator().manual_seed(int(random_state))
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(g.get_state())
+        return corrupt(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), kind, factor, clip=clip).numpy()

@@ -11,7 +11,6 @@ that keeps the last good weights, and Ctrl-C that stops and keeps the model.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -264,14 +263,12 @@ class KerasRMSprop(torch.optim.Optimizer):
             torch._foreach_addcmul_(vs, grads, grads, value=1 - group["rho"])
             denom = torch._foreach_add(vs, group["eps"])
             torch._foreach_sqrt_(denom)
-            inc = torch._foreach_div(grads, denom)
-            torch._foreach_mul_(inc, group["lr"])
             if group["momentum"] > 0:
                 torch._foreach_mul_(bufs, group["momentum"])
-                torch._foreach_add_(bufs, inc)
+                torch._foreach_addcdiv_(bufs, grads, denom, value=group["lr"])
                 torch._foreach_sub_(params, bufs)
             else:
-                torch._foreach_sub_(params, inc)
+                torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
 
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
@@ -288,7 +285,3 @@ def make_optimizer(name: str, params: Any, lr: float, momentum: float = 0.0) -> 
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
     raise InputError(f"optimizer={name!r} must be one of {OPTIMIZERS}")
-
-
-def copy_state(state: LoopState) -> LoopState:
-    return copy.deepcopy(state)
