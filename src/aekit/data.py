@@ -14,6 +14,7 @@ import math
 import os
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ _IDX_TYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 DEFAULT_MAX_BYTES = 2**32  # 4 GiB: larger declared payloads are refused before reading
+_CHUNK = 2**24  # large reads go in 16 MiB steps, so memory follows the bytes actually there
 
 
 def _open_maybe_gzip(path: Path) -> BinaryIO:
@@ -43,15 +45,26 @@ def _open_maybe_gzip(path: Path) -> BinaryIO:
     head = fh.read(2)
     fh.seek(0)
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+        fh.close()
+        return gzip.GzipFile(path, mode="rb")  # type: ignore[return-value]  # owns (and closes) its file
     return fh
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str, source: str) -> bytes:
+    chunks: list[bytes] = []
+    left = n
     try:
-        data = stream.read(n)
+        while left > 0:  # a gzip stream's size is unknown: never ask for more than a chunk at once
+            chunk = stream.read(min(left, _CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
     except (OSError, EOFError, zlib_error()) as exc:
-        raise DataFormatError(f"{source}: the file is corrupted or truncated while reading {what} ({exc})") from exc
+        raise DataFormatError(
+            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); re-download or re-export the file"
+        ) from exc
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) != n:
         raise DataFormatError(
             f"{source}: truncated {what}: expected {n} bytes, found {len(data)}; "
@@ -68,6 +81,11 @@ def zlib_error() -> type[Exception]:
 
 def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes: int) -> np.ndarray:
     magic = _read_exact(stream, 4, "header", source)
+    if magic[:2] == b"\x1f\x8b":
+        raise DataFormatError(
+            f"{source}: expected raw IDX bytes (starting 0x00 0x00), found gzip-compressed data (0x1f 0x8b); "
+            "decompress them first, or pass the file's path to read_idx, which reads .gz directly"
+        )
     if magic[0] != 0 or magic[1] != 0:
         raise DataFormatError(
             f"{source}: not an IDX file: the first two bytes must be 0x00 0x00, found "
@@ -78,9 +96,10 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
         raise DataFormatError(
             f"{source}: unknown IDX type code 0x{type_code:02x}; expected one of "
             + ", ".join(f"0x{c:02x}" for c in _IDX_TYPES)
+            + "; the file is not IDX or is corrupted"
         )
     if not 1 <= ndim <= 8:
-        raise DataFormatError(f"{source}: IDX header declares {ndim} dimensions; expected 1 to 8")
+        raise DataFormatError(f"{source}: IDX header declares {ndim} dimensions; expected 1 to 8; the file is not IDX or is corrupted")
     dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, "dimensions", source))
     dtype = _IDX_TYPES[type_code]
     n_bytes = math.prod(dims) * dtype.itemsize
@@ -101,7 +120,10 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
     except (OSError, EOFError, zlib_error()) as exc:
         raise DataFormatError(f"{source}: the file is corrupted after its payload ({exc})") from exc
     if extra:
-        raise DataFormatError(f"{source}: trailing bytes after the {n_bytes:,}-byte payload declared by the header")
+        raise DataFormatError(
+            f"{source}: trailing bytes after the {n_bytes:,}-byte payload declared by the header; "
+            "the file is corrupted or not IDX, re-download or re-export it"
+        )
     return np.frombuffer(payload, dtype=dtype).astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
@@ -127,6 +149,66 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
 def parse_idx_bytes(data: bytes, source: str = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Parse the (decompressed) bytes of an IDX file."""
     return _parse_idx(io.BytesIO(data), source, raw_size=len(data), max_bytes=max_bytes)
+
+
+def _check_pair(
+    images: np.ndarray, labels: np.ndarray, images_src: str, labels_src: str, n_classes: int | None, scale: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(n, ...)`` and labels ``(n,)`` that belong together, as ``X (n, features)``, ``y`` int64."""
+    if images.ndim < 2:
+        raise DataFormatError(
+            f"{images_src}: expected images of shape (n, rows, cols) or (n, features), found shape {images.shape}; "
+            "is this a labels file? pass the images file first"
+        )
+    if labels.ndim != 1:
+        raise DataFormatError(
+            f"{labels_src}: expected 1-D labels of shape (n,), found shape {labels.shape}; "
+            "is this an images file? pass the labels file second"
+        )
+    if labels.dtype.kind not in "iu":
+        raise DataFormatError(f"{labels_src}: expected integer class labels, found dtype {labels.dtype}; pass a labels file")
+    if len(images) != len(labels):
+        raise DataFormatError(
+            f"{len(images)} images but {len(labels)} labels: {images_src} and {labels_src} do not belong together; "
+            "pass the matching pair (e.g. t10k-images with t10k-labels)"
+        )
+    y = labels.astype(np.int64)
+    high = n_classes if n_classes is not None else np.iinfo(np.int64).max
+    bad = np.flatnonzero((y < 0) | (y >= high))
+    if bad.size:
+        raise DataFormatError(
+            f"{labels_src}: label {y[bad[0]]} at index {bad[0]} is outside 0 to {high - 1} "
+            f"({bad.size} such labels); pass n_classes=... if the data set has more classes"
+        )
+    X = images.reshape(len(images), math.prod(images.shape[1:]))
+    if scale:
+        X = X.astype(np.float32) / np.float32(255.0) if X.dtype == np.uint8 else X.astype(np.float32)
+    return X, y
+
+
+def load_idx_pair(
+    images_path: str | os.PathLike[str],
+    labels_path: str | os.PathLike[str],
+    *,
+    n_classes: int | None = 10,
+    scale: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read an images IDX file and its labels IDX file (raw or .gz), e.g. Fashion-MNIST.
+
+    Checks that the images are ``(n, ...)``, the labels ``(n,)`` integers in
+    ``0 .. n_classes-1`` (any non-negative integer if ``n_classes`` is None), and
+    that the counts match.
+
+    Returns
+    -------
+    X : ndarray of shape (n, features)
+        float32 (uint8 pixels divided by 255) if ``scale``, else as stored.
+    y : ndarray of shape (n,), int64
+    """
+    images = read_idx(images_path, max_bytes=max_bytes)
+    labels = read_idx(labels_path, max_bytes=max_bytes)
+    return _check_pair(images, labels, str(images_path), str(labels_path), n_classes, scale)
 
 
 # ----------------------------------------------------------------------------- MNIST
@@ -269,6 +351,7 @@ def load_mnist(
     search.append(cache)
 
     arrays: dict[str, np.ndarray] = {}
+    sources: dict[str, str] = {}
     for name in MNIST_FILES:
         found = next((p for d in search if (p := _find_local(d, name)) is not None), None)
         if found is not None:
@@ -289,15 +372,14 @@ def load_mnist(
             found = _download(name, cache, mirrors, retries, timeout)
             data = _verified_bytes(found, name)
         arrays[name] = parse_idx_bytes(data, str(found))
+        sources[name] = str(found)
 
-    X_train = arrays["train-images-idx3-ubyte"].reshape(-1, 784)
-    X_test = arrays["t10k-images-idx3-ubyte"].reshape(-1, 784)
-    if scale:
-        X_train = X_train.astype(np.float32) / np.float32(255.0)
-        X_test = X_test.astype(np.float32) / np.float32(255.0)
-    y_train = arrays["train-labels-idx1-ubyte"].astype(np.int64)
-    y_test = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
-    return MNIST(X_train, y_train, X_test, y_test)
+    pairs = [
+        _check_pair(arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"],
+                    sources[f"{split}-images-idx3-ubyte"], sources[f"{split}-labels-idx1-ubyte"], 10, scale)
+        for split in ("train", "t10k")
+    ]
+    return MNIST(pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
 
 
 # ----------------------------------------------------------------------------- user files
@@ -315,42 +397,70 @@ def _check_numeric(arr: np.ndarray, source: str) -> np.ndarray:
     return arr
 
 
+_NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error)
+
+
+def _npy_header(fh: BinaryIO, size: int, source: str) -> None:
+    """Validate a .npy header at the start of ``fh`` (``size`` bytes long) before anything is allocated."""
+    import tokenize
+
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version not in _NPY_VERSIONS:
+            raise ValueError(f"format version {version}, expected one of {_NPY_VERSIONS}")
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except (ValueError, OSError, SyntaxError, TypeError, struct.error, tokenize.TokenError, RecursionError, MemoryError) as exc:
+        raise DataFormatError(f"{source}: not a valid .npy array ({exc}); save the array with numpy.save") from exc
+    if dtype.hasobject:
+        raise DataFormatError(f"{source}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array")
+    if any(d < 0 for d in shape):
+        raise DataFormatError(f"{source}: declares shape {shape} with a negative dimension; the file is corrupted, re-export it")
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_bytes > MAX_ARRAY_BYTES or math.prod(max(d, 1) for d in shape) > MAX_ARRAY_BYTES:
+        raise DataFormatError(
+            f"{source}: declares shape {shape} ({n_bytes:,} bytes), above the {MAX_ARRAY_BYTES:,}-byte limit; "
+            "split the data into smaller files"
+        )
+    remaining = size - fh.tell()
+    if remaining < n_bytes:
+        raise DataFormatError(
+            f"{source}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; the file is truncated, re-export it"
+        )
+
+
+def _read_npy(fh: BinaryIO, size: int, source: str) -> np.ndarray:
+    """A checked .npy array from ``fh``; never unpickles."""
+    _npy_header(fh, size, source)
+    fh.seek(0)
+    try:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataFormatError(f"{source}: cannot read the .npy array ({exc}); re-export it with numpy.save") from exc
+
+
 def _load_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        except (ValueError, OSError, SyntaxError, struct.error) as exc:
-            raise DataFormatError(f"{path}: not a valid .npy file ({exc})") from exc
-        if dtype.hasobject:
-            raise DataFormatError(f"{path}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array")
-        n_bytes = math.prod(shape) * dtype.itemsize
-        remaining = path.stat().st_size - fh.tell()
-    if n_bytes > MAX_ARRAY_BYTES:
-        raise DataFormatError(f"{path}: declares shape {shape} ({n_bytes:,} bytes), above the {MAX_ARRAY_BYTES:,}-byte limit")
-    if remaining < n_bytes:
-        raise DataFormatError(f"{path}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; the file is truncated")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise DataFormatError(f"{path}: cannot read .npy ({exc})") from exc
+        return _read_npy(fh, path.stat().st_size, str(path))
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataFormatError(f"{path}: not a valid .npz (zip) file ({exc})") from exc
+    except _ZIP_ERRORS as exc:
+        raise DataFormatError(f"{path}: not a valid .npz (zip) file ({exc}); save the arrays with numpy.savez") from exc
     with zf:
         infos = {Path(i.filename).stem: i for i in zf.infolist() if i.filename.endswith(".npy")}
         if not infos:
-            raise DataFormatError(f"{path}: holds no arrays")
+            raise DataFormatError(f"{path}: holds no arrays; expected .npy members such as X.npy, save with numpy.savez(path, X=X, y=y)")
         total = sum(i.file_size for i in infos.values())
         if total > MAX_ARRAY_BYTES:
-            raise DataFormatError(f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit")
+            raise DataFormatError(
+                f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit; split the data into smaller files"
+            )
         x_key = next((k for k in _X_KEYS if k in infos), None)
         if x_key is None:
             if len(infos) != 1:
@@ -362,26 +472,32 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
         def read(key: str) -> np.ndarray:
             info = infos[key]
-            with zf.open(info) as member:
-                data = member.read(info.file_size + 1)
-            if len(data) != info.file_size:
-                raise DataFormatError(f"{path}: member {info.filename} is not the size its zip entry declares")
+            source = f"{path}: member {info.filename}"
             try:
-                return np.load(io.BytesIO(data), allow_pickle=False)
-            except ValueError as exc:
-                raise DataFormatError(f"{path}: member {info.filename}: {exc}; aekit never unpickles") from exc
+                with zf.open(info) as member:
+                    data = member.read(info.file_size + 1)
+            except (*_ZIP_ERRORS, zlib_error()) as exc:
+                raise DataFormatError(f"{source}: corrupted zip data ({exc}); re-save the file with numpy.savez") from exc
+            if len(data) != info.file_size:
+                raise DataFormatError(
+                    f"{source}: holds {len(data):,} bytes but its zip entry declares {info.file_size:,}; the file is corrupted"
+                )
+            return _read_npy(io.BytesIO(data), len(data), source)
 
-        try:
-            return read(x_key), (read(y_key) if y_key else None)
-        except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as exc:
-            raise DataFormatError(f"{path}: corrupted zip data ({exc})") from exc
+        return read(x_key), (read(y_key) if y_key else None)
 
 
 def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline().strip("\r\n")
+    size = path.stat().st_size
+    if size > MAX_ARRAY_BYTES:
+        raise DataFormatError(f"{path}: {size:,} bytes of CSV, above the {MAX_ARRAY_BYTES:,}-byte limit; convert it to .npy in parts")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            first = fh.readline().strip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8") from exc
     if not first.strip():
-        raise DataFormatError(f"{path}: the CSV file is empty")
+        raise DataFormatError(f"{path}: the CSV file is empty or starts with a blank line; expected numbers, optionally a header row")
     delimiter = max((",", ";", "\t"), key=first.count) if any(d in first for d in ",;\t") else None
     cells = [c.strip().strip('"') for c in (first.split(delimiter) if delimiter else first.split())]
 
@@ -409,17 +525,23 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
             if not 0 <= label_idx < len(cells):
                 raise InputError(f"label_column={label_column} is out of range for {len(cells)} columns in {path}")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # reported below as an error
             table = np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError included
         raise DataFormatError(f"{path}: {exc}; the CSV must hold numbers only (one header row allowed)") from exc
     if table.shape[0] == 0:
-        raise DataFormatError(f"{path}: no data rows")
+        raise DataFormatError(f"{path}: no data rows; expected numbers below the header row")
+    if table.shape[1] != len(cells):
+        raise DataFormatError(
+            f"{path}: the first row has {len(cells)} {'names' if header else 'cells'} but the rows have {table.shape[1]} columns; "
+            "give every row the same number of cells"
+        )
     if label_idx is None:
         return table, None
     y = table[:, label_idx]
     X = np.delete(table, label_idx, axis=1)
-    if np.all(y == np.round(y)):
+    if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)
     return X, y
 
@@ -456,13 +578,17 @@ def load_array(
     else:
         raise InputError(f"{p}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
     _check_numeric(X, str(p))
-    if X.ndim == 1:
-        raise DataFormatError(f"{p}: holds a 1-D array of shape {X.shape}; expected (n_samples, n_features)")
+    if X.ndim < 2:
+        raise DataFormatError(f"{p}: holds a {X.ndim}-D array of shape {X.shape}; expected (n_samples, n_features), reshape it")
+    if X.shape[0] == 0 or math.prod(X.shape[1:]) == 0:
+        raise DataFormatError(f"{p}: holds an empty array of shape {X.shape}; expected at least one sample and one feature")
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
     if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise DataFormatError(f"{p}: non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}; clean or impute it")
-    if y is not None and len(y) != len(X):
-        raise DataFormatError(f"{p}: {len(X)} samples but {len(y)} labels")
+    if y is not None and (y.ndim != 1 or len(y) != len(X)):
+        raise DataFormatError(f"{p}: expected labels of shape ({len(X)},), one per sample, found shape {y.shape}; fix or drop the labels")
+    if y is not None and y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise DataFormatError(f"{p}: non-finite label (NaN or inf) at row {np.flatnonzero(~np.isfinite(y))[0]}; give every sample a label")
     return X, y
