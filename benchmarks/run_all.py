@@ -1,0 +1,34 @@
+"""Run every benchmark in turn (``make bench``).
+
+A plain list of commands, run from the repository root; add new benchmarks to
+``COMMANDS``. Extra arguments are passed to none of them: run a script directly
+to change its flags (see benchmarks/README.md).
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+COMMANDS = [
+    [PY, "benchmarks/speed.py"],  # aekit vs Keras/TF training + transform speed -> benchmarks/results/speed.{md,json}
+]
+
+
+def main() -> int:
+    failed = []
+    for cmd in COMMANDS:
+        print(f"\n==> {' '.join(cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        print(f"<== {' '.join(cmd[1:])}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} s", flush=True)
+        if rc:
+            failed.append(cmd)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

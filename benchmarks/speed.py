@@ -1,0 +1,479 @@
+"""Training / inference speed: aekit (PyTorch) vs the reference Keras models (TensorFlow).
+
+Same recipes, same data, same machine, one invocation. For every model two worker
+subprocesses are started, one per stack (TF and torch never share a process), and
+their epochs are run in lockstep, alternating: aekit epoch 1, Keras epoch 1, aekit
+epoch 2, ... A worker blocks on its stdin between epochs, so only one of them
+computes at a time and slow drifts of the machine hit both stacks alike.
+
+    python benchmarks/speed.py                                  # full run, writes benchmarks/results/
+    python benchmarks/speed.py --epochs 2 --samples 6000 --out /tmp/speed-quick
+
+Reported per model: per-epoch training time (median of epochs 2..E; epoch 1
+includes warm-up / graph tracing), samples/s, the aekit/Keras time ratio, achieved
+FLOP/s as a fraction of the measured float32 matmul peak, transform throughput,
+and each worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+MODELS = ("dense", "sae", "conv", "denoising")  # "denoising" is optional; the default set is dense,sae,conv
+OTHER_LOAD_WARN = 0.25  # cores used by other processes during a timed epoch above which the report warns
+TRANSFORM_BATCH = 4096  # aekit.transform's internal batch; Keras predict gets the same (and its default, 32)
+
+# ----------------------------------------------------------------------------- FLOP model
+
+DENSE = (784, 500, 300, 100, 2, 100, 300, 500, 784)
+HEAD = (2, 64, 128, 10)
+# (k, c_in, c_out, H_out, W_out) of every conv layer, the first layer first
+CONV = ((3, 1, 32, 28, 28), (3, 32, 16, 14, 14), (3, 16, 16, 7, 7), (3, 16, 32, 14, 14), (3, 32, 1, 28, 28))
+FLOP_FORMULA = (
+    "training FLOPs/sample = 3·Σ_layers forward − forward(first layer): forward, input-gradient and "
+    "weight-gradient products each cost one forward, and the first layer needs no input gradient. "
+    "Dense layer forward = 2·in·out; conv layer forward = 2·k·k·c_in·c_out·H_out·W_out. "
+    "Activations, pooling, up-sampling, losses and optimizer updates are not counted."
+)
+
+
+def forward_flops(model: str) -> list[int]:
+    """Forward FLOPs per sample of every weight layer, first layer first."""
+    dense = lambda sizes: [2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]  # noqa: E731
+    if model == "dense":
+        return dense(DENSE)
+    if model == "sae":
+        return dense(DENSE) + dense(HEAD)
+    return [2 * k * k * cin * cout * h * w for k, cin, cout, h, w in CONV]  # conv, denoising
+
+
+def train_flops(model: str) -> int:
+    f = forward_flops(model)
+    return 3 * sum(f) - f[0]
+
+
+# ----------------------------------------------------------------------------- worker side
+# A worker prints protocol messages as '@@{json}' lines on stdout and waits for a
+# 'go' line on stdin before each epoch (and before the final measurements).
+
+
+_GO = {"cpu": 0.0}  # this process's CPU time when the last 'go' arrived
+
+
+def send(msg: dict) -> None:
+    print("@@" + json.dumps(msg), flush=True)
+
+
+def send_epoch(epoch: int, seconds: float, loss: float) -> None:
+    cpu = time.process_time() - _GO["cpu"]  # all threads of this process since 'go'
+    send({"event": "epoch", "epoch": epoch + 1, "time": seconds, "loss": float(loss), "cpu": cpu})
+
+
+def wait_go() -> None:
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(0)  # the driver went away
+    _GO["cpu"] = time.process_time()
+
+
+def throughput(fn, n: int, repeats: int = 3) -> float:
+    """Samples/s of ``fn()`` over ``n`` samples: one warm-up call, best of ``repeats``."""
+    fn()
+    best = min(_timed(fn) for _ in range(repeats))
+    return n / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def peak_worker(threads: int) -> None:
+    """Best float32 torch.mm FLOP/s over a few square sizes."""
+    import torch
+
+    torch.set_num_threads(threads)
+    sizes = {}
+    for n in (512, 1024, 2048, 3072, 4096):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)  # warm-up
+        t = min(_timed(lambda: torch.mm(a, b)) for _ in range(3 if n >= 3072 else 5))  # noqa: B023
+        sizes[n] = 2 * n**3 / t
+    send({"event": "final", "peak_flops": max(sizes.values()), "by_size": sizes, "threads": threads, "cpu": time.process_time()})
+
+
+def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
+    import torch
+
+    import aekit
+
+    torch.set_num_threads(threads)
+    d = np.load(data)
+    X, y, X_test = d["X"], d["y"], d["X_test"]
+    common = {"epochs": epochs, "random_state": 0, "device": "cpu"}
+    if model == "dense":
+        est = aekit.Autoencoder(**common)
+    elif model == "sae":
+        est = aekit.SupervisedAutoencoder(**common)
+    else:  # conv, denoising: the presets (denoising: on-the-fly noise, batch 256)
+        est = aekit.Autoencoder(**{**aekit.PRESETS[model], **common})
+
+    def gate(epoch: int, logs: dict) -> None:
+        send_epoch(epoch, logs["time"], logs["loss"])
+        wait_go()
+
+    est.set_params(callbacks=[gate])
+    send({"event": "ready"})
+    wait_go()
+    if model == "sae":
+        est.fit(X, y)
+    else:
+        est.fit(X)
+    send({
+        "event": "final",
+        "params": sum(p.numel() for p in est.net_.parameters()),
+        "batch_size": est.batch_size,
+        "epoch_times": est.history_["time"],
+        "loss": est.history_["loss"],
+        "transform": {"aekit.transform": throughput(lambda: est.transform(X_test), len(X_test))},
+        "maxrss_mib": maxrss_mib(),
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "aekit": aekit.__version__, "numpy": np.__version__},
+    })
+
+
+def keras_worker(model: str, epochs: int, data: str, threads: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    import keras
+    import keras_reference as kr
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    d = np.load(data)
+    X, y, X_test = d["X"], d["y"], d["X_test"]
+    keras.utils.set_random_seed(0)
+    net, encoder = kr.build(model)
+    x, target = kr.fit_arrays(model, X, y, seed=0)
+    x_test = kr.images(X_test) if model in ("conv", "denoising") else X_test
+
+    class Gate(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            send_epoch(epoch, time.perf_counter() - self.t0, logs["loss"])
+            wait_go()
+
+    send({"event": "ready"})
+    wait_go()
+    hist = net.fit(x, target, batch_size=kr.BATCH_SIZE[model], epochs=epochs, shuffle=True, verbose=0, callbacks=[Gate()])
+    predict = lambda bs: encoder.predict(x_test, batch_size=bs, verbose=0)  # noqa: E731
+    send({
+        "event": "final",
+        "params": int(net.count_params()),
+        "batch_size": kr.BATCH_SIZE[model],
+        "loss": [float(v) for v in hist.history["loss"]],
+        "transform": {
+            f"encoder.predict(batch_size={TRANSFORM_BATCH})": throughput(lambda: predict(TRANSFORM_BATCH), len(x_test)),
+            "encoder.predict(batch_size=32, default)": throughput(lambda: predict(32), len(x_test)),
+        },
+        "maxrss_mib": maxrss_mib(),
+        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "jit_compile": bool(net.jit_compile),
+        "versions": kr.versions(),
+    })
+
+
+# ----------------------------------------------------------------------------- driver side
+
+
+class Worker:
+    """One worker subprocess; stderr (and stray stdout) go to a log file."""
+
+    def __init__(self, role: str, args: argparse.Namespace, model: str = "", data: str = "", logdir: Path = Path(".")):
+        self.name = f"{role}-{model}" if model else role
+        self.logpath = logdir / f"{self.name}.log"
+        self.log = open(self.logpath, "w")  # noqa: SIM115
+        cmd = [sys.executable, str(HERE / "speed.py"), "--worker", role, "--models", model or "dense",
+               "--epochs", str(args.epochs), "--threads", str(args.threads), "--data", data]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+            self.log.write(line)
+        self.log.flush()
+        tail = "".join(self.logpath.read_text().splitlines(keepends=True)[-20:])
+        raise RuntimeError(f"worker {self.name} exited with code {self.proc.wait()}; log tail:\n{tail}")
+
+    def go(self) -> dict:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used since boot (from /proc/stat; 0 elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, peak: float) -> dict:
+    """Add per-epoch times and derived speed numbers to a worker's final message."""
+    stack.pop("event", None)
+    times = stack.get("epoch_times") or [m["time"] for m in epoch_msgs]
+    stack["epoch_times"] = times
+    stack["epoch_cpu_cores"] = [m["cpu"] / m["time"] for m in epoch_msgs]  # this stack's CPU use while timed
+    stack["epoch_other_load_cores"] = [m["other_load_cores"] for m in epoch_msgs]  # everything else on the machine
+    steady = times[1:] or times  # epoch 1 includes warm-up
+    stack["median_epoch_s"] = statistics.median(steady)
+    stack["first_epoch_s"] = times[0]
+    stack["samples_per_s"] = samples / stack["median_epoch_s"]
+    stack["flops_per_s"] = flops * stack["samples_per_s"]
+    stack["fraction_of_peak"] = stack["flops_per_s"] / peak
+    return stack
+
+
+def run_model(model: str, args: argparse.Namespace, data: str, samples: int, peak: float, logdir: Path) -> dict:
+    print(f"[{model}] starting workers", flush=True)
+    workers = {stack: Worker(stack, args, model, data, logdir) for stack in ("aekit", "keras")}
+    epochs = {stack: [] for stack in workers}
+    try:
+        for w in workers.values():
+            assert w.read()["event"] == "ready"
+        for e in range(args.epochs):
+            for stack, w in workers.items():  # alternate: aekit epoch, keras epoch
+                busy0, t0 = busy_seconds(), time.perf_counter()
+                msg = w.go()
+                busy, wall = busy_seconds() - busy0, time.perf_counter() - t0
+                msg["other_load_cores"] = max(0.0, busy - msg["cpu"]) / wall  # other processes' CPU use meanwhile
+                epochs[stack].append(msg)
+                print(f"[{model}] {stack:5s} epoch {e + 1}/{args.epochs}: {msg['time']:.2f} s  loss {msg['loss']:.4f}  "
+                      f"cpu {msg['cpu'] / msg['time']:.1f} cores, other load {msg['other_load_cores']:.1f} cores", flush=True)
+        final = {stack: w.go() for stack, w in workers.items()}  # transform throughput, memory
+    finally:
+        for w in workers.values():
+            w.close()
+    flops = train_flops(model)
+    res = {"model": model, "samples": samples, "epochs": args.epochs,
+           "forward_flops_per_sample": sum(forward_flops(model)), "train_flops_per_sample": flops}
+    for stack in workers:
+        res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak)
+    res["ratio_aekit_over_keras"] = res["aekit"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
+    return res
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": usable, "platform": platform.platform(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+        return rev + (" + uncommitted changes in src/" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(r: dict) -> str:
+    v, m, peak = r["versions"], r["machine"], r["peak"]
+    out = [
+        "# Training speed: aekit (PyTorch) vs reference Keras (TensorFlow)",
+        "",
+        f"- date: {r['date']}",
+        f"- machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, {m['memory_gib']} GiB RAM; {m['platform']}",
+        f"- versions: python {v['python']}, torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']} "
+        f"(backend {v['keras_backend']}), aekit {v['aekit']} (git {r['git']}), numpy {v['numpy']}",
+        f"- threads: {r['threads']} (torch.set_num_threads; TF intra-op), float32 matmul peak "
+        f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s (best torch.mm over square sizes {', '.join(map(str, peak['by_size']))}; "
+        f"other load meanwhile {peak['other_load_cores']:.1f} cores)",
+        f"- command: `{r['command']}`",
+        f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, epochs alternating aekit/Keras in two subprocesses",
+        "",
+    ]
+    other = max([peak["other_load_cores"]] + [c for x in r["results"] for s in ("aekit", "keras") for c in x[s]["epoch_other_load_cores"]])
+    if other > OTHER_LOAD_WARN:
+        out += [f"**Warning: other processes used up to {other:.1f} CPU cores during timed epochs; "
+                "these timings are disturbed. Re-run on an idle machine.**", ""]
+    out += [
+        "## Training (per epoch)",
+        "",
+        "Median of epochs 2..E (epoch 1 shown separately: it includes warm-up / tf.function tracing). "
+        "ratio = aekit time / Keras time (< 1: aekit faster).",
+        "",
+    ]
+    rows = []
+    for x in r["results"]:
+        a, k = x["aekit"], x["keras"]
+        rows.append([
+            x["model"], f"{a['params']:,}" + ("" if a["params"] == k["params"] else f" / {k['params']:,}"), a["batch_size"],
+            f"{a['median_epoch_s']:.2f}", f"{k['median_epoch_s']:.2f}", f"{x['ratio_aekit_over_keras']:.2f}",
+            f"{a['samples_per_s']:,.0f}", f"{k['samples_per_s']:,.0f}",
+            f"{a['flops_per_s'] / 1e9:.1f} ({a['fraction_of_peak']:.0%})", f"{k['flops_per_s'] / 1e9:.1f} ({k['fraction_of_peak']:.0%})",
+            f"{a['first_epoch_s']:.2f} / {k['first_epoch_s']:.2f}", f"{a['loss'][-1]:.4f} / {k['loss'][-1]:.4f}",
+        ])
+    out.append(md_table(["model", "params", "batch", "aekit s/epoch", "Keras s/epoch", "ratio", "aekit samples/s",
+                         "Keras samples/s", "aekit GFLOP/s (of peak)", "Keras GFLOP/s (of peak)",
+                         "epoch 1 s aekit / Keras", "final train loss aekit / Keras"], rows))
+    out += ["", f"FLOP model: {FLOP_FORMULA}", ""]
+    out.append(md_table(["model", "forward MFLOP/sample", "training MFLOP/sample"],
+                        [[x["model"], f"{x['forward_flops_per_sample'] / 1e6:.3f}", f"{x['train_flops_per_sample'] / 1e6:.3f}"]
+                         for x in r["results"]]))
+    out += ["", "## Transform (encoder) throughput, 10,000 test images", "",
+            f"Best of 3 after a warm-up call. aekit.transform batches internally by {TRANSFORM_BATCH}; "
+            "Keras encoder.predict is timed at the same batch size and at its default (32).", ""]
+    rows = []
+    for x in r["results"]:
+        a, k = x["aekit"]["transform"], x["keras"]["transform"]
+        ka, kd = (k[key] for key in k)
+        rows.append([x["model"], f"{a['aekit.transform']:,.0f}", f"{ka:,.0f}", f"{kd:,.0f}", f"{a['aekit.transform'] / ka:.2f}"])
+    out.append(md_table(["model", "aekit samples/s", f"Keras samples/s (batch {TRANSFORM_BATCH})", "Keras samples/s (batch 32)",
+                         f"aekit / Keras (batch {TRANSFORM_BATCH})"], rows))
+    out += ["", "## Peak memory (max RSS of each worker process: runtime + data + model)", ""]
+    out.append(md_table(["model", "aekit MiB", "Keras MiB"],
+                        [[x["model"], f"{x['aekit']['maxrss_mib']:,.0f}", f"{x['keras']['maxrss_mib']:,.0f}"] for x in r["results"]]))
+    out += ["", "## Per-epoch times (s)", "",
+            "CPU = cores this stack kept busy during its timed epochs (mean); other = cores used meanwhile by "
+            "every other process on the machine, hypervisor steal included (from /proc/stat; should be ~0).", ""]
+    cores = lambda xs: f"{statistics.mean(xs):.1f}"  # noqa: E731
+    out.append(md_table(["model", "aekit", "Keras", "CPU aekit / Keras", "other aekit / Keras"],
+                        [[x["model"], ", ".join(f"{t:.2f}" for t in x["aekit"]["epoch_times"]),
+                          ", ".join(f"{t:.2f}" for t in x["keras"]["epoch_times"]),
+                          f"{cores(x['aekit']['epoch_cpu_cores'])} / {cores(x['keras']['epoch_cpu_cores'])}",
+                          f"{cores(x['aekit']['epoch_other_load_cores'])} / {cores(x['keras']['epoch_other_load_cores'])}"]
+                         for x in r["results"]]))
+    notes = [
+        "aekit: `Autoencoder(epochs=E, random_state=0, device='cpu')`, `SupervisedAutoencoder(...)`, "
+        "`Autoencoder(**PRESETS['conv'], ...)`; per-epoch time from `history_['time']`.",
+        "Keras: `benchmarks/keras_reference.py` models, `model.fit(..., shuffle=True)` on NumPy arrays, "
+        "per-epoch time from a callback (on_epoch_begin → on_epoch_end); "
+        f"jit_compile={r['results'][0]['keras'].get('jit_compile')} (Keras 'auto' disables XLA on CPU-only machines).",
+    ]
+    if any(x["model"] == "denoising" for x in r["results"]):
+        notes.append("denoising: aekit corrupts every batch on the fly (inside the timed epoch); Keras trains on a noisy copy drawn once.")
+    out += ["", "## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="aekit vs Keras/TensorFlow training speed on MNIST")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per stack and model (the median skips epoch 1)")
+    parser.add_argument("--samples", type=int, default=60000, help="first N MNIST training samples")
+    parser.add_argument("--models", default="dense,sae,conv", help=f"comma-separated, from {','.join(MODELS)}")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for speed.md and speed.json")
+    parser.add_argument("--threads", type=int, default=2, help="compute threads for torch and TF (intra-op)")
+    parser.add_argument("--worker", choices=("aekit", "keras", "peak"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if bad := [m for m in models if m not in MODELS]:
+        parser.error(f"unknown model(s) {bad}; choose from {MODELS}")
+
+    if args.worker:  # ------------------------------------------------ a worker subprocess
+        if args.worker == "peak":
+            return peak_worker(args.threads)
+        fn = aekit_worker if args.worker == "aekit" else keras_worker
+        return fn(models[0], args.epochs, args.data, args.threads)
+
+    # ------------------------------------------------------------------- the driver
+    if args.epochs < 1 or args.samples < 1:
+        parser.error("--epochs and --samples must be >= 1")
+    import aekit  # the driver only loads the data; training happens in the workers
+
+    mnist = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
+    samples = min(args.samples, len(mnist.X_train))
+    with tempfile.TemporaryDirectory(prefix="aekit-speed-") as tmp:
+        data = str(Path(tmp) / "mnist.npz")
+        np.savez(data, X=mnist.X_train[:samples], y=mnist.y_train[:samples], X_test=mnist.X_test, y_test=mnist.y_test)
+        del mnist
+
+        print("measuring the float32 matmul peak ...", flush=True)
+        busy0, t0 = busy_seconds(), time.perf_counter()
+        w = Worker("peak", args, logdir=Path(tmp))
+        peak = w.read()
+        w.close()
+        peak["other_load_cores"] = max(0.0, busy_seconds() - busy0 - peak.pop("cpu")) / (time.perf_counter() - t0)
+        peak.pop("event")
+        print(f"peak {peak['peak_flops'] / 1e9:.1f} GFLOP/s", flush=True)
+
+        results = [run_model(m, args, data, samples, peak["peak_flops"], Path(tmp)) for m in models]
+
+    r = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "versions": {"python": platform.python_version(), **results[0]["keras"]["versions"], **results[0]["aekit"]["versions"]},
+        "git": git_rev(),
+        "threads": args.threads,
+        "samples": samples,
+        "epochs": args.epochs,
+        "peak": peak,
+        "flop_formula": FLOP_FORMULA,
+        "results": results,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(r, indent=1) + "\n")
+    (out / "speed.md").write_text(report(r))
+    print(f"\nwrote {out / 'speed.md'} and {out / 'speed.json'}\n")
+    print(report(r))
+
+
+if __name__ == "__main__":
+    main()
