@@ -4,7 +4,8 @@ Every parser (``read_idx``, ``parse_idx_bytes``, ``load_array`` for ``.npy``,
 ``.npz`` and ``.csv``) is fed random bytes and mutated valid files. The only
 exceptions allowed out are ``InputError`` and its subclass ``DataFormatError``;
 a result must be a well-formed array. A smoke run (``SMOKE`` examples per
-parser) is part of the default suite; ``-m slow`` runs ``FULL`` per parser.
+parser, ``$AEKIT_FUZZ_SMOKE`` to change) is part of the default suite;
+``-m slow`` runs ``FULL`` per parser.
 
 Below the fuzzers, targeted tests pin down the hostile cases one by one.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import warnings
 import zipfile
@@ -27,7 +29,7 @@ from hypothesis import strategies as st
 from aekit._utils import DataFormatError, InputError
 from aekit.data import MNIST_FILES, load_array, load_idx_pair, parse_idx_bytes, read_idx
 
-SMOKE = int(__import__("os").environ.get("FUZZ_SMOKE", 60))
+SMOKE = int(os.environ.get("AEKIT_FUZZ_SMOKE", 60))  # examples per parser in the default suite
 FULL = 2000
 IDX_CODES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -429,7 +431,8 @@ def _npy_with_header(header: str, payload: bytes = b"") -> bytes:
     [
         ("(100000, 100000, 100000)", "limit"),
         ("(0, 2**70)", "shape"),
-        ("(-1, 4)", "negative"),
+        ("(-1, 4)", "non-negative integers"),
+        ("(True, 2)", "non-negative integers"),
     ],
 )
 def test_npy_hostile_shapes_refused_before_allocating(tmp_path, monkeypatch, shape, match):

@@ -64,51 +64,74 @@ def load_checkpoint(
 
     p = Path(path)
     if not p.is_file():
-        raise ModelFileError(f"{p}: no such checkpoint; train with checkpoint_path=... (CLI: --checkpoint) first")
+        raise ModelFileError(f"{p}: no such checkpoint; train with checkpoint_path=... first (the CLI writes --out/checkpoint.safetensors)")
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{p}: not a valid checkpoint ({exc})") from exc
-    if meta.get("aekit_checkpoint") != str(CHECKPOINT_FORMAT):
-        raise ModelFileError(f"{p}: not an aekit checkpoint of format {CHECKPOINT_FORMAT}")
+        raise ModelFileError(f"{p}: not a valid checkpoint (safetensors: {exc}); the file is damaged, train from the start") from exc
+    fmt = meta.get("aekit_checkpoint")
+    if fmt is None:
+        what = "a model file (load it with aekit.load)" if "aekit_format" in meta else "a safetensors file without aekit checkpoint metadata"
+        raise ModelFileError(f"{p}: expected an aekit training checkpoint, found {what}; pass the checkpoint.safetensors written during training")
+    if fmt != str(CHECKPOINT_FORMAT):
+        raise ModelFileError(f"{p}: checkpoint format {fmt!r}, this aekit reads format {CHECKPOINT_FORMAT}; resume with the aekit that wrote it, or train from the start")
+    inf = float("inf")
     try:
         params = json.loads(meta["params"])
         loop = json.loads(meta["loop"])
         groups = json.loads(meta["param_groups"])
         scalar_keys = set(json.loads(meta["scalar_keys"]))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{p}: corrupted checkpoint metadata ({exc})") from exc
+        state = LoopState(
+            epoch=int(loop["epoch"]),
+            history={k: list(v) for k, v in loop["history"].items()},
+            best_score=inf if loop["best_score"] is None else float(loop["best_score"]),
+            best_epoch=int(loop["best_epoch"]),
+            wait=int(loop["wait"]),
+            plateau_wait=int(loop["plateau_wait"]),
+            plateau_best=inf if loop["plateau_best"] is None else float(loop["plateau_best"]),
+        )
+        opt_state: dict[int, dict[str, Any]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, idx, key = k.split(".", 2)
+                opt_state.setdefault(int(idx), {})[key] = v.reshape(()) if k in scalar_keys else v
+        if not isinstance(params, dict) or not isinstance(groups, list) or state.epoch < 0:
+            raise ValueError("params, param_groups or the epoch count have the wrong type")
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ModelFileError(f"{p}: corrupted checkpoint metadata ({exc}); delete it and train from the start") from exc
     if expected_params is not None:
         changed = {k for k in expected_params if k not in ("epochs", "verbose", "device", "checkpoint_path") and params.get(k) != expected_params[k]}
         if changed:
             raise ModelFileError(f"{p}: checkpoint was written with different parameters {sorted(changed)}; resume with the same settings")
+    # everything is checked before anything is changed: a bad file leaves net, optimizer and RNG as they were
+    rng = tensors.get("rng.cpu")
+    if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise ModelFileError(f"{p}: missing or malformed random-number state; the checkpoint is corrupted, train from the start")
+    for k, v in tensors.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ModelFileError(f"{p}: tensor {k} holds NaN or inf values; the checkpoint is corrupted, train from the start")
     device = next(net.parameters()).device
     net_state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    expected = net.state_dict()
+    missing, extra = set(expected) - set(net_state), set(net_state) - set(expected)
+    bad = [k for k in set(expected) & set(net_state) if net_state[k].shape != expected[k].shape or net_state[k].dtype != expected[k].dtype]
+    if missing or extra or bad:
+        raise ModelFileError(
+            f"{p}: checkpoint weights do not fit this model (missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}, "
+            f"wrong shape or dtype {sorted(bad)[:5]}); resume with the parameters that wrote it"
+        )
+    saved_opt = optimizer.state_dict()
     try:
-        net.load_state_dict(net_state)
-    except RuntimeError as exc:
-        raise ModelFileError(f"{p}: checkpoint weights do not fit this model ({exc})") from exc
-    opt_state: dict[int, dict[str, Any]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, key = k.split(".", 2)
-            opt_state.setdefault(int(idx), {})[key] = v.reshape(()) if k in scalar_keys else v
-    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")} or None
-    torch.set_rng_state(tensors["rng.cpu"])
-    inf = float("inf")
-    return LoopState(
-        epoch=int(loop["epoch"]),
-        history={k: list(v) for k, v in loop["history"].items()},
-        best_score=inf if loop["best_score"] is None else float(loop["best_score"]),
-        best_epoch=int(loop["best_epoch"]),
-        wait=int(loop["wait"]),
-        best_weights=best,
-        plateau_wait=int(loop["plateau_wait"]),
-        plateau_best=inf if loop["plateau_best"] is None else float(loop["plateau_best"]),
-    )
+        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        optimizer.load_state_dict(saved_opt)
+        raise ModelFileError(f"{p}: optimizer state does not fit this model ({exc}); resume with the same optimizer settings") from exc
+    net.load_state_dict(net_state)
+    state.best_weights = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")} or None
+    torch.set_rng_state(rng)
+    return state
 
 
 def checkpoint_callback(

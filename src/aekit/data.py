@@ -417,8 +417,8 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> None:
         raise DataFormatError(f"{source}: not a valid .npy array ({exc}); save the array with numpy.save") from exc
     if dtype.hasobject:
         raise DataFormatError(f"{source}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array")
-    if any(d < 0 for d in shape):
-        raise DataFormatError(f"{source}: declares shape {shape} with a negative dimension; the file is corrupted, re-export it")
+    if any(type(d) is not int or d < 0 for d in shape):  # bool passes numpy's own check
+        raise DataFormatError(f"{source}: declares shape {shape}; expected non-negative integers, the file is corrupted, re-export it")
     n_bytes = math.prod(shape) * dtype.itemsize
     if n_bytes > MAX_ARRAY_BYTES or math.prod(max(d, 1) for d in shape) > MAX_ARRAY_BYTES:
         raise DataFormatError(

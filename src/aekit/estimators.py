@@ -763,6 +763,8 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{p}: not a valid aekit model file (safetensors: {exc}); was it written by Autoencoder.save?") from exc
     if "aekit_format" not in meta:
+        if "aekit_checkpoint" in meta:
+            raise ModelFileError(f"{p}: a training checkpoint, not a model; resume it with fit(X, resume_from=...) (CLI: --resume) or load model.safetensors")
         raise ModelFileError(f"{p}: a safetensors file without aekit metadata; save models with Autoencoder.save")
     if meta["aekit_format"] != str(FORMAT_VERSION):
         raise ModelFileError(f"{p}: model format {meta['aekit_format']}, this aekit reads format {FORMAT_VERSION}; upgrade aekit")
@@ -775,17 +777,18 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
         for k in _TUPLE_PARAMS:
             if isinstance(params.get(k), list):
                 params[k] = tuple(params[k])
-        params["device"] = device
+        params.update(device=device, checkpoint_path=None, callbacks=None)  # a loaded model never writes where its file says
         est = cls(**params)
         est._validate_params()
         n_features = int(fitted["n_features_in_"])
         classes = None
         if "classes_" in fitted:
             classes = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
-        net = build_net(**est._net_kwargs(n_features, None if classes is None else len(classes)))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        net_kwargs = est._net_kwargs(n_features, None if classes is None else len(classes))
+        with torch.device("meta"):  # shapes only, nothing allocated: tampered metadata cannot exhaust memory
+            expected = build_net(**net_kwargs).state_dict()
+    except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{p}: corrupted model metadata ({exc})") from exc
-    expected = net.state_dict()
     missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
     if missing or extra:
         raise ModelFileError(f"{p}: weights do not match the architecture: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}")
@@ -794,6 +797,7 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
             raise ModelFileError(f"{p}: tensor {k} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, expected {tuple(v.shape)} {v.dtype}")
         if tensors[k].is_floating_point() and not bool(torch.isfinite(tensors[k]).all()):
             raise ModelFileError(f"{p}: tensor {k} holds NaN or inf values; the file is corrupted")
+    net = build_net(**net_kwargs)
     net.load_state_dict(tensors)
     dev = resolve_device(device)
     est.net_ = net.to(dev).eval()

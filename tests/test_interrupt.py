@@ -1,0 +1,261 @@
+"""Interruption and resume: Ctrl-C / SIGTERM / SIGKILL during training, then ``resume_from``.
+
+* On CPU, a run interrupted at any epoch and resumed from its checkpoint ends
+  bitwise identical to an uninterrupted run (weights, codes, history).
+* ``aekit train`` killed with SIGKILL at random moments always leaves a
+  checkpoint that loads and resumes (``KILLS_FAST`` kills by default,
+  ``KILLS_SLOW`` with ``-m slow``).
+* SIGTERM makes ``aekit train`` stop cleanly: exit 130, a one-line message,
+  a usable model and checkpoint; ``--resume`` finishes the job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import safe_open
+
+import aekit
+from aekit._utils import ModelFileError
+from aekit.checkpoint import load_checkpoint
+from aekit.cli import main
+from aekit.estimators import Autoencoder, SupervisedAutoencoder
+from aekit.modules import build_net
+from aekit.training import make_optimizer
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+KILLS_FAST = 3
+KILLS_SLOW = 20
+BASE = dict(hidden_layer_sizes=(8,), n_components=2, epochs=6, batch_size=32, random_state=0, device="cpu")
+CONFIGS = {
+    "rmsprop": {},
+    "adam-val-dropout-noise-cosine": dict(optimizer="adam", validation_fraction=0.2, dropout=0.2, noise="gaussian", lr_schedule="cosine"),
+    "vae-earlystop-plateau-batchnorm": dict(variational=True, early_stopping=True, validation_fraction=0.2, patience=4, lr_schedule="plateau", batchnorm=True, optimizer="adamw"),
+    "supervised-sgd-masking": dict(optimizer="sgd", momentum=0.9, learning_rate=0.05, noise="masking", supervised=True),
+}
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(0).uniform(size=(200, 12)).astype(np.float32)
+
+
+def _est(config: dict, **kw):
+    params = {**BASE, **config, **kw}
+    cls = SupervisedAutoencoder if params.pop("supervised", False) else Autoencoder
+    return cls(**params)
+
+
+def _fit(est, X, **kw):
+    y = np.arange(len(X)) % 3 if isinstance(est, SupervisedAutoencoder) else None
+    return est.fit(X, y, **kw) if y is not None else est.fit(X, **kw)
+
+
+def _assert_identical(a, b, X) -> None:
+    sa, sb = a.net_.state_dict(), b.net_.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert np.array_equal(a.transform(X), b.transform(X))
+    assert a.n_iter_ == b.n_iter_
+    assert {k: v for k, v in a.history_.items() if k != "time"} == {k: v for k, v in b.history_.items() if k != "time"}
+
+
+def _stop_at(epoch: int, how: str):
+    def callback(e, logs):
+        if e == epoch:
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)  # the estimator turns it into a clean stop
+            raise KeyboardInterrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupted_then_resumed_is_bitwise_identical(tmp_path, X, config, how):
+    cfg = CONFIGS[config]
+    full = _fit(_est(cfg), X)
+    ck = tmp_path / "ck.safetensors"
+    k = 2 if how == "ctrl-c" else 4
+    part = _fit(_est(cfg, checkpoint_path=str(ck), callbacks=[_stop_at(k, how)]), X)
+    assert part.stop_reason_ == "interrupted"
+    with safe_open(str(ck), framework="pt") as f:
+        assert json.loads(f.metadata()["loop"])["epoch"] == k  # the checkpoint of the last epoch whose callbacks all ran
+    resumed = _fit(_est(cfg, checkpoint_path=str(ck)), X, resume_from=ck)
+    assert resumed.stop_reason_ == full.stop_reason_
+    _assert_identical(resumed, full, X)
+
+
+def test_interrupt_mid_epoch_keeps_last_epoch_and_resumes_identically(tmp_path, X):
+    """Ctrl-C in the middle of a batch loop: the model is the previous epoch's, and the resume is exact."""
+    ck = tmp_path / "ck.safetensors"
+    est = _est({}, checkpoint_path=str(ck))
+    calls = {"n": 0}
+
+    def arm(epoch, logs):  # from epoch 3 on, the 3rd forward pass raises
+        if epoch == 1:
+            def hook(module, inputs):
+                calls["n"] += 1
+                if calls["n"] == 3:
+                    raise KeyboardInterrupt
+            est.net_.register_forward_pre_hook(hook)
+
+    est.set_params(callbacks=[arm])
+    _fit(est, X)
+    assert est.stop_reason_ == "interrupted" and est.n_iter_ == 2
+    _assert_identical(est, _fit(_est({}, epochs=2), X), X)
+    resumed = _fit(_est({}), X, resume_from=ck)
+    _assert_identical(resumed, _fit(_est({}), X), X)
+
+
+@pytest.mark.xfail(
+    reason="training.py: a KeyboardInterrupt raised in an epoch-end callback (e.g. SIGTERM while the checkpoint "
+    "is written) restores the weights from the start of that epoch, while n_iter_ and history_ count the epoch",
+    strict=False,
+)
+def test_interrupt_in_callback_keeps_the_weights_n_iter_counts(X):
+    part = _fit(_est({}, callbacks=[_stop_at(2, "ctrl-c")]), X)
+    assert part.n_iter_ == 3
+    _assert_identical(part, _fit(_est({}, epochs=part.n_iter_), X), X)
+
+
+def test_resume_refuses_other_parameters(tmp_path, X):
+    ck = tmp_path / "ck.safetensors"
+    _fit(_est({}, checkpoint_path=str(ck), epochs=2), X)
+    with pytest.raises(ModelFileError, match="different parameters.*learning_rate"):
+        _fit(_est({}, learning_rate=0.1), X, resume_from=ck)
+    more = _fit(_est({}, epochs=4), X, resume_from=ck)  # more epochs is allowed
+    assert more.n_iter_ == 4
+
+
+# ----------------------------------------------------------------------------- the CLI, killed
+
+
+TRAIN_FLAGS = ["--hidden-layer-sizes", "4", "--n-components", "2", "--batch-size", "16", "--random-state", "0", "--device", "cpu"]
+
+
+@pytest.fixture
+def npy(tmp_path):
+    p = tmp_path / "d.npy"
+    np.save(p, np.random.default_rng(0).uniform(size=(64, 8)).astype(np.float32))
+    return p
+
+
+def _spawn(npy: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "aekit", "train", str(npy), "--out", str(out), "--epochs", "1000000", *TRAIN_FLAGS, *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=out.parent)
+
+
+def _file_id(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _wait_for_new_checkpoint(proc: subprocess.Popen, ck: Path, before: tuple[int, int] | None) -> None:
+    """Block until this run has written a checkpoint of its own (i.e. it is training)."""
+    deadline = time.monotonic() + 90
+    while _file_id(ck) in (None, before):
+        if proc.poll() is not None:
+            raise AssertionError(f"aekit train exited early ({proc.returncode}): {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("aekit train wrote no checkpoint within 90 s")
+        time.sleep(0.005)
+
+
+def _load_ck(ck: Path):
+    """load_checkpoint into a fresh net and optimizer built from the checkpoint's own parameters."""
+    with safe_open(str(ck), framework="pt") as f:
+        params = json.loads(f.metadata()["params"])
+    est = Autoencoder(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+    net = build_net(**est._net_kwargs(8, None))
+    opt = make_optimizer(est.optimizer, net.parameters(), est.learning_rate, est.momentum)
+    state = load_checkpoint(ck, net, opt, expected_params=est._json_params())
+    assert all(bool(torch.isfinite(v).all()) for v in net.state_dict().values() if v.is_floating_point())
+    assert all(len(v) == state.epoch for v in state.history.values())
+    return state
+
+
+def _kill_repeatedly(npy: Path, out: Path, kills: int, seed: int) -> dict[str, int]:
+    rng = random.Random(seed)
+    ck = out / "checkpoint.safetensors"
+    last_epoch, stray = 0, 0
+    for _ in range(kills):
+        before = _file_id(ck)
+        proc = _spawn(npy, out, *(["--resume"] if before else []))
+        _wait_for_new_checkpoint(proc, ck, before)
+        time.sleep(rng.uniform(0.3, 2.0))  # kill at a random moment of training: mid-batch, mid-write, anywhere
+        proc.kill()
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        state = _load_ck(ck)  # the last checkpoint always loads ...
+        assert state.epoch > last_epoch  # ... and the runs make progress, never lose a checkpoint
+        last_epoch = state.epoch
+        names = os.listdir(out)
+        final = {n for n in names if not n.startswith(".")}
+        assert final <= {"checkpoint.safetensors", "model.safetensors", "history.json", "training_curve.png"}, final
+        # besides final names, only hidden temporary files: atomic_path's ".NAME.*.tmp" and the safetensors writer's own ".tmp*"
+        temp = set(names) - final
+        assert all(n.endswith(".tmp") or n.startswith(".tmp") for n in temp), temp
+        stray = len(temp)
+        if "model.safetensors" in final:
+            aekit.load(out / "model.safetensors")
+    # after all that, resuming finishes the job
+    rc = main(["train", str(npy), "--out", str(out), "--epochs", str(last_epoch + 2), *TRAIN_FLAGS, "--resume"])
+    assert rc == 0
+    model = aekit.load(out / "model.safetensors")
+    assert model.n_iter_ == last_epoch + 2 and len(model.history_["loss"]) == last_epoch + 2
+    return {"kills": kills, "epochs": last_epoch, "stray_tmp_files": stray}
+
+
+def test_sigkill_at_random_times_leaves_a_loadable_checkpoint(tmp_path, npy):
+    report = _kill_repeatedly(npy, tmp_path / "run", KILLS_FAST, seed=1)
+    assert report["kills"] == KILLS_FAST
+
+
+@pytest.mark.slow
+def test_sigkill_many_times(tmp_path, npy):
+    report = _kill_repeatedly(npy, tmp_path / "run", KILLS_SLOW, seed=int(time.time()))
+    print(report)
+    assert report["kills"] == KILLS_SLOW
+
+
+def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path, npy):
+    out = tmp_path / "run"
+    proc = _spawn(npy, out)
+    _wait_for_new_checkpoint(proc, out / "checkpoint.safetensors", None)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr
+    assert "interrupted: resume with the same command plus --resume" in stderr
+    assert "interrupted)" in stdout  # "model: ... (N epochs, interrupted)"
+    model = aekit.load(out / "model.safetensors")
+    assert model.stop_reason_ == "interrupted" and model.n_iter_ >= 1
+    assert np.isfinite(model.transform(np.load(npy))).all()
+    state = _load_ck(out / "checkpoint.safetensors")
+    assert state.epoch >= 1
+    # without --resume (or --overwrite) the finished model is not replaced
+    assert main(["train", str(npy), "--out", str(out), "--epochs", "3", *TRAIN_FLAGS]) == 2
+    rc = main(["train", str(npy), "--out", str(out), "--epochs", str(state.epoch + 3), *TRAIN_FLAGS, "--resume"])
+    assert rc == 0
+    done = aekit.load(out / "model.safetensors")
+    assert done.n_iter_ == state.epoch + 3 and done.stop_reason_ == "completed"
+    assert len(done.history_["loss"]) == state.epoch + 3

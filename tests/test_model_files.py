@@ -1,0 +1,358 @@
+"""Model and checkpoint files: what a damaged, tampered or foreign file does on load, and atomic saves.
+
+``aekit.load`` and ``load_checkpoint`` read safetensors + JSON only (never a
+pickle) and check names, shapes, dtypes, finiteness and the format version; a
+bad file raises ``ModelFileError`` (an ``InputError``) and nothing else.
+Saving goes through ``atomic_path``: a failure mid-write leaves the previous
+file intact and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import safe_open, save_file
+
+import aekit
+from aekit._utils import InputError, ModelFileError, atomic_path
+from aekit.checkpoint import load_checkpoint
+from aekit.estimators import Autoencoder, SupervisedAutoencoder
+from aekit.modules import build_net
+from aekit.training import make_optimizer
+
+PARAMS = dict(hidden_layer_sizes=(8,), n_components=2, epochs=2, batch_size=16, random_state=0, device="cpu")
+SMOKE = int(os.environ.get("AEKIT_FUZZ_SMOKE", 50))
+FULL = 2000
+
+
+@pytest.fixture(scope="module")
+def data():
+    return np.random.default_rng(0).uniform(size=(64, 12)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, data):
+    """A saved model, a checkpoint of the same run, and the fitted estimator."""
+    d = tmp_path_factory.mktemp("model")
+    est = Autoencoder(**PARAMS, checkpoint_path=str(d / "ckpt.safetensors")).fit(data)
+    est.save(d / "model.safetensors")
+    return d / "model.safetensors", d / "ckpt.safetensors", est
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118
+
+
+def _rewrite(src: Path, dst: Path, tensors=None, meta=None) -> Path:
+    t, m = _read(src)
+    save_file(t if tensors is None else tensors(t), str(dst), metadata=m if meta is None else meta(m))
+    return dst
+
+
+def _fresh(est: Autoencoder, n_features: int = 12):
+    net = build_net(**est._net_kwargs(n_features, None))
+    return net, make_optimizer(est.optimizer, net.parameters(), est.learning_rate, est.momentum)
+
+
+def _state(net, opt) -> list[torch.Tensor]:
+    return [v.clone() for v in net.state_dict().values()] + [t.clone() for st_ in opt.state.values() for t in st_.values()]
+
+
+# ----------------------------------------------------------------------------- model files
+
+
+def test_valid_model_loads_identically(files, data):
+    model, _, est = files
+    back = aekit.load(model)
+    assert np.array_equal(back.transform(data), est.transform(data))
+
+
+@pytest.mark.parametrize("cut", [0, 4, 8, 40, "header", "half", -1])
+def test_truncated_model_refused(files, tmp_path, cut):
+    model, ckpt, _ = files
+    blob = model.read_bytes()
+    header_len = 8 + int.from_bytes(blob[:8], "little")
+    n = {"header": header_len, "half": (header_len + len(blob)) // 2}.get(cut, cut)
+    bad = tmp_path / "cut.safetensors"
+    bad.write_bytes(blob[:n])
+    with pytest.raises(ModelFileError, match="not a valid aekit model file") as info:
+        aekit.load(bad)
+    assert str(bad) in str(info.value)
+    ck = ckpt.read_bytes()
+    bad.write_bytes(ck[: {"header": header_len, "half": len(ck) // 2}.get(cut, cut)])
+    with pytest.raises(ModelFileError, match="not a valid checkpoint"):
+        load_checkpoint(bad, *_fresh(files[2]))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_poisoned_tensor_refused(files, tmp_path, value):
+    model, ckpt, est = files
+
+    def poison(t):
+        t["decoder.0.weight"][3, 1] = value
+        return t
+
+    with pytest.raises(ModelFileError, match=r"decoder.0.weight holds NaN or inf"):
+        aekit.load(_rewrite(model, tmp_path / "nan.safetensors", tensors=poison))
+
+    def poison_ck(t):
+        t["net.decoder.0.weight"][0, 0] = value
+        return t
+
+    net, opt = _fresh(est)
+    before = _state(net, opt)
+    with pytest.raises(ModelFileError, match=r"net.decoder.0.weight holds NaN or inf"):
+        load_checkpoint(_rewrite(ckpt, tmp_path / "nanck.safetensors", tensors=poison_ck), net, opt)
+    assert all(torch.equal(a, b) for a, b in zip(before, _state(net, opt), strict=True))  # nothing was half-loaded
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda t: {**t, "encoder.0.weight": torch.zeros(8, 13)}, r"encoder.0.weight has shape \(8, 13\).*expected \(8, 12\)"),
+        (lambda t: {**t, "encoder.0.weight": t["encoder.0.weight"].double()}, "torch.float64"),
+        (lambda t: {k: v for k, v in t.items() if k != "decoder.0.bias"}, r"missing \['decoder.0.bias'\]"),
+        (lambda t: {**t, "extra.weight": torch.zeros(2)}, r"unexpected \['extra.weight'\]"),
+    ],
+)
+def test_wrong_tensors_refused(files, tmp_path, edit, match):
+    with pytest.raises(ModelFileError, match=match):
+        aekit.load(_rewrite(files[0], tmp_path / "w.safetensors", tensors=edit))
+
+
+def test_checkpoint_wrong_shapes_refused(files, tmp_path):
+    _, ckpt, est = files
+    bad = _rewrite(ckpt, tmp_path / "c.safetensors", tensors=lambda t: {**t, "net.encoder.0.weight": torch.zeros(8, 13)})
+    net, opt = _fresh(est)
+    before = _state(net, opt)
+    with pytest.raises(ModelFileError, match="do not fit this model"):
+        load_checkpoint(bad, net, opt)
+    assert all(torch.equal(a, b) for a, b in zip(before, _state(net, opt), strict=True))
+    # a model of another size cannot take this checkpoint either
+    wide = Autoencoder(**{**PARAMS, "hidden_layer_sizes": (9,)})
+    with pytest.raises(ModelFileError, match="do not fit this model"):
+        load_checkpoint(ckpt, *_fresh(wide))
+
+
+@pytest.mark.parametrize("version", ["2", "0", "", "1.0"])
+def test_wrong_format_version_refused(files, tmp_path, version):
+    model, ckpt, est = files
+    with pytest.raises(ModelFileError, match=f"model format {version}, this aekit reads format 1"):
+        aekit.load(_rewrite(model, tmp_path / "v.safetensors", meta=lambda m: {**m, "aekit_format": version}))
+    with pytest.raises(ModelFileError, match=f"checkpoint format '{version}'"):
+        load_checkpoint(_rewrite(ckpt, tmp_path / "vc.safetensors", meta=lambda m: {**m, "aekit_checkpoint": version}), *_fresh(est))
+
+
+def test_checkpoint_and_model_swapped(files):
+    model, ckpt, est = files
+    with pytest.raises(ModelFileError, match="training checkpoint, not a model.*resume_from"):
+        aekit.load(ckpt)
+    with pytest.raises(ModelFileError, match=r"found a model file \(load it with aekit.load\)"):
+        load_checkpoint(model, *_fresh(est))
+
+
+def test_plain_safetensors_without_metadata_refused(tmp_path):
+    p = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(p))
+    with pytest.raises(ModelFileError, match="without aekit metadata"):
+        aekit.load(p)
+    with pytest.raises(ModelFileError, match="without aekit checkpoint metadata"):
+        load_checkpoint(p, *_fresh(Autoencoder(**PARAMS)))
+
+
+class _Evil:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_torch_pickle_renamed_is_never_unpickled(files, tmp_path, zip_format):
+    """torch.save output (a pickle) under a .safetensors name: refused, and its payload never runs."""
+    sentinel = tmp_path / "pwned"
+    p = tmp_path / "model.safetensors"
+    torch.save({"encoder.0.weight": torch.zeros(8, 12), "evil": _Evil(str(sentinel))}, p, _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(ModelFileError, match="not a valid aekit model file"):
+        aekit.load(p)
+    with pytest.raises(ModelFileError, match="not a valid checkpoint"):
+        load_checkpoint(p, *_fresh(files[2]))
+    assert not sentinel.exists()
+    armed = tmp_path / "model.pt"  # proof that the file is armed: unpickling it runs the payload
+    armed.write_bytes(p.read_bytes())
+    torch.load(armed, weights_only=False)
+    assert sentinel.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("fitted", {"n_features_in_": 20_000_000}),  # ~1.3 GB of weights (seconds) before shapes were checked first
+        ("fitted", {"n_features_in_": 10**11}),  # terabytes: an allocation failure before shapes were checked first
+        ("params", {"hidden_layer_sizes": [10**9]}),
+        ("params", {"n_components": "two"}),
+        ("params", {"architecture": "conv", "image_shape": [10**6, 10**6]}),
+        ("params", {"no_such_param": 1}),
+        ("fitted", {"classes_": [0, 1], "classes_dtype": "|O"}),
+        ("params", []),
+        ("fitted", "not json{"),
+    ],
+)
+def test_tampered_metadata_refused_quickly(files, tmp_path, field, value):
+    def edit(m):
+        if isinstance(value, dict):
+            return {**m, field: json.dumps({**json.loads(m[field]), **value})}
+        return {**m, field: value if isinstance(value, str) else json.dumps(value)}
+
+    bad = _rewrite(files[0], tmp_path / "t.safetensors", meta=edit)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError):
+        aekit.load(bad)
+    assert time.perf_counter() - t0 < 1.0  # refused from the metadata, nothing big was built
+
+
+def test_loaded_model_never_writes_where_its_file_says(files, tmp_path, data):
+    """checkpoint_path / callbacks in a (tampered) file are dropped: a refit cannot clobber an arbitrary path."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+
+    def edit(m):
+        return {**m, "params": json.dumps({**json.loads(m["params"]), "checkpoint_path": str(victim), "callbacks": "x"})}
+
+    est = aekit.load(_rewrite(files[0], tmp_path / "t.safetensors", meta=edit))
+    assert est.checkpoint_path is None and est.callbacks is None
+    est.fit(data)
+    assert victim.read_text() == "precious"
+
+
+def test_supervised_model_classes_roundtrip(tmp_path, data):
+    y = np.where(np.arange(64) % 2 == 0, "cat", "dog")
+    est = SupervisedAutoencoder(**PARAMS).fit(data, y)
+    back = aekit.load(est.save(tmp_path / "s.safetensors"))
+    assert list(back.classes_) == ["cat", "dog"] and np.array_equal(back.predict(data), est.predict(data))
+
+
+# ----------------------------------------------------------------------------- fuzzing the loaders
+
+
+@st.composite
+def damaged(draw: st.DrawFn, blob: bytes) -> bytes:
+    data = bytearray(blob)
+    header_end = 8 + int.from_bytes(blob[:8], "little")
+    for _ in range(draw(st.integers(1, 3))):
+        pos = draw(st.one_of(st.integers(0, header_end - 1), st.integers(0, len(blob) - 1)))
+        kind = draw(st.sampled_from(["flip", "set", "truncate"]))
+        if pos >= len(data):
+            continue
+        if kind == "flip":
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set":
+            data[pos] = draw(st.sampled_from([0, 0x20, 0x22, 0x30, 0x39, 0x5B, 0x7B, 0x7D, 0xFF]))
+        else:
+            del data[pos:]
+    return bytes(data)
+
+
+def _fuzz_loaders(files, tmp: Path, n: int) -> dict[str, int]:
+    model, ckpt, est = files
+    X = np.random.default_rng(1).uniform(size=(5, 12)).astype(np.float32)
+    outcomes = {"ok": 0, "error": 0}
+    blobs = {"model": model.read_bytes(), "ckpt": ckpt.read_bytes()}
+
+    @settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(["model", "ckpt"]).flatmap(lambda k: st.tuples(st.just(k), damaged(blobs[k]))))
+    def run(case):
+        kind, blob = case
+        p = tmp / f"{kind}.safetensors"
+        p.write_bytes(blob)
+        try:
+            if kind == "model":
+                back = aekit.load(p)
+                assert back.transform(X).shape == (5, back._n_features_out)
+            else:
+                net, opt = _fresh(est)
+                state = load_checkpoint(p, net, opt, expected_params=est._json_params())
+                assert state.epoch >= 0 and all(torch.isfinite(v).all() for v in net.state_dict().values() if v.is_floating_point())
+            outcomes["ok"] += 1
+        except InputError as exc:  # ModelFileError, or parameter validation of tampered metadata
+            assert str(exc)
+            outcomes["error"] += 1
+
+    run()
+    return outcomes
+
+
+def test_fuzz_model_files_smoke(files, tmp_path):
+    outcomes = _fuzz_loaders(files, tmp_path, SMOKE)
+    assert sum(outcomes.values()) >= SMOKE and outcomes["error"] > 0
+
+
+@pytest.mark.slow
+def test_fuzz_model_files_full(files, tmp_path):
+    outcomes = _fuzz_loaders(files, tmp_path, FULL)
+    print(f"model files: {outcomes}")
+    assert sum(outcomes.values()) >= FULL and outcomes["error"] > 0 and outcomes["ok"] > 0
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def _failing_save_file(exc: BaseException):
+    def save(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")  # some bytes reached the temporary file
+        raise exc
+
+    return save
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_failed_model_save_keeps_previous_file(tmp_path, data, monkeypatch, exc):
+    import safetensors.torch
+
+    est = Autoencoder(**PARAMS).fit(data)
+    p = est.save(tmp_path / "m.safetensors")
+    before = p.read_bytes()
+    monkeypatch.setattr(safetensors.torch, "save_file", _failing_save_file(exc))
+    with pytest.raises(type(exc)):
+        est.save(p)
+    assert p.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert np.array_equal(aekit.load(p).transform(data), est.transform(data))
+
+
+def test_failed_checkpoint_save_keeps_previous_checkpoint(tmp_path, data, monkeypatch):
+    import safetensors.torch
+
+    ck = tmp_path / "ck.safetensors"
+    est = Autoencoder(**PARAMS, checkpoint_path=str(ck)).fit(data)
+    before = ck.read_bytes()
+    monkeypatch.setattr(safetensors.torch, "save_file", _failing_save_file(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space"):
+        Autoencoder(**{**PARAMS, "epochs": 3}, checkpoint_path=str(ck)).fit(data)
+    assert ck.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["ck.safetensors"]
+    monkeypatch.undo()
+    assert load_checkpoint(ck, *_fresh(est)).epoch == 2
+
+
+def test_atomic_path_never_exposes_partial_content(tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(p) as tmp:
+        tmp.write_bytes(b"new but incomplete")
+        assert p.read_bytes() == b"old"  # the final name is untouched while writing
+        raise RuntimeError("crash")
+    assert p.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["f.bin"]
+    with atomic_path(p) as tmp:
+        tmp.write_bytes(b"new")
+    assert p.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["f.bin"]
