@@ -77,3 +77,22 @@ def test_wrong_feature_count_in_embed(tmp_path, capsys):
 def test_module_entry_point_exit_code():
     r = subprocess.run([sys.executable, "-m", "aekit", "summary", "1"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "at least two" in r.stderr
+
+
+def test_evaluate_denoise_visualize(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(120, 16)).astype(np.float32)
+    y = np.arange(120) % 3
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    d = str(tmp_path / "d.npz")
+    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--noise", "gaussian"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["evaluate", model, d, "--train-data", d, "--json", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["parameters"] > 0 and 0 <= m["knn5_accuracy"] <= 1 and m["psnr_db"] > 0
+    assert main(["denoise", model, d, "--out", str(tmp_path / "den.npy"), "--add-noise"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR noisy" in out and np.load(tmp_path / "den.npy").shape == (120, 16)
+    assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "v"), "--perplexity", "5"]) == 0
+    assert np.load(tmp_path / "v" / "embedding.npy").shape == (120, 2)
+    assert (tmp_path / "v" / "tsne.png").exists()

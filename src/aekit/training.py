@@ -134,6 +134,7 @@ def train(
     bar = _progress_bar(config.progress, total_steps, state.epoch * steps)
     callbacks = list(callbacks)
     device = data[0].device
+    good: dict[str, torch.Tensor] | None = None
 
     try:
         while state.epoch < config.epochs:
@@ -182,6 +183,7 @@ def train(
             for k, v in logs.items():
                 state.history.setdefault(k, []).append(v)
             state.epoch = epoch + 1
+            good = None  # the epoch is complete: an interrupt from here on keeps the current weights
             score = logs[monitor]
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if "loss" in k})
@@ -209,7 +211,8 @@ def train(
                 state.stop_reason = "callback"
                 break
     except KeyboardInterrupt:
-        module.load_state_dict(good)  # the end of the last complete epoch
+        if good is not None:  # mid-epoch: back to the end of the last complete epoch
+            module.load_state_dict(good)
         state.stop_reason = "interrupted"
         log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
     finally:

@@ -79,7 +79,7 @@ class AETSNE(TransformerMixin, BaseEstimator):
         self._tsne = TSNE(n_components=self.n_components, perplexity=self.perplexity, n_jobs=self.n_jobs, random_state=seed, verbose=False).fit(codes)
         t2 = time.perf_counter()
         self.autoencoder_ = ae
-        self.embedding_ = np.asarray(self._tsne)
+        self.embedding_ = np.array(self._tsne)  # a copy: openTSNE may re-centre its own array in place
         self.timings_ = {"autoencoder_s": t1 - t0, "tsne_s": t2 - t1}
         return self
 

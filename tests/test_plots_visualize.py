@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from aekit import Autoencoder, SupervisedAutoencoder, plots
+from aekit._utils import InputError
+from aekit.visualize import AETSNE, compare_routes, plot_routes
+
+from .conftest import SMALL
+
+
+def _is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_plots_write_pngs(tmp_path, blobs):
+    X, y = blobs
+    ax = plots.latent_scatter(X[:, :2], y, title="t")
+    assert len(ax.figure.axes) == 2  # scatter + colour bar
+    assert _is_png(plots.save(ax.figure, tmp_path / "s.png"))
+    X64 = np.random.default_rng(0).uniform(size=(12, 784))
+    assert _is_png(plots.save(plots.image_grid([X64, X64], ["a", "b"], n=6), tmp_path / "g.png"))
+    ax = plots.training_curves({"loss": [3, 2, 1], "val_loss": [3, 2.5, 2], "lr": [1, 1, 1]})
+    assert {line.get_label() for line in ax.get_lines()} == {"loss", "val_loss"}
+    fig = plots.latent_manifold(lambda z: np.tile(z[:, :1], (1, 784)).clip(0, 1), (-1, -1), (1, 1), n=4)
+    assert _is_png(plots.save(fig, tmp_path / "m.png"))
+    with pytest.raises(InputError, match="codes of shape"):
+        plots.latent_scatter(X[:, :1], y)
+
+
+def test_aetsne_fit_transform_and_new_points(blobs):
+    X, y = blobs
+    vis = AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0)
+    emb = vis.fit_transform(X)
+    assert emb.shape == (180, 2)
+    assert vis.transform(X[:5]).shape == (5, 2)
+    again = AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0).fit_transform(X)
+    assert np.allclose(emb, again)
+    fitted = vis.autoencoder_
+    vis2 = AETSNE(fitted, perplexity=10, random_state=0).fit(X)
+    assert vis2.autoencoder_ is fitted  # a fitted autoencoder is used as is
+    with pytest.raises(InputError, match="perplexity"):
+        AETSNE(Autoencoder(**SMALL), perplexity=100).fit(X)
+    with pytest.raises(InputError, match="needs y"):
+        AETSNE(SupervisedAutoencoder(**SMALL), perplexity=10).fit(X)
+
+
+def test_compare_routes(tmp_path, blobs):
+    X, y = blobs
+    routes = compare_routes(X, y, ae2=Autoencoder(**SMALL), ae20=Autoencoder(**{**SMALL, "n_components": 5}), perplexity=10)
+    assert list(routes) == ["AE → 2-D", "t-SNE from raw", "AE(20) → t-SNE"]
+    for r in routes.values():
+        assert r["embedding"].shape == (180, 2)
+        assert 0 <= r["knn5_cv"] <= 1 and 0 <= r["trustworthiness"] <= 1
+    assert routes["t-SNE from raw"]["knn5_cv"] > 0.9  # separable blobs
+    assert _is_png(plots.save(plot_routes(routes, y), tmp_path / "c.png"))
