@@ -30,7 +30,7 @@ def save_checkpoint(path: str | os.PathLike[str], net: nn.Module, optimizer: tor
     for idx, st in opt["state"].items():
         for key, value in st.items():
             t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"opt.{idx}.{key}"] = t.detach().cpu().contiguous().reshape(-1) if t.dim() == 0 else t.detach().cpu().contiguous()
+            tensors[f"opt.{idx}.{key}"] = t.detach().cpu().reshape(-1).clone() if t.dim() == 0 else t.detach().cpu().clone(memory_format=torch.contiguous_format)  # a copy: state may be views of flat buffers or channels-last
     if state.best_weights is not None:
         tensors.update({f"best.{k}": v.cpu().contiguous() for k, v in state.best_weights.items()})
     tensors["rng.cpu"] = torch.get_rng_state()

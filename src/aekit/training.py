@@ -237,6 +237,10 @@ class KerasRMSprop(torch.optim.Optimizer):
     with momentum ``buf = momentum·buf + inc; p -= buf``, else ``p -= inc``.
     PyTorch's RMSprop puts eps outside the root (``sqrt(v) + eps``), which with
     eps=1e-7 is a 3000x smaller floor and does not reproduce Keras runs.
+
+    The state of a parameter group lives in flat buffers (``self.state[p]`` holds
+    views into them), so a step is a handful of whole-model kernels instead of
+    several per parameter tensor.
     """
 
     def __init__(
@@ -244,34 +248,54 @@ class KerasRMSprop(torch.optim.Optimizer):
     ) -> None:
         super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps})
 
+    def _flat(self, group: dict[str, Any], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Flat state buffers for ``params``, (re)built when the per-parameter state is not their view."""
+        keys = ["velocity"] + (["momentum"] if group["momentum"] > 0 else [])
+        flat = group.get("_flat")
+        first = self.state[params[0]]
+        intact = (
+            flat is not None
+            and flat["n"] == len(params)
+            and all(k in first and k in flat and first[k].data_ptr() == flat[k].data_ptr() for k in keys)
+        )
+        if intact:
+            return flat
+        sizes = [p.numel() for p in params]
+        flat = {"n": len(params), "sizes": sizes}  # type: ignore[dict-item]
+        for k in keys:
+            parts = [self.state[p][k].reshape(-1) if k in self.state[p] else torch.zeros(p.numel(), dtype=p.dtype, device=p.device) for p in params]
+            buf = torch.cat(parts)  # (P,)
+            flat[k] = buf
+            for p, view in zip(params, buf.split(sizes), strict=True):
+                self.state[p][k] = view.view_as(p)
+        flat["tmp"] = torch.empty_like(flat["velocity"])
+        group["_flat"] = flat
+        return flat
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
-        assert closure is None, "closures are not supported"
+        if closure is not None:
+            raise InputError("KerasRMSprop.step does not take a closure")
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
-            vs, bufs = [], []
-            for p in params:
-                st = self.state[p]
-                if not st:
-                    st["velocity"] = torch.zeros_like(p)
-                    if group["momentum"] > 0:
-                        st["momentum"] = torch.zeros_like(p)
-                vs.append(st["velocity"])
-                if group["momentum"] > 0:
-                    bufs.append(st["momentum"])
-            torch._foreach_mul_(vs, group["rho"])
-            torch._foreach_addcmul_(vs, grads, grads, value=1 - group["rho"])
-            denom = torch._foreach_add(vs, group["eps"])
-            torch._foreach_sqrt_(denom)
+            flat = self._flat(group, params)
+            g = torch.cat([p.grad.reshape(-1) for p in params])  # (P,) one copy
+            v = flat["velocity"]
+            v.mul_(group["rho"]).addcmul_(g, g, value=1 - group["rho"])
+            denom = torch.add(v, group["eps"], out=flat["tmp"]).sqrt_()
             if group["momentum"] > 0:
-                torch._foreach_mul_(bufs, group["momentum"])
-                torch._foreach_addcdiv_(bufs, grads, denom, value=group["lr"])
-                torch._foreach_sub_(params, bufs)
+                update = flat["momentum"].mul_(group["momentum"]).addcdiv_(g, denom, value=group["lr"])
             else:
-                torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
+                update = g.div_(denom).mul_(group["lr"])
+            torch._foreach_sub_(params, [u.view_as(p) for u, p in zip(update.split(flat["sizes"]), params, strict=True)])
+
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        for g in sd["param_groups"]:
+            g.pop("_flat", None)
+        return sd
 
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")

@@ -1,0 +1,179 @@
+"""The reference text's claims, reproduced: aekit beside the Keras reference, same epochs, MNIST.
+
+Sections (``--sections``):
+  claims     unsupervised dense AE (2-D), SAE (w2=0.1), SAE + head Dropout 0.5, the tuned SAE
+             preset, and classifiers on raw pixels: test BCE, k-NN(5) / logistic accuracy on
+             the 2-D test codes (fit on train codes), head accuracy, train time.
+  conv       the reference conv AE: test BCE, PSNR, parameters, train time.
+  denoising  the conv AE on Gaussian-noised input (0.4, clipped), batch 256: BCE vs clean,
+             PSNR noisy → denoised.
+Each aekit row sits beside the Keras/TensorFlow run of the same recipe (``keras_reference.py``,
+in a subprocess; ``--no-keras`` skips them). Writes ``benchmarks/results/quality.{md,json}``.
+
+    python benchmarks/quality.py                       # everything, 20 / 5 / 5 epochs
+    python benchmarks/quality.py --sections claims --epochs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+
+import aekit
+from aekit import metrics
+from aekit.objectives import add_noise
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def keras_run(model: str, epochs: int, samples: int, head_dropout: float = 0.0) -> dict:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "keras_reference.py"), "--model", model, "--epochs", str(epochs), "--samples", str(samples), "--head-dropout", str(head_dropout)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out[out.index("{"):])
+
+
+def codes(est, d) -> dict:
+    Z_tr, Z_te = est.transform(d.X_train), est.transform(d.X_test)
+    r = {
+        "test_bce": metrics.reconstruction_bce(d.X_test, est.reconstruct(d.X_test)),
+        "knn": metrics.knn_accuracy(Z_tr, d.y_train, Z_te, d.y_test),
+        "logreg": metrics.linear_accuracy(Z_tr, d.y_train, Z_te, d.y_test),
+    }
+    if hasattr(est, "predict"):
+        r["head"] = est.score(d.X_test, d.y_test)
+    return r
+
+
+def timed_fit(est, *args) -> float:
+    t = time.perf_counter()
+    est.fit(*args)
+    return time.perf_counter() - t
+
+
+def claims(d, epochs: int, keras: bool) -> list[dict]:
+    rows = []
+    ae = aekit.Autoencoder(epochs=epochs, random_state=0)
+    rows.append({"model": "unsupervised AE", "stack": "aekit", "seconds": timed_fit(ae, d.X_train), **codes(ae, d)})
+    if keras:
+        rows.append({"model": "unsupervised AE", "stack": "Keras", **_keras_row(keras_run("dense", epochs, len(d.X_train)))})
+    for name, params, dropout in (("SAE w2=0.1", {}, 0.0), ("SAE w2=0.1 + head Dropout 0.5", {"head_dropout": 0.5}, 0.5)):
+        sae = aekit.SupervisedAutoencoder(epochs=epochs, random_state=0, **params)
+        rows.append({"model": name, "stack": "aekit", "seconds": timed_fit(sae, d.X_train, d.y_train), **codes(sae, d)})
+        if keras:
+            rows.append({"model": name, "stack": "Keras", **_keras_row(keras_run("sae", epochs, len(d.X_train), dropout))})
+    tuned = aekit.SupervisedAutoencoder(**{**aekit.PRESETS["sae-tuned"], "epochs": epochs, "random_state": 0})
+    rows.append({"model": f"SAE tuned {aekit.PRESETS['sae-tuned']}", "stack": "aekit", "seconds": timed_fit(tuned, d.X_train, d.y_train), **codes(tuned, d)})
+    t = time.perf_counter()
+    knn_raw = metrics.knn_accuracy(d.X_train, d.y_train, d.X_test, d.y_test)
+    rows.append({"model": "k-NN(5) on raw pixels", "stack": "scikit-learn", "seconds": time.perf_counter() - t, "knn": knn_raw})
+    t = time.perf_counter()
+    lin_raw = metrics.linear_accuracy(d.X_train, d.y_train, d.X_test, d.y_test)
+    rows.append({"model": "logistic on raw pixels", "stack": "scikit-learn", "seconds": time.perf_counter() - t, "logreg": lin_raw})
+    return rows
+
+
+def _keras_row(r: dict) -> dict:
+    out = {"seconds": float(r["fit_time"]), "test_bce": r["test_bce"]}
+    for src, dst in (("knn_acc", "knn"), ("logreg_acc", "logreg"), ("head_acc", "head"), ("psnr_noisy", "psnr_noisy"), ("psnr_denoised", "psnr_denoised"), ("params", "params")):
+        if src in r:
+            out[dst] = r[src]
+    return out
+
+
+def conv(d, epochs: int, keras: bool) -> list[dict]:
+    est = aekit.Autoencoder(**{**aekit.PRESETS["conv"], "epochs": epochs, "random_state": 0})
+    secs = timed_fit(est, d.X_train)
+    X_hat = est.reconstruct(d.X_test)
+    rows = [{"model": "conv AE", "stack": "aekit", "seconds": secs, "params": sum(p.numel() for p in est.net_.parameters()),
+             "test_bce": metrics.reconstruction_bce(d.X_test, X_hat), "psnr": metrics.psnr(d.X_test, X_hat)}]
+    if keras:
+        rows.append({"model": "conv AE", "stack": "Keras", **_keras_row(keras_run("conv", epochs, len(d.X_train)))})
+    return rows
+
+
+def denoising(d, epochs: int, keras: bool) -> list[dict]:
+    est = aekit.Autoencoder(**{**aekit.PRESETS["denoising"], "epochs": epochs, "random_state": 0})
+    secs = timed_fit(est, d.X_train)
+    noisy = add_noise(d.X_test, "gaussian", 0.4, random_state=1)
+    X_hat = est.reconstruct(noisy)
+    rows = [{"model": "conv denoising AE", "stack": "aekit", "seconds": secs, "params": sum(p.numel() for p in est.net_.parameters()),
+             "test_bce": metrics.reconstruction_bce(d.X_test, X_hat), "psnr_noisy": metrics.psnr(d.X_test, noisy), "psnr_denoised": metrics.psnr(d.X_test, X_hat)}]
+    if keras:
+        rows.append({"model": "conv denoising AE", "stack": "Keras", **_keras_row(keras_run("denoising", epochs, len(d.X_train)))})
+    return rows
+
+
+def fmt(v, pct=False) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    return f"{100 * v:.1f}%" if pct else (f"{v:,}" if isinstance(v, int) else f"{v:.4f}")
+
+
+def markdown(results: dict, meta: dict) -> str:
+    lines = ["# Quality: the reference text's claims, aekit beside Keras", "",
+             f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, aekit {meta['aekit']}"
+             + (f", TensorFlow {meta['keras_versions'].get('tensorflow')}, Keras {meta['keras_versions'].get('keras')}" if meta.get("keras_versions") else ""),
+             "", "MNIST: 60,000 training / 10,000 test images; seed 0; metrics on the test set. BCE is the mean per pixel.", ""]
+    if "claims" in results:
+        lines += [f"## Dense AE and supervised AE, 2-D codes, {meta['epochs']['claims']} epochs", "",
+                  "| model | stack | test BCE | k-NN(5) on codes | logistic on codes | head accuracy | train time |", "|---|---|---|---|---|---|---|"]
+        for r in results["claims"]:
+            lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True)} | {fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |")
+        lines.append("")
+    if "conv" in results:
+        lines += [f"## Convolutional AE, {meta['epochs']['conv']} epochs", "", "| model | stack | parameters | test BCE | PSNR | train time |", "|---|---|---|---|---|---|"]
+        for r in results["conv"]:
+            lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | {fmt(r.get('psnr'))} dB | {r['seconds']:.0f} s |")
+        lines.append("")
+    if "denoising" in results:
+        lines += [f"## Denoising conv AE (Gaussian 0.4, clipped; batch 256), {meta['epochs']['denoising']} epochs", "",
+                  "| model | stack | parameters | BCE vs clean | PSNR noisy | PSNR denoised | train time |", "|---|---|---|---|---|---|---|"]
+        for r in results["denoising"]:
+            lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | {fmt(r.get('psnr_noisy'))} dB | {fmt(r.get('psnr_denoised'))} dB | {r['seconds']:.0f} s |")
+        lines += ["", "aekit draws fresh noise for every batch; the Keras reference trains on one noisy copy drawn once.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default="claims,conv,denoising")
+    ap.add_argument("--epochs", type=int, help="epochs for every section (default: claims 20, conv 5, denoising 5)")
+    ap.add_argument("--samples", type=int, default=60000)
+    ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
+    d = d._replace(X_train=d.X_train[: args.samples], y_train=d.y_train[: args.samples])
+    sections = [s.strip() for s in args.sections.split(",")]
+    defaults = {"claims": 20, "conv": 5, "denoising": 5}
+    epochs = {s: args.epochs or defaults[s] for s in sections}
+    results = {}
+    for s in sections:
+        print(f"== {s} ({epochs[s]} epochs)", flush=True)
+        results[s] = {"claims": claims, "conv": conv, "denoising": denoising}[s](d, epochs[s], not args.no_keras)
+        for r in results[s]:
+            print(json.dumps(r), flush=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+            "python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__, "aekit": aekit.__version__, "epochs": epochs}
+    if not args.no_keras:
+        out = subprocess.run([sys.executable, "-c", "import json,keras,tensorflow as tf;print(json.dumps({'tensorflow':tf.__version__,'keras':keras.__version__}))"], capture_output=True, text=True)
+        meta["keras_versions"] = json.loads(out.stdout) if out.returncode == 0 else {}
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "quality.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    (out_dir / "quality.md").write_text(markdown(results, meta))
+    print(f"wrote {out_dir / 'quality.md'}")
+
+
+if __name__ == "__main__":
+    main()
