@@ -15,6 +15,8 @@ PY = sys.executable
 
 COMMANDS = [
     [PY, "benchmarks/speed.py"],  # aekit vs Keras/TF training + transform speed -> benchmarks/results/speed.{md,json}
+    [PY, "benchmarks/quality.py"],  # the reference claims, aekit beside Keras -> benchmarks/results/quality.{md,json}
+    [PY, "benchmarks/tsne.py"],  # AE -> t-SNE vs the other routes, openTSNE and scikit-learn -> benchmarks/results/tsne.{md,json}
 ]
 
 

@@ -356,3 +356,17 @@ def test_atomic_path_never_exposes_partial_content(tmp_path):
     with atomic_path(p) as tmp:
         tmp.write_bytes(b"new")
     assert p.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["f.bin"]
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    import os
+
+    from aekit._utils import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644

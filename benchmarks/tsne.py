@@ -1,0 +1,104 @@
+"""AE → t-SNE against t-SNE from raw pixels and AE straight to 2-D: time and quality.
+
+On the MNIST test set (10k) and on all 70k images, for both t-SNE implementations:
+openTSNE (aekit's choice) and scikit-learn's TSNE (the reference stack). Quality is
+k-NN(5) accuracy in the 2-D embedding (5-fold CV) and trustworthiness (5 neighbours,
+3,000-point subsample, against the 784-D pixels). The autoencoders are trained on
+the 60k training images (10k run) or on all 70k (70k run: "end to end").
+
+    python benchmarks/tsne.py                 # 10k with both libraries, 70k with openTSNE
+    python benchmarks/tsne.py --sizes 10000 --libraries opentsne
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+
+import aekit
+from aekit import metrics
+from aekit.visualize import tsne
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def score(X: np.ndarray, y: np.ndarray, emb: np.ndarray) -> dict:
+    return {"knn5_cv": metrics.knn_cv_accuracy(emb, y), "trustworthiness": metrics.trustworthiness(X, emb, max_samples=3000)}
+
+
+def run(size: int, libraries: list[str], ae_epochs: int, raw_sklearn_limit: int) -> list[dict]:
+    d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
+    if size == 10000:
+        X_fit, y_fit, X, y = d.X_train, d.y_train, d.X_test, d.y_test
+    else:
+        X = X_fit = np.concatenate([d.X_train, d.X_test])[:size]
+        y = y_fit = np.concatenate([d.y_train, d.y_test])[:size]
+    rows = []
+    t = time.perf_counter()
+    ae2 = aekit.Autoencoder(epochs=ae_epochs, random_state=0).fit(X_fit)
+    ae2_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ae20 = aekit.Autoencoder(n_components=20, epochs=ae_epochs, random_state=0).fit(X_fit)
+    ae20_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sae20 = aekit.SupervisedAutoencoder(n_components=20, epochs=ae_epochs, random_state=0).fit(X_fit, y_fit)
+    sae20_s = time.perf_counter() - t
+    emb = ae2.transform(X)
+    rows.append({"n": size, "route": "AE → 2-D", "library": "—", "ae_s": ae2_s, "tsne_s": 0.0, **score(X, y, emb)})
+    print(json.dumps(rows[-1]), flush=True)
+    for lib in libraries:
+        if lib == "sklearn" and size > raw_sklearn_limit:
+            print(f"skipping scikit-learn t-SNE on {size} points (> --raw-sklearn-limit)", flush=True)
+            continue
+        for route, codes, ae_s in (("t-SNE from raw", X, 0.0), ("AE(20) → t-SNE", ae20.transform(X), ae20_s), ("SAE(20) → t-SNE", sae20.transform(X), sae20_s)):
+            t = time.perf_counter()
+            emb = tsne(codes, library=lib, random_state=0)
+            rows.append({"n": size, "route": route, "library": lib, "ae_s": ae_s, "tsne_s": time.perf_counter() - t, **score(X, y, emb)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = ["# AE → t-SNE: time and quality", "",
+             f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}",
+             "", f"Autoencoders: {meta['ae_epochs']} epochs, trained on the 60k training images (10k rows, embedding the test set) or on all 70k (70k rows).",
+             "k-NN(5): 5-fold cross-validated accuracy in the 2-D embedding. T: trustworthiness (5 neighbours, 3,000 points). "
+             "End to end = AE training + t-SNE (+ encoding).", "",
+             "| n | route | t-SNE library | k-NN(5) | T | AE training | t-SNE | end to end |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n']:,} | {r['route']} | {r['library']} | {100 * r['knn5_cv']:.1f}% | {r['trustworthiness']:.3f} | {r['ae_s']:.0f} s | {r['tsne_s']:.1f} s | {r['ae_s'] + r['tsne_s']:.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,70000")
+    ap.add_argument("--libraries", default="opentsne,sklearn")
+    ap.add_argument("--ae-epochs", type=int, default=10)
+    ap.add_argument("--raw-sklearn-limit", type=int, default=10000, help="largest n for scikit-learn's t-SNE (slow)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        rows += run(size, args.libraries.split(","), args.ae_epochs, args.raw_sklearn_limit)
+    import openTSNE
+
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
+            "torch": torch.__version__, "sklearn": sklearn.__version__, "opentsne": openTSNE.__version__, "aekit": aekit.__version__, "ae_epochs": args.ae_epochs}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tsne.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    (out / "tsne.md").write_text(markdown(rows, meta))
+    print(f"wrote {out / 'tsne.md'}")
+
+
+if __name__ == "__main__":
+    main()
