@@ -146,3 +146,29 @@ def test_cosine_schedule_decays_lr():
     state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=4, lr_schedule="cosine"))
     lrs = state.history["lr"]
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01 * 0.3
+
+
+def test_compile_option_validated_and_eager_on_cpu_auto():
+    from aekit._utils import InputError
+    from aekit.training import maybe_compile
+
+    def fn(batch, training):
+        return {"loss": batch[0].sum()}
+
+    assert maybe_compile(fn, "auto", torch.device("cpu")) is fn
+    assert maybe_compile(fn, False, torch.device("cpu")) is fn
+    with pytest.raises(InputError, match="compile='yes'"):
+        maybe_compile(fn, "yes", torch.device("cpu"))
+
+
+def test_compiled_fast_path_matches_eager():
+    import numpy as np
+
+    from aekit import Autoencoder
+
+    X = np.random.default_rng(0).uniform(size=(256, 32)).astype(np.float32)
+    kw = dict(hidden_layer_sizes=(16,), n_components=2, epochs=2, batch_size=64, random_state=0, device="cpu")
+    eager = Autoencoder(**kw, compile=False).fit(X)
+    compiled = Autoencoder(**kw, compile=True).fit(X)
+    assert np.allclose(eager.transform(X), compiled.transform(X), atol=1e-4)
+    assert np.allclose(eager.history_["loss"], compiled.history_["loss"], rtol=1e-4)

@@ -42,7 +42,7 @@ from aekit.objectives import (
     kl_divergence,
     reconstruction_loss,
 )
-from aekit.training import LoopState, TrainConfig, make_optimizer, train
+from aekit.training import LoopState, TrainConfig, make_optimizer, maybe_compile, train
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
     },
     "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
+    # SupervisedAutoencoder only: the measured improvement over the reference SAE (benchmarks/)
+    "sae-tuned": {"lr_schedule": "cosine"},
 }
 
 
@@ -273,7 +275,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.n_iter_ = state.epoch
             with _sigterm_as_interrupt():
                 try:
-                    state = train(net, self._loss_fn(net, n_features), optimizer, tensors, config, val_data=val, callbacks=callbacks, state=state)
+                    loss_fn = maybe_compile(self._loss_fn(net, n_features), self.compile, device)
+                    state = train(net, loss_fn, optimizer, tensors, config, val_data=val, callbacks=callbacks, state=state)
                 finally:
                     self.history_ = state.history
                     self.n_iter_ = state.epoch
@@ -447,6 +450,9 @@ class Autoencoder(_AutoencoderBase):
     patience : int, default=5
     device : str, default="auto"
         "auto" picks CUDA (or MPS) when available, else CPU.
+    compile : bool or "auto", default="auto"
+        ``torch.compile`` the training step; "auto" does so on CUDA only (on CPU
+        it measured no gain worth its compile time). Falls back to eager on failure.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.
     verbose : int, default=0
@@ -495,6 +501,7 @@ class Autoencoder(_AutoencoderBase):
         early_stopping: bool = False,
         patience: int = 5,
         device: str = "auto",
+        compile: bool | str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -526,6 +533,7 @@ class Autoencoder(_AutoencoderBase):
         self.early_stopping = early_stopping
         self.patience = patience
         self.device = device
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -614,6 +622,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         early_stopping: bool = False,
         patience: int = 5,
         device: str = "auto",
+        compile: bool | str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -650,6 +659,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.early_stopping = early_stopping
         self.patience = patience
         self.device = device
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

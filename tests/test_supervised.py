@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from aekit import SupervisedAutoencoder
+from aekit._utils import InputError
+from aekit.objectives import add_noise, classification_loss, corrupt
+
+from .conftest import SMALL
+
+
+def test_fit_predict_string_labels(blobs):
+    X, y = blobs
+    names = np.array(["cat", "dog", "eel"])[y]
+    sae = SupervisedAutoencoder(**{**SMALL, "epochs": 30}).fit(X, names)
+    assert list(sae.classes_) == ["cat", "dog", "eel"]
+    assert sae.predict(X).dtype == names.dtype
+    assert sae.score(X, names) > 0.9  # separable blobs
+    proba = sae.predict_proba(X)
+    assert proba.shape == (180, 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert sae.transform(X).shape == (180, 2)
+    assert {"reconstruction", "classification", "loss"} <= set(sae.history_)
+
+
+def test_semi_supervised_unlabelled_train_only_reconstruction(blobs):
+    X, y = blobs
+    y_partial = y.copy()
+    y_partial[::2] = -1  # half unlabelled
+    sae = SupervisedAutoencoder(**{**SMALL, "epochs": 30}).fit(X, y_partial)
+    assert list(sae.classes_) == [0, 1, 2]  # -1 is not a class
+    assert sae.score(X, y) > 0.9
+    # the classification term ignores unlabelled rows entirely
+    logits = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+    assert float(classification_loss(logits, torch.tensor([0, -1]))) == pytest.approx(float(classification_loss(logits[:1], torch.tensor([0]))))
+    assert float(classification_loss(logits, torch.tensor([-1, -1]))) == 0.0
+
+
+def test_weights_control_the_loss_terms(blobs):
+    X, y = blobs
+    only_rec = SupervisedAutoencoder(**SMALL, classification_weight=0.0).fit(X, y)
+    assert only_rec.history_["loss"] == pytest.approx(only_rec.history_["reconstruction"])
+
+
+def test_head_dropout_is_in_the_head_only():
+    sae = SupervisedAutoencoder(**{**SMALL, "head_dropout": 0.5}).fit(np.random.default_rng(0).uniform(size=(40, 6)).astype(np.float32), np.arange(40) % 2)
+    assert any(isinstance(m, torch.nn.Dropout) for m in sae.net_.head.modules())
+    assert not any(isinstance(m, torch.nn.Dropout) for m in sae.net_.encoder.modules())
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (np.arange(10) % 2, "y has 10 labels but X has 180 samples"),
+        (np.zeros(180), "only one class"),
+        (np.where(np.arange(180) == 3, np.nan, 1.0), "NaN"),
+        (np.full(180, -1), "no labelled samples"),
+        (np.linspace(0, 1, 180), "Unknown label type"),
+        (None, "requires y to be passed"),
+    ],
+)
+def test_bad_labels(blobs, y, match):
+    X, _ = blobs
+    with pytest.raises(InputError, match=match):
+        SupervisedAutoencoder(**SMALL).fit(X, y)
+
+
+def test_unknown_labels_at_score_time_count_as_errors(blobs):
+    X, y = blobs
+    sae = SupervisedAutoencoder(**{**SMALL, "epochs": 30}).fit(X, y)
+    assert sae.score(X, np.full(180, 7)) == 0.0  # documented: labels never seen cannot be predicted
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "masking", "salt_pepper"])
+def test_corruption_kinds(kind):
+    X = np.full((50, 40), 0.5, np.float32)
+    a = add_noise(X, kind, 0.3, random_state=0)
+    assert np.array_equal(a, add_noise(X, kind, 0.3, random_state=0))  # deterministic
+    assert not np.array_equal(a, add_noise(X, kind, 0.3, random_state=1))
+    assert a.min() >= 0 and a.max() <= 1 and not np.array_equal(a, X)
+    if kind != "gaussian":
+        changed = np.mean(a != X)
+        assert 0.2 < changed < 0.4  # factor 0.3 of the values hit
+    t = torch.full((4, 4), 0.5)
+    assert torch.equal(corrupt(t, kind, 0.0), t) or kind == "gaussian"
