@@ -121,7 +121,7 @@ def _code_scores(est: Any, d: MNIST) -> dict[str, float]:
 
 def section_supervised(ctx: Context) -> str:
     """SAE vs unsupervised AE on 2-D codes, with the head-overfitting remedies."""
-    from aekit.estimators import PRESETS, SupervisedAutoencoder
+    from aekit.estimators import SupervisedAutoencoder
 
     d = ctx.data
     ae = _dense_ae(ctx)
@@ -129,7 +129,6 @@ def section_supervised(ctx: Context) -> str:
     variants = [
         ("SAE, w2=0.1 (reference)", {}),
         ("SAE, w2=0.1, head Dropout 0.5", {"head_dropout": 0.5}),
-        ("SAE, tuned (`PRESETS['sae-tuned']`)", PRESETS["sae-tuned"]),
     ]
     codes = {}
     for name, params in variants:
@@ -140,7 +139,6 @@ def section_supervised(ctx: Context) -> str:
         codes[name] = sae
     ctx.models["sae"] = codes["SAE, w2=0.1 (reference)"]
     codes["SAE, w2=0.1 (reference)"].save(ctx.out / "sae.safetensors")
-    codes["SAE, tuned (`PRESETS['sae-tuned']`)"].save(ctx.out / "sae_tuned.safetensors")
     t = time.perf_counter()
     raw_knn = metrics.knn_accuracy(d.X_train, d.y_train, d.X_test, d.y_test)
     raw_secs = time.perf_counter() - t

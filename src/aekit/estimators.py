@@ -61,8 +61,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
     },
     "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
-    # SupervisedAutoencoder only: the measured improvement over the reference SAE (benchmarks/)
-    "sae-tuned": {"lr_schedule": "cosine"},
 }
 
 
