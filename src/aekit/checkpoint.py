@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aekit._utils import ModelFileError, atomic_path
+from aekit._utils import ModelFileError, atomic_path, read_safetensors
 from aekit.training import LoopState
 
 CHECKPOINT_FORMAT = 1
@@ -59,18 +59,8 @@ def load_checkpoint(
     path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, *, expected_params: dict[str, Any] | None = None
 ) -> LoopState:
     """Restore ``net``, ``optimizer`` and torch's CPU RNG in place; return the loop state."""
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-
     p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such checkpoint; train with checkpoint_path=... first (the CLI writes --out/checkpoint.safetensors)")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{p}: not a valid checkpoint (safetensors: {exc}); the file is damaged, train from the start") from exc
+    meta, tensors = read_safetensors(p, "checkpoint", "train with checkpoint_path=... first (the CLI writes --out/checkpoint.safetensors), or train from the start")
     fmt = meta.get("aekit_checkpoint")
     if fmt is None:
         what = "a model file (load it with aekit.load)" if "aekit_format" in meta else "a safetensors file without aekit checkpoint metadata"

@@ -107,6 +107,13 @@ def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
     return out
 
 
+def _out_file(path: str, overwrite: bool) -> Path:
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    return out
+
+
 def write_codes(Z: np.ndarray, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     suffix = p.suffix.lower()
@@ -165,11 +172,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.estimators import load
 
+    out = _out_file(args.out, args.overwrite)
     est = load(args.model)
     X, _ = load_data(args)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     Z = est.transform(X)
     write_codes(Z, out)
     print(f"codes {Z.shape}: {out}")
@@ -239,11 +244,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.estimators import load
     from aekit.objectives import add_noise
 
+    out = _out_file(args.out, args.overwrite)
     est = load(args.model)
     X, _ = load_data(args)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     X_in = np.asarray(X, dtype=np.float32) / (255.0 if X.dtype == np.uint8 else 1.0)
     clean = X_in
     if args.add_noise:

@@ -29,6 +29,7 @@ from aekit._utils import (
     ModelFileError,
     atomic_path,
     isolated_rng,
+    read_safetensors,
     resolve_device,
     seed_from,
     to_numpy,
@@ -764,18 +765,8 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     Names, shapes, finiteness and the format version are checked. Tensors are
     placed on ``device`` (CPU by default, whatever device trained the model).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-
     p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such model file")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{p}: not a valid aekit model file (safetensors: {exc}); was it written by Autoencoder.save?") from exc
+    meta, tensors = read_safetensors(p, "aekit model file", "check the path; models are written by Autoencoder.save or `aekit train`")
     if "aekit_format" not in meta:
         if "aekit_checkpoint" in meta:
             raise ModelFileError(f"{p}: a training checkpoint, not a model; resume it with fit(X, resume_from=...) (CLI: --resume) or load model.safetensors")
