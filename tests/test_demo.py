@@ -8,3 +8,6 @@ def test_quick_demo_dense_section(tmp_path, mnist_dir):
     for name in ("dense_ae.safetensors", "dense_latent.png", "dense_reconstructions.png", "dense_training_curve.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert list(SECTIONS) == ["dense", "supervised", "conv", "denoising", "vae", "tsne"]
+    import json
+
+    assert 0 < json.loads((tmp_path / "results.json").read_text())["dense"]["knn"] <= 1

@@ -7,6 +7,7 @@ saves models first, then pictures, and returns its part of the report.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -356,7 +357,7 @@ def run_demo(
     progress: bool = False,
     only: str | None = None,
 ) -> Path:
-    """Run the demo sections and write ``report.md`` into ``out``; returns its path."""
+    """Run the demo sections and write ``report.md`` (and ``results.json``) into ``out``; returns the report's path."""
     names = list(SECTIONS)
     if only:
         names = [s.strip() for s in only.split(",") if s.strip()]
@@ -380,4 +381,6 @@ def run_demo(
         log.warning("demo: section %s done in %.0f s", name, time.perf_counter() - t)
         with atomic_path(report) as tmp:  # the report grows section by section
             tmp.write_text("\n".join(parts), encoding="utf-8")
+        with atomic_path(out_dir / "results.json") as tmp:  # the same numbers, machine-readable
+            tmp.write_text(json.dumps(ctx.results, indent=1, default=float), encoding="utf-8")
     return report

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,8 +116,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery; use ``Autoencoder`` or ``SupervisedAutoencoder``."""
-
-    _supervised: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ validation
 
@@ -590,8 +588,6 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     ----------
     classes_ : ndarray of shape (n_classes,)
     """
-
-    _supervised = True
 
     def __init__(
         self,
