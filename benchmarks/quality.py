@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
+from _common import run_meta, write_results
 
 import aekit
 from aekit import metrics
@@ -161,16 +159,11 @@ def main() -> None:
         results[s] = {"claims": claims, "conv": conv, "denoising": denoising}[s](d, epochs[s], not args.no_keras)
         for r in results[s]:
             print(json.dumps(r), flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__, "aekit": aekit.__version__, "epochs": epochs}
+    meta = run_meta(epochs=epochs)
     if not args.no_keras:
         out = subprocess.run([sys.executable, "-c", "import json,keras,tensorflow as tf;print(json.dumps({'tensorflow':tf.__version__,'keras':keras.__version__}))"], capture_output=True, text=True)
         meta["keras_versions"] = json.loads(out.stdout) if out.returncode == 0 else {}
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "quality.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    (out_dir / "quality.md").write_text(markdown(results, meta))
-    print(f"wrote {out_dir / 'quality.md'}")
+    write_results(args.out, "quality", {"meta": meta, "results": results}, markdown(results, meta))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import torch
+from _common import run_meta, write_results
 
 import aekit
 from aekit import metrics
@@ -94,13 +92,8 @@ def main() -> None:
         rows += run(size, args.libraries.split(","), args.ae_epochs, args.raw_sklearn_limit)
     import openTSNE
 
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
-            "torch": torch.__version__, "sklearn": sklearn.__version__, "opentsne": openTSNE.__version__, "aekit": aekit.__version__, "ae_epochs": args.ae_epochs}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tsne.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    (out / "tsne.md").write_text(markdown(rows, meta))
-    print(f"wrote {out / 'tsne.md'}")
+    meta = run_meta(opentsne=openTSNE.__version__, ae_epochs=args.ae_epochs)
+    write_results(args.out, "tsne", {"meta": meta, "rows": rows}, markdown(rows, meta))
 
 
 if __name__ == "__main__":

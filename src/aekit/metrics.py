@@ -98,9 +98,8 @@ def evaluate_model(
     from aekit.summary import count_parameters
 
     X_hat = est.reconstruct(X_test)  # type: ignore[attr-defined]
-    X_ref = np.asarray(X_test, dtype=np.float32)
-    if X_ref.dtype == np.uint8:
-        X_ref = X_ref / 255.0
+    X_raw = np.asarray(X_test)
+    X_ref = X_raw.astype(np.float32) / (np.float32(255.0) if X_raw.dtype == np.uint8 else np.float32(1.0))  # as the estimators scale
     out: dict[str, float] = {
         "parameters": float(count_parameters(est.net_)),  # type: ignore[attr-defined]
         "reconstruction_bce": reconstruction_bce(X_ref, X_hat),
