@@ -172,3 +172,20 @@ def test_compiled_fast_path_matches_eager():
     compiled = Autoencoder(**kw, compile=True).fit(X)
     assert np.allclose(eager.transform(X), compiled.transform(X), atol=1e-4)
     assert np.allclose(eager.history_["loss"], compiled.history_["loss"], rtol=1e-4)
+
+
+def test_heap_reuse_tunes_glibc_and_leaves_results_unchanged(monkeypatch):
+    import numpy as np
+
+    from aekit import Autoencoder
+    from aekit._utils import _glibc, heap_reuse
+
+    X = np.random.default_rng(0).uniform(size=(256, 64)).astype(np.float32)
+    kw = dict(hidden_layer_sizes=(32,), n_components=2, epochs=2, batch_size=64, random_state=0, device="cpu")
+    tuned = Autoencoder(**kw).fit(X)
+    monkeypatch.setenv("AEKIT_MALLOC_TUNING", "0")
+    assert _glibc() is None  # the opt-out is honoured
+    with heap_reuse():  # and the context manager is then a no-op
+        pass
+    plain = Autoencoder(**kw).fit(X)
+    assert np.array_equal(tuned.transform(X), plain.transform(X))  # malloc settings never change results

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aekit._utils import InputError, TrainingDivergedError
+from aekit._utils import InputError, TrainingDivergedError, heap_reuse
 
 log = logging.getLogger(__name__)
 
@@ -136,88 +136,89 @@ def train(
     device = data[0].device
     good: dict[str, torch.Tensor] | None = None
 
-    try:
-        while state.epoch < config.epochs:
-            epoch = state.epoch
-            t0 = time.perf_counter()
-            good = _snapshot(module)
-            module.train()
-            if config.shuffle:
-                perm = torch.randperm(n, device=device)
-                epoch_data = tuple(t[perm] for t in data)  # one gather per epoch
-            else:
-                epoch_data = tuple(data)
-            sums: dict[str, torch.Tensor] = {}
-            step_loss = torch.empty(steps, device=device)
-            for i in range(steps):
-                if config.lr_schedule == "cosine":
-                    frac = (epoch * steps + i) / max(total_steps, 1)
-                    for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
-                        g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * frac))
-                batch = tuple(t[i * bs : (i + 1) * bs] for t in epoch_data)
-                losses = loss_fn(batch, True)
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                optimizer.step()
-                step_loss[i] = losses["loss"].detach()
-                m = batch[0].shape[0]
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0) + v.detach() * m
-                if bar is not None:
-                    bar.update(1)
-            finite = torch.isfinite(step_loss)
-            if not bool(finite.all()):  # one sync per epoch
-                bad = int((~finite).nonzero()[0])
-                module.load_state_dict(good)
-                state.stop_reason = "diverged"
-                raise TrainingDivergedError(
-                    f"training loss became {float(step_loss[bad])} at epoch {epoch + 1}, step {bad + 1} "
-                    f"(global step {epoch * steps + bad + 1}); kept the weights from the end of epoch {epoch}. "
-                    "Fix: lower learning_rate, check the input scaling, or use batchnorm=True"
-                )
-            logs = {k: float(v) / n for k, v in sums.items()}
-            if val_data is not None:
-                logs.update({f"val_{k}": v for k, v in evaluate(module, loss_fn, val_data, config.eval_batch_size).items()})
-            logs["lr"] = optimizer.param_groups[0]["lr"]
-            logs["time"] = time.perf_counter() - t0
-            for k, v in logs.items():
-                state.history.setdefault(k, []).append(v)
-            state.epoch = epoch + 1
-            good = None  # the epoch is complete: an interrupt from here on keeps the current weights
-            score = logs[monitor]
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if "loss" in k})
-            log.info("epoch %d/%d %s", epoch + 1, config.epochs, " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
-
-            if score < state.best_score - config.min_delta:
-                state.best_score, state.best_epoch, state.wait = score, epoch, 0
-                if config.early_stopping and config.restore_best_weights:
-                    state.best_weights = _snapshot(module)
-            else:
-                state.wait += 1
-            if config.lr_schedule == "plateau":
-                if score < state.plateau_best - config.min_delta:
-                    state.plateau_best, state.plateau_wait = score, 0
+    with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
+        try:
+            while state.epoch < config.epochs:
+                epoch = state.epoch
+                t0 = time.perf_counter()
+                good = _snapshot(module)
+                module.train()
+                if config.shuffle:
+                    perm = torch.randperm(n, device=device)
+                    epoch_data = tuple(t[perm] for t in data)  # one gather per epoch
                 else:
-                    state.plateau_wait += 1
-                    if state.plateau_wait >= 2:
-                        _set_lr(optimizer, optimizer.param_groups[0]["lr"] * 0.5)
-                        state.plateau_wait = 0
-            stop = any(bool(cb(epoch, logs)) for cb in callbacks)
-            if config.early_stopping and state.wait >= config.patience:
-                state.stop_reason = "early_stopping"
-                break
-            if stop:
-                state.stop_reason = "callback"
-                break
-    except KeyboardInterrupt:
-        if good is not None:  # mid-epoch: back to the end of the last complete epoch
-            module.load_state_dict(good)
-        state.stop_reason = "interrupted"
-        log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
-    finally:
-        if bar is not None:
-            bar.close()
+                    epoch_data = tuple(data)
+                sums: dict[str, torch.Tensor] = {}
+                step_loss = torch.empty(steps, device=device)
+                for i in range(steps):
+                    if config.lr_schedule == "cosine":
+                        frac = (epoch * steps + i) / max(total_steps, 1)
+                        for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                            g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * frac))
+                    batch = tuple(t[i * bs : (i + 1) * bs] for t in epoch_data)
+                    losses = loss_fn(batch, True)
+                    optimizer.zero_grad(set_to_none=True)
+                    losses["loss"].backward()
+                    optimizer.step()
+                    step_loss[i] = losses["loss"].detach()
+                    m = batch[0].shape[0]
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0) + v.detach() * m
+                    if bar is not None:
+                        bar.update(1)
+                finite = torch.isfinite(step_loss)
+                if not bool(finite.all()):  # one sync per epoch
+                    bad = int((~finite).nonzero()[0])
+                    module.load_state_dict(good)
+                    state.stop_reason = "diverged"
+                    raise TrainingDivergedError(
+                        f"training loss became {float(step_loss[bad])} at epoch {epoch + 1}, step {bad + 1} "
+                        f"(global step {epoch * steps + bad + 1}); kept the weights from the end of epoch {epoch}. "
+                        "Fix: lower learning_rate, check the input scaling, or use batchnorm=True"
+                    )
+                logs = {k: float(v) / n for k, v in sums.items()}
+                if val_data is not None:
+                    logs.update({f"val_{k}": v for k, v in evaluate(module, loss_fn, val_data, config.eval_batch_size).items()})
+                logs["lr"] = optimizer.param_groups[0]["lr"]
+                logs["time"] = time.perf_counter() - t0
+                for k, v in logs.items():
+                    state.history.setdefault(k, []).append(v)
+                state.epoch = epoch + 1
+                good = None  # the epoch is complete: an interrupt from here on keeps the current weights
+                score = logs[monitor]
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if "loss" in k})
+                log.info("epoch %d/%d %s", epoch + 1, config.epochs, " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+
+                if score < state.best_score - config.min_delta:
+                    state.best_score, state.best_epoch, state.wait = score, epoch, 0
+                    if config.early_stopping and config.restore_best_weights:
+                        state.best_weights = _snapshot(module)
+                else:
+                    state.wait += 1
+                if config.lr_schedule == "plateau":
+                    if score < state.plateau_best - config.min_delta:
+                        state.plateau_best, state.plateau_wait = score, 0
+                    else:
+                        state.plateau_wait += 1
+                        if state.plateau_wait >= 2:
+                            _set_lr(optimizer, optimizer.param_groups[0]["lr"] * 0.5)
+                            state.plateau_wait = 0
+                stop = any(bool(cb(epoch, logs)) for cb in callbacks)
+                if config.early_stopping and state.wait >= config.patience:
+                    state.stop_reason = "early_stopping"
+                    break
+                if stop:
+                    state.stop_reason = "callback"
+                    break
+        except KeyboardInterrupt:
+            if good is not None:  # mid-epoch: back to the end of the last complete epoch
+                module.load_state_dict(good)
+            state.stop_reason = "interrupted"
+            log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
+        finally:
+            if bar is not None:
+                bar.close()
     if config.early_stopping and config.restore_best_weights and state.best_weights is not None:
         if state.best_epoch != state.epoch - 1:
             module.load_state_dict(state.best_weights)
