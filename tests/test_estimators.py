@@ -200,3 +200,20 @@ def test_conv_on_images():
     assert ae.inverse_transform(ae.transform(X)).shape == (40, 64)
     with pytest.raises(InputError, match="image_shape"):
         Autoencoder(architecture="conv", image_shape=(7, 7), epochs=1).fit(X)
+
+
+@pytest.mark.parametrize("name", sorted(aekit.PRESETS))
+def test_every_preset_fits_and_encodes(name):
+    X = np.random.default_rng(0).uniform(size=(64, 784)).astype(np.float32)
+    est = Autoencoder(**{**aekit.PRESETS[name], "epochs": 1, "batch_size": 32, "random_state": 0}).fit(X)
+    Z = est.transform(X[:5])
+    assert Z.shape[0] == 5 and np.all(np.isfinite(Z))
+    assert est.reconstruct(X[:5]).shape == (5, 784)
+
+
+def test_tuned_denoising_preset_is_the_reference_network_with_other_training():
+    ref, tuned = aekit.PRESETS["denoising"], aekit.PRESETS["denoising_tuned"]
+    assert {k for k in ref if ref[k] != tuned.get(k)} == {"batch_size", "learning_rate"}
+    X = np.random.default_rng(0).uniform(size=(8, 784)).astype(np.float32)
+    counts = [sum(p.numel() for p in Autoencoder(**{**p, "epochs": 1}).fit(X).net_.parameters()) for p in (ref, tuned)]
+    assert counts == [12_193, 12_193]  # the reference text's conv AE

@@ -216,32 +216,40 @@ def section_denoising(ctx: Context) -> str:
     from aekit.objectives import add_noise
 
     d = ctx.data
-    params = {**PRESETS["denoising"], "epochs": ctx.ep(5), "random_state": 0, "verbose": int(ctx.progress)}
-    den = Autoencoder(**params)
-    secs = _fit_timed(den, d.X_train)
-    den.save(ctx.out / "denoising_ae.safetensors")
     noisy = add_noise(d.X_test, "gaussian", 0.4, random_state=1)
-    clean_hat = den.reconstruct(noisy)
-    r = {
-        "psnr_noisy": metrics.psnr(d.X_test, noisy),
-        "psnr_denoised": metrics.psnr(d.X_test, clean_hat),
-        "bce_vs_clean": metrics.reconstruction_bce(d.X_test, clean_hat),
-        "seconds": secs,
-    }
+    runs = {}
+    for name in ("denoising", "denoising_tuned"):
+        den = Autoencoder(**{**PRESETS[name], "epochs": ctx.ep(5), "random_state": 0, "verbose": int(ctx.progress)})
+        secs = _fit_timed(den, d.X_train)
+        den.save(ctx.out / f"{name}_ae.safetensors")
+        clean_hat = den.reconstruct(noisy)
+        runs[name] = {
+            "psnr_noisy": metrics.psnr(d.X_test, noisy),
+            "psnr_denoised": metrics.psnr(d.X_test, clean_hat),
+            "bce_vs_clean": metrics.reconstruction_bce(d.X_test, clean_hat),
+            "seconds": secs,
+            "batch_size": den.batch_size,
+            "learning_rate": den.learning_rate,
+        }
+    r = runs["denoising"]
     ctx.results["denoising"] = r
-    plots.save(plots.image_grid([d.X_test[:10], noisy[:10], clean_hat[:10]], ["clean", "noisy", "denoised"], title="Denoising conv AE (Gaussian noise 0.4)"), ctx.out / "denoising_grid.png")
+    ctx.results["denoising_tuned"] = runs["denoising_tuned"]
+    plots.save(plots.image_grid([d.X_test[:10], noisy[:10], clean_hat[:10]], ["clean", "noisy", "denoised"], title="Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']"), ctx.out / "denoising_grid.png")
+    rows = "\n".join(
+        f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | **{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
+        for name, x in runs.items()
+    )
     return f"""## 4. Denoising autoencoder
 
 The conv AE trained on noisy input → clean target: Gaussian noise with factor 0.4, clipped to
-[0, 1], fresh noise every epoch; batch 256; {den.n_iter_} epochs (the reference recipe's 50 are
-`PRESETS['denoising']`). Evaluated on the test set with its own fixed noise.
+[0, 1], fresh noise every batch; {den.n_iter_} epochs (the reference recipe's 50 are in the
+presets). `denoising` is the reference recipe (Adam 0.001, batch 256); `denoising_tuned` is
+the same network, parameter count and noise trained with batch 64 at Adam 0.002. Evaluated on
+the test set with its own fixed noise, against the clean images.
 
-| metric (test set, against the clean images) | value |
-|---|---|
-| PSNR noisy input | {r['psnr_noisy']:.2f} dB |
-| PSNR denoised | **{r['psnr_denoised']:.2f} dB** |
-| BCE denoised vs clean | {_fmt(r['bce_vs_clean'])} |
-| training time | {r['seconds']:.0f} s |
+| preset | batch | Adam lr | PSNR noisy input | PSNR denoised | BCE denoised vs clean | training time |
+|---|---|---|---|---|---|---|
+{rows}
 
 Reference (Keras, 5 epochs): BCE ≈ 0.099; PSNR 11.0 dB noisy → 19.5 dB denoised.
 

@@ -61,6 +61,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001,
         "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
     },
+    # same network, parameters and noise; 4x the steps per epoch at twice the rate:
+    # +1.3 dB denoised PSNR at 5 epochs in the same wall time (benchmarks/results/denoising_tuning.md)
+    "denoising_tuned": {
+        "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.002,
+        "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 64,
+    },
     "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
 }
 
