@@ -53,3 +53,15 @@ def test_compare_routes(tmp_path, blobs):
         assert 0 <= r["knn5_cv"] <= 1 and 0 <= r["trustworthiness"] <= 1
     assert routes["t-SNE from raw"]["knn5_cv"] > 0.9  # separable blobs
     assert _is_png(plots.save(plot_routes(routes, y), tmp_path / "c.png"))
+
+
+def test_neighbour_search_rule_and_bad_choice_fails_before_training(monkeypatch):
+    from aekit import visualize
+
+    assert visualize.knn_method("auto", 20) == "exact"  # low-dimensional codes: exact search
+    assert visualize.knn_method("auto", 784) == "auto"  # raw pixels: openTSNE's approximate choice
+    assert visualize.knn_method("annoy", 20) == "annoy"
+    ae = Autoencoder(**SMALL)
+    monkeypatch.setattr(Autoencoder, "fit", lambda *a, **k: pytest.fail("trained before checking neighbors"))
+    with pytest.raises(InputError, match="neighbors='kdtree'"):
+        AETSNE(ae, neighbors="kdtree").fit(np.zeros((50, 4)))

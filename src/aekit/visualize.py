@@ -33,6 +33,11 @@ class AETSNE(TransformerMixin, BaseEstimator):
         Dimensions of the t-SNE embedding.
     n_jobs : int, default=-1
         Threads for t-SNE (-1: all cores).
+    neighbors : {"auto", "exact", "annoy", "pynndescent"}, default="auto"
+        Nearest-neighbour search for t-SNE's affinities. "auto": exact search
+        for inputs of at most 64 dimensions (autoencoder codes), where it is
+        both exact and faster than Annoy (20-D codes: 0.4 s vs 2.1 s at 10k
+        points, 7.5 s vs 16.9 s at 70k, 2 cores), else openTSNE's own choice.
     random_state : int or None
         Seeds the autoencoder (when it is fitted here) and t-SNE.
 
@@ -44,11 +49,21 @@ class AETSNE(TransformerMixin, BaseEstimator):
     timings_ : dict with ``autoencoder_s`` and ``tsne_s``
     """
 
-    def __init__(self, autoencoder: Any = None, *, perplexity: float = 30.0, n_components: int = 2, n_jobs: int = -1, random_state: int | None = None) -> None:
+    def __init__(
+        self,
+        autoencoder: Any = None,
+        *,
+        perplexity: float = 30.0,
+        n_components: int = 2,
+        n_jobs: int = -1,
+        neighbors: str = "auto",
+        random_state: int | None = None,
+    ) -> None:
         self.autoencoder = autoencoder
         self.perplexity = perplexity
         self.n_components = n_components
         self.n_jobs = n_jobs
+        self.neighbors = neighbors
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> AETSNE:
@@ -60,6 +75,7 @@ class AETSNE(TransformerMixin, BaseEstimator):
 
         if not (isinstance(self.perplexity, (int, float)) and self.perplexity > 0):
             raise InputError(f"perplexity={self.perplexity!r} must be a positive number")
+        knn_method(self.neighbors, 1)  # a bad choice fails before any training
         X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
         if 3 * self.perplexity >= len(X):
             raise InputError(f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; lower perplexity")
@@ -76,7 +92,14 @@ class AETSNE(TransformerMixin, BaseEstimator):
                 ae.fit(X)
         codes = ae.transform(X)
         t1 = time.perf_counter()
-        self._tsne = TSNE(n_components=self.n_components, perplexity=self.perplexity, n_jobs=self.n_jobs, random_state=seed, verbose=False).fit(codes)
+        self._tsne = TSNE(
+            n_components=self.n_components,
+            perplexity=self.perplexity,
+            n_jobs=self.n_jobs,
+            neighbors=knn_method(self.neighbors, codes.shape[1]),
+            random_state=seed,
+            verbose=False,
+        ).fit(codes)
         t2 = time.perf_counter()
         self.autoencoder_ = ae
         self.embedding_ = np.array(self._tsne)  # a copy: openTSNE may re-centre its own array in place
@@ -93,12 +116,39 @@ class AETSNE(TransformerMixin, BaseEstimator):
         return np.asarray(self._tsne.transform(self.autoencoder_.transform(X)))
 
 
-def tsne(X: np.ndarray, *, perplexity: float = 30.0, random_state: int = 0, n_jobs: int = -1, library: str = "opentsne") -> np.ndarray:
-    """Plain t-SNE to 2-D with openTSNE or scikit-learn (the reference stack)."""
+KNN_METHODS = ("auto", "exact", "annoy", "pynndescent")
+EXACT_KNN_MAX_DIMS = 64  # up to here exact search beat Annoy (measured on 20-D codes, 10k and 70k points)
+
+
+def knn_method(neighbors: str, n_dims: int) -> str:
+    """openTSNE's ``neighbors`` for ``n_dims``-dimensional input under aekit's "auto" rule."""
+    if neighbors not in KNN_METHODS:
+        raise InputError(f"neighbors={neighbors!r} must be one of {KNN_METHODS}")
+    if neighbors == "auto":
+        return "exact" if n_dims <= EXACT_KNN_MAX_DIMS else "auto"
+    return neighbors
+
+
+def tsne(
+    X: np.ndarray,
+    *,
+    perplexity: float = 30.0,
+    random_state: int = 0,
+    n_jobs: int = -1,
+    library: str = "opentsne",
+    neighbors: str = "auto",
+) -> np.ndarray:
+    """Plain t-SNE to 2-D with openTSNE or scikit-learn (the reference stack).
+
+    ``neighbors`` (openTSNE only) follows ``AETSNE``'s rule: exact search for
+    inputs of at most 64 dimensions, openTSNE's own choice (Annoy) above.
+    """
     if library == "opentsne":
         from openTSNE import TSNE
 
-        return np.asarray(TSNE(perplexity=perplexity, random_state=random_state, n_jobs=n_jobs, verbose=False).fit(np.asarray(X, dtype=np.float64)))
+        X = np.asarray(X, dtype=np.float64)
+        method = knn_method(neighbors, X.shape[1])
+        return np.asarray(TSNE(perplexity=perplexity, random_state=random_state, n_jobs=n_jobs, neighbors=method, verbose=False).fit(X))
     if library == "sklearn":
         from sklearn.manifold import TSNE as SkTSNE
 
