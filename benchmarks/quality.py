@@ -100,14 +100,14 @@ def conv(d, epochs: int, keras: bool) -> list[dict]:
 def denoising(d, epochs: int, keras: bool) -> list[dict]:
     noisy = add_noise(d.X_test, "gaussian", 0.4, random_state=1)
     rows = []
-    for preset, model in (("denoising", "conv denoising AE"), ("denoising_tuned", "conv denoising AE, `denoising_tuned` (batch 64, Adam 0.002)")):
+    for preset, model in (("denoising", "conv denoising AE (batch 256, Adam 0.001)"), ("denoising_tuned", "conv denoising AE, `denoising_tuned` (batch 64, Adam 0.002)")):
         est = aekit.Autoencoder(**{**aekit.PRESETS[preset], "epochs": epochs, "random_state": 0})
         secs = timed_fit(est, d.X_train)
         X_hat = est.reconstruct(noisy)
         rows.append({"model": model, "stack": "aekit", "seconds": secs, "params": sum(p.numel() for p in est.net_.parameters()),
                      "test_bce": metrics.reconstruction_bce(d.X_test, X_hat), "psnr_noisy": metrics.psnr(d.X_test, noisy), "psnr_denoised": metrics.psnr(d.X_test, X_hat)})
     if keras:
-        rows.append({"model": "conv denoising AE", "stack": "Keras", **_keras_row(keras_run("denoising", epochs, len(d.X_train)))})
+        rows.append({"model": "conv denoising AE (batch 256, Adam 0.001)", "stack": "Keras", **_keras_row(keras_run("denoising", epochs, len(d.X_train)))})
     return rows
 
 
@@ -117,24 +117,29 @@ def fmt(v, pct=False) -> str:
     return f"{100 * v:.1f}%" if pct else (f"{v:,}" if isinstance(v, int) else f"{v:.4f}")
 
 
+def _run_on(meta: dict, section: str) -> str:
+    date = meta.get("section_dates", {}).get(section, meta["date"])
+    return "" if date == meta["date"] else f" (run {date})"
+
+
 def markdown(results: dict, meta: dict) -> str:
     lines = ["# Quality: the reference text's claims, aekit beside Keras", "",
              f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, aekit {meta['aekit']}"
              + (f", TensorFlow {meta['keras_versions'].get('tensorflow')}, Keras {meta['keras_versions'].get('keras')}" if meta.get("keras_versions") else ""),
              "", "MNIST: 60,000 training / 10,000 test images; seed 0; metrics on the test set. BCE is the mean per pixel.", ""]
     if "claims" in results:
-        lines += [f"## Dense AE and supervised AE, 2-D codes, {meta['epochs']['claims']} epochs", "",
+        lines += [f"## Dense AE and supervised AE, 2-D codes, {meta['epochs']['claims']} epochs{_run_on(meta, 'claims')}", "",
                   "| model | stack | test BCE | k-NN(5) on codes | logistic on codes | head accuracy | train time |", "|---|---|---|---|---|---|---|"]
         for r in results["claims"]:
             lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True)} | {fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |")
         lines.append("")
     if "conv" in results:
-        lines += [f"## Convolutional AE, {meta['epochs']['conv']} epochs", "", "| model | stack | parameters | test BCE | PSNR | train time |", "|---|---|---|---|---|---|"]
+        lines += [f"## Convolutional AE, {meta['epochs']['conv']} epochs{_run_on(meta, 'conv')}", "", "| model | stack | parameters | test BCE | PSNR | train time |", "|---|---|---|---|---|---|"]
         for r in results["conv"]:
             lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | {fmt(r.get('psnr'))} dB | {r['seconds']:.0f} s |")
         lines.append("")
     if "denoising" in results:
-        lines += [f"## Denoising conv AE (Gaussian 0.4, clipped; batch 256), {meta['epochs']['denoising']} epochs", "",
+        lines += [f"## Denoising conv AE (Gaussian 0.4, clipped), {meta['epochs']['denoising']} epochs{_run_on(meta, 'denoising')}", "",
                   "| model | stack | parameters | BCE vs clean | PSNR noisy | PSNR denoised | train time |", "|---|---|---|---|---|---|---|"]
         for r in results["denoising"]:
             lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | {fmt(r.get('psnr_noisy'))} dB | {fmt(r.get('psnr_denoised'))} dB | {r['seconds']:.0f} s |")
@@ -161,7 +166,16 @@ def main() -> None:
         results[s] = {"claims": claims, "conv": conv, "denoising": denoising}[s](d, epochs[s], not args.no_keras)
         for r in results[s]:
             print(json.dumps(r), flush=True)
-    meta = run_meta(epochs=epochs)
+    meta = run_meta(epochs=epochs, section_dates={})
+    meta["section_dates"] = {s: meta["date"] for s in sections}
+    previous = Path(args.out) / "quality.json"
+    if previous.exists():  # a run of some sections keeps the other sections' last results (with their dates)
+        old = json.loads(previous.read_text())
+        kept = {s: r for s, r in old["results"].items() if s not in results}
+        results = {**kept, **results}
+        meta["epochs"] = {**{s: old["meta"]["epochs"][s] for s in kept}, **epochs}
+        meta["section_dates"] = {**{s: old["meta"].get("section_dates", {}).get(s, old["meta"]["date"]) for s in kept}, **meta["section_dates"]}
+        results = {s: results[s] for s in ("claims", "conv", "denoising") if s in results}
     if not args.no_keras:
         out = subprocess.run([sys.executable, "-c", "import json,keras,tensorflow as tf;print(json.dumps({'tensorflow':tf.__version__,'keras':keras.__version__}))"], capture_output=True, text=True)
         meta["keras_versions"] = json.loads(out.stdout) if out.returncode == 0 else {}
