@@ -373,8 +373,8 @@ def report(r: dict) -> str:
                         [[x["model"], f"{x['forward_flops_per_sample'] / 1e6:.3f}", f"{x['train_flops_per_sample'] / 1e6:.3f}"]
                          for x in r["results"]]))
     out += ["", "## Transform (encoder) throughput, 10,000 test images", "",
-            f"Best of 3 after a warm-up call. aekit.transform batches internally by {TRANSFORM_BATCH}; "
-            "Keras encoder.predict is timed at the same batch size and at its default (32).", ""]
+            f"Best of 3 after a warm-up call. aekit.transform batches internally (by {TRANSFORM_BATCH} for dense models, "
+            f"128 for conv ones); Keras encoder.predict is timed at batch {TRANSFORM_BATCH} and at its default (32).", ""]
     rows = []
     for x in r["results"]:
         a, k = x["aekit"]["transform"], x["keras"]["transform"]
