@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _mnist_dir() -> Path | None:
     for candidate in (os.environ.get("AEKIT_MNIST_DIR"), ROOT.parent / "shared" / "data" / "mnist"):
         if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
+            return Path(candidate).resolve()  # absolute: tests symlink to it from other folders
     return None
 
 
