@@ -213,7 +213,7 @@ def test_every_preset_fits_and_encodes(name):
 
 def test_tuned_denoising_preset_is_the_reference_network_with_other_training():
     ref, tuned = aekit.PRESETS["denoising"], aekit.PRESETS["denoising_tuned"]
-    assert {k for k in ref if ref[k] != tuned.get(k)} == {"batch_size", "learning_rate"}
+    assert set(ref) == set(tuned) and {k for k in ref if ref[k] != tuned[k]} == {"batch_size", "learning_rate"}
     X = np.random.default_rng(0).uniform(size=(8, 784)).astype(np.float32)
     counts = [sum(p.numel() for p in Autoencoder(**{**p, "epochs": 1}).fit(X).net_.parameters()) for p in (ref, tuned)]
     assert counts == [12_193, 12_193]  # the reference text's conv AE

@@ -65,3 +65,5 @@ def test_neighbour_search_rule_and_bad_choice_fails_before_training(monkeypatch)
     monkeypatch.setattr(Autoencoder, "fit", lambda *a, **k: pytest.fail("trained before checking neighbors"))
     with pytest.raises(InputError, match="neighbors='kdtree'"):
         AETSNE(ae, neighbors="kdtree").fit(np.zeros((50, 4)))
+    with pytest.raises(InputError, match="neighbors="):
+        visualize.tsne(np.zeros((50, 4)), library="sklearn", neighbors="kdtree")

@@ -143,6 +143,7 @@ def tsne(
     ``neighbors`` (openTSNE only) follows ``AETSNE``'s rule: exact search for
     inputs of at most 64 dimensions, openTSNE's own choice (Annoy) above.
     """
+    knn_method(neighbors, 1)  # validated for either library
     if library == "opentsne":
         from openTSNE import TSNE
 
