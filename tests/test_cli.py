@@ -52,6 +52,7 @@ def test_train_embed_roundtrip(tmp_path, capsys):
         (["train", "good.npy", "--out", "o", "--n-components", "0"], "n_components=0 must be"),
         (["summary", "784,x"], "comma-separated integers"),
         (["embed", "bad.csv", "good.npy", "--out", "c.npy"], "not a valid aekit model"),
+        (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
     ],
 )
 def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):

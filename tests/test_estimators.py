@@ -205,7 +205,12 @@ def test_conv_on_images():
 @pytest.mark.parametrize("name", sorted(aekit.PRESETS))
 def test_every_preset_fits_and_encodes(name):
     X = np.random.default_rng(0).uniform(size=(64, 784)).astype(np.float32)
-    est = Autoencoder(**{**aekit.PRESETS[name], "epochs": 1, "batch_size": 32, "random_state": 0}).fit(X)
+    params = {**aekit.PRESETS[name], "epochs": 1, "batch_size": 32, "random_state": 0}
+    if name.startswith("sae"):  # recipes for the supervised estimator
+        est = SupervisedAutoencoder(**params).fit(X, np.arange(64) % 3)
+        assert est.predict(X[:5]).shape == (5,)
+    else:
+        est = Autoencoder(**params).fit(X)
     Z = est.transform(X[:5])
     assert Z.shape[0] == 5 and np.all(np.isfinite(Z))
     assert est.reconstruct(X[:5]).shape == (5, 784)

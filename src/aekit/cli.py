@@ -144,6 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     supervised = args.supervised
     cls = SupervisedAutoencoder if supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
+    if unknown and args.preset and unknown <= set(PRESETS[args.preset]):
+        raise InputError(f"--preset {args.preset} is a recipe for supervised models; add --supervised (and labels)")
     if unknown:
         raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
     if supervised and y is None:
