@@ -133,18 +133,16 @@ def markdown(results: dict, meta: dict) -> str:
              f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, aekit {meta['aekit']}"
              + (f", TensorFlow {meta['keras_versions'].get('tensorflow')}, Keras {meta['keras_versions'].get('keras')}" if meta.get("keras_versions") else ""),
              "", "MNIST: 60,000 training / 10,000 test images; seed 0; metrics on the test set. BCE is the mean per pixel.", ""]
-    if "claims" in results:
-        lines += [f"## Dense AE and supervised AE, 2-D codes, {meta['epochs']['claims']} epochs{_run_on(meta, 'claims')}", "",
+    for section, title, knn_digits in (("claims", "Dense AE and supervised AE, 2-D codes", 1), ("sae_long", "Longer SAE recipe", 2)):
+        if section not in results:
+            continue
+        lines += [f"## {title}, {meta['epochs'][section]} epochs{_run_on(meta, section)}", "",
                   "| model | stack | test BCE | k-NN(5) on codes | logistic on codes | head accuracy | train time |", "|---|---|---|---|---|---|---|"]
-        for r in results["claims"]:
-            lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True)} | {fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |")
+        for r in results[section]:
+            lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True, knn_digits)} | {fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |")
         lines.append("")
-    if "sae_long" in results:
-        lines += [f"## Longer SAE recipe, {meta['epochs']['sae_long']} epochs{_run_on(meta, 'sae_long')}", "",
-                  "| model | stack | test BCE | k-NN(5) on codes | logistic on codes | head accuracy | train time |", "|---|---|---|---|---|---|---|"]
-        for r in results["sae_long"]:
-            lines.append(f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True, 2)} | {fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |")
-        lines += ["", "Seed 1 of the same recipe (benchmarks/results/sae_tuning.md): k-NN 97.47%, BCE 0.171.", ""]
+        if section == "sae_long":
+            lines += ["Seed 1 of the same recipe (benchmarks/results/sae_tuning.md): k-NN 97.47%, BCE 0.171.", ""]
     if "conv" in results:
         lines += [f"## Convolutional AE, {meta['epochs']['conv']} epochs{_run_on(meta, 'conv')}", "", "| model | stack | parameters | test BCE | PSNR | train time |", "|---|---|---|---|---|---|"]
         for r in results["conv"]:
