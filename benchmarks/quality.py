@@ -176,7 +176,7 @@ def main() -> None:
         results[s] = {"claims": claims, "sae_long": sae_long, "conv": conv, "denoising": denoising}[s](d, epochs[s], not args.no_keras)
         for r in results[s]:
             print(json.dumps(r), flush=True)
-    meta = run_meta(epochs=epochs, section_dates={})
+    meta = run_meta(epochs=epochs)
     meta["section_dates"] = {s: meta["date"] for s in sections}
     previous = Path(args.out) / "quality.json"
     if previous.exists():  # a run of some sections keeps the other sections' last results (with their dates)

@@ -231,9 +231,7 @@ def section_denoising(ctx: Context) -> str:
             "batch_size": den.batch_size,
             "learning_rate": den.learning_rate,
         }
-    r = runs["denoising"]
-    ctx.results["denoising"] = r
-    ctx.results["denoising_tuned"] = runs["denoising_tuned"]
+    ctx.results.update(runs)  # "denoising" and "denoising_tuned"
     plots.save(plots.image_grid([d.X_test[:10], noisy[:10], clean_hat[:10]], ["clean", "noisy", "denoised"], title="Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']"), ctx.out / "denoising_grid.png")
     rows = "\n".join(
         f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | **{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
