@@ -7,6 +7,9 @@ Sections (``--sections``):
   conv       the reference conv AE: test BCE, PSNR, parameters, train time.
   denoising  the conv AE on Gaussian-noised input (0.4, clipped), batch 256: BCE vs clean,
              PSNR noisy → denoised.
+  bf16       the dense AE and SAE (``--epochs``, default 20) and the conv AE (5 epochs)
+             trained with ``precision="bfloat16"`` (aekit only): the float32 rows above
+             are the baseline.
 Each aekit row sits beside the Keras/TensorFlow run of the same recipe (``keras_reference.py``,
 in a subprocess; ``--no-keras`` skips them). Writes ``benchmarks/results/quality.{md,json}``.
 
@@ -84,6 +87,20 @@ def sae_long(d, epochs: int, keras: bool) -> list[dict]:
     return [{"model": "SAE w2=0.1 + head Dropout 0.5 (`PRESETS['sae_long']`)", "stack": "aekit", "seconds": timed_fit(sae, d.X_train, d.y_train), **codes(sae, d)}]
 
 
+def bf16(d, epochs: int, keras: bool) -> list[dict]:
+    """Mixed-precision training (aekit only): does ``precision="bfloat16"`` keep the float32 results?"""
+    common = {"epochs": epochs, "random_state": 0, "precision": "bfloat16"}
+    ae = aekit.Autoencoder(**common)
+    rows = [{"model": "unsupervised AE, bfloat16", "stack": "aekit", "seconds": timed_fit(ae, d.X_train), **codes(ae, d)}]
+    sae = aekit.SupervisedAutoencoder(**common)
+    rows.append({"model": "SAE w2=0.1, bfloat16", "stack": "aekit", "seconds": timed_fit(sae, d.X_train, d.y_train), **codes(sae, d)})
+    est = aekit.Autoencoder(**{**aekit.PRESETS["conv"], **common, "epochs": 5})
+    secs = timed_fit(est, d.X_train)
+    rows.append({"model": "conv AE, 5 epochs, bfloat16", "stack": "aekit", "seconds": secs,
+                 "test_bce": metrics.reconstruction_bce(d.X_test, est.reconstruct(d.X_test))})
+    return rows
+
+
 def _keras_row(r: dict) -> dict:
     out = {"seconds": float(r["fit_time"]), "test_bce": r["test_bce"]}
     for src, dst in (("knn_acc", "knn"), ("logreg_acc", "logreg"), ("head_acc", "head"), ("psnr_noisy", "psnr_noisy"), ("psnr_denoised", "psnr_denoised"), ("params", "params")):
@@ -133,7 +150,8 @@ def markdown(results: dict, meta: dict) -> str:
              f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, aekit {meta['aekit']}"
              + (f", TensorFlow {meta['keras_versions'].get('tensorflow')}, Keras {meta['keras_versions'].get('keras')}" if meta.get("keras_versions") else ""),
              "", "MNIST: 60,000 training / 10,000 test images; seed 0; metrics on the test set. BCE is the mean per pixel.", ""]
-    for section, title, knn_digits in (("claims", "Dense AE and supervised AE, 2-D codes", 1), ("sae_long", "Longer SAE recipe", 2)):
+    for section, title, knn_digits in (("claims", "Dense AE and supervised AE, 2-D codes", 1), ("sae_long", "Longer SAE recipe", 2),
+                                       ("bf16", "Mixed precision (`precision='bfloat16'`)", 1)):
         if section not in results:
             continue
         lines += [f"## {title}, {meta['epochs'][section]} epochs{_run_on(meta, section)}", "",
@@ -143,6 +161,9 @@ def markdown(results: dict, meta: dict) -> str:
         lines.append("")
         if section == "sae_long":
             lines += ["Seed 1 of the same recipe (benchmarks/results/sae_tuning.md): k-NN 97.47%, BCE 0.171.", ""]
+        if section == "bf16":
+            lines += ["Matrix products and convolutions in bfloat16, weights, optimizer and losses in float32; "
+                      "compare with the float32 rows of the same recipes in this file. Train times are of this section's run only.", ""]
     if "conv" in results:
         lines += [f"## Convolutional AE, {meta['epochs']['conv']} epochs{_run_on(meta, 'conv')}", "", "| model | stack | parameters | test BCE | PSNR | train time |", "|---|---|---|---|---|---|"]
         for r in results["conv"]:
@@ -159,8 +180,8 @@ def markdown(results: dict, meta: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", default="claims,sae_long,conv,denoising")
-    ap.add_argument("--epochs", type=int, help="epochs for every section (default: claims 20, sae_long 120, conv 5, denoising 5)")
+    ap.add_argument("--sections", default="claims,sae_long,conv,denoising,bf16")
+    ap.add_argument("--epochs", type=int, help="epochs for every section (default: claims 20, sae_long 120, conv 5, denoising 5, bf16 20)")
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -168,12 +189,12 @@ def main() -> None:
     d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
     d = d._replace(X_train=d.X_train[: args.samples], y_train=d.y_train[: args.samples])
     sections = [s.strip() for s in args.sections.split(",")]
-    defaults = {"claims": 20, "sae_long": 120, "conv": 5, "denoising": 5}
+    defaults = {"claims": 20, "sae_long": 120, "conv": 5, "denoising": 5, "bf16": 20}
     epochs = {s: args.epochs or defaults[s] for s in sections}
     results = {}
     for s in sections:
         print(f"== {s} ({epochs[s]} epochs)", flush=True)
-        results[s] = {"claims": claims, "sae_long": sae_long, "conv": conv, "denoising": denoising}[s](d, epochs[s], not args.no_keras)
+        results[s] = {"claims": claims, "sae_long": sae_long, "conv": conv, "denoising": denoising, "bf16": bf16}[s](d, epochs[s], not args.no_keras)
         for r in results[s]:
             print(json.dumps(r), flush=True)
     meta = run_meta(epochs=epochs)
@@ -185,7 +206,7 @@ def main() -> None:
         results = {**kept, **results}
         meta["epochs"] = {**{s: old["meta"]["epochs"][s] for s in kept}, **epochs}
         meta["section_dates"] = {**{s: old["meta"].get("section_dates", {}).get(s, old["meta"]["date"]) for s in kept}, **meta["section_dates"]}
-        results = {s: results[s] for s in ("claims", "sae_long", "conv", "denoising") if s in results}
+        results = {s: results[s] for s in ("claims", "sae_long", "conv", "denoising", "bf16") if s in results}
         if args.no_keras and old["meta"].get("keras_versions"):
             meta["keras_versions"] = old["meta"]["keras_versions"]  # the kept sections' Keras rows
     if not args.no_keras:

@@ -33,7 +33,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("dense", "sae", "conv", "denoising")  # "denoising" is optional; the default set is dense,sae,conv
+BASE_MODELS = ("dense", "sae", "conv", "denoising")  # "denoising" is optional
+# "<model>-bf16": mixed precision on both sides (aekit precision="bfloat16", Keras policy "mixed_bfloat16")
+MODELS = BASE_MODELS + tuple(f"{m}-bf16" for m in BASE_MODELS)
+DEFAULT_MODELS = "dense,sae,conv,dense-bf16,sae-bf16,conv-bf16"
 OTHER_LOAD_WARN = 0.25  # cores used by other processes during a timed epoch above which the report warns
 TRANSFORM_BATCH = 4096  # aekit.transform's internal batch; Keras predict gets the same (and its default, 32)
 
@@ -51,8 +54,15 @@ FLOP_FORMULA = (
 )
 
 
+def base_model(model: str) -> tuple[str, bool]:
+    """``"conv-bf16"`` -> ``("conv", True)``: the recipe and whether it runs in mixed bfloat16."""
+    base, _, suffix = model.partition("-")
+    return base, suffix == "bf16"
+
+
 def forward_flops(model: str) -> list[int]:
     """Forward FLOPs per sample of every weight layer, first layer first."""
+    model = base_model(model)[0]
     dense = lambda sizes: [2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]  # noqa: E731
     if model == "dense":
         return dense(DENSE)
@@ -107,17 +117,22 @@ def maxrss_mib() -> float:
 
 
 def peak_worker(threads: int) -> None:
-    """Best float32 torch.mm FLOP/s over a few square sizes."""
+    """Best float32 (and bfloat16) torch.mm FLOP/s over a few square sizes."""
     import torch
 
     torch.set_num_threads(threads)
-    sizes = {}
-    for n in (512, 1024, 2048, 3072, 4096):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        torch.mm(a, b)  # warm-up
-        t = min(_timed(lambda: torch.mm(a, b)) for _ in range(3 if n >= 3072 else 5))  # noqa: B023
-        sizes[n] = 2 * n**3 / t
-    send({"event": "final", "peak_flops": max(sizes.values()), "by_size": sizes, "threads": threads, "cpu": time.process_time()})
+    msg = {"event": "final", "threads": threads}
+    for dtype, key in ((torch.float32, "peak_flops"), (torch.bfloat16, "peak_flops_bf16")):
+        sizes = {}
+        for n in (512, 1024, 2048, 3072, 4096):
+            a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+            torch.mm(a, b)  # warm-up
+            t = min(_timed(lambda: torch.mm(a, b)) for _ in range(3 if n >= 3072 else 5))  # noqa: B023
+            sizes[n] = 2 * n**3 / t
+        msg[key] = max(sizes.values())
+        msg["by_size" if dtype == torch.float32 else "by_size_bf16"] = sizes
+    msg["cpu"] = time.process_time()
+    send(msg)
 
 
 def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
@@ -128,7 +143,8 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
     torch.set_num_threads(threads)
     d = np.load(data)
     X, y, X_test = d["X"], d["y"], d["X_test"]
-    common = {"epochs": epochs, "random_state": 0, "device": "cpu"}
+    model, bf16 = base_model(model)
+    common = {"epochs": epochs, "random_state": 0, "device": "cpu", "precision": "bfloat16" if bf16 else "float32"}
     if model == "dense":
         est = aekit.Autoencoder(**common)
     elif model == "sae":
@@ -169,6 +185,9 @@ def keras_worker(model: str, epochs: int, data: str, threads: int) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     d = np.load(data)
     X, y, X_test = d["X"], d["y"], d["X_test"]
+    model, bf16 = base_model(model)
+    if bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
     net, encoder = kr.build(model)
     x, target = kr.fit_arrays(model, X, y, seed=0)
@@ -199,6 +218,7 @@ def keras_worker(model: str, epochs: int, data: str, threads: int) -> None:
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "jit_compile": bool(net.jit_compile),
+        "dtype_policy": keras.mixed_precision.global_policy().name,
         "versions": kr.versions(),
     })
 
@@ -267,7 +287,7 @@ def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, pea
     return stack
 
 
-def run_model(model: str, args: argparse.Namespace, data: str, samples: int, peak: float, logdir: Path) -> dict:
+def run_model(model: str, args: argparse.Namespace, data: str, samples: int, peak: dict[bool, float], logdir: Path) -> dict:
     print(f"[{model}] starting workers", flush=True)
     workers = {stack: Worker(stack, args, model, data, logdir) for stack in ("aekit", "keras")}
     epochs = {stack: [] for stack in workers}
@@ -291,7 +311,7 @@ def run_model(model: str, args: argparse.Namespace, data: str, samples: int, pea
     res = {"model": model, "samples": samples, "epochs": args.epochs,
            "forward_flops_per_sample": sum(forward_flops(model)), "train_flops_per_sample": flops}
     for stack in workers:
-        res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak)
+        res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak[base_model(model)[1]])
     res["ratio_aekit_over_keras"] = res["aekit"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
     return res
 
@@ -339,7 +359,8 @@ def report(r: dict) -> str:
         f"(backend {v['keras_backend']}), aekit {v['aekit']} (git {r['git']}), numpy {v['numpy']}",
         f"- threads: {r['threads']} (torch.set_num_threads; TF intra-op), float32 matmul peak "
         f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s (best torch.mm over square sizes {', '.join(map(str, peak['by_size']))}; "
-        f"other load meanwhile {peak['other_load_cores']:.1f} cores)",
+        f"other load meanwhile {peak['other_load_cores']:.1f} cores); bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
+        "(the same sizes; the -bf16 rows' fraction of peak is of this one)",
         f"- command: `{r['command']}`",
         f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, epochs alternating aekit/Keras in two subprocesses",
         "",
@@ -368,10 +389,23 @@ def report(r: dict) -> str:
     out.append(md_table(["model", "params", "batch", "aekit s/epoch", "Keras s/epoch", "ratio", "aekit samples/s",
                          "Keras samples/s", "aekit GFLOP/s (of peak)", "Keras GFLOP/s (of peak)",
                          "epoch 1 s aekit / Keras", "final train loss aekit / Keras"], rows))
-    out += ["", f"FLOP model: {FLOP_FORMULA}", ""]
+    out += ["", "Rows ending in -bf16: the same recipe in mixed precision on both sides: aekit `precision='bfloat16'` "
+            "(torch.autocast; float32 weights, optimizer and loss), Keras dtype policy `mixed_bfloat16`.", ""]
+    cross = {x["model"]: x for x in r["results"]}
+    rows = [[m, f"{x['aekit']['median_epoch_s']:.2f}", f"{cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
+             f"{x['aekit']['median_epoch_s'] / cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
+             f"{x['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['keras']['loss'][-1]:.4f}"]
+            for m, x in cross.items() if m.endswith("-bf16") and m[:-5] in cross]
+    if rows:
+        out += ["aekit in bfloat16 against the reference stack as the reference text runs it (Keras, float32), "
+                "from the rows above (same run, not alternated with each other):", ""]
+        out.append(md_table(["model", "aekit bf16 s/epoch", "Keras float32 s/epoch", "ratio",
+                             "final train loss aekit bf16 / aekit float32 / Keras float32"], rows))
+        out.append("")
+    out += [f"FLOP model: {FLOP_FORMULA}", ""]
     out.append(md_table(["model", "forward MFLOP/sample", "training MFLOP/sample"],
                         [[x["model"], f"{x['forward_flops_per_sample'] / 1e6:.3f}", f"{x['train_flops_per_sample'] / 1e6:.3f}"]
-                         for x in r["results"]]))
+                         for x in r["results"] if not base_model(x["model"])[1]]))
     out += ["", "## Transform (encoder) throughput, 10,000 test images", "",
             f"Best of 3 after a warm-up call. aekit.transform batches internally (by {TRANSFORM_BATCH} for dense models, "
             f"128 for conv ones); Keras encoder.predict is timed at batch {TRANSFORM_BATCH} and at its default (32).", ""]
@@ -415,7 +449,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="aekit vs Keras/TensorFlow training speed on MNIST")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per stack and model (the median skips epoch 1)")
     parser.add_argument("--samples", type=int, default=60000, help="first N MNIST training samples")
-    parser.add_argument("--models", default="dense,sae,conv", help=f"comma-separated, from {','.join(MODELS)}")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODELS)}")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for speed.md and speed.json")
     parser.add_argument("--threads", type=int, default=2, help="compute threads for torch and TF (intra-op)")
     parser.add_argument("--worker", choices=("aekit", "keras", "peak"), help=argparse.SUPPRESS)
@@ -450,9 +484,10 @@ def main() -> None:
         w.close()
         peak["other_load_cores"] = max(0.0, busy_seconds() - busy0 - peak.pop("cpu")) / (time.perf_counter() - t0)
         peak.pop("event")
-        print(f"peak {peak['peak_flops'] / 1e9:.1f} GFLOP/s", flush=True)
+        print(f"peak {peak['peak_flops'] / 1e9:.1f} GFLOP/s float32, {peak['peak_flops_bf16'] / 1e9:.1f} bfloat16", flush=True)
 
-        results = [run_model(m, args, data, samples, peak["peak_flops"], Path(tmp)) for m in models]
+        peaks = {False: peak["peak_flops"], True: peak["peak_flops_bf16"]}
+        results = [run_model(m, args, data, samples, peaks, Path(tmp)) for m in models]
 
     r = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

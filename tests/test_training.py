@@ -189,3 +189,52 @@ def test_heap_reuse_tunes_glibc_and_leaves_results_unchanged(monkeypatch):
         pass
     plain = Autoencoder(**kw).fit(X)
     assert np.array_equal(tuned.transform(X), plain.transform(X))  # malloc settings never change results
+
+
+def test_bfloat16_precision_runs_products_in_bf16_and_tracks_float32(monkeypatch):
+    import numpy as np
+
+    import aekit.estimators as est_mod
+    from aekit import Autoencoder, SupervisedAutoencoder
+
+    seen: list[torch.dtype] = []
+    build = est_mod.build_net
+
+    def spy_build(**kw):
+        net = build(**kw)
+        first = next(m for m in net.modules() if isinstance(m, nn.Linear))
+        first.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype) if torch.is_grad_enabled() else None)
+        return net
+
+    monkeypatch.setattr(est_mod, "build_net", spy_build)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(512, 64)).astype(np.float32)
+    kw = dict(hidden_layer_sizes=(32,), n_components=2, epochs=3, batch_size=64, device="cpu", compile=False)
+    ref = Autoencoder(**kw, random_state=0).fit(X)
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    mixed = Autoencoder(**kw, random_state=0, precision="bfloat16").fit(X)
+    assert set(seen) == {torch.bfloat16}  # the training forward really ran in bfloat16
+    assert all(p.dtype == torch.float32 for p in mixed.net_.parameters())  # float32 master weights
+    assert np.allclose(ref.history_["loss"], mixed.history_["loss"], rtol=1e-2)
+    assert mixed.transform(X).dtype == np.float32
+    again = Autoencoder(**kw, random_state=0, precision="bfloat16").fit(X)
+    assert np.array_equal(mixed.transform(X), again.transform(X))  # reproducible
+    y = rng.integers(0, 3, len(X))
+    sae = SupervisedAutoencoder(**kw, random_state=0, precision="bfloat16").fit(X, y)
+    assert np.isfinite(sae.history_["loss"]).all()
+
+
+def test_precision_validated_and_saved(tmp_path):
+    import numpy as np
+
+    from aekit import Autoencoder, load
+    from aekit._utils import InputError
+
+    X = np.random.default_rng(0).uniform(size=(64, 16)).astype(np.float32)
+    with pytest.raises(InputError, match="precision='float16'"):
+        Autoencoder(precision="float16").fit(X)
+    a = Autoencoder(hidden_layer_sizes=(8,), epochs=1, precision="bfloat16", random_state=0, device="cpu").fit(X)
+    b = load(a.save(tmp_path / "m.safetensors"))
+    assert b.precision == "bfloat16"
+    assert np.array_equal(a.transform(X), b.transform(X))

@@ -92,7 +92,7 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:  # json.JSONDecodeError is a ValueError
         raise ModelFileError(f"{p}: corrupted checkpoint metadata ({exc}); delete it and train from the start") from exc
     if expected_params is not None:
-        changed = {k for k in expected_params if k not in ("epochs", "verbose", "device", "compile", "checkpoint_path") and params.get(k) != expected_params[k]}
+        changed = {k for k in expected_params if k not in ("epochs", "verbose", "device", "compile", "precision", "checkpoint_path") and params.get(k) != expected_params[k]}
         if changed:
             raise ModelFileError(f"{p}: checkpoint was written with different parameters {sorted(changed)}; resume with the same settings")
     # everything is checked before anything is changed: a bad file leaves net, optimizer and RNG as they were

@@ -43,7 +43,16 @@ from aekit.objectives import (
     kl_divergence,
     reconstruction_loss,
 )
-from aekit.training import LoopState, TrainConfig, fused_optimizer_pays, make_optimizer, maybe_compile, train
+from aekit.training import (
+    PRECISIONS,
+    LoopState,
+    TrainConfig,
+    autocast,
+    fused_optimizer_pays,
+    make_optimizer,
+    maybe_compile,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +162,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         _check_float("validation_fraction", self.validation_fraction, 0.0, 0.9)
         _check_int("patience", self.patience, 1)
         _check_choice("lr_schedule", self.lr_schedule, (None, "cosine", "plateau"))
+        _check_choice("precision", self.precision, PRECISIONS)
         if self.early_stopping and not self.validation_fraction:
             log.info("early_stopping without validation_fraction monitors the training loss")
 
@@ -200,8 +210,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _head_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def _loss_fn(self, net: AutoencoderNet, n_features: int) -> Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]:
+    def _loss_fn(self, net: AutoencoderNet, n_features: int, device: torch.device) -> Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]:
         loss_kind, out_act = self.loss, self.output_activation
+        amp = autocast(device, self.precision)
+        mixed = self.precision != "float32"
         noise, factor, beta = self.noise, float(self.noise_factor), float(self.beta)
         clip = out_act == "sigmoid"
         w_rec, w_cls = self._loss_weights()
@@ -209,7 +221,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
             x = batch[0]  # (B, n_features)
             x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
-            out = net(x_in)
+            with amp():
+                out = net(x_in)
+            if mixed:  # losses in float32
+                out = {k: v.float() for k, v in out.items()}
             rec = reconstruction_loss(out["recon_logits"], x, loss_kind, out_act)
             terms = {"reconstruction": rec}
             total = w_rec * rec
@@ -283,7 +298,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.n_iter_ = state.epoch
             with _sigterm_as_interrupt():
                 try:
-                    loss_fn = maybe_compile(self._loss_fn(net, n_features), self.compile, device)
+                    loss_fn = maybe_compile(self._loss_fn(net, n_features, device), self.compile, device)
                     state = train(net, loss_fn, optimizer, tensors, config, val_data=val, callbacks=callbacks, state=state)
                 finally:
                     self.history_ = state.history
@@ -465,6 +480,12 @@ class Autoencoder(_AutoencoderBase):
         "auto" fuses the optimizer for runs of >= 2,000 steps and compiles the
         forward pass on CUDA only (measured choices, see ``training``); True does
         both, False neither. Falls back to eager if compilation fails.
+    precision : {"float32", "bfloat16"}, default="float32"
+        Arithmetic of the training forward/backward pass. "bfloat16" is mixed
+        precision (``torch.autocast``): products in bfloat16, weights, optimizer
+        and losses in float32; ~1.4x faster training on CPUs with AVX512-BF16
+        (measured, see ``benchmarks/``), results close to but not bit-equal with
+        float32. Inference (``transform`` etc.) always runs in float32.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.
     verbose : int, default=0
@@ -514,6 +535,7 @@ class Autoencoder(_AutoencoderBase):
         patience: int = 5,
         device: str = "auto",
         compile: bool | str = "auto",
+        precision: str = "float32",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -546,6 +568,7 @@ class Autoencoder(_AutoencoderBase):
         self.patience = patience
         self.device = device
         self.compile = compile
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -633,6 +656,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         patience: int = 5,
         device: str = "auto",
         compile: bool | str = "auto",
+        precision: str = "float32",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -670,6 +694,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.patience = patience
         self.device = device
         self.compile = compile
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -11,6 +11,7 @@ that keeps the last good weights, and Ctrl-C that stops and keeps the model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -268,6 +269,35 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
             return loss_fn(batch, training)
 
     return run
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def autocast(device: torch.device, precision: str) -> Callable[[], Any]:
+    """A factory of the context that runs the forward pass in ``precision``.
+
+    "float32": plain float32 (the reference). "bfloat16": mixed precision via
+    ``torch.autocast``: matrix products and convolutions in bfloat16, weights,
+    optimizer state and losses in float32. It pays where the hardware has bfloat16
+    arithmetic (CPUs with AVX512-BF16 or AMX, NVIDIA Ampere or newer); elsewhere it is
+    emulated and may be slower, so a warning says so.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"precision={precision!r} must be one of {PRECISIONS}")
+    if precision == "float32":
+        return contextlib.nullcontext
+    native = {
+        "cpu": lambda: bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "cuda": lambda: torch.cuda.is_bf16_supported(including_emulation=False),
+    }.get(device.type, lambda: True)
+    try:
+        fast = native()
+    except Exception:  # an old build without the query: assume the best, the run still works
+        fast = True
+    if not fast:
+        log.warning("precision='bfloat16': this %s has no native bfloat16 arithmetic; training may be slower than float32", device.type)
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------- optimizers
