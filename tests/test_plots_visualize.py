@@ -67,3 +67,57 @@ def test_neighbour_search_rule_and_bad_choice_fails_before_training(monkeypatch)
         AETSNE(ae, neighbors="kdtree").fit(np.zeros((50, 4)))
     with pytest.raises(InputError, match="neighbors="):
         visualize.tsne(np.zeros((50, 4)), library="sklearn", neighbors="kdtree")
+
+
+def test_input_distances_match_brute_force_and_sort():
+    from aekit.visualize import input_distances
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 7)).astype(np.float32)
+    idx = rng.integers(0, 40, size=(40, 6))
+    got_idx, got_d = input_distances(X, X, idx, chunk=7)  # several chunks
+    want = np.linalg.norm(X[:, None, :] - X[idx], axis=2)
+    order = np.argsort(want, axis=1, kind="stable")
+    assert np.allclose(got_d, np.take_along_axis(want, order, 1), atol=1e-5)
+    assert np.all(np.diff(got_d, axis=1) >= 0)  # nearest first
+    # the re-sorted indices point at rows at exactly those distances
+    assert np.allclose(np.linalg.norm(X[:, None, :] - X[got_idx], axis=2), got_d, atol=1e-5)
+    assert got_d.dtype == np.float64 and got_idx.dtype == np.int64
+
+
+def test_aetsne_input_distances_use_code_neighbours_and_input_geometry(blobs):
+    """The affinities' neighbours come from the codes, their distances from the inputs."""
+    from aekit.visualize import InputDistanceIndex
+
+    X, y = blobs
+    ae = Autoencoder(**{**SMALL, "n_components": 3}).fit(X)
+    vis = AETSNE(ae, perplexity=10, random_state=0).fit(X)
+    assert vis.distances == "input"
+    index = vis._tsne.affinities.knn_index
+    assert isinstance(index, InputDistanceIndex)
+    nb, dist = index.build()
+    code_nb, _ = index.code_index.build()
+    assert all(set(a) == set(b) for a, b in zip(nb, code_nb, strict=True))  # the codes' neighbour sets
+    assert np.allclose(dist, np.linalg.norm(X[:, None, :] - X[nb], axis=2), atol=1e-5)  # input distances
+    new = vis.transform(X[:6])
+    assert new.shape == (6, 2) and np.isfinite(new).all()
+    code = AETSNE(ae, perplexity=10, random_state=0, distances="code").fit(X)
+    assert not np.allclose(code.embedding_, vis.embedding_)  # the option changes the affinities
+    assert code.transform(X[:6]).shape == (6, 2)
+    with pytest.raises(InputError, match="distances='pixels'"):
+        AETSNE(ae, distances="pixels").fit(X)
+
+
+def test_tsne_with_input_space_both_libraries(blobs):
+    from aekit.visualize import tsne
+
+    X, y = blobs
+    codes = Autoencoder(**{**SMALL, "n_components": 3}).fit(X).transform(X)
+    for library in ("opentsne", "sklearn"):
+        emb = tsne(codes, perplexity=10, library=library, input_space=X, n_jobs=1)
+        assert emb.shape == (180, 2) and np.isfinite(emb).all()
+        from aekit.metrics import knn_cv_accuracy
+
+        assert knn_cv_accuracy(emb, y) > 0.9  # the blobs stay separated
+    with pytest.raises(InputError, match="input_space has 10 rows"):
+        tsne(codes, input_space=X[:10])

@@ -270,7 +270,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     X, y = load_data(args)
     out = _out_dir(args.out, args.overwrite, ["embedding.npy", "tsne.png"])
     ae = load(args.model) if args.model else None
-    vis = AETSNE(ae, perplexity=args.perplexity, random_state=args.seed)
+    vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
     emb = vis.fit_transform(X, y)
     write_codes(emb, out / "embedding.npy")
     write_codes(emb, out / "embedding.csv")
@@ -280,7 +280,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if args.compare:
         if y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
-        routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed)
+        routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
         plots.save(plot_routes(routes, y), out / "comparison.png")
         for name, r in routes.items():
             print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
@@ -353,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a trained model for the AE stage (default: train the 784-...-20 AE)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--distances", choices=["input", "code"], default="input",
+                   help="t-SNE affinities from input-space distances to the code-space neighbours (default) or from code distances")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
     p.add_argument("--overwrite", action="store_true")

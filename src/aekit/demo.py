@@ -316,7 +316,9 @@ def section_tsne(ctx: Context) -> str:
 
 Autoencoders trained on the training set; embeddings of the {len(d.X_test):,} test images.
 k-NN(5) accuracy by 5-fold cross-validation in the 2-D embedding; trustworthiness (5 neighbours)
-against the 784-D pixels on 3,000 points; t-SNE by openTSNE (perplexity 30).
+against the 784-D pixels on 3,000 points; t-SNE by openTSNE (perplexity 30). The (S)AE routes
+find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
+(`AETSNE(distances="input")`, the default).
 
 | route | k-NN(5) in 2-D | trustworthiness | AE training | t-SNE |
 |---|---|---|---|---|
