@@ -483,8 +483,8 @@ class Autoencoder(_AutoencoderBase):
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training forward/backward pass. "bfloat16" is mixed
         precision (``torch.autocast``): products in bfloat16, weights, optimizer
-        and losses in float32; ~1.4x faster training on CPUs with AVX512-BF16
-        (measured, see ``benchmarks/``), results close to but not bit-equal with
+        and losses in float32; 1.3-1.4x faster training on CPUs with AVX512-BF16
+        (measured, see ``benchmarks/results/speed.md``), results close to but not bit-equal with
         float32. Inference (``transform`` etc.) always runs in float32.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.

@@ -46,7 +46,9 @@ class AETSNE(TransformerMixin, BaseEstimator):
         affinities follow the data's own geometry; "code" uses the code distances
         (plain AE → t-SNE). On MNIST (10k) "input" scored a better k-NN accuracy
         and trustworthiness than both "code" and t-SNE from the raw pixels; see
-        ``benchmarks/results/tsne.md``. ``transform`` then needs the inputs, as usual.
+        ``benchmarks/results/tsne.md``. The fitted object then keeps the training
+        inputs (as openTSNE's own index keeps the data it was built on) so that
+        ``transform`` measures new points the same way.
     random_state : int or None
         Seeds the autoencoder (when it is fitted here) and t-SNE.
 
@@ -82,7 +84,6 @@ class AETSNE(TransformerMixin, BaseEstimator):
 
         ``y`` is passed to a ``SupervisedAutoencoder`` (the supervised route).
         """
-
         if not (isinstance(self.perplexity, (int, float)) and self.perplexity > 0):
             raise InputError(f"perplexity={self.perplexity!r} must be a positive number")
         knn_method(self.neighbors, 1)  # a bad choice fails before any training
