@@ -53,6 +53,7 @@ def test_train_embed_roundtrip(tmp_path, capsys):
         (["summary", "784,x"], "comma-separated integers"),
         (["embed", "bad.csv", "good.npy", "--out", "c.npy"], "not a valid aekit model"),
         (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
+        (["train", "good.npy", "--out", "o", "--precision", "half"], "precision='half' must be one of"),
     ],
 )
 def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):
@@ -64,6 +65,14 @@ def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv,
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert err.startswith("aekit: error:")
+
+
+def test_bad_choice_is_an_argparse_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["visualize", "good.npy", "--out", "v", "--distances", "pixels"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'pixels'" in err and "Traceback" not in err
 
 
 def test_wrong_feature_count_in_embed(tmp_path, capsys):
@@ -86,8 +95,11 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     y = np.arange(120) % 3
     np.savez(tmp_path / "d.npz", X=X, y=y)
     d = str(tmp_path / "d.npz")
-    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--noise", "gaussian"]) == 0
+    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--noise", "gaussian", "--precision", "bfloat16"]) == 0
     model = str(tmp_path / "r" / "model.safetensors")
+    from aekit import load
+
+    assert load(model).precision == "bfloat16"  # the CLI flag reached the estimator and the file
     assert main(["evaluate", model, d, "--train-data", d, "--json", str(tmp_path / "m.json")]) == 0
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["parameters"] > 0 and 0 <= m["knn5_accuracy"] <= 1 and m["psnr_db"] > 0
