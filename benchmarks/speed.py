@@ -280,7 +280,6 @@ def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, pea
     stack["epoch_other_load_cores"] = [m["other_load_cores"] for m in epoch_msgs]  # everything else on the machine
     steady = times[1:] or times  # epoch 1 includes warm-up
     stack["median_epoch_s"] = statistics.median(steady)
-    stack["best_epoch_s"] = min(steady)
     stack["first_epoch_s"] = times[0]
     stack["samples_per_s"] = samples / stack["median_epoch_s"]
     stack["flops_per_s"] = flops * stack["samples_per_s"]
@@ -314,7 +313,6 @@ def run_model(model: str, args: argparse.Namespace, data: str, samples: int, pea
     for stack in workers:
         res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak[base_model(model)[1]])
     res["ratio_aekit_over_keras"] = res["aekit"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
-    res["ratio_best_epochs"] = res["aekit"]["best_epoch_s"] / res["keras"]["best_epoch_s"]
     return res
 
 

@@ -23,7 +23,7 @@ from _common import run_meta, write_results
 
 import aekit
 from aekit import metrics
-from aekit.visualize import InputDistanceIndex, knn_method, tsne
+from aekit.visualize import input_affinities, knn_method, tsne
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def affinity_stage(codes: np.ndarray, lib: str, inputs: np.ndarray | None) -> di
     """openTSNE's neighbour search + affinities alone (timed in a separate call), and the search used."""
     if lib != "opentsne":
         return {}
-    from openTSNE.affinity import PerplexityBasedNN, get_knn_index
+    from openTSNE.affinity import PerplexityBasedNN
 
     codes = np.asarray(codes, dtype=np.float64)
     method = knn_method("auto", codes.shape[1])
@@ -45,8 +45,7 @@ def affinity_stage(codes: np.ndarray, lib: str, inputs: np.ndarray | None) -> di
     if inputs is None:
         PerplexityBasedNN(codes, perplexity=30, n_jobs=-1, random_state=0, method=method, verbose=False)
     else:
-        index = InputDistanceIndex(get_knn_index(codes, method, 90, "euclidean", n_jobs=-1, random_state=0), inputs)
-        PerplexityBasedNN(perplexity=30, knn_index=index, n_jobs=-1)
+        input_affinities(codes, inputs, 30, method, -1, 0)
         name += ", input distances"
     return {"affinity_s": time.perf_counter() - t, "neighbors": name}
 

@@ -192,17 +192,24 @@ class InputDistanceIndex:
 def _opentsne(codes: np.ndarray, inputs: np.ndarray | None, perplexity: float, seed: int, n_jobs: int, neighbors: str, n_components: int = 2) -> Any:
     """openTSNE fitted on ``codes``; with ``inputs``, affinities from input-space distances to the code-space neighbours."""
     from openTSNE import TSNE
-    from openTSNE.affinity import PerplexityBasedNN, get_knn_index
 
     codes = np.asarray(codes, dtype=np.float64)
     method = knn_method(neighbors, codes.shape[1])
     tsne = TSNE(n_components=n_components, perplexity=perplexity, n_jobs=n_jobs, neighbors=method, random_state=seed, verbose=False)
     if inputs is None:
         return tsne.fit(codes)
+    affinities = input_affinities(codes, inputs, perplexity, method, n_jobs, seed)
+    return tsne.fit(codes, affinities=affinities)  # initialisation: PCA of the codes, as without inputs
+
+
+def input_affinities(codes: np.ndarray, inputs: np.ndarray, perplexity: float, method: str, n_jobs: int, seed: int) -> Any:
+    """openTSNE affinities: ``method`` neighbour search among ``codes``, distances between ``inputs``."""
+    from openTSNE.affinity import PerplexityBasedNN, get_knn_index
+
+    codes = np.asarray(codes, dtype=np.float64)
     k = min(len(codes) - 1, int(3 * perplexity))  # openTSNE's own choice
     code_index = get_knn_index(codes, method, k, "euclidean", n_jobs=n_jobs, random_state=seed)
-    affinities = PerplexityBasedNN(perplexity=perplexity, knn_index=InputDistanceIndex(code_index, inputs), n_jobs=n_jobs)
-    return tsne.fit(codes, affinities=affinities)  # initialisation: PCA of the codes, as without inputs
+    return PerplexityBasedNN(perplexity=perplexity, knn_index=InputDistanceIndex(code_index, inputs), n_jobs=n_jobs)
 
 
 def tsne(
