@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aekit._utils import InputError
-from aekit.modules import build_net
+from aekit.modules import Conv2d, build_net
 
 
 def test_keras_initialisation():
@@ -39,6 +39,56 @@ def test_conv_shapes():
 def test_multichannel_conv():
     net = build_net(n_features=3 * 8 * 8, architecture="conv", image_shape=(3, 8, 8), n_components=4)
     assert net(torch.rand(2, 192))["recon_logits"].shape == (2, 192)
+
+
+@pytest.mark.parametrize("cin,cout,k", [(32, 1, 3), (32, 3, 3), (64, 2, 5)])
+def test_tap_conv_equals_conv2d(cin, cout, k):
+    """The few-output-channel CPU path (1x1 conv + shifted sums) is nn.Conv2d to float tolerance."""
+    torch.manual_seed(0)
+    fast = Conv2d(cin, cout, k)
+    assert fast.taps
+    ref = torch.nn.Conv2d(cin, cout, k, padding="same")
+    ref.load_state_dict(fast.state_dict())  # same parameters, same state-dict keys
+    torch.nn.init.uniform_(fast.bias, -1, 1)
+    ref.bias.data.copy_(fast.bias)
+    x = torch.randn(4, cin, 9, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    y, y_ref = fast(x), ref(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y_ref)
+    grads = torch.autograd.grad(y, [x, fast.weight, fast.bias], g)
+    grads_ref = torch.autograd.grad(y_ref, [x, ref.weight, ref.bias], g)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 products, float32 sums
+        y_bf16 = fast(x)
+    assert float((y_bf16.detach().float() - y_ref.detach()).abs().max()) < 0.05 * float(y_ref.detach().abs().max())
+    assert not Conv2d(16, 16, 3).taps and not Conv2d(32, 1, 4).taps  # many outputs / even kernel: oneDNN
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh"])
+def test_conv_encoder_pooling_order_is_equivalent(activation):
+    """Pooling before a piecewise-linear activation gives the Keras order's values and gradients."""
+    torch.manual_seed(0)
+    net = build_net(n_features=64, architecture="conv", image_shape=(1, 8, 8), n_components=None, activation=activation)
+    layers = list(net.encoder)
+    acts = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.Tanh)
+    swapped = 0
+    for i in range(len(layers) - 1):  # back to Keras order: Conv → act → MaxPool
+        if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], acts):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            swapped += 1
+    assert swapped == (0 if activation == "tanh" else 2)  # tanh keeps the Keras order
+    keras_order = torch.nn.Sequential(*layers)
+    x = torch.rand(6, 64)
+    x[:, :24] = 0  # blank rows give tied maxima, as MNIST's background does
+    out, out_ref = net.encoder(x), keras_order(x)
+    torch.testing.assert_close(out, out_ref, rtol=0, atol=0)
+    g = torch.randn_like(out)
+    params = list(net.encoder.parameters())
+    grads = torch.autograd.grad(out, params, g)
+    grads_ref = torch.autograd.grad(out_ref, params, g)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_vae_eval_is_deterministic():
