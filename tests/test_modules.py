@@ -91,6 +91,31 @@ def test_conv_encoder_pooling_order_is_equivalent(activation):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_conv_decoder_equals_plain_layout():
+    """The output conv that up-samples itself computes Keras' UpSample → Conv2D, with its state-dict keys."""
+    torch.manual_seed(0)
+    net = build_net(n_features=784, architecture="conv", n_components=None)
+    layers = []
+    for m in net.decoder:
+        if isinstance(m, torch.nn.Identity):
+            m = torch.nn.Upsample(scale_factor=2, mode="nearest")
+        elif isinstance(m, Conv2d) and m.upsample > 1:
+            plain = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding="same")
+            plain.load_state_dict(m.state_dict())
+            m = plain
+        layers.append(m)
+    plain_decoder = torch.nn.Sequential(*layers)
+    assert list(plain_decoder.state_dict()) == list(net.decoder.state_dict())  # saved models stay loadable
+    z = torch.randn(5, 7 * 7 * 16)
+    out, out_ref = net.decoder(z), plain_decoder(z)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, list(net.decoder.parameters()), g)
+    grads_ref = torch.autograd.grad(out_ref, list(plain_decoder.parameters()), g)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_vae_eval_is_deterministic():
     net = build_net(n_features=20, hidden_layer_sizes=(8,), variational=True).eval()
     x = torch.rand(4, 20)

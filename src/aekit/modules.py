@@ -106,27 +106,37 @@ class _TapSum(torch.autograd.Function):
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (stride 1, padding 'same', odd square kernel) with a faster CPU path
-    for few output channels.
+    """``nn.Conv2d`` (stride 1, padding 'same'), optionally after nearest-neighbour
+    up-sampling by ``upsample``, with a faster CPU path for few output channels.
 
     oneDNN's direct kernels are slow when a layer maps many channels to one (the conv
-    AE's last layer, 32 → 1, took ~40% of a training step on 2 CPU cores). There the
-    layer runs as a 1×1 convolution to ``out·k²`` channels (one per output channel and
-    kernel tap) followed by ``k²`` shifted sums: the same arithmetic in another order
-    (equal to float tolerance), ~2x faster forward and backward. The weights, their
-    shape and the state dict are those of ``nn.Conv2d``.
+    AE's last layer, 32 → 1, took ~40% of a training step on 2 CPU cores). There (odd
+    kernel, ``out·k² ≤ in`` channels) the layer runs as a 1×1 convolution to ``out·k²``
+    channels (one per output channel and kernel tap) followed by ``k²`` shifted sums:
+    the same products summed in another order (equal to float tolerance), ~2x faster
+    forward and backward. Channel mixing commutes with nearest-neighbour up-sampling,
+    so with ``upsample`` the 1×1 part runs on the small input and only its ``out·k²``
+    channels are up-sampled. The weights, their shape and the state dict are those of
+    ``nn.Conv2d``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, upsample: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding="same")
+        self.upsample = upsample
         self.taps = kernel_size % 2 == 1 and out_channels * kernel_size**2 <= in_channels
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", upsample={self.upsample} (nearest, first)" if self.upsample > 1 else "")
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.upsample == 1 else nn.functional.interpolate(x, scale_factor=self.upsample, mode="nearest")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.taps and x.device.type == "cpu"):
-            return super().forward(x)
+            return super().forward(self._up(x))
         k, o = self.kernel_size[0], self.out_channels
         w1 = self.weight.permute(0, 2, 3, 1).reshape(o * k * k, self.in_channels, 1, 1)  # [o·k²+t, c]
-        z = nn.functional.conv2d(x, w1)  # (B, O·k², H, W)
+        z = self._up(nn.functional.conv2d(x, w1))  # (B, O·k², H, W)
         y = _TapSum.apply(z, k, o)
         return y if self.bias is None else y + self.bias.view(1, o, 1, 1).to(y.dtype)
 
@@ -168,7 +178,12 @@ def conv_encoder(
 def conv_decoder(
     image_shape: tuple[int, int, int], filters: Sequence[int], kernel_size: int, activation: str, batchnorm: bool
 ) -> nn.Sequential:
-    """Mirror of ``conv_encoder``: Unflatten, Conv → act → UpSample(2) per level, Conv to channels (logits)."""
+    """Mirror of ``conv_encoder``: Unflatten, Conv → act → UpSample(2) per level, Conv to channels (logits).
+
+    The last UpSample is done by the output Conv2d (``upsample=2``), which can then mix
+    channels before up-sampling; an Identity keeps its place so that the state-dict keys
+    stay those of the plain layout.
+    """
     c, h, w = image_shape
     down = 2 ** len(filters)
     layers: list[nn.Module] = [nn.Unflatten(1, (filters[-1], h // down, w // down)), ChannelsLast()]
@@ -179,7 +194,8 @@ def conv_decoder(
             layers.append(nn.BatchNorm2d(f))
         layers += [make_activation(activation), nn.Upsample(scale_factor=2, mode="nearest")]
         prev = f
-    layers += [Conv2d(prev, c, kernel_size), nn.Flatten()]
+    layers[-1] = nn.Identity()  # up-sampled by the next layer
+    layers += [Conv2d(prev, c, kernel_size, upsample=2), nn.Flatten()]
     return nn.Sequential(*layers)
 
 

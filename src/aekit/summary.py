@@ -53,7 +53,8 @@ def _describe(m: nn.Module) -> str:
         return f"Dense {m.in_features} → {m.out_features}"
     if isinstance(m, nn.Conv2d):
         k = "×".join(map(str, m.kernel_size))
-        return f"Conv2D {m.in_channels} → {m.out_channels} {k}"
+        up = getattr(m, "upsample", 1)
+        return ("" if up == 1 else f"UpSample ×{up} → ") + f"Conv2D {m.in_channels} → {m.out_channels} {k}"
     return type(m).__name__
 
 
