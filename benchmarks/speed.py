@@ -2,9 +2,12 @@
 
 Same recipes, same data, same machine, one invocation. For every model two worker
 subprocesses are started, one per stack (TF and torch never share a process), and
-their epochs are run in lockstep, alternating: aekit epoch 1, Keras epoch 1, aekit
-epoch 2, ... A worker blocks on its stdin between epochs, so only one of them
-computes at a time and slow drifts of the machine hit both stacks alike.
+they train in lockstep, taking turns of ``--chunk`` training steps (default 50, a
+fraction of a second; 0 = whole epochs): aekit steps 1-50, Keras steps 1-50, aekit
+steps 51-100, ... A worker blocks on its stdin between turns, so only one of them
+computes at a time, and the machine's speed swings (on the shared 2-core machine
+these come and go within seconds) hit both stacks alike. An epoch's time is the sum
+of its turns' compute time.
 
     python benchmarks/speed.py                                  # full run, writes benchmarks/results/
     python benchmarks/speed.py --epochs 2 --samples 6000 --out /tmp/speed-quick
@@ -78,25 +81,52 @@ def train_flops(model: str) -> int:
 
 # ----------------------------------------------------------------------------- worker side
 # A worker prints protocol messages as '@@{json}' lines on stdout and waits for a
-# 'go' line on stdin before each epoch (and before the final measurements).
-
-
-_GO = {"cpu": 0.0}  # this process's CPU time when the last 'go' arrived
+# 'go' line on stdin before each turn (and before the final measurements).
 
 
 def send(msg: dict) -> None:
     print("@@" + json.dumps(msg), flush=True)
 
 
-def send_epoch(epoch: int, seconds: float, loss: float) -> None:
-    cpu = time.process_time() - _GO["cpu"]  # all threads of this process since 'go'
-    send({"event": "epoch", "epoch": epoch + 1, "time": seconds, "loss": float(loss), "cpu": cpu})
-
-
 def wait_go() -> None:
     if sys.stdin.readline().strip() != "go":
         sys.exit(0)  # the driver went away
-    _GO["cpu"] = time.process_time()
+
+
+class Turns:
+    """A worker's clock: compute time per epoch, paused while the other stack has its turn.
+
+    ``step()`` after every training step, ``epoch_end()`` after every epoch. Every
+    ``chunk`` steps (and at each epoch end) the worker reports, blocks until the next
+    'go' and restarts the clock. Messages carry ``seg_cpu``: this process's CPU time
+    (all threads) during the segment just timed.
+    """
+
+    def __init__(self, chunk: int) -> None:
+        self.chunk, self.steps, self.epoch_s, self.epoch_cpu = chunk, 0, 0.0, 0.0
+
+    def start(self) -> None:
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def _pause(self) -> float:
+        seg_cpu = time.process_time() - self.c0
+        self.epoch_s += time.perf_counter() - self.t0
+        self.epoch_cpu += seg_cpu
+        return seg_cpu
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.chunk and self.steps % self.chunk == 0:
+            send({"event": "turn", "seg_cpu": self._pause()})
+            wait_go()
+            self.start()
+
+    def epoch_end(self, epoch: int, loss: float) -> None:
+        seg_cpu = self._pause()
+        send({"event": "epoch", "epoch": epoch + 1, "time": self.epoch_s, "loss": float(loss), "cpu": self.epoch_cpu, "seg_cpu": seg_cpu})
+        self.steps, self.epoch_s, self.epoch_cpu = 0, 0.0, 0.0
+        wait_go()
+        self.start()
 
 
 def throughput(fn, n: int, repeats: int = 3) -> float:
@@ -135,8 +165,9 @@ def peak_worker(threads: int) -> None:
     send(msg)
 
 
-def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
+def aekit_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -> None:
     import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
 
     import aekit
 
@@ -152,13 +183,12 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
     else:  # conv, denoising: the presets (denoising: on-the-fly noise, batch 256)
         est = aekit.Autoencoder(**{**aekit.PRESETS[model], **common})
 
-    def gate(epoch: int, logs: dict) -> None:
-        send_epoch(epoch, logs["time"], logs["loss"])
-        wait_go()
-
-    est.set_params(callbacks=[gate])
+    turns = Turns(chunk)
+    register_optimizer_step_post_hook(lambda *_: turns.step())  # after every training step
+    est.set_params(callbacks=[lambda epoch, logs: turns.epoch_end(epoch, logs["loss"])])
     send({"event": "ready"})
     wait_go()
+    turns.start()
     if model == "sae":
         est.fit(X, y)
     else:
@@ -167,7 +197,6 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
         "event": "final",
         "params": sum(p.numel() for p in est.net_.parameters()),
         "batch_size": est.batch_size,
-        "epoch_times": est.history_["time"],
         "loss": est.history_["loss"],
         "transform": {"aekit.transform": throughput(lambda: est.transform(X_test), len(X_test))},
         "maxrss_mib": maxrss_mib(),
@@ -176,7 +205,7 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int) -> None:
     })
 
 
-def keras_worker(model: str, epochs: int, data: str, threads: int) -> None:
+def keras_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     import keras
     import keras_reference as kr
@@ -193,16 +222,18 @@ def keras_worker(model: str, epochs: int, data: str, threads: int) -> None:
     x, target = kr.fit_arrays(model, X, y, seed=0)
     x_test = kr.images(X_test) if model in ("conv", "denoising") else X_test
 
+    turns = Turns(chunk)
+
     class Gate(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
+        def on_train_batch_end(self, batch, logs=None):
+            turns.step()
 
         def on_epoch_end(self, epoch, logs=None):
-            send_epoch(epoch, time.perf_counter() - self.t0, logs["loss"])
-            wait_go()
+            turns.epoch_end(epoch, logs["loss"])
 
     send({"event": "ready"})
     wait_go()
+    turns.start()
     hist = net.fit(x, target, batch_size=kr.BATCH_SIZE[model], epochs=epochs, shuffle=True, verbose=0, callbacks=[Gate()])
     predict = lambda bs: encoder.predict(x_test, batch_size=bs, verbose=0)  # noqa: E731
     send({
@@ -234,7 +265,7 @@ class Worker:
         self.logpath = logdir / f"{self.name}.log"
         self.log = open(self.logpath, "w")  # noqa: SIM115
         cmd = [sys.executable, str(HERE / "speed.py"), "--worker", role, "--models", model or "dense",
-               "--epochs", str(args.epochs), "--threads", str(args.threads), "--data", data]
+               "--epochs", str(args.epochs), "--threads", str(args.threads), "--chunk", str(args.chunk), "--data", data]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
 
     def read(self) -> dict:
@@ -274,7 +305,7 @@ def busy_seconds() -> float:
 def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, peak: float) -> dict:
     """Add per-epoch times and derived speed numbers to a worker's final message."""
     stack.pop("event", None)
-    times = stack.get("epoch_times") or [m["time"] for m in epoch_msgs]
+    times = [m["time"] for m in epoch_msgs]
     stack["epoch_times"] = times
     stack["epoch_cpu_cores"] = [m["cpu"] / m["time"] for m in epoch_msgs]  # this stack's CPU use while timed
     stack["epoch_other_load_cores"] = [m["other_load_cores"] for m in epoch_msgs]  # everything else on the machine
@@ -290,18 +321,27 @@ def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, pea
 def run_model(model: str, args: argparse.Namespace, data: str, samples: int, peak: dict[bool, float], logdir: Path) -> dict:
     print(f"[{model}] starting workers", flush=True)
     workers = {stack: Worker(stack, args, model, data, logdir) for stack in ("aekit", "keras")}
-    epochs = {stack: [] for stack in workers}
+    epochs: dict[str, list[dict]] = {stack: [] for stack in workers}
+    acc = {stack: [0.0, 0.0, 0.0] for stack in workers}  # machine busy s, wall s, own CPU s since the last epoch message
     try:
         for w in workers.values():
             assert w.read()["event"] == "ready"
-        for e in range(args.epochs):
-            for stack, w in workers.items():  # alternate: aekit epoch, keras epoch
+        while any(len(epochs[s]) < args.epochs for s in workers):
+            for stack, w in workers.items():  # alternate turns: aekit, keras, aekit, ...
+                if len(epochs[stack]) == args.epochs:
+                    continue
                 busy0, t0 = busy_seconds(), time.perf_counter()
                 msg = w.go()
-                busy, wall = busy_seconds() - busy0, time.perf_counter() - t0
-                msg["other_load_cores"] = max(0.0, busy - msg["cpu"]) / wall  # other processes' CPU use meanwhile
+                a = acc[stack]
+                a[0] += busy_seconds() - busy0
+                a[1] += time.perf_counter() - t0
+                a[2] += msg["seg_cpu"]
+                if msg["event"] != "epoch":
+                    continue
+                msg["other_load_cores"] = max(0.0, a[0] - a[2]) / a[1]  # other processes' CPU use meanwhile
+                acc[stack] = [0.0, 0.0, 0.0]
                 epochs[stack].append(msg)
-                print(f"[{model}] {stack:5s} epoch {e + 1}/{args.epochs}: {msg['time']:.2f} s  loss {msg['loss']:.4f}  "
+                print(f"[{model}] {stack:5s} epoch {msg['epoch']}/{args.epochs}: {msg['time']:.2f} s  loss {msg['loss']:.4f}  "
                       f"cpu {msg['cpu'] / msg['time']:.1f} cores, other load {msg['other_load_cores']:.1f} cores", flush=True)
         final = {stack: w.go() for stack, w in workers.items()}  # transform throughput, memory
     finally:
@@ -368,7 +408,9 @@ def report(r: dict) -> str:
         f"other load meanwhile {peak['other_load_cores']:.1f} cores); bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
         "(the same sizes; the -bf16 rows' fraction of peak is of this one)",
         f"- command: `{r['command']}`",
-        f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, epochs alternating aekit/Keras in two subprocesses",
+        f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, two subprocesses taking turns of "
+        + (f"{r['chunk']} training steps (aekit, Keras, aekit, ...); an epoch's time is the sum of its turns" if r.get("chunk")
+           else "whole epochs (aekit, Keras, aekit, ...)"),
         "",
     ]
     other = max([peak["other_load_cores"]] + [c for x in r["results"] for s in ("aekit", "keras") for c in x[s]["epoch_other_load_cores"]])
@@ -378,7 +420,7 @@ def report(r: dict) -> str:
     out += [
         "## Training (per epoch)",
         "",
-        "Median of epochs 2..E (epoch 1 shown separately: it includes warm-up / tf.function tracing). "
+        "Median of epochs 2..E (epoch 1 shown separately: it includes set-up, warm-up and tf.function tracing). "
         "ratio = aekit time / Keras time (< 1: aekit faster). TensorFlow's epoch times can be bimodal on this machine "
         "(some epochs run at ~half its CPU use and take 2-3x longer), which moves a median; the best-epoch ratio "
         "(fastest of epochs 2..E on each side) is the conservative reading.",
@@ -441,9 +483,9 @@ def report(r: dict) -> str:
                          for x in r["results"]]))
     notes = [
         "aekit: `Autoencoder(epochs=E, random_state=0, device='cpu')`, `SupervisedAutoencoder(...)`, "
-        "`Autoencoder(**PRESETS['conv'], ...)`; per-epoch time from `history_['time']`.",
+        "`Autoencoder(**PRESETS['conv'], ...)`; turns counted by a global optimizer step hook, epochs ended by a fit callback.",
         "Keras: `benchmarks/keras_reference.py` models, `model.fit(..., shuffle=True)` on NumPy arrays, "
-        "per-epoch time from a callback (on_epoch_begin → on_epoch_end); "
+        "turns counted by a callback's on_train_batch_end, epochs ended by on_epoch_end; "
         f"jit_compile={r['results'][0]['keras'].get('jit_compile')} (Keras 'auto' disables XLA on CPU-only machines).",
     ]
     if any(x["model"] == "denoising" for x in r["results"]):
@@ -462,6 +504,7 @@ def main() -> None:
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODELS)}")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for speed.md and speed.json")
     parser.add_argument("--threads", type=int, default=2, help="compute threads for torch and TF (intra-op)")
+    parser.add_argument("--chunk", type=int, default=50, help="training steps per turn before the other stack's turn (0: whole epochs)")
     parser.add_argument("--worker", choices=("aekit", "keras", "peak"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -473,11 +516,11 @@ def main() -> None:
         if args.worker == "peak":
             return peak_worker(args.threads)
         fn = aekit_worker if args.worker == "aekit" else keras_worker
-        return fn(models[0], args.epochs, args.data, args.threads)
+        return fn(models[0], args.epochs, args.data, args.threads, args.chunk)
 
     # ------------------------------------------------------------------- the driver
-    if args.epochs < 1 or args.samples < 1:
-        parser.error("--epochs and --samples must be >= 1")
+    if args.epochs < 1 or args.samples < 1 or args.chunk < 0:
+        parser.error("--epochs and --samples must be >= 1, --chunk >= 0")
     import aekit  # the driver only loads the data; training happens in the workers
 
     mnist = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
@@ -508,6 +551,7 @@ def main() -> None:
         "threads": args.threads,
         "samples": samples,
         "epochs": args.epochs,
+        "chunk": args.chunk,
         "peak": peak,
         "flop_formula": FLOP_FORMULA,
         "results": results,
