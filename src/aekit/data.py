@@ -242,8 +242,10 @@ def default_cache_dir() -> Path:
     env = os.environ.get("AEKIT_CACHE")
     if env:
         return Path(env)
-    import pooch
-
+    try:
+        import pooch
+    except ImportError:  # loading from a local folder needs no download library
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aekit" / "mnist"
     return Path(pooch.os_cache("aekit")) / "mnist"
 
 

@@ -298,7 +298,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.n_iter_ = state.epoch
             with _sigterm_as_interrupt():
                 try:
-                    loss_fn = maybe_compile(self._loss_fn(net, n_features, device), self.compile, device)
+                    # "auto" leaves the conv body eager: compiled, its step was slower on an H100 (benchmarks/results/gpu.md)
+                    forward_compile = False if (self.compile == "auto" and self.architecture == "conv") else self.compile
+                    loss_fn = maybe_compile(self._loss_fn(net, n_features, device), forward_compile, device)
                     state = train(net, loss_fn, optimizer, tensors, config, val_data=val, callbacks=callbacks, state=state)
                 finally:
                     self.history_ = state.history
@@ -478,8 +480,9 @@ class Autoencoder(_AutoencoderBase):
     compile : bool or "auto", default="auto"
         Fast paths: a fused (compiled) optimizer step and a compiled forward pass.
         "auto" fuses the optimizer for runs of >= 2,000 steps and compiles the
-        forward pass on CUDA only (measured choices, see ``training``); True does
-        both, False neither. Falls back to eager if compilation fails.
+        forward pass of dense architectures on CUDA only (measured choices, see
+        ``training`` and benchmarks/results/gpu.md); True does both, False
+        neither. Falls back to eager if compilation fails.
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training forward/backward pass. "bfloat16" is mixed
         precision (``torch.autocast``): products in bfloat16, weights, optimizer

@@ -249,6 +249,9 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
 
     On this project's 2-core CPU measurements compiling the forward pass gained < 5%
     per dense step and slowed the conv AE 2.5x, so ``"auto"`` keeps CPU eager here.
+    On an H100 it gained 8-20% for the SAE and bfloat16 dense runs, nothing for the
+    float32 dense AE, and slowed the conv AE by 15% (the estimators pass False for
+    conv bodies under "auto").
     If compilation fails (no compiler, unsupported op), training continues eagerly
     with a warning.
     """
