@@ -18,11 +18,16 @@ COMMANDS = [
     [PY, "benchmarks/quality.py"],  # the reference claims, aekit beside Keras -> benchmarks/results/quality.{md,json}
     [PY, "benchmarks/tsne.py"],  # AE -> t-SNE vs the other routes, openTSNE and scikit-learn -> benchmarks/results/tsne.{md,json}
 ]
+GPU_COMMANDS = [
+    [PY, "benchmarks/gpu.py"],  # aekit on a CUDA GPU, eager vs compiled -> benchmarks/results/gpu.{md,json}
+]
 
 
 def main() -> int:
+    import torch
+
     failed = []
-    for cmd in COMMANDS:
+    for cmd in COMMANDS + (GPU_COMMANDS if torch.cuda.is_available() else []):
         print(f"\n==> {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.run(cmd, cwd=ROOT).returncode
