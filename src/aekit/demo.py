@@ -8,9 +8,9 @@ saves models first, then pictures, and returns its part of the report.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +23,6 @@ import torch
 from aekit import metrics, plots
 from aekit._utils import InputError, atomic_path
 from aekit.data import MNIST, load_mnist
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -384,9 +382,9 @@ def run_demo(
     report = out_dir / "report.md"
     for name in names:
         t = time.perf_counter()
-        log.warning("demo: section %s ...", name)
+        print(f"demo: section {name} ...", file=sys.stderr, flush=True)  # progress, not a warning
         parts.append(SECTIONS[name](ctx))
-        log.warning("demo: section %s done in %.0f s", name, time.perf_counter() - t)
+        print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
         with atomic_path(report) as tmp:  # the report grows section by section
             tmp.write_text("\n".join(parts), encoding="utf-8")
         with atomic_path(out_dir / "results.json") as tmp:  # the same numbers, machine-readable
