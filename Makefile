@@ -21,10 +21,10 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 setup: $(BIN)/.installed
 
 demo: setup  ## the main job: the whole mission on MNIST, plots + report in $(OUT)/
-	$(BIN)/aekit demo --out $(OUT)
+	$(BIN)/aekit demo --overwrite --out $(OUT)
 
 demo-quick: setup
-	$(BIN)/aekit demo --quick --out $(OUT)-quick
+	$(BIN)/aekit demo --quick --overwrite --out $(OUT)-quick
 
 test: setup  ## the default suite (minutes on 2 cores)
 	$(BIN)/python -m pytest -q

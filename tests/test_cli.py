@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,73 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "v"), "--perplexity", "5"]) == 0
     assert np.load(tmp_path / "v" / "embedding.npy").shape == (120, 2)
     assert (tmp_path / "v" / "tsne.png").exists()
+
+
+def test_train_that_completes_no_epoch_writes_no_model(tmp_path, capsys):
+    """Divergence (or Ctrl-C) in epoch 1: no untrained model is written, an existing one is kept."""
+    X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "r"
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    good = (out / "model.safetensors").read_bytes()
+    bad = ["--optimizer", "sgd", "--learning-rate", "1e30", "--loss", "mse", "--output-activation", "linear", "--batch-size", "8"]
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "2", "--hidden-layer-sizes", "4", "--overwrite", *bad]) == 2
+    err = capsys.readouterr().err
+    assert "no epoch completed" in err and "training loss became" in err
+    assert (out / "model.safetensors").read_bytes() == good
+    fresh = tmp_path / "fresh"
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(fresh), "--epochs", "2", "--hidden-layer-sizes", "4", *bad]) == 2
+    assert not (fresh / "model.safetensors").exists()
+
+
+def test_failed_commands_create_no_output_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    np.save("good.npy", np.zeros((8, 3)))
+    assert main(["train", "missing.npy", "--out", "o1"]) == 2
+    assert main(["train", "good.npy", "--out", "o2", "--supervised"]) == 2  # no labels
+    assert main(["train", "good.npy", "--out", "o3", "--learning-rate", "-1"]) == 2
+    assert main(["visualize", "good.npy", "--out", "o4", "--compare"]) == 2  # no labels: before any t-SNE
+    assert "--compare needs labels" in capsys.readouterr().err
+    assert not any(Path(f"o{i}").exists() for i in range(1, 5))
+    Path("afile").write_text("x")
+    assert main(["train", "good.npy", "--out", "afile"]) == 2
+    assert "is a file; expected a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--noise-factor", "-1"], "--noise-factor -1.0 is out of range"),
+        (["--noise-factor", "nan"], "out of range"),
+        (["--noise", "masking", "--noise-factor", "1.5"], "expected a number in [0, 1]"),
+        (["--seed", "99999999999999999999"], "--seed"),
+    ],
+)
+def test_denoise_checks_its_options(tmp_path, capsys, extra, message):
+    X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--add-noise", *extra]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "d.npy").exists()
+
+
+def test_summary_of_a_supervised_preset_shows_the_head_and_options_exclude_each_other(capsys):
+    assert main(["summary", "--preset", "sae_long"]) == 0
+    assert "1,156,788" in capsys.readouterr().out  # the dense AE's 1,146,986 plus the head's 9,802
+    assert main(["summary", "784,10", "--preset", "conv"]) == 2
+    assert "one of" in capsys.readouterr().err
+
+
+def test_evaluate_json_needs_overwrite_and_train_data_defaults(tmp_path, capsys):
+    X = np.random.default_rng(0).uniform(size=(60, 6)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(60) % 3)
+    assert main(["train", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    model, d, js = str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "d.npz"), tmp_path / "m.json"
+    assert main(["evaluate", model, d, "--json", str(js)]) == 0  # not MNIST: no MNIST training data is assumed
+    captured = capsys.readouterr()
+    assert "pass --train-data" in captured.err and "knn5" not in captured.out
+    assert main(["evaluate", model, d, "--json", str(js)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["evaluate", model, d, "--json", str(js), "--overwrite", "--train-data", d]) == 0
+    assert "knn5_accuracy" in json.loads(js.read_text())

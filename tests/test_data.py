@@ -168,3 +168,31 @@ def test_bad_zip(tmp_path):
         pass
     with pytest.raises(DataFormatError, match="no arrays"):
         load_array(tmp_path / "e.npz")
+
+
+def test_csv_with_pandas_column_numbers_as_header(tmp_path):
+    """pandas writes a frame with default columns as a first row 0,1,2,...: a header, not a sample."""
+    p = tmp_path / "d.csv"
+    p.write_text("0,1,2,3\n0.1,0.2,0.3,0.4\n0.5,0.6,0.7,0.8\n")
+    X, y = load_array(p)
+    assert X.shape == (2, 4) and y is None and X[0, 0] == pytest.approx(0.1)
+    p.write_text("1,2,3\n4,5,6\n")  # not 0..n-1: data
+    assert load_array(p)[0].shape == (2, 3)
+
+
+def test_csv_text_labels_and_missing_labels(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text('a,b,label\n0.1,0.2,cat\n0.3,0.4,"dog"\n')
+    X, y = load_array(p, label_column="label")
+    assert X.shape == (2, 2) and list(y) == ["cat", "dog"]
+    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,\n")
+    with pytest.raises(DataFormatError, match="missing label at data row 1"):
+        load_array(p, label_column="label")
+
+
+def test_unknown_label_column_names_a_few_columns(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text(",".join(f"pixel{i}" for i in range(100)) + "\n" + ",".join(["0"] * 100) + "\n")
+    with pytest.raises(InputError, match=r"\(100 in all\)") as exc:
+        load_array(p, label_column="label")
+    assert "pixel99" not in str(exc.value)

@@ -11,3 +11,30 @@ def test_quick_demo_dense_section(tmp_path, mnist_dir):
     import json
 
     assert 0 < json.loads((tmp_path / "results.json").read_text())["dense"]["knn"] <= 1
+
+
+def test_demo_refuses_a_previous_report_and_merges_sections_with_overwrite(tmp_path, mnist_dir, monkeypatch):
+    import json
+
+    import pytest
+
+    from aekit import demo
+
+    def fake(name):
+        def section(ctx):
+            ctx.results[name] = {"value": name}
+            return f"## {name} section\n"
+
+        return section
+
+    monkeypatch.setattr(demo, "SECTIONS", {name: fake(name) for name in SECTIONS})
+    report = run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="dense,conv")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="conv")
+    run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="vae", overwrite=True)
+    text = report.read_text()
+    assert text.index("## dense") < text.index("## conv") < text.index("## vae")  # kept, in the usual order
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"dense", "conv", "vae"} <= set(results)
+    run_demo(tmp_path, mnist_dir=mnist_dir, quick=False, epochs=1, only="vae", overwrite=True)  # another mode: nothing kept
+    assert "## dense" not in report.read_text()

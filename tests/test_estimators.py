@@ -222,3 +222,42 @@ def test_tuned_denoising_preset_is_the_reference_network_with_other_training():
     X = np.random.default_rng(0).uniform(size=(8, 784)).astype(np.float32)
     counts = [sum(p.numel() for p in Autoencoder(**{**p, "epochs": 1}).fit(X).net_.parameters()) for p in (ref, tuned)]
     assert counts == [12_193, 12_193]  # the reference text's conv AE
+
+
+def test_image_arrays_are_flattened_like_the_cli():
+    X = np.random.default_rng(0).uniform(size=(40, 28, 28)).astype(np.float32)
+    est = Autoencoder(**{**aekit.PRESETS["conv"], "epochs": 1, "batch_size": 20, "random_state": 0, "device": "cpu"}).fit(X)
+    np.testing.assert_array_equal(est.transform(X), est.transform(X.reshape(40, -1)))
+    assert est.transform(X[:, None]).shape[0] == 40  # (n, 1, H, W) too
+
+
+def test_uint8_dataframe_is_scaled_like_uint8_arrays():
+    pd = pytest.importorskip("pandas")
+    X8 = np.random.default_rng(0).integers(0, 256, size=(48, 12), dtype=np.uint8)
+    a = Autoencoder(**SMALL).fit(X8)
+    b = Autoencoder(**SMALL).fit(pd.DataFrame(X8))
+    np.testing.assert_array_equal(a.transform(X8), b.transform(pd.DataFrame(X8)))
+
+
+def test_transform_warns_about_unscaled_input():
+    X = np.random.default_rng(0).uniform(size=(48, 12)).astype(np.float32)
+    est = Autoencoder(**SMALL).fit(X)
+    pixels = np.round(X * 255).astype(np.float32)  # 0..255 floats, unscaled
+    pixels[0, :2] = 0, 255
+    with pytest.warns(UserWarning, match=r"values in \[0, 255\].*divide 0-255 pixels by 255"):
+        est.transform(pixels)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.transform(X)  # in range: silent
+
+
+@pytest.mark.parametrize("n", [33, 1 + 32 * 3])
+def test_batchnorm_with_a_last_batch_of_one_sample(n):
+    """BatchNorm cannot train on one sample: the short last batch joins the one before it."""
+    X = np.random.default_rng(0).uniform(size=(n, 12)).astype(np.float32)
+    est = Autoencoder(**{**SMALL, "batchnorm": True}).fit(X)
+    assert est.n_iter_ == SMALL["epochs"] and np.isfinite(est.history_["loss"]).all()
+    with pytest.raises(InputError, match="at least 2 samples"):
+        Autoencoder(**{**SMALL, "batchnorm": True}).fit(X[:1])

@@ -370,3 +370,56 @@ def test_saved_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_saved_models_and_checkpoints_follow_the_umask(tmp_path, data):
+    """safetensors writes its own temporary file; the final file still gets a plain open()'s permissions."""
+    old = os.umask(0o022)
+    try:
+        est = Autoencoder(**PARAMS, checkpoint_path=str(tmp_path / "ckpt.safetensors")).fit(data)
+        est.save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    for name in ("m.safetensors", "ckpt.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_atomic_path_onto_a_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        with atomic_path(tmp_path / "d") as tmp:
+            tmp.write_bytes(b"x")
+    assert (tmp_path / "d").is_dir() and sorted(os.listdir(tmp_path)) == ["d"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_components": np.int64(3), "hidden_layer_sizes": (np.int64(8),), "learning_rate": np.float64(0.002)},  # e.g. from GridSearchCV over np arrays
+        {"random_state": np.int64(3)},
+        {"random_state": np.random.RandomState(0)},
+    ],
+)
+def test_numpy_parameter_values_save_load_and_checkpoint(tmp_path, data, params):
+    kw = {**PARAMS, **params, "checkpoint_path": str(tmp_path / "ckpt.safetensors")}
+    est = Autoencoder(**kw).fit(data)
+    est.save(tmp_path / "m.safetensors")
+    back = aekit.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(back.transform(data), est.transform(data))
+    if isinstance(params.get("random_state"), np.random.RandomState):
+        assert back.random_state == est.seed_  # the seed the RandomState gave this fit: a refit repeats it
+    else:
+        assert back.get_params()["n_components"] == est.n_components
+    assert (tmp_path / "ckpt.safetensors").exists()
+
+
+def test_feature_names_survive_save_and_load(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(data, columns=[f"f{i}" for i in range(data.shape[1])])
+    est = Autoencoder(**PARAMS).fit(df)
+    est.save(tmp_path / "m.safetensors")
+    back = aekit.load(tmp_path / "m.safetensors")
+    assert list(back.feature_names_in_) == list(df.columns)
+    np.testing.assert_array_equal(back.transform(df), est.transform(df))
+    with pytest.raises(ValueError, match="Feature names"):
+        back.transform(df.iloc[:, ::-1])

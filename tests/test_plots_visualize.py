@@ -121,3 +121,22 @@ def test_tsne_with_input_space_both_libraries(blobs):
         assert knn_cv_accuracy(emb, y) > 0.9  # the blobs stay separated
     with pytest.raises(InputError, match="input_space has 10 rows"):
         tsne(codes, input_space=X[:10])
+
+
+def test_save_writes_the_format_its_suffix_names(tmp_path, blobs):
+    Z = blobs[0][:, :2]
+    for suffix, magic in ((".pdf", b"%PDF"), (".svg", b"<?xml"), (".png", b"\x89PNG")):
+        plots.save(plots.latent_scatter(Z).figure, tmp_path / f"a{suffix}")
+        assert (tmp_path / f"a{suffix}").read_bytes().startswith(magic)
+    with pytest.raises(InputError, match="cannot write a figure as '.xyz'"):
+        plots.save(plots.latent_scatter(Z).figure, tmp_path / "a.xyz")
+    assert not (tmp_path / "a.xyz").exists()
+
+
+def test_aetsne_scales_uint8_images_like_the_autoencoder(blobs):
+    X, y = blobs
+    X8 = np.round(X * 255).astype(np.uint8)
+    ae = Autoencoder(**SMALL).fit(X8)
+    a = AETSNE(ae, perplexity=5, random_state=0).fit_transform(X8)
+    b = AETSNE(ae, perplexity=5, random_state=0).fit_transform(X8.astype(np.float32) / 255)
+    np.testing.assert_allclose(a, b, atol=1e-4)

@@ -82,3 +82,23 @@ def test_corruption_kinds(kind):
         assert 0.2 < changed < 0.4  # factor 0.3 of the values hit
     t = torch.full((4, 4), 0.5)
     assert torch.equal(corrupt(t, kind, 0.0), t) or kind == "gaussian"
+
+
+def test_label_minus_one_is_named_in_errors_and_warned_about(blobs):
+    X, y = blobs
+    with pytest.raises(InputError, match=r"only one class .*60 samples labelled -1 count as unlabelled"):
+        SupervisedAutoencoder(**SMALL).fit(X, np.where(y > 0, 1, -1))
+    with pytest.warns(UserWarning, match="negative labels besides -1"):
+        est = SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, y - 2)  # -2, -1, 0: -1 is "unlabelled"
+    assert list(est.classes_) == [-2, 0]
+
+
+def test_missing_text_labels_are_a_clear_error(blobs):
+    X, y = blobs
+    labels = np.array([f"c{v}" for v in y], dtype=object)
+    labels[5] = None
+    with pytest.raises(InputError, match="missing labels .* index 5"):
+        SupervisedAutoencoder(**SMALL).fit(X, labels)
+    labels[5] = float("nan")
+    with pytest.raises(InputError, match="missing labels"):
+        SupervisedAutoencoder(**SMALL).fit(X, labels)

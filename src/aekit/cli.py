@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -98,12 +99,16 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     return X, y
 
 
-def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
+def _out_dir(path: str, overwrite: bool, files: Sequence[str], *, create: bool = True) -> Path:
+    """The output folder, after checking that none of ``files`` would be replaced without --overwrite."""
     out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; expected a folder (existing or new), choose another --out")
     clash = [f for f in files if (out / f).exists()]
     if clash and not overwrite:
         raise FileExistsError(f"{out / clash[0]} exists; pass --overwrite to replace it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -135,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
 
-    out = _out_dir(args.out, args.overwrite or args.resume, ["model.safetensors"])
+    out = _out_dir(args.out, args.overwrite or args.resume, ["model.safetensors"], create=False)  # created once the data is read
     X, y = load_data(args)
     params = dict(PRESETS[args.preset]) if args.preset else {}
     params.update({k: v for k, v in vars(args).items() if k in SupervisedAutoencoder().get_params()})
@@ -151,22 +156,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     if supervised and y is None:
         raise InputError(f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised")
     est = cls(**params)
+    est._validate_params()  # bad values fail before anything is written
     resume = str(out / "checkpoint.safetensors") if args.resume else None
+    out.mkdir(parents=True, exist_ok=True)
     try:
         est.fit(X, y, resume_from=resume) if supervised else est.fit(X, resume_from=resume)
     finally:
-        if hasattr(est, "net_"):  # the model is saved before anything else can fail
+        # the model is saved before anything else can fail, but only once it has trained at least one
+        # epoch: an untrained model never replaces a file
+        if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
             est.save(out / "model.safetensors")
             with atomic_path(out / "history.json") as tmp:
                 tmp.write_text(json.dumps(est.history_, indent=1))
-    print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epochs, {est.stop_reason_})")
+        elif hasattr(est, "net_"):
+            print(f"no epoch completed ({est.stop_reason_}): no model written to {out}", file=sys.stderr)
+    if est.n_iter_ == 0:
+        return 130 if est.stop_reason_ == "interrupted" else 2
+    print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
     try:
         plots.save(plots.training_curves(est.history_).figure, out / "training_curve.png")
         print(f"training curve: {out / 'training_curve.png'}")
     except Exception as exc:  # a plot never costs the model
         log.warning("could not draw the training curve: %s", exc)
     if est.stop_reason_ == "interrupted":
-        print(f"interrupted: resume with the same command plus --resume (checkpoint {out / 'checkpoint.safetensors'})", file=sys.stderr)
+        if (out / "checkpoint.safetensors").exists():
+            print(f"interrupted: resume with the same command plus --resume (checkpoint {out / 'checkpoint.safetensors'})", file=sys.stderr)
         return 130
     return 0
 
@@ -188,6 +202,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from aekit.modules import build_net
     from aekit.summary import dense_table, format_table, module_table
 
+    if sum(x is not None for x in (args.model, args.layers, args.preset)) > 1:
+        raise InputError("summary takes one of: layer sizes, --model or --preset; drop the others")
     if args.model:
         rows = module_table(load(args.model).net_)
     elif args.layers:
@@ -197,11 +213,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
             raise InputError(f"layers={args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784") from None
         rows = dense_table(sizes)
     else:
-        from aekit.estimators import PRESETS
+        from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
 
         params = PRESETS[args.preset or "dense"]
-        kwargs = {k: v for k, v in params.items() if k in ("architecture", "n_components", "variational")}
-        rows = module_table(build_net(n_features=784, **kwargs))
+        supervised = not set(params) <= set(Autoencoder().get_params())  # a recipe with head parameters
+        est = (SupervisedAutoencoder if supervised else Autoencoder)(**params)
+        rows = module_table(build_net(**est._net_kwargs(784, 10 if supervised else None)))  # MNIST: 784 pixels, 10 classes
     print(format_table(rows))
     return 0
 
@@ -209,7 +226,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aekit.demo import run_demo
 
-    report = run_demo(args.out, mnist_dir=args.mnist_dir, quick=args.quick, epochs=args.epochs, progress=args.progress or sys.stderr.isatty(), only=args.only)
+    report = run_demo(
+        args.out, mnist_dir=args.mnist_dir, quick=args.quick, epochs=args.epochs, progress=args.progress or sys.stderr.isatty(), only=args.only,
+        overwrite=args.overwrite,
+    )
     print(f"report: {report}")
     return 0
 
@@ -218,9 +238,16 @@ def _labelled_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | N
     """Test data from ``args.data``; train data for code classifiers from ``args.train_data``."""
     X, y = load_data(args)
     X_tr = y_tr = None
-    if y is not None and args.train_data:
-        ns = argparse.Namespace(**{**vars(args), "data": args.train_data, "limit": None})
+    train_data = args.train_data
+    if train_data is None and args.data in ("mnist", "mnist-test"):
+        train_data = "mnist"
+    if y is not None and train_data:
+        ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None})
         X_tr, y_tr = load_data(ns)
+        if y_tr is None:
+            print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)
+    elif y is not None:
+        print("note: k-NN and logistic accuracy of the codes need labelled training data: pass --train-data", file=sys.stderr)
     return X, y, X_tr, y_tr
 
 
@@ -228,6 +255,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aekit.estimators import load
     from aekit.metrics import evaluate_model
 
+    if args.json:
+        _out_file(args.json, args.overwrite)
     est = load(args.model)
     X, y, X_tr, y_tr = _labelled_pair(args)
     results = evaluate_model(est, X, y, X_tr, y_tr)
@@ -247,6 +276,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.objectives import add_noise
 
     out = _out_file(args.out, args.overwrite)
+    limits = {"gaussian": (0.0, math.inf), "masking": (0.0, 1.0), "salt_pepper": (0.0, 1.0)}[args.noise]
+    if not limits[0] <= args.noise_factor <= limits[1]:  # NaN fails too
+        raise InputError(f"--noise-factor {args.noise_factor} is out of range for --noise {args.noise}; expected a number in [{limits[0]:g}, {limits[1]:g}]")
+    if not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
     est = load(args.model)
     X, _ = load_data(args)
     X_in = np.asarray(X, dtype=np.float32) / (255.0 if X.dtype == np.uint8 else 1.0)
@@ -267,9 +301,13 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit.estimators import load
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
+    files = ["embedding.npy", "embedding.csv", "tsne.png"] + (["comparison.png"] if args.compare else [])
+    out = _out_dir(args.out, args.overwrite, files, create=False)
     X, y = load_data(args)
-    out = _out_dir(args.out, args.overwrite, ["embedding.npy", "tsne.png"])
+    if args.compare and y is None:
+        raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
     ae = load(args.model) if args.model else None
+    out.mkdir(parents=True, exist_ok=True)
     vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
     emb = vis.fit_transform(X, y)
     write_codes(emb, out / "embedding.npy")
@@ -278,8 +316,6 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     plots.save(ax.figure, out / "tsne.png")
     print(f"embedding {emb.shape}: {out / 'embedding.npy'}; plot: {out / 'tsne.png'}")
     if args.compare:
-        if y is None:
-            raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
         plots.save(plot_routes(routes, y), out / "comparison.png")
         for name, r in routes.items():
@@ -325,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mnist-dir", help="folder with the MNIST IDX files")
     p.add_argument("--quick", action="store_true", help="a few epochs on a subset: minutes, not the full numbers")
     p.add_argument("--epochs", type=int, help="override every model's epochs")
-    p.add_argument("--only", help="comma-separated sections to run")
+    p.add_argument("--only", help="comma-separated sections to run (with --overwrite, a previous run's other sections stay in the report)")
+    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds a previous demo (replaces its models and report)")
     p.add_argument("--progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
@@ -333,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     _add_data_args(p)
     p.set_defaults(data="mnist-test")
-    p.add_argument("--train-data", default="mnist", help="labelled data the code classifiers are fitted on (default: mnist)")
+    p.add_argument("--train-data", help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("denoise", help="run data through a (denoising) model; writes the reconstructions")

@@ -18,7 +18,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -489,6 +489,17 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         return read(x_key), (read(y_key) if y_key else None)
 
 
+def _some(names: list[str], k: int = 8) -> str:
+    """The first ``k`` names and a count, for messages about wide tables."""
+    shown = ", ".join(repr(n) for n in names[:k])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > k else shown
+
+
+def _is_index_header(cells: list[str]) -> bool:
+    """A first row ``0,1,2,...,n-1`` (n >= 3): column numbers, as pandas writes a frame's header, not data."""
+    return len(cells) >= 3 and all(c.isdigit() for c in cells) and [int(c) for c in cells] == list(range(len(cells)))
+
+
 def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
     size = path.stat().st_size
     if size > MAX_ARRAY_BYTES:
@@ -510,14 +521,14 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
         except ValueError:
             return False
 
-    header = None if all(is_number(c) for c in cells) else cells
+    header = None if all(is_number(c) for c in cells) and not _is_index_header(cells) else cells
     label_idx: int | None = None
     if label_column is not None:
         if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
             if header is None or label_column not in header:
                 raise InputError(
                     f"label_column={label_column!r} is not a column of {path}; "
-                    f"columns: {header if header else 'no header row, pass an index'}"
+                    f"columns: {_some(header) if header else 'no header row, pass an index'}"
                 )
             label_idx = header.index(label_column)
         else:
@@ -526,26 +537,47 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
                 label_idx += len(cells)
             if not 0 <= label_idx < len(cells):
                 raise InputError(f"label_column={label_column} is out of range for {len(cells)} columns in {path}")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # reported below as an error
-            table = np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise DataFormatError(f"{path}: {exc}; the CSV must hold numbers only (one header row allowed)") from exc
+    n_cols = len(cells)
+    feature_cols = [i for i in range(n_cols) if i != label_idx]
+
+    def read(usecols: list[int] | int, dtype: Any) -> np.ndarray:
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as fh, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # reported below as an error
+                return np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=dtype, ndmin=2 if dtype is np.float64 else 1,
+                                  usecols=usecols if label_idx is not None else None, quotechar='"')
+        except ValueError as exc:  # UnicodeDecodeError included
+            if "invalid column index" in str(exc):  # a row shorter than the first one
+                raise DataFormatError(
+                    f"{path}: the first row has {n_cols} {'names' if header else 'cells'} but the rows have fewer columns ({exc}); "
+                    "give every row the same number of cells"
+                ) from exc
+            what = "numbers only besides the label column" if label_idx is not None else "numbers only"
+            raise DataFormatError(
+                f"{path}: {str(exc).rstrip('.')} (numpy counts data rows from 0, columns from 1); the CSV must hold {what} (one header row allowed)"
+            ) from exc
+
+    table = read(feature_cols, np.float64)
     if table.shape[0] == 0:
         raise DataFormatError(f"{path}: no data rows; expected numbers below the header row")
-    if table.shape[1] != len(cells):
+    if label_idx is None and table.shape[1] != n_cols:
         raise DataFormatError(
-            f"{path}: the first row has {len(cells)} {'names' if header else 'cells'} but the rows have {table.shape[1]} columns; "
+            f"{path}: the first row has {n_cols} {'names' if header else 'cells'} but the rows have {table.shape[1]} columns; "
             "give every row the same number of cells"
         )
     if label_idx is None:
         return table, None
-    y = table[:, label_idx]
-    X = np.delete(table, label_idx, axis=1)
+    raw = np.char.strip(read(label_idx, str).astype(str))
+    missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan" is reported below
+    if missing.size:
+        raise DataFormatError(f"{path}: missing label at data row {missing[0]} (counted from 0); give every sample a label, or drop the row")
+    try:
+        y = raw.astype(np.float64)
+    except ValueError:  # text labels ("cat", "c5"): kept as strings, the estimators encode them
+        return table, raw
     if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)
-    return X, y
+    return table, y
 
 
 def load_array(

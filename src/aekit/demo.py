@@ -362,8 +362,14 @@ def run_demo(
     epochs: int | None = None,
     progress: bool = False,
     only: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Run the demo sections and write ``report.md`` (and ``results.json``) into ``out``; returns the report's path."""
+    """Run the demo sections and write ``report.md`` (and ``results.json``) into ``out``; returns the report's path.
+
+    A folder that holds a previous report is only written to with ``overwrite``; then a
+    run of some sections (``only``) keeps the other sections of a previous run made in
+    the same mode (full or quick, same epochs) in the report and in ``results.json``.
+    """
     names = list(SECTIONS)
     if only:
         names = [s.strip() for s in only.split(",") if s.strip()]
@@ -373,20 +379,37 @@ def run_demo(
     if epochs is not None and epochs < 1:
         raise InputError(f"epochs={epochs} must be >= 1")
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file; expected a folder (existing or new)")
+    report = out_dir / "report.md"
+    if report.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} holds a previous demo ({report.name}); pass --overwrite to replace its models and report, or choose another --out")
+    run = {"quick": quick, "epochs": epochs}
+    kept_md: dict[str, str] = {}
+    kept_results: dict[str, Any] = {}
+    if only:
+        try:
+            prev = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+            if prev.get("run") == run and isinstance(prev.get("report_markdown"), dict):
+                kept_md = {k: v for k, v in prev["report_markdown"].items() if k in SECTIONS and k not in names and isinstance(v, str)}
+                kept_results = {k: prev[k] for k in kept_md if k in prev}
+        except (OSError, ValueError, AttributeError):
+            pass  # no usable previous run: the report holds this run's sections only
     data = load_mnist(mnist_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if quick:
         data = MNIST(data.X_train[:10000], data.y_train[:10000], data.X_test[:2000], data.y_test[:2000])
     ctx = Context(out=out_dir, data=data, quick=quick, epochs=epochs, progress=progress)
-    parts = [_header(ctx)]
-    report = out_dir / "report.md"
+    done: dict[str, str] = {}
     for name in names:
         t = time.perf_counter()
         print(f"demo: section {name} ...", file=sys.stderr, flush=True)  # progress, not a warning
-        parts.append(SECTIONS[name](ctx))
+        done[name] = SECTIONS[name](ctx)
         print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+        markdown = {k: done.get(k, kept_md.get(k)) for k in SECTIONS if k in done or k in kept_md}  # in the usual order
         with atomic_path(report) as tmp:  # the report grows section by section
-            tmp.write_text("\n".join(parts), encoding="utf-8")
+            tmp.write_text("\n".join([_header(ctx), *markdown.values()]), encoding="utf-8")
+        results = {**kept_results, **ctx.results, "run": run, "report_markdown": markdown}
         with atomic_path(out_dir / "results.json") as tmp:  # the same numbers, machine-readable
-            tmp.write_text(json.dumps(ctx.results, indent=1, default=float), encoding="utf-8")
+            tmp.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     return report

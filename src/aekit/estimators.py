@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from aekit._utils import (
     ModelFileError,
     atomic_path,
     isolated_rng,
+    jsonable,
     read_safetensors,
     resolve_device,
     seed_from,
@@ -168,17 +170,30 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _X(self, X: Any, *, reset: bool) -> np.ndarray:
         """Validate X and return float32 (uint8 images are divided by 255)."""
-        is_uint8 = getattr(X, "dtype", None) == np.uint8
+        dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column
+        is_uint8 = getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes))
+        if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
+            X = np.asarray(X).reshape(X.shape[0], -1)
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
         X = np.asarray(X, dtype=np.float32)
         if is_uint8:
             X = X / np.float32(255.0)
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
+        if not reset and X.size and self._needs_unit_range() and (float(X.min()) < 0 or float(X.max()) > 1):
+            warnings.warn(
+                f"X holds values in [{float(X.min()):.4g}, {float(X.max()):.4g}] but this model was trained on data in [0, 1] "
+                "(sigmoid output); scale X as for fit (e.g. divide 0-255 pixels by 255, or pass uint8 images)",
+                UserWarning,
+                stacklevel=3,
+            )
         return X
 
+    def _needs_unit_range(self) -> bool:
+        return self.loss == "bce" or (self.noise is not None and self.output_activation == "sigmoid")
+
     def _check_range(self, X: np.ndarray) -> None:
-        if self.loss == "bce" or self.noise is not None and self.output_activation == "sigmoid":
+        if self._needs_unit_range():
             lo, hi = float(X.min()), float(X.max())
             if lo < 0 or hi > 1:
                 raise InputError(
@@ -279,17 +294,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 patience=int(self.patience),
                 lr_schedule=self.lr_schedule,
                 progress=bool(self.verbose),
+                min_batch=2 if self.batchnorm else 1,  # BatchNorm cannot normalise a batch of one sample
             )
             state = LoopState()
             callbacks = list(self.callbacks or [])
             if resume_from is not None:
                 from aekit.checkpoint import load_checkpoint
 
-                state = load_checkpoint(resume_from, net, optimizer, expected_params=self._json_params())
+                state = load_checkpoint(resume_from, net, optimizer, expected_params=self._json_params(seed))
             if self.checkpoint_path is not None:
                 from aekit.checkpoint import checkpoint_callback
 
-                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, self._json_params()))
+                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, self._json_params(seed)))
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
             self.net_ = net
             self.device_ = device
@@ -379,10 +395,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ persistence
 
-    def _json_params(self) -> dict[str, Any]:
+    def _json_params(self, seed: int | None = None) -> dict[str, Any]:
+        """get_params() as JSON values (numpy scalars and tuples become numbers and lists)."""
         params = self.get_params(deep=False)
         params.pop("callbacks", None)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+        if isinstance(params.get("random_state"), np.random.RandomState):  # not JSON: the seed it gave this fit
+            params["random_state"] = getattr(self, "seed_", None) if seed is None else seed
+        return {k: jsonable(v) for k, v in params.items()}
 
     def _fitted_state(self) -> dict[str, Any]:
         return {
@@ -391,6 +410,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             "n_iter_": int(self.n_iter_),
             "seed_": int(self.seed_),
             "stop_reason_": getattr(self, "stop_reason_", ""),
+            **({"feature_names_in_": [str(n) for n in self.feature_names_in_]} if hasattr(self, "feature_names_in_") else {}),
         }
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
@@ -741,9 +761,19 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         if y.dtype.kind in "iuf":
             unlabelled = y == UNLABELLED
         elif y.dtype.kind == "O":
+            missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and not np.isfinite(v))]
+            if missing:
+                raise InputError(f"y has {len(missing)} missing labels (None or NaN), the first at index {missing[0]}; mark unlabelled samples with -1 instead")
             unlabelled = np.array([isinstance(v, (int, np.integer)) and v == UNLABELLED for v in y], dtype=bool)
         else:
             unlabelled = np.zeros(n, dtype=bool)
+        if unlabelled.any() and y.dtype.kind in "if" and bool(np.any(y[~unlabelled] < 0)):
+            warnings.warn(
+                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(unlabelled.sum())} of them here), "
+                "so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
+                UserWarning,
+                stacklevel=3,
+            )
         labelled = y[~unlabelled]
         if labelled.size == 0:
             raise InputError("y has no labelled samples (all -1); train an Autoencoder instead, or label some samples")
@@ -754,7 +784,9 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             raise InputError(f"Unknown label type: y must hold class labels (binary or multiclass), found {kind!r} targets")
         self.classes_ = np.unique(labelled)
         if len(self.classes_) < 2:
-            raise InputError(f"y holds only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+            note = f" ({int(unlabelled.sum())} samples labelled -1 count as unlabelled)" if unlabelled.any() else ""
+            only = self.classes_[0].item() if isinstance(self.classes_[0], np.generic) else self.classes_[0]
+            raise InputError(f"y holds only one class ({only!r}){note}; a classifier needs at least 2 classes")
         idx = np.full(n, UNLABELLED, dtype=np.int64)
         idx[~unlabelled] = np.searchsorted(self.classes_, labelled)
         return idx
@@ -847,4 +879,6 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     est.stop_reason_ = fitted.get("stop_reason_", "")
     if classes is not None:
         est.classes_ = classes  # type: ignore[attr-defined]
+    if isinstance(fitted.get("feature_names_in_"), list) and len(fitted["feature_names_in_"]) == n_features:
+        est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
     return est

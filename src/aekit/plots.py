@@ -27,10 +27,14 @@ def _plt() -> Any:
 
 
 def save(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Write ``fig`` as PNG atomically and close it."""
+    """Write ``fig`` atomically in the format its suffix names (.png, .pdf, .svg, ...) and close it."""
     p = Path(path)
+    fmt = p.suffix.lower().lstrip(".")
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise InputError(f"{p}: cannot write a figure as {p.suffix or 'a file without suffix'!r}; use one of {', '.join('.' + f for f in sorted(supported))}")
     with atomic_path(p) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
     _plt().close(fig)
     return p
 

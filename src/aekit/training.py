@@ -45,6 +45,7 @@ class TrainConfig:
     lr_schedule: str | None = None  # None, "cosine" (per step, to 0) or "plateau" (halve after 2 flat epochs)
     progress: bool = False  # show a tqdm progress bar
     eval_batch_size: int = 4096  # samples per forward pass when validating
+    min_batch: int = 1  # a last batch smaller than this joins the one before it (BatchNorm needs 2 samples)
 
 
 @dataclass
@@ -127,6 +128,10 @@ def train(
     n = data[0].shape[0]
     bs = config.batch_size
     steps = math.ceil(n / bs)
+    if n < config.min_batch:
+        raise InputError(f"got {n} training sample(s); this model trains on batches of at least {config.min_batch} samples (BatchNorm), pass more data")
+    if steps > 1 and n - (steps - 1) * bs < config.min_batch:
+        steps -= 1  # the short last batch is merged into the one before it
     base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
     for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
         g["initial_lr"] = lr
@@ -156,7 +161,8 @@ def train(
                         frac = (epoch * steps + i) / max(total_steps, 1)
                         for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
                             g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * frac))
-                    batch = tuple(t[i * bs : (i + 1) * bs] for t in epoch_data)
+                    end = n if i == steps - 1 else (i + 1) * bs
+                    batch = tuple(t[i * bs : end] for t in epoch_data)
                     losses = loss_fn(batch, True)
                     optimizer.zero_grad(set_to_none=True)
                     losses["loss"].backward()

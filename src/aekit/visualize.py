@@ -88,7 +88,7 @@ class AETSNE(TransformerMixin, BaseEstimator):
             raise InputError(f"perplexity={self.perplexity!r} must be a positive number")
         knn_method(self.neighbors, 1)  # a bad choice fails before any training
         _check_distances(self.distances)
-        X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
+        X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
         if 3 * self.perplexity >= len(X):
             raise InputError(f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; lower perplexity")
         seed = seed_from(self.random_state)
@@ -118,11 +118,19 @@ class AETSNE(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Place new samples into the existing embedding (openTSNE's optimisation of new points)."""
         check_is_fitted(self, "embedding_")
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        X = validate_data(self, _unit_scaled(X), reset=False, dtype=[np.float32, np.float64])
         codes = self.autoencoder_.transform(X)
         if self.distances == "input":  # the index splits this back into inputs and codes
             return np.asarray(self._tsne.transform(np.hstack([np.asarray(X, dtype=np.float32), codes])))
         return np.asarray(self._tsne.transform(codes))
+
+
+def _unit_scaled(X: Any) -> Any:
+    """uint8 images as float32 in [0, 1], as the autoencoders read them; other input unchanged."""
+    dtypes = getattr(X, "dtypes", None)  # a DataFrame
+    if getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes)):
+        return np.asarray(X, dtype=np.float32) / np.float32(255.0)
+    return X
 
 
 KNN_METHODS = ("auto", "exact", "annoy", "pynndescent")
@@ -278,7 +286,7 @@ def compare_routes(
     supervised route (SAE codes → t-SNE). ``distances`` as in ``AETSNE``.
     """
     _check_distances(distances)
-    X = np.asarray(X, dtype=np.float32)
+    X = np.asarray(_unit_scaled(X), dtype=np.float32)
     routes: dict[str, dict[str, Any]] = {}
 
     def fitted(est: Any, default: dict[str, Any], supervised: bool = False) -> tuple[Any, float]:
