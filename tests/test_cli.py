@@ -50,11 +50,11 @@ def test_train_embed_roundtrip(tmp_path, capsys):
         (["train", "missing.npy", "--out", "o"], "no such file"),
         (["train", "bad.csv", "--out", "o"], "could not convert string"),
         (["train", "nan.npy", "--out", "o"], "non-finite"),
-        (["train", "good.npy", "--out", "o", "--n-components", "0"], "n_components=0 must be"),
+        (["train", "good.npy", "--out", "o", "--n-components", "0"], "--n-components 0 must be"),
         (["summary", "784,x"], "comma-separated integers"),
         (["embed", "bad.csv", "good.npy", "--out", "c.npy"], "not a valid aekit model"),
         (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
-        (["train", "good.npy", "--out", "o", "--precision", "half"], "precision='half' must be one of"),
+        (["train", "good.npy", "--out", "o", "--precision", "half"], "--precision 'half' must be one of"),
     ],
 )
 def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):
@@ -180,3 +180,21 @@ def test_evaluate_json_needs_overwrite_and_train_data_defaults(tmp_path, capsys)
     assert "--overwrite" in capsys.readouterr().err
     assert main(["evaluate", model, d, "--json", str(js), "--overwrite", "--train-data", d]) == 0
     assert "knn5_accuracy" in json.loads(js.read_text())
+
+
+def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("aekit ")
+    assert main(["summary", "784,10", "-v"]) == 0
+    X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    csv = tmp_path / "lab.csv"  # the features plus a label column
+    np.savetxt(csv, np.hstack([X, np.arange(32)[:, None] % 2]), delimiter=",", header=",".join([f"p{i}" for i in range(6)] + ["label"]), comments="")
+    assert main(["denoise", model, str(csv), "--out", str(tmp_path / "d.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "X has 7 features" in err and "--label-column" in err
+    assert main(["denoise", model, str(csv), "--label-column", "label", "--out", str(tmp_path / "d.csv")]) == 0
+    assert (tmp_path / "d.csv").read_text().startswith("x1,x2,")

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,7 +120,7 @@ def _out_file(path: str, overwrite: bool) -> Path:
     return out
 
 
-def write_codes(Z: np.ndarray, path: str | os.PathLike[str]) -> Path:
+def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") -> Path:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".npy", ".csv"):
@@ -129,7 +130,7 @@ def write_codes(Z: np.ndarray, path: str | os.PathLike[str]) -> Path:
             with open(tmp, "wb") as fh:
                 np.save(fh, Z)
         else:
-            np.savetxt(tmp, Z, delimiter=",", fmt="%.7g", header=",".join(f"z{i + 1}" for i in range(Z.shape[1])), comments="")
+            np.savetxt(tmp, Z, delimiter=",", fmt="%.7g", header=",".join(f"{prefix}{i + 1}" for i in range(Z.shape[1])), comments="")
     return p
 
 
@@ -288,7 +289,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if args.add_noise:
         X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed)
     denoised = est.reconstruct(X_in)
-    write_codes(denoised, out)
+    write_codes(denoised, out, prefix="x")  # reconstructions: features, not codes
     print(f"denoised {denoised.shape}: {out}")
     if args.add_noise:
         print(f"PSNR noisy {metrics.psnr(clean, X_in):.2f} dB -> denoised {metrics.psnr(clean, denoised):.2f} dB; "
@@ -328,8 +329,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aekit import __version__
+
     parser = argparse.ArgumentParser(prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an autoencoder; writes model, history and training curve")
@@ -344,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("embed", help="encode data with a trained model; writes codes as .npy or .csv")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
     _add_data_args(p)
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
     p.add_argument("--overwrite", action="store_true")
@@ -377,12 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("denoise", help="run data through a (denoising) model; writes the reconstructions")
     p.add_argument("model")
-    _add_data_args(p, labels=False)
+    _add_data_args(p)
     p.add_argument("--out", required=True, help="output file (.npy or .csv)")
     p.add_argument("--add-noise", action="store_true", help="corrupt the data first and report PSNR noisy vs denoised")
-    p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking", "salt_pepper"])
-    p.add_argument("--noise-factor", type=float, default=0.4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking", "salt_pepper"], help="kind of corruption (default: gaussian)")
+    p.add_argument("--noise-factor", type=float, default=0.4, help="Gaussian std, or the fraction of values hit (default: 0.4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_denoise)
 
@@ -390,14 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--model", help="a trained model for the AE stage (default: train the 784-...-20 AE)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
     p.add_argument("--distances", choices=["input", "code"], default="input",
                    help="t-SNE affinities from input-space distances to the code-space neighbours (default) or from code distances")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random_state of the AE and t-SNE (default: 0)")
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_visualize)
+    for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each epoch")
     return parser
+
+
+def _estimator_params() -> list[str]:
+    from aekit.estimators import SupervisedAutoencoder
+
+    return sorted(set(SupervisedAutoencoder().get_params()) - _NOT_FLAGS, key=len, reverse=True)
 
 
 def _presets() -> dict[str, Any]:
@@ -419,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(exc).strip() or type(exc).__name__
         if isinstance(exc, FileNotFoundError) and exc.filename:
             msg = f"{exc.filename}: no such file or folder"
+        if args.command == "train":  # the estimator names its parameters; here they are flags
+            msg = re.sub(rf"\b({'|'.join(_estimator_params())})=", lambda m: f"--{m.group(1).replace('_', '-')} ", msg)
         print(f"aekit: error: {msg}", file=sys.stderr)
         return 2
 

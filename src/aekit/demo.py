@@ -41,6 +41,11 @@ class Context:
         return max(2, default // 4) if self.quick else default
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _fmt(x: float, pct: bool = False) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
 
@@ -79,7 +84,7 @@ def section_dense(ctx: Context) -> str:
     return f"""## 1. Dense autoencoder (reference recipe)
 
 784 → 500 → 300 → 100 → **2** (tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE, RMSprop
-(lr=0.002, momentum=0.01, rho=0.9, eps=1e-7), batch 128, {r['epochs']} epochs, Glorot-uniform
+(lr=0.002, momentum=0.01, rho=0.9, eps=1e-7), batch 128, {_n(r['epochs'], 'epoch')}, Glorot-uniform
 weights, zero biases: **{r['params']:,} parameters**.
 
 | metric (MNIST test set) | value |
@@ -193,7 +198,7 @@ def section_conv(ctx: Context) -> str:
     return f"""## 3. Convolutional autoencoder
 
 Conv2D(32, 3×3, relu, same) → MaxPool 2 → Conv2D(16) → MaxPool 2 (7×7×16 code) → Conv2D(16) →
-UpSample 2 → Conv2D(32) → UpSample 2 → Conv2D(1, sigmoid); Adam; BCE; {conv.n_iter_} epochs,
+UpSample 2 → Conv2D(32) → UpSample 2 → Conv2D(1, sigmoid); Adam; BCE; {_n(conv.n_iter_, 'epoch')},
 **{r['params']:,} parameters**.
 
 | metric (test set) | value |
@@ -238,7 +243,7 @@ def section_denoising(ctx: Context) -> str:
     return f"""## 4. Denoising autoencoder
 
 The conv AE trained on noisy input → clean target: Gaussian noise with factor 0.4, clipped to
-[0, 1], fresh noise every batch; {den.n_iter_} epochs (the reference recipe's 50 are in the
+[0, 1], fresh noise every batch; {_n(den.n_iter_, 'epoch')} (the reference recipe's 50 are in the
 presets). `denoising` is the reference recipe (Adam 0.001, batch 256); `denoising_tuned` is
 the same network, parameter count and noise trained with batch 64 at Adam 0.002. Evaluated on
 the test set with its own fixed noise, against the clean images.
@@ -271,7 +276,7 @@ def section_vae(ctx: Context) -> str:
     return f"""## 5. Variational autoencoder
 
 Dense 784 → 500 → 300 → 100 → (μ, log σ²) ∈ ℝ² → 100 → 300 → 500 → 784, Adam, BCE + KL
-(β=1, per pixel); {vae.n_iter_} epochs. `transform` returns the posterior mean.
+(β=1, per pixel); {_n(vae.n_iter_, 'epoch')}. `transform` returns the posterior mean.
 
 | metric (test set) | value |
 |---|---|

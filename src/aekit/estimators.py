@@ -174,7 +174,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         is_uint8 = getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes))
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
             X = np.asarray(X).reshape(X.shape[0], -1)
-        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
+        try:
+            X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
+        except ValueError as exc:
+            if reset or "features, but" not in str(exc):
+                raise
+            raise InputError(
+                f"{exc} Pass data with the features the model was fitted on (for a CSV with a label column, name it: --label-column)"
+            ) from exc
         X = np.asarray(X, dtype=np.float32)
         if is_uint8:
             X = X / np.float32(255.0)
