@@ -328,10 +328,17 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- entry point
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aekit import __version__
 
-    parser = argparse.ArgumentParser(prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization.")
+    parser = _Parser(prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
