@@ -43,6 +43,8 @@ CONFIGS = {
     "adam-val-dropout-noise-cosine": dict(optimizer="adam", validation_fraction=0.2, dropout=0.2, noise="gaussian", lr_schedule="cosine"),
     "vae-earlystop-plateau-batchnorm": dict(variational=True, early_stopping=True, validation_fraction=0.2, patience=4, lr_schedule="plateau", batchnorm=True, optimizer="adamw"),
     "supervised-sgd-masking": dict(optimizer="sgd", momentum=0.9, learning_rate=0.05, noise="masking", supervised=True),
+    # bfloat16 through the optimizer's working copies; early stopping restores weights under them
+    "bf16-rmsprop-val-earlystop-dropout": dict(precision="bfloat16", validation_fraction=0.2, early_stopping=True, patience=2, dropout=0.2),
 }
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from aekit._utils import TrainingDivergedError
+from aekit._utils import InputError, TrainingDivergedError
 from aekit.training import KerasRMSprop, LoopState, TrainConfig, evaluate, make_optimizer, train
 
 
@@ -223,6 +223,54 @@ def test_bfloat16_precision_runs_products_in_bf16_and_tracks_float32(monkeypatch
     y = rng.integers(0, 3, len(X))
     sae = SupervisedAutoencoder(**kw, random_state=0, precision="bfloat16").fit(X, y)
     assert np.isfinite(sae.history_["loss"]).all()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bfloat16_working_copies_equal_autocast_bit_for_bit(monkeypatch, fused):
+    """Dense bfloat16 + RMSprop trains through the optimizer's working copies: same numbers as autocast."""
+    import numpy as np
+
+    import aekit.estimators as est_mod
+    from aekit import Autoencoder, SupervisedAutoencoder
+
+    monkeypatch.setattr(est_mod, "fused_optimizer_pays", lambda mode, steps: fused)
+    calls = []
+    working_params = KerasRMSprop.working_params
+    monkeypatch.setattr(KerasRMSprop, "working_params", lambda self: calls.append(1) or working_params(self))
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(300, 24)).astype(np.float32)
+    y = np.arange(300) % 3
+    kw = dict(hidden_layer_sizes=(16, 8), epochs=2, batch_size=64, random_state=0, device="cpu", precision="bfloat16", dropout=0.1)
+    for cls, args, extra in ((Autoencoder, (X,), {}), (SupervisedAutoencoder, (X, y), {"head_dropout": 0.5})):
+        monkeypatch.setattr(est_mod, "WORKING_COPIES", True)
+        calls.clear()
+        working = cls(**kw, **extra).fit(*args)
+        assert len(calls) == 2 * 5  # every training step went through the working copies
+        monkeypatch.setattr(est_mod, "WORKING_COPIES", False)
+        plain = cls(**kw, **extra).fit(*args)
+        for a, b in zip(working.net_.parameters(), plain.net_.parameters(), strict=True):
+            assert a.dtype == torch.float32 and torch.equal(a, b)
+        assert working.history_["loss"] == plain.history_["loss"]
+
+
+def test_working_copies_follow_their_masters():
+    lin = nn.Linear(3, 2)
+    opt = make_optimizer("rmsprop", lin.parameters(), 0.01, 0.01, working_dtype=torch.bfloat16)
+    w, b = opt.working_params()
+    assert w.dtype == torch.bfloat16 and torch.equal(w, lin.weight.detach().to(torch.bfloat16)) and w.requires_grad
+    lin(torch.ones(4, 3)).sum()  # the module's own weights get no gradient in this mode
+    torch.nn.functional.linear(torch.ones(4, 3, dtype=torch.bfloat16), w, b).float().sum().backward()
+    before = lin.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(lin.weight, before)  # the float32 master moved, from the copy's gradient
+    assert torch.equal(opt.working_params()[0], lin.weight.detach().to(torch.bfloat16))  # and the copy with it
+    opt.zero_grad()
+    assert opt.working_params()[0].grad is None
+    with torch.no_grad():
+        lin.weight.fill_(0.5)  # changed outside step (load_state_dict, a restored snapshot)
+    assert torch.equal(opt.working_params()[0], torch.full((2, 3), 0.5, dtype=torch.bfloat16))
+    with pytest.raises(InputError, match="rmsprop"):
+        make_optimizer("adam", lin.parameters(), 0.01, working_dtype=torch.bfloat16)
 
 
 def test_precision_validated_and_saved(tmp_path):
