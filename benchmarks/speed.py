@@ -441,7 +441,7 @@ def report(r: dict) -> str:
                          "Keras samples/s", "aekit GFLOP/s (of peak)", "Keras GFLOP/s (of peak)",
                          "epoch 1 s aekit / Keras", "final train loss aekit / Keras"], rows))
     out += ["", "Rows ending in -bf16: the same recipe in mixed precision on both sides: aekit `precision='bfloat16'` "
-            "(torch.autocast; float32 weights, optimizer and loss), Keras dtype policy `mixed_bfloat16`.", ""]
+            "(float32 weights, optimizer and loss; products in bfloat16: for dense and SAE the RMSprop step keeps bfloat16 working copies of the weights, bit-identical to torch.autocast, which the conv AE uses), Keras dtype policy `mixed_bfloat16`.", ""]
     cross = {x["model"]: x for x in r["results"]}
     rows = [[m, f"{x['aekit']['median_epoch_s']:.2f}", f"{cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
              f"{x['aekit']['median_epoch_s'] / cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
