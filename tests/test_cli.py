@@ -198,3 +198,29 @@ def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):
     assert "X has 7 features" in err and "--label-column" in err
     assert main(["denoise", model, str(csv), "--label-column", "label", "--out", str(tmp_path / "d.csv")]) == 0
     assert (tmp_path / "d.csv").read_text().startswith("x1,x2,")
+
+
+def test_train_keeps_a_checkpoint_and_removes_a_folder_it_created_for_nothing(tmp_path, capsys, monkeypatch):
+    X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "big.npy", X * 255)  # out of [0, 1] for BCE: fails inside fit, after the folder was made
+    assert main(["train", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o")]) == 2
+    assert "needs X in [0, 1]" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "checkpoint.safetensors").write_bytes(b"from a killed run")
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "1"]) == 2
+    assert "checkpoint.safetensors exists" in capsys.readouterr().err
+    assert (out / "checkpoint.safetensors").read_bytes() == b"from a killed run"
+    seen = {}
+    import aekit.estimators as est_mod
+
+    fit = est_mod.Autoencoder.fit
+
+    def spy_fit(self, *args, **kwargs):
+        seen["verbose"] = self.verbose
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(est_mod.Autoencoder, "fit", spy_fit)
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p"), "--epochs", "1", "--hidden-layer-sizes", "4", "--progress"]) == 0
+    assert seen["verbose"] == 1  # --progress reaches the estimator (the global -v flag no longer overrides it)

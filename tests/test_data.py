@@ -196,3 +196,13 @@ def test_unknown_label_column_names_a_few_columns(tmp_path):
     with pytest.raises(InputError, match=r"\(100 in all\)") as exc:
         load_array(p, label_column="label")
     assert "pixel99" not in str(exc.value)
+
+
+def test_csv_rows_wider_than_the_header_are_refused_with_a_label_column(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("a,b,label\n1,2,0\n3,4,1,5\n")
+    with pytest.raises(DataFormatError, match="data row 1 .* has 4 cells, the first row 3"):
+        load_array(p, label_column="label")
+    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,nan\n")
+    with pytest.raises(DataFormatError, match=r"missing label \(NaN\) at data row 1"):
+        load_array(p, label_column="label")

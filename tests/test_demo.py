@@ -23,18 +23,20 @@ def test_demo_refuses_a_previous_report_and_merges_sections_with_overwrite(tmp_p
     def fake(name):
         def section(ctx):
             ctx.results[name] = {"value": name}
+            if name == "denoising":  # a section may write more than one key
+                ctx.results["denoising_tuned"] = {"value": "tuned"}
             return f"## {name} section\n"
 
         return section
 
     monkeypatch.setattr(demo, "SECTIONS", {name: fake(name) for name in SECTIONS})
-    report = run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="dense,conv")
+    report = run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="dense,conv,denoising")
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="conv")
     run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, only="vae", overwrite=True)
     text = report.read_text()
     assert text.index("## dense") < text.index("## conv") < text.index("## vae")  # kept, in the usual order
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {"dense", "conv", "vae"} <= set(results)
+    assert {"dense", "conv", "denoising", "denoising_tuned", "vae"} <= set(results)
     run_demo(tmp_path, mnist_dir=mnist_dir, quick=False, epochs=1, only="vae", overwrite=True)  # another mode: nothing kept
     assert "## dense" not in report.read_text()

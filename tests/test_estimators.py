@@ -261,3 +261,5 @@ def test_batchnorm_with_a_last_batch_of_one_sample(n):
     assert est.n_iter_ == SMALL["epochs"] and np.isfinite(est.history_["loss"]).all()
     with pytest.raises(InputError, match="at least 2 samples"):
         Autoencoder(**{**SMALL, "batchnorm": True}).fit(X[:1])
+    with pytest.raises(InputError, match="batch_size=1 must be an integer >= 2"):
+        Autoencoder(**{**SMALL, "batchnorm": True, "batch_size": 1}).fit(X)

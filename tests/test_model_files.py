@@ -423,3 +423,10 @@ def test_feature_names_survive_save_and_load(tmp_path, data):
     np.testing.assert_array_equal(back.transform(df), est.transform(df))
     with pytest.raises(ValueError, match="Feature names"):
         back.transform(df.iloc[:, ::-1])
+
+
+def test_path_objects_as_parameters(tmp_path, data):
+    est = Autoencoder(**PARAMS, checkpoint_path=tmp_path / "ck.safetensors").fit(data)  # a Path, not a str
+    assert est.stop_reason_ == "completed" and (tmp_path / "ck.safetensors").exists()
+    est.save(tmp_path / "m.safetensors")
+    assert aekit.load(tmp_path / "m.safetensors").checkpoint_path is None  # a loaded model never writes where its file says

@@ -258,7 +258,6 @@ def test_working_copies_follow_their_masters():
     opt = make_optimizer("rmsprop", lin.parameters(), 0.01, 0.01, working_dtype=torch.bfloat16)
     w, b = opt.working_params()
     assert w.dtype == torch.bfloat16 and torch.equal(w, lin.weight.detach().to(torch.bfloat16)) and w.requires_grad
-    lin(torch.ones(4, 3)).sum()  # the module's own weights get no gradient in this mode
     torch.nn.functional.linear(torch.ones(4, 3, dtype=torch.bfloat16), w, b).float().sum().backward()
     before = lin.weight.detach().clone()
     opt.step()
@@ -269,6 +268,9 @@ def test_working_copies_follow_their_masters():
     with torch.no_grad():
         lin.weight.fill_(0.5)  # changed outside step (load_state_dict, a restored snapshot)
     assert torch.equal(opt.working_params()[0], torch.full((2, 3), 0.5, dtype=torch.bfloat16))
+    lin(torch.ones(4, 3)).sum().backward()  # a loss from the masters: its gradient would be lost
+    with pytest.raises(InputError, match="gradient on a float32 master"):
+        opt.step()
     with pytest.raises(InputError, match="rmsprop"):
         make_optimizer("adam", lin.parameters(), 0.01, working_dtype=torch.bfloat16)
 

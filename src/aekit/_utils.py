@@ -72,9 +72,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays and tuples turned into JSON types (recursively)."""
+    """``value`` with numpy scalars/arrays, paths and tuples turned into JSON types (recursively)."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (tuple, list)):

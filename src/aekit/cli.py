@@ -7,13 +7,14 @@ Every estimator parameter is a flag (``--n-components 20``, ``--hidden-layer-siz
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,19 @@ def _out_dir(path: str, overwrite: bool, files: Sequence[str], *, create: bool =
     return out
 
 
+@contextlib.contextmanager
+def _new_dir(out: Path) -> Iterator[None]:
+    """Create ``out`` for the block; if the block fails and leaves the new folder empty, remove it."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
 def _out_file(path: str, overwrite: bool) -> Path:
     out = Path(path)
     if out.exists() and not overwrite:
@@ -141,10 +155,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
 
-    out = _out_dir(args.out, args.overwrite or args.resume, ["model.safetensors"], create=False)  # created once the data is read
+    # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
+    files = ["model.safetensors"] if args.resume else ["model.safetensors", "checkpoint.safetensors"]
+    out = _out_dir(args.out, args.overwrite or args.resume, files, create=False)  # created once the data is read
     X, y = load_data(args)
     params = dict(PRESETS[args.preset]) if args.preset else {}
-    params.update({k: v for k, v in vars(args).items() if k in SupervisedAutoencoder().get_params()})
+    params.update({k: v for k, v in vars(args).items() if k in SupervisedAutoencoder().get_params() and k not in _NOT_FLAGS})
     params.setdefault("verbose", 1 if (args.progress or sys.stderr.isatty()) else 0)
     params["checkpoint_path"] = str(out / "checkpoint.safetensors")
     supervised = args.supervised
@@ -159,18 +175,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     est = cls(**params)
     est._validate_params()  # bad values fail before anything is written
     resume = str(out / "checkpoint.safetensors") if args.resume else None
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        est.fit(X, y, resume_from=resume) if supervised else est.fit(X, resume_from=resume)
-    finally:
-        # the model is saved before anything else can fail, but only once it has trained at least one
-        # epoch: an untrained model never replaces a file
-        if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
-            est.save(out / "model.safetensors")
-            with atomic_path(out / "history.json") as tmp:
-                tmp.write_text(json.dumps(est.history_, indent=1))
-        elif hasattr(est, "net_"):
-            print(f"no epoch completed ({est.stop_reason_}): no model written to {out}", file=sys.stderr)
+    with _new_dir(out):
+        try:
+            est.fit(X, y, resume_from=resume) if supervised else est.fit(X, resume_from=resume)
+        finally:
+            # the model is saved before anything else can fail, but only once it has trained at least one
+            # epoch: an untrained model never replaces a file
+            if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
+                est.save(out / "model.safetensors")
+                with atomic_path(out / "history.json") as tmp:
+                    tmp.write_text(json.dumps(est.history_, indent=1))
+            elif getattr(est, "stop_reason_", "") in ("interrupted", "diverged"):
+                print(f"no epoch completed ({est.stop_reason_}): no model written to {out}", file=sys.stderr)
     if est.n_iter_ == 0:
         return 130 if est.stop_reason_ == "interrupted" else 2
     print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
@@ -240,7 +256,7 @@ def _labelled_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | N
     X, y = load_data(args)
     X_tr = y_tr = None
     train_data = args.train_data
-    if train_data is None and args.data in ("mnist", "mnist-test"):
+    if train_data is None and args.data == "mnist-test":  # (on the training split itself k-NN would see its own points)
         train_data = "mnist"
     if y is not None and train_data:
         ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None})
@@ -308,9 +324,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if args.compare and y is None:
         raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
     ae = load(args.model) if args.model else None
-    out.mkdir(parents=True, exist_ok=True)
     vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
-    emb = vis.fit_transform(X, y)
+    with _new_dir(out):
+        emb = vis.fit_transform(X, y)
     write_codes(emb, out / "embedding.npy")
     write_codes(emb, out / "embedding.csv")
     ax = plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE", s=1.0)

@@ -500,6 +500,20 @@ def _is_index_header(cells: list[str]) -> bool:
     return len(cells) >= 3 and all(c.isdigit() for c in cells) and [int(c) for c in cells] == list(range(len(cells)))
 
 
+def _check_row_widths(path: Path, n_cols: int, delimiter: str | None, skip: int) -> None:
+    """Every non-blank data row has ``n_cols`` cells (quoted cells holding the delimiter are not expected)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for i, line in enumerate(fh):
+            line = line.strip("\r\n")
+            if i < skip or not line.strip():
+                continue
+            width = line.count(delimiter) + 1 if delimiter else len(line.split())
+            if width != n_cols:
+                raise DataFormatError(
+                    f"{path}: data row {i - skip} (counted from 0) has {width} cells, the first row {n_cols}; give every row the same number of cells"
+                )
+
+
 def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
     size = path.stat().st_size
     if size > MAX_ARRAY_BYTES:
@@ -553,9 +567,8 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
                     "give every row the same number of cells"
                 ) from exc
             what = "numbers only besides the label column" if label_idx is not None else "numbers only"
-            raise DataFormatError(
-                f"{path}: {str(exc).rstrip('.')} (numpy counts data rows from 0, columns from 1); the CSV must hold {what} (one header row allowed)"
-            ) from exc
+            where = " (numpy counts data rows from 0, columns from 1)" if "could not convert" in str(exc) else ""
+            raise DataFormatError(f"{path}: {str(exc).rstrip('.')}{where}; the CSV must hold {what} (one header row allowed)") from exc
 
     table = read(feature_cols, np.float64)
     if table.shape[0] == 0:
@@ -567,13 +580,17 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
         )
     if label_idx is None:
         return table, None
+    _check_row_widths(path, n_cols, delimiter, skip=1 if header else 0)  # usecols would drop extra cells silently
     raw = np.char.strip(read(label_idx, str).astype(str))
-    missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan" is reported below
+    missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan": below
     if missing.size:
         raise DataFormatError(f"{path}: missing label at data row {missing[0]} (counted from 0); give every sample a label, or drop the row")
     try:
         y = raw.astype(np.float64)
     except ValueError:  # text labels ("cat", "c5"): kept as strings, the estimators encode them
+        missing = np.flatnonzero(np.char.lower(raw) == "nan")
+        if missing.size:
+            raise DataFormatError(f"{path}: missing label (NaN) at data row {missing[0]} (counted from 0); give every sample a label, or drop the row") from None
         return table, raw
     if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)

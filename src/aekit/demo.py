@@ -391,14 +391,17 @@ def run_demo(
         raise FileExistsError(f"{out_dir} holds a previous demo ({report.name}); pass --overwrite to replace its models and report, or choose another --out")
     run = {"quick": quick, "epochs": epochs}
     kept_md: dict[str, str] = {}
+    kept_keys: dict[str, list[str]] = {}  # section -> the results.json keys it wrote
     kept_results: dict[str, Any] = {}
     if only:
         try:
             prev = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
             if prev.get("run") == run and isinstance(prev.get("report_markdown"), dict):
                 kept_md = {k: v for k, v in prev["report_markdown"].items() if k in SECTIONS and k not in names and isinstance(v, str)}
-                kept_results = {k: prev[k] for k in kept_md if k in prev}
-        except (OSError, ValueError, AttributeError):
+                keys = prev.get("report_results", {})
+                kept_keys = {k: [r for r in keys.get(k, [k]) if isinstance(r, str)] for k in kept_md}
+                kept_results = {r: prev[r] for k in kept_md for r in kept_keys[k] if r in prev}
+        except (OSError, ValueError, AttributeError, TypeError):
             pass  # no usable previous run: the report holds this run's sections only
     data = load_mnist(mnist_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -409,12 +412,14 @@ def run_demo(
     for name in names:
         t = time.perf_counter()
         print(f"demo: section {name} ...", file=sys.stderr, flush=True)  # progress, not a warning
+        before = set(ctx.results)
         done[name] = SECTIONS[name](ctx)
+        kept_keys[name] = sorted(set(ctx.results) - before)
         print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
         markdown = {k: done.get(k, kept_md.get(k)) for k in SECTIONS if k in done or k in kept_md}  # in the usual order
         with atomic_path(report) as tmp:  # the report grows section by section
             tmp.write_text("\n".join([_header(ctx), *markdown.values()]), encoding="utf-8")
-        results = {**kept_results, **ctx.results, "run": run, "report_markdown": markdown}
+        results = {**kept_results, **ctx.results, "run": run, "report_markdown": markdown, "report_results": {k: kept_keys[k] for k in markdown}}
         with atomic_path(out_dir / "results.json") as tmp:  # the same numbers, machine-readable
             tmp.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     return report
