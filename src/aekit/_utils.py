@@ -71,6 +71,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def is_uint8(X: Any) -> bool:
+    """uint8 data (an array, or a DataFrame whose every column is uint8): 0-255 pixels that aekit scales to [0, 1]."""
+    dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column
+    return getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes))
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with numpy scalars/arrays, paths and tuples turned into JSON types (recursively)."""
     if isinstance(value, np.generic):

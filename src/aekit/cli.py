@@ -101,16 +101,15 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     return X, y
 
 
-def _out_dir(path: str, overwrite: bool, files: Sequence[str], *, create: bool = True) -> Path:
-    """The output folder, after checking that none of ``files`` would be replaced without --overwrite."""
+def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
+    """The output folder (not created yet: see ``_new_dir``), after checking that none of ``files``
+    would be replaced without --overwrite."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a folder (existing or new), choose another --out")
     clash = [f for f in files if (out / f).exists()]
     if clash and not overwrite:
         raise FileExistsError(f"{out / clash[0]} exists; pass --overwrite to replace it, or choose another --out")
-    if create:
-        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -157,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
     files = ["model.safetensors"] if args.resume else ["model.safetensors", "checkpoint.safetensors"]
-    out = _out_dir(args.out, args.overwrite or args.resume, files, create=False)  # created once the data is read
+    out = _out_dir(args.out, args.overwrite or args.resume, files)  # created once the data is read
     X, y = load_data(args)
     params = dict(PRESETS[args.preset]) if args.preset else {}
     params.update({k: v for k, v in vars(args).items() if k in SupervisedAutoencoder().get_params() and k not in _NOT_FLAGS})
@@ -319,7 +318,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
     files = ["embedding.npy", "embedding.csv", "tsne.png"] + (["comparison.png"] if args.compare else [])
-    out = _out_dir(args.out, args.overwrite, files, create=False)
+    out = _out_dir(args.out, args.overwrite, files)
     X, y = load_data(args)
     if args.compare and y is None:
         raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")

@@ -18,7 +18,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -500,18 +500,22 @@ def _is_index_header(cells: list[str]) -> bool:
     return len(cells) >= 3 and all(c.isdigit() for c in cells) and [int(c) for c in cells] == list(range(len(cells)))
 
 
-def _check_row_widths(path: Path, n_cols: int, delimiter: str | None, skip: int) -> None:
-    """Every non-blank data row has ``n_cols`` cells (quoted cells holding the delimiter are not expected)."""
+def _label_cells(path: Path, n_cols: int, delimiter: str | None, skip: int, label_idx: int) -> np.ndarray:
+    """The label column as stripped strings, one per non-blank data row, checking that every row
+    has ``n_cols`` cells (quoted cells holding the delimiter are not expected)."""
+    labels = []
     with open(path, encoding="utf-8-sig", newline="") as fh:
         for i, line in enumerate(fh):
             line = line.strip("\r\n")
             if i < skip or not line.strip():
                 continue
-            width = line.count(delimiter) + 1 if delimiter else len(line.split())
-            if width != n_cols:
+            cells = line.split(delimiter) if delimiter else line.split()
+            if len(cells) != n_cols:
                 raise DataFormatError(
-                    f"{path}: data row {i - skip} (counted from 0) has {width} cells, the first row {n_cols}; give every row the same number of cells"
+                    f"{path}: data row {i - skip} (counted from 0) has {len(cells)} cells, the first row {n_cols}; give every row the same number of cells"
                 )
+            labels.append(cells[label_idx].strip().strip('"').strip())
+    return np.array(labels, dtype=str)
 
 
 def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -554,11 +558,11 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
     n_cols = len(cells)
     feature_cols = [i for i in range(n_cols) if i != label_idx]
 
-    def read(usecols: list[int] | int, dtype: Any) -> np.ndarray:
+    def read(usecols: list[int]) -> np.ndarray:
         try:
             with open(path, encoding="utf-8-sig", newline="") as fh, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # reported below as an error
-                return np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=dtype, ndmin=2 if dtype is np.float64 else 1,
+                return np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=np.float64, ndmin=2,
                                   usecols=usecols if label_idx is not None else None, quotechar='"')
         except ValueError as exc:  # UnicodeDecodeError included
             if "invalid column index" in str(exc):  # a row shorter than the first one
@@ -570,7 +574,7 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
             where = " (numpy counts data rows from 0, columns from 1)" if "could not convert" in str(exc) else ""
             raise DataFormatError(f"{path}: {str(exc).rstrip('.')}{where}; the CSV must hold {what} (one header row allowed)") from exc
 
-    table = read(feature_cols, np.float64)
+    table = read(feature_cols)
     if table.shape[0] == 0:
         raise DataFormatError(f"{path}: no data rows; expected numbers below the header row")
     if label_idx is None and table.shape[1] != n_cols:
@@ -580,8 +584,7 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
         )
     if label_idx is None:
         return table, None
-    _check_row_widths(path, n_cols, delimiter, skip=1 if header else 0)  # usecols would drop extra cells silently
-    raw = np.char.strip(read(label_idx, str).astype(str))
+    raw = _label_cells(path, n_cols, delimiter, 1 if header else 0, label_idx)  # (usecols alone would drop extra cells silently)
     missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan": below
     if missing.size:
         raise DataFormatError(f"{path}: missing label at data row {missing[0]} (counted from 0); give every sample a label, or drop the row")

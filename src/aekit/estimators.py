@@ -30,6 +30,7 @@ from aekit._utils import (
     InputError,
     ModelFileError,
     atomic_path,
+    is_uint8,
     isolated_rng,
     jsonable,
     read_safetensors,
@@ -177,8 +178,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _X(self, X: Any, *, reset: bool) -> np.ndarray:
         """Validate X and return float32 (uint8 images are divided by 255)."""
-        dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column
-        is_uint8 = getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes))
+        uint8 = is_uint8(X)
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
             X = np.asarray(X).reshape(X.shape[0], -1)
         try:
@@ -190,7 +190,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{exc} Pass data with the features the model was fitted on (for a CSV with a label column, name it: --label-column)"
             ) from exc
         X = np.asarray(X, dtype=np.float32)
-        if is_uint8:
+        if uint8:
             X = X / np.float32(255.0)
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")

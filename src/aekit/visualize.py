@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics
-from aekit._utils import InputError, seed_from
+from aekit._utils import InputError, is_uint8, seed_from
 from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
 
 
@@ -127,8 +127,7 @@ class AETSNE(TransformerMixin, BaseEstimator):
 
 def _unit_scaled(X: Any) -> Any:
     """uint8 images as float32 in [0, 1], as the autoencoders read them; other input unchanged."""
-    dtypes = getattr(X, "dtypes", None)  # a DataFrame
-    if getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes)):
+    if is_uint8(X):
         return np.asarray(X, dtype=np.float32) / np.float32(255.0)
     return X
 
