@@ -54,3 +54,86 @@ def test_saved_on_gpu_loads_on_cpu(digits, tmp_path):
     back = aekit.load(tmp_path / "m.safetensors", device="cpu")
     assert next(back.net_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(back.transform(X), ae.transform(X), rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- CUDA graphs
+
+
+def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000, epochs=3, monkeypatch=None):
+    from torch import nn
+
+    from aekit.training import TrainConfig, make_optimizer, train
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 2), nn.Tanh(), nn.Linear(2, 20)).cuda()
+    X = torch.rand(n, 20, device="cuda")
+
+    def loss_fn(batch, training):
+        loss = nn.functional.binary_cross_entropy_with_logits(net(batch[0]), batch[0])
+        return {"loss": loss, "reconstruction": loss}
+
+    opt = make_optimizer(optimizer, net.parameters(), 0.002, momentum, fused=optimizer != "rmsprop")
+    state = train(net, loss_fn, opt, (X,), TrainConfig(epochs=epochs, batch_size=128, lr_schedule=lr_schedule, cuda_graph=graph))
+    return state, [p.detach().clone() for p in net.parameters()], opt
+
+
+@pytest.mark.parametrize(("optimizer", "schedule", "momentum"), [("rmsprop", None, 0.01), ("rmsprop", "cosine", 0.0), ("adam", "cosine", 0.0)])
+def test_cuda_graph_step_matches_the_eager_step(monkeypatch, optimizer, schedule, momentum):
+    """Captured once, replayed for every full batch (the short last one runs eagerly): the same training."""
+    replays = []
+    real = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+    eager, w_eager, _ = _mlp_run(False, optimizer, schedule, momentum)
+    assert not replays
+    graphed, w_graph, opt = _mlp_run(True, optimizer, schedule, momentum)
+    assert len(replays) == 3 * 7 - 3  # 1000 samples: 7 full batches and one of 104 per epoch; 3 warm-up steps
+    for a, b in zip(w_graph, w_eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert graphed.history["loss"] == pytest.approx(eager.history["loss"], rel=1e-5)
+    assert graphed.history["lr"] == eager.history["lr"]
+    assert all(isinstance(g["lr"], float) for g in opt.param_groups)  # state dicts and checkpoints stay plain
+    assert not any(g.get("capturable") for g in opt.param_groups)
+
+
+def test_cuda_graph_capture_failure_falls_back_to_eager(monkeypatch, caplog):
+    eager, w_eager, _ = _mlp_run(False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("capture not supported here")
+
+    monkeypatch.setattr(torch.cuda, "graph", broken)
+    graphed, w_graph, _ = _mlp_run(True)
+    assert "CUDA graph capture of the training step failed" in caplog.text
+    for a, b in zip(w_graph, w_eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_estimators_use_cuda_graphs_and_stay_reproducible(digits, monkeypatch):
+    """compile='auto' on CUDA replays a graph; the SAE's dropout stays seeded (same seed, same model) and it learns."""
+    X, y = digits
+    replays = []
+    real = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+    kw = {"hidden_layer_sizes": (32,), "epochs": 30, "head_dropout": 0.5, "random_state": 0, "device": "cuda"}
+    a = aekit.SupervisedAutoencoder(**kw).fit(X, y)
+    assert replays
+    b = aekit.SupervisedAutoencoder(**kw).fit(X, y)
+    assert a.history_["loss"] == b.history_["loss"]
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert (a.predict(X) == y).mean() > 0.9
+    ae = {"hidden_layer_sizes": (32,), "n_components": 2, "epochs": 5, "random_state": 0, "device": "cuda", "momentum": 0.01}
+    graphed = aekit.Autoencoder(**ae).fit(X)
+    monkeypatch.setattr(aekit.estimators, "CUDA_GRAPHS", False)
+    plain = aekit.Autoencoder(**ae).fit(X)
+    assert graphed.history_["loss"] == pytest.approx(plain.history_["loss"], rel=1e-4)
+
+
+def test_gpu_checkpoint_resumes_on_cpu(digits, tmp_path):
+    """A conv AE (fused Adam, captured) checkpointed on the GPU continues on the CPU."""
+    X, _ = digits
+    kw = {"architecture": "conv", "image_shape": (1, 8, 8), "conv_filters": (8, 4), "n_components": None, "random_state": 0}
+    ck = tmp_path / "ck.safetensors"
+    aekit.Autoencoder(epochs=2, device="cuda", checkpoint_path=ck, **kw).fit(X)
+    cpu = aekit.Autoencoder(epochs=4, device="cpu", **kw).fit(X, resume_from=ck)
+    assert cpu.n_iter_ == 4 and len(cpu.history_["loss"]) == 4
+    assert cpu.history_["loss"][-1] < cpu.history_["loss"][0]

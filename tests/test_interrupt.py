@@ -263,3 +263,27 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path, npy):
     done = aekit.load(out / "model.safetensors")
     assert done.n_iter_ == state.epoch + 3 and done.stop_reason_ == "completed"
     assert len(done.history_["loss"]) == state.epoch + 3
+
+
+def test_checkpoint_resume_keeps_this_runs_optimizer_implementation(tmp_path):
+    """A checkpoint from a fused (e.g. GPU) Adam resumes into a foreach Adam: the flags follow the
+    resuming optimizer, the hyperparameters and state come from the file."""
+    from torch import nn
+
+    from aekit.checkpoint import save_checkpoint
+    from aekit.training import LoopState
+
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.005, fused=True)
+    net(torch.rand(4, 3)).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "ck.safetensors", net, opt, LoopState(epoch=1), {})
+    net2 = nn.Linear(3, 2)
+    opt2 = torch.optim.Adam(net2.parameters(), lr=0.1, foreach=True)
+    load_checkpoint(tmp_path / "ck.safetensors", net2, opt2)
+    g = opt2.param_groups[0]
+    assert g["lr"] == 0.005 and not g["fused"] and g["foreach"]
+    torch.testing.assert_close(opt2.state[net2.weight]["exp_avg"], opt.state[net.weight]["exp_avg"])
+    net2(torch.rand(4, 3)).sum().backward()
+    opt2.step()  # the restored state works with this implementation

@@ -288,3 +288,28 @@ def test_precision_validated_and_saved(tmp_path):
     b = load(a.save(tmp_path / "m.safetensors"))
     assert b.precision == "bfloat16"
     assert np.array_equal(a.transform(X), b.transform(X))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+@pytest.mark.parametrize("fused", [False, True])
+def test_keras_rmsprop_takes_a_tensor_lr(momentum, fused):
+    """While a CUDA graph is captured the lr is a 0-d tensor (CudaGraphStep): same update as the float."""
+    ps = [torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5])) for _ in range(2)]
+    a = KerasRMSprop([ps[0]], lr=0.1, momentum=momentum, fused=fused)
+    b = KerasRMSprop([ps[1]], lr=0.1, momentum=momentum, fused=fused)
+    b.param_groups[0]["lr"] = torch.tensor(0.1)
+    for g in ([0.5, -1.0, 0.1], [0.2, 0.3, -0.4], [-0.7, 0.1, 0.9]):
+        for p in ps:
+            p.grad = torch.tensor(g)
+        a.step()
+        b.step()
+        torch.testing.assert_close(ps[1].detach(), ps[0].detach(), rtol=1e-6, atol=1e-7)
+    assert not torch.equal(ps[0].detach(), torch.tensor([1.0, -2.0, 0.5]))
+
+
+def test_cuda_graph_option_is_ignored_on_cpu():
+    runs = []
+    for graph in (False, True):
+        net, X, loss_fn = _toy()
+        runs.append(train(net, loss_fn, make_optimizer("rmsprop", net.parameters(), 0.01), (X,), TrainConfig(epochs=3, batch_size=16, cuda_graph=graph)))
+    assert runs[0].history["loss"] == runs[1].history["loss"]

@@ -113,6 +113,12 @@ def load_checkpoint(
             f"wrong shape or dtype {sorted(bad)[:5]}); resume with the parameters that wrote it"
         )
     saved_opt = optimizer.state_dict()
+    for group, current in zip(groups, saved_opt["param_groups"], strict=False):
+        # how the update is computed follows this run's optimizer, not the writer's (a GPU run's fused or
+        # capturable Adam resumed on a CPU); the hyperparameters and state come from the checkpoint
+        for key in ("fused", "foreach", "capturable", "differentiable"):
+            if isinstance(group, dict) and key in current:
+                group[key] = current[key]
     try:
         optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:

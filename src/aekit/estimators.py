@@ -92,6 +92,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 # per step in A/B runs on 2 cores). False: plain autocast everywhere (the tests compare the two).
 WORKING_COPIES = True
 
+# On CUDA, unless compile=False: the whole training step captured once as a CUDA graph and replayed
+# (training.CudaGraphStep). False: never (the benchmarks and tests compare the two).
+CUDA_GRAPHS = True
+
 
 def _check_int(name: str, value: Any, low: int, high: float = math.inf, allow_none: bool = False) -> None:
     if value is None and allow_none:
@@ -314,7 +318,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 val = tuple(t[perm[:n_val]] for t in tensors)
                 tensors = [t[perm[n_val:]] for t in tensors]
             steps = int(self.epochs) * math.ceil(tensors[0].shape[0] / int(self.batch_size))
-            fused = fused_optimizer_pays(self.compile, steps)
+            graphs = CUDA_GRAPHS and device.type == "cuda" and self.compile is not False
+            # under a CUDA graph, "auto" compiles nothing: compiling costs ~15 s and saved < 0.06 s per epoch
+            # there (benchmarks/results/gpu.md)
+            compile_mode = False if (graphs and self.compile == "auto") else self.compile
+            # Adam/AdamW: PyTorch's fused kernel, which a CUDA graph can capture (no compilation involved)
+            fused = fused_optimizer_pays(compile_mode, steps) or (graphs and self.optimizer in ("adam", "adamw"))
             working = self._working_copies(device)
             optimizer = make_optimizer(
                 self.optimizer, net.parameters(), float(self.learning_rate), float(self.momentum), fused=fused,
@@ -328,6 +337,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 lr_schedule=self.lr_schedule,
                 progress=bool(self.verbose),
                 min_batch=2 if self.batchnorm else 1,  # BatchNorm cannot normalise a batch of one sample
+                cuda_graph=graphs,
             )
             state = LoopState()
             callbacks = list(self.callbacks or [])
@@ -347,8 +357,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.n_iter_ = state.epoch
             with _sigterm_as_interrupt():
                 try:
-                    # "auto" leaves the conv body eager: compiled, its step was slower on an H100 (benchmarks/results/gpu.md)
-                    forward_compile = False if (self.compile == "auto" and self.architecture == "conv") else self.compile
+                    # without CUDA graphs "auto" leaves the conv body eager: compiled, its step was slower on an H100
+                    # (benchmarks/results/gpu_run1.md)
+                    forward_compile = False if (compile_mode == "auto" and self.architecture == "conv") else compile_mode
                     forward = None
                     if working:  # bfloat16 working copies of the float32 weights, kept by the optimizer
                         autocast(device, self.precision)  # only for its warning on hardware without bfloat16
@@ -552,7 +563,11 @@ class Autoencoder(_AutoencoderBase):
         "auto" fuses the optimizer for runs of >= 2,000 steps and compiles the
         forward pass of dense architectures on CUDA only (measured choices, see
         ``training`` and benchmarks/results/gpu.md); True does both, False
-        neither. Falls back to eager if compilation fails.
+        neither. On CUDA, True and "auto" capture the whole training step as a
+        CUDA graph and replay it (``training.CudaGraphStep``, ~5-15x faster
+        epochs at batch 128); there "auto" compiles nothing (the graph gains
+        most of the speed without ~15 s of compilation) and True compiles too.
+        Falls back to eager if compilation or capture fails.
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training forward/backward pass. "bfloat16" is mixed
         precision (``torch.autocast``): products in bfloat16, weights, optimizer

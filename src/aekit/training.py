@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class TrainConfig:
     progress: bool = False  # show a tqdm progress bar
     eval_batch_size: int = 4096  # samples per forward pass when validating
     min_batch: int = 1  # a last batch smaller than this joins the one before it (BatchNorm needs 2 samples)
+    cuda_graph: bool = False  # on CUDA: capture the whole training step once and replay it (see CudaGraphStep)
 
 
 @dataclass
@@ -142,6 +144,17 @@ def train(
     device = data[0].device
     good: dict[str, torch.Tensor] | None = None
 
+    def eager_step(batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        losses = loss_fn(batch, True)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        return losses
+
+    step: Callable[[tuple[torch.Tensor, ...]], dict[str, torch.Tensor]] = eager_step
+    if config.cuda_graph and device.type == "cuda" and CudaGraphStep.supports(optimizer):
+        step = CudaGraphStep(eager_step, optimizer, full_batch=bs)
+
     with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
         try:
             while state.epoch < config.epochs:
@@ -163,10 +176,7 @@ def train(
                             g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * frac))
                     end = n if i == steps - 1 else (i + 1) * bs
                     batch = tuple(t[i * bs : end] for t in epoch_data)
-                    losses = loss_fn(batch, True)
-                    optimizer.zero_grad(set_to_none=True)
-                    losses["loss"].backward()
-                    optimizer.step()
+                    losses = step(batch)
                     step_loss[i] = losses["loss"].detach()
                     m = batch[0].shape[0]
                     for k, v in losses.items():
@@ -235,6 +245,109 @@ def train(
     return state
 
 
+class CudaGraphStep:
+    """The training step (forward, backward, optimizer update) as one replayed CUDA graph.
+
+    At batch 128 these models are launch-bound on a GPU: an eager step is ~100 kernel
+    launches and Python calls for a few microseconds of arithmetic each. This runs the
+    first ``warmup`` full-size steps eagerly on a side stream (they are real steps:
+    lazy state, cuBLAS workspaces and ``torch.compile`` get set up), captures the next
+    one with ``torch.cuda.graph`` and from then on copies each full-size batch into
+    the captured input buffers and replays the graph. Batches of another size (a short
+    last batch) run eagerly. The learning rate lives in a device tensor during capture
+    and is refreshed before a replay whenever ``param_groups[i]["lr"]`` changed (so
+    schedules and callbacks work); outside capture ``lr`` stays a float, so state dicts
+    and checkpoints are unchanged. The same kernels run as in the eager step, so
+    deterministic models give the same numbers; dropout, input noise and variational
+    sampling draw from the same generator but through the graph's own offsets, so they
+    are reproducible (same seed, same result) yet not the eager run's random stream.
+    If capture fails the step stays eager from then on, with a warning.
+    """
+
+    def __init__(
+        self, step: Callable[[tuple[torch.Tensor, ...]], dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer, *,
+        full_batch: int, warmup: int = 3,
+    ) -> None:
+        self.step, self.optimizer, self.full_batch, self.warmup = step, optimizer, full_batch, warmup
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.side: torch.cuda.Stream | None = None  # the warm-up stream
+        self.failed = False
+        self.warm = 0
+        self.static_in: tuple[torch.Tensor, ...] = ()
+        self.static_out: dict[str, torch.Tensor] = {}
+        self.lrs: list[list[Any]] = []  # [group, device tensor, value it holds]
+        self.keep: list[Any] = []  # tensors the graph writes (gradients): kept alive with it
+
+    @staticmethod
+    def supports(optimizer: torch.optim.Optimizer) -> bool:
+        """KerasRMSprop, or a PyTorch optimizer whose fused kernel takes a tensor lr under capture (Adam, AdamW)."""
+        if isinstance(optimizer, KerasRMSprop):
+            return optimizer.working_dtype is None
+        return all(g.get("fused") and "capturable" in g for g in optimizer.param_groups)
+
+    def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        if self.failed or batch[0].shape[0] != self.full_batch:
+            return self.step(batch)
+        if self.graph is not None:
+            return self._replay(batch)
+        if self.warm < self.warmup:
+            self.warm += 1
+            if self.side is None:
+                self.side = torch.cuda.Stream()
+            side, current = self.side, torch.cuda.current_stream()
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                out = self.step(batch)
+            current.wait_stream(side)
+            return out
+        try:
+            self._capture(batch)
+        except Exception as exc:  # an op that cannot be captured: nothing ran, train on eagerly
+            log.warning("CUDA graph capture of the training step failed (%s: %s); training continues without it", type(exc).__name__, exc)
+            self.failed, self.graph, self.static_out, self.keep, self.lrs = True, None, {}, [], []
+            self.optimizer.zero_grad(set_to_none=True)
+            return self.step(batch)
+        return self._replay(batch)
+
+    def _capture(self, batch: tuple[torch.Tensor, ...]) -> None:
+        self.static_in = tuple(t.clone() for t in batch)
+        saved = []
+        for group in self.optimizer.param_groups:
+            value = float(group["lr"])
+            lr = torch.tensor(value, dtype=torch.float32, device=batch[0].device)
+            self.lrs.append([group, lr, value])
+            saved.append((group, group["lr"], group.get("capturable")))
+            group["lr"] = lr
+            if "capturable" in group:
+                group["capturable"] = True
+        self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                with torch.cuda.graph(graph):
+                    self.static_out = self.step(self.static_in)
+        finally:
+            for group, lr, capturable in saved:
+                group["lr"] = lr
+                if capturable is not None:
+                    group["capturable"] = capturable
+        self.keep = [p.grad for g in self.optimizer.param_groups for p in g["params"]]
+        self.graph = graph
+
+    def _replay(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        for static, t in zip(self.static_in, batch, strict=True):
+            static.copy_(t)
+        for entry in self.lrs:
+            group, lr, value = entry
+            if group["lr"] != value:
+                lr.fill_(float(group["lr"]))
+                entry[2] = group["lr"]
+        assert self.graph is not None
+        self.graph.replay()
+        return self.static_out
+
+
 def check_compile(mode: Any) -> None:
     if mode not in (True, False, "auto"):
         raise InputError(f"compile={mode!r} must be True, False or 'auto'")
@@ -255,9 +368,9 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
 
     On this project's 2-core CPU measurements compiling the forward pass gained < 5%
     per dense step and slowed the conv AE 2.5x, so ``"auto"`` keeps CPU eager here.
-    On an H100 it gained 8-20% for the SAE and bfloat16 dense runs, nothing for the
-    float32 dense AE, and slowed the conv AE by 15% (the estimators pass False for
-    conv bodies under "auto").
+    On an H100 without CUDA graphs it gained 8-20% for the SAE and bfloat16 dense runs,
+    nothing for the float32 dense AE, and slowed the conv AE by 15% (the estimators pass
+    False for conv bodies under "auto", and False for everything under a CUDA graph).
     If compilation fails (no compiler, unsupported op), training continues eagerly
     with a warning.
     """
@@ -423,10 +536,13 @@ class KerasRMSprop(torch.optim.Optimizer):
             v = flat["velocity"]
             v.mul_(group["rho"]).addcmul_(g, g, value=1 - group["rho"])
             denom = torch.add(v, group["eps"], out=flat["tmp"]).sqrt_()
-            if group["momentum"] > 0:
-                update = flat["momentum"].mul_(group["momentum"]).addcdiv_(g, denom, value=group["lr"])
+            lr = group["lr"]  # a float, or a 0-d tensor while a CUDA graph is captured
+            if group["momentum"] > 0 and isinstance(lr, torch.Tensor):
+                update = flat["momentum"].mul_(group["momentum"]).add_(g.div_(denom).mul_(lr))
+            elif group["momentum"] > 0:
+                update = flat["momentum"].mul_(group["momentum"]).addcdiv_(g, denom, value=lr)
             else:
-                update = g.div_(denom).mul_(group["lr"])
+                update = g.div_(denom).mul_(lr)
             torch._foreach_sub_(params, [u.view_as(p) for u, p in zip(update.split(flat["sizes"]), params, strict=True)])
             if self.working_dtype is not None:
                 for p in params:
@@ -441,7 +557,9 @@ class KerasRMSprop(torch.optim.Optimizer):
                 st["velocity"] = torch.zeros_like(p)
             if group["momentum"] > 0 and "momentum" not in st:
                 st["momentum"] = torch.zeros_like(p)
-        lr = torch.tensor(float(group["lr"]), device=params[0].device)  # a tensor: schedules cause no recompiles
+        lr = group["lr"]  # a 0-d tensor while a CUDA graph is captured
+        if not isinstance(lr, torch.Tensor):
+            lr = torch.tensor(float(lr), device=params[0].device)  # a tensor: schedules cause no recompiles
         grads = [self._grad(p) for p in params]
         vs = [self.state[p]["velocity"] for p in params]
         bufs = [self.state[p]["momentum"] for p in params] if group["momentum"] > 0 else vs
