@@ -257,8 +257,9 @@ class CudaGraphStep:
     last batch) run eagerly. The learning rate lives in a device tensor during capture
     and is refreshed before a replay whenever ``param_groups[i]["lr"]`` changed (so
     schedules and callbacks work); outside capture ``lr`` stays a float, so state dicts
-    and checkpoints are unchanged. The same kernels run as in the eager step, so
-    deterministic models give the same numbers; dropout, input noise and variational
+    and checkpoints are unchanged. The same operations run as in the eager step, so
+    deterministic models give the same numbers to float tolerance (cuBLAS may pick other
+    kernels under capture); dropout, input noise and variational
     sampling draw from the same generator but through the graph's own offsets, so they
     are reproducible (same seed, same result) yet not the eager run's random stream.
     If capture fails the step stays eager from then on, with a warning.
@@ -288,6 +289,10 @@ class CudaGraphStep:
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if self.failed or batch[0].shape[0] != self.full_batch:
             return self.step(batch)
+        with torch.cuda.device(batch[0].device):  # streams and capture on the data's GPU, not the current one
+            return self._graphed(batch)
+
+    def _graphed(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if self.graph is not None:
             return self._replay(batch)
         if self.warm < self.warmup:
