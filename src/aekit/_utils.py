@@ -43,6 +43,10 @@ class TrainingDivergedError(AekitError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class CudaGraphError(AekitError, RuntimeError):
+    """A failed CUDA graph capture left the GPU's random-number generator unusable in this process."""
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """Turn ``"auto"`` into the best available device; check anything else.
 

@@ -49,6 +49,7 @@ from aekit.objectives import (
 )
 from aekit.training import (
     PRECISIONS,
+    CudaGraphStep,
     LoopState,
     TrainConfig,
     autocast,
@@ -318,7 +319,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 val = tuple(t[perm[:n_val]] for t in tensors)
                 tensors = [t[perm[n_val:]] for t in tensors]
             steps = int(self.epochs) * math.ceil(tensors[0].shape[0] / int(self.batch_size))
-            graphs = CUDA_GRAPHS and device.type == "cuda" and self.compile is not False
+            graphs = CUDA_GRAPHS and device.type == "cuda" and self.compile is not False and self.optimizer != "sgd"
             # under a CUDA graph, "auto" compiles nothing: compiling costs ~15 s and saved < 0.06 s per epoch
             # there (benchmarks/results/gpu.md)
             compile_mode = False if (graphs and self.compile == "auto") else self.compile
@@ -329,6 +330,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self.optimizer, net.parameters(), float(self.learning_rate), float(self.momentum), fused=fused,
                 working_dtype=torch.bfloat16 if working else None,
             )
+            if graphs and not CudaGraphStep.supports(optimizer):  # e.g. no fused Adam on this build: no graph,
+                graphs, compile_mode = False, self.compile  # and "auto" compiles as it does without graphs
             config = TrainConfig(
                 epochs=int(self.epochs),
                 batch_size=int(self.batch_size),

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aekit._utils import InputError, TrainingDivergedError, heap_reuse
+from aekit._utils import CudaGraphError, InputError, TrainingDivergedError, heap_reuse
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +235,8 @@ def train(
         finally:
             if bar is not None:
                 bar.close()
+            if isinstance(step, CudaGraphStep):
+                step.close()
     if config.early_stopping and config.restore_best_weights and state.best_weights is not None:
         if state.best_epoch != state.epoch - 1:
             module.load_state_dict(state.best_weights)
@@ -262,7 +263,14 @@ class CudaGraphStep:
     kernels under capture); dropout, input noise and variational
     sampling draw from the same generator but through the graph's own offsets, so they
     are reproducible (same seed, same result) yet not the eager run's random stream.
-    If capture fails the step stays eager from then on, with a warning.
+    If capture fails the step stays eager from then on, with a warning. (A step that
+    cannot be captured, e.g. one that reads a value on the host, breaks off the capture
+    midway, which leaves PyTorch's CUDA random generator in capture mode; it is reset
+    with a one-op capture, and if that does not work training stops with a
+    ``CudaGraphError`` saying to use ``compile=False``.) The step also stays eager if
+    the optimizer's other hyperparameters (momentum, betas, ...) change after capture,
+    since the graph holds them as they were. Replacing the optimizer's state during
+    training (``optimizer.load_state_dict``) is not supported while a graph is in use.
     """
 
     def __init__(
@@ -273,10 +281,12 @@ class CudaGraphStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.side: torch.cuda.Stream | None = None  # the warm-up stream
         self.failed = False
+        self.began = False  # a capture got under way
         self.warm = 0
         self.static_in: tuple[torch.Tensor, ...] = ()
         self.static_out: dict[str, torch.Tensor] = {}
         self.lrs: list[list[Any]] = []  # [group, device tensor, value it holds]
+        self.frozen: list[dict[str, Any]] = []  # each group's other hyperparameters as captured
         self.keep: list[Any] = []  # tensors the graph writes (gradients): kept alive with it
 
     @staticmethod
@@ -295,52 +305,98 @@ class CudaGraphStep:
     def _graphed(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if self.graph is not None:
             return self._replay(batch)
+        if self.side is None:
+            self.side = torch.cuda.Stream()  # warm-up and capture stream, on this device
         if self.warm < self.warmup:
             self.warm += 1
-            if self.side is None:
-                self.side = torch.cuda.Stream()
             side, current = self.side, torch.cuda.current_stream()
             side.wait_stream(current)
-            with torch.cuda.stream(side):
-                out = self.step(batch)
-            current.wait_stream(side)
-            return out
+            try:
+                with torch.cuda.stream(side):
+                    return self.step(batch)
+            finally:  # also on Ctrl-C: a weight restore on the current stream waits for this step
+                current.wait_stream(side)
         try:
             self._capture(batch)
         except Exception as exc:  # an op that cannot be captured: nothing ran, train on eagerly
             log.warning("CUDA graph capture of the training step failed (%s: %s); training continues without it", type(exc).__name__, exc)
-            self.failed, self.graph, self.static_out, self.keep, self.lrs = True, None, {}, [], []
-            self.optimizer.zero_grad(set_to_none=True)
+            self._give_up()
+            if self.began:  # broken off inside the capture
+                self._reset_rng(batch[0].device, exc)
             return self.step(batch)
         return self._replay(batch)
 
+    def _reset_rng(self, device: torch.device, cause: Exception) -> None:
+        """After a capture broken off midway the CUDA generator still believes it is capturing (PyTorch does not
+        reset it) and every random op fails; a complete capture of one random op resets it."""
+        probe = lambda: torch.empty(1, device=device).uniform_()  # noqa: E731
+        try:
+            probe()
+            return
+        except RuntimeError:
+            pass
+        try:
+            with torch.cuda.graph(torch.cuda.CUDAGraph(), stream=self.side):
+                probe()
+            probe()
+        except Exception as exc:
+            raise CudaGraphError(
+                f"the training step could not be captured as a CUDA graph ({type(cause).__name__}: {cause}), and PyTorch's CUDA "
+                f"random generator could not be reset afterwards ({type(exc).__name__}: {exc}); the model keeps its weights so far. "
+                "Fix: train with compile=False (no CUDA graph), in a new process"
+            ) from cause
+
+    def _give_up(self) -> None:
+        self.failed, self.graph, self.static_out, self.keep, self.lrs, self.frozen = True, None, {}, [], [], []
+        self.optimizer.zero_grad(set_to_none=True)  # gradients in the graph's pool are not the eager step's
+
+    def close(self) -> None:
+        """Release the graph and its memory (the gradients it wrote) once training ends."""
+        if self.graph is not None:
+            self.graph, self.static_out, self.keep = None, {}, []
+            self.optimizer.zero_grad(set_to_none=True)
+
+    @staticmethod
+    def _hyper(group: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr", "capturable") and not isinstance(v, torch.Tensor | dict)}
+
     def _capture(self, batch: tuple[torch.Tensor, ...]) -> None:
         self.static_in = tuple(t.clone() for t in batch)
-        saved = []
-        for group in self.optimizer.param_groups:
-            value = float(group["lr"])
-            lr = torch.tensor(value, dtype=torch.float32, device=batch[0].device)
-            self.lrs.append([group, lr, value])
-            saved.append((group, group["lr"], group.get("capturable")))
-            group["lr"] = lr
-            if "capturable" in group:
-                group["capturable"] = True
         self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
         graph = torch.cuda.CUDAGraph()
+        saved = []
+        stream = torch.cuda.current_stream()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                with torch.cuda.graph(graph):
-                    self.static_out = self.step(self.static_in)
+            for group in self.optimizer.param_groups:
+                value = float(group["lr"])
+                lr = torch.tensor(value, dtype=torch.float32, device=batch[0].device)
+                self.lrs.append([group, lr, value])
+                saved.append((group, group["lr"], group.get("capturable")))
+                group["lr"] = lr
+                if "capturable" in group:
+                    group["capturable"] = True  # torch optimizers refuse capture otherwise; fused kernels ignore it
+            with torch.cuda.graph(graph, stream=self.side):
+                self.began = True
+                out = self.step(self.static_in)
+            # without their autograd graph (same memory): the next eager step builds its own on its own stream
+            self.static_out = {k: v.detach() for k, v in out.items()}
         finally:
+            torch.cuda.set_stream(stream)  # a failed capture can leave the capture stream current
             for group, lr, capturable in saved:
                 group["lr"] = lr
                 if capturable is not None:
                     group["capturable"] = capturable
+        self.frozen = [self._hyper(g) for g in self.optimizer.param_groups]
         self.keep = [p.grad for g in self.optimizer.param_groups for p in g["params"]]
         self.graph = graph
 
     def _replay(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.frozen) or any(self._hyper(g) != f for g, f in zip(groups, self.frozen, strict=False)):
+            log.warning("optimizer hyperparameters other than lr changed after the training step was captured as a CUDA graph; "
+                        "training continues without the graph")
+            self._give_up()
+            return self.step(batch)
         for static, t in zip(self.static_in, batch, strict=True):
             static.copy_(t)
         for entry in self.lrs:
@@ -351,6 +407,11 @@ class CudaGraphStep:
         assert self.graph is not None
         self.graph.replay()
         return self.static_out
+
+
+def capturing() -> bool:
+    """Whether a CUDA graph is being captured on the current stream (False without CUDA)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 def check_compile(mode: Any) -> None:
@@ -389,7 +450,7 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
         try:
             return state["fn"](batch, training)
         except Exception as exc:  # compilation problems surface at the first call
-            if state["fn"] is loss_fn:
+            if state["fn"] is loss_fn or capturing():  # inside a CUDA graph capture the graph falls back instead
                 raise
             log.warning("torch.compile failed (%s: %s); training continues without it", type(exc).__name__, exc)
             state["fn"] = loss_fn
@@ -572,6 +633,8 @@ class KerasRMSprop(torch.optim.Optimizer):
         try:
             _compiled_rmsprop()(params, grads, vs, bufs, copies, lr, float(group["rho"]), float(group["momentum"]), float(group["eps"]))
         except Exception as exc:  # compilation problems surface here, before anything is updated
+            if capturing():  # the CUDA graph capture falls back as a whole
+                raise
             log.warning("compiled RMSprop step failed (%s: %s); continuing with the eager step", type(exc).__name__, exc)
             self.fused = False
             return False
