@@ -320,7 +320,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 tensors = [t[perm[n_val:]] for t in tensors]
             steps = int(self.epochs) * math.ceil(tensors[0].shape[0] / int(self.batch_size))
             graphs = CUDA_GRAPHS and device.type == "cuda" and self.compile is not False and self.optimizer != "sgd"
-            # under a CUDA graph, "auto" compiles nothing: compiling costs ~15 s and saved < 0.06 s per epoch
+            # under a CUDA graph, "auto" compiles nothing: compiling costs ~15 s and saved < 0.08 s per epoch
             # there (benchmarks/results/gpu.md)
             compile_mode = False if (graphs and self.compile == "auto") else self.compile
             # Adam/AdamW: PyTorch's fused kernel, which a CUDA graph can capture (no compilation involved)
@@ -562,15 +562,16 @@ class Autoencoder(_AutoencoderBase):
     device : str, default="auto"
         "auto" picks CUDA (or MPS) when available, else CPU.
     compile : bool or "auto", default="auto"
-        Fast paths: a fused (compiled) optimizer step and a compiled forward pass.
-        "auto" fuses the optimizer for runs of >= 2,000 steps and compiles the
-        forward pass of dense architectures on CUDA only (measured choices, see
-        ``training`` and benchmarks/results/gpu.md); True does both, False
-        neither. On CUDA, True and "auto" capture the whole training step as a
-        CUDA graph and replay it (``training.CudaGraphStep``, ~5-15x faster
-        epochs at batch 128); there "auto" compiles nothing (the graph gains
-        most of the speed without ~15 s of compilation) and True compiles too.
-        Falls back to eager if compilation or capture fails.
+        Fast paths. On the CPU "auto" compiles the RMSprop update into one kernel
+        for runs of >= 2,000 steps and leaves the forward pass eager (measured
+        choices, see ``training`` and benchmarks/results/speed.md). On CUDA "auto"
+        captures the whole training step as a CUDA graph and replays it
+        (``training.CudaGraphStep``: 4-10x faster epochs than eager at batch 128,
+        benchmarks/results/gpu.md) and compiles nothing (~15 s of compilation
+        would gain < 0.08 s per epoch); where no graph applies (``optimizer="sgd"``)
+        it compiles the forward pass of dense architectures. True compiles the
+        optimizer update and the forward pass (on CUDA inside the graph); False
+        is plain eager PyTorch. Falls back to eager if compilation or capture fails.
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training forward/backward pass. "bfloat16" is mixed
         precision (``torch.autocast``): products in bfloat16, weights, optimizer
