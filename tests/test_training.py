@@ -313,3 +313,118 @@ def test_cuda_graph_option_is_ignored_on_cpu():
         net, X, loss_fn = _toy()
         runs.append(train(net, loss_fn, make_optimizer("rmsprop", net.parameters(), 0.01), (X,), TrainConfig(epochs=3, batch_size=16, cuda_graph=graph)))
     assert runs[0].history["loss"] == runs[1].history["loss"]
+
+
+class _FakeCuda:
+    """Just enough of torch.cuda for CudaGraphStep's bookkeeping on a CPU: a "captured" step is recorded and
+    "replayed" by running it again with the learning-rate tensors the capture saw (as the real graph reads them)."""
+
+    def __init__(self, monkeypatch, fail_inside=False):
+        import contextlib
+
+        from aekit import training
+
+        self.captures, self.replays, self.fail_inside = 0, 0, fail_inside
+        fake = self
+
+        class Graph:
+            def replay(self):
+                fake.replays += 1
+                st = fake.owner
+                saved = [(e[0], e[0]["lr"]) for e in st.lrs]
+                for group, lr, _ in st.lrs:
+                    group["lr"] = lr
+                try:
+                    out = st.step(st.static_in)
+                finally:
+                    for group, lr in saved:
+                        group["lr"] = lr
+                for k, v in out.items():
+                    st.static_out[k].copy_(v.detach())
+
+        @contextlib.contextmanager
+        def graph(g, stream=None):  # a capture records work without doing it: undo what the body did
+            fake.captures += 1
+            opt = fake.owner.optimizer
+            tensors = [p for grp in opt.param_groups for p in grp["params"]]
+            tensors += [t for st in opt.state.values() for t in st.values() if isinstance(t, torch.Tensor)]
+            saved = [t.detach().clone() for t in tensors]
+            yield
+            with torch.no_grad():
+                for t, v in zip(tensors, saved, strict=True):
+                    t.copy_(v)
+            if fake.fail_inside:
+                raise RuntimeError("operation not permitted when stream is capturing")
+
+        class Stream:
+            def wait_stream(self, other):
+                pass
+
+        init = training.CudaGraphStep.__init__
+
+        def record(st, *a, **k):
+            init(st, *a, **k)
+            fake.owner = st
+
+        monkeypatch.setattr(training.CudaGraphStep, "__init__", record)
+        for name, value in {
+            "CUDAGraph": Graph, "graph": graph, "Stream": Stream, "device": lambda d: contextlib.nullcontext(),
+            "stream": lambda s: contextlib.nullcontext(), "current_stream": lambda: Stream(), "set_stream": lambda s: None,
+        }.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+
+
+def _graph_steps(monkeypatch, momentum=0.01, lrs=None, bump_at=None, fail_inside=False):
+    """Steps of a toy model through CudaGraphStep (faked CUDA) and through the plain step: final weights of both."""
+    from aekit.training import CudaGraphStep
+
+    runs, fake = [], None
+    for graphed in (False, True):
+        net, X, loss_fn = _toy()
+        opt = KerasRMSprop(net.parameters(), lr=0.01, momentum=momentum)
+
+        def step(batch, net=net, opt=opt, loss_fn=loss_fn):
+            losses = loss_fn(batch, True)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            opt.step()
+            return losses
+
+        if graphed:
+            fake = _FakeCuda(monkeypatch, fail_inside)
+            step = CudaGraphStep(step, opt, full_batch=16)
+        losses = []
+        for i, start in enumerate([0, 16, 32, 48, 0, 16, 32, 48, 60, 0, 16]):  # batch 60:64 is short
+            if lrs:
+                opt.param_groups[0]["lr"] = lrs[i]
+            if bump_at == i:
+                opt.param_groups[0]["momentum"] = 0.5
+            losses.append(float(step((X[start : start + 16],))["loss"].detach()))
+        if graphed:
+            step.close()
+        runs.append((losses, [p.detach().clone() for p in net.parameters()], opt))
+    return runs, fake
+
+
+def test_cuda_graph_step_bookkeeping_with_a_faked_gpu(monkeypatch):
+    """3 warm-up steps, one capture, replays of the full batches with the current lr; the short batch eagerly."""
+    lrs = [0.01, 0.01, 0.009, 0.008, 0.007, 0.006, 0.005, 0.004, 0.003, 0.002, 0.001]
+    (plain, graphed), fake = _graph_steps(monkeypatch, lrs=lrs)
+    assert fake.captures == 1 and fake.replays == 11 - 3 - 1  # 11 steps: 3 warm-up, 1 short, the rest replayed
+    assert graphed[0] == pytest.approx(plain[0], rel=1e-6)
+    for a, b in zip(graphed[1], plain[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    opt = graphed[2]
+    assert isinstance(opt.param_groups[0]["lr"], float)
+    assert all(p.grad is None for p in opt.param_groups[0]["params"])  # released by close()
+
+
+def test_cuda_graph_step_gives_way_with_a_faked_gpu(monkeypatch, caplog):
+    """A changed momentum ends the graph; a capture that fails inside goes on eagerly; both train as the plain step."""
+    (plain, graphed), fake = _graph_steps(monkeypatch, bump_at=6)
+    assert "hyperparameters other than lr changed" in caplog.text and fake.replays == 3  # steps 3 to 5
+    for a, b in zip(graphed[1], plain[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    (plain, graphed), fake = _graph_steps(monkeypatch, fail_inside=True)
+    assert "CUDA graph capture of the training step failed" in caplog.text and fake.replays == 0
+    assert graphed[0] == pytest.approx(plain[0], rel=1e-6)
