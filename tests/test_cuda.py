@@ -24,7 +24,7 @@ def digits():
 
 
 def test_auto_picks_the_gpu(digits):
-    """device='auto' and compile='auto' (which compiles the training step on CUDA)."""
+    """device='auto' and compile='auto' (which captures the training step as a CUDA graph on CUDA)."""
     X, _ = digits
     ae = aekit.Autoencoder(hidden_layer_sizes=(32,), n_components=2, epochs=2, random_state=0).fit(X)
     assert ae.device_.type == "cuda"
@@ -64,23 +64,28 @@ def test_saved_on_gpu_loads_on_cpu(digits, tmp_path):
 # ----------------------------------------------------------------------------- CUDA graphs
 
 
-def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000, epochs=3, fused=None, on_epoch=None):
+def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000, epochs=3, fused=None, on_epoch=None, min_delta=0.0,
+             batchnorm=False):
+    """A toy AE trained by ``train``; ``batchnorm``: with BatchNorm, validation data and early stopping."""
     from torch import nn
 
     from aekit.training import TrainConfig, make_optimizer, train
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 2), nn.Tanh(), nn.Linear(2, 20)).cuda()
+    hidden = [nn.Linear(20, 64), nn.BatchNorm1d(64), nn.Tanh()] if batchnorm else [nn.Linear(20, 64), nn.Tanh()]
+    net = nn.Sequential(*hidden, nn.Linear(64, 2), nn.Tanh(), nn.Linear(2, 20)).cuda()
     X = torch.rand(n, 20, device="cuda")
+    val = (torch.rand(200, 20, device="cuda"),) if batchnorm else None
 
     def loss_fn(batch, training):
         loss = nn.functional.binary_cross_entropy_with_logits(net(batch[0]), batch[0])
         return {"loss": loss, "reconstruction": loss}
 
     opt = make_optimizer(optimizer, net.parameters(), 0.002, momentum, fused=optimizer != "rmsprop" if fused is None else fused)
-    config = TrainConfig(epochs=epochs, batch_size=128, lr_schedule=lr_schedule, cuda_graph=graph)
+    config = TrainConfig(epochs=epochs, batch_size=128, lr_schedule=lr_schedule, cuda_graph=graph, min_delta=min_delta,
+                         early_stopping=batchnorm, patience=2, min_batch=2 if batchnorm else 1)
     callbacks = [lambda epoch, logs: on_epoch(opt, epoch)] if on_epoch else []
-    state = train(net, loss_fn, opt, (X,), config, callbacks=callbacks)
+    state = train(net, loss_fn, opt, (X,), config, callbacks=callbacks, val_data=val)
     return state, [p.detach().clone() for p in net.parameters()], opt
 
 
@@ -94,11 +99,13 @@ def test_cuda_graph_step_matches_the_eager_step(monkeypatch, optimizer, schedule
     replays = []
     real = torch.cuda.CUDAGraph.replay
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
-    epochs = 8 if schedule == "plateau" else 3
-    eager, w_eager, _ = _mlp_run(False, optimizer, schedule, momentum, epochs=epochs, fused=fused)
+    epochs = 6 if schedule == "plateau" else 3
+    min_delta = 1.0 if schedule == "plateau" else 0.0  # no epoch counts as better: the lr halves every 2 epochs
+    eager, w_eager, _ = _mlp_run(False, optimizer, schedule, momentum, epochs=epochs, fused=fused, min_delta=min_delta)
     assert not replays
-    graphed, w_graph, opt = _mlp_run(True, optimizer, schedule, momentum, epochs=epochs, fused=fused)
+    graphed, w_graph, opt = _mlp_run(True, optimizer, schedule, momentum, epochs=epochs, fused=fused, min_delta=min_delta)
     assert len(replays) == epochs * 7 - 3  # 1000 samples: 7 full batches and one of 104 per epoch; 3 warm-up steps
+    assert len(set(eager.history["lr"])) > 1 or schedule is None
     for a, b in zip(w_graph, w_eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert graphed.history["loss"] == pytest.approx(eager.history["loss"], rel=1e-5)
@@ -155,9 +162,14 @@ def test_cuda_graph_gives_way_when_other_hyperparameters_change(caplog):
         for g in opt.param_groups:
             g["momentum"] = 0.5
 
+    replays = []
+    real = torch.cuda.CUDAGraph.replay
     eager, w_eager, _ = _mlp_run(False, on_epoch=bump)
-    graphed, w_graph, _ = _mlp_run(True, on_epoch=bump)
-    assert "hyperparameters other than lr changed" in caplog.text
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+        graphed, w_graph, _ = _mlp_run(True, on_epoch=bump)
+    assert len(replays) == 7 - 3  # epoch 1 only
+    assert "hyperparameters other than lr (or its param groups) changed" in caplog.text
     for a, b in zip(w_graph, w_eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -195,23 +207,28 @@ def test_estimators_use_cuda_graphs_and_stay_reproducible(digits, monkeypatch):
     assert graphed.history_["loss"] == pytest.approx(plain.history_["loss"], rel=1e-4)
 
 
-def test_graphed_estimators_with_compile_batchnorm_and_variational(digits, monkeypatch):
-    """compile=True inside the graph, BatchNorm with validation and early stopping, a variational code:
-    each trains under the graph as it does without it (the variational one reproducibly, its sampling
-    draws through the graph's generator offsets)."""
+def test_cuda_graph_with_batchnorm_validation_and_early_stopping():
+    """BatchNorm's running statistics update inside the graph; validation between epochs; early stopping
+    (min_delta=1: no epoch improves) stops after 2 epochs and restores the first epoch's weights."""
+    eager, w_eager, _ = _mlp_run(False, batchnorm=True, epochs=6, min_delta=1.0)
+    graphed, w_graph, _ = _mlp_run(True, batchnorm=True, epochs=6, min_delta=1.0)
+    assert eager.stop_reason == graphed.stop_reason == "early_stopping" and graphed.epoch == 3
+    assert graphed.history["val_loss"] == pytest.approx(eager.history["val_loss"], rel=1e-4)
+    for a, b in zip(w_graph, w_eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_graphed_estimators_with_compile_and_variational(digits, monkeypatch):
+    """compile=True inside the graph trains as compile=True without it; a variational code trains
+    reproducibly (its sampling draws through the graph's generator offsets)."""
     X, _ = digits
     base = {"hidden_layer_sizes": (32,), "n_components": 2, "random_state": 0, "device": "cuda"}
-    cases = [
-        {"epochs": 5, "compile": True},
-        {"epochs": 12, "batchnorm": True, "validation_fraction": 0.2, "early_stopping": True, "patience": 2, "batch_size": 64},
-    ]
-    for kw in cases:
-        graphed = aekit.Autoencoder(**base, **kw).fit(X)
-        with monkeypatch.context() as m:
-            m.setattr(aekit.estimators, "CUDA_GRAPHS", False)
-            plain = aekit.Autoencoder(**base, **kw).fit(X)
-        assert graphed.history_["loss"] == pytest.approx(plain.history_["loss"], rel=1e-3), kw
-        np.testing.assert_allclose(graphed.transform(X), plain.transform(X), rtol=1e-2, atol=1e-3)
+    graphed = aekit.Autoencoder(**base, epochs=5, compile=True).fit(X)
+    monkeypatch.setattr(aekit.estimators, "CUDA_GRAPHS", False)
+    plain = aekit.Autoencoder(**base, epochs=5, compile=True).fit(X)
+    monkeypatch.setattr(aekit.estimators, "CUDA_GRAPHS", True)
+    assert graphed.history_["loss"] == pytest.approx(plain.history_["loss"], rel=1e-3)
+    np.testing.assert_allclose(graphed.transform(X), plain.transform(X), rtol=1e-2, atol=1e-3)
     vae = {**base, "variational": True, "epochs": 10}
     a, b = aekit.Autoencoder(**vae).fit(X), aekit.Autoencoder(**vae).fit(X)
     assert a.history_["loss"] == b.history_["loss"]

@@ -319,13 +319,17 @@ class _FakeCuda:
     """Just enough of torch.cuda for CudaGraphStep's bookkeeping on a CPU: a "captured" step is recorded and
     "replayed" by running it again with the learning-rate tensors the capture saw (as the real graph reads them)."""
 
-    def __init__(self, monkeypatch, fail_inside=False):
+    def __init__(self, monkeypatch, failing_captures=0):
         import contextlib
 
         from aekit import training
 
-        self.captures, self.replays, self.fail_inside = 0, 0, fail_inside
+        # the first ``failing_captures`` captures break off midway, leaving the random generator "stuck" (as
+        # PyTorch's does) until a capture completes
+        self.captures, self.replays, self.failing, self.stuck = 0, 0, failing_captures, False
         fake = self
+        monkeypatch.setattr(training, "_rng_works", lambda device: not fake.stuck)
+        monkeypatch.setattr(training, "_BROKEN_CAPTURES", [])
 
         class Graph:
             def replay(self):
@@ -353,8 +357,10 @@ class _FakeCuda:
             with torch.no_grad():
                 for t, v in zip(tensors, saved, strict=True):
                     t.copy_(v)
-            if fake.fail_inside:
+            if fake.captures <= fake.failing:
+                fake.stuck = True
                 raise RuntimeError("operation not permitted when stream is capturing")
+            fake.stuck = False
 
         class Stream:
             def wait_stream(self, other):
@@ -374,7 +380,7 @@ class _FakeCuda:
             monkeypatch.setattr(torch.cuda, name, value)
 
 
-def _graph_steps(monkeypatch, momentum=0.01, lrs=None, bump_at=None, fail_inside=False):
+def _graph_steps(monkeypatch, momentum=0.01, lrs=None, bump_at=None, failing_captures=0):
     """Steps of a toy model through CudaGraphStep (faked CUDA) and through the plain step: final weights of both."""
     from aekit.training import CudaGraphStep
 
@@ -391,7 +397,7 @@ def _graph_steps(monkeypatch, momentum=0.01, lrs=None, bump_at=None, fail_inside
             return losses
 
         if graphed:
-            fake = _FakeCuda(monkeypatch, fail_inside)
+            fake = _FakeCuda(monkeypatch, failing_captures)
             step = CudaGraphStep(step, opt, full_batch=16)
         losses = []
         for i, start in enumerate([0, 16, 32, 48, 0, 16, 32, 48, 60, 0, 16]):  # batch 60:64 is short
@@ -422,9 +428,20 @@ def test_cuda_graph_step_bookkeeping_with_a_faked_gpu(monkeypatch):
 def test_cuda_graph_step_gives_way_with_a_faked_gpu(monkeypatch, caplog):
     """A changed momentum ends the graph; a capture that fails inside goes on eagerly; both train as the plain step."""
     (plain, graphed), fake = _graph_steps(monkeypatch, bump_at=6)
-    assert "hyperparameters other than lr changed" in caplog.text and fake.replays == 3  # steps 3 to 5
+    assert "hyperparameters other than lr (or its param groups) changed" in caplog.text and fake.replays == 3  # steps 3 to 5
     for a, b in zip(graphed[1], plain[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
-    (plain, graphed), fake = _graph_steps(monkeypatch, fail_inside=True)
+    (plain, graphed), fake = _graph_steps(monkeypatch, failing_captures=1)
     assert "CUDA graph capture of the training step failed" in caplog.text and fake.replays == 0
+    assert fake.captures == 2 and not fake.stuck  # the generator was reset by a second, complete capture
     assert graphed[0] == pytest.approx(plain[0], rel=1e-6)
+    from aekit import training
+
+    assert len(training._BROKEN_CAPTURES) == 1 and not training.CudaGraphStep.supports(graphed[2])  # no more graphs here
+
+
+def test_cuda_graph_step_stops_clearly_when_the_generator_cannot_be_reset(monkeypatch):
+    from aekit._utils import CudaGraphError
+
+    with pytest.raises(CudaGraphError, match="compile=False"):
+        _graph_steps(monkeypatch, failing_captures=2)

@@ -331,7 +331,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 working_dtype=torch.bfloat16 if working else None,
             )
             if graphs and not CudaGraphStep.supports(optimizer):  # e.g. no fused Adam on this build: no graph,
-                graphs, compile_mode = False, self.compile  # and "auto" compiles as it does without graphs
+                graphs, compile_mode = False, self.compile  # and "auto" compiles the forward as without graphs
             config = TrainConfig(
                 epochs=int(self.epochs),
                 batch_size=int(self.batch_size),

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,10 +268,12 @@ class CudaGraphStep:
     cannot be captured, e.g. one that reads a value on the host, breaks off the capture
     midway, which leaves PyTorch's CUDA random generator in capture mode; it is reset
     with a one-op capture, and if that does not work training stops with a
-    ``CudaGraphError`` saying to use ``compile=False``.) The step also stays eager if
-    the optimizer's other hyperparameters (momentum, betas, ...) change after capture,
-    since the graph holds them as they were. Replacing the optimizer's state during
-    training (``optimizer.load_state_dict``) is not supported while a graph is in use.
+    ``CudaGraphError`` saying to use ``compile=False``. PyTorch's allocator is not fully
+    restored after such a failure either, so no further graphs are captured in this
+    process.) The step also stays eager if the optimizer's other hyperparameters
+    (momentum, betas, ...) or its param groups change after capture, since the graph
+    holds them as they were. Replacing the optimizer's state tensors during training
+    (``optimizer.load_state_dict``) is not supported while a graph is in use.
     """
 
     def __init__(
@@ -281,7 +284,7 @@ class CudaGraphStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.side: torch.cuda.Stream | None = None  # the warm-up stream
         self.failed = False
-        self.began = False  # a capture got under way
+        self.graph_failed: torch.cuda.CUDAGraph | None = None  # the graph of a capture that is failing
         self.warm = 0
         self.static_in: tuple[torch.Tensor, ...] = ()
         self.static_out: dict[str, torch.Tensor] = {}
@@ -291,7 +294,10 @@ class CudaGraphStep:
 
     @staticmethod
     def supports(optimizer: torch.optim.Optimizer) -> bool:
-        """KerasRMSprop, or a PyTorch optimizer whose fused kernel takes a tensor lr under capture (Adam, AdamW)."""
+        """KerasRMSprop, or a PyTorch optimizer whose fused kernel takes a tensor lr under capture (Adam, AdamW);
+        False for the rest of the process once a capture broke off midway."""
+        if _BROKEN_CAPTURES:
+            return False
         if isinstance(optimizer, KerasRMSprop):
             return optimizer.working_dtype is None
         return all(g.get("fused") and "capturable" in g for g in optimizer.param_groups)
@@ -319,51 +325,70 @@ class CudaGraphStep:
         try:
             self._capture(batch)
         except Exception as exc:  # an op that cannot be captured: nothing ran, train on eagerly
-            log.warning("CUDA graph capture of the training step failed (%s: %s); training continues without it", type(exc).__name__, exc)
+            root = exc.__context__ or exc  # capture_end's error hides the op's own
+            log.warning("CUDA graph capture of the training step failed (%s: %s); training continues without it", type(root).__name__, root)
             self._give_up()
-            if self.began:  # broken off inside the capture
-                self._reset_rng(batch[0].device, exc)
+            self._reset_rng(batch[0].device, root)
             return self.step(batch)
         return self._replay(batch)
 
-    def _reset_rng(self, device: torch.device, cause: Exception) -> None:
+    def _reset_rng(self, device: torch.device, cause: BaseException) -> None:
         """After a capture broken off midway the CUDA generator still believes it is capturing (PyTorch does not
-        reset it) and every random op fails; a complete capture of one random op resets it."""
-        probe = lambda: torch.empty(1, device=device).uniform_()  # noqa: E731
+        reset it) and every random op fails; a complete capture of one random op resets it. The generator's
+        state is put back either way: the probe draws no numbers from the training's stream."""
+        stream = torch.cuda.current_stream()
         try:
-            probe()
-            return
-        except RuntimeError:
-            pass
+            state = torch.cuda.get_rng_state(device)
+        except Exception:
+            state = None
         try:
+            if _rng_works(device):
+                return
+            _BROKEN_CAPTURES.append(self.graph_failed)  # kept alive: PyTorch's allocator may still point at it
             with torch.cuda.graph(torch.cuda.CUDAGraph(), stream=self.side):
-                probe()
-            probe()
+                _rng_works(device)
+            if not _rng_works(device):
+                raise RuntimeError("a random op still fails")
         except Exception as exc:
             raise CudaGraphError(
                 f"the training step could not be captured as a CUDA graph ({type(cause).__name__}: {cause}), and PyTorch's CUDA "
                 f"random generator could not be reset afterwards ({type(exc).__name__}: {exc}); the model keeps its weights so far. "
                 "Fix: train with compile=False (no CUDA graph), in a new process"
             ) from cause
+        finally:
+            torch.cuda.set_stream(stream)
+            if state is not None:
+                with contextlib.suppress(RuntimeError):
+                    torch.cuda.set_rng_state(state, device)
 
     def _give_up(self) -> None:
-        self.failed, self.graph, self.static_out, self.keep, self.lrs, self.frozen = True, None, {}, [], [], []
-        self.optimizer.zero_grad(set_to_none=True)  # gradients in the graph's pool are not the eager step's
+        """Eager from now on (also after ``close``); the graph, its buffers and gradients are let go."""
+        if self.graph is not None:
+            self.optimizer.zero_grad(set_to_none=True)  # gradients in the graph's pool are not the eager step's
+        self.failed, self.graph, self.static_in, self.static_out, self.keep, self.lrs, self.frozen = True, None, (), {}, [], [], []
 
     def close(self) -> None:
         """Release the graph and its memory (the gradients it wrote) once training ends."""
-        if self.graph is not None:
-            self.graph, self.static_out, self.keep = None, {}, []
-            self.optimizer.zero_grad(set_to_none=True)
+        self._give_up()
 
     @staticmethod
     def _hyper(group: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr", "capturable") and not isinstance(v, torch.Tensor | dict)}
+        return {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr", "capturable", "_flat")}
+
+    def _unchanged(self) -> bool:
+        """The optimizer's param groups are the captured ones, with the captured hyperparameters (lr aside)."""
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.lrs) or any(g is not entry[0] for g, entry in zip(groups, self.lrs, strict=False)):
+            return False
+        try:
+            return all(bool(self._hyper(g) == f) for g, f in zip(groups, self.frozen, strict=True))
+        except Exception:  # values that do not compare (tensors in a tuple): assume changed
+            return False
 
     def _capture(self, batch: tuple[torch.Tensor, ...]) -> None:
         self.static_in = tuple(t.clone() for t in batch)
         self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
-        graph = torch.cuda.CUDAGraph()
+        graph = self.graph_failed = torch.cuda.CUDAGraph()
         saved = []
         stream = torch.cuda.current_stream()
         try:
@@ -376,7 +401,6 @@ class CudaGraphStep:
                 if "capturable" in group:
                     group["capturable"] = True  # torch optimizers refuse capture otherwise; fused kernels ignore it
             with torch.cuda.graph(graph, stream=self.side):
-                self.began = True
                 out = self.step(self.static_in)
             # without their autograd graph (same memory): the next eager step builds its own on its own stream
             self.static_out = {k: v.detach() for k, v in out.items()}
@@ -386,15 +410,14 @@ class CudaGraphStep:
                 group["lr"] = lr
                 if capturable is not None:
                     group["capturable"] = capturable
-        self.frozen = [self._hyper(g) for g in self.optimizer.param_groups]
+        self.frozen = [deepcopy(self._hyper(g)) for g in self.optimizer.param_groups]  # a copy: in-place edits show
         self.keep = [p.grad for g in self.optimizer.param_groups for p in g["params"]]
-        self.graph = graph
+        self.graph, self.graph_failed = graph, None
 
     def _replay(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        groups = self.optimizer.param_groups
-        if len(groups) != len(self.frozen) or any(self._hyper(g) != f for g, f in zip(groups, self.frozen, strict=False)):
-            log.warning("optimizer hyperparameters other than lr changed after the training step was captured as a CUDA graph; "
-                        "training continues without the graph")
+        if not self._unchanged():
+            log.warning("optimizer hyperparameters other than lr (or its param groups) changed after the training step was "
+                        "captured as a CUDA graph; training continues without the graph")
             self._give_up()
             return self.step(batch)
         for static, t in zip(self.static_in, batch, strict=True):
@@ -407,6 +430,19 @@ class CudaGraphStep:
         assert self.graph is not None
         self.graph.replay()
         return self.static_out
+
+
+#: graphs of captures that broke off midway (kept alive); once there is one, no more graphs in this process
+_BROKEN_CAPTURES: list[Any] = []
+
+
+def _rng_works(device: torch.device) -> bool:
+    """Can the CUDA generator of ``device`` draw numbers (it cannot while it wrongly believes it is capturing)?"""
+    try:
+        torch.empty(1, device=device).uniform_()
+        return True
+    except RuntimeError:
+        return False
 
 
 def capturing() -> bool:
