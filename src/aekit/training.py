@@ -363,8 +363,7 @@ class CudaGraphStep:
 
     def _give_up(self) -> None:
         """Eager from now on (also after ``close``); the graph, its buffers and gradients are let go."""
-        if self.graph is not None:
-            self.optimizer.zero_grad(set_to_none=True)  # gradients in the graph's pool are not the eager step's
+        self.optimizer.zero_grad(set_to_none=True)  # gradients in the graph's pool are not the eager step's
         self.failed, self.graph, self.static_in, self.static_out, self.keep, self.lrs, self.frozen = True, None, (), {}, [], [], []
 
     def close(self) -> None:
