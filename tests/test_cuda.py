@@ -64,6 +64,14 @@ def test_saved_on_gpu_loads_on_cpu(digits, tmp_path):
 # ----------------------------------------------------------------------------- CUDA graphs
 
 
+def _count_replays(monkeypatch) -> list:
+    """A list that gets one entry per CUDA graph replay."""
+    replays = []
+    real = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+    return replays
+
+
 def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000, epochs=3, fused=None, on_epoch=None, min_delta=0.0,
              batchnorm=False):
     """A toy AE trained by ``train``; ``batchnorm``: with BatchNorm, validation data and early stopping."""
@@ -96,9 +104,7 @@ def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000
 def test_cuda_graph_step_matches_the_eager_step(monkeypatch, optimizer, schedule, momentum, fused):
     """Captured once, replayed for every full batch (the short last one runs eagerly): the same training.
     fused=True: the compiled RMSprop kernel inside the graph."""
-    replays = []
-    real = torch.cuda.CUDAGraph.replay
-    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+    replays = _count_replays(monkeypatch)
     epochs = 6 if schedule == "plateau" else 3
     min_delta = 1.0 if schedule == "plateau" else 0.0  # no epoch counts as better: the lr halves every 2 epochs
     eager, w_eager, _ = _mlp_run(False, optimizer, schedule, momentum, epochs=epochs, fused=fused, min_delta=min_delta)
@@ -162,11 +168,9 @@ def test_cuda_graph_gives_way_when_other_hyperparameters_change(caplog):
         for g in opt.param_groups:
             g["momentum"] = 0.5
 
-    replays = []
-    real = torch.cuda.CUDAGraph.replay
     eager, w_eager, _ = _mlp_run(False, on_epoch=bump)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+        replays = _count_replays(m)
         graphed, w_graph, _ = _mlp_run(True, on_epoch=bump)
     assert len(replays) == 7 - 3  # epoch 1 only
     assert "hyperparameters other than lr (or its param groups) changed" in caplog.text
@@ -190,9 +194,7 @@ def test_cuda_graph_capture_failure_falls_back_to_eager(monkeypatch, caplog):
 def test_estimators_use_cuda_graphs_and_stay_reproducible(digits, monkeypatch):
     """compile='auto' on CUDA replays a graph; the SAE's dropout stays seeded (same seed, same model) and it learns."""
     X, y = digits
-    replays = []
-    real = torch.cuda.CUDAGraph.replay
-    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), real(self))[1])
+    replays = _count_replays(monkeypatch)
     kw = {"hidden_layer_sizes": (32,), "epochs": 30, "head_dropout": 0.5, "random_state": 0, "device": "cuda"}
     a = aekit.SupervisedAutoencoder(**kw).fit(X, y)
     assert replays

@@ -305,12 +305,12 @@ class CudaGraphStep:
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if self.failed or batch[0].shape[0] != self.full_batch:
             return self.step(batch)
-        with torch.cuda.device(batch[0].device):  # streams and capture on the data's GPU, not the current one
-            return self._graphed(batch)
-
-    def _graphed(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        if self.graph is not None:
+        if self.graph is not None:  # the hot path: a replay runs on the graph's own device
             return self._replay(batch)
+        with torch.cuda.device(batch[0].device):  # streams and capture on the data's GPU, not the current one
+            return self._warm_or_capture(batch)
+
+    def _warm_or_capture(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if self.side is None:
             self.side = torch.cuda.Stream()  # warm-up and capture stream, on this device
         if self.warm < self.warmup:
