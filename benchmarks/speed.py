@@ -13,9 +13,12 @@ of its turns' compute time.
     python benchmarks/speed.py --epochs 2 --samples 6000 --out /tmp/speed-quick
 
 Reported per model: per-epoch training time (median of epochs 2..E; epoch 1
-includes warm-up / graph tracing), samples/s, the aekit/Keras time ratio, achieved
-FLOP/s as a fraction of the measured float32 matmul peak, transform throughput,
-and each worker's peak RSS.
+includes warm-up / graph tracing), samples/s, the aekit/Keras time ratio (of epoch
+medians, of best epochs, and of paired turns), achieved FLOP/s as a fraction of the
+measured float32 matmul peak, transform throughput, and each worker's peak RSS.
+For the dense models a third worker takes turns too and runs only the step's matrix
+products (``floor_worker``): the fastest any implementation of the same arithmetic
+could train here.
 """
 
 from __future__ import annotations
@@ -98,8 +101,8 @@ class Turns:
 
     ``step()`` after every training step, ``epoch_end()`` after every epoch. Every
     ``chunk`` steps (and at each epoch end) the worker reports, blocks until the next
-    'go' and restarts the clock. Messages carry ``seg_cpu``: this process's CPU time
-    (all threads) during the segment just timed.
+    'go' and restarts the clock. Messages carry ``seg_s`` and ``seg_cpu``: the wall time
+    of the segment just timed and this process's CPU time (all threads) during it.
     """
 
     def __init__(self, chunk: int) -> None:
@@ -108,22 +111,22 @@ class Turns:
     def start(self) -> None:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
 
-    def _pause(self) -> float:
-        seg_cpu = time.process_time() - self.c0
-        self.epoch_s += time.perf_counter() - self.t0
-        self.epoch_cpu += seg_cpu
-        return seg_cpu
+    def _pause(self) -> dict[str, float]:
+        seg = {"seg_cpu": time.process_time() - self.c0, "seg_s": time.perf_counter() - self.t0}
+        self.epoch_s += seg["seg_s"]
+        self.epoch_cpu += seg["seg_cpu"]
+        return seg
 
     def step(self) -> None:
         self.steps += 1
         if self.chunk and self.steps % self.chunk == 0:
-            send({"event": "turn", "seg_cpu": self._pause()})
+            send({"event": "turn", **self._pause()})
             wait_go()
             self.start()
 
     def epoch_end(self, epoch: int, loss: float) -> None:
-        seg_cpu = self._pause()
-        send({"event": "epoch", "epoch": epoch + 1, "time": self.epoch_s, "loss": float(loss), "cpu": self.epoch_cpu, "seg_cpu": seg_cpu})
+        seg = self._pause()
+        send({"event": "epoch", "epoch": epoch + 1, "time": self.epoch_s, "loss": float(loss), "cpu": self.epoch_cpu, **seg})
         self.steps, self.epoch_s, self.epoch_cpu = 0, 0.0, 0.0
         wait_go()
         self.start()
@@ -254,6 +257,65 @@ def keras_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
     })
 
 
+def dense_layers(model: str) -> list[tuple[int, int, int]]:
+    """``(input layer index, in, out)`` of every dense layer: the body, then (SAE) the head off the 2-D code."""
+    body = [(i - 1, a, b) for i, (a, b) in enumerate(zip(DENSE[:-1], DENSE[1:], strict=True))]  # input of layer i is layer i-1's output
+    if base_model(model)[0] != "sae":
+        return body
+    code = DENSE.index(2) - 1  # the layer whose output is the code
+    head = [(code if j == 0 else len(body) + j - 1, a, b) for j, (a, b) in enumerate(zip(HEAD[:-1], HEAD[1:], strict=True))]
+    return body + head
+
+
+def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -> None:
+    """The matrix products of the model's training step and nothing else: a lower bound on its step time.
+
+    Per step, per dense layer: the forward product ``h @ W.T``, the weight gradient ``g.T @ h`` and (except for
+    the first layer) the input gradient ``g @ W``: exactly the products the FLOP model counts, at the recipe's
+    batch size, as bare ``torch.mm(..., out=...)`` calls on preallocated tensors (no activations, loss, bias,
+    optimizer or autograd). Same turns and epochs as the training workers.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    n = int(np.load(data)["X"].shape[0])
+    dtype = torch.bfloat16 if base_model(model)[1] else torch.float32
+    layers = dense_layers(model)
+    bs = 128
+
+    def buffers(b: int) -> list[dict[str, torch.Tensor]]:
+        g = torch.Generator().manual_seed(0)
+        r = lambda *shape: (torch.rand(*shape, generator=g) * 2 - 1).to(dtype)  # noqa: E731
+        acts = [r(b, DENSE[0])] + [r(b, out) for _, _, out in layers]  # acts[i + 1]: layer i's output
+        return [{"x": acts[src + 1], "W": r(out, fan_in), "y": acts[i + 1], "g": r(b, out), "dx": r(b, fan_in), "dW": r(out, fan_in)}
+                for i, (src, fan_in, out) in enumerate(layers)]
+
+    sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
+    bufs = {b: buffers(b) for b in set(sizes)}
+
+    def step(b: int) -> None:
+        for layer in bufs[b]:
+            torch.mm(layer["x"], layer["W"].t(), out=layer["y"])
+        for i, layer in reversed(list(enumerate(bufs[b]))):
+            torch.mm(layer["g"].t(), layer["x"], out=layer["dW"])
+            if i:
+                torch.mm(layer["g"], layer["W"], out=layer["dx"])
+
+    for b in bufs:
+        step(b)  # warm-up
+    turns = Turns(chunk)
+    send({"event": "ready"})
+    wait_go()
+    turns.start()
+    for epoch in range(epochs):
+        for b in sizes:
+            step(b)
+            turns.step()
+        turns.epoch_end(epoch, 0.0)
+    send({"event": "final", "batch_size": bs, "products_per_step": 3 * len(layers) - 1, "maxrss_mib": maxrss_mib(),
+          "threads": torch.get_num_threads()})
+
+
 # ----------------------------------------------------------------------------- driver side
 
 
@@ -320,8 +382,10 @@ def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, pea
 
 def run_model(model: str, args: argparse.Namespace, data: str, samples: int, peak: dict[bool, float], logdir: Path) -> dict:
     print(f"[{model}] starting workers", flush=True)
-    workers = {stack: Worker(stack, args, model, data, logdir) for stack in ("aekit", "keras")}
+    stacks = ("aekit", "keras") + (("floor",) if args.floor and base_model(model)[0] in ("dense", "sae") else ())
+    workers = {stack: Worker(stack, args, model, data, logdir) for stack in stacks}
     epochs: dict[str, list[dict]] = {stack: [] for stack in workers}
+    turns: dict[str, list[tuple[int, float]]] = {stack: [] for stack in workers}  # (epoch, seconds) of every full turn
     acc = {stack: [0.0, 0.0, 0.0] for stack in workers}  # machine busy s, wall s, own CPU s since the last epoch message
     try:
         for w in workers.values():
@@ -337,6 +401,7 @@ def run_model(model: str, args: argparse.Namespace, data: str, samples: int, pea
                 a[1] += time.perf_counter() - t0
                 a[2] += msg["seg_cpu"]
                 if msg["event"] != "epoch":
+                    turns[stack].append((len(epochs[stack]) + 1, msg["seg_s"]))
                     continue
                 msg["other_load_cores"] = max(0.0, a[0] - a[2]) / a[1]  # other processes' CPU use meanwhile
                 acc[stack] = [0.0, 0.0, 0.0]
@@ -353,7 +418,30 @@ def run_model(model: str, args: argparse.Namespace, data: str, samples: int, pea
     for stack in workers:
         res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak[base_model(model)[1]])
     res["ratio_aekit_over_keras"] = res["aekit"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
+    res["paired_turn_ratios"] = paired_ratios(turns["aekit"], turns["keras"])
+    if "floor" in workers:
+        res["floor_over_keras"] = res["floor"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
+        res["aekit_over_floor"] = res["aekit"]["median_epoch_s"] / res["floor"]["median_epoch_s"]
+        res["paired_turn_ratios_floor"] = paired_ratios(turns["floor"], turns["keras"])
     return res
+
+
+def paired_ratios(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> list[float]:
+    """time(a) / time(b) of the same full turn (the k-th of the same epoch), epochs 2..E: a turn and its
+    partner ran a fraction of a second apart, so slower and faster phases of the machine cancel."""
+    by_epoch: dict[int, tuple[list[float], list[float]]] = {}
+    for side, turns in enumerate((a, b)):
+        for epoch, secs in turns:
+            by_epoch.setdefault(epoch, ([], []))[side].append(secs)
+    steady = [e for e in sorted(by_epoch) if e > 1] or sorted(by_epoch)
+    return [x / y for e in steady for x, y in zip(*by_epoch[e], strict=False)]
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    if len(xs) < 2:
+        return (xs[0],) * 3 if xs else (float("nan"),) * 3
+    q1, q2, q3 = statistics.quantiles(xs, n=4)
+    return q1, q2, q3
 
 
 def machine() -> dict:
@@ -386,6 +474,13 @@ def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _iqr(xs: list[float]) -> str:
+    if not xs:
+        return "—"
+    q1, q2, q3 = quartiles(xs)
+    return f"{q2:.2f} [{q1:.2f}, {q3:.2f}]"
 
 
 def _best(x: dict, stack: str) -> float:
@@ -423,7 +518,9 @@ def report(r: dict) -> str:
         "Median of epochs 2..E (epoch 1 shown separately: it includes set-up, warm-up and tf.function tracing). "
         "ratio = aekit time / Keras time (< 1: aekit faster). TensorFlow's epoch times can be bimodal on this machine "
         "(some epochs run at ~half its CPU use and take 2-3x longer), which moves a median; the best-epoch ratio "
-        "(fastest of epochs 2..E on each side) is the conservative reading.",
+        "(fastest of epochs 2..E on each side) is the conservative reading. "
+        "Paired turns: the ratio of each aekit turn to the Keras turn right after it (the same steps of the same epoch, "
+        "epochs 2..E), median [quartiles]: the reading least moved by the machine's slower and faster phases.",
         "",
     ]
     rows = []
@@ -432,12 +529,13 @@ def report(r: dict) -> str:
         rows.append([
             x["model"], f"{a['params']:,}" + ("" if a["params"] == k["params"] else f" / {k['params']:,}"), a["batch_size"],
             f"{a['median_epoch_s']:.2f}", f"{k['median_epoch_s']:.2f}", f"{x['ratio_aekit_over_keras']:.2f}",
-            f"{_best(x, 'aekit') / _best(x, 'keras'):.2f}",
+            f"{_best(x, 'aekit') / _best(x, 'keras'):.2f}", _iqr(x.get("paired_turn_ratios", [])),
             f"{a['samples_per_s']:,.0f}", f"{k['samples_per_s']:,.0f}",
             f"{a['flops_per_s'] / 1e9:.1f} ({a['fraction_of_peak']:.0%})", f"{k['flops_per_s'] / 1e9:.1f} ({k['fraction_of_peak']:.0%})",
             f"{a['first_epoch_s']:.2f} / {k['first_epoch_s']:.2f}", f"{a['loss'][-1]:.4f} / {k['loss'][-1]:.4f}",
         ])
-    out.append(md_table(["model", "params", "batch", "aekit s/epoch", "Keras s/epoch", "ratio", "ratio, best epochs", "aekit samples/s",
+    out.append(md_table(["model", "params", "batch", "aekit s/epoch", "Keras s/epoch", "ratio", "ratio, best epochs",
+                         "ratio, paired turns", "aekit samples/s",
                          "Keras samples/s", "aekit GFLOP/s (of peak)", "Keras GFLOP/s (of peak)",
                          "epoch 1 s aekit / Keras", "final train loss aekit / Keras"], rows))
     out += ["", "Rows ending in -bf16: the same recipe in mixed precision on both sides: aekit `precision='bfloat16'` "
@@ -453,6 +551,21 @@ def report(r: dict) -> str:
                 "from the rows above (same run, not alternated with each other):", ""]
         out.append(md_table(["model", "aekit bf16 s/epoch", "Keras float32 s/epoch", "ratio", "ratio, best epochs",
                              "final train loss aekit bf16 / aekit float32 / Keras float32"], rows))
+        out.append("")
+    floors = [x for x in r["results"] if "floor" in x]
+    if floors:
+        out += ["### The floor: the matrix products alone", "",
+                "A third worker takes its turns beside the two stacks and runs only the matrix products of the model's "
+                "training step (forward, input and weight gradients at the recipe's batch size, bare `torch.mm` into "
+                "preallocated tensors: no activations, loss, biases, optimizer or autograd). No implementation on this "
+                "machine that keeps the arithmetic (dtype, batch size) can be faster than it, so floor / Keras is the best "
+                "ratio reachable here.", ""]
+        rows = [[x["model"], f"{x['floor']['median_epoch_s']:.2f}",
+                 f"{x['floor']['flops_per_s'] / 1e9:.1f} ({x['floor']['fraction_of_peak']:.0%})",
+                 f"{x['floor_over_keras']:.2f}", _iqr(x.get("paired_turn_ratios_floor", [])),
+                 f"{x['aekit_over_floor']:.2f}", f"{x['ratio_aekit_over_keras']:.2f}"] for x in floors]
+        out.append(md_table(["model", "floor s/epoch", "floor GFLOP/s (of peak)", "floor / Keras", "floor / Keras, paired turns",
+                             "aekit / floor", "aekit / Keras"], rows))
         out.append("")
     out += [f"FLOP model: {FLOP_FORMULA}", ""]
     out.append(md_table(["model", "forward MFLOP/sample", "training MFLOP/sample"],
@@ -505,7 +618,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for speed.md and speed.json")
     parser.add_argument("--threads", type=int, default=2, help="compute threads for torch and TF (intra-op)")
     parser.add_argument("--chunk", type=int, default=50, help="training steps per turn before the other stack's turn (0: whole epochs)")
-    parser.add_argument("--worker", choices=("aekit", "keras", "peak"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the third worker that times the dense models' bare matrix products (the floor)")
+    parser.add_argument("--worker", choices=("aekit", "keras", "floor", "peak"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -515,7 +630,7 @@ def main() -> None:
     if args.worker:  # ------------------------------------------------ a worker subprocess
         if args.worker == "peak":
             return peak_worker(args.threads)
-        fn = aekit_worker if args.worker == "aekit" else keras_worker
+        fn = {"aekit": aekit_worker, "keras": keras_worker, "floor": floor_worker}[args.worker]
         return fn(models[0], args.epochs, args.data, args.threads, args.chunk)
 
     # ------------------------------------------------------------------- the driver
