@@ -503,7 +503,9 @@ def report(r: dict) -> str:
         f"other load meanwhile {peak['other_load_cores']:.1f} cores); bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
         "(the same sizes; the -bf16 rows' fraction of peak is of this one)",
         f"- command: `{r['command']}`",
-        f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, two subprocesses taking turns of "
+        f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, two subprocesses "
+        + ("(three for the dense models: the floor below) " if any("floor" in x for x in r["results"]) else "")
+        + "taking turns of "
         + (f"{r['chunk']} training steps (aekit, Keras, aekit, ...); an epoch's time is the sum of its turns" if r.get("chunk")
            else "whole epochs (aekit, Keras, aekit, ...)"),
         "",
