@@ -18,7 +18,7 @@ medians, of best epochs, and of paired turns), achieved FLOP/s as a fraction of 
 measured float32 matmul peak, transform throughput, and each worker's peak RSS.
 For the dense models a third worker takes turns too and runs only the step's matrix
 products (``floor_worker``): the fastest any implementation of the same arithmetic
-could train here.
+with PyTorch's BLAS could train here.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
     n = int(np.load(data)["X"].shape[0])
     dtype = torch.bfloat16 if base_model(model)[1] else torch.float32
     layers = dense_layers(model)
-    bs = 128
+    bs = 128  # the dense AE's and the SAE's batch size
 
     def buffers(b: int) -> list[dict[str, torch.Tensor]]:
         g = torch.Generator().manual_seed(0)
@@ -559,9 +559,9 @@ def report(r: dict) -> str:
         out += ["### The floor: the matrix products alone", "",
                 "A third worker takes its turns beside the two stacks and runs only the matrix products of the model's "
                 "training step (forward, input and weight gradients at the recipe's batch size, bare `torch.mm` into "
-                "preallocated tensors: no activations, loss, biases, optimizer or autograd). No implementation on this "
-                "machine that keeps the arithmetic (dtype, batch size) can be faster than it, so floor / Keras is the best "
-                "ratio reachable here.", ""]
+                "preallocated tensors: no activations, loss, biases, optimizer or autograd). An implementation that keeps "
+                "the arithmetic (dtype, batch size) and this BLAS (the one PyTorch ships) cannot be faster than it, so "
+                "floor / Keras is the best ratio reachable here and the floor's fraction of the peak the best fraction.", ""]
         rows = [[x["model"], f"{x['floor']['median_epoch_s']:.2f}",
                  f"{x['floor']['flops_per_s'] / 1e9:.1f} ({x['floor']['fraction_of_peak']:.0%})",
                  f"{x['floor_over_keras']:.2f}", _iqr(x.get("paired_turn_ratios_floor", [])),
