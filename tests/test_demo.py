@@ -40,3 +40,14 @@ def test_demo_refuses_a_previous_report_and_merges_sections_with_overwrite(tmp_p
     assert {"dense", "conv", "denoising", "denoising_tuned", "vae"} <= set(results)
     run_demo(tmp_path, mnist_dir=mnist_dir, quick=False, epochs=1, only="vae", overwrite=True)  # another mode: nothing kept
     assert "## dense" not in report.read_text()
+
+
+def test_demo_never_overwrites_a_model_without_overwrite(tmp_path, mnist_dir):
+    """A folder with a model from a demo killed in its first section (no report yet) is not written over."""
+    import pytest
+
+    model = tmp_path / "conv_ae.safetensors"
+    model.write_bytes(b"a model")
+    with pytest.raises(FileExistsError, match="conv_ae.safetensors.*--overwrite"):
+        run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, epochs=1, only="conv")
+    assert model.read_bytes() == b"a model"

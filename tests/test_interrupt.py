@@ -287,3 +287,28 @@ def test_checkpoint_resume_keeps_this_runs_optimizer_implementation(tmp_path):
     torch.testing.assert_close(opt2.state[net2.weight]["exp_avg"], opt.state[net.weight]["exp_avg"])
     net2(torch.rand(4, 3)).sum().backward()
     opt2.step()  # the restored state works with this implementation
+
+
+def test_fit_stage_stops_a_longer_job_and_keeps_the_model(X):
+    """Inside a job (AE → t-SNE, the demo) an interrupted training stops the job: no t-SNE of a half-trained model."""
+    from aekit.estimators import fit_stage
+    from aekit.visualize import AETSNE
+
+    est = _est({}, callbacks=[_stop_at(1, "ctrl-c")])
+    with pytest.raises(KeyboardInterrupt, match="after 2 complete epochs"):
+        fit_stage(est, X)
+    assert est.n_iter_ == 2 and est.transform(X).shape == (len(X), 2)  # the model is kept
+    assert fit_stage(_est({}, epochs=1), X).n_iter_ == 1  # an uninterrupted one returns the estimator
+    vis = AETSNE(_est({}, callbacks=[_stop_at(0, "ctrl-c")]), perplexity=5)
+    with pytest.raises(KeyboardInterrupt):
+        vis.fit(X)
+    assert not hasattr(vis, "embedding_")
+
+
+def test_a_callback_that_stops_training_does_not_skip_the_checkpoint(tmp_path, X):
+    ck = tmp_path / "ck.safetensors"
+    est = _fit(_est({}, checkpoint_path=str(ck), callbacks=[lambda e, logs: e == 1]), X)
+    assert est.n_iter_ == 2 and est.stop_reason_ == "callback"
+    net = build_net(**est._net_kwargs(X.shape[1], None))
+    state = load_checkpoint(ck, net, make_optimizer("rmsprop", net.parameters(), 0.001))
+    assert state.epoch == 2  # the checkpoint of the epoch the callback stopped at

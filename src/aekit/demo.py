@@ -23,6 +23,7 @@ import torch
 from aekit import metrics, plots
 from aekit._utils import InputError, atomic_path
 from aekit.data import MNIST, load_mnist
+from aekit.estimators import fit_stage
 
 
 @dataclass
@@ -52,7 +53,7 @@ def _fmt(x: float, pct: bool = False) -> str:
 
 def _fit_timed(est: Any, X: np.ndarray, y: np.ndarray | None = None) -> float:
     t = time.perf_counter()
-    est.fit(X) if y is None else est.fit(X, y)
+    fit_stage(est, X, y)
     return time.perf_counter() - t
 
 
@@ -110,7 +111,7 @@ def _dense_ae(ctx: Context) -> Any:
     if "dense" not in ctx.models:
         from aekit.estimators import Autoencoder
 
-        ctx.models["dense"] = Autoencoder(epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress)).fit(ctx.data.X_train)
+        ctx.models["dense"] = fit_stage(Autoencoder(epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress)), ctx.data.X_train)
     return ctx.models["dense"]
 
 
@@ -333,6 +334,9 @@ find each image's t-SNE neighbours among the 20-D codes and measure their distan
 """
 
 
+#: what a demo writes into its folder; without ``overwrite`` any of them there stops it.
+DEMO_FILES = ("report.md", "results.json", "*.safetensors", "*.png")
+
 #: name → section, in report order.
 SECTIONS: dict[str, Callable[[Context], str]] = {
     "dense": section_dense,
@@ -387,8 +391,13 @@ def run_demo(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file; expected a folder (existing or new)")
     report = out_dir / "report.md"
-    if report.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} holds a previous demo ({report.name}); pass --overwrite to replace its models and report, or choose another --out")
+    if not overwrite and out_dir.is_dir():
+        clash = sorted(str(f.name) for pattern in DEMO_FILES for f in out_dir.glob(pattern))
+        if clash:
+            raise FileExistsError(
+                f"{out_dir} holds files a demo writes ({', '.join(clash[:3])}{', ...' if len(clash) > 3 else ''}); "
+                "pass --overwrite to replace them, or choose another --out"
+            )
     run = {"quick": quick, "epochs": epochs}
     kept_md: dict[str, str] = {}
     kept_keys: dict[str, list[str]] = {}  # section -> the results.json keys it wrote

@@ -893,6 +893,20 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 ESTIMATORS: dict[str, type[_AutoencoderBase]] = {"Autoencoder": Autoencoder, "SupervisedAutoencoder": SupervisedAutoencoder}
 
 
+def fit_stage(est: Any, X: Any, y: Any = None) -> Any:
+    """``est.fit(X[, y])`` as one stage of a longer job (AE → t-SNE, the demo); returns ``est``.
+
+    On its own, ``fit`` treats Ctrl-C (and SIGTERM) as "stop training and keep the
+    model" and returns. A job built on the model must not carry on with a partly
+    trained one as if nothing happened: here an interrupted training raises
+    ``KeyboardInterrupt`` once the model is kept (``est`` still holds it).
+    """
+    est.fit(X) if y is None else est.fit(X, y)
+    if getattr(est, "stop_reason_", "") == "interrupted":
+        raise KeyboardInterrupt(f"training interrupted after {est.n_iter_} complete epochs")
+    return est
+
+
 def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | SupervisedAutoencoder:
     """Load a model written by ``save``; runs no code from the file (safetensors + JSON).
 

@@ -221,7 +221,7 @@ def train(
                         if state.plateau_wait >= 2:
                             _set_lr(optimizer, optimizer.param_groups[0]["lr"] * 0.5)
                             state.plateau_wait = 0
-                stop = any(bool(cb(epoch, logs)) for cb in callbacks)
+                stop = any([bool(cb(epoch, logs)) for cb in callbacks])  # every callback runs (e.g. the checkpoint) before one stops
                 if config.early_stopping and state.wait >= config.patience:
                     state.stop_reason = "early_stopping"
                     break

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics
 from aekit._utils import InputError, is_uint8, seed_from
-from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
+from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, fit_stage
 
 
 class AETSNE(TransformerMixin, BaseEstimator):
@@ -99,9 +99,9 @@ class AETSNE(TransformerMixin, BaseEstimator):
             if isinstance(ae, SupervisedAutoencoder):
                 if y is None:
                     raise InputError("a SupervisedAutoencoder needs y: pass fit(X, y)")
-                ae.fit(X, y)
+                fit_stage(ae, X, y)
             else:
-                ae.fit(X)
+                fit_stage(ae, X)
         codes = ae.transform(X)
         t1 = time.perf_counter()
         inputs = X if self.distances == "input" else None
@@ -293,7 +293,7 @@ def compare_routes(
         if est is None:
             est = (SupervisedAutoencoder if supervised else Autoencoder)(random_state=random_state, **default)
         if not hasattr(est, "net_"):
-            est.fit(X, y) if supervised else est.fit(X)
+            fit_stage(est, X, y if supervised else None)
         return est, time.perf_counter() - t
 
     ae, secs = fitted(ae2, {})
