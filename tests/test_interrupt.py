@@ -312,3 +312,17 @@ def test_a_callback_that_stops_training_does_not_skip_the_checkpoint(tmp_path, X
     net = build_net(**est._net_kwargs(X.shape[1], None))
     state = load_checkpoint(ck, net, make_optimizer("rmsprop", net.parameters(), 0.001))
     assert state.epoch == 2  # the checkpoint of the epoch the callback stopped at
+
+
+@pytest.mark.parametrize("random_state", [None, "RandomState"])
+def test_resume_without_an_int_seed_continues_the_same_run(tmp_path, X, random_state):
+    """random_state=None (the CLI default) or a RandomState: the resumed run reuses the seed the checkpoint
+    stored, so it holds out the same validation samples and ends as the uninterrupted run would."""
+    ck = tmp_path / "ck.safetensors"
+    shared = np.random.RandomState(7)  # one generator: each fit draws another seed from it
+    rs = (lambda: shared) if random_state else (lambda: None)
+    cfg = dict(validation_fraction=0.2, checkpoint_path=str(ck))
+    part = _fit(_est(cfg, random_state=rs(), epochs=2), X)
+    resumed = _fit(_est(cfg, random_state=rs(), epochs=4), X, resume_from=ck)
+    assert resumed.seed_ == part.seed_
+    _assert_identical(resumed, _fit(_est({"validation_fraction": 0.2}, random_state=part.seed_, epochs=4), X), X)

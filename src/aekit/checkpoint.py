@@ -22,7 +22,12 @@ from aekit.training import LoopState
 CHECKPOINT_FORMAT = 1
 
 
-def save_checkpoint(path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState, params: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState, params: dict[str, Any],
+    seed: int | None = None,
+) -> None:
+    """``seed``: the integer seed the run drew (from ``random_state=None`` too): a resumed run reuses it,
+    so that its validation split is the same one."""
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -37,6 +42,7 @@ def save_checkpoint(path: str | os.PathLike[str], net: nn.Module, optimizer: tor
     meta = {
         "aekit_checkpoint": str(CHECKPOINT_FORMAT),
         "params": json.dumps(params),
+        "seed": json.dumps(seed),
         "param_groups": json.dumps(opt["param_groups"]),
         "scalar_keys": json.dumps(sorted({f"opt.{i}.{k}" for i, st in opt["state"].items() for k, v in st.items() if not isinstance(v, torch.Tensor) or v.dim() == 0})),
         "loop": json.dumps(
@@ -130,12 +136,26 @@ def load_checkpoint(
     return state
 
 
+def checkpoint_seed(path: str | os.PathLike[str]) -> int | None:
+    """The seed stored in a checkpoint, or None (no such file, not a checkpoint, written without one):
+    ``load_checkpoint`` reports what is wrong with the file."""
+    from safetensors.torch import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            seed = json.loads((f.metadata() or {}).get("seed", "null"))
+    except Exception:  # noqa: BLE001 - any unreadable file: load_checkpoint says why
+        return None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
 def checkpoint_callback(
-    path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, get_state: Callable[[], LoopState], params: dict[str, Any]
+    path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, get_state: Callable[[], LoopState], params: dict[str, Any],
+    seed: int | None = None,
 ) -> Callable[[int, dict[str, float]], None]:
     """A training callback that writes a checkpoint at the end of every epoch."""
 
     def callback(epoch: int, logs: dict[str, float]) -> None:
-        save_checkpoint(path, net, optimizer, get_state(), params)
+        save_checkpoint(path, net, optimizer, get_state(), params, seed)
 
     return callback

@@ -303,6 +303,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._check_range(X)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
+        if resume_from is not None and not isinstance(self.random_state, (int, np.integer)):
+            from aekit.checkpoint import checkpoint_seed
+
+            # random_state=None or a RandomState: continue with the interrupted run's own seed (the same validation split)
+            stored = checkpoint_seed(resume_from)
+            seed = seed if stored is None else stored
         n, n_features = X.shape
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
@@ -351,7 +357,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             if self.checkpoint_path is not None:
                 from aekit.checkpoint import checkpoint_callback
 
-                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, self._json_params(seed)))
+                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, self._json_params(seed), seed))
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
             self.net_ = net
             self.device_ = device
