@@ -224,3 +224,19 @@ def test_train_keeps_a_checkpoint_and_removes_a_folder_it_created_for_nothing(tm
     monkeypatch.setattr(est_mod.Autoencoder, "fit", spy_fit)
     assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p"), "--epochs", "1", "--hidden-layer-sizes", "4", "--progress"]) == 0
     assert seen["verbose"] == 1  # --progress reaches the estimator (the global -v flag no longer overrides it)
+
+
+def test_denoise_a_linear_model_keeps_the_data_scale(tmp_path, capsys):
+    """An MSE/linear model on standardised data: the added noise is not clipped to [0, 1] (as in its training),
+    and no BCE is reported (undefined for such targets)."""
+    X = np.random.default_rng(0).normal(size=(80, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    flags = ["--epochs", "1", "--hidden-layer-sizes", "8", "--loss", "mse", "--output-activation", "linear", "--noise", "gaussian"]
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), *flags]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--add-noise", "--noise-factor", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR noisy inf dB" in out and "BCE" not in out  # factor 0: the "noisy" input is the clean data
+    assert main(["evaluate", model, str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "reconstruction_mse" in out and "reconstruction_bce" not in out

@@ -39,3 +39,26 @@ def test_trustworthiness_orders_embeddings():
     X = rng.normal(size=(300, 10))
     assert metrics.trustworthiness(X, X[:, :2] * 3 + X[:, 2:4]) > metrics.trustworthiness(X, rng.normal(size=(300, 2)))
     assert metrics.trustworthiness(X, X[:, :3], max_samples=100) <= 1.0
+
+
+def test_bce_refuses_targets_outside_unit_range_and_psnr_takes_the_data_range():
+    with pytest.raises(InputError, match=r"reconstruction_bce needs X in \[0, 1\].*reconstruction_mse"):
+        metrics.reconstruction_bce(np.array([[-1.0, 2.0]]), np.array([[0.5, 0.5]]))
+    X = np.array([[0.0, 10.0]])
+    assert metrics.psnr(X, X + 1.0, data_range=None) == pytest.approx(20.0)  # peak 10, MSE 1
+    assert metrics.unit_range(np.array([0.0, 1.0])) and not metrics.unit_range(np.array([1.5]))
+
+
+def test_evaluate_model_on_images_and_on_unbounded_data():
+    from aekit.estimators import Autoencoder
+
+    rng = np.random.default_rng(0)
+    imgs = rng.uniform(size=(60, 4, 4)).astype(np.float32)
+    ae = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, random_state=0).fit(imgs)
+    m = metrics.evaluate_model(ae, imgs)  # the shape the estimator took
+    assert m == metrics.evaluate_model(ae, imgs.reshape(60, 16))
+    Z = rng.normal(size=(60, 5)).astype(np.float32) * 3
+    lin = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, loss="mse", output_activation="linear", random_state=0).fit(Z)
+    m = metrics.evaluate_model(lin, Z)
+    assert "reconstruction_bce" not in m and m["reconstruction_mse"] > 0
+    assert m["psnr_db"] == pytest.approx(metrics.psnr(Z, lin.reconstruct(Z), data_range=float(np.ptp(Z))))

@@ -301,14 +301,19 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     X, _ = load_data(args)
     X_in = np.asarray(X, dtype=np.float32) / (255.0 if X.dtype == np.uint8 else 1.0)
     clean = X_in
-    if args.add_noise:
-        X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed)
+    sigmoid = est.output_activation == "sigmoid"
+    if args.add_noise:  # clipped to [0, 1] for a sigmoid model only, as in training
+        X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed, clip=sigmoid)
     denoised = est.reconstruct(X_in)
     write_codes(denoised, out, prefix="x")  # reconstructions: features, not codes
     print(f"denoised {denoised.shape}: {out}")
     if args.add_noise:
-        print(f"PSNR noisy {metrics.psnr(clean, X_in):.2f} dB -> denoised {metrics.psnr(clean, denoised):.2f} dB; "
-              f"BCE vs clean {metrics.reconstruction_bce(clean, denoised):.4f}")
+        ref, unit = clean.reshape(denoised.shape), metrics.unit_range(clean)
+        peak = 1.0 if unit else None  # PSNR's peak: 1 for data in [0, 1], else the clean data's range
+        line = f"PSNR noisy {metrics.psnr(ref, X_in.reshape(denoised.shape), peak):.2f} dB -> denoised {metrics.psnr(ref, denoised, peak):.2f} dB"
+        if unit:
+            line += f"; BCE vs clean {metrics.reconstruction_bce(ref, denoised):.4f}"
+        print(line)
     return 0
 
 

@@ -27,8 +27,16 @@ def _pair(X: np.ndarray, X_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reconstruction_bce(X: np.ndarray, X_hat: np.ndarray) -> float:
-    """Binary cross-entropy, mean per element; ``X_hat`` clipped to [1e-7, 1-1e-7] as Keras."""
+    """Binary cross-entropy, mean per element; ``X_hat`` clipped to [1e-7, 1-1e-7] as Keras.
+
+    Defined for targets ``X`` in [0, 1] only (an error otherwise: use ``reconstruction_mse``).
+    """
     X, X_hat = _pair(X, X_hat)
+    if X.size and not (X.min() >= 0 and X.max() <= 1):  # NaN fails too
+        raise InputError(
+            f"reconstruction_bce needs X in [0, 1], found values in [{X.min():.4g}, {X.max():.4g}]; "
+            "use reconstruction_mse (or psnr) for data on another scale"
+        )
     p = np.clip(X_hat, _EPS, 1 - _EPS)
     return float(-np.mean(X * np.log(p) + (1 - X) * np.log(1 - p)))
 
@@ -39,9 +47,20 @@ def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
     return float(np.mean((X - X_hat) ** 2))
 
 
-def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB, from the MSE over the whole set."""
+def unit_range(X: np.ndarray) -> bool:
+    """Whether every value of ``X`` lies in [0, 1] (images, min-max scaled data): BCE applies, PSNR's peak is 1."""
+    X = np.asarray(X)
+    return bool(X.size == 0 or (X.min() >= 0 and X.max() <= 1))
+
+
+def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | None = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, from the MSE over the whole set.
+
+    ``data_range``: the signal's peak-to-peak range (1 for data in [0, 1]); None takes ``X``'s own.
+    """
     mse = reconstruction_mse(X, X_hat)
+    if data_range is None:
+        data_range = float(np.ptp(np.asarray(X, dtype=np.float64))) if np.asarray(X).size else 1.0
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
 
@@ -90,7 +109,8 @@ def evaluate_model(
 ) -> dict[str, float]:
     """The standard numbers for a fitted aekit estimator, through its public methods only.
 
-    Reconstruction BCE/MSE (mean per element) and PSNR on ``X_test``; with labels,
+    Reconstruction BCE (for data in [0, 1]) and MSE (mean per element) and PSNR (peak: 1 for data
+    in [0, 1], else the data's range) on ``X_test``; with labels,
     k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes);
     trustworthiness of the codes on ``trust_samples`` test points; the head's
     accuracy for a supervised model; the parameter count.
@@ -100,12 +120,14 @@ def evaluate_model(
     X_hat = est.reconstruct(X_test)  # type: ignore[attr-defined]
     X_raw = np.asarray(X_test)
     X_ref = X_raw.astype(np.float32) / (np.float32(255.0) if X_raw.dtype == np.uint8 else np.float32(1.0))  # as the estimators scale
-    out: dict[str, float] = {
-        "parameters": float(count_parameters(est.net_)),  # type: ignore[attr-defined]
-        "reconstruction_bce": reconstruction_bce(X_ref, X_hat),
-        "reconstruction_mse": reconstruction_mse(X_ref, X_hat),
-        "psnr_db": psnr(X_ref, X_hat),
-    }
+    if X_ref.shape != X_hat.shape and X_ref.size == X_hat.size:  # images (n, H, W) / (n, C, H, W): compared flat
+        X_ref = X_ref.reshape(X_hat.shape)
+    unit = unit_range(X_ref)
+    out: dict[str, float] = {"parameters": float(count_parameters(est.net_))}  # type: ignore[attr-defined]
+    if unit:  # BCE is defined for targets in [0, 1] only
+        out["reconstruction_bce"] = reconstruction_bce(X_ref, X_hat)
+    out["reconstruction_mse"] = reconstruction_mse(X_ref, X_hat)
+    out["psnr_db"] = psnr(X_ref, X_hat, 1.0 if unit else None)
     Z_test = est.transform(X_test)  # type: ignore[attr-defined]
     n = min(trust_samples, len(X_ref))
     out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
