@@ -263,3 +263,17 @@ def test_batchnorm_with_a_last_batch_of_one_sample(n):
         Autoencoder(**{**SMALL, "batchnorm": True}).fit(X[:1])
     with pytest.raises(InputError, match="batch_size=1 must be an integer >= 2"):
         Autoencoder(**{**SMALL, "batchnorm": True, "batch_size": 1}).fit(X)
+
+
+def test_activation_and_dropout_errors_name_their_parameter():
+    from aekit import SupervisedAutoencoder
+
+    X = np.random.default_rng(0).uniform(size=(20, 16)).astype(np.float32)
+    y = np.arange(20) % 2
+    for name in ("activation", "code_activation"):
+        with pytest.raises(InputError, match=rf"^{name}='foo' must be one of"):
+            Autoencoder(**{name: "foo"}, epochs=1).fit(X)
+    with pytest.raises(InputError, match=r"^head_activation='foo' must be one of"):
+        SupervisedAutoencoder(head_activation="foo", epochs=1).fit(X, y)
+    with pytest.raises(InputError, match="dropout=0.5 applies to dense layers only"):
+        Autoencoder(architecture="conv", n_components=None, dropout=0.5, epochs=1).fit(X)

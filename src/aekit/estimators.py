@@ -38,7 +38,7 @@ from aekit._utils import (
     seed_from,
     to_numpy,
 )
-from aekit.modules import AutoencoderNet, build_net
+from aekit.modules import ACTIVATIONS, AutoencoderNet, build_net
 from aekit.objectives import (
     NOISE_KINDS,
     RECONSTRUCTION_LOSSES,
@@ -162,9 +162,17 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         _check_choice("output_activation", self.output_activation, ("sigmoid", "linear"))
         if self.loss == "bce" and self.output_activation != "sigmoid":
             raise InputError("loss='bce' needs output_activation='sigmoid'; use loss='mse' with output_activation='linear' for unbounded data")
+        if self.activation is not None:
+            _check_choice("activation", self.activation, sorted(ACTIVATIONS))
+        _check_choice("code_activation", self.code_activation, sorted(ACTIVATIONS))
         _check_float("dropout", self.dropout, 0.0, 1.0)
         if self.dropout >= 1:
             raise InputError(f"dropout={self.dropout} must be < 1")
+        if self.dropout and self.architecture == "conv":
+            raise InputError(
+                f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
+                "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)"
+            )
         _check_sizes("conv_filters", self.conv_filters, allow_empty=False)
         _check_int("kernel_size", self.kernel_size, 1)
         _check_float("beta", self.beta, 0.0, math.inf)
@@ -541,7 +549,7 @@ class Autoencoder(_AutoencoderBase):
     batchnorm : bool, default=False
         BatchNorm after every hidden layer.
     dropout : float, default=0.0
-        Dropout after every hidden layer of the body.
+        Dropout after every hidden layer of the dense body (architecture="dense" only).
     image_shape : tuple, optional
         ``(H, W)`` or ``(C, H, W)`` for the conv body; square single-channel if None.
     conv_filters : tuple of int, default=(32, 16)
@@ -801,6 +809,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     def _validate_params(self) -> None:
         super()._validate_params()
         _check_sizes("head_layer_sizes", self.head_layer_sizes)
+        _check_choice("head_activation", self.head_activation, sorted(ACTIVATIONS))
         _check_float("head_dropout", self.head_dropout, 0.0, 0.99)
         _check_float("reconstruction_weight", self.reconstruction_weight, 0.0, math.inf)
         _check_float("classification_weight", self.classification_weight, 0.0, math.inf)
