@@ -240,3 +240,15 @@ def test_denoise_a_linear_model_keeps_the_data_scale(tmp_path, capsys):
     assert main(["evaluate", model, str(tmp_path / "x.npy")]) == 0
     out = capsys.readouterr().out
     assert "reconstruction_mse" in out and "reconstruction_bce" not in out
+
+
+def test_n_components_none_from_the_command_line(tmp_path, capsys):
+    """--n-components none: a conv model whose code is the spatial feature map (as PRESETS['conv'])."""
+    X = np.random.default_rng(0).uniform(size=(40, 64)).astype(np.float32)  # 8x8 images
+    np.save(tmp_path / "x.npy", X)
+    args = ["train", str(tmp_path / "x.npy"), "--epochs", "1", "--architecture", "conv", "--conv-filters", "4,2", "--n-components", "none"]
+    assert main([*args, "--out", str(tmp_path / "r")]) == 0
+    assert load(tmp_path / "r" / "model.safetensors").n_components is None
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"), "--n-components", "none"]) == 2
+    assert "--n-components None is only allowed with --architecture 'conv'" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "e"), "--n-components", "two"]) == 2

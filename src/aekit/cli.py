@@ -25,6 +25,7 @@ from aekit._utils import AekitError, InputError, atomic_path
 log = logging.getLogger("aekit")
 
 _NOT_FLAGS = {"callbacks", "checkpoint_path", "verbose"}
+_NONE_OK = {"n_components"}  # numeric parameters that also take None (conv: the spatial feature map is the code)
 
 
 def _parse_value(text: str) -> Any:
@@ -58,8 +59,11 @@ def _converter(name: str, default: Any) -> Callable[[str], Any]:
                 raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects true or false; got {text!r}")
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        elif value is None and name in _NONE_OK:
+            pass
         elif isinstance(default, (int, float)) and not isinstance(value, (int, float)):
-            raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects a number; got {text!r}")
+            none = " or none" if name in _NONE_OK else ""
+            raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects a number{none}; got {text!r}")
         return value
 
     convert.__name__ = name

@@ -155,9 +155,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _validate_params(self) -> None:
         _check_choice("architecture", self.architecture, ("dense", "conv"))
         _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
-        _check_int("n_components", self.n_components, 1, allow_none=self.architecture == "conv")
         if self.n_components is None and self.architecture != "conv":
             raise InputError("n_components=None is only allowed with architecture='conv'; give the code size, e.g. 2")
+        _check_int("n_components", self.n_components, 1, allow_none=self.architecture == "conv")
         _check_choice("loss", self.loss, RECONSTRUCTION_LOSSES)
         _check_choice("output_activation", self.output_activation, ("sigmoid", "linear"))
         if self.loss == "bce" and self.output_activation != "sigmoid":
