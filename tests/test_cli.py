@@ -251,4 +251,6 @@ def test_n_components_none_from_the_command_line(tmp_path, capsys):
     assert load(tmp_path / "r" / "model.safetensors").n_components is None
     assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"), "--n-components", "none"]) == 2
     assert "--n-components None is only allowed with --architecture 'conv'" in capsys.readouterr().err
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "e"), "--n-components", "two"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse: usage and a one-line error
+        main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "e"), "--n-components", "two"])
+    assert exc.value.code == 2 and "expects a number or none; got 'two'" in capsys.readouterr().err
