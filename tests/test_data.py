@@ -206,3 +206,17 @@ def test_csv_rows_wider_than_the_header_are_refused_with_a_label_column(tmp_path
     p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,nan\n")
     with pytest.raises(DataFormatError, match=r"missing label \(NaN\) at data row 1"):
         load_array(p, label_column="label")
+
+
+def test_csv_with_a_pandas_index_column(tmp_path, caplog):
+    """DataFrame.to_csv() writes the index as a first column with an empty name: not a feature."""
+    rows = "\n".join(f"{i},{0.1 * i:.1f},{0.2:.1f},{i % 2}" for i in range(4))
+    path = tmp_path / "idx.csv"
+    path.write_text(",a,b,label\n" + rows + "\n")
+    X, y = load_array(path, label_column="label")
+    assert X.shape == (4, 2) and np.allclose(X[:, 0], [0.0, 0.1, 0.2, 0.3]) and list(y) == [0, 1, 0, 1]
+    assert "first column has no name" in caplog.text
+    X, y = load_array(path)
+    assert X.shape == (4, 3) and y is None  # no label column: a, b and label are features
+    path.write_text("Unnamed: 0,a,b\n0,0.5,0.25\n1,0.75,1.0\n")  # the same CSV read by pandas and written again
+    assert load_array(path)[0].tolist() == [[0.5, 0.25], [0.75, 1.0]]

@@ -556,7 +556,13 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
             if not 0 <= label_idx < len(cells):
                 raise InputError(f"label_column={label_column} is out of range for {len(cells)} columns in {path}")
     n_cols = len(cells)
-    feature_cols = [i for i in range(n_cols) if i != label_idx]
+    # a header whose first cell is empty ("" or pandas' re-read "Unnamed: 0") names a pandas index (DataFrame.to_csv()
+    # with its default index=True): row numbers, not a feature
+    index_col = 0 if header is not None and header[0] in ("", "Unnamed: 0") and n_cols > 1 and label_idx != 0 else None
+    if index_col is not None:
+        log.warning("%s: its first column has no name (a pandas index, as DataFrame.to_csv() writes by default); "
+                    "it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)", path)
+    feature_cols = [i for i in range(n_cols) if i not in (label_idx, index_col)]
 
     def read(usecols: list[int]) -> np.ndarray:
         try:
@@ -583,7 +589,7 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
             "give every row the same number of cells"
         )
     if label_idx is None:
-        return table, None
+        return (table[:, 1:] if index_col is not None else table), None
     raw = _label_cells(path, n_cols, delimiter, 1 if header else 0, label_idx)  # (usecols alone would drop extra cells silently)
     missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan": below
     if missing.size:
