@@ -102,3 +102,14 @@ def test_missing_text_labels_are_a_clear_error(blobs):
     labels[5] = float("nan")
     with pytest.raises(InputError, match="missing labels"):
         SupervisedAutoencoder(**SMALL).fit(X, labels)
+
+
+@pytest.mark.parametrize("dtype", [str, object])
+def test_text_minus_one_marks_unlabelled_samples_among_text_labels(blobs, dtype):
+    """A CSV's text label column cannot hold the number -1: its text "-1" means unlabelled there too."""
+    X, y = blobs
+    names = np.array(["cat", "dog", "eel"])[y].astype(dtype)
+    names[::2] = " -1" if dtype is object else "-1"
+    sae = SupervisedAutoencoder(**{**SMALL, "epochs": 2}).fit(X, names)
+    assert list(sae.classes_) == ["cat", "dog", "eel"]
+    assert "-1" not in set(sae.predict(X))

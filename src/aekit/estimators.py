@@ -710,7 +710,8 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     Loss = ``reconstruction_weight``·BCE(reconstruction) + ``classification_weight``·CE(class).
     A classifier and a transformer at once: ``predict``/``predict_proba``/``score``
     (accuracy) and ``transform``/``inverse_transform``. Labels may be any values;
-    ``y == -1`` marks an unlabelled sample, which trains only the reconstruction.
+    ``y == -1`` (or the text ``"-1"`` among text labels) marks an unlabelled sample, which trains
+    only the reconstruction.
 
     Parameters
     ----------
@@ -848,7 +849,11 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and not np.isfinite(v))]
             if missing:
                 raise InputError(f"y has {len(missing)} missing labels (None or NaN), the first at index {missing[0]}; mark unlabelled samples with -1 instead")
-            unlabelled = np.array([isinstance(v, (int, np.integer)) and v == UNLABELLED for v in y], dtype=bool)
+            unlabelled = np.array(
+                [(isinstance(v, (int, np.integer)) and v == UNLABELLED) or (isinstance(v, str) and v.strip() == "-1") for v in y], dtype=bool
+            )
+        elif y.dtype.kind in "US":  # text labels (a CSV's label column): "-1" marks unlabelled samples there too
+            unlabelled = np.char.strip(y.astype(str)) == "-1"
         else:
             unlabelled = np.zeros(n, dtype=bool)
         if unlabelled.any() and y.dtype.kind in "if" and bool(np.any(y[~unlabelled] < 0)):
