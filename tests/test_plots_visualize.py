@@ -140,3 +140,19 @@ def test_aetsne_scales_uint8_images_like_the_autoencoder(blobs):
     a = AETSNE(ae, perplexity=5, random_state=0).fit_transform(X8)
     b = AETSNE(ae, perplexity=5, random_state=0).fit_transform(X8.astype(np.float32) / 255)
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_aetsne_feature_names_pandas_output_and_bad_n_components(blobs):
+    pd = pytest.importorskip("pandas")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, _ = blobs
+    vis = AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0).set_output(transform="pandas")
+    emb = vis.fit_transform(X)
+    assert isinstance(emb, pd.DataFrame) and list(emb.columns) == ["aetsne0", "aetsne1"]
+    assert list(vis.get_feature_names_out()) == ["aetsne0", "aetsne1"]
+    pipe = make_pipeline(MinMaxScaler(), AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0)).set_output(transform="pandas")
+    assert pipe.fit_transform(X).shape == (180, 2)
+    with pytest.raises(InputError, match="n_components=0 must be an integer >= 1"):
+        AETSNE(Autoencoder(**SMALL), n_components=0).fit(X)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics
@@ -21,7 +21,7 @@ from aekit._utils import InputError, is_uint8, seed_from
 from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, fit_stage
 
 
-class AETSNE(TransformerMixin, BaseEstimator):
+class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Autoencoder codes embedded in 2-D by t-SNE (openTSNE).
 
     Parameters
@@ -86,6 +86,8 @@ class AETSNE(TransformerMixin, BaseEstimator):
         """
         if not (isinstance(self.perplexity, (int, float)) and self.perplexity > 0):
             raise InputError(f"perplexity={self.perplexity!r} must be a positive number")
+        if not (isinstance(self.n_components, (int, np.integer)) and not isinstance(self.n_components, bool) and self.n_components >= 1):
+            raise InputError(f"n_components={self.n_components!r} must be an integer >= 1 (2 for a plot)")
         knn_method(self.neighbors, 1)  # a bad choice fails before any training
         _check_distances(self.distances)
         X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
@@ -114,6 +116,10 @@ class AETSNE(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         return self.fit(X, y).embedding_
+
+    @property
+    def _n_features_out(self) -> int:  # get_feature_names_out: aetsne0, aetsne1, ...
+        return int(self.n_components)
 
     def transform(self, X: Any) -> np.ndarray:
         """Place new samples into the existing embedding (openTSNE's optimisation of new points)."""
