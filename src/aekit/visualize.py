@@ -163,9 +163,11 @@ def input_distances(X_query: np.ndarray, X_ref: np.ndarray, idx: np.ndarray, chu
     Returns ``(indices, distances)``, both ``(n_query, k)``: ``idx`` re-sorted by
     input-space distance, and those distances (float64, as openTSNE expects).
     """
-    q = torch.from_numpy(np.ascontiguousarray(X_query, dtype=np.float32))
-    ref = torch.from_numpy(np.ascontiguousarray(X_ref, dtype=np.float32))
-    ii = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
+    def tensor(a: np.ndarray, dtype: type) -> torch.Tensor:
+        a = np.ascontiguousarray(a, dtype=dtype)
+        return torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only (pandas' copy-on-write): torch wants writable
+
+    q, ref, ii = tensor(X_query, np.float32), tensor(X_ref, np.float32), tensor(idx, np.int64)
     dist = torch.empty(ii.shape, dtype=torch.float32)
     with torch.no_grad():
         for s in range(0, len(q), chunk):  # small chunks keep the gathered rows in cache (measured 6x faster than 256)
