@@ -277,3 +277,9 @@ def test_activation_and_dropout_errors_name_their_parameter():
         SupervisedAutoencoder(head_activation="foo", epochs=1).fit(X, y)
     with pytest.raises(InputError, match="dropout=0.5 applies to dense layers only"):
         Autoencoder(architecture="conv", n_components=None, dropout=0.5, epochs=1).fit(X)
+
+
+def test_inverse_transform_of_no_codes_keeps_the_feature_width():
+    X = np.random.default_rng(0).uniform(size=(20, 16)).astype(np.float32)
+    ae = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batchnorm=True, random_state=0).fit(X)
+    assert ae.inverse_transform(np.empty((0, 2))).shape == (0, 16)

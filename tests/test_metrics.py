@@ -62,3 +62,29 @@ def test_evaluate_model_on_images_and_on_unbounded_data():
     m = metrics.evaluate_model(lin, Z)
     assert "reconstruction_bce" not in m and m["reconstruction_mse"] > 0
     assert m["psnr_db"] == pytest.approx(metrics.psnr(Z, lin.reconstruct(Z), data_range=float(np.ptp(Z))))
+
+
+def test_submodules_are_reachable_from_the_package():
+    import subprocess
+    import sys
+
+    code = "import aekit; print(aekit.metrics.psnr.__name__, aekit.plots.__name__, aekit.visualize.AETSNE.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["psnr", "aekit.plots", "AETSNE"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import aekit
+
+        aekit.nope  # noqa: B018
+
+
+def test_evaluate_model_on_a_handful_of_samples_reports_what_it_can():
+    """aekit evaluate --limit 5: no trustworthiness (needs > 10 points) and no k-NN(5) below 5 training codes."""
+    from aekit.estimators import Autoencoder
+
+    X = np.random.default_rng(0).uniform(size=(40, 6)).astype(np.float32)
+    y = np.arange(40) % 2
+    ae = Autoencoder(hidden_layer_sizes=(4,), n_components=2, epochs=1, random_state=0).fit(X)
+    m = metrics.evaluate_model(ae, X[:5], y[:5], X[:4], y[:4])
+    assert {"reconstruction_bce", "psnr_db", "logistic_accuracy"} <= set(m) and not {"trustworthiness", "knn5_accuracy"} & set(m)
+    m = metrics.evaluate_model(ae, X, y, X, y)
+    assert {"trustworthiness", "knn5_accuracy", "logistic_accuracy"} <= set(m)

@@ -19,3 +19,13 @@ __all__ = [
     "read_idx",
     "__version__",
 ]
+
+_SUBMODULES = ("metrics", "plots", "visualize", "objectives", "training", "modules", "checkpoint", "demo", "cli")
+
+
+def __getattr__(name: str):  # noqa: ANN202 - aekit.metrics, aekit.plots, ... on first use (matplotlib only when plotting)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"aekit.{name}")
+    raise AttributeError(f"module 'aekit' has no attribute {name!r}")

@@ -401,7 +401,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)
                 outs.append(to_numpy(fn(xb)))
-        return np.concatenate(outs) if outs else np.empty((0, 0), np.float32)
+            if not outs:  # no samples: the output's width from one dummy row
+                outs.append(to_numpy(fn(torch.zeros((1, *X.shape[1:]), dtype=torch.float32, device=self.device_)))[:0])
+        return np.concatenate(outs)
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode ``X`` ``(n_samples, n_features)`` to codes ``(n_samples, n_components)``.

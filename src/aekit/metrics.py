@@ -111,8 +111,8 @@ def evaluate_model(
 
     Reconstruction BCE (for data in [0, 1]) and MSE (mean per element) and PSNR (peak: 1 for data
     in [0, 1], else the data's range) on ``X_test``; with labels,
-    k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes);
-    trustworthiness of the codes on ``trust_samples`` test points; the head's
+    k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes; k-NN from 5
+    training samples on); trustworthiness of the codes on ``trust_samples`` test points (from 11 on); the head's
     accuracy for a supervised model; the parameter count.
     """
     from aekit.summary import count_parameters
@@ -130,11 +130,14 @@ def evaluate_model(
     out["psnr_db"] = psnr(X_ref, X_hat, 1.0 if unit else None)
     Z_test = est.transform(X_test)  # type: ignore[attr-defined]
     n = min(trust_samples, len(X_ref))
-    out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
+    if n > 10:  # trustworthiness with 5 neighbours needs more than 10 points
+        out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
     if y_test is not None and X_train is not None and y_train is not None:
         Z_train = est.transform(X_train)  # type: ignore[attr-defined]
-        out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test, y_test)
-        out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test, y_test)
+        if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
+            out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test, y_test)
+        if len(np.unique(y_train)) >= 2:  # a classifier needs two classes to learn
+            out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test, y_test)
     if y_test is not None and hasattr(est, "predict"):
         out["head_accuracy"] = float(np.mean(est.predict(X_test) == y_test))
     return out
