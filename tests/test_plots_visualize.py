@@ -47,7 +47,7 @@ def test_aetsne_fit_transform_and_new_points(blobs):
 def test_compare_routes(tmp_path, blobs):
     X, y = blobs
     routes = compare_routes(X, y, ae2=Autoencoder(**SMALL), ae20=Autoencoder(**{**SMALL, "n_components": 5}), perplexity=10)
-    assert list(routes) == ["AE → 2-D", "t-SNE from raw", "AE(20) → t-SNE"]
+    assert list(routes) == ["AE → 2-D", "t-SNE from raw", "AE(5) → t-SNE"]  # named by the code size it has
     for r in routes.values():
         assert r["embedding"].shape == (180, 2)
         assert 0 <= r["knn5_cv"] <= 1 and 0 <= r["trustworthiness"] <= 1

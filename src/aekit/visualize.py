@@ -311,10 +311,11 @@ def compare_routes(
     emb = tsne(X, perplexity=perplexity, random_state=random_state, library=library)
     s = time.perf_counter() - t
     routes["t-SNE from raw"] = {"embedding": emb, "seconds": s, "ae_seconds": 0.0, "tsne_seconds": s}
-    for name, est, supervised in (("AE(20) → t-SNE", ae20, False), ("SAE(20) → t-SNE", sae20, True)):
+    for kind, est, supervised in (("AE", ae20, False), ("SAE", sae20, True)):
         if supervised and sae20 is None:
             continue
         model, secs = fitted(est, {"n_components": 20}, supervised)
+        name = f"{kind}({model.net_.code_size}) → t-SNE"  # a given model may have another code size than 20
         t = time.perf_counter()
         emb = tsne(model.transform(X), perplexity=perplexity, random_state=random_state, library=library,
                    input_space=X if distances == "input" else None)
