@@ -220,3 +220,18 @@ def test_csv_with_a_pandas_index_column(tmp_path, caplog):
     assert X.shape == (4, 3) and y is None  # no label column: a, b and label are features
     path.write_text("Unnamed: 0,a,b\n0,0.5,0.25\n1,0.75,1.0\n")  # the same CSV read by pandas and written again
     assert load_array(path)[0].tolist() == [[0.5, 0.25], [0.75, 1.0]]
+
+
+def test_csv_index_column_rule_keeps_nameless_data_columns(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text(",a,b\ns1,0.5,0.25\ns2,0.75,1.0\n")  # a text index (sample names), no label column
+    assert load_array(p)[0].tolist() == [[0.5, 0.25], [0.75, 1.0]]
+    p.write_text(",0,1,2\n0,0.1,0.2,0.3\n1,0.4,0.5,0.6\n")  # pandas' default column numbers, with its index
+    assert load_array(p)[0].tolist() == [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]
+    p.write_text(",a,b\n0.5,0.1,0.2\n0.25,0.3,0.4\n")  # a nameless column of fractions is data
+    assert load_array(p)[0].shape == (2, 3)
+    p.write_text(",1,2\n3,4,5\n6,7,8\n")  # a first row of numbers with one empty cell: not pandas' header
+    assert load_array(p)[0].tolist() == [[3, 4, 5], [6, 7, 8]]
+    p.write_text(",a,b\ns1,0.5,0.25\ns2,0.75\n")  # a short row is still an error, not a silent drop
+    with pytest.raises(DataFormatError, match="data row 1 .* has 2 cells, the first row 3"):
+        load_array(p)

@@ -279,6 +279,16 @@ def test_activation_and_dropout_errors_name_their_parameter():
         Autoencoder(architecture="conv", n_components=None, dropout=0.5, epochs=1).fit(X)
 
 
+def test_a_conv_model_saved_with_dropout_still_loads(tmp_path):
+    """Older aekit accepted (and ignored) dropout with a conv body: such files load."""
+    X = np.random.default_rng(0).uniform(size=(20, 16)).astype(np.float32)
+    conv = Autoencoder(architecture="conv", n_components=None, conv_filters=(2,), epochs=1, random_state=0).fit(X)
+    conv.dropout = 0.2  # as the older aekit saved it
+    conv.save(tmp_path / "m.safetensors")
+    back = aekit.load(tmp_path / "m.safetensors")
+    assert back.dropout == 0.2 and np.array_equal(back.transform(X), conv.transform(X))
+
+
 def test_inverse_transform_of_no_codes_keeps_the_feature_width():
     X = np.random.default_rng(0).uniform(size=(20, 16)).astype(np.float32)
     ae = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batchnorm=True, random_state=0).fit(X)

@@ -326,3 +326,37 @@ def test_resume_without_an_int_seed_continues_the_same_run(tmp_path, X, random_s
     resumed = _fit(_est(cfg, random_state=rs(), epochs=4), X, resume_from=ck)
     assert resumed.seed_ == part.seed_
     _assert_identical(resumed, _fit(_est({"validation_fraction": 0.2}, random_state=part.seed_, epochs=4), X), X)
+
+
+def _without_seed_entry(path: Path) -> None:
+    """Rewrite a checkpoint as the previous aekit wrote it: no "seed" metadata entry."""
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = {k: v for k, v in (f.metadata() or {}).items() if k != "seed"}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(path), metadata=meta)
+
+
+def test_resume_of_an_older_checkpoint_without_a_stored_seed(tmp_path, X):
+    ck = tmp_path / "ck.safetensors"
+    cfg = dict(validation_fraction=0.2, checkpoint_path=str(ck))
+    shared = np.random.RandomState(3)
+    part = _fit(_est(cfg, random_state=shared, epochs=2), X)  # a RandomState: the params hold the int seed it gave
+    _without_seed_entry(ck)
+    resumed = _fit(_est(cfg, random_state=shared, epochs=4), X, resume_from=ck)
+    assert resumed.seed_ == part.seed_
+    part = _fit(_est(cfg, random_state=None, epochs=2), X)
+    _without_seed_entry(ck)
+    with pytest.warns(UserWarning, match="stores no seed.*new validation split"):
+        _fit(_est(cfg, random_state=None, epochs=3), X, resume_from=ck)
+
+
+def test_cli_resume_takes_the_first_runs_seed_without_random_state(tmp_path, capsys):
+    X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    args = ["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--hidden-layer-sizes", "4", "--validation-fraction", "0.25"]
+    assert main([*args, "--epochs", "1", "--random-state", "5"]) == 0
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    resumed = aekit.load(tmp_path / "r" / "model.safetensors")
+    assert resumed.seed_ == 5 and resumed.n_iter_ == 2

@@ -88,3 +88,16 @@ def test_evaluate_model_on_a_handful_of_samples_reports_what_it_can():
     assert {"reconstruction_bce", "psnr_db", "logistic_accuracy"} <= set(m) and not {"trustworthiness", "knn5_accuracy"} & set(m)
     m = metrics.evaluate_model(ae, X, y, X, y)
     assert {"trustworthiness", "knn5_accuracy", "logistic_accuracy"} <= set(m)
+
+
+def test_unit_range_allows_float_rounding_and_psnr_of_constant_data_is_finite():
+    from sklearn.preprocessing import MinMaxScaler
+
+    from aekit.estimators import Autoencoder
+
+    X = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32) * 3 + 1
+    scaled = MinMaxScaler().fit_transform(X)  # may exceed 1 by float rounding (1.0000001)
+    assert metrics.unit_range(scaled) and np.isfinite(metrics.reconstruction_bce(scaled, np.full_like(scaled, 0.5)))
+    Autoencoder(hidden_layer_sizes=(4,), n_components=2, epochs=1, random_state=0).fit(np.minimum(scaled + 5e-7, 1 + 5e-7))
+    const = np.full((4, 3), 3.0)
+    assert metrics.psnr(const, const + 0.3, data_range=None) == pytest.approx(20.0)  # peak: its magnitude, 3

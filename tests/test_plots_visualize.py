@@ -156,3 +156,20 @@ def test_aetsne_feature_names_pandas_output_and_bad_n_components(blobs):
     assert pipe.fit_transform(X).shape == (180, 2)
     with pytest.raises(InputError, match="n_components=0 must be an integer >= 1"):
         AETSNE(Autoencoder(**SMALL), n_components=0).fit(X)
+
+
+def test_aetsne_interrupted_keeps_its_autoencoder_and_unfitted_has_no_feature_names(blobs):
+    from sklearn.exceptions import NotFittedError
+
+    X, _ = blobs
+
+    def stop(epoch, logs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    vis = AETSNE(Autoencoder(**{**SMALL, "epochs": 4, "callbacks": [stop]}), perplexity=10)
+    with pytest.raises(KeyboardInterrupt):
+        vis.fit(X)
+    assert vis.autoencoder_.n_iter_ == 2 and not hasattr(vis, "embedding_")
+    with pytest.raises(NotFittedError):
+        AETSNE().get_feature_names_out()

@@ -75,6 +75,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+#: how far outside [0, 1] data may stray and still count as [0, 1] data (float rounding: MinMaxScaler gives 1.0000001)
+UNIT_TOL = 1e-6
+
+
+def in_unit_range(lo: float, hi: float) -> bool:
+    """Whether values from ``lo`` to ``hi`` lie in [0, 1], up to float rounding (NaN: False)."""
+    return bool(lo >= -UNIT_TOL and hi <= 1 + UNIT_TOL)
+
+
 def is_uint8(X: Any) -> bool:
     """uint8 data (an array, or a DataFrame whose every column is uint8): 0-255 pixels that aekit scales to [0, 1]."""
     dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column

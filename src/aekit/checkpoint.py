@@ -136,17 +136,24 @@ def load_checkpoint(
     return state
 
 
-def checkpoint_seed(path: str | os.PathLike[str]) -> int | None:
-    """The seed stored in a checkpoint, or None (no such file, not a checkpoint, written without one):
-    ``load_checkpoint`` reports what is wrong with the file."""
+def checkpoint_seed(path: str | os.PathLike[str]) -> tuple[int | None, Any]:
+    """``(seed, random_state)`` of the run that wrote a checkpoint: the integer seed it drew (stored since
+    checkpoints have a "seed" entry; before, known only when its random_state was an int) and its
+    ``random_state`` parameter as stored. ``(None, None)`` for a file that is not a readable checkpoint:
+    ``load_checkpoint`` reports what is wrong with it."""
     from safetensors.torch import safe_open
+
+    def seed_or_none(v: Any) -> int | None:
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            seed = json.loads((f.metadata() or {}).get("seed", "null"))
+            meta = f.metadata() or {}
+        random_state = json.loads(meta.get("params", "{}")).get("random_state")
+        seed = seed_or_none(json.loads(meta.get("seed", "null")))
     except Exception:  # noqa: BLE001 - any unreadable file: load_checkpoint says why
-        return None
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+        return None, None
+    return (seed_or_none(random_state) if seed is None else seed), random_state
 
 
 def checkpoint_callback(

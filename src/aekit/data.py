@@ -518,6 +518,35 @@ def _label_cells(path: Path, n_cols: int, delimiter: str | None, skip: int, labe
     return np.array(labels, dtype=str)
 
 
+def _is_pandas_index(path: Path, header: list[str] | None, delimiter: str | None, label_idx: int | None) -> bool:
+    """Is the first column the index ``DataFrame.to_csv()`` writes by default (``index=True``)?
+
+    pandas leaves that column's header cell empty ("Unnamed: 0" once read back and written again) and names
+    the others (or numbers them 0, 1, 2, ...); its values are row numbers, other integers, or text (names,
+    dates). A nameless first column of other numbers (0.5, 1.25) is data and kept. Every row's cell count
+    is checked on the way.
+    """
+    if header is None or len(header) < 2 or header[0] not in ("", "Unnamed: 0") or label_idx == 0:
+        return False
+    rest = header[1:]
+    if all(_is_number(c) for c in rest) and not _is_index_header(rest):  # a first row of data, not pandas' header
+        return False
+    first = _label_cells(path, len(header), delimiter, 1, 0)
+    try:
+        values = first.astype(np.float64)
+    except ValueError:
+        return True  # text: sample names, dates
+    return bool(np.all(values == np.round(values)))
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
 def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
     size = path.stat().st_size
     if size > MAX_ARRAY_BYTES:
@@ -532,14 +561,7 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
     delimiter = max((",", ";", "\t"), key=first.count) if any(d in first for d in ",;\t") else None
     cells = [c.strip().strip('"') for c in (first.split(delimiter) if delimiter else first.split())]
 
-    def is_number(s: str) -> bool:
-        try:
-            float(s)
-            return True
-        except ValueError:
-            return False
-
-    header = None if all(is_number(c) for c in cells) and not _is_index_header(cells) else cells
+    header = None if all(_is_number(c) for c in cells) and not _is_index_header(cells) else cells
     label_idx: int | None = None
     if label_column is not None:
         if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
@@ -556,12 +578,10 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
             if not 0 <= label_idx < len(cells):
                 raise InputError(f"label_column={label_column} is out of range for {len(cells)} columns in {path}")
     n_cols = len(cells)
-    # a header whose first cell is empty ("" or pandas' re-read "Unnamed: 0") names a pandas index (DataFrame.to_csv()
-    # with its default index=True): row numbers, not a feature
-    index_col = 0 if header is not None and header[0] in ("", "Unnamed: 0") and n_cols > 1 and label_idx != 0 else None
+    index_col = 0 if _is_pandas_index(path, header, delimiter, label_idx) else None
     if index_col is not None:
-        log.warning("%s: its first column has no name (a pandas index, as DataFrame.to_csv() writes by default); "
-                    "it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)", path)
+        log.warning("%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
+                    "writes by default); it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)", path)
     feature_cols = [i for i in range(n_cols) if i not in (label_idx, index_col)]
 
     def read(usecols: list[int]) -> np.ndarray:
@@ -569,7 +589,7 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
             with open(path, encoding="utf-8-sig", newline="") as fh, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # reported below as an error
                 return np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=np.float64, ndmin=2,
-                                  usecols=usecols if label_idx is not None else None, quotechar='"')
+                                  usecols=usecols if label_idx is not None or index_col is not None else None, quotechar='"')
         except ValueError as exc:  # UnicodeDecodeError included
             if "invalid column index" in str(exc):  # a row shorter than the first one
                 raise DataFormatError(
@@ -583,13 +603,13 @@ def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
     table = read(feature_cols)
     if table.shape[0] == 0:
         raise DataFormatError(f"{path}: no data rows; expected numbers below the header row")
-    if label_idx is None and table.shape[1] != n_cols:
+    if label_idx is None and index_col is None and table.shape[1] != n_cols:  # (with an index column its cells were counted)
         raise DataFormatError(
             f"{path}: the first row has {n_cols} {'names' if header else 'cells'} but the rows have {table.shape[1]} columns; "
             "give every row the same number of cells"
         )
     if label_idx is None:
-        return (table[:, 1:] if index_col is not None else table), None
+        return table, None
     raw = _label_cells(path, n_cols, delimiter, 1 if header else 0, label_idx)  # (usecols alone would drop extra cells silently)
     missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan": below
     if missing.size:

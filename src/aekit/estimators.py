@@ -30,6 +30,7 @@ from aekit._utils import (
     InputError,
     ModelFileError,
     atomic_path,
+    in_unit_range,
     is_uint8,
     isolated_rng,
     jsonable,
@@ -168,11 +169,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         _check_float("dropout", self.dropout, 0.0, 1.0)
         if self.dropout >= 1:
             raise InputError(f"dropout={self.dropout} must be < 1")
-        if self.dropout and self.architecture == "conv":
-            raise InputError(
-                f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
-                "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)"
-            )
         _check_sizes("conv_filters", self.conv_filters, allow_empty=False)
         _check_int("kernel_size", self.kernel_size, 1)
         _check_float("beta", self.beta, 0.0, math.inf)
@@ -207,7 +203,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             X = X / np.float32(255.0)
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
-        if not reset and X.size and self._needs_unit_range() and (float(X.min()) < 0 or float(X.max()) > 1):
+        if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
             warnings.warn(
                 f"X holds values in [{float(X.min()):.4g}, {float(X.max()):.4g}] but this model was trained on data in [0, 1] "
                 "(sigmoid output); scale X as for fit (e.g. divide 0-255 pixels by 255, or pass uint8 images)",
@@ -222,7 +218,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _check_range(self, X: np.ndarray) -> None:
         if self._needs_unit_range():
             lo, hi = float(X.min()), float(X.max())
-            if lo < 0 or hi > 1:
+            if not in_unit_range(lo, hi):
                 raise InputError(
                     f"loss={self.loss!r} with a sigmoid output needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
                     "scale X (e.g. MinMaxScaler, or pass uint8 images) or use loss='mse', output_activation='linear'"
@@ -308,15 +304,29 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _fit(self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None) -> None:
         self._validate_params()
+        if self.dropout and self.architecture == "conv":
+            msg = (f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
+                   "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)")
+            if resume_from is None:
+                raise InputError(msg)
+            warnings.warn(msg + "; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=3)
         self._check_range(X)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
+        run_random_state: Any = None  # resuming without an int seed: the interrupted run's random_state, as stored
         if resume_from is not None and not isinstance(self.random_state, (int, np.integer)):
             from aekit.checkpoint import checkpoint_seed
 
             # random_state=None or a RandomState: continue with the interrupted run's own seed (the same validation split)
-            stored = checkpoint_seed(resume_from)
-            seed = seed if stored is None else stored
+            stored, run_random_state = checkpoint_seed(resume_from)
+            if stored is not None:
+                seed = stored
+            elif self.validation_fraction:
+                warnings.warn(
+                    f"{resume_from} stores no seed (written by an older aekit with random_state=None): the resumed run "
+                    "draws a new validation split. Pass the first run's random_state to keep it",
+                    UserWarning, stacklevel=3,
+                )
         n, n_features = X.shape
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
@@ -357,15 +367,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 cuda_graph=graphs,
             )
             state = LoopState()
+            run_params = self._json_params(seed)
+            if run_random_state is not None:  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
+                run_params["random_state"] = run_random_state
             callbacks = list(self.callbacks or [])
             if resume_from is not None:
                 from aekit.checkpoint import load_checkpoint
 
-                state = load_checkpoint(resume_from, net, optimizer, expected_params=self._json_params(seed))
+                state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params)
             if self.checkpoint_path is not None:
                 from aekit.checkpoint import checkpoint_callback
 
-                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, self._json_params(seed), seed))
+                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
             self.net_ = net
             self.device_ = device

@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aekit._utils import InputError
+from aekit._utils import InputError, in_unit_range
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
 
@@ -32,7 +32,7 @@ def reconstruction_bce(X: np.ndarray, X_hat: np.ndarray) -> float:
     Defined for targets ``X`` in [0, 1] only (an error otherwise: use ``reconstruction_mse``).
     """
     X, X_hat = _pair(X, X_hat)
-    if X.size and not (X.min() >= 0 and X.max() <= 1):  # NaN fails too
+    if X.size and not in_unit_range(X.min(), X.max()):  # NaN fails too
         raise InputError(
             f"reconstruction_bce needs X in [0, 1], found values in [{X.min():.4g}, {X.max():.4g}]; "
             "use reconstruction_mse (or psnr) for data on another scale"
@@ -50,17 +50,20 @@ def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
 def unit_range(X: np.ndarray) -> bool:
     """Whether every value of ``X`` lies in [0, 1] (images, min-max scaled data): BCE applies, PSNR's peak is 1."""
     X = np.asarray(X)
-    return bool(X.size == 0 or (X.min() >= 0 and X.max() <= 1))
+    return bool(X.size == 0 or in_unit_range(X.min(), X.max()))
 
 
 def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | None = 1.0) -> float:
     """Peak signal-to-noise ratio in dB, from the MSE over the whole set.
 
-    ``data_range``: the signal's peak-to-peak range (1 for data in [0, 1]); None takes ``X``'s own.
+    ``data_range``: the signal's peak-to-peak range (1 for data in [0, 1]); None takes ``X``'s own
+    (its largest magnitude for constant data, 1 for zeros).
     """
     mse = reconstruction_mse(X, X_hat)
-    if data_range is None:
-        data_range = float(np.ptp(np.asarray(X, dtype=np.float64))) if np.asarray(X).size else 1.0
+    if data_range is None:  # the data's range; for constant data its magnitude (or 1)
+        Xa = np.asarray(X, dtype=np.float64)
+        data_range = float(np.ptp(Xa)) if Xa.size else 0.0
+        data_range = data_range or (float(np.abs(Xa).max()) if Xa.size else 0.0) or 1.0
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
 

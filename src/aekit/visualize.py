@@ -98,12 +98,13 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         t0 = time.perf_counter()
         if not hasattr(ae, "net_"):
             ae = clone(ae).set_params(random_state=seed)
-            if isinstance(ae, SupervisedAutoencoder):
-                if y is None:
-                    raise InputError("a SupervisedAutoencoder needs y: pass fit(X, y)")
-                fit_stage(ae, X, y)
-            else:
-                fit_stage(ae, X)
+            if isinstance(ae, SupervisedAutoencoder) and y is None:
+                raise InputError("a SupervisedAutoencoder needs y: pass fit(X, y)")
+            try:
+                fit_stage(ae, X, y if isinstance(ae, SupervisedAutoencoder) else None)
+            except KeyboardInterrupt:
+                self.autoencoder_ = ae  # the interrupted training's model is kept here (no embedding)
+                raise
         codes = ae.transform(X)
         t1 = time.perf_counter()
         inputs = X if self.distances == "input" else None
@@ -118,8 +119,9 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self.fit(X, y).embedding_
 
     @property
-    def _n_features_out(self) -> int:  # get_feature_names_out: aetsne0, aetsne1, ...
-        return int(self.n_components)
+    def _n_features_out(self) -> int:  # get_feature_names_out: aetsne0, aetsne1, ... once fitted
+        check_is_fitted(self, "embedding_")  # NotFittedError is an AttributeError: unfitted, the names are refused
+        return int(self.embedding_.shape[1])
 
     def transform(self, X: Any) -> np.ndarray:
         """Place new samples into the existing embedding (openTSNE's optimisation of new points)."""
