@@ -1,7 +1,7 @@
 # The README's commands. Each target creates the environment it needs.
 PY          ?= python3.11
 VENV        ?= .venv
-# The project's own set-up pins the CPU wheel of torch; elsewhere: make CONSTRAINTS=your-file.txt
+# The project's own set-up pins torch (constraints.txt says how to get a CPU or CUDA build elsewhere); or: make CONSTRAINTS=your-file.txt
 CONSTRAINTS ?= constraints.txt
 BIN         := $(VENV)/bin
 OUT         ?= demo-output

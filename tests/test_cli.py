@@ -129,6 +129,20 @@ def test_train_that_completes_no_epoch_writes_no_model(tmp_path, capsys):
     assert not (fresh / "model.safetensors").exists()
 
 
+def test_train_interrupted_in_its_first_epoch_leaves_no_empty_folder(tmp_path, monkeypatch, capsys):
+    from aekit.estimators import Autoencoder
+
+    def interrupted_fit(self, X, y=None, **kw):  # Ctrl-C in epoch 1: fit keeps nothing and returns
+        self.n_iter_, self.stop_reason_, self.history_ = 0, "interrupted", {}
+        return self
+
+    monkeypatch.setattr(Autoencoder, "fit", interrupted_fit)
+    np.save(tmp_path / "x.npy", np.zeros((8, 3), np.float32))
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "new"), "--epochs", "1"]) == 130
+    assert "no epoch completed (interrupted)" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_failed_commands_create_no_output_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     np.save("good.npy", np.zeros((8, 3)))

@@ -119,15 +119,15 @@ def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
 
 @contextlib.contextmanager
 def _new_dir(out: Path) -> Iterator[None]:
-    """Create ``out`` for the block; if the block fails and leaves the new folder empty, remove it."""
+    """Create ``out`` for the block; a new folder that the block leaves empty (it failed, or a training
+    was interrupted before its first epoch) is removed."""
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         yield
-    except BaseException:
+    finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
-        raise
 
 
 def _out_file(path: str, overwrite: bool) -> Path:

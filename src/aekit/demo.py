@@ -251,7 +251,8 @@ def section_denoising(ctx: Context) -> str:
             "learning_rate": den.learning_rate,
         }
     ctx.results.update(runs)  # "denoising" and "denoising_tuned"
-    plots.save(plots.image_grid([d.X_test[:10], noisy[:10], clean_hat[:10]], ["clean", "noisy", "denoised"], title="Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']"), ctx.out / "denoising_grid.png")
+    plots.save(plots.image_grid([d.X_test[:10], noisy[:10], clean_hat[:10]], ["clean", "noisy", "denoised"], title=(f"Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']: PSNR {runs['denoising_tuned']['psnr_noisy']:.1f} dB"
+          f" → {runs['denoising_tuned']['psnr_denoised']:.1f} dB")), ctx.out / "denoising_grid.png")
     rows = "\n".join(
         f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | **{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
         for name, x in runs.items()
