@@ -62,8 +62,7 @@ def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | None = 1.0) -> fl
     mse = reconstruction_mse(X, X_hat)
     if data_range is None:  # the data's range; for constant data its magnitude (or 1)
         Xa = np.asarray(X, dtype=np.float64)
-        data_range = float(np.ptp(Xa)) if Xa.size else 0.0
-        data_range = data_range or (float(np.abs(Xa).max()) if Xa.size else 0.0) or 1.0
+        data_range = float(np.ptp(Xa) or np.abs(Xa).max() or 1.0) if Xa.size else 1.0
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
 
