@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import aekit
 from aekit import Autoencoder, SupervisedAutoencoder
+from aekit._utils import ModelFileError
+from aekit.files import check_tensors
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RELEASES = sorted(p for p in GOLDEN.glob("aekit-*") if p.is_dir())
@@ -73,3 +76,44 @@ def test_golden_checkpoint_resumes_to_the_end(release, name, tmp_path):
     again = Autoencoder(**{**params, "epochs": params["epochs"] + 1}).fit(X, resume_from=tmp_path / "ck.safetensors")
     assert again.n_iter_ == params["epochs"] + 1
     assert again.history_["loss"][: params["epochs"]] == est.history_["loss"]
+
+
+# ----------------------------------------------------------------------------- the one tensor check
+
+
+_NET = {"a.weight": torch.zeros(3, 2), "a.bias": torch.zeros(3), "steps": torch.zeros((), dtype=torch.int64)}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("net.a.bias", None, r"missing \['a.bias'\]"),
+        ("net.b.weight", torch.zeros(1), r"unexpected \['b.weight'\]"),
+        ("net.a.weight", torch.zeros(2, 3), r"a.weight has shape \(2, 3\) torch.float32, expected \(3, 2\) "),
+        ("net.steps", torch.zeros(()), r"steps has shape \(\) torch.float32, expected \(\) torch.int64"),
+        ("net.a.bias", torch.tensor([0.0, float("nan"), 0.0]), "tensor net.a.bias holds NaN or inf values"),
+        # outside the prefix (optimizer state, best weights) only finiteness is checked, but always
+        ("opt.0.exp_avg", torch.tensor([float("inf")]), "tensor opt.0.exp_avg holds NaN or inf values"),
+    ],
+)
+def test_check_tensors_refuses(name, value, match):
+    good = {f"net.{k}": v.clone() for k, v in _NET.items()}
+    good |= {"opt.0.exp_avg": torch.ones(2), "rng.cpu": torch.zeros(4, dtype=torch.uint8)}
+    check_tensors(Path("f.safetensors"), good, _NET, prefix="net.", fix="FIX", corrupt="BAD")  # fits: no error
+    bad = {k: v for k, v in good.items() if k != name} | ({} if value is None else {name: value})
+    with pytest.raises(ModelFileError, match=match) as info:
+        check_tensors(Path("f.safetensors"), bad, _NET, prefix="net.", fix="FIX", corrupt="BAD")
+    assert str(info.value).startswith("f.safetensors: ")
+    assert str(info.value).endswith("; BAD" if "NaN" in match else "; FIX")
+
+
+def test_files_module_knows_no_estimator():
+    """DESIGN.md's import direction: estimators import files, never the other way round."""
+    import ast
+
+    import aekit.files
+
+    tree = ast.parse(Path(aekit.files.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.split(".")[:2] in (["aekit", "estimators"], ["aekit", "cli"])}
