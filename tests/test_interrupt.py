@@ -27,9 +27,9 @@ from safetensors.torch import safe_open
 
 import aekit
 from aekit._utils import ModelFileError
-from aekit.checkpoint import load_checkpoint
 from aekit.cli import main
 from aekit.estimators import Autoencoder, SupervisedAutoencoder
+from aekit.files import load_checkpoint
 from aekit.modules import build_net
 from aekit.training import make_optimizer
 
@@ -270,7 +270,7 @@ def test_checkpoint_resume_keeps_this_runs_optimizer_implementation(tmp_path):
     resuming optimizer, the hyperparameters and state come from the file."""
     from torch import nn
 
-    from aekit.checkpoint import save_checkpoint
+    from aekit.files import save_checkpoint
     from aekit.training import LoopState
 
     torch.manual_seed(0)

@@ -23,8 +23,8 @@ from safetensors.torch import safe_open, save_file
 
 import aekit
 from aekit._utils import InputError, ModelFileError, atomic_path
-from aekit.checkpoint import load_checkpoint
 from aekit.estimators import Autoencoder, SupervisedAutoencoder
+from aekit.files import load_checkpoint
 from aekit.modules import build_net
 from aekit.training import make_optimizer
 

@@ -204,22 +204,3 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp_path.exists():
             tmp_path.unlink()
 
-
-def read_safetensors(path: str | os.PathLike[str], what: str, fix: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and CPU tensors of a safetensors file; never runs code from it.
-
-    ``what`` names the expected kind of file and ``fix`` the remedy, for the errors.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such {what}; {fix}")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{p}: not a valid {what} (safetensors: {exc}); {fix}") from exc
-    return meta, tensors

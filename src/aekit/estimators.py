@@ -8,11 +8,9 @@ momentum=0.01, rho=0.9, eps=1e-7), batch 128, Glorot-uniform weights, zero biase
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
-import platform
 import signal
 import threading
 import warnings
@@ -29,16 +27,15 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from aekit._utils import (
     InputError,
     ModelFileError,
-    atomic_path,
     in_unit_range,
     is_uint8,
     isolated_rng,
     jsonable,
-    read_safetensors,
     resolve_device,
     seed_from,
     to_numpy,
 )
+from aekit.files import check_tensors, corrupted_metadata, fitted_section, read_model, save_model
 from aekit.modules import ACTIVATIONS, AutoencoderNet, build_net
 from aekit.objectives import (
     NOISE_KINDS,
@@ -62,8 +59,6 @@ from aekit.training import (
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-_TUPLE_PARAMS = ("hidden_layer_sizes", "conv_filters", "image_shape", "head_layer_sizes")
 UNLABELLED = -1
 
 #: Named parameter sets that reproduce the reference text's recipes in one line:
@@ -315,7 +310,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         seed = seed_from(self.random_state)
         run_random_state: Any = None  # resuming without an int seed: the interrupted run's random_state, as stored
         if resume_from is not None and not isinstance(self.random_state, (int, np.integer)):
-            from aekit.checkpoint import checkpoint_seed
+            from aekit.files import checkpoint_seed
 
             # random_state=None or a RandomState: continue with the interrupted run's own seed (the same validation split)
             stored, run_random_state = checkpoint_seed(resume_from)
@@ -372,11 +367,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 run_params["random_state"] = run_random_state
             callbacks = list(self.callbacks or [])
             if resume_from is not None:
-                from aekit.checkpoint import load_checkpoint
+                from aekit.files import load_checkpoint
 
                 state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params)
             if self.checkpoint_path is not None:
-                from aekit.checkpoint import checkpoint_callback
+                from aekit.files import checkpoint_callback
 
                 callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
@@ -483,39 +478,15 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             params["random_state"] = getattr(self, "seed_", None) if seed is None else seed
         return {k: jsonable(v) for k, v in params.items()}
 
-    def _fitted_state(self) -> dict[str, Any]:
-        return {
-            "n_features_in_": int(self.n_features_in_),
-            "history_": self.history_,
-            "n_iter_": int(self.n_iter_),
-            "seed_": int(self.seed_),
-            "stop_reason_": getattr(self, "stop_reason_", ""),
-            **({"feature_names_in_": [str(n) for n in self.feature_names_in_]} if hasattr(self, "feature_names_in_") else {}),
-        }
-
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-        """Write the fitted model to one ``.safetensors`` file (weights + JSON metadata).
+        """Write the fitted model to one ``.safetensors`` file (weights + JSON metadata, see ``aekit.files``).
 
         The file is written under a temporary name and renamed, so a crash never
         leaves a half-written file and never harms the previous one.
         """
-        from safetensors.torch import save_file
-
         check_is_fitted(self, "net_")
-        p = Path(path)
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) or choose another path")
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.net_.state_dict().items()}
-        metadata = {
-            "aekit_format": str(FORMAT_VERSION),
-            "estimator": type(self).__name__,
-            "params": json.dumps(self._json_params()),
-            "fitted": json.dumps(self._fitted_state()),
-            "versions": json.dumps(_versions()),
-        }
-        with atomic_path(p) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
-        return p
+        params, fitted = self._json_params(), fitted_section(self)
+        return save_model(path, self.net_, type(self).__name__, params, fitted, overwrite=overwrite)
 
 
 def _working_forward(net: torch.nn.Module, optimizer: Any) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
@@ -529,14 +500,6 @@ def _working_forward(net: torch.nn.Module, optimizer: Any) -> Callable[[torch.Te
         return functional_call(net, dict(zip(names, optimizer.working_params(), strict=True)), (x.to(dtype),))
 
     return forward
-
-
-def _versions() -> dict[str, str]:
-    import sklearn
-
-    from aekit import __version__
-
-    return {"aekit": __version__, "torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
 
 
 class Autoencoder(_AutoencoderBase):
@@ -913,12 +876,6 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         check_is_fitted(self, "net_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def _fitted_state(self) -> dict[str, Any]:
-        state = super()._fitted_state()
-        state["classes_"] = self.classes_.tolist()
-        state["classes_dtype"] = self.classes_.dtype.str
-        return state
-
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
@@ -949,54 +906,24 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     placed on ``device`` (CPU by default, whatever device trained the model).
     """
     p = Path(path)
-    meta, tensors = read_safetensors(p, "aekit model file", "check the path; models are written by Autoencoder.save or `aekit train`")
-    if "aekit_format" not in meta:
-        if "aekit_checkpoint" in meta:
-            raise ModelFileError(f"{p}: a training checkpoint, not a model; resume it with fit(X, resume_from=...) (CLI: --resume) or load model.safetensors")
-        raise ModelFileError(f"{p}: a safetensors file without aekit metadata; save models with Autoencoder.save")
-    if meta["aekit_format"] != str(FORMAT_VERSION):
-        raise ModelFileError(f"{p}: model format {meta['aekit_format']}, this aekit reads format {FORMAT_VERSION}; upgrade aekit")
-    cls = ESTIMATORS.get(meta.get("estimator", ""))
+    model = read_model(p)
+    cls = ESTIMATORS.get(model.estimator)
     if cls is None:
-        raise ModelFileError(f"{p}: unknown estimator {meta.get('estimator')!r}; expected one of {sorted(ESTIMATORS)}")
-    try:
-        params = json.loads(meta["params"])
-        fitted = json.loads(meta["fitted"])
-        for k in _TUPLE_PARAMS:
-            if isinstance(params.get(k), list):
-                params[k] = tuple(params[k])
-        params.update(device=device, checkpoint_path=None, callbacks=None)  # a loaded model never writes where its file says
-        est = cls(**params)
+        raise ModelFileError(f"{p}: unknown estimator {model.estimator!r}; expected one of {sorted(ESTIMATORS)}")
+    classes = model.fitted.get("classes_")
+    with corrupted_metadata(p, "model metadata"):
+        # a loaded model never writes where its file says
+        est = cls(**{**model.params, "device": device, "checkpoint_path": None, "callbacks": None})
         est._validate_params()
-        n_features = int(fitted["n_features_in_"])
-        classes = None
-        if "classes_" in fitted:
-            classes = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
-        net_kwargs = est._net_kwargs(n_features, None if classes is None else len(classes))
+        net_kwargs = est._net_kwargs(model.fitted["n_features_in_"], None if classes is None else len(classes))
         with torch.device("meta"):  # shapes only, nothing allocated: tampered metadata cannot exhaust memory
             expected = build_net(**net_kwargs).state_dict()
-    except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{p}: corrupted model metadata ({exc})") from exc
-    missing, extra = set(expected) - set(tensors), set(tensors) - set(expected)
-    if missing or extra:
-        raise ModelFileError(f"{p}: weights do not match the architecture: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}")
-    for k, v in expected.items():
-        if tensors[k].shape != v.shape or tensors[k].dtype != v.dtype:
-            raise ModelFileError(f"{p}: tensor {k} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, expected {tuple(v.shape)} {v.dtype}")
-        if tensors[k].is_floating_point() and not bool(torch.isfinite(tensors[k]).all()):
-            raise ModelFileError(f"{p}: tensor {k} holds NaN or inf values; the file is corrupted")
+    check_tensors(p, model.tensors, expected, fix="the file is damaged; save the model again",
+                  corrupt="the file is corrupted")
     net = build_net(**net_kwargs)
-    net.load_state_dict(tensors)
-    dev = resolve_device(device)
-    est.net_ = net.to(dev).eval()
-    est.device_ = dev
-    est.n_features_in_ = n_features
-    est.history_ = fitted.get("history_", {})
-    est.n_iter_ = int(fitted.get("n_iter_", 0))
-    est.seed_ = int(fitted.get("seed_", 0))
-    est.stop_reason_ = fitted.get("stop_reason_", "")
-    if classes is not None:
-        est.classes_ = classes  # type: ignore[attr-defined]
-    if isinstance(fitted.get("feature_names_in_"), list) and len(fitted["feature_names_in_"]) == n_features:
-        est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+    net.load_state_dict(model.tensors)
+    est.device_ = resolve_device(device)
+    est.net_ = net.to(est.device_).eval()
+    for name, value in model.fitted.items():
+        setattr(est, name, value)
     return est
