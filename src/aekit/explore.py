@@ -197,7 +197,17 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
               title: str, axis_labels: Sequence[str], intro: str) -> Any:
     """The Bokeh layout: the map (one renderer per class, for the legend's show/hide) and the side panel."""
     from bokeh.layouts import column, row
-    from bokeh.models import BoxSelectTool, Button, ColumnDataSource, CustomJS, Div, HoverTool, Legend, LegendItem, LassoSelectTool
+    from bokeh.models import (
+        BoxSelectTool,
+        Button,
+        ColumnDataSource,
+        CustomJS,
+        Div,
+        HoverTool,
+        LassoSelectTool,
+        Legend,
+        LegendItem,
+    )
     from bokeh.plotting import figure
 
     p = figure(width=860, height=760, output_backend="webgl", tools="pan,wheel_zoom,reset,save", active_scroll="wheel_zoom",
