@@ -141,3 +141,16 @@ def test_cli_explore_embedding(tmp_path, capsys):
     assert code == 2 and "64 values per row but image_shape=(5, 5)" in err and not (tmp_path / "c.html").exists()
     assert main(["explore", str(tmp_path / "X.npy"), "--out", str(tmp_path / "d.html")]) == 2
     assert "exactly one of --model" in capsys.readouterr().err
+
+
+def test_cli_explore_model(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(size=(120, 16)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(120) % 3)
+    d = str(tmp_path / "d.npz")
+    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--n-components", "4"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    # a 4-D code: the map is AE → t-SNE with this model
+    assert main(["explore", d, "--model", model, "--out", str(tmp_path / "m.html"), "--perplexity", "5"]) == 0
+    page = (tmp_path / "m.html").read_text()
+    assert "t-SNE 1" in page and _config(page)["features"][0] == "x0" and _config(page)["labelled"]
