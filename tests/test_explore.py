@@ -154,3 +154,14 @@ def test_cli_explore_model(tmp_path):
     assert main(["explore", d, "--model", model, "--out", str(tmp_path / "m.html"), "--perplexity", "5"]) == 0
     page = (tmp_path / "m.html").read_text()
     assert "t-SNE 1" in page and _config(page)["features"][0] == "x0" and _config(page)["labelled"]
+
+
+def test_demo_tsne_section_page(tmp_path):
+    from types import SimpleNamespace
+
+    from aekit.demo import _explore_page
+
+    rng = np.random.default_rng(4)
+    data = SimpleNamespace(X_test=rng.random((50, 784), dtype=np.float32), y_test=np.arange(50) % 10)
+    line = _explore_page(SimpleNamespace(data=data, out=tmp_path), rng.standard_normal((50, 2)))
+    assert "ae_tsne_explore.html" in line and _config((tmp_path / "ae_tsne_explore.html").read_text())["tile"] == [28, 28]
