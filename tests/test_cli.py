@@ -110,6 +110,7 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "v"), "--perplexity", "5"]) == 0
     assert np.load(tmp_path / "v" / "embedding.npy").shape == (120, 2)
     assert (tmp_path / "v" / "tsne.png").exists()
+    assert "aekitExplore" in (tmp_path / "v" / "explore.html").read_text()  # the interactive map beside the PNG
 
 
 def test_train_that_completes_no_epoch_writes_no_model(tmp_path, capsys):

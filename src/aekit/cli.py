@@ -326,7 +326,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit.estimators import load
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
-    files = ["embedding.npy", "embedding.csv", "tsne.png"] + (["comparison.png"] if args.compare else [])
+    files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (["comparison.png"] if args.compare else [])
     out = _out_dir(args.out, args.overwrite, files)
     X, y = load_data(args)
     if args.compare and y is None:
@@ -340,12 +340,87 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     ax = plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE", s=1.0)
     plots.save(ax.figure, out / "tsne.png")
     print(f"embedding {emb.shape}: {out / 'embedding.npy'}; plot: {out / 'tsne.png'}")
+    title = f"AE({vis.autoencoder_.net_.code_size}) → t-SNE, {args.data}"
+    if _write_explore(out / "explore.html", emb, X, y, _image_shape(args, X, vis.autoencoder_), title=title, axis_labels=("t-SNE 1", "t-SNE 2")):
+        print(f"interactive map: {out / 'explore.html'}")
     if args.compare:
         routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
         plots.save(plot_routes(routes, y), out / "comparison.png")
         for name, r in routes.items():
             print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
         print(f"comparison: {out / 'comparison.png'}")
+    return 0
+
+
+def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> tuple[int, ...] | None:
+    """The images' shape for thumbnails: --image-shape, MNIST's 28x28, or a conv model's; None: tabular data."""
+    if getattr(args, "image_shape", None):
+        return tuple(args.image_shape)
+    if args.data in ("mnist", "mnist-test"):
+        return (28, 28)
+    return tuple(model.image_shape) if getattr(model, "image_shape", None) else None
+
+
+def _write_explore(path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | None, shape: tuple[int, ...] | None, **kw: Any) -> bool:
+    """explore.html beside a visualization; False (with a note) when the optional packages are missing."""
+    from aekit.explore import explore
+
+    try:  # the explore extra is optional: without it visualize still writes its PNG
+        import bokeh  # noqa: F401
+        import PIL  # noqa: F401
+    except ImportError as exc:
+        print(f"note: {path.name} skipped ({exc.name} is not installed); pip install 'aekit[explore]'", file=sys.stderr)
+        return False
+    images, features = (X, None) if shape else (None, X)
+    explore(emb, y, images, path=path, image_shape=shape, features=features, **kw)
+    return True
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from aekit.explore import check_writable
+
+    if (args.model is None) == (args.embedding is None):
+        raise InputError("explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)")
+    out = check_writable(_out_file(args.out, args.overwrite), "--out")
+    X, y = load_data(args)
+    if args.embedding:
+        from aekit.data import load_array
+
+        emb, _ = load_array(args.embedding)
+        model, axes = None, ("dim 1", "dim 2")
+    else:
+        from aekit.estimators import load
+
+        model = load(args.model)
+        emb, axes = model.transform(X), ("z1", "z2")
+        if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
+            from aekit.visualize import AETSNE
+
+            emb, axes = AETSNE(model, perplexity=args.perplexity, random_state=args.seed).fit_transform(X), ("t-SNE 1", "t-SNE 2")
+    if len(emb) != len(X):
+        raise InputError(f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; pass the data it was computed from (same --limit)")
+    title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
+    shape = _image_shape(args, X, model)
+    _write_explore(out, emb, X, y, shape, title=title, axis_labels=axes, max_thumbnails=args.max_thumbnails)
+    print(f"map of {len(emb):,} points: {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from aekit import export
+    from aekit.estimators import load
+
+    files = export.ONNX_FILES if args.format == "onnx" else export.PROJECTOR_FILES
+    out = _out_dir(args.out, args.overwrite, files)
+    est = load(args.model)
+    with _new_dir(out):
+        if args.format == "onnx":
+            paths = export.to_onnx(est, out)
+        else:
+            X, y = load_data(args)
+            shape = _image_shape(args, X, est)
+            paths = export.to_projector(est.transform(X), out, y, X if shape else None, image_shape=shape)
+    print(f"{args.format}: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -432,6 +507,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("explore", help="interactive map in one HTML file: hover thumbnails, select and save indices")
+    _add_data_args(p)
+    p.add_argument("--model", help="a trained model: its 2-D codes, or AE → t-SNE for wider codes")
+    p.add_argument("--embedding", help="or a saved 2-D embedding (.npy/.csv, e.g. from `aekit visualize`) of the same data")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--image-shape", type=_converter("image_shape", ()), metavar="H,W", help="thumbnails for .npy/.csv images (MNIST: 28,28 by default)")
+    p.add_argument("--max-thumbnails", type=int, default=100_000, help="above this many points a random subset gets thumbnails (default: 100000)")
+    p.add_argument("--title", help="the page's title")
+    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity for a model with wider codes (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of t-SNE (default: 0)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("export", help="a trained model as ONNX (encoder + decoder) or TensorBoard projector files")
+    p.add_argument("model")
+    _add_data_args(p)
+    p.set_defaults(data="mnist-test")
+    p.add_argument("--format", choices=["onnx", "projector"], required=True, help="onnx: encoder.onnx + decoder.onnx; projector: codes of the data, labels, sprite")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--image-shape", type=_converter("image_shape", ()), metavar="H,W", help="projector sprite for .npy/.csv images (MNIST: 28,28)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
     for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each epoch")
     return parser

@@ -328,6 +328,7 @@ def section_tsne(ctx: Context) -> str:
     plots.save(plot_routes(routes, d.y_test), ctx.out / "tsne_comparison.png")
     emb = routes["AE(20) → t-SNE"]["embedding"]
     plots.save(plots.latent_scatter(emb, d.y_test, s=1.0, title="AE(20) → t-SNE, MNIST test set").figure, ctx.out / "ae_tsne.png")
+    explore_line = _explore_page(ctx, emb)
     table = "\n".join(
         f"| {name} | {_fmt(r['knn5_cv'], True)} | {r['trustworthiness']:.3f} | {r['ae_seconds']:.0f} s | {r['tsne_seconds']:.1f} s |"
         for name, r in routes.items()
@@ -347,11 +348,27 @@ find each image's t-SNE neighbours among the 20-D codes and measure their distan
 ![comparison](tsne_comparison.png)
 
 ![AE → t-SNE](ae_tsne.png)
-"""
+{explore_line}"""
+
+
+def _explore_page(ctx: Context, emb: np.ndarray) -> str:
+    """The AE → t-SNE map as an interactive page (every test image as a hover thumbnail); a report line."""
+    try:
+        import bokeh  # noqa: F401
+        import PIL  # noqa: F401
+    except ImportError:
+        return "\n(`pip install 'aekit[explore]'` adds an interactive map, `ae_tsne_explore.html`.)\n"
+    from aekit.explore import explore
+
+    d = ctx.data
+    explore(emb, d.y_test, d.X_test, image_shape=(28, 28), path=ctx.out / "ae_tsne_explore.html",
+            title="AE(20) → t-SNE, MNIST test set", axis_labels=("t-SNE 1", "t-SNE 2"))
+    return ("\nInteractive: [ae_tsne_explore.html](ae_tsne_explore.html) (one self-contained file; hover a point "
+            "for its image, box/lasso select to list and save indices).\n")
 
 
 #: what a demo writes into its folder; without ``overwrite`` any of them there stops it.
-DEMO_FILES = ("report.md", "results.json", "*.safetensors", "*.png")
+DEMO_FILES = ("report.md", "results.json", "*.safetensors", "*.png", "*.html")
 
 #: name → section, in report order.
 SECTIONS: dict[str, Callable[[Context], str]] = {

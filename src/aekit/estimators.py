@@ -461,6 +461,23 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         check_is_fitted(self, "net_")
         return int(self.net_.code_size)
 
+    @property
+    def encoder_(self) -> torch.nn.Module:
+        """The fitted encoder as a plain ``nn.Module``: ``(B, n_features)`` float32 in the scale ``transform`` reads → codes ``(B, n_components)``.
+
+        Shares its weights with the model (the mean of a variational model, as ``transform``).
+        """
+        check_is_fitted(self, "net_")
+        net = self.net_
+        return net.encoder if net.mu is None else torch.nn.Sequential(net.encoder, net.mu).train(net.training)
+
+    @property
+    def decoder_(self) -> torch.nn.Module:
+        """The fitted decoder as a plain ``nn.Module``: codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``."""
+        check_is_fitted(self, "net_")
+        net = self.net_
+        return net.decoder if net.output_activation == "linear" else torch.nn.Sequential(net.decoder, torch.nn.Sigmoid()).train(net.training)
+
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         if tags.transformer_tags is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from aekit._utils import InputError, atomic_path
+from aekit.explore import explore  # noqa: F401 - the interactive HTML map, beside the static plots (bokeh imported on use)
 
 
 def _plt() -> Any:
@@ -118,3 +119,4 @@ def latent_manifold(decode: Callable[[np.ndarray], np.ndarray], lo: Sequence[flo
     ax.set_ylabel("z2")
     ax.set_title(title)
     return fig
+

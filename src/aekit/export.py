@@ -1,0 +1,154 @@
+"""Models that travel: ONNX files of the encoder and decoder, and TensorBoard projector files.
+
+ONNX inputs are float32 already scaled as ``transform`` reads them: pixels in
+[0, 1] (divide 0-255 values by 255 before feeding the encoder). The scaling stays
+outside the graph so that one file serves float and image data alike; each file
+carries it in its metadata (``aekit.input``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aekit._utils import InputError, atomic_path
+
+log = logging.getLogger(__name__)
+
+ONNX_FILES = ("encoder.onnx", "decoder.onnx")
+PROJECTOR_FILES = ("embedding.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt")
+#: TensorBoard's projector refuses sprite images larger than this on a side
+SPRITE_MAX_PX = 8192
+
+
+def _plain(module: torch.nn.Module) -> torch.nn.Module:
+    """A CPU copy in eval mode with aekit's CPU-only convolution shortcut off: a standard Conv node in the graph."""
+    m = copy.deepcopy(module).to("cpu").eval()
+    for sub in m.modules():
+        if hasattr(sub, "taps"):
+            sub.taps = False  # same products, summed in nn.Conv2d's order
+    return m
+
+
+def _onnx_file(module: torch.nn.Module, width: int, path: Path, names: tuple[str, str], meta: dict[str, str]) -> None:
+    import onnx
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation chatter, not the user's business
+        program = torch.onnx.export(_plain(module), (torch.zeros(2, width),), dynamo=True, input_names=[names[0]], output_names=[names[1]],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        model = program.model_proto
+        for key, value in meta.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save_model(model, str(tmp))
+
+
+def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``encoder.onnx`` and ``decoder.onnx`` of a fitted autoencoder into ``out_dir``.
+
+    encoder: ``x`` float32 ``(batch, n_features)`` in [0, 1] (as ``transform`` reads it)
+    → ``code`` ``(batch, n_components)``; decoder: ``code`` → ``x_hat`` ``(batch,
+    n_features)`` (as ``inverse_transform``). The batch axis is dynamic. Needs
+    ``onnx`` and ``onnxscript`` (``pip install aekit[export]``).
+
+    Returns
+    -------
+    dict mapping "encoder" and "decoder" to the written paths.
+    """
+    out = Path(out_dir)
+    n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
+    meta = {"aekit.input": "float32 (batch, n_features) in [0, 1]: divide 0-255 pixels by 255", "aekit.model": type(est).__name__}
+    if getattr(est, "image_shape", None) is not None:
+        meta["aekit.image_shape"] = ",".join(map(str, est.image_shape))
+    paths = {"encoder": out / ONNX_FILES[0], "decoder": out / ONNX_FILES[1]}
+    _onnx_file(est.encoder_, n_in, paths["encoder"], ("x", "code"), meta)
+    _onnx_file(est.decoder_, n_code, paths["decoder"], ("code", "x_hat"), {**meta, "aekit.input": "float32 (batch, n_components) codes"})
+    return paths
+
+
+def _tsv(rows: np.ndarray) -> str:
+    return "".join("\t".join(f"{v:.7g}" for v in r) + "\n" for r in rows)
+
+
+def _metadata(n: int, labels: np.ndarray | None) -> str:
+    if labels is None:  # one column: TensorBoard wants no header then
+        return "".join(f"{i}\n" for i in range(n))
+    clean = [str(v).replace("\t", " ").replace("\n", " ") for v in labels]
+    return "index\tlabel\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(clean))
+
+
+def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray, tuple[int, int]]:
+    """One square grid of uint8 ``(n, H, W, C)`` images, shrunk so that it fits ``max_px``; returns it and the tile (H, W)."""
+    from PIL import Image
+
+    n, h, w, c = images.shape
+    cols = math.ceil(math.sqrt(n))
+    scale = min(1.0, max_px / (cols * max(h, w)))
+    th, tw = max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
+    if (th, tw) != (h, w):
+        log.warning("sprite: %d images shrunk from %dx%d to %dx%d pixels to fit %d px", n, h, w, th, tw, max_px)
+        images = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.LANCZOS)).reshape(th, tw, c) for im in images])
+    grid = np.zeros((cols * cols, th, tw, c), dtype=np.uint8)
+    grid[:n] = images
+    grid = grid.reshape(cols, cols, th, tw, c).transpose(0, 2, 1, 3, 4).reshape(cols * th, cols * tw, c)
+    return (grid.squeeze(-1) if c == 1 else grid), (th, tw)
+
+
+def to_projector(
+    embedding: np.ndarray,
+    out_dir: str | os.PathLike[str],
+    labels: Any = None,
+    images: Any = None,
+    *,
+    image_shape: Sequence[int] | None = None,
+    tensor_name: str = "aekit codes",
+) -> dict[str, Path]:
+    """Write TensorBoard projector files: ``embedding.tsv``, ``metadata.tsv``, ``sprite.png``, ``projector_config.pbtxt``.
+
+    Parameters
+    ----------
+    embedding : array of shape (n_samples, n_dims)
+        E.g. an autoencoder's codes; the projector runs its own PCA / t-SNE / UMAP.
+    labels : array of shape (n_samples,), optional
+    images : array of shape (n_samples, ...), optional
+        As for ``aekit.explore.explore``; without images no sprite is written.
+
+    Returns
+    -------
+    dict mapping file kind to the written path.
+    """
+    from PIL import Image
+
+    from aekit.explore import _check_rows, image_stack
+
+    E = np.asarray(embedding)
+    if E.ndim != 2 or len(E) == 0 or E.dtype.kind not in "biuf" or not np.all(np.isfinite(E)):
+        raise InputError(f"embedding has shape {E.shape} (dtype {E.dtype}); expected finite numbers of shape (n_samples, n_dims)")
+    n = len(E)
+    y = _check_rows("labels", labels, n)
+    imgs = _check_rows("images", images, n)
+    stack = image_stack(imgs, image_shape) if imgs is not None else None  # bad images fail before any file is written
+    out = Path(out_dir)
+    paths = {"embedding": out / "embedding.tsv", "metadata": out / "metadata.tsv", "config": out / "projector_config.pbtxt"}
+    for key, text in (("embedding", _tsv(E)), ("metadata", _metadata(n, y))):
+        with atomic_path(paths[key]) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    config = f'embeddings {{\n  tensor_name: "{tensor_name}"\n  tensor_path: "embedding.tsv"\n  metadata_path: "metadata.tsv"\n'
+    if stack is not None:
+        grid, (th, tw) = sprite(stack)
+        paths["sprite"] = out / "sprite.png"
+        with atomic_path(paths["sprite"]) as tmp:
+            Image.fromarray(grid).save(tmp, format="PNG")
+        config += f'  sprite {{\n    image_path: "sprite.png"\n    single_image_dim: {tw}\n    single_image_dim: {th}\n  }}\n'
+    with atomic_path(paths["config"]) as tmp:
+        tmp.write_text(config + "}\n", encoding="utf-8")
+    return paths

@@ -1,0 +1,167 @@
+"""The explore page without a browser: what it holds, its sprite sheets, and bad input."""
+
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bokeh", reason="pip install 'aekit[explore]'")
+from PIL import Image  # noqa: E402
+
+from aekit._utils import InputError  # noqa: E402
+from aekit.cli import main  # noqa: E402
+from aekit.explore import SHEET_TILES, explore, explore_html, image_stack, pack_thumbnails  # noqa: E402
+
+
+def _sheet(page: str, k: int) -> np.ndarray:
+    b64 = re.search(rf'<script type="text/plain" id="aekit-sheet-{k}">([^<]*)</script>', page).group(1)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+
+
+def _config(page: str) -> dict:
+    return json.loads(re.search(r'<script type="application/json" id="aekit-config">(.*?)</script>', page, re.S).group(1))
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(0)
+    n = 200
+    return rng.standard_normal((n, 2)), rng.integers(0, 4, n), rng.integers(0, 256, (n, 12, 10), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def page(small):
+    E, y, imgs = small
+    return explore_html(E, y, imgs, title="t <b>")
+
+
+def test_page_is_self_contained(page):
+    # every script inlined: no src= or href= to anything but data: (Bokeh's inline resources)
+    assert not re.search(r'<script[^>]+src=', page)
+    assert not re.search(r'<link[^>]+href="(?!data:)', page)
+    assert "aekitExplore" in page and "webgl" in page
+    assert "t &lt;b&gt;" in page  # the title is escaped
+
+
+def test_sprite_tiles_are_the_images(small, page):
+    _, _, imgs = small
+    cfg = _config(page)
+    assert cfg["sheets"] == 1 and cfg["tile"] == [12, 10] and cfg["labelled"]
+    sheet = _sheet(page, 0)
+    cols = cfg["cols"]
+    for i in (0, 17, 199):  # slot i = point i when every point has a thumbnail
+        r, c = divmod(i, cols)
+        np.testing.assert_array_equal(sheet[r * 12 : (r + 1) * 12, c * 10 : (c + 1) * 10], imgs[i])
+
+
+def test_thumbnails_subsampled_above_limit(small):
+    E, y, imgs = small
+    th = pack_thumbnails(image_stack(imgs, None), max_thumbnails=50, tiles_per_sheet=16)
+    assert (th.slot >= 0).sum() == 50 and "50 of 200" in th.note
+    assert len(th.sheets) == 4  # 50 tiles, 16 per sheet
+    assert sorted(th.slot[th.slot >= 0]) == list(range(50))
+    page = explore_html(E, y, imgs, max_thumbnails=50)
+    assert "random 50 of 200" in page
+
+
+def test_large_images_shrunk_and_float_scaled():
+    imgs = np.linspace(0, 1, 3 * 64 * 48, dtype=np.float32).reshape(3, 64, 48)
+    th = pack_thumbnails(image_stack(imgs, None), thumbnail_size=32)
+    assert th.tile == (32, 24)
+    flat = image_stack(np.full((2, 6), 0.5), (2, 3))
+    assert flat.shape == (2, 2, 3, 1) and flat.dtype == np.uint8 and flat.max() == 128
+    rgb = image_stack(np.zeros((2, 3, 4, 5), dtype=np.uint8), None)
+    assert rgb.shape == (2, 4, 5, 3)
+    assert SHEET_TILES == 64 * 64
+
+
+def test_tabular_hover_features():
+    rng = np.random.default_rng(1)
+    X = rng.random((30, 12))
+    page = explore_html(rng.random((30, 2)), None, features=X, feature_names=[f"col{i}" for i in range(12)])
+    cfg = _config(page)
+    assert cfg["features"] == [f"col{i}" for i in range(8)] and cfg["sheets"] == 0 and not cfg["labelled"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"labels": np.zeros(5)}, "labels has 5 rows but the embedding has 200 points"),
+        ({"images": np.zeros((7, 4, 4))}, "images has 7 rows but the embedding has 200 points"),
+        ({"images": np.zeros((200, 50))}, "50 values per row, not a square"),
+        ({"images": np.zeros((200, 784)), "image_shape": (20, 20)}, r"784 values per row but image_shape=\(20, 20\) holds 400"),
+        ({"images": np.zeros((200, 28, 28)), "image_shape": (20, 20)}, r"shape \(28, 28\) per point but image_shape=\(20, 20\)"),
+        ({"features": np.zeros((3, 2))}, "features has 3 rows"),
+    ],
+)
+def test_bad_input_one_line_no_file(small, tmp_path, kwargs, match):
+    E = small[0]
+    out = tmp_path / "page.html"
+    with pytest.raises(InputError, match=match):
+        explore(E, path=out, **kwargs)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
+
+
+def test_bad_embedding(tmp_path):
+    with pytest.raises(InputError, match=r"shape \(10, 3\); expected \(n_samples, 2\)"):
+        explore(np.zeros((10, 3)), path=tmp_path / "p.html")
+    with pytest.raises(InputError, match="non-finite"):
+        explore(np.full((10, 2), np.nan), path=tmp_path / "p.html")
+
+
+def test_unwritable_output(small, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot write in"):
+        explore(small[0], path=blocker / "page.html")
+    with pytest.raises(InputError, match="is a folder"):
+        explore(small[0], path=tmp_path)
+
+
+def test_cli_explore_embedding(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 256, (120, 64)).astype(np.uint8)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "emb.npy", rng.standard_normal((120, 2)))
+    out = tmp_path / "map.html"
+    args = ["explore", str(tmp_path / "X.npy"), "--embedding", str(tmp_path / "emb.npy"), "--out", str(out)]
+    assert main([*args, "--image-shape", "8,8"]) == 0
+    assert _config(out.read_text())["tile"] == [8, 8]
+    assert main(args) == 2 and "exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0 and _config(out.read_text())["features"][:2] == ["x0", "x1"]  # tabular without --image-shape
+    np.save(tmp_path / "short.npy", np.zeros((7, 2)))
+    code = main(["explore", str(tmp_path / "X.npy"), "--embedding", str(tmp_path / "short.npy"), "--out", str(tmp_path / "b.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and "has 7 rows but" in err and len(err.strip().splitlines()) == 1
+    code = main(["explore", str(tmp_path / "X.npy"), "--embedding", str(tmp_path / "emb.npy"), "--image-shape", "5,5", "--out", str(tmp_path / "c.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and "64 values per row but image_shape=(5, 5)" in err and not (tmp_path / "c.html").exists()
+    assert main(["explore", str(tmp_path / "X.npy"), "--out", str(tmp_path / "d.html")]) == 2
+    assert "exactly one of --model" in capsys.readouterr().err
+
+
+def test_cli_explore_model(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(size=(120, 16)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(120) % 3)
+    d = str(tmp_path / "d.npz")
+    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--n-components", "2"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    # a 2-D code is the map itself (wider codes go through AETSNE, as `aekit visualize`; t-SNE is slow for this suite)
+    assert main(["explore", d, "--model", model, "--out", str(tmp_path / "m.html")]) == 0
+    page = (tmp_path / "m.html").read_text()
+    assert '"z1"' in page and _config(page)["features"][0] == "x0" and _config(page)["labelled"]
+
+
+def test_demo_tsne_section_page(tmp_path):
+    from types import SimpleNamespace
+
+    from aekit.demo import _explore_page
+
+    rng = np.random.default_rng(4)
+    data = SimpleNamespace(X_test=rng.random((50, 784), dtype=np.float32), y_test=np.arange(50) % 10)
+    line = _explore_page(SimpleNamespace(data=data, out=tmp_path), rng.standard_normal((50, 2)))
+    assert "ae_tsne_explore.html" in line and _config((tmp_path / "ae_tsne_explore.html").read_text())["tile"] == [28, 28]
