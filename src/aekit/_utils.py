@@ -96,7 +96,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
-        raise InputError("{device} must be a string such as 'auto', 'cpu' or 'cuda'", param="device", values={"device": device})
+        raise InputError(
+            "{device} must be a string such as 'auto', 'cpu' or 'cuda'",
+            param="device", values={"device": device},
+        )
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -107,10 +110,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise InputError("{device} is not a device name; use 'auto', 'cpu' or 'cuda'", param="device", values={"device": device}) from exc
+        raise InputError(
+            "{device} is not a device name; use 'auto', 'cpu' or 'cuda'", param="device", values={"device": device}
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(
-            "{device} was asked for but CUDA is not available; use {device='auto'} or 'cpu'", param="device", values={"device": device}
+            "{device} was asked for but CUDA is not available; use {device='auto'} or 'cpu'",
+            param="device", values={"device": device},
         )
     return dev
 
@@ -151,12 +157,15 @@ def seed_from(random_state: int | np.random.RandomState | None) -> int:
         return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
         if random_state < 0:
-            raise InputError("{random_state} must be >= 0 or None", param="random_state", values={"random_state": random_state})
+            raise InputError(
+                "{random_state} must be >= 0 or None", param="random_state", values={"random_state": random_state}
+            )
         return int(random_state)
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     raise InputError(
-        "{random_state} must be an int, a numpy RandomState or None", param="random_state", values={"random_state": random_state}
+        "{random_state} must be an int, a numpy RandomState or None",
+        param="random_state", values={"random_state": random_state},
     )
 
 

@@ -71,8 +71,9 @@ def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model parameters (the estimator's; defaults = the reference recipe)")
     for name in FLAGS:
         p = PARAMS[name]
+        only = " (--supervised)" if p.supervised else ""
         group.add_argument(p.flag_name, dest=name, type=_converter(p), default=argparse.SUPPRESS, metavar=_metavar(p),
-                           help=f"{p.doc}{' (--supervised)' if p.supervised else ''} (default: {_on_command_line(p.default)})")
+                           help=f"{p.doc}{only} (default: {_on_command_line(p.default)})")
 
 
 def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
@@ -409,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-noise", action="store_true", help="corrupt the data first and report PSNR noisy vs denoised")
     noise_factor = PARAMS["noise_factor"]
     p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="kind of corruption (default: gaussian)")
-    p.add_argument("--noise-factor", type=float, default=noise_factor.default, help=f"{noise_factor.doc} (default: {noise_factor.default})")
+    p.add_argument("--noise-factor", type=float, default=noise_factor.default,
+                   help=f"{noise_factor.doc} (default: {noise_factor.default})")
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_denoise, param_flags=frozenset({"noise", "noise_factor"}))
@@ -433,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
     """The error as one line; the parameters that are this command's flags are named as flags (``--n-components 0``)."""
     if isinstance(exc, InputError):  # the parameter names are data (exc.param, exc.values): no parsing of the text
-        msg = exc.render(lambda name, shown: f"{PARAMS[name].flag_name} {shown}" if name in flags else f"{name}={shown}")
+        msg = exc.render(
+            lambda name, shown: f"{PARAMS[name].flag_name} {shown}" if name in flags else f"{name}={shown}"
+        )
         if exc.template is None and exc.param in flags:
             msg = f"{PARAMS[exc.param].flag_name}: {msg}"
     else:

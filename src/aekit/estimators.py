@@ -114,7 +114,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 raise
             hint = ""
             if not reset and "features, but" in str(exc):
-                hint = " Pass data with the features the model was fitted on (for a CSV with a label column, name it: --label-column)"
+                hint = (" Pass data with the features the model was fitted on"
+                        " (for a CSV with a label column, name it: --label-column)")
             raise InputError(f"{exc}{hint}") from exc
         X = np.asarray(X, dtype=np.float32)
         if uint8:
@@ -139,7 +140,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             if not in_unit_range(lo, hi):
                 raise InputError(  # the data is at fault (no param); the message names parameters as the fix
                     f"{{loss}} with a sigmoid output needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
-                    "scale X (e.g. MinMaxScaler, or pass uint8 images) or use {loss='mse'}, {output_activation='linear'}",
+                    "scale X (e.g. MinMaxScaler, or pass uint8 images) or use {loss='mse'}, "
+                    "{output_activation='linear'}",
                     values={"loss": self.loss},
                 )
 
