@@ -9,9 +9,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,45 @@ class AekitError(Exception):
     """Base class of every error aekit raises on purpose."""
 
 
+#: a parameter named in an InputError message: ``{name}`` (its value from ``values``) or ``{name=shown}``
+_NAMED = re.compile(r"\{(\w+)(?:=([^{}]*))?\}")
+
+
+def as_keyword(name: str, shown: str) -> str:
+    """How the library names a parameter in a message: ``n_components=0``."""
+    return f"{name}={shown}"
+
+
 class InputError(AekitError, ValueError):
-    """An argument or a file's content is not what aekit expects."""
+    """An argument or a file's content is not what aekit expects.
+
+    ``param`` names the estimator parameter at fault, as data (None for data and file
+    errors). With ``values``, ``message`` is a template naming parameters as ``{name}``
+    (shown with ``values[name]``) or ``{name=shown}``: ``str(exc)`` reads
+    ``n_components=0 must be ...`` and ``render`` shows the names another way (the CLI:
+    ``--n-components 0 must be ...``), so no caller parses message text.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, values: Mapping[str, Any] | None = None) -> None:
+        self.param = param
+        self.template = None if values is None else message
+        self.values = dict(values or {})
+        super().__init__(message if self.template is None else self.render())
+
+    def render(self, style: Callable[[str, str], str] = as_keyword) -> str:
+        """The message with each named parameter shown as ``style(name, repr_of_value)``."""
+        if self.template is None:
+            return str(self.args[0]) if self.args else ""
+
+        def show(m: re.Match[str]) -> str:
+            name, shown = m.group(1), m.group(2)
+            if shown is None:
+                if name not in self.values:
+                    return m.group(0)
+                shown = repr(self.values[name])
+            return style(name, shown)
+
+        return _NAMED.sub(show, self.template)
 
 
 class DataFormatError(InputError):
@@ -58,7 +96,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
-        raise InputError(f"device={device!r} must be a string such as 'auto', 'cpu' or 'cuda'")
+        raise InputError(
+            "{device} must be a string such as 'auto', 'cpu' or 'cuda'",
+            param="device", values={"device": device},
+        )
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -69,9 +110,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise InputError(f"device={device!r} is not a device name; use 'auto', 'cpu' or 'cuda'") from exc
+        raise InputError(
+            "{device} is not a device name; use 'auto', 'cpu' or 'cuda'", param="device", values={"device": device}
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+        raise InputError(
+            "{device} was asked for but CUDA is not available; use {device='auto'} or 'cpu'",
+            param="device", values={"device": device},
+        )
     return dev
 
 
@@ -111,12 +157,15 @@ def seed_from(random_state: int | np.random.RandomState | None) -> int:
         return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
         if random_state < 0:
-            raise InputError(f"random_state={random_state} must be >= 0 or None")
+            raise InputError(
+                "{random_state} must be >= 0 or None", param="random_state", values={"random_state": random_state}
+            )
         return int(random_state)
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     raise InputError(
-        f"random_state={random_state!r} must be an int, a numpy RandomState or None"
+        "{random_state} must be an int, a numpy RandomState or None",
+        param="random_state", values={"random_state": random_state},
     )
 
 

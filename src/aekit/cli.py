@@ -1,7 +1,8 @@
 """The ``aekit`` command: a thin shell over the estimators.
 
-Every estimator parameter is a flag (``--n-components 20``, ``--hidden-layer-sizes
-500,300,100``); errors become one line on stderr and exit code 2, never a traceback.
+Every estimator parameter is a flag of ``aekit train`` (``--n-components 20``,
+``--hidden-layer-sizes 500,300,100``), built from the table in ``params``; errors of input
+become one line on stderr and exit code 2, never a traceback (a bug still shows one).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
-import math
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,64 +20,60 @@ from typing import Any
 import numpy as np
 
 from aekit._utils import AekitError, InputError, atomic_path
+from aekit.objectives import NOISE_KINDS
+from aekit.params import (
+    FLAGS,
+    PARAMS,
+    PRESETS,
+    Bool,
+    Interval,
+    Options,
+    Param,
+    Sizes,
+    check_noise_factor,
+    is_supervised,
+)
 
 log = logging.getLogger("aekit")
 
-_NOT_FLAGS = {"callbacks", "checkpoint_path", "verbose"}
-_NONE_OK = {"n_components"}  # numeric parameters that also take None (conv: the spatial feature map is the code)
+def _on_command_line(value: Any) -> str:
+    """A value as it is typed as a flag (``500,300,100``, ``none``, ``true``)."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value).lower() if value is None or isinstance(value, bool) else str(value)
 
 
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("none", "null", ""):
-        return None
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if "," in text:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
+def _metavar(p: Param) -> str:
+    c = p.constraint
+    if isinstance(c, Options):
+        return "{" + ",".join(_on_command_line(v) for v in c.choices) + "}"
+    if isinstance(c, Bool):
+        return "{true,false}"
+    if isinstance(c, Sizes):
+        return "N,N,..."
+    if isinstance(c, Interval):
+        return ("N" if c.type is int else "X") + ("|none" if p.none_ok else "")
+    return {"random_state": "N|none", "device": "NAME"}.get(p.name, "V")
 
 
-def _converter(name: str, default: Any) -> Callable[[str], Any]:
+def _converter(p: Param) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
-        value = _parse_value(text)
-        if isinstance(default, tuple) or name in ("image_shape",):
-            if isinstance(value, int):
-                value = (value,)
-            if value is not None and not isinstance(value, tuple):
-                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects comma-separated integers, e.g. 500,300,100; got {text!r}")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects true or false; got {text!r}")
-        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        elif value is None and name in _NONE_OK:
-            pass
-        elif isinstance(default, (int, float)) and not isinstance(value, (int, float)):
-            none = " or none" if name in _NONE_OK else ""
-            raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} expects a number{none}; got {text!r}")
-        return value
+        try:
+            return p.from_text(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{p.flag_name} {exc}; got {text!r}") from None
 
-    convert.__name__ = name
+    convert.__name__ = p.name
     return convert
 
 
 def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
-    from aekit.estimators import SupervisedAutoencoder
-
     group = parser.add_argument_group("model parameters (the estimator's; defaults = the reference recipe)")
-    for name, default in SupervisedAutoencoder().get_params().items():
-        if name in _NOT_FLAGS:
-            continue
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_converter(name, default), default=argparse.SUPPRESS, metavar="V", help=f"default: {shown}")
+    for name in FLAGS:
+        p = PARAMS[name]
+        only = " (--supervised)" if p.supervised else ""
+        group.add_argument(p.flag_name, dest=name, type=_converter(p), default=argparse.SUPPRESS, metavar=_metavar(p),
+                           help=f"{p.doc}{only} (default: {_on_command_line(p.default)})")
 
 
 def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
@@ -156,14 +151,14 @@ def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from aekit import plots
-    from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
+    from aekit.estimators import Autoencoder, SupervisedAutoencoder
 
     # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
     files = ["model.safetensors"] if args.resume else ["model.safetensors", "checkpoint.safetensors"]
     out = _out_dir(args.out, args.overwrite or args.resume, files)  # created once the data is read
     X, y = load_data(args)
     params = dict(PRESETS[args.preset]) if args.preset else {}
-    params.update({k: v for k, v in vars(args).items() if k in SupervisedAutoencoder().get_params() and k not in _NOT_FLAGS})
+    params.update({k: v for k, v in vars(args).items() if k in FLAGS})
     params.setdefault("verbose", 1 if (args.progress or sys.stderr.isatty()) else 0)
     params["checkpoint_path"] = str(out / "checkpoint.safetensors")
     supervised = args.supervised
@@ -233,10 +228,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
             raise InputError(f"layers={args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784") from None
         rows = dense_table(sizes)
     else:
-        from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder
+        from aekit.estimators import Autoencoder, SupervisedAutoencoder
 
         params = PRESETS[args.preset or "dense"]
-        supervised = not set(params) <= set(Autoencoder().get_params())  # a recipe with head parameters
+        supervised = is_supervised(params)  # a recipe with head parameters
         est = (SupervisedAutoencoder if supervised else Autoencoder)(**params)
         rows = module_table(build_net(**est._net_kwargs(784, 10 if supervised else None)))  # MNIST: 784 pixels, 10 classes
     print(format_table(rows))
@@ -296,9 +291,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.objectives import add_noise
 
     out = _out_file(args.out, args.overwrite)
-    limits = {"gaussian": (0.0, math.inf), "masking": (0.0, 1.0), "salt_pepper": (0.0, 1.0)}[args.noise]
-    if not limits[0] <= args.noise_factor <= limits[1]:  # NaN fails too
-        raise InputError(f"--noise-factor {args.noise_factor} is out of range for --noise {args.noise}; expected a number in [{limits[0]:g}, {limits[1]:g}]")
+    check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
     if not 0 <= args.seed < 2**63:
         raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
     est = load(args.model)
@@ -446,12 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--supervised", action="store_true", help="train a SupervisedAutoencoder (needs labels)")
-    p.add_argument("--preset", choices=sorted(_presets()), help="start from a named recipe")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     _add_estimator_flags(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, param_flags=frozenset(FLAGS))
 
     p = sub.add_parser("embed", help="encode data with a trained model; writes codes as .npy or .csv")
     p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
@@ -463,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="parameter table: weights, biases, totals per layer")
     p.add_argument("layers", nargs="?", help="comma-separated dense layer sizes, e.g. 784,100,20,100,784")
     p.add_argument("--model", help="a trained model file instead")
-    p.add_argument("--preset", choices=sorted(_presets()), help="a named recipe's network (default: dense)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe's network (default: dense)")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("demo", help="the whole mission on MNIST: models, plots and a report")
@@ -490,11 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--out", required=True, help="output file (.npy or .csv)")
     p.add_argument("--add-noise", action="store_true", help="corrupt the data first and report PSNR noisy vs denoised")
-    p.add_argument("--noise", default="gaussian", choices=["gaussian", "masking", "salt_pepper"], help="kind of corruption (default: gaussian)")
-    p.add_argument("--noise-factor", type=float, default=0.4, help="Gaussian std, or the fraction of values hit (default: 0.4)")
+    noise_factor = PARAMS["noise_factor"]
+    p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="kind of corruption (default: gaussian)")
+    p.add_argument("--noise-factor", type=float, default=noise_factor.default,
+                   help=f"{noise_factor.doc} (default: {noise_factor.default})")
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_denoise)
+    p.set_defaults(func=cmd_denoise, param_flags=frozenset({"noise", "noise_factor"}))
 
     p = sub.add_parser("visualize", help="AE → t-SNE embedding, scatter plot and the three-route comparison")
     _add_data_args(p)
@@ -535,16 +530,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _estimator_params() -> list[str]:
-    from aekit.estimators import SupervisedAutoencoder
-
-    return sorted(set(SupervisedAutoencoder().get_params()) - _NOT_FLAGS, key=len, reverse=True)
-
-
-def _presets() -> dict[str, Any]:
-    from aekit.estimators import PRESETS
-
-    return PRESETS
+def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
+    """The error as one line; the parameters that are this command's flags are named as flags (``--n-components 0``)."""
+    if isinstance(exc, InputError):  # the parameter names are data (exc.param, exc.values): no parsing of the text
+        msg = exc.render(
+            lambda name, shown: f"{PARAMS[name].flag_name} {shown}" if name in flags else f"{name}={shown}"
+        )
+        if exc.template is None and exc.param in flags:
+            msg = f"{PARAMS[exc.param].flag_name}: {msg}"
+    else:
+        msg = str(exc)
+    msg = msg.strip() or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        msg = f"{exc.filename}: no such file or folder"
+    return msg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -556,13 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)
         return 130
-    except (AekitError, ValueError, TypeError, OSError) as exc:
-        msg = str(exc).strip() or type(exc).__name__
-        if isinstance(exc, FileNotFoundError) and exc.filename:
-            msg = f"{exc.filename}: no such file or folder"
-        if args.command == "train":  # the estimator names its parameters; here they are flags
-            msg = re.sub(rf"\b({'|'.join(_estimator_params())})=", lambda m: f"--{m.group(1).replace('_', '-')} ", msg)
-        print(f"aekit: error: {msg}", file=sys.stderr)
+    except (AekitError, OSError) as exc:  # input errors; anything else is a bug and shows its traceback
+        print(f"aekit: error: {_one_line(exc, getattr(args, 'param_flags', frozenset()))}", file=sys.stderr)
         return 2
 
 

@@ -36,17 +36,16 @@ from aekit._utils import (
     to_numpy,
 )
 from aekit.files import check_tensors, corrupted_metadata, fitted_section, read_model, save_model
-from aekit.modules import ACTIVATIONS, AutoencoderNet, build_net
+from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import (
-    NOISE_KINDS,
-    RECONSTRUCTION_LOSSES,
     classification_loss,
     corrupt,
     kl_divergence,
     reconstruction_loss,
 )
+from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
+from aekit.params import Interval, check_param, validate
 from aekit.training import (
-    PRECISIONS,
     CudaGraphStep,
     LoopState,
     TrainConfig,
@@ -61,29 +60,6 @@ log = logging.getLogger(__name__)
 
 UNLABELLED = -1
 
-#: Named parameter sets that reproduce the reference text's recipes in one line:
-#: ``Autoencoder(**PRESETS["conv"])``; ``sae_*`` ones are for ``SupervisedAutoencoder``.
-PRESETS: dict[str, dict[str, Any]] = {
-    "dense": {},  # the estimator defaults are the reference dense AE
-    "dense20": {"n_components": 20},  # the AE stage of AE → t-SNE
-    "conv": {"architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001},
-    "denoising": {
-        "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001,
-        "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
-    },
-    # same network, parameters and noise; 4x the steps per epoch at twice the rate:
-    # +1.3 dB denoised PSNR at 5 epochs in the same wall time (benchmarks/results/denoising_tuning.md)
-    "denoising_tuned": {
-        "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.002,
-        "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 64,
-    },
-    "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
-    # for SupervisedAutoencoder: the best SAE recipe measured (benchmarks/results/sae_tuning.md):
-    # head Dropout 0.5 and 6x the epochs: 2-D k-NN 97.52% / 97.47% (seeds 0 / 1), BCE 0.171 (reference ~0.19)
-    "sae_long": {"head_dropout": 0.5, "epochs": 120},
-}
-
-
 # bfloat16 training of dense models with RMSprop on CPU: float32 master weights updated by the
 # optimizer, which also keeps their bfloat16 working copies (bit-identical to autocast, 5-10% faster
 # per step in A/B runs on 2 cores). False: plain autocast everywhere (the tests compare the two).
@@ -92,38 +68,6 @@ WORKING_COPIES = True
 # On CUDA, unless compile=False: the whole training step captured once as a CUDA graph and replayed
 # (training.CudaGraphStep). False: never (the benchmarks and tests compare the two).
 CUDA_GRAPHS = True
-
-
-def _check_int(name: str, value: Any, low: int, high: float = math.inf, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
-        raise InputError(f"{name}={value!r} must be an integer >= {low}" + ("" if high == math.inf else f" and <= {high}"))
-
-
-def _check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high and math.isfinite(value)
-    if not ok:
-        rng = f"{'(' if low_open else '['}{low}, {high}]"
-        raise InputError(f"{name}={value!r} must be a number in {rng}")
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise InputError(f"{name}={value!r} must be one of {list(choices)}")
-
-
-def _check_sizes(name: str, value: Any, allow_empty: bool = True) -> None:
-    try:
-        sizes = list(value)
-    except TypeError:
-        raise InputError(f"{name}={value!r} must be a sequence of positive integers, e.g. (500, 300, 100)") from None
-    if (not sizes and not allow_empty) or not all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in sizes
-    ):
-        raise InputError(f"{name}={value!r} must be a sequence of positive integers, e.g. (500, 300, 100)")
 
 
 @contextmanager
@@ -149,34 +93,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------ validation
 
     def _validate_params(self) -> None:
-        _check_choice("architecture", self.architecture, ("dense", "conv"))
-        _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
-        if self.n_components is None and self.architecture != "conv":
-            raise InputError("n_components=None is only allowed with architecture='conv'; give the code size, e.g. 2")
-        _check_int("n_components", self.n_components, 1, allow_none=self.architecture == "conv")
-        _check_choice("loss", self.loss, RECONSTRUCTION_LOSSES)
-        _check_choice("output_activation", self.output_activation, ("sigmoid", "linear"))
-        if self.loss == "bce" and self.output_activation != "sigmoid":
-            raise InputError("loss='bce' needs output_activation='sigmoid'; use loss='mse' with output_activation='linear' for unbounded data")
-        if self.activation is not None:
-            _check_choice("activation", self.activation, sorted(ACTIVATIONS))
-        _check_choice("code_activation", self.code_activation, sorted(ACTIVATIONS))
-        _check_float("dropout", self.dropout, 0.0, 1.0)
-        if self.dropout >= 1:
-            raise InputError(f"dropout={self.dropout} must be < 1")
-        _check_sizes("conv_filters", self.conv_filters, allow_empty=False)
-        _check_int("kernel_size", self.kernel_size, 1)
-        _check_float("beta", self.beta, 0.0, math.inf)
-        _check_choice("noise", self.noise, (None, *NOISE_KINDS))
-        _check_float("noise_factor", self.noise_factor, 0.0, math.inf)
-        _check_float("learning_rate", self.learning_rate, 0.0, math.inf, low_open=True)
-        _check_float("momentum", self.momentum, 0.0, 1.0)
-        _check_int("batch_size", self.batch_size, 2 if self.batchnorm else 1)  # BatchNorm cannot normalise one sample
-        _check_int("epochs", self.epochs, 1)
-        _check_float("validation_fraction", self.validation_fraction, 0.0, 0.9)
-        _check_int("patience", self.patience, 1)
-        _check_choice("lr_schedule", self.lr_schedule, (None, "cosine", "plateau"))
-        _check_choice("precision", self.precision, PRECISIONS)
+        validate(self.get_params(deep=False))  # the table in params.py: types, ranges, choices, rules between them
         if self.early_stopping and not self.validation_fraction:
             log.info("early_stopping without validation_fraction monitors the training loss")
 
@@ -187,12 +104,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             X = np.asarray(X).reshape(X.shape[0], -1)
         try:
             X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
-        except ValueError as exc:
-            if reset or "features, but" not in str(exc):
+        except ValueError as exc:  # sklearn's plain ValueError (NaN, inf, no samples, feature count): a user error
+            if isinstance(exc, InputError):
                 raise
-            raise InputError(
-                f"{exc} Pass data with the features the model was fitted on (for a CSV with a label column, name it: --label-column)"
-            ) from exc
+            hint = ""
+            if not reset and "features, but" in str(exc):
+                hint = (" Pass data with the features the model was fitted on"
+                        " (for a CSV with a label column, name it: --label-column)")
+            raise InputError(f"{exc}{hint}") from exc
         X = np.asarray(X, dtype=np.float32)
         if uint8:
             X = X / np.float32(255.0)
@@ -214,9 +133,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self._needs_unit_range():
             lo, hi = float(X.min()), float(X.max())
             if not in_unit_range(lo, hi):
-                raise InputError(
-                    f"loss={self.loss!r} with a sigmoid output needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
-                    "scale X (e.g. MinMaxScaler, or pass uint8 images) or use loss='mse', output_activation='linear'"
+                raise InputError(  # the data is at fault (no param); the message names parameters as the fix
+                    f"{{loss}} with a sigmoid output needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
+                    "scale X (e.g. MinMaxScaler, or pass uint8 images) or use {loss='mse'}, "
+                    "{output_activation='linear'}",
+                    values={"loss": self.loss},
                 )
 
     # ------------------------------------------------------------------ building
@@ -693,7 +614,7 @@ class Autoencoder(_AutoencoderBase):
         check_is_fitted(self, "net_")
         if not self.variational:
             raise InputError("sample() needs variational=True; this model has a deterministic code")
-        _check_int("n_samples", n_samples, 1)
+        check_param("n_samples", n_samples, Interval(int, 1))
         g = torch.Generator().manual_seed(seed_from(random_state))
         z = torch.randn(n_samples, self._n_features_out, generator=g).numpy()
         return self.inverse_transform(z)
@@ -801,14 +722,6 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.verbose = verbose
         self.callbacks = callbacks
         self.checkpoint_path = checkpoint_path
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        _check_sizes("head_layer_sizes", self.head_layer_sizes)
-        _check_choice("head_activation", self.head_activation, sorted(ACTIVATIONS))
-        _check_float("head_dropout", self.head_dropout, 0.0, 0.99)
-        _check_float("reconstruction_weight", self.reconstruction_weight, 0.0, math.inf)
-        _check_float("classification_weight", self.classification_weight, 0.0, math.inf)
 
     def _head_kwargs(self) -> dict[str, Any]:
         return {

@@ -16,6 +16,8 @@ from torch import nn
 
 from aekit._utils import InputError
 
+ARCHITECTURES = ("dense", "conv")
+OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -222,7 +224,7 @@ class AutoencoderNet(nn.Module):
     ) -> None:
         super().__init__()
         self.code_size = code_size  # width of the code returned by ``encode``
-        if output_activation not in ("sigmoid", "linear"):
+        if output_activation not in OUTPUT_ACTIVATIONS:
             raise InputError(f"output_activation={output_activation!r} must be 'sigmoid' or 'linear'")
         self.encoder = encoder
         self.decoder = decoder

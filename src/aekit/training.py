@@ -24,14 +24,13 @@ import torch
 from torch import nn
 
 from aekit._utils import CudaGraphError, InputError, TrainingDivergedError, heap_reuse
+from aekit.params import OPTIMIZERS, PRECISIONS, SCHEDULES
 
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]
 #: ``callback(epoch, logs) -> bool | None``; returning True stops training.
 Callback = Callable[[int, dict[str, float]], Any]
-
-SCHEDULES = (None, "cosine", "plateau")
 
 
 @dataclass(frozen=True)
@@ -494,9 +493,6 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
     return run
 
 
-PRECISIONS = ("float32", "bfloat16")
-
-
 def autocast(device: torch.device, precision: str) -> Callable[[], Any]:
     """A factory of the context that runs the forward pass in ``precision``.
 
@@ -712,9 +708,6 @@ def _compiled_rmsprop() -> Any:
     if "rmsprop" not in _COMPILED:
         _COMPILED["rmsprop"] = torch.compile(_rmsprop_update, fullgraph=True, dynamic=False)
     return _COMPILED["rmsprop"]
-
-
-OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 
 
 def make_optimizer(
