@@ -22,7 +22,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from aekit._utils import DataFormatError, DownloadError, InputError
+from aekit._utils import DataFormatError, DownloadError, InputError, as_float32
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _check_pair(
         )
     X = images.reshape(len(images), math.prod(images.shape[1:]))
     if scale:
-        X = X.astype(np.float32) / np.float32(255.0) if X.dtype == np.uint8 else X.astype(np.float32)
+        X = as_float32(X)
     return X, y
 
 
