@@ -32,7 +32,7 @@ def test_a_frame_written_by_pandas_reads_back(tmp_path, caplog):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("a,b\n1,2\n\n3,abc\n", r"could not convert string 'abc' to a number at data row 1 \(counted from 0; line 4\), column 1 \('b'\)"),
+        ("a,b\n1,2\n\n3,abc\n", r"string 'abc' to a number at data row 1 \(counted from 0; line 4\), column 1 \('b'\)"),
         ("a,b\n1,2\n\n3,4,5\n", r"data row 1 \(counted from 0; line 4\) has 3 cells, the first row 2"),
         ("1,2\n3,4\n5\n", r"data row 2 \(counted from 0; line 3\) has 1 cells, the first row 2"),
         ("a,b\n1,2\n3,\n", r"an empty cell at data row 1 \(counted from 0; line 3\), column 1"),

@@ -51,7 +51,9 @@ def _first_row(path: Path, line: str) -> tuple[str | None, list[str] | None, int
     """The delimiter (None: runs of blanks), the header (None if the first row is data) and the column count."""
     line = line.strip("\r\n")
     if not line.strip():
-        raise DataFormatError(f"{path}: the CSV file is empty or starts with a blank line; expected numbers, optionally a header row")
+        raise DataFormatError(
+            f"{path}: the CSV file is empty or starts with a blank line; expected numbers, optionally a header row"
+        )
     sep = max(_DELIMITERS, key=line.count) if any(d in line for d in _DELIMITERS) else None
     try:
         raw = line.split() if sep is None else next(csv.reader([line], delimiter=sep, skipinitialspace=True))
@@ -120,22 +122,31 @@ def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
     import pandas as pd  # here, not at the top: importing pandas takes seconds that .npy users need not wait
 
     # pandas before 3.1 rounds some floats (e.g. subnormals) off unless asked for its round-trip converter
-    exact = {"float_precision": "round_trip"} if tuple(map(int, pd.__version__.split(".")[:2])) < (3, 1) else {}
+    precision = "round_trip" if tuple(map(int, pd.__version__.split(".")[:2])) < (3, 1) else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # a column of mixed chunks is text: refused below
-            table = pd.read_csv(fh, sep=src.sep or r"\s+", header=None, na_filter=False, skipinitialspace=True, engine="c", **exact)
+            table = pd.read_csv(
+                fh, sep=src.sep or r"\s+", header=None, na_filter=False, skipinitialspace=True, engine="c",
+                float_precision=precision,
+            )
     except pd.errors.EmptyDataError as exc:
         raise DataFormatError(f"{src.path}: no data rows; expected numbers below the header row") from exc
     except UnicodeDecodeError:
         raise
     except (ValueError, OverflowError) as exc:  # pandas' ParserError: one line naming the file, not its traceback
         src.check_ragged()
-        detail = str(exc).strip().splitlines()[-1].removeprefix("Error tokenizing data. C error: ")
-        raise DataFormatError(f"{src.path}: cannot parse the CSV ({detail}); check its quoting and that every row has the same number of cells") from exc
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise DataFormatError(
+            f"{src.path}: cannot parse the CSV ({detail.removeprefix('Error tokenizing data. C error: ')}); "
+            "check its quoting and that every row has the same number of cells"
+        ) from exc
     if table.shape[1] != src.n_cols:
         src.check_ragged()
-        raise DataFormatError(f"{src.path}: the first row has {src.n_cols} cells, the others {table.shape[1]}; give every row the same number of cells")
+        raise DataFormatError(
+            f"{src.path}: the first row has {src.n_cols} cells, the others {table.shape[1]}; "
+            "give every row the same number of cells"
+        )
     return table
 
 
@@ -162,14 +173,16 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int]) -> np.ndarr
     """The feature columns as C-ordered float64 ``(n_samples, len(columns))``; a text cell is refused with its place."""
     X = np.empty((len(table), len(columns)))
     for k, j in enumerate(columns):
-        values = table[j].to_numpy(np.float64) if table[j].dtype.kind in "iuf" else _floats(table[j].to_numpy(dtype=str))
+        column = table[j]
+        values = column.to_numpy(np.float64) if column.dtype.kind in "iuf" else _floats(column.to_numpy(dtype=str))
         if values is None:
-            cells = table[j].to_numpy(dtype=str)
+            cells = column.to_numpy(dtype=str)
             row = next(i for i, c in enumerate(cells) if _floats(c) is None)
             if not cells[row].strip():
                 src.check_ragged()  # pandas pads a short row with empty cells
             name = f" ({src.header[j]!r})" if src.header else ""
-            what = "an empty cell" if not cells[row].strip() else f"could not convert string {str(cells[row])!r} to a number"
+            cell = str(cells[row])
+            what = f"could not convert string {cell!r} to a number" if cell.strip() else "an empty cell"
             raise DataFormatError(
                 f"{src.path}: {what} at {src.where(row)}, column {j}{name} (counted from 0); "
                 "the CSV must hold numbers only besides the label column (one header row allowed)"
@@ -187,12 +200,17 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
         missing = np.flatnonzero(np.isin(np.char.lower(raw), _MISSING_LABELS))
         if missing.size:
             src.check_ragged()  # pandas pads a short row with empty cells
-            raise DataFormatError(f"{src.path}: missing label at {src.where(int(missing[0]))}; give every sample a label, or drop the row")
+            raise DataFormatError(
+                f"{src.path}: missing label at {src.where(int(missing[0]))}; give every sample a label, or drop the row"
+            )
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5")
             missing = np.flatnonzero(np.char.lower(raw) == "nan")
             if missing.size:
-                raise DataFormatError(f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; give every sample a label, or drop the row")
+                raise DataFormatError(
+                    f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; "
+                    "give every sample a label, or drop the row"
+                )
             return raw
         y = parsed
     integral = np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**63)  # (1e300: float)
@@ -209,7 +227,9 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     """
     size = path.stat().st_size
     if size > max_bytes:
-        raise DataFormatError(f"{path}: {size:,} bytes of CSV, above the {max_bytes:,}-byte limit; convert it to .npy in parts")
+        raise DataFormatError(
+            f"{path}: {size:,} bytes of CSV, above the {max_bytes:,}-byte limit; convert it to .npy in parts"
+        )
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             src = _Source(path, *_first_row(path, fh.readline()))
@@ -218,10 +238,15 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
                 fh.seek(0)  # the first row is data
             table = _parse(src, fh)
     except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8") from exc
+        raise DataFormatError(
+            f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"
+        ) from exc
     index_col = 0 if _is_pandas_index(table, src.header, label_idx) else None
     if index_col is not None:
-        log.warning("%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
-                    "writes by default); it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)", path)
+        log.warning(
+            "%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
+            "writes by default); it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)",
+            path,
+        )
     X = _features(src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col)])
     return X, None if label_idx is None else _labels(src, table[label_idx])
