@@ -136,6 +136,17 @@ def is_uint8(X: Any) -> bool:
     return getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes))
 
 
+def as_float32(X: Any, *, uint8: bool | None = None) -> np.ndarray:
+    """``X`` as a float32 array, uint8 data (0-255 pixels) divided by 255 into [0, 1]: aekit's one pixel rule.
+
+    ``uint8`` says whether ``X`` held uint8 before an earlier conversion (None: look at ``X``).
+    Other data are converted, not scaled; an array that is float32 already is not copied.
+    """
+    scale = is_uint8(X) if uint8 is None else uint8
+    X = np.asarray(X, dtype=np.float32)
+    return X / np.float32(255.0) if scale else X
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with numpy scalars/arrays, paths and tuples turned into JSON types (recursively)."""
     if isinstance(value, np.generic):

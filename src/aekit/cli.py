@@ -287,6 +287,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit import metrics
+    from aekit._utils import as_float32
     from aekit.estimators import load
     from aekit.objectives import add_noise
 
@@ -296,7 +297,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
     est = load(args.model)
     X, _ = load_data(args)
-    X_in = np.asarray(X, dtype=np.float32) / (255.0 if X.dtype == np.uint8 else 1.0)
+    X_in = as_float32(X)
     clean = X_in
     sigmoid = est.output_activation == "sigmoid"
     if args.add_noise:  # clipped to [0, 1] for a sigmoid model only, as in training

@@ -1,4 +1,4 @@
-"""Data in: IDX files (raw or gzip), MNIST (local or verified download), user arrays.
+"""Data in: IDX files (raw or gzip), MNIST (local or verified download), user arrays (.npy, .npz; CSV in csvdata).
 
 Nothing here unpickles, and every size a file declares is checked against the
 file (or a cap) before memory is allocated for it.
@@ -14,7 +14,6 @@ import math
 import os
 import struct
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from aekit._utils import DataFormatError, DownloadError, InputError
+from aekit._utils import DataFormatError, DownloadError, InputError, as_float32
+from aekit.csvdata import read_csv
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _check_pair(
         )
     X = images.reshape(len(images), math.prod(images.shape[1:]))
     if scale:
-        X = X.astype(np.float32) / np.float32(255.0) if X.dtype == np.uint8 else X.astype(np.float32)
+        X = as_float32(X)
     return X, y
 
 
@@ -489,143 +489,6 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         return read(x_key), (read(y_key) if y_key else None)
 
 
-def _some(names: list[str], k: int = 8) -> str:
-    """The first ``k`` names and a count, for messages about wide tables."""
-    shown = ", ".join(repr(n) for n in names[:k])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > k else shown
-
-
-def _is_index_header(cells: list[str]) -> bool:
-    """A first row ``0,1,2,...,n-1`` (n >= 3): column numbers, as pandas writes a frame's header, not data."""
-    return len(cells) >= 3 and all(c.isdigit() for c in cells) and [int(c) for c in cells] == list(range(len(cells)))
-
-
-def _label_cells(path: Path, n_cols: int, delimiter: str | None, skip: int, label_idx: int) -> np.ndarray:
-    """The label column as stripped strings, one per non-blank data row, checking that every row
-    has ``n_cols`` cells (quoted cells holding the delimiter are not expected)."""
-    labels = []
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        for i, line in enumerate(fh):
-            line = line.strip("\r\n")
-            if i < skip or not line.strip():
-                continue
-            cells = line.split(delimiter) if delimiter else line.split()
-            if len(cells) != n_cols:
-                raise DataFormatError(
-                    f"{path}: data row {i - skip} (counted from 0) has {len(cells)} cells, the first row {n_cols}; give every row the same number of cells"
-                )
-            labels.append(cells[label_idx].strip().strip('"').strip())
-    return np.array(labels, dtype=str)
-
-
-def _is_pandas_index(path: Path, header: list[str] | None, delimiter: str | None, label_idx: int | None) -> bool:
-    """Is the first column the index ``DataFrame.to_csv()`` writes by default (``index=True``)?
-
-    pandas leaves that column's header cell empty ("Unnamed: 0" once read back and written again) and names
-    the others (or numbers them 0, 1, 2, ...); its values are row numbers, other integers, or text (names,
-    dates). A nameless first column of other numbers (0.5, 1.25) is data and kept. Every row's cell count
-    is checked on the way.
-    """
-    if header is None or len(header) < 2 or header[0] not in ("", "Unnamed: 0") or label_idx == 0:
-        return False
-    rest = header[1:]
-    if all(_is_number(c) for c in rest) and not _is_index_header(rest):  # a first row of data, not pandas' header
-        return False
-    first = _label_cells(path, len(header), delimiter, 1, 0)
-    try:
-        values = first.astype(np.float64)
-    except ValueError:
-        return True  # text: sample names, dates
-    return bool(np.all(values == np.round(values)))
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _load_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    size = path.stat().st_size
-    if size > MAX_ARRAY_BYTES:
-        raise DataFormatError(f"{path}: {size:,} bytes of CSV, above the {MAX_ARRAY_BYTES:,}-byte limit; convert it to .npy in parts")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            first = fh.readline().strip("\r\n")
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8") from exc
-    if not first.strip():
-        raise DataFormatError(f"{path}: the CSV file is empty or starts with a blank line; expected numbers, optionally a header row")
-    delimiter = max((",", ";", "\t"), key=first.count) if any(d in first for d in ",;\t") else None
-    cells = [c.strip().strip('"') for c in (first.split(delimiter) if delimiter else first.split())]
-
-    header = None if all(_is_number(c) for c in cells) and not _is_index_header(cells) else cells
-    label_idx: int | None = None
-    if label_column is not None:
-        if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
-            if header is None or label_column not in header:
-                raise InputError(
-                    f"label_column={label_column!r} is not a column of {path}; "
-                    f"columns: {_some(header) if header else 'no header row, pass an index'}"
-                )
-            label_idx = header.index(label_column)
-        else:
-            label_idx = int(label_column)
-            if label_idx < 0:
-                label_idx += len(cells)
-            if not 0 <= label_idx < len(cells):
-                raise InputError(f"label_column={label_column} is out of range for {len(cells)} columns in {path}")
-    n_cols = len(cells)
-    index_col = 0 if _is_pandas_index(path, header, delimiter, label_idx) else None
-    if index_col is not None:
-        log.warning("%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
-                    "writes by default); it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)", path)
-    feature_cols = [i for i in range(n_cols) if i not in (label_idx, index_col)]
-
-    def read(usecols: list[int]) -> np.ndarray:
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as fh, warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # reported below as an error
-                return np.loadtxt(fh, delimiter=delimiter, skiprows=1 if header else 0, dtype=np.float64, ndmin=2,
-                                  usecols=usecols if label_idx is not None or index_col is not None else None, quotechar='"')
-        except ValueError as exc:  # UnicodeDecodeError included
-            if "invalid column index" in str(exc):  # a row shorter than the first one
-                raise DataFormatError(
-                    f"{path}: the first row has {n_cols} {'names' if header else 'cells'} but the rows have fewer columns ({exc}); "
-                    "give every row the same number of cells"
-                ) from exc
-            what = "numbers only besides the label column" if label_idx is not None else "numbers only"
-            where = " (numpy counts data rows from 0, columns from 1)" if "could not convert" in str(exc) else ""
-            raise DataFormatError(f"{path}: {str(exc).rstrip('.')}{where}; the CSV must hold {what} (one header row allowed)") from exc
-
-    table = read(feature_cols)
-    if table.shape[0] == 0:
-        raise DataFormatError(f"{path}: no data rows; expected numbers below the header row")
-    if label_idx is None and index_col is None and table.shape[1] != n_cols:  # (with an index column its cells were counted)
-        raise DataFormatError(
-            f"{path}: the first row has {n_cols} {'names' if header else 'cells'} but the rows have {table.shape[1]} columns; "
-            "give every row the same number of cells"
-        )
-    if label_idx is None:
-        return table, None
-    raw = _label_cells(path, n_cols, delimiter, 1 if header else 0, label_idx)  # (usecols alone would drop extra cells silently)
-    missing = np.flatnonzero((raw == "") | np.isin(np.char.lower(raw), ["na", "n/a", "null", "none"]))  # "nan": below
-    if missing.size:
-        raise DataFormatError(f"{path}: missing label at data row {missing[0]} (counted from 0); give every sample a label, or drop the row")
-    try:
-        y = raw.astype(np.float64)
-    except ValueError:  # text labels ("cat", "c5"): kept as strings, the estimators encode them
-        missing = np.flatnonzero(np.char.lower(raw) == "nan")
-        if missing.size:
-            raise DataFormatError(f"{path}: missing label (NaN) at data row {missing[0]} (counted from 0); give every sample a label, or drop the row") from None
-        return table, raw
-    if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    return table, y
-
-
 def load_array(
     path: str | os.PathLike[str], *, label_column: str | int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -635,7 +498,8 @@ def load_array(
     ----------
     path : path
         The file. ``.npy`` holds ``X``; ``.npz`` holds ``X`` (or a single array)
-        and optionally ``y``; ``.csv`` holds numbers, optionally a header row.
+        and optionally ``y``; ``.csv`` holds numbers, optionally a header row
+        (read by pandas: see :func:`aekit.csvdata.read_csv`).
     label_column : str or int, optional
         For CSV: the column (name or index) holding labels.
 
@@ -654,7 +518,7 @@ def load_array(
     elif suffix == ".npz":
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
-        X, y = _load_csv(p, label_column)
+        X, y = read_csv(p, label_column, max_bytes=MAX_ARRAY_BYTES)
     else:
         raise InputError(f"{p}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
     _check_numeric(X, str(p))

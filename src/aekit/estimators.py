@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from aekit._utils import (
     InputError,
     ModelFileError,
+    as_float32,
     in_unit_range,
     is_uint8,
     isolated_rng,
@@ -113,8 +114,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                         " (for a CSV with a label column, name it: --label-column)")
             raise InputError(f"{exc}{hint}") from exc
         X = np.asarray(X, dtype=np.float32)
-        if uint8:
-            X = X / np.float32(255.0)
+        X = as_float32(X, uint8=uint8)
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):

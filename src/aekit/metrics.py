@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aekit._utils import InputError, in_unit_range
+from aekit._utils import InputError, as_float32, in_unit_range
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
 
@@ -121,7 +121,7 @@ def evaluate_model(
 
     X_hat = est.reconstruct(X_test)  # type: ignore[attr-defined]
     X_raw = np.asarray(X_test)
-    X_ref = X_raw.astype(np.float32) / (np.float32(255.0) if X_raw.dtype == np.uint8 else np.float32(1.0))  # as the estimators scale
+    X_ref = as_float32(X_raw)  # as the estimators scale
     if X_ref.shape != X_hat.shape and X_ref.size == X_hat.size:  # images (n, H, W) / (n, C, H, W): compared flat
         X_ref = X_ref.reshape(X_hat.shape)
     unit = unit_range(X_ref)

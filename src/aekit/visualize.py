@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics
-from aekit._utils import InputError, is_uint8, seed_from
+from aekit._utils import InputError, as_float32, is_uint8, seed_from
 from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, fit_stage
 
 
@@ -135,9 +135,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
 def _unit_scaled(X: Any) -> Any:
     """uint8 images as float32 in [0, 1], as the autoencoders read them; other input unchanged."""
-    if is_uint8(X):
-        return np.asarray(X, dtype=np.float32) / np.float32(255.0)
-    return X
+    return as_float32(X) if is_uint8(X) else X
 
 
 KNN_METHODS = ("auto", "exact", "annoy", "pynndescent")

@@ -1,0 +1,252 @@
+"""CSV tables in: pandas parses the cells; aekit decides what the first row and columns mean.
+
+aekit reads the first line on its own (to choose the delimiter and whether that line is a header),
+hands the rest of the open file to pandas' C parser, and reads the file again only on error paths,
+to name the line of a bad row. Quoted cells may hold the delimiter; nothing is evaluated or unpickled.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, TextIO
+
+import numpy as np
+
+from aekit._utils import DataFormatError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_DELIMITERS = (",", ";", "\t")  # the first line's most frequent one; none of them: runs of blanks
+_MISSING_LABELS = ("", "na", "n/a", "null", "none")  # "nan" is reported apart: numbers parse it as NaN
+
+
+def _some(names: list[str], k: int = 8) -> str:
+    """The first ``k`` names and a count, for messages about wide tables."""
+    shown = ", ".join(repr(n) for n in names[:k])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > k else shown
+
+
+def _floats(cells: np.ndarray | list[str] | str) -> np.ndarray | None:
+    """Text cells as float64 (as numpy parses '1e3', ' 2 ', 'nan', 'inf'), or None if one is not a number."""
+    try:
+        return np.asarray(cells, dtype=str).astype(np.float64)
+    except ValueError:
+        return None
+
+
+def _is_index_header(cells: list[str]) -> bool:
+    """A first row ``0,1,2,...,n-1`` (n >= 3): column numbers, as pandas writes a frame's header, not data."""
+    return len(cells) >= 3 and all(c.isdigit() for c in cells) and [int(c) for c in cells] == list(range(len(cells)))
+
+
+def _first_row(path: Path, line: str) -> tuple[str | None, list[str] | None, int]:
+    """The delimiter (None: runs of blanks), the header (None if the first row is data) and the column count."""
+    line = line.strip("\r\n")
+    if not line.strip():
+        raise DataFormatError(
+            f"{path}: the CSV file is empty or starts with a blank line; expected numbers, optionally a header row"
+        )
+    sep = max(_DELIMITERS, key=line.count) if any(d in line for d in _DELIMITERS) else None
+    try:
+        raw = line.split() if sep is None else next(csv.reader([line], delimiter=sep, skipinitialspace=True))
+    except csv.Error as exc:
+        raise DataFormatError(f"{path}: cannot read the first row ({exc}); check its quoting") from exc
+    cells = [c.strip().strip('"') for c in raw]
+    header = None if _floats(cells) is not None and not _is_index_header(cells) else cells
+    return sep, header, len(cells)
+
+
+def _label_index(path: Path, label_column: str | int | None, header: list[str] | None, n_cols: int) -> int | None:
+    """The label column's position, from its name or a (negative) index, e.g. "label", 0, -1 or "-1"."""
+    if label_column is None:
+        return None
+    if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
+        if header is None or label_column not in header:
+            raise InputError(
+                f"label_column={label_column!r} is not a column of {path}; "
+                f"columns: {_some(header) if header else 'no header row, pass an index'}"
+            )
+        return header.index(label_column)
+    index = int(label_column)
+    if not -n_cols <= index < n_cols:
+        raise InputError(f"label_column={label_column} is out of range for {n_cols} columns in {path}")
+    return index % n_cols
+
+
+class _Source(NamedTuple):
+    """A CSV file as aekit reads it; rescanned on error paths only, to name a bad row's line."""
+
+    path: Path
+    sep: str | None  # None: runs of blanks
+    header: list[str] | None  # None: the first row is data
+    n_cols: int  # the first row's cell count
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, cells) of each non-blank data row, as pandas counts them."""
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, delimiter=self.sep or " ", skipinitialspace=True)
+                for cells in itertools.islice(reader, 1 if self.header else 0, None):
+                    if self.sep is None:
+                        cells = [c for c in cells if c.strip()]  # runs of blanks delimit, as pandas' sep=r"\s+"
+                    if cells and (len(cells) > 1 or cells[0].strip()):  # pandas skips blank lines
+                        yield reader.line_num, cells
+        except (csv.Error, UnicodeDecodeError):
+            return
+
+    def where(self, row: int) -> str:
+        """'data row 3 (counted from 0; line 5)': a table row and, where it can be counted, its line."""
+        line = next(itertools.islice(self.rows(), row, None), (None,))[0]
+        return f"data row {row} (counted from 0{f'; line {line}' if line else ''})"
+
+    def check_ragged(self) -> None:
+        """Refuse a row with a cell count other than the first row's (pandas pads short rows with empty cells)."""
+        for row, (line, cells) in enumerate(self.rows()):
+            if len(cells) != self.n_cols:
+                raise DataFormatError(
+                    f"{self.path}: data row {row} (counted from 0; line {line}) has {len(cells)} cells, the first row "
+                    f"{self.n_cols}: the number of columns changed; give every row the same number of cells"
+                )
+
+
+def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
+    """The data rows as pandas reads them: numbers where a whole column parses, text elsewhere."""
+    import pandas as pd  # here, not at the top: importing pandas takes seconds that .npy users need not wait
+
+    # pandas before 3.1 rounds some floats (e.g. subnormals) off unless asked for its round-trip converter
+    precision = "round_trip" if tuple(map(int, pd.__version__.split(".")[:2])) < (3, 1) else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # a column of mixed chunks is text: refused below
+            table = pd.read_csv(
+                fh, sep=src.sep or r"\s+", header=None, na_filter=False, skipinitialspace=True, engine="c",
+                float_precision=precision,
+            )
+    except pd.errors.EmptyDataError as exc:
+        raise DataFormatError(f"{src.path}: no data rows; expected numbers below the header row") from exc
+    except UnicodeDecodeError:
+        raise
+    except (ValueError, OverflowError) as exc:  # pandas' ParserError: one line naming the file, not its traceback
+        src.check_ragged()
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise DataFormatError(
+            f"{src.path}: cannot parse the CSV ({detail.removeprefix('Error tokenizing data. C error: ')}); "
+            "check its quoting and that every row has the same number of cells"
+        ) from exc
+    if table.shape[1] != src.n_cols:
+        src.check_ragged()
+        raise DataFormatError(
+            f"{src.path}: the first row has {src.n_cols} cells, the others {table.shape[1]}; "
+            "give every row the same number of cells"
+        )
+    return table
+
+
+def _is_pandas_index(table: pd.DataFrame, header: list[str] | None, label_idx: int | None) -> bool:
+    """Is the first column the index ``DataFrame.to_csv()`` writes by default (``index=True``)?
+
+    pandas leaves that column's header cell empty ("Unnamed: 0" once read back and written again) and names
+    the others (or numbers them 0, 1, 2, ...); its values are row numbers, other integers, or text (names,
+    dates). A nameless first column of other numbers (0.5, 1.25) is data and kept.
+    """
+    if header is None or len(header) < 2 or header[0] not in ("", "Unnamed: 0") or label_idx == 0:
+        return False
+    rest = header[1:]
+    if _floats(rest) is not None and not _is_index_header(rest):  # a first row of data, not pandas' header
+        return False
+    first = table[0]
+    if first.dtype.kind in "iu":
+        return True
+    values = first.to_numpy(np.float64) if first.dtype.kind == "f" else _floats(first.to_numpy(dtype=str))
+    return values is None or bool(np.all(values == np.round(values)))  # None: text, such as names or dates
+
+
+def _features(src: _Source, table: pd.DataFrame, columns: list[int]) -> np.ndarray:
+    """The feature columns as C-ordered float64 ``(n_samples, len(columns))``; a text cell is refused with its place."""
+    X = np.empty((len(table), len(columns)))
+    for k, j in enumerate(columns):
+        column = table[j]
+        values = column.to_numpy(np.float64) if column.dtype.kind in "iuf" else _floats(column.to_numpy(dtype=str))
+        if values is None:
+            cells = column.to_numpy(dtype=str)
+            row = next(i for i, c in enumerate(cells) if _floats(c) is None)
+            if not cells[row].strip():
+                src.check_ragged()  # pandas pads a short row with empty cells
+            name = f" ({src.header[j]!r})" if src.header else ""
+            cell = str(cells[row])
+            what = f"could not convert string {cell!r} to a number" if cell.strip() else "an empty cell"
+            raise DataFormatError(
+                f"{src.path}: {what} at {src.where(row)}, column {j}{name} (counted from 0); "
+                "the CSV must hold numbers only besides the label column (one header row allowed)"
+            )
+        X[:, k] = values
+    return X
+
+
+def _labels(src: _Source, column: pd.Series) -> np.ndarray:
+    """Integer labels as int64, other numbers as float64, text labels as strings (the estimators encode them)."""
+    if column.dtype.kind in "iuf":
+        y = column.to_numpy(np.float64)
+    else:
+        raw = np.char.strip(column.to_numpy(dtype=str))
+        missing = np.flatnonzero(np.isin(np.char.lower(raw), _MISSING_LABELS))
+        if missing.size:
+            src.check_ragged()  # pandas pads a short row with empty cells
+            raise DataFormatError(
+                f"{src.path}: missing label at {src.where(int(missing[0]))}; give every sample a label, or drop the row"
+            )
+        parsed = _floats(raw)
+        if parsed is None:  # text labels ("cat", "c5")
+            missing = np.flatnonzero(np.char.lower(raw) == "nan")
+            if missing.size:
+                raise DataFormatError(
+                    f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; "
+                    "give every sample a label, or drop the row"
+                )
+            return raw
+        y = parsed
+    integral = np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**63)  # (1e300: float)
+    return y.astype(np.int64) if integral else y
+
+
+def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A CSV file's features ``X (n_samples, n_features)`` float64 and labels ``y (n_samples,)`` or None.
+
+    The delimiter is the first line's most frequent of ``,`` ``;`` tab (none: blanks); a first row that is
+    not all numbers, or is pandas' column numbers ``0,1,2,...``, is a header; a nameless first column of
+    integers or text (pandas' index) is dropped with a warning; ``label_column`` (name or index) is taken
+    out as ``y``: int64 if every label is an integer, else float64, else text.
+    """
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataFormatError(
+            f"{path}: {size:,} bytes of CSV, above the {max_bytes:,}-byte limit; convert it to .npy in parts"
+        )
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            src = _Source(path, *_first_row(path, fh.readline()))
+            label_idx = _label_index(path, label_column, src.header, src.n_cols)
+            if src.header is None:
+                fh.seek(0)  # the first row is data
+            table = _parse(src, fh)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"
+        ) from exc
+    index_col = 0 if _is_pandas_index(table, src.header, label_idx) else None
+    if index_col is not None:
+        log.warning(
+            "%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
+            "writes by default); it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)",
+            path,
+        )
+    X = _features(src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col)])
+    return X, None if label_idx is None else _labels(src, table[label_idx])

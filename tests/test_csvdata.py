@@ -1,0 +1,55 @@
+"""CSV input through pandas (aekit.csvdata); the older CSV cases live in test_data.py and test_fuzz.py."""
+
+import pandas as pd
+import pytest
+
+from aekit import load_array
+from aekit._utils import DataFormatError
+
+
+def test_quoted_cells_may_hold_the_delimiter(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text('a,"b,c",label\n0.5,1,"x, y"\n1.5,2, "z,w"\n')
+    X, y = load_array(p, label_column="label")
+    assert X.tolist() == [[0.5, 1.0], [1.5, 2.0]] and list(y) == ["x, y", "z,w"]
+    p.write_text('a,"b,c"\n0.5,1\n1.5,2\n')
+    X, y = load_array(p, label_column="b,c")  # a header name holding the delimiter
+    assert X.tolist() == [[0.5], [1.5]] and list(y) == [1, 2]
+    p.write_text('a;b;label\n"0,5";1;"p;q"\n')  # quoted cells with ';' (and a decimal comma: text, refused)
+    with pytest.raises(DataFormatError, match="could not convert string '0,5'"):
+        load_array(p, label_column="label")
+
+
+def test_a_frame_written_by_pandas_reads_back(tmp_path, caplog):
+    """DataFrame.to_csv() with its defaults: an index column, quoted text labels holding commas."""
+    frame = pd.DataFrame({"f1": [0.25, 0.5, 0.75], "f2": [1, 2, 3], "label": ["a, b", "c", "a, b"]}, index=[10, 11, 12])
+    frame.to_csv(tmp_path / "f.csv")
+    X, y = load_array(tmp_path / "f.csv", label_column="label")
+    assert X.tolist() == [[0.25, 1.0], [0.5, 2.0], [0.75, 3.0]] and list(y) == ["a, b", "c", "a, b"]
+    assert "first column has no name" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("a,b\n1,2\n\n3,abc\n", r"string 'abc' to a number at data row 1 \(counted from 0; line 4\), column 1 \('b'\)"),
+        ("a,b\n1,2\n\n3,4,5\n", r"data row 1 \(counted from 0; line 4\) has 3 cells, the first row 2"),
+        ("1,2\n3,4\n5\n", r"data row 2 \(counted from 0; line 3\) has 1 cells, the first row 2"),
+        ("a,b\n1,2\n3,\n", r"an empty cell at data row 1 \(counted from 0; line 3\), column 1"),
+        ('a,b\n1,"2\n3,4\n', r"cannot parse the CSV \(EOF inside string"),
+    ],
+)
+def test_errors_are_one_line_naming_file_and_line(tmp_path, text, match):
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(DataFormatError, match=match) as info:
+        load_array(p)
+    message = str(info.value)
+    assert message.startswith(f"{p}: ") and "\n" not in message and "Error tokenizing" not in message
+
+
+def test_blank_separated_columns(tmp_path):
+    p = tmp_path / "w.txt"
+    p.write_text("  1   2.5 3\n\n4 5  6  \n")  # blanks delimit when the first line has no ',', ';' or tab
+    X, y = load_array(p)
+    assert y is None and X.tolist() == [[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]]
