@@ -20,7 +20,9 @@ __all__ = [
     "__version__",
 ]
 
-_SUBMODULES = ("metrics", "plots", "visualize", "objectives", "training", "modules", "checkpoint", "demo", "cli")
+_SUBMODULES = (
+    "metrics", "plots", "visualize", "objectives", "optim", "training", "accel", "modules", "checkpoint", "demo", "cli",
+)
 
 
 def __getattr__(name: str):  # noqa: ANN202 - aekit.metrics, aekit.plots, ... on first use (matplotlib only when plotting)
