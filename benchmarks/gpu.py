@@ -2,8 +2,8 @@
 
 For the dense AE, the SAE and the conv AE, in float32 and in bfloat16, each trained on
 ``device="auto"`` (the GPU) in four ways: eager (``compile=False``), with the forward pass
-and optimizer compiled but no CUDA graph (``compile=True`` with ``estimators.CUDA_GRAPHS``
-off: aekit's GPU path before CUDA graphs), compiled and captured as a CUDA graph
+and optimizer compiled but no CUDA graph (``compile=True`` with the plan's ``cuda_graphs``
+forced off: aekit's GPU path before CUDA graphs), compiled and captured as a CUDA graph
 (``compile=True``), and the default (``compile="auto"``: a CUDA graph of the eager kernels,
 nothing compiled). Reported: per-epoch training time (median of epochs 2..E; epoch 1
 includes compilation and capture), samples/s, FLOP/s as a fraction of the GPU's measured
@@ -63,14 +63,12 @@ def run(model: str, precision: str, epochs: int, X, y, X_test, variant: str) -> 
     torch.cuda.reset_peak_memory_stats()
     torch._dynamo.reset()  # each run compiles afresh, as in a new process (six models would exceed dynamo's recompile limit)
     compile, graphs = VARIANTS[variant]
-    aekit.estimators.CUDA_GRAPHS = graphs
     est = estimator(model, epochs, precision, compile)
+    if not graphs:
+        est._plan_overrides = {"cuda_graphs": False}  # aekit.accel.plan: never a CUDA graph
     t = time.perf_counter()
-    try:
-        est.fit(X, y) if model == "sae" else est.fit(X)
-        fit_s = time.perf_counter() - t
-    finally:
-        aekit.estimators.CUDA_GRAPHS = True
+    est.fit(X, y) if model == "sae" else est.fit(X)
+    fit_s = time.perf_counter() - t
     assert est.device_.type == "cuda", est.device_
     times = est.history_["time"]
     median = statistics.median(times[1:] or times)

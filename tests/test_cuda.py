@@ -77,7 +77,9 @@ def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000
     """A toy AE trained by ``train``; ``batchnorm``: with BatchNorm, validation data and early stopping."""
     from torch import nn
 
-    from aekit.training import TrainConfig, make_optimizer, train
+    from aekit.accel import CudaGraphStep
+    from aekit.optim import make_optimizer
+    from aekit.training import TrainConfig, optimizer_step, train
 
     torch.manual_seed(0)
     hidden = [nn.Linear(20, 64), nn.BatchNorm1d(64), nn.Tanh()] if batchnorm else [nn.Linear(20, 64), nn.Tanh()]
@@ -90,10 +92,11 @@ def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000
         return {"loss": loss, "reconstruction": loss}
 
     opt = make_optimizer(optimizer, net.parameters(), 0.002, momentum, fused=optimizer != "rmsprop" if fused is None else fused)
-    config = TrainConfig(epochs=epochs, batch_size=128, lr_schedule=lr_schedule, cuda_graph=graph, min_delta=min_delta,
+    config = TrainConfig(epochs=epochs, batch_size=128, lr_schedule=lr_schedule, min_delta=min_delta,
                          early_stopping=batchnorm, patience=2, min_batch=2 if batchnorm else 1)
     callbacks = [lambda epoch, logs: on_epoch(opt, epoch)] if on_epoch else []
-    state = train(net, loss_fn, opt, (X,), config, callbacks=callbacks, val_data=val)
+    step = CudaGraphStep(optimizer_step(loss_fn, opt), opt, full_batch=128) if graph and CudaGraphStep.supports(opt) else None
+    state = train(net, loss_fn, opt, (X,), config, step=step, callbacks=callbacks, val_data=val)
     return state, [p.detach().clone() for p in net.parameters()], opt
 
 
@@ -125,7 +128,9 @@ _MIDWAY = """
 import logging, sys, torch
 from torch import nn
 from aekit._utils import CudaGraphError
-from aekit.training import TrainConfig, make_optimizer, train
+from aekit.accel import CudaGraphStep
+from aekit.optim import make_optimizer
+from aekit.training import TrainConfig, optimizer_step, train
 logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
 torch.manual_seed(0)
 net = nn.Sequential(nn.Linear(20, 64), nn.Tanh(), nn.Linear(64, 20)).cuda()
@@ -137,7 +142,8 @@ def loss_fn(batch, training):
     return {"loss": loss}
 opt = make_optimizer("rmsprop", net.parameters(), 0.002, 0.01)
 try:
-    state = train(net, loss_fn, opt, (X,), TrainConfig(epochs=3, batch_size=128, cuda_graph=True))
+    step = CudaGraphStep(optimizer_step(loss_fn, opt), opt, full_batch=128)
+    state = train(net, loss_fn, opt, (X,), TrainConfig(epochs=3, batch_size=128), step=step)
 except CudaGraphError as exc:
     assert "compile=False" in str(exc), exc
     print("RESULT clear-error")
@@ -204,8 +210,9 @@ def test_estimators_use_cuda_graphs_and_stay_reproducible(digits, monkeypatch):
     assert (a.predict(X) == y).mean() > 0.9
     ae = {"hidden_layer_sizes": (32,), "n_components": 2, "epochs": 5, "random_state": 0, "device": "cuda", "momentum": 0.01}
     graphed = aekit.Autoencoder(**ae).fit(X)
-    monkeypatch.setattr(aekit.estimators, "CUDA_GRAPHS", False)
-    plain = aekit.Autoencoder(**ae).fit(X)
+    plain = aekit.Autoencoder(**ae)
+    plain._plan_overrides = {"cuda_graphs": False}
+    plain.fit(X)
     assert graphed.history_["loss"] == pytest.approx(plain.history_["loss"], rel=1e-4)
 
 
@@ -220,15 +227,15 @@ def test_cuda_graph_with_batchnorm_validation_and_early_stopping():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_graphed_estimators_with_compile_and_variational(digits, monkeypatch):
+def test_graphed_estimators_with_compile_and_variational(digits):
     """compile=True inside the graph trains as compile=True without it; a variational code trains
     reproducibly (its sampling draws through the graph's generator offsets)."""
     X, _ = digits
     base = {"hidden_layer_sizes": (32,), "n_components": 2, "random_state": 0, "device": "cuda"}
     graphed = aekit.Autoencoder(**base, epochs=5, compile=True).fit(X)
-    monkeypatch.setattr(aekit.estimators, "CUDA_GRAPHS", False)
-    plain = aekit.Autoencoder(**base, epochs=5, compile=True).fit(X)
-    monkeypatch.setattr(aekit.estimators, "CUDA_GRAPHS", True)
+    plain = aekit.Autoencoder(**base, epochs=5, compile=True)
+    plain._plan_overrides = {"cuda_graphs": False}
+    plain.fit(X)
     assert graphed.history_["loss"] == pytest.approx(plain.history_["loss"], rel=1e-3)
     np.testing.assert_allclose(graphed.transform(X), plain.transform(X), rtol=1e-2, atol=1e-3)
     vae = {**base, "variational": True, "epochs": 10}

@@ -31,7 +31,7 @@ from aekit.cli import main
 from aekit.estimators import Autoencoder, SupervisedAutoencoder
 from aekit.files import load_checkpoint
 from aekit.modules import build_net
-from aekit.training import make_optimizer
+from aekit.optim import make_optimizer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -26,7 +26,7 @@ from aekit._utils import InputError, ModelFileError, atomic_path
 from aekit.estimators import Autoencoder, SupervisedAutoencoder
 from aekit.files import load_checkpoint
 from aekit.modules import build_net
-from aekit.training import make_optimizer
+from aekit.optim import make_optimizer
 
 PARAMS = dict(hidden_layer_sizes=(8,), n_components=2, epochs=2, batch_size=16, random_state=0, device="cpu")
 SMOKE = int(os.environ.get("AEKIT_FUZZ_SMOKE", 50))

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from aekit._utils import InputError
-from aekit.modules import Conv2d, build_net
+from aekit.accel import Conv2d
+from aekit.modules import build_net
 
 
 def test_keras_initialisation():

@@ -20,7 +20,10 @@ __all__ = [
     "__version__",
 ]
 
-_SUBMODULES = ("metrics", "plots", "visualize", "objectives", "training", "modules", "files", "demo", "cli", "explore", "export")
+_SUBMODULES = (
+    "metrics", "plots", "visualize", "objectives", "optim", "training", "accel", "modules", "files", "demo", "cli",
+    "explore", "export",
+)
 
 
 def __getattr__(name: str):  # noqa: ANN202 - aekit.metrics, aekit.plots, ... on first use (matplotlib only when plotting)

@@ -1,4 +1,4 @@
-"""Leaf helpers: errors, devices, seeding, array/tensor conversion, atomic writes.
+"""Leaf helpers: shared types, errors, devices, seeding, array/tensor conversion, atomic writes.
 
 Imports nothing from the package, so every other module may import it.
 """
@@ -6,11 +6,8 @@ Imports nothing from the package, so every other module may import it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -18,6 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
+#: ``loss_fn(batch, training) -> {"loss": total, **named terms}``
+LossFn = Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]
+#: one training step on a batch (forward, backward, optimizer update) -> the loss terms
+Step = Callable[[tuple[torch.Tensor, ...]], dict[str, torch.Tensor]]
+#: ``callback(epoch, logs) -> bool | None``; returning True stops training.
+Callback = Callable[[int, dict[str, float]], Any]
 
 
 class AekitError(Exception):
@@ -189,42 +193,9 @@ def isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
-
-
-def _glibc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux") or os.environ.get("AEKIT_MALLOC_TUNING", "1") == "0":
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:  # musl or no libc found: nothing to tune
-        return None
-
-
-@contextlib.contextmanager
-def heap_reuse() -> Iterator[None]:
-    """Let glibc keep freed activation buffers for reuse while training on CPU.
-
-    By default glibc hands blocks above a (dynamic) threshold straight back to the
-    OS with ``munmap`` and asks for fresh zeroed pages on the next step, so every
-    training step page-faults its activations in again. For the conv AE that was
-    more than half the step (37 → 17 ms per step on 2 cores, measured). Inside this
-    block large blocks come from the heap (``M_MMAP_THRESHOLD`` 32 MiB, the
-    maximum) and freed memory is kept (``M_TRIM_THRESHOLD`` 1 GiB); on exit the
-    trim threshold goes back to 64 MiB and free memory is returned to the OS.
-    Process-wide and glibc-only; set ``AEKIT_MALLOC_TUNING=0`` to leave malloc alone.
-    """
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    try:
-        yield
-    finally:
-        if libc is not None:
-            libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
-            libc.malloc_trim(0)
+def capturing() -> bool:
+    """Whether a CUDA graph is being captured on the current stream (False without CUDA)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:

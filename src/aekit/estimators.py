@@ -14,9 +14,10 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from aekit._utils import (
     InputError,
+    LossFn,
     ModelFileError,
     as_float32,
     in_unit_range,
@@ -36,6 +38,16 @@ from aekit._utils import (
     seed_from,
     to_numpy,
 )
+from aekit.accel import (
+    Plan,
+    autocast,
+    build_step,
+    heap_reuse,
+    maybe_compile,
+    plan,
+    settle,
+    working_forward,
+)
 from aekit.files import check_tensors, corrupted_metadata, fitted_section, read_model, save_model
 from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import (
@@ -44,31 +56,15 @@ from aekit.objectives import (
     kl_divergence,
     reconstruction_loss,
 )
+from aekit.optim import make_optimizer
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param, validate
-from aekit.training import (
-    CudaGraphStep,
-    LoopState,
-    TrainConfig,
-    autocast,
-    fused_optimizer_pays,
-    make_optimizer,
-    maybe_compile,
-    train,
-)
+from aekit.training import Callback, LoopState, TrainConfig, optimizer_step, train
 
 log = logging.getLogger(__name__)
 
 UNLABELLED = -1
 
-# bfloat16 training of dense models with RMSprop on CPU: float32 master weights updated by the
-# optimizer, which also keeps their bfloat16 working copies (bit-identical to autocast, 5-10% faster
-# per step in A/B runs on 2 cores). False: plain autocast everywhere (the tests compare the two).
-WORKING_COPIES = True
-
-# On CUDA, unless compile=False: the whole training step captured once as a CUDA graph and replayed
-# (training.CudaGraphStep). False: never (the benchmarks and tests compare the two).
-CUDA_GRAPHS = True
 
 
 @contextmanager
@@ -205,31 +201,47 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _loss_weights(self) -> tuple[float, float]:
         return 1.0, 0.0
 
-    def _working_copies(self, device: torch.device) -> bool:
-        """Train bfloat16 through the optimizer's working copies instead of autocast?
-
-        Only where it was measured to pay and to equal autocast bit for bit (tested):
-        RMSprop on CPU, dense body without BatchNorm or a Gaussian code.
-        """
-        return (
-            WORKING_COPIES and self.precision == "bfloat16" and self.optimizer == "rmsprop" and device.type == "cpu"
-            and self.architecture == "dense" and not self.batchnorm and not self.variational
-        )
-
     # ------------------------------------------------------------------ fitting
 
     def _fit(self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None) -> None:
+        """validate -> plan -> build -> train; the fitted attributes exist before training starts."""
         self._validate_params()
+        self._check_conv_dropout(resume_from)
+        self._check_range(X)
+        device = resolve_device(self.device)
+        seed, run_random_state = self._run_seed(resume_from)
+        n_features = X.shape[1]
+        with isolated_rng(seed, device):
+            net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
+            tensors, val = self._split(X, y_idx, device)
+            fast = self._plan(device, tensors[0].shape[0])
+            optimizer = make_optimizer(
+                self.optimizer, net.parameters(), float(self.learning_rate), float(self.momentum),
+                fused=fast.fused_optimizer, working_dtype=fast.working_dtype,
+            )
+            fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
+            state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state)
+            # fitted attributes exist before training: an error or Ctrl-C never loses the model
+            self.net_ = net
+            self.device_ = device
+            self.seed_ = seed
+            self.history_ = state.history
+            self.n_iter_ = state.epoch
+            self._train(fast, net, optimizer, (tensors, val), callbacks, state)
+        net.eval()
+
+    def _check_conv_dropout(self, resume_from: str | os.PathLike[str] | None) -> None:
         if self.dropout and self.architecture == "conv":
             msg = (f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
                    "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)")
             if resume_from is None:
                 raise InputError(msg)
-            warnings.warn(msg + "; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=3)
-        self._check_range(X)
-        device = resolve_device(self.device)
+            warnings.warn(msg + "; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=4)
+
+    def _run_seed(self, resume_from: str | os.PathLike[str] | None) -> tuple[int, Any]:
+        """This fit's integer seed, and (resuming without an int seed) the interrupted run's random_state, as stored."""
         seed = seed_from(self.random_state)
-        run_random_state: Any = None  # resuming without an int seed: the interrupted run's random_state, as stored
+        run_random_state: Any = None
         if resume_from is not None and not isinstance(self.random_state, (int, np.integer)):
             from aekit.files import checkpoint_seed
 
@@ -241,82 +253,99 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 warnings.warn(
                     f"{resume_from} stores no seed (written by an older aekit with random_state=None): the resumed run "
                     "draws a new validation split. Pass the first run's random_state to keep it",
-                    UserWarning, stacklevel=3,
+                    UserWarning, stacklevel=4,
                 )
-        n, n_features = X.shape
-        with isolated_rng(seed, device):
-            net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
-            Xt = torch.from_numpy(X).to(device)
-            tensors: list[torch.Tensor] = [Xt]
-            if y_idx is not None:
-                tensors.append(torch.from_numpy(y_idx).to(device))
-            val = None
-            if self.validation_fraction:
-                n_val = max(1, int(round(n * self.validation_fraction)))
-                if n - n_val < 1:
-                    raise InputError(f"validation_fraction={self.validation_fraction} leaves no training samples out of {n}")
-                perm = torch.randperm(n, device=device)
-                val = tuple(t[perm[:n_val]] for t in tensors)
-                tensors = [t[perm[n_val:]] for t in tensors]
-            steps = int(self.epochs) * math.ceil(tensors[0].shape[0] / int(self.batch_size))
-            graphs = CUDA_GRAPHS and device.type == "cuda" and self.compile is not False and self.optimizer != "sgd"
-            # under a CUDA graph, "auto" compiles nothing: compiling costs ~15 s and saved < 0.08 s per epoch
-            # there (benchmarks/results/gpu.md)
-            compile_mode = False if (graphs and self.compile == "auto") else self.compile
-            # Adam/AdamW: PyTorch's fused kernel, which a CUDA graph can capture (no compilation involved)
-            fused = fused_optimizer_pays(compile_mode, steps) or (graphs and self.optimizer in ("adam", "adamw"))
-            working = self._working_copies(device)
-            optimizer = make_optimizer(
-                self.optimizer, net.parameters(), float(self.learning_rate), float(self.momentum), fused=fused,
-                working_dtype=torch.bfloat16 if working else None,
-            )
-            if graphs and not CudaGraphStep.supports(optimizer):  # e.g. no fused Adam on this build: no graph,
-                graphs, compile_mode = False, self.compile  # and "auto" compiles the forward as without graphs
-            config = TrainConfig(
-                epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
-                early_stopping=bool(self.early_stopping),
-                patience=int(self.patience),
-                lr_schedule=self.lr_schedule,
-                progress=bool(self.verbose),
-                min_batch=2 if self.batchnorm else 1,  # BatchNorm cannot normalise a batch of one sample
-                cuda_graph=graphs,
-            )
-            state = LoopState()
-            run_params = self._json_params(seed)
-            if run_random_state is not None:  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
-                run_params["random_state"] = run_random_state
-            callbacks = list(self.callbacks or [])
-            if resume_from is not None:
-                from aekit.files import load_checkpoint
+        return seed, run_random_state
 
-                state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params)
-            if self.checkpoint_path is not None:
-                from aekit.files import checkpoint_callback
+    def _split(
+        self, X: np.ndarray, y_idx: np.ndarray | None, device: torch.device
+    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
+        """The training tensors ``[X (n, n_features), y (n,)?]`` on ``device``, and the validation ones (a seeded split)."""
+        n = X.shape[0]
+        tensors: list[torch.Tensor] = [torch.from_numpy(X).to(device)]
+        if y_idx is not None:
+            tensors.append(torch.from_numpy(y_idx).to(device))
+        if not self.validation_fraction:
+            return tensors, None
+        n_val = max(1, int(round(n * self.validation_fraction)))
+        if n - n_val < 1:
+            raise InputError(f"validation_fraction={self.validation_fraction} leaves no training samples out of {n}")
+        perm = torch.randperm(n, device=device)
+        return [t[perm[n_val:]] for t in tensors], tuple(t[perm[:n_val]] for t in tensors)
 
-                callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
-            # fitted attributes exist before training: an error or Ctrl-C never loses the model
-            self.net_ = net
-            self.device_ = device
-            self.seed_ = seed
-            self.history_ = state.history
-            self.n_iter_ = state.epoch
-            with _sigterm_as_interrupt():
-                try:
-                    # without CUDA graphs "auto" leaves the conv body eager: compiled, its step was slower on an H100
-                    # (benchmarks/results/gpu_run1.md)
-                    forward_compile = False if (compile_mode == "auto" and self.architecture == "conv") else compile_mode
-                    forward = None
-                    if working:  # bfloat16 working copies of the float32 weights, kept by the optimizer
-                        autocast(device, self.precision)  # only for its warning on hardware without bfloat16
-                        forward = _working_forward(net, optimizer)
-                    loss_fn = maybe_compile(self._loss_fn(net, n_features, device, forward), forward_compile, device)
-                    state = train(net, loss_fn, optimizer, tensors, config, val_data=val, callbacks=callbacks, state=state)
-                finally:
-                    self.history_ = state.history
-                    self.n_iter_ = state.epoch
-                    self.stop_reason_ = state.stop_reason or "error"
-        net.eval()
+    #: keyword arguments for ``accel.plan`` that force a fast path off or on (``cuda_graphs=False``,
+    #: ``working_copies=False``, ``fused=True``...): set on an instance by tests and benchmarks that compare a
+    #: fast path with the plain one (``est._plan_overrides = {"cuda_graphs": False}``); not a parameter, so
+    #: ``get_params``, ``clone`` and saved models ignore it.
+    _plan_overrides: Mapping[str, Any] = MappingProxyType({})
+
+    def _plan(self, device: torch.device, n_train: int) -> Plan:
+        """The fast paths of this fit (see ``accel.plan``)."""
+        return plan(
+            device_type=device.type, optimizer=self.optimizer, compile=self.compile, precision=self.precision,
+            architecture=self.architecture, batchnorm=self.batchnorm, variational=self.variational,
+            steps=int(self.epochs) * math.ceil(n_train / int(self.batch_size)), **self._plan_overrides,
+        )
+
+    def _resume(
+        self, resume_from: str | os.PathLike[str] | None, net: AutoencoderNet, optimizer: torch.optim.Optimizer, seed: int,
+        run_random_state: Any,
+    ) -> tuple[LoopState, list[Callback]]:
+        """The loop state to start from (a checkpoint's, when resuming) and the callbacks (with the checkpoint writer)."""
+        state = LoopState()
+        run_params = self._json_params(seed)
+        if run_random_state is not None:  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
+            run_params["random_state"] = run_random_state
+        callbacks = list(self.callbacks or [])
+        if resume_from is not None:
+            from aekit.files import load_checkpoint
+
+            state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params)
+        if self.checkpoint_path is not None:
+            from aekit.files import checkpoint_callback
+
+            # the loop updates this very state object in place
+            callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
+        return state, callbacks
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=int(self.epochs),
+            batch_size=int(self.batch_size),
+            early_stopping=bool(self.early_stopping),
+            patience=int(self.patience),
+            lr_schedule=self.lr_schedule,
+            progress=bool(self.verbose),
+            min_batch=2 if self.batchnorm else 1,  # BatchNorm cannot normalise a batch of one sample
+        )
+
+    def _build_loss(
+        self, fast: Plan, net: AutoencoderNet, optimizer: torch.optim.Optimizer, n_features: int, device: torch.device
+    ) -> LossFn:
+        """The training loss as ``fast`` runs it: through bfloat16 working copies or autocast, maybe compiled."""
+        forward = None
+        if fast.working_copies:  # bfloat16 working copies of the float32 weights, kept by the optimizer
+            autocast(device, self.precision)  # only for its warning on hardware without bfloat16
+            forward = working_forward(net, optimizer)
+        return maybe_compile(self._loss_fn(net, n_features, device, forward), fast.forward_compile, device)
+
+    def _train(
+        self, fast: Plan, net: AutoencoderNet, optimizer: torch.optim.Optimizer,
+        data: tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None], callbacks: list[Callback], state: LoopState,
+    ) -> None:
+        """Run the loop on ``data`` (training, validation); SIGTERM stops it as Ctrl-C does; the fitted attributes follow."""
+        tensors, val = data
+        with _sigterm_as_interrupt():
+            try:
+                loss_fn = self._build_loss(fast, net, optimizer, tensors[0].shape[1], self.device_)
+                step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
+                with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
+                    state = train(net, loss_fn, optimizer, tensors, self._train_config(), step=step, val_data=val,
+                                  callbacks=callbacks, state=state)
+            finally:
+                self.history_ = state.history
+                self.n_iter_ = state.epoch
+                self.stop_reason_ = state.stop_reason or "error"
 
     # ------------------------------------------------------------------ inference
 
@@ -427,17 +456,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return save_model(path, self.net_, type(self).__name__, params, fitted, overwrite=overwrite)
 
 
-def _working_forward(net: torch.nn.Module, optimizer: Any) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
-    """``net``'s forward pass in the optimizer's working precision, on its working copies."""
-    from torch.func import functional_call
-
-    names = [name for name, _ in net.named_parameters()]  # the order the optimizer received them in
-    dtype = optimizer.working_dtype
-
-    def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return functional_call(net, dict(zip(names, optimizer.working_params(), strict=True)), (x.to(dtype),))
-
-    return forward
 
 
 class Autoencoder(_AutoencoderBase):
@@ -494,9 +512,9 @@ class Autoencoder(_AutoencoderBase):
     compile : bool or "auto", default="auto"
         Fast paths. On the CPU "auto" compiles the RMSprop update into one kernel
         for runs of >= 2,000 steps and leaves the forward pass eager (measured
-        choices, see ``training`` and benchmarks/results/speed.md). On CUDA "auto"
+        choices, see ``accel`` and benchmarks/results/speed.md). On CUDA "auto"
         captures the whole training step as a CUDA graph and replays it
-        (``training.CudaGraphStep``: 4-10x faster epochs than eager at batch 128,
+        (``accel.CudaGraphStep``: 4-10x faster epochs than eager at batch 128,
         benchmarks/results/gpu.md) and compiles nothing (~15 s of compilation
         would gain < 0.08 s per epoch); where no graph applies (``optimizer="sgd"``)
         it compiles the forward pass of dense architectures. True compiles the

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from aekit._utils import InputError
+from aekit.accel import Conv2d  # the convolution with a CPU-shaped path: a hardware concern
 
 ARCHITECTURES = ("dense", "conv")
 OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
@@ -71,76 +72,6 @@ def dense_stack(
         elif last_activation != "linear":
             layers.append(make_activation(last_activation))
     return nn.Sequential(*layers)
-
-
-class _TapSum(torch.autograd.Function):
-    """``y[:, o] = Σ_t shift_t(z[:, o·T + t])``: the spatial half of a k×k 'same' convolution.
-
-    ``z`` (B, O·k², H, W) holds every input pixel's contribution through every kernel tap
-    ``t = (i, j)``; the tap moves it to output pixel ``(h - i + p, w - j + p)``, ``p = k // 2``.
-    Sums in float32 whatever the dtype of ``z`` (under bfloat16 autocast, nine bfloat16
-    partial sums would lose precision).
-    """
-
-    @staticmethod
-    def forward(ctx: object, z: torch.Tensor, k: int, out_channels: int) -> torch.Tensor:  # type: ignore[override]
-        b, _, h, w = z.shape
-        p = k // 2
-        yp = torch.zeros(b, out_channels, h + 2 * p, w + 2 * p, dtype=torch.float32, device=z.device)
-        for o in range(out_channels):
-            for t in range(k * k):
-                i, j = divmod(t, k)
-                yp[:, o, 2 * p - i : 2 * p - i + h, 2 * p - j : 2 * p - j + w] += z[:, o * k * k + t]
-        ctx.meta = (k, out_channels, z.dtype, tuple(z.shape))  # type: ignore[attr-defined]
-        return yp[:, :, p : p + h, p : p + w].contiguous(memory_format=torch.channels_last)
-
-    @staticmethod
-    def backward(ctx: object, gy: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        k, out_channels, dtype, (b, c, h, w) = ctx.meta  # type: ignore[attr-defined]
-        p = k // 2
-        gp = nn.functional.pad(gy, (p, p, p, p))
-        dz = torch.empty(b, h, w, c, dtype=dtype, device=gy.device)  # channels-last (B, T·O, H, W)
-        for o in range(out_channels):
-            for t in range(k * k):
-                i, j = divmod(t, k)
-                dz[..., o * k * k + t] = gp[:, o, 2 * p - i : 2 * p - i + h, 2 * p - j : 2 * p - j + w]
-        return dz.permute(0, 3, 1, 2), None, None
-
-
-class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (stride 1, padding 'same'), optionally after nearest-neighbour
-    up-sampling by ``upsample``, with a faster CPU path for few output channels.
-
-    oneDNN's direct kernels are slow when a layer maps many channels to one (the conv
-    AE's last layer, 32 → 1, took ~40% of a training step on 2 CPU cores). There (odd
-    kernel, ``out·k² ≤ in`` channels) the layer runs as a 1×1 convolution to ``out·k²``
-    channels (one per output channel and kernel tap) followed by ``k²`` shifted sums:
-    the same products summed in another order (equal to float tolerance), ~2x faster
-    forward and backward. Channel mixing commutes with nearest-neighbour up-sampling,
-    so with ``upsample`` the 1×1 part runs on the small input and only its ``out·k²``
-    channels are up-sampled. The weights, their shape and the state dict are those of
-    ``nn.Conv2d``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, upsample: int = 1) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding="same")
-        self.upsample = upsample
-        self.taps = kernel_size % 2 == 1 and out_channels * kernel_size**2 <= in_channels
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (f", upsample={self.upsample} (nearest, first)" if self.upsample > 1 else "")
-
-    def _up(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.upsample == 1 else nn.functional.interpolate(x, scale_factor=self.upsample, mode="nearest")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.taps and x.device.type == "cpu"):
-            return super().forward(self._up(x))
-        k, o = self.kernel_size[0], self.out_channels
-        w1 = self.weight.permute(0, 2, 3, 1).reshape(o * k * k, self.in_channels, 1, 1)  # [o·k²+t, c]
-        z = self._up(nn.functional.conv2d(x, w1))  # (B, O·k², H, W)
-        y = _TapSum.apply(z, k, o)
-        return y if self.bias is None else y + self.bias.view(1, o, 1, 1).to(y.dtype)
 
 
 class ChannelsLast(nn.Module):

@@ -7,9 +7,8 @@ between parameters (``RULES``) live here too, and ``check_noise_factor`` is the 
 noise-factor rule for ``Autoencoder(noise=...)`` and ``aekit denoise``. Every error is an
 ``InputError`` carrying the parameter's name as ``param``.
 
-Choice names live beside the code that dispatches on them (``modules``, ``objectives``);
-those of the training loop's optimizer, schedule and precision are defined here, below
-the modules that use them.
+Choice names live beside the code that dispatches on them (``modules``, ``objectives``,
+``optim``, ``accel``, ``training``); this module reads them from there.
 """
 
 from __future__ import annotations
@@ -24,13 +23,11 @@ import numpy as np
 import torch
 
 from aekit._utils import InputError
+from aekit.accel import COMPILE_MODES, PRECISIONS
 from aekit.modules import ACTIVATIONS, ARCHITECTURES, OUTPUT_ACTIVATIONS
 from aekit.objectives import NOISE_KINDS, RECONSTRUCTION_LOSSES
-
-SCHEDULES = (None, "cosine", "plateau")
-PRECISIONS = ("float32", "bfloat16")
-OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
-COMPILE_MODES = (True, False, "auto")
+from aekit.optim import OPTIMIZERS
+from aekit.training import SCHEDULES
 
 _NONE_WORDS = ("none", "null", "")
 
