@@ -114,7 +114,8 @@ def test_conv_decoder_equals_plain_layout():
     grads = torch.autograd.grad(out, list(net.decoder.parameters()), g)
     grads_ref = torch.autograd.grad(out_ref, list(plain_decoder.parameters()), g)
     for a, b in zip(grads, grads_ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        # float32 sums over 5 x 28 x 28 positions in another order: tolerance relative to the gradient's scale
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
 
 
 def test_vae_eval_is_deterministic():
