@@ -130,9 +130,10 @@ def test_training_curves_loss_equal_to_reconstruction_drawn_once_in_one_colour()
     assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
     assert train.get_color() == val.get_color()
     assert ax.get_ylabel() == "loss (mean per element)" and len(ax.figure.axes) == 1
-    ax.figure.canvas.draw()
-    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
-    assert ticks and all(float(t).is_integer() for t in ticks)  # whole epochs
+    for a in (ax, plots.training_curves({"loss": [0.3]}), plots.training_curves({"loss": list(np.linspace(1, 0.1, 37))})):
+        a.figure.canvas.draw()
+        ticks = [t for t in a.get_xticks() if a.get_xlim()[0] <= t <= a.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks  # whole epochs, also for a single one
     vae = plots.training_curves({"loss": [0.3, 0.2], "reconstruction": [0.29, 0.19], "kl": [0.01, 0.01]})
     colours = {line.get_label(): line.get_color() for line in vae.get_lines()}
     assert set(colours) == {"loss", "reconstruction", "kl"} and len(set(colours.values())) == 3

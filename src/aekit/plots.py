@@ -282,7 +282,9 @@ def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, t
         top = ax.twinx()
         handles += _draw(top, per_sample, history, mixed)
         top.set_ylabel("cross-entropy (mean per labelled sample)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    if max((len(v) for v in series.values()), default=0) < 2:
+        ax.set_xlim(0.5, 1.5)  # one epoch: a range of 1 around it, so that its tick is the whole number 1
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_xlabel("epoch")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
