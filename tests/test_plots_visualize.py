@@ -137,6 +137,8 @@ def test_training_curves_loss_equal_to_reconstruction_drawn_once_in_one_colour()
     vae = plots.training_curves({"loss": [0.3, 0.2], "reconstruction": [0.29, 0.19], "kl": [0.01, 0.01]})
     colours = {line.get_label(): line.get_color() for line in vae.get_lines()}
     assert set(colours) == {"loss", "reconstruction", "kl"} and len(set(colours.values())) == 3
+    other = {line.get_label(): line.get_color() for line in plots.training_curves({"huber": [2, 1], "val_huber": [3, 2], "loss": [1, 1]}).get_lines()}
+    assert other["huber"] == other["val_huber"] != other["loss"]  # a term unknown to the plot keeps one colour too
 
 
 def test_training_curves_cross_entropy_on_its_own_per_sample_axis():

@@ -275,12 +275,14 @@ def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, t
     per_element = {k: v for k, v in series.items() if k not in per_sample}
     # with a classification term the total adds a per-sample cross-entropy to per-element terms
     mixed = bool(per_sample) and any(k.removeprefix("val_") == "loss" for k in per_element)
-    handles = _draw(ax, per_element, history, mixed)
+    others = [b for b in dict.fromkeys(k.removeprefix("val_") for k in series) if b not in _COLOURS]
+    colours = {**_COLOURS, **{b: f"C{3 + i % 7}" for i, b in enumerate(others)}}  # a term and its val_ share one colour
+    handles = _draw(ax, per_element, history, mixed, colours)
     ax.set_ylabel("reconstruction (mean per element), weighted total" if mixed else "loss (mean per element)")
     top = ax
     if per_sample:
         top = ax.twinx()
-        handles += _draw(top, per_sample, history, mixed)
+        handles += _draw(top, per_sample, history, mixed, colours)
         top.set_ylabel("cross-entropy (mean per labelled sample)")
     if max((len(v) for v in series.values()), default=0) < 2:
         ax.set_xlim(0.5, 1.5)  # one epoch: a range of 1 around it, so that its tick is the whole number 1
@@ -295,7 +297,7 @@ def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, t
     return ax
 
 
-def _draw(ax: Any, series: Mapping[str, np.ndarray], history: Mapping[str, Sequence[float]], mixed: bool) -> list[Any]:
+def _draw(ax: Any, series: Mapping[str, np.ndarray], history: Mapping[str, Sequence[float]], mixed: bool, colours: Mapping[str, str]) -> list[Any]:
     lines = []
     for key, values in series.items():
         base = key.removeprefix("val_")
@@ -305,7 +307,7 @@ def _draw(ax: Any, series: Mapping[str, np.ndarray], history: Mapping[str, Seque
         elif base == "loss" and mixed:
             label += " (weighted total)"
         epochs = np.arange(1, len(values) + 1)
-        lines += ax.plot(epochs, values, "--" if key.startswith("val_") else "-", color=_COLOURS.get(base), label=label,
+        lines += ax.plot(epochs, values, "--" if key.startswith("val_") else "-", color=colours[base], label=label,
                          marker="." if len(values) < 30 else None, linewidth=1.0 if base == "loss" else 1.5)
     if series and all(np.all(v > 0) for v in series.values()):
         ax.set_yscale("log")  # losses fall over decades; a term at or below 0 keeps a linear axis
