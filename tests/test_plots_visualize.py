@@ -27,6 +27,134 @@ def test_plots_write_pngs(tmp_path, blobs):
         plots.latent_scatter(X[:, :1], y)
 
 
+# every plot function, then save: run in a fresh interpreter under a chosen backend
+_ALL_PLOTS = """
+import sys, warnings
+import numpy as np
+import matplotlib
+before = matplotlib.get_backend()
+pyplot = sys.argv[1] == "pyplot"
+if pyplot:
+    import matplotlib.pyplot as plt
+from aekit import plots
+from aekit.visualize import plot_routes
+Z = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+y = np.arange(50) % 3
+route = {"embedding": Z, "knn5_cv": 0.5, "trustworthiness": 0.9, "seconds": 1.0}
+def draw_all():
+    return [plots.latent_scatter(Z, y, bounds=(-1, 1)), plots.image_grid([Z[:4, :1].repeat(4, 1)], ["a"], image_shape=(2, 2), n=4),
+            plots.training_curves({"loss": [2, 1], "reconstruction": [1, 0.5], "classification": [3, 2]}),
+            plots.latent_manifold(lambda g: np.tile(g[:, :1], (1, 4)), (-1, -1), (1, 1), n=3, image_shape=(2, 2)),
+            plot_routes({"a": route, "b": route}, y), plots.subplots(1, 2)[1]]
+if pyplot:
+    figs = draw_all()
+    assert len(plt.get_fignums()) == 6, plt.get_fignums()  # pyplot figures: plt.show() shows them
+    for i, f in enumerate(figs):
+        plots.save(f, sys.argv[2] + f"/{i}.png")
+    assert plt.get_fignums() == [], plt.get_fignums()  # save closes what it wrote
+    plots.latent_scatter(Z)
+    if "template" in before:  # a backend with a show (svg, a file backend, has none)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Agg would warn "non-interactive, and thus cannot be shown"
+            plt.show()
+else:
+    with plots.offscreen():
+        for i, f in enumerate(draw_all()):
+            plots.save(f, sys.argv[2] + f"/{i}.png")
+    assert "matplotlib.pyplot" not in sys.modules  # plain Figures: no pyplot, no GUI toolkit
+print(before, "->", matplotlib.get_backend())
+"""
+
+
+@pytest.mark.parametrize(("backend", "mode"), [("module://matplotlib.backends.backend_template", "pyplot"), ("svg", "pyplot"), ("pdf", "offscreen")])
+def test_plots_never_change_the_users_backend(tmp_path, backend, mode):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MPLBACKEND": backend}
+    r = subprocess.run([sys.executable, "-c", _ALL_PLOTS, mode, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == [backend, "->", backend]
+    assert all(_is_png(tmp_path / f"{i}.png") or (tmp_path / f"{i}.png").stat().st_size > 200 for i in range(6))
+
+
+def test_save_takes_a_figure_an_axes_or_an_axes_array(tmp_path):
+    ax = plots.training_curves({"loss": [3, 2, 1]})
+    assert _is_png(plots.save(ax, tmp_path / "ax.png"))  # the Axes training_curves returns
+    _, axes = plots.subplots(2, 2)
+    axes[1, 1].plot([0, 1], [0, 1])
+    assert _is_png(plots.save(axes, tmp_path / "axes.png"))
+    with pytest.raises(InputError, match=r"save\(fig=\.\.\.\) takes a matplotlib Figure or Axes, found str"):
+        plots.save("figure.png", tmp_path / "x.png")
+
+
+def test_marker_size_and_alpha_follow_the_number_of_points():
+    rng = np.random.default_rng(0)
+
+    def style(n, **kw):
+        coll = plots.latent_scatter(rng.standard_normal((n, 2)), np.arange(n) % 3, **kw).collections[0]
+        return float(coll.get_sizes()[0]), float(coll.get_alpha())
+
+    s150, a150 = style(150)
+    s70k, a70k = style(70_000)
+    assert s150 >= 20 and a150 >= 0.8  # a small data set is clearly visible
+    assert s70k <= 1.5 and a70k <= 0.3  # a large one is not one blob
+    assert (s150, a150) == pytest.approx(plots.marker_style(150))
+    assert style(150, s=5.0, alpha=0.5) == (5.0, 0.5)  # the caller's choice wins
+    sizes = [plots.marker_style(n)[0] for n in (10, 100, 1000, 10_000, 100_000)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+
+
+def test_saturated_codes_are_flagged_in_the_title():
+    rng = np.random.default_rng(0)
+    stuck = np.tanh(5 * rng.standard_normal((200, 2)))  # most |z| > 0.99
+    spread = np.tanh(0.3 * rng.standard_normal((200, 2)))
+    frac = plots.saturated_fraction(stuck, plots.code_bounds("tanh"))
+    assert frac > 0.5 and plots.saturated_fraction(spread, (-1, 1)) == 0.0
+    title = plots.latent_scatter(stuck, title="codes", bounds=plots.code_bounds("tanh")).get_title()
+    assert title.startswith("codes\nsaturated: ") and f"{100 * frac:.0f}% of codes" in title
+    assert plots.latent_scatter(spread, title="codes", bounds=(-1, 1)).get_title() == "codes"
+    assert plots.latent_scatter(stuck, title="codes").get_title() == "codes"  # no bounds known: nothing claimed
+    assert "saturated" in plots.latent_scatter(stuck * 0.5 + 0.5, bounds=plots.code_bounds("sigmoid")).get_title()
+    assert plots.code_bounds("relu") is None and plots.code_bounds(None) is None
+
+
+def test_training_curves_loss_equal_to_reconstruction_drawn_once_in_one_colour():
+    h = {"loss": [0.3, 0.2, 0.15], "reconstruction": [0.3, 0.2, 0.15], "val_loss": [0.31, 0.22, 0.18],
+         "val_reconstruction": [0.31, 0.22, 0.18], "lr": [1, 1, 1], "time": [1, 2, 3]}
+    ax = plots.training_curves(h)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"reconstruction (= loss)", "val_reconstruction (= loss)"}
+    train, val = lines["reconstruction (= loss)"], lines["val_reconstruction (= loss)"]
+    assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
+    assert train.get_color() == val.get_color()
+    assert ax.get_ylabel() == "loss (mean per element)" and len(ax.figure.axes) == 1
+    for a in (ax, plots.training_curves({"loss": [0.3]}), plots.training_curves({"loss": list(np.linspace(1, 0.1, 37))})):
+        a.figure.canvas.draw()
+        ticks = [t for t in a.get_xticks() if a.get_xlim()[0] <= t <= a.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks  # whole epochs, also for a single one
+    vae = plots.training_curves({"loss": [0.3, 0.2], "reconstruction": [0.29, 0.19], "kl": [0.01, 0.01]})
+    colours = {line.get_label(): line.get_color() for line in vae.get_lines()}
+    assert set(colours) == {"loss", "reconstruction", "kl"} and len(set(colours.values())) == 3
+    other = {line.get_label(): line.get_color() for line in plots.training_curves({"huber": [2, 1], "val_huber": [3, 2], "loss": [1, 1]}).get_lines()}
+    assert other["huber"] == other["val_huber"] != other["loss"]  # a term unknown to the plot keeps one colour too
+
+
+def test_training_curves_cross_entropy_on_its_own_per_sample_axis():
+    h = {"loss": [0.5, 0.3], "reconstruction": [0.3, 0.2], "classification": [2.0, 1.0], "accuracy": [0.5, 0.8],
+         "val_loss": [0.6, 0.4], "val_classification": [2.1, 1.2]}
+    ax = plots.training_curves(h)
+    left, right = ax.figure.axes
+    assert left is ax and "cross-entropy" not in ax.get_ylabel() and "per element" in ax.get_ylabel()
+    assert right.get_ylabel() == "cross-entropy (mean per labelled sample)"
+    assert {line.get_label() for line in right.get_lines()} == {"classification", "val_classification"}
+    assert {line.get_label() for line in left.get_lines()} == {"loss (weighted total)", "val_loss (weighted total)", "reconstruction"}
+    legend = [t.get_text() for t in right.get_legend().get_texts()]
+    assert legend.index("val_classification") == legend.index("classification") + 1  # validation next to its term
+    assert not any("accuracy" in t for t in legend)
+
+
 def test_aetsne_fit_transform_and_new_points(blobs):
     X, y = blobs
     vis = AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0)

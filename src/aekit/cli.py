@@ -189,7 +189,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130 if est.stop_reason_ == "interrupted" else 2
     print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
     try:
-        plots.save(plots.training_curves(est.history_).figure, out / "training_curve.png")
+        with plots.offscreen():  # files only: no display, the user's backend untouched
+            plots.save(plots.training_curves(est.history_), out / "training_curve.png")
         print(f"training curve: {out / 'training_curve.png'}")
     except Exception as exc:  # a plot never costs the model
         log.warning("could not draw the training curve: %s", exc)
@@ -331,15 +332,16 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         emb = vis.fit_transform(X, y)
     write_codes(emb, out / "embedding.npy")
     write_codes(emb, out / "embedding.csv")
-    ax = plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE", s=1.0)
-    plots.save(ax.figure, out / "tsne.png")
+    with plots.offscreen():
+        plots.save(plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE"), out / "tsne.png")
     print(f"embedding {emb.shape}: {out / 'embedding.npy'}; plot: {out / 'tsne.png'}")
     title = f"AE({vis.autoencoder_.net_.code_size}) → t-SNE, {args.data}"
     if _write_explore(out / "explore.html", emb, X, y, _image_shape(args, X, vis.autoencoder_), title=title, axis_labels=("t-SNE 1", "t-SNE 2")):
         print(f"interactive map: {out / 'explore.html'}")
     if args.compare:
         routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
-        plots.save(plot_routes(routes, y), out / "comparison.png")
+        with plots.offscreen():
+            plots.save(plot_routes(routes, y), out / "comparison.png")
         for name, r in routes.items():
             print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
         print(f"comparison: {out / 'comparison.png'}")

@@ -81,10 +81,11 @@ def section_dense(ctx: Context) -> str:
         "epochs": ae.n_iter_,
     }
     ctx.results["dense"] = r
-    ax = plots.latent_scatter(Z_te, d.y_test, title=f"Dense AE, 2-D codes of the test set (k-NN {100 * r['knn']:.1f}%)")
+    ax = plots.latent_scatter(Z_te, d.y_test, title=f"Dense AE, 2-D codes of the test set (k-NN {100 * r['knn']:.1f}%)",
+                              bounds=plots.code_bounds(ae.code_activation))
     plots.save(ax.figure, ctx.out / "dense_latent.png")
     plots.save(plots.image_grid([d.X_test[:10], X_hat[:10]], ["original", "reconstruction"], title="Dense AE (2-D code)"), ctx.out / "dense_reconstructions.png")
-    plots.save(plots.training_curves(ae.history_, title="Dense AE training").figure, ctx.out / "dense_training_curve.png")
+    plots.save(plots.training_curves(ae.history_, title="Dense AE training"), ctx.out / "dense_training_curve.png")
     return f"""## 1. Dense autoencoder (reference recipe)
 
 784 → 500 → 300 → 100 → **2** (tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE, RMSprop
@@ -164,14 +165,15 @@ def section_supervised(ctx: Context) -> str:
     raw_secs = time.perf_counter() - t
     ctx.results["supervised"] = {name: r for name, r in rows} | {"raw_knn": raw_knn}
 
-    plt = plots._plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    plots.latent_scatter(ae.transform(d.X_test), d.y_test, ax=axes[0], colorbar=False, title=f"unsupervised AE (k-NN {100 * rows[0][1]['knn']:.1f}%)")
+    fig, axes = plots.subplots(1, 2, figsize=(12, 5))
+    plots.latent_scatter(ae.transform(d.X_test), d.y_test, ax=axes[0], colorbar=False, title=f"unsupervised AE (k-NN {100 * rows[0][1]['knn']:.1f}%)",
+                         bounds=plots.code_bounds(ae.code_activation))
     sae = codes["SAE, w2=0.1 (reference)"]
-    plots.latent_scatter(sae.transform(d.X_test), d.y_test, ax=axes[1], title=f"supervised AE, w2=0.1 (k-NN {100 * rows[1][1]['knn']:.1f}%)")
+    plots.latent_scatter(sae.transform(d.X_test), d.y_test, ax=axes[1], title=f"supervised AE, w2=0.1 (k-NN {100 * rows[1][1]['knn']:.1f}%)",
+                         bounds=plots.code_bounds(sae.code_activation))
     fig.tight_layout()
     plots.save(fig, ctx.out / "supervised_vs_unsupervised.png")
-    plots.save(plots.training_curves(sae.history_, title="SAE training (named loss terms)").figure, ctx.out / "sae_training_curve.png")
+    plots.save(plots.training_curves(sae.history_, title="SAE training (named loss terms)"), ctx.out / "sae_training_curve.png")
 
     table = "\n".join(
         f"| {name} | {_fmt(r['test_bce'])} | {_fmt(r['knn'], True)} | {_fmt(r['logreg'], True)} | "
@@ -327,7 +329,7 @@ def section_tsne(ctx: Context) -> str:
     ctx.results["tsne"] = {k: {m: v for m, v in r.items() if m != "embedding"} for k, r in routes.items()}
     plots.save(plot_routes(routes, d.y_test), ctx.out / "tsne_comparison.png")
     emb = routes["AE(20) → t-SNE"]["embedding"]
-    plots.save(plots.latent_scatter(emb, d.y_test, s=1.0, title="AE(20) → t-SNE, MNIST test set").figure, ctx.out / "ae_tsne.png")
+    plots.save(plots.latent_scatter(emb, d.y_test, title="AE(20) → t-SNE, MNIST test set"), ctx.out / "ae_tsne.png")
     explore_line = _explore_page(ctx, emb)
     table = "\n".join(
         f"| {name} | {_fmt(r['knn5_cv'], True)} | {r['trustworthiness']:.3f} | {r['ae_seconds']:.0f} s | {r['tsne_seconds']:.1f} s |"
@@ -455,7 +457,8 @@ def run_demo(
         t = time.perf_counter()
         print(f"demo: section {name} ...", file=sys.stderr, flush=True)  # progress, not a warning
         before = set(ctx.results)
-        done[name] = SECTIONS[name](ctx)
+        with plots.offscreen():  # the demo only writes files: no display, the user's backend untouched
+            done[name] = SECTIONS[name](ctx)
         kept_keys[name] = sorted(set(ctx.results) - before)
         print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
         markdown = {k: done.get(k, kept_md.get(k)) for k in SECTIONS if k in done or k in kept_md}  # in the usual order

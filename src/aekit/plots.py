@@ -1,77 +1,221 @@
 """Pictures from arrays: latent scatter, image grids, training curves, latent manifold.
 
 Every function takes ``ax=None`` (or builds its own figure) and returns the Axes
-or Figure; ``save`` writes a PNG with the Agg backend, no display needed.
+or Figure; ``save`` writes it in the format its suffix names.
+
+The user's matplotlib backend is never changed. Figures are made with pyplot, so
+``plt.show()`` and notebooks show them, and matplotlib itself falls back to Agg
+where there is no display. Programs that only write files (the CLI, the demo)
+draw inside ``offscreen()``: plain ``Figure`` objects outside pyplot, which need
+no display and never import a GUI toolkit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import LogFormatter
 
 from aekit._utils import InputError, atomic_path
 from aekit.explore import explore  # noqa: F401 - the interactive HTML map, beside the static plots (bokeh imported on use)
 
+_OFFSCREEN: contextvars.ContextVar[bool] = contextvars.ContextVar("aekit_plots_offscreen", default=False)
 
-def _plt() -> Any:
-    import matplotlib
+# the range of a saturating code activation: codes pressed against it carry little information
+CODE_BOUNDS: dict[str, tuple[float, float]] = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+SATURATION_TOL = 0.01  # a coordinate within 1% of the half-range of a bound sits on it (tanh: |z| > 0.99)
 
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+@contextlib.contextmanager
+def offscreen() -> Iterator[None]:
+    """Make the figures created inside plain ``matplotlib.figure.Figure`` objects, outside pyplot.
+
+    For code that only saves files: nothing needs a display, no GUI toolkit is
+    imported and pyplot's list of open figures is left alone.
+    """
+    token = _OFFSCREEN.set(True)
+    try:
+        yield
+    finally:
+        _OFFSCREEN.reset(token)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6, 5), squeeze: bool = True) -> tuple[Any, Any]:
+    """``(figure, axes)`` like ``plt.subplots``: a pyplot figure, or a plain Figure inside ``offscreen()``."""
+    if _OFFSCREEN.get():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+    import matplotlib.pyplot as plt  # the backend stays the user's (or matplotlib's own headless fallback)
+
+    return plt.subplots(nrows, ncols, figsize=figsize, squeeze=squeeze)
+
+
+def _root_figure(fig: Any) -> Any:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    if isinstance(fig, np.ndarray) and fig.size and isinstance(fig.flat[0], Axes):
+        fig = fig.flat[0]  # the axes array of subplots()
+    if isinstance(fig, Axes | SubFigure):
+        fig = fig.get_figure(root=True)
+    if not isinstance(fig, Figure):
+        raise InputError(f"save(fig=...) takes a matplotlib Figure or Axes, found {type(fig).__name__}; pass ax.figure or the Figure a plot returned")
+    return fig
 
 
 def save(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Write ``fig`` atomically in the format its suffix names (.png, .pdf, .svg, ...) and close it."""
+    """Write a figure atomically in the format its suffix names (.png, .pdf, .svg, ...) and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure or Axes
+        What a plot function returned; an Axes (or array of Axes) saves its whole figure.
+    path : str or PathLike
+        The file to write; its suffix chooses the format.
+    dpi : int, default=120
+        Resolution of raster formats.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    figure = _root_figure(fig)
     p = Path(path)
     fmt = p.suffix.lower().lstrip(".")
-    supported = fig.canvas.get_supported_filetypes()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = FigureCanvasBase.get_supported_filetypes()  # every format: savefig switches canvas as needed
     if fmt not in supported:
         raise InputError(f"{p}: cannot write a figure as {p.suffix or 'a file without suffix'!r}; use one of {', '.join('.' + f for f in sorted(supported))}")
     with atomic_path(p) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
-    _plt().close(fig)
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:  # a pyplot figure is released; a plain Figure is just garbage
+        plt.close(figure)
     return p
 
 
-def latent_scatter(Z: np.ndarray, y: np.ndarray | None = None, *, ax: Any = None, title: str = "", s: float = 2.0, colorbar: bool = True) -> Any:
-    """Scatter the first two code dimensions, coloured by label, with a colour bar."""
-    plt = _plt()
+def marker_style(n: int) -> tuple[float, float]:
+    """Marker area (points²) and alpha for a scatter of ``n`` points on a ~6×5 inch Axes.
+
+    ``s = clip(300 / sqrt(n), 0.5, 30)`` and ``alpha = clip(0.9 * (1000 / n) ** 0.3, 0.2, 0.9)``:
+    a few hundred points get large opaque markers, tens of thousands small translucent
+    ones, so that dense regions stay readable instead of merging into one blob.
+    """
+    n = max(int(n), 1)
+    return float(np.clip(300.0 / np.sqrt(n), 0.5, 30.0)), float(np.clip(0.9 * (1000.0 / n) ** 0.3, 0.2, 0.9))
+
+
+def code_bounds(activation: str | None) -> tuple[float, float] | None:
+    """The bounds of a saturating code activation (``"tanh"`` → ``(-1, 1)``), else None."""
+    return CODE_BOUNDS.get(activation) if activation else None
+
+
+def saturated_fraction(Z: np.ndarray, bounds: tuple[float, float]) -> float:
+    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds`` (within ``SATURATION_TOL`` of the half-range)."""
+    lo, hi = bounds
+    tol = SATURATION_TOL * (hi - lo) / 2
+    Z = np.asarray(Z, dtype=np.float64)
+    on_bound = (Z <= lo + tol) | (Z >= hi - tol)  # (n, d)
+    return float(on_bound.any(axis=1).mean()) if len(Z) else 0.0
+
+
+def latent_scatter(
+    Z: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    ax: Any = None,
+    title: str = "",
+    s: float | None = None,
+    alpha: float | None = None,
+    colorbar: bool = True,
+    bounds: tuple[float, float] | None = None,
+) -> Any:
+    """Scatter the first two code dimensions, coloured by label, with a colour bar.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components >= 2)
+        Codes or an embedding.
+    y : ndarray of shape (n_samples,), optional
+        Labels (any values) for the colours.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    title : str
+        The Axes title.
+    s, alpha : float, optional
+        Marker area (points²) and opacity; by default they follow the number of points
+        (``marker_style``).
+    colorbar : bool, default=True
+        Draw a colour bar naming the labels.
+    bounds : (float, float), optional
+        The code activation's range (``code_bounds("tanh")`` = ``(-1, 1)``). When most
+        codes sit on it (saturated), the title says so.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[1] < 2:
         raise InputError(f"latent_scatter needs codes of shape (n, >=2), found {Z.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 5))
+        _, ax = subplots(figsize=(6, 5))
+    auto_s, auto_alpha = marker_style(len(Z))
+    style = {"s": auto_s if s is None else s, "alpha": auto_alpha if alpha is None else alpha, "linewidths": 0}
     if y is None:
-        ax.scatter(Z[:, 0], Z[:, 1], s=s, alpha=0.6, linewidths=0)
+        ax.scatter(Z[:, 0], Z[:, 1], **style)
     else:
-        y = np.asarray(y)
-        classes, codes = np.unique(y, return_inverse=True)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20", len(classes))
-        sc = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap, s=s, alpha=0.7, linewidths=0, vmin=-0.5, vmax=len(classes) - 0.5)
+        classes, codes = np.unique(np.asarray(y), return_inverse=True)
+        cmap = _label_colours(len(classes))
+        sc = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, **style)
         if colorbar:
             cb = ax.figure.colorbar(sc, ax=ax, ticks=range(len(classes)))
             cb.ax.set_yticklabels([str(c) for c in classes])
             cb.set_label("label")
-    ax.set_title(title)
+            cb.solids.set_alpha(1)  # the legend's colours at full strength, whatever the markers' alpha
+    ax.set_title(_saturation_title(title, Z[:, :2], bounds))
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
     return ax
 
 
+def _label_colours(k: int) -> Any:
+    """The first ``k`` colours of tab10 (k <= 10: neighbours in the list differ most), else tab20 resampled."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    if k <= 10:
+        return ListedColormap(matplotlib.color_sequences["tab10"][: max(k, 1)])
+    return matplotlib.colormaps["tab20"].resampled(k)
+
+
+def _saturation_title(title: str, Z: np.ndarray, bounds: tuple[float, float] | None) -> str:
+    if bounds is None:
+        return title
+    frac = saturated_fraction(Z, bounds)
+    if frac <= 0.5:
+        return title
+    note = f"saturated: {100 * frac:.0f}% of codes on the activation's bounds {tuple(float(b) for b in bounds)}"
+    return f"{title}\n{note}" if title else note
+
+
 def image_grid(rows: Sequence[np.ndarray], row_labels: Sequence[str], image_shape: Sequence[int] = (28, 28), n: int = 10, title: str = "") -> Any:
     """A figure with one row of ``n`` images per array in ``rows`` (e.g. original / reconstruction)."""
-    plt = _plt()
     if len(rows) != len(row_labels):
         raise InputError(f"{len(rows)} rows but {len(row_labels)} row labels")
     n = min(n, *(len(r) for r in rows))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.3 * len(rows)), squeeze=False)
+    fig, axes = subplots(len(rows), n, figsize=(1.2 * n, 1.3 * len(rows)), squeeze=False)
     for i, (imgs, label) in enumerate(zip(rows, row_labels, strict=True)):
         for j in range(n):
             ax = axes[i, j]
@@ -84,39 +228,112 @@ def image_grid(rows: Sequence[np.ndarray], row_labels: Sequence[str], image_shap
     return fig
 
 
+# what training_curves leaves out (not losses) and which terms are cross-entropies per sample
+_NOT_LOSSES = ("lr", "time")
+_PER_SAMPLE = ("classification",)
+_COLOURS = {"loss": "black", "reconstruction": "C0", "kl": "C1", "classification": "C2"}
+
+
+def _curve_series(history: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
+    """The loss series to draw, without a total ``loss`` that only repeats ``reconstruction``."""
+    series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if k not in _NOT_LOSSES and "accuracy" not in k and len(v)}
+    for prefix in ("", "val_"):
+        total, rec = series.get(prefix + "loss"), series.get(prefix + "reconstruction")
+        if total is not None and rec is not None and total.shape == rec.shape and np.allclose(total, rec, rtol=1e-6, atol=0):
+            del series[prefix + "loss"]  # drawn once, as reconstruction, labelled "(= loss)"
+    return series
+
+
 def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, title: str = "training") -> Any:
-    """Per-epoch curves of every ``*loss``-like series in ``history`` (train solid, validation dashed)."""
-    plt = _plt()
+    """Per-epoch curves of every loss term in ``history``.
+
+    Each term has one colour: training solid, validation (``val_*``) dashed. A total
+    ``loss`` equal to ``reconstruction`` is drawn once. Reconstruction and KL are means
+    per element (left axis); a classification cross-entropy is a mean per labelled
+    sample, on its own right axis. Epochs are whole numbers from 1.
+
+    Parameters
+    ----------
+    history : mapping of str to sequence of float
+        An estimator's ``history_`` (``loss``, ``reconstruction``, ``val_*``, ``lr``, ...).
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    title : str
+        The Axes title.
+
+    Returns
+    -------
+    matplotlib Axes
+        The left (per-element) Axes; ``ax.figure`` is the whole picture.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    skip = {"lr", "time"}
-    for key, values in history.items():
-        if key in skip or "accuracy" in key or not len(values):
-            continue
-        epochs = np.arange(1, len(values) + 1)
-        ax.plot(epochs, values, "--" if key.startswith("val_") else "-", label=key, marker="." if len(values) < 30 else None)
+        _, ax = subplots(figsize=(6, 4))
+    series = _curve_series(history)
+    per_sample = {k: v for k, v in series.items() if k.removeprefix("val_") in _PER_SAMPLE}
+    per_element = {k: v for k, v in series.items() if k not in per_sample}
+    # with a classification term the total adds a per-sample cross-entropy to per-element terms
+    mixed = bool(per_sample) and any(k.removeprefix("val_") == "loss" for k in per_element)
+    others = [b for b in dict.fromkeys(k.removeprefix("val_") for k in series) if b not in _COLOURS]
+    colours = {**_COLOURS, **{b: f"C{3 + i % 7}" for i, b in enumerate(others)}}  # a term and its val_ share one colour
+    handles = _draw(ax, per_element, history, mixed, colours)
+    ax.set_ylabel("reconstruction (mean per element), weighted total" if mixed else "loss (mean per element)")
+    top = ax
+    if per_sample:
+        top = ax.twinx()
+        handles += _draw(top, per_sample, history, mixed, colours)
+        top.set_ylabel("cross-entropy (mean per labelled sample)")
+    if max((len(v) for v in series.values()), default=0) < 2:
+        ax.set_xlim(0.5, 1.5)  # one epoch: a range of 1 around it, so that its tick is the whole number 1
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (mean per element)")
-    ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
+    if handles:
+        order = list(dict.fromkeys(h.get_label().removeprefix("val_") for h in handles))  # each term, its validation next
+        handles.sort(key=lambda h: (order.index(h.get_label().removeprefix("val_")), h.get_label().startswith("val_")))
+        top.legend(handles, [h.get_label() for h in handles], fontsize=8)
     return ax
+
+
+def _draw(ax: Any, series: Mapping[str, np.ndarray], history: Mapping[str, Sequence[float]], mixed: bool, colours: Mapping[str, str]) -> list[Any]:
+    lines = []
+    for key, values in series.items():
+        base = key.removeprefix("val_")
+        label = key
+        if base == "reconstruction" and key.replace("reconstruction", "loss") in history and key.replace("reconstruction", "loss") not in series:
+            label += " (= loss)"
+        elif base == "loss" and mixed:
+            label += " (weighted total)"
+        epochs = np.arange(1, len(values) + 1)
+        lines += ax.plot(epochs, values, "--" if key.startswith("val_") else "-", color=colours[base], label=label,
+                         marker="." if len(values) < 30 else None, linewidth=1.0 if base == "loss" else 1.5)
+    if series and all(np.all(v > 0) for v in series.values()):
+        ax.set_yscale("log")  # losses fall over decades; a term at or below 0 keeps a linear axis
+        ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    return lines
+
+
+class _PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of which log ticks to label, written as plain numbers (0.3, not 3×10⁻¹)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
 
 
 def latent_manifold(decode: Callable[[np.ndarray], np.ndarray], lo: Sequence[float], hi: Sequence[float], *, n: int = 15, image_shape: Sequence[int] = (28, 28), title: str = "latent manifold") -> Any:
     """Decode an ``n × n`` grid of 2-D codes spanning ``lo``..``hi`` into one mosaic."""
-    plt = _plt()
     xs = np.linspace(lo[0], hi[0], n)
     ys = np.linspace(hi[1], lo[1], n)
     grid = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
     imgs = np.asarray(decode(grid))
     h, w = image_shape[-2], image_shape[-1]
     mosaic = imgs.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
-    fig, ax = plt.subplots(figsize=(7, 7))
+    fig, ax = subplots(figsize=(7, 7))
     ax.imshow(mosaic, cmap="gray", extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto")
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
     ax.set_title(title)
     return fig
-

@@ -329,11 +329,10 @@ def compare_routes(
 
 def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
     """Side-by-side scatters of ``compare_routes``' embeddings, each titled with its numbers."""
-    from aekit.plots import _plt, latent_scatter
+    from aekit.plots import latent_scatter, subplots
 
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(routes), figsize=(5.2 * len(routes), 4.6), squeeze=False)
+    fig, axes = subplots(1, len(routes), figsize=(5.2 * len(routes), 4.6), squeeze=False)
     for ax, (name, r) in zip(axes[0], routes.items(), strict=True):
-        latent_scatter(r["embedding"], y, ax=ax, s=1.0, colorbar=ax is axes[0][-1], title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  {r['seconds']:.0f} s")
+        latent_scatter(r["embedding"], y, ax=ax, colorbar=ax is axes[0][-1], title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  {r['seconds']:.0f} s")
     fig.tight_layout()
     return fig
