@@ -54,12 +54,13 @@ def test_tap_conv_equals_conv2d(cin, cout, k):
     ref.bias.data.copy_(fast.bias)
     x = torch.randn(4, cin, 9, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     y, y_ref = fast(x), ref(x)
-    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    # float32 sums in another order (and thread split): tolerances relative to each tensor's scale
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5 * float(y_ref.abs().max()))
     g = torch.randn_like(y_ref)
     grads = torch.autograd.grad(y, [x, fast.weight, fast.bias], g)
     grads_ref = torch.autograd.grad(y_ref, [x, ref.weight, ref.bias], g)
     for a, b in zip(grads, grads_ref, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 products, float32 sums
         y_bf16 = fast(x)
     assert float((y_bf16.detach().float() - y_ref.detach()).abs().max()) < 0.05 * float(y_ref.detach().abs().max())
