@@ -480,7 +480,7 @@ class _TapSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: object, z: torch.Tensor, k: int, out_channels: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: object, z: torch.Tensor, k: int, out_channels: int) -> torch.Tensor:
         b, _, h, w = z.shape
         p = k // 2
         yp = torch.zeros(b, out_channels, h + 2 * p, w + 2 * p, dtype=torch.float32, device=z.device)
@@ -492,7 +492,7 @@ class _TapSum(torch.autograd.Function):
         return yp[:, :, p : p + h, p : p + w].contiguous(memory_format=torch.channels_last)
 
     @staticmethod
-    def backward(ctx: object, gy: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: object, gy: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         k, out_channels, dtype, (b, c, h, w) = ctx.meta  # type: ignore[attr-defined]
         p = k // 2
         gp = nn.functional.pad(gy, (p, p, p, p))

@@ -428,7 +428,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         return net.decoder if net.output_activation == "linear" else torch.nn.Sequential(net.decoder, torch.nn.Sigmoid()).train(net.training)
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float32"]
@@ -817,14 +817,16 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         """Class probabilities ``(n_samples, n_classes)`` from the head."""
         check_is_fitted(self, "net_")
         X = self._X(X, reset=False)
-        return self._forward_batches(X, lambda xb: torch.softmax(self.net_.head(self.net_.encode(xb)["code"]), dim=1))
+        head = self.net_.head
+        assert head is not None  # fit builds a supervised net with a head
+        return self._forward_batches(X, lambda xb: torch.softmax(head(self.net_.encode(xb)["code"]), dim=1))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``."""
         check_is_fitted(self, "net_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
