@@ -350,7 +350,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------ inference
 
     def _forward_batches(self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None = None) -> np.ndarray:
-        if batch_size is None:  # conv activations are 30x larger per sample: small batches stay in cache (measured ~1.8x faster)
+        if batch_size is None:  # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
             batch_size = 128 if self.architecture == "conv" else 4096
         net = self.net_
         net.eval()
@@ -511,20 +511,19 @@ class Autoencoder(_AutoencoderBase):
         "auto" picks CUDA (or MPS) when available, else CPU.
     compile : bool or "auto", default="auto"
         Fast paths. On the CPU "auto" compiles the RMSprop update into one kernel
-        for runs of >= 2,000 steps and leaves the forward pass eager (measured
-        choices, see ``accel`` and benchmarks/results/speed.md). On CUDA "auto"
+        for runs of >= 2,000 steps and leaves the forward pass eager. On CUDA "auto"
         captures the whole training step as a CUDA graph and replays it
-        (``accel.CudaGraphStep``: 4-10x faster epochs than eager at batch 128,
-        benchmarks/results/gpu.md) and compiles nothing (~15 s of compilation
-        would gain < 0.08 s per epoch); where no graph applies (``optimizer="sgd"``)
+        (``accel.CudaGraphStep``) and compiles nothing (at these sizes the
+        compilation wait does not pay back); where no graph applies (``optimizer="sgd"``)
         it compiles the forward pass of dense architectures. True compiles the
         optimizer update and the forward pass (on CUDA inside the graph); False
         is plain eager PyTorch. Falls back to eager if compilation or capture fails.
+        The measurements behind these choices: docs/performance.md.
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training forward/backward pass. "bfloat16" is mixed
         precision (``torch.autocast``): products in bfloat16, weights, optimizer
-        and losses in float32; 1.3-1.4x faster training on CPUs with AVX512-BF16
-        (measured, see ``benchmarks/results/speed.md``), results close to but not bit-equal with
+        and losses in float32; faster training on CPUs with AVX512-BF16
+        (benchmarks/results/speed.md), results close to but not bit-equal with
         float32. Inference (``transform`` etc.) always runs in float32.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.

@@ -36,8 +36,8 @@ class KerasRMSprop(torch.optim.Optimizer):
     (``working_params()``, e.g. through ``torch.func.functional_call``). Gradients
     arrive on the working copies; the step reads them, updates the masters in float32
     and re-rounds the copies in the same pass. This is what autocast computes, bit for
-    bit, without its per-step weight casts and gradient up-casts (measured in
-    benchmarks/results/speed.md). Masters must change in place under ``torch.no_grad()``
+    bit, without its per-step weight casts and gradient up-casts (measured:
+    docs/performance.md#measurements-behind-the-defaults). Masters must change in place under ``torch.no_grad()``
     or through ``load_state_dict`` (which bump their version); ``.data`` edits are not seen.
     Gradients must arrive on the copies: a master with a gradient is an error.
     """
