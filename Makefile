@@ -41,8 +41,9 @@ bench: setup
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 
-lint: setup
+lint: setup  ## ruff, and mypy on src/aekit (its settings: [tool.mypy] in pyproject.toml)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(OUT) $(OUT)-quick .pytest_cache
+	rm -rf $(VENV) $(OUT) $(OUT)-quick .pytest_cache .mypy_cache

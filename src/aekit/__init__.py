@@ -1,5 +1,7 @@
 """aekit: autoencoders for dimensionality reduction, denoising and visualization."""
 
+from types import ModuleType
+
 __version__ = "0.1.0"
 
 from aekit.data import load_array, load_mnist, read_idx  # noqa: E402
@@ -26,7 +28,7 @@ _SUBMODULES = (
 )
 
 
-def __getattr__(name: str):  # noqa: ANN202 - aekit.metrics, aekit.plots, ... on first use (matplotlib only when plotting)
+def __getattr__(name: str) -> ModuleType:  # aekit.metrics, aekit.plots, ... on first use (matplotlib only when plotting)
     if name in _SUBMODULES:
         import importlib
 

@@ -13,7 +13,8 @@ loop). What makes it fast on a given machine lives here:
 - ``heap_reuse``: glibc malloc tuning while training;
 - ``Conv2d``: a convolution with a CPU-shaped path for few output channels.
 
-Measured speeds are in benchmarks/results/speed.md (CPU) and gpu.md (CUDA).
+Measured speeds are in benchmarks/results/speed.md (CPU) and gpu.md (CUDA); the A/B runs
+behind each default in docs/performance.md.
 Imports: ``_utils`` and ``optim`` only (``modules`` imports ``Conv2d`` from here).
 """
 
@@ -152,7 +153,7 @@ def fused_optimizer_pays(mode: bool | str, total_steps: int) -> bool:
     """Whether to compile the optimizer step: always for True; for "auto" when the run is long.
 
     On CPU the compiled RMSprop step is faster per step but compiling takes seconds
-    (benchmarks/results/speed.md), so "auto" compiles from 2,000 steps on.
+    (docs/performance.md#measurements-behind-the-defaults), so "auto" compiles from 2,000 steps on.
     """
     check_compile(mode)
     return mode is True or (mode == "auto" and total_steps >= 2000)
@@ -449,7 +450,7 @@ def heap_reuse() -> Iterator[None]:
     By default glibc hands blocks above a (dynamic) threshold straight back to the
     OS with ``munmap`` and asks for fresh zeroed pages on the next step, so every
     training step page-faults its activations in again; for the conv AE that was
-    a large part of a CPU step (benchmarks/results/speed.md). Inside this
+    a large part of a CPU step (docs/performance.md#measurements-behind-the-defaults). Inside this
     block large blocks come from the heap (``M_MMAP_THRESHOLD`` 32 MiB, the
     maximum) and freed memory is kept (``M_TRIM_THRESHOLD`` 1 GiB); on exit the
     trim threshold goes back to 64 MiB and free memory is returned to the OS.
@@ -480,7 +481,7 @@ class _TapSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: object, z: torch.Tensor, k: int, out_channels: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: object, z: torch.Tensor, k: int, out_channels: int) -> torch.Tensor:
         b, _, h, w = z.shape
         p = k // 2
         yp = torch.zeros(b, out_channels, h + 2 * p, w + 2 * p, dtype=torch.float32, device=z.device)
@@ -492,7 +493,7 @@ class _TapSum(torch.autograd.Function):
         return yp[:, :, p : p + h, p : p + w].contiguous(memory_format=torch.channels_last)
 
     @staticmethod
-    def backward(ctx: object, gy: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: object, gy: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         k, out_channels, dtype, (b, c, h, w) = ctx.meta  # type: ignore[attr-defined]
         p = k // 2
         gp = nn.functional.pad(gy, (p, p, p, p))
@@ -513,7 +514,8 @@ class Conv2d(nn.Conv2d):
     kernel, ``out·k² ≤ in`` channels) the layer runs as a 1×1 convolution to ``out·k²``
     channels (one per output channel and kernel tap) followed by ``k²`` shifted sums:
     the same products summed in another order (equal to float tolerance), faster
-    forward and backward (benchmarks/results/speed.md). Channel mixing commutes with nearest-neighbour up-sampling,
+    forward and backward (docs/performance.md#measurements-behind-the-defaults).
+    Channel mixing commutes with nearest-neighbour up-sampling,
     so with ``upsample`` the 1×1 part runs on the small input and only its ``out·k²``
     channels are up-sampled. The weights, their shape and the state dict are those of
     ``nn.Conv2d``.

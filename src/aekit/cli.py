@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -87,6 +87,7 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> N
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     from aekit.data import load_array, load_mnist
 
+    y: np.ndarray | None
     if args.data in ("mnist", "mnist-test"):
         m = load_mnist(args.mnist_dir)
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
@@ -175,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume = str(out / "checkpoint.safetensors") if args.resume else None
     with _new_dir(out):
         try:
-            est.fit(X, y, resume_from=resume) if supervised else est.fit(X, resume_from=resume)
+            est.fit(X, y if supervised else None, resume_from=resume)
         finally:
             # the model is saved before anything else can fail, but only once it has trained at least one
             # epoch: an untrained model never replaces a file
@@ -339,6 +340,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if _write_explore(out / "explore.html", emb, X, y, _image_shape(args, X, vis.autoencoder_), title=title, axis_labels=("t-SNE 1", "t-SNE 2")):
         print(f"interactive map: {out / 'explore.html'}")
     if args.compare:
+        assert y is not None  # checked above
         routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
         with plots.offscreen():
             plots.save(plot_routes(routes, y), out / "comparison.png")
@@ -426,7 +428,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (the full usage is one ``--help`` away)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

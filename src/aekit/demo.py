@@ -72,7 +72,7 @@ def section_dense(ctx: Context) -> str:
     ctx.fit_seconds["dense"] = secs
     Z_tr, Z_te = ae.transform(d.X_train), ae.transform(d.X_test)  # (60000, 2), (10000, 2)
     X_hat = ae.reconstruct(d.X_test)
-    r = {
+    r: dict[str, Any] = {
         "params": count_parameters(ae.net_),
         "test_bce": metrics.reconstruction_bce(d.X_test, X_hat),
         "knn": metrics.knn_accuracy(Z_tr, d.y_train, Z_te, d.y_test),
@@ -147,7 +147,7 @@ def section_supervised(ctx: Context) -> str:
     d = ctx.data
     ae = _dense_ae(ctx)
     rows = [("Unsupervised AE (reference)", {**_code_scores(ae, d), "head": float("nan"), "seconds": ctx.fit_seconds["dense"]})]
-    variants = [
+    variants: list[tuple[str, dict[str, Any]]] = [
         ("SAE, w2=0.1 (reference)", {}),
         ("SAE, w2=0.1, head Dropout 0.5", {"head_dropout": 0.5}),
     ]
@@ -461,7 +461,7 @@ def run_demo(
             done[name] = SECTIONS[name](ctx)
         kept_keys[name] = sorted(set(ctx.results) - before)
         print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-        markdown = {k: done.get(k, kept_md.get(k)) for k in SECTIONS if k in done or k in kept_md}  # in the usual order
+        markdown = {k: done[k] if k in done else kept_md[k] for k in SECTIONS if k in done or k in kept_md}  # in the usual order
         with atomic_path(report) as tmp:  # the report grows section by section
             tmp.write_text("\n".join([_header(ctx), *markdown.values()]), encoding="utf-8")
         results = {**kept_results, **ctx.results, "run": run, "report_markdown": markdown, "report_results": {k: kept_keys[k] for k in markdown}}

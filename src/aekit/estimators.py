@@ -350,7 +350,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------ inference
 
     def _forward_batches(self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None = None) -> np.ndarray:
-        if batch_size is None:  # conv activations are 30x larger per sample: small batches stay in cache (measured ~1.8x faster)
+        if batch_size is None:  # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
             batch_size = 128 if self.architecture == "conv" else 4096
         net = self.net_
         net.eval()
@@ -428,7 +428,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         return net.decoder if net.output_activation == "linear" else torch.nn.Sequential(net.decoder, torch.nn.Sigmoid()).train(net.training)
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float32"]
@@ -511,20 +511,19 @@ class Autoencoder(_AutoencoderBase):
         "auto" picks CUDA (or MPS) when available, else CPU.
     compile : bool or "auto", default="auto"
         Fast paths. On the CPU "auto" compiles the RMSprop update into one kernel
-        for runs of >= 2,000 steps and leaves the forward pass eager (measured
-        choices, see ``accel`` and benchmarks/results/speed.md). On CUDA "auto"
+        for runs of >= 2,000 steps and leaves the forward pass eager. On CUDA "auto"
         captures the whole training step as a CUDA graph and replays it
-        (``accel.CudaGraphStep``: 4-10x faster epochs than eager at batch 128,
-        benchmarks/results/gpu.md) and compiles nothing (~15 s of compilation
-        would gain < 0.08 s per epoch); where no graph applies (``optimizer="sgd"``)
+        (``accel.CudaGraphStep``) and compiles nothing (at these sizes the
+        compilation wait does not pay back); where no graph applies (``optimizer="sgd"``)
         it compiles the forward pass of dense architectures. True compiles the
         optimizer update and the forward pass (on CUDA inside the graph); False
         is plain eager PyTorch. Falls back to eager if compilation or capture fails.
+        The measurements behind these choices: docs/performance.md.
     precision : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training forward/backward pass. "bfloat16" is mixed
         precision (``torch.autocast``): products in bfloat16, weights, optimizer
-        and losses in float32; 1.3-1.4x faster training on CPUs with AVX512-BF16
-        (measured, see ``benchmarks/results/speed.md``), results close to but not bit-equal with
+        and losses in float32; faster training on CPUs with AVX512-BF16
+        (benchmarks/results/speed.md), results close to but not bit-equal with
         float32. Inference (``transform`` etc.) always runs in float32.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.
@@ -817,14 +816,16 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         """Class probabilities ``(n_samples, n_classes)`` from the head."""
         check_is_fitted(self, "net_")
         X = self._X(X, reset=False)
-        return self._forward_batches(X, lambda xb: torch.softmax(self.net_.head(self.net_.encode(xb)["code"]), dim=1))
+        head = self.net_.head
+        assert head is not None  # fit builds a supervised net with a head
+        return self._forward_batches(X, lambda xb: torch.softmax(head(self.net_.encode(xb)["code"]), dim=1))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``."""
         check_is_fitted(self, "net_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags

@@ -149,13 +149,13 @@ def pack_thumbnails(
     for start in range(0, len(keep), cols * cols):
         part = images[keep[start : start + cols * cols]]
         if (th, tw) != (h, w):
-            part = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.LANCZOS)).reshape(th, tw, c) for im in part])
+            part = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)).reshape(th, tw, c) for im in part])
         rows = -(-len(part) // cols)
         grid = np.zeros((rows * cols, th, tw, c), dtype=np.uint8)
         grid[: len(part)] = part
         grid = grid.reshape(rows, cols, th, tw, c).transpose(0, 2, 1, 3, 4).reshape(rows * th, cols * tw, c)
-        buf = io.BytesIO()
-        Image.fromarray(grid.squeeze(-1) if c == 1 else grid).save(buf, format="PNG", compress_level=6)  # level 9: 3% smaller, 8x slower
+        buf = io.BytesIO()  # PNG level 6: level 9 is barely smaller and far slower (docs/performance.md)
+        Image.fromarray(grid.squeeze(-1) if c == 1 else grid).save(buf, format="PNG", compress_level=6)
         sheets.append(buf.getvalue())
     return Thumbnails(sheets, (th, tw), slot, note)
 
@@ -197,23 +197,15 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
               title: str, axis_labels: Sequence[str], intro: str) -> Any:
     """The Bokeh layout: the map (one renderer per class, for the legend's show/hide) and the side panel."""
     from bokeh.layouts import column, row
-    from bokeh.models import (
-        BoxSelectTool,
-        Button,
-        ColumnDataSource,
-        CustomJS,
-        Div,
-        HoverTool,
-        LassoSelectTool,
-        Legend,
-        LegendItem,
-    )
+    from bokeh.models import BoxSelectTool, ColumnDataSource, CustomJS, HoverTool, LassoSelectTool
+    from bokeh.models.annotations import Legend, LegendItem, Title  # (mypy cannot follow bokeh.models' star re-exports)
+    from bokeh.models.renderers import DataRenderer
+    from bokeh.models.widgets import Button, Div
     from bokeh.plotting import figure
 
     p = figure(width=860, height=760, output_backend="webgl", tools="pan,wheel_zoom,reset,save", active_scroll="wheel_zoom",
                x_axis_label=axis_labels[0], y_axis_label=axis_labels[1], toolbar_location="above", name="map")
-    p.title.text = title
-    p.title.text_font_size = "15px"
+    p.title = Title(text=title, text_font_size="15px")
     renderers, items = [], []
     names, F = feat
     colors = _palette(len(classes))
@@ -225,14 +217,15 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
         r = p.scatter("x", "y", source=ColumnDataSource(data), size=_marker_size(len(E)), fill_color=color, line_color=None, fill_alpha=0.75,
                       selection_fill_alpha=1.0, nonselection_fill_alpha=0.12, name=f"class {name}")
         renderers.append(r)
-        items.append(LegendItem(label=name, renderers=[r]))
+        items.append(LegendItem(label=name, renderers=[r]))  # type: ignore[list-item]  # bokeh's GlyphRenderer[T] is invariant
     legend = Legend(items=items, click_policy="hide", title="label (click: show/hide)", label_text_font_size="13px", glyph_height=18, glyph_width=18)
     p.add_layout(legend, "right")
     state = {"renderers": renderers, "classes": classes}
     info = Div(text=intro, width=300, styles={"font-size": "13px"})
     sel = Div(text="<i>Box or lasso select (toolbar) to list points here.</i>", width=300, name="selection", styles={"font-size": "13px"})
-    p.add_tools(HoverTool(tooltips=None, renderers=renderers, callback=CustomJS(args=state, code="aekitExplore.hover(cb_data, renderers, classes)")),
-                BoxSelectTool(renderers=renderers), LassoSelectTool(renderers=renderers))
+    targets: list[DataRenderer] = list(renderers)  # the tools' type hints want this (invariant) list type
+    p.add_tools(HoverTool(tooltips=None, renderers=targets, callback=CustomJS(args=state, code="aekitExplore.hover(cb_data, renderers, classes)")),
+                BoxSelectTool(renderers=targets), LassoSelectTool(renderers=targets))
     on_select = CustomJS(args={**state, "div": sel}, code="aekitExplore.selected(renderers, classes, div)")
     for r in renderers:
         r.data_source.selected.js_on_change("indices", on_select)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from aekit._utils import InputError, atomic_path
+from aekit.accel import Conv2d
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _plain(module: torch.nn.Module) -> torch.nn.Module:
     """A CPU copy in eval mode with aekit's CPU-only convolution shortcut off: a standard Conv node in the graph."""
     m = copy.deepcopy(module).to("cpu").eval()
     for sub in m.modules():
-        if hasattr(sub, "taps"):
+        if isinstance(sub, Conv2d):
             sub.taps = False  # same products, summed in nn.Conv2d's order
     return m
 
@@ -46,6 +47,7 @@ def _onnx_file(module: torch.nn.Module, width: int, path: Path, names: tuple[str
         warnings.simplefilter("ignore")  # the exporter's own deprecation chatter, not the user's business
         program = torch.onnx.export(_plain(module), (torch.zeros(2, width),), dynamo=True, input_names=[names[0]], output_names=[names[1]],
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        assert program is not None  # dynamo=True always returns an ONNXProgram
         model = program.model_proto
         for key, value in meta.items():
             model.metadata_props.add(key=key, value=value)
@@ -96,7 +98,7 @@ def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray,
     th, tw = max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
     if (th, tw) != (h, w):
         log.warning("sprite: %d images shrunk from %dx%d to %dx%d pixels to fit %d px", n, h, w, th, tw, max_px)
-        images = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.LANCZOS)).reshape(th, tw, c) for im in images])
+        images = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)).reshape(th, tw, c) for im in images])
     grid = np.zeros((cols * cols, th, tw, c), dtype=np.uint8)
     grid[:n] = images
     grid = grid.reshape(cols, cols, th, tw, c).transpose(0, 2, 1, 3, 4).reshape(cols * th, cols * tw, c)

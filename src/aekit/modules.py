@@ -261,8 +261,8 @@ def build_net(
     keras_init_(net)
     if logvar is not None:  # start the VAE with unit variance
         nn.init.zeros_(logvar.weight)
-    if architecture == "conv":
-        net = net.to(memory_format=torch.channels_last)  # conv weights channels-last too (oneDNN's fast path)
+    if architecture == "conv":  # conv weights channels-last too (oneDNN's fast path)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits memory_format
     return net
 
 
@@ -289,4 +289,4 @@ def _image_shape(image_shape: Sequence[int] | None, n_features: int, depth: int)
             f"image_shape={tuple(image_shape)}: height and width must be divisible by {down} "
             f"for {depth} pooling levels; pad the images or use fewer conv_filters"
         )
-    return shape  # type: ignore[return-value]
+    return shape

@@ -36,8 +36,8 @@ class KerasRMSprop(torch.optim.Optimizer):
     (``working_params()``, e.g. through ``torch.func.functional_call``). Gradients
     arrive on the working copies; the step reads them, updates the masters in float32
     and re-rounds the copies in the same pass. This is what autocast computes, bit for
-    bit, without its per-step weight casts and gradient up-casts (measured in
-    benchmarks/results/speed.md). Masters must change in place under ``torch.no_grad()``
+    bit, without its per-step weight casts and gradient up-casts (measured:
+    docs/performance.md#measurements-behind-the-defaults). Masters must change in place under ``torch.no_grad()``
     or through ``load_state_dict`` (which bump their version); ``.data`` edits are not seen.
     Gradients must arrive on the copies: a master with a gradient is an error.
     """
@@ -90,20 +90,19 @@ class KerasRMSprop(torch.optim.Optimizer):
             elif copy.grad is not None:
                 copy.grad.zero_()
 
-    def _flat(self, group: dict[str, Any], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _flat(self, group: dict[str, Any], params: list[torch.Tensor]) -> dict[str, Any]:
         """Flat state buffers for ``params``, (re)built when the per-parameter state is not their view."""
         keys = ["velocity"] + (["momentum"] if group["momentum"] > 0 else [])
-        flat = group.get("_flat")
+        flat: dict[str, Any] | None = group.get("_flat")  # tensors, and "n" / "sizes" to check them against
         first = self.state[params[0]]
-        intact = (
+        if (
             flat is not None
             and flat["n"] == len(params)
             and all(k in first and k in flat and first[k].data_ptr() == flat[k].data_ptr() for k in keys)
-        )
-        if intact:
+        ):
             return flat
         sizes = [p.numel() for p in params]
-        flat = {"n": len(params), "sizes": sizes}  # type: ignore[dict-item]
+        flat = {"n": len(params), "sizes": sizes}
         for k in keys:
             parts = [self.state[p][k].reshape(-1) if k in self.state[p] else torch.zeros(p.numel(), dtype=p.dtype, device=p.device) for p in params]
             buf = torch.cat(parts)  # (P,)
@@ -125,7 +124,7 @@ class KerasRMSprop(torch.optim.Optimizer):
             if self.fused and self._fused_step(group, params):
                 continue
             flat = self._flat(group, params)
-            g = torch.cat([self._grad(p).reshape(-1) for p in params]).float()  # (P,) one copy (a no-op cast in float32)
+            g = torch.cat([gp.reshape(-1) for p in params if (gp := self._grad(p)) is not None]).float()  # (P,) one copy (a no-op cast in float32)
             v = flat["velocity"]
             v.mul_(group["rho"]).addcmul_(g, g, value=1 - group["rho"])
             denom = torch.add(v, group["eps"], out=flat["tmp"]).sqrt_()

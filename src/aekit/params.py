@@ -370,14 +370,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
     },
     # same network, parameters and noise; 4x the steps per epoch at twice the rate:
-    # +1.3 dB denoised PSNR at 5 epochs in the same wall time (benchmarks/results/denoising_tuning.md)
+    # a better denoised PSNR in the same wall time (benchmarks/results/denoising_tuning.md)
     "denoising_tuned": {
         "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.002,
         "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 64,
     },
     "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
-    # for SupervisedAutoencoder: the best SAE recipe measured (benchmarks/results/sae_tuning.md):
-    # head Dropout 0.5 and 6x the epochs: 2-D k-NN 97.52% / 97.47% (seeds 0 / 1), BCE 0.171 (reference ~0.19)
+    # for SupervisedAutoencoder: the best SAE recipe measured, head Dropout 0.5 and 6x the epochs
+    # (benchmarks/results/sae_tuning.md)
     "sae_long": {"head_dropout": 0.5, "epochs": 120},
 }
 

@@ -37,8 +37,8 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     neighbors : {"auto", "exact", "annoy", "pynndescent"}, default="auto"
         Nearest-neighbour search among the codes for t-SNE's affinities. "auto":
         exact search for codes of at most 64 dimensions, where it is both exact
-        and faster than Annoy (20-D codes: 0.4 s vs 2.1 s at 10k points, 7.5 s
-        vs 16.9 s at 70k, 2 cores), else openTSNE's own choice.
+        and faster than Annoy (docs/performance.md#t-sne-neighbours), else
+        openTSNE's own choice.
     distances : {"input", "code"}, default="input"
         Where the distances behind t-SNE's affinities are measured. The
         neighbours are always found among the codes (fast); "input" then measures
@@ -140,7 +140,7 @@ def _unit_scaled(X: Any) -> Any:
 
 KNN_METHODS = ("auto", "exact", "annoy", "pynndescent")
 DISTANCES = ("input", "code")
-EXACT_KNN_MAX_DIMS = 64  # up to here exact search beat Annoy (measured on 20-D codes, 10k and 70k points)
+EXACT_KNN_MAX_DIMS = 64  # up to here exact search beat Annoy (docs/performance.md#t-sne-neighbours)
 
 
 def knn_method(neighbors: str, n_dims: int) -> str:
@@ -170,7 +170,7 @@ def input_distances(X_query: np.ndarray, X_ref: np.ndarray, idx: np.ndarray, chu
     q, ref, ii = tensor(X_query, np.float32), tensor(X_ref, np.float32), tensor(idx, np.int64)
     dist = torch.empty(ii.shape, dtype=torch.float32)
     with torch.no_grad():
-        for s in range(0, len(q), chunk):  # small chunks keep the gathered rows in cache (measured 6x faster than 256)
+        for s in range(0, len(q), chunk):  # small chunks keep the gathered rows in cache (docs/performance.md)
             c = ii[s : s + chunk]
             diff = torch.index_select(ref, 0, c.reshape(-1)).view(*c.shape, -1).sub_(q[s : s + chunk, None, :])  # (c, k, D)
             dist[s : s + chunk] = torch.linalg.vector_norm(diff, dim=2)

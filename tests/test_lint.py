@@ -1,0 +1,33 @@
+"""The lint habits (`make lint`) as tests, so that `make test` enforces them too.
+
+mypy reads ``[tool.mypy]`` in pyproject.toml and keeps its cache in ``.mypy_cache/`` at the
+repository root (shared with `make lint`): the first run on a machine analyses torch's
+type hints (about a minute of CPU), later runs take seconds.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+
+def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    pytest.importorskip(tool, reason=f"{tool} is not installed (pip install -e '.[dev]')")
+    return subprocess.run([sys.executable, "-m", tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def test_mypy_passes_on_src() -> None:
+    done = _run("mypy")  # files and settings from pyproject.toml
+    assert done.returncode == 0, done.stdout + done.stderr
+    checked = re.search(r"Success: no issues found in (\d+) source files", done.stdout)
+    assert checked, done.stdout
+    # the configuration really covers the package, not an empty or mistyped path
+    assert int(checked.group(1)) == len(list((ROOT / "src" / "aekit").glob("*.py")))
+
+
+def test_ruff_passes() -> None:
+    done = _run("ruff", "check", "src", "tests", "benchmarks")
+    assert done.returncode == 0, done.stdout + done.stderr
