@@ -25,9 +25,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, ClassNamePrefixFeatures
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from aekit._utils import (
+    FLOAT32_MAX,
     InputError,
     ModelFileError,
     as_float32,
+    first_beyond_float32,
     in_unit_range,
     is_uint8,
     isolated_rng,
@@ -46,6 +48,7 @@ from aekit.objectives import (
 )
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param, validate
+from aekit.resources import check_memory
 from aekit.training import (
     CudaGraphStep,
     LoopState,
@@ -113,6 +116,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 hint = (" Pass data with the features the model was fitted on"
                         " (for a CSV with a label column, name it: --label-column)")
             raise InputError(f"{exc}{hint}") from exc
+        beyond = first_beyond_float32(np.asarray(X))
+        if beyond is not None:  # finite in float64, inf once cast: refuse here rather than train on inf
+            raise InputError(
+                f"X[{', '.join(map(str, beyond))}] = {float(np.asarray(X)[beyond]):.4g} is beyond float32's range "
+                f"(|x| <= {FLOAT32_MAX:.4g}), the precision aekit trains in; scale or clip X (e.g. StandardScaler)"
+            )
         X = np.asarray(X, dtype=np.float32)
         X = as_float32(X, uint8=uint8)
         if not X.flags.writeable or not X.flags.c_contiguous:
@@ -244,6 +253,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     UserWarning, stacklevel=3,
                 )
         n, n_features = X.shape
+        check_memory(self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, X.nbytes)  # before allocating
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
             Xt = torch.from_numpy(X).to(device)
