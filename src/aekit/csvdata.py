@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _DELIMITERS = (",", ";", "\t")  # the first line's most frequent one; none of them: runs of blanks
 _MISSING_LABELS = ("", "na", "n/a", "null", "none")  # "nan" is reported apart: numbers parse it as NaN
+_INDEX = re.compile(r"-?[0-9]+")  # a column index; str.isdigit() would also take "²", which int() refuses
 
 
 def _some(names: list[str], k: int = 8) -> str:
@@ -68,17 +70,36 @@ def _label_index(path: Path, label_column: str | int | None, header: list[str] |
     """The label column's position, from its name or a (negative) index, e.g. "label", 0, -1 or "-1"."""
     if label_column is None:
         return None
-    if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
+    values = {"label_column": label_column}
+    if isinstance(label_column, str) and _INDEX.fullmatch(label_column.strip()) is None:  # a name ("²" too)
         if header is None or label_column not in header:
             raise InputError(
-                f"label_column={label_column!r} is not a column of {path}; "
-                f"columns: {_some(header) if header else 'no header row, pass an index'}"
+                f"{{label_column}} is not a column of {path}; "
+                f"expected {'one of ' + _some(header) if header else 'an index from 0 to ' + str(n_cols - 1) + ' (no header row)'}",
+                param="label_column", values=values,
             )
         return header.index(label_column)
+    if not isinstance(label_column, (str, int)) or isinstance(label_column, bool):
+        raise InputError("{label_column} must be a column name or index", param="label_column", values=values)
     index = int(label_column)
     if not -n_cols <= index < n_cols:
-        raise InputError(f"label_column={label_column} is out of range for {n_cols} columns in {path}")
+        raise InputError(
+            f"{{label_column}} is out of range for {n_cols} columns in {path}; expected -{n_cols} to {n_cols - 1}",
+            param="label_column", values=values,
+        )
     return index % n_cols
+
+
+def _check_unique(path: Path, header: list[str]) -> None:
+    """Refuse a header naming two columns alike: which one is the label (or a feature) would be a guess."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(header):
+        if name and name in seen:
+            raise DataFormatError(
+                f"{path}: the header names columns {seen[name]} and {j} (counted from 0) both {name!r}; "
+                "expected unique column names, rename one of them"
+            )
+        seen.setdefault(name, j)
 
 
 class _Source(NamedTuple):
@@ -233,6 +254,8 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             src = _Source(path, *_first_row(path, fh.readline()))
+            if src.header is not None:
+                _check_unique(path, src.header)
             label_idx = _label_index(path, label_column, src.header, src.n_cols)
             if src.header is None:
                 fh.seek(0)  # the first row is data

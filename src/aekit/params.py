@@ -89,7 +89,7 @@ class Interval:
 
     def text(self) -> str:
         if self.type is int:
-            return f"an integer >= {self.low:g}" + ("" if self.high == math.inf else f" and <= {self.high:g}")
+            return f"an integer >= {self.low:g}" + ("" if self.high == math.inf else f" and <= {int(self.high)}")
         return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
     def from_text(self, text: str) -> Any:
