@@ -171,6 +171,37 @@ def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
     return table
 
 
+#: tables wider than this are parsed by numpy first: pandas keeps ~1 kB per column, so a 6M-cell row took ~1 GB
+WIDE = 4096
+
+
+def _parse_wide(src: _Source, fh: TextIO, label_idx: int | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A wide all-number table through ``numpy.loadtxt`` (row by row into one array, memory ~ the data);
+    None for anything it does not read plainly (a text cell, odd quoting, a pandas index): pandas' path then
+    reads it as before, with its messages."""
+    import pandas as pd
+
+    if src.header is not None and src.header[0] in ("", "Unnamed: 0"):
+        return None
+    start = fh.tell()
+    columns = None if label_idx is None else [j for j in range(src.n_cols) if j != label_idx]
+    options: dict[str, object] = {"delimiter": src.sep, "comments": None, "quotechar": '"', "ndmin": 2}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": pandas' path says it better
+            X = np.loadtxt(fh, dtype=np.float64, usecols=columns, **options)  # type: ignore[arg-type]
+            if label_idx is not None:
+                fh.seek(start)
+                labels = np.loadtxt(fh, dtype=str, usecols=[label_idx], **options).reshape(-1)  # type: ignore[arg-type]
+    except (ValueError, IndexError):
+        fh.seek(start)
+        return None
+    if X.shape[0] == 0 or X.shape[1] != src.n_cols - (label_idx is not None):
+        fh.seek(start)
+        return None
+    return np.ascontiguousarray(X), None if label_idx is None else _labels(src, pd.Series(labels, dtype=object))
+
+
 def _is_pandas_index(table: pd.DataFrame, header: list[str] | None, label_idx: int | None) -> bool:
     """Is the first column the index ``DataFrame.to_csv()`` writes by default (``index=True``)?
 
@@ -259,6 +290,9 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
             label_idx = _label_index(path, label_column, src.header, src.n_cols)
             if src.header is None:
                 fh.seek(0)  # the first row is data
+            wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE else None
+            if wide is not None:
+                return wide
             table = _parse(src, fh)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
