@@ -18,7 +18,7 @@ import torch
 from aekit import Autoencoder
 from aekit._utils import DataFormatError, InputError, ModelFileError, atomic_path, available_devices, resolve_device
 from aekit.cli import main
-from aekit.data import load_array, read_idx
+from aekit.data import load_array
 from aekit.modules import build_net
 from aekit.params import validate
 from aekit.resources import check_memory, estimate_training_bytes
