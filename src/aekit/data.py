@@ -73,13 +73,26 @@ def _read_exact(stream: BinaryIO, n: int, what: str, source: str) -> bytes:
     return data
 
 
-def _read_into(stream: BinaryIO, out: np.ndarray, what: str, source: str) -> None:
-    """Fill ``out`` (C-contiguous) from ``stream`` in chunks: no bytes copy beside the array, so memory is the payload."""
-    view = memoryview(out.reshape(-1).view(np.uint8))
-    n, done = len(view), 0
+def _read_array(
+    stream: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, what: str, source: str, *, sized: bool
+) -> np.ndarray:
+    """An array of ``shape`` read from ``stream`` in chunks straight into its memory (no bytes copy beside it).
+
+    ``sized``: the stream is known to hold the bytes (a raw file checked against its size), so the array is
+    allocated at once. Otherwise (gzip, zip) a tiny file may declare gigabytes: the buffer starts at one
+    chunk and doubles as data arrive (``resize`` reallocates in place where it can), so memory follows the
+    bytes actually there.
+    """
+    n = math.prod(shape) * dtype.itemsize
+    buf = np.empty(n if sized else min(n, _CHUNK), dtype=np.uint8)
+    done = 0
     try:
-        while done < n:  # a gzip or zip stream's size is unknown: never ask for more than a chunk at once
-            got = stream.readinto(view[done : done + min(n - done, _CHUNK)])  # type: ignore[attr-defined]
+        while done < n:
+            if done == len(buf):
+                buf.resize(min(n, 2 * len(buf)), refcheck=False)
+            end = min(len(buf), done + _CHUNK)  # never ask a gzip/zip stream for more than a chunk at once
+            with memoryview(buf) as whole, whole[done:end] as view:
+                got = stream.readinto(view)  # type: ignore[attr-defined]
             if not got:
                 break
             done += got
@@ -89,6 +102,7 @@ def _read_into(stream: BinaryIO, out: np.ndarray, what: str, source: str) -> Non
         ) from exc
     if done != n:
         raise DataFormatError(f"{source}: truncated {what}: expected {n} bytes, found {done}; re-download or re-export the file")
+    return buf.view(dtype).reshape(shape)
 
 
 def zlib_error() -> type[Exception]:
@@ -132,8 +146,7 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
             f"{source}: IDX header declares shape {dims} = {n_bytes:,} payload bytes, "
             f"but the file holds {raw_size - header:,}; the file is truncated or not IDX"
         )
-    out = np.empty(dims, dtype=dtype)
-    _read_into(stream, out, "payload", source)
+    out = _read_array(stream, dims, dtype, "payload", source, sized=raw_size is not None)
     try:
         extra = stream.read(1)
     except (OSError, EOFError, zlib_error()) as exc:
@@ -483,13 +496,12 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], 
     return shape, bool(fortran), dtype
 
 
-def _read_npy(fh: BinaryIO, size: int, source: str) -> np.ndarray:
-    """A checked .npy array streamed from ``fh`` (``size`` bytes) into a preallocated array; never unpickles."""
+def _read_npy(fh: BinaryIO, size: int, source: str, *, sized: bool = True) -> np.ndarray:
+    """A checked .npy array streamed from ``fh`` (``size`` bytes; ``sized``: really there) into its array; never unpickles."""
     shape, fortran, dtype = _npy_header(fh, size, source)
     if dtype.itemsize == 0:  # e.g. an empty string dtype: nothing to read; refused as not numeric later
         return np.empty(shape, dtype=dtype)
-    out = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
-    _read_into(fh, out, "the array data", source)
+    out = _read_array(fh, shape[::-1] if fortran else shape, dtype, "the array data", source, sized=sized)
     return out.T if fortran else out
 
 
@@ -534,7 +546,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             source = f"{path}: member {info.filename}"
             try:
                 with zf.open(info) as member:  # streamed into the array: memory stays the array's size
-                    arr = _read_npy(member, info.file_size, source)  # type: ignore[arg-type]
+                    arr = _read_npy(member, info.file_size, source, sized=False)  # type: ignore[arg-type]
                     while member.read(_CHUNK):  # to the member's end, in steps, so that zipfile checks its CRC
                         pass
             except (*_ZIP_ERRORS, zlib_error()) as exc:

@@ -39,8 +39,9 @@ _NONE_WORDS = ("none", "null", "")
 MAX_WIDTH = 2**20  # units of one dense layer, the code size, channels of one conv level
 MAX_KERNEL = 255
 MAX_IMAGE_SIDE = 2**16
-MAX_COUNT = 2**31 - 1  # batch size, epochs, patience: beyond int32 they only overflow
-MAX_LEARNING_RATE = 10.0  # a larger step diverges at once (float32 holds 3.4e38)
+#: the largest rate float32 holds: beyond it the step is inf before training starts. Huge rates that run
+#: diverge with aekit's own TrainingDivergedError, which tests rely on (1e10, 1e30)
+MAX_LEARNING_RATE = float(np.finfo(np.float32).max)
 MAX_SEED = 2**32 - 1  # numpy's (and scikit-learn's) seed range
 
 
@@ -193,7 +194,7 @@ class RandomState:
         return Interval(int, 0, MAX_SEED).ok(value) or isinstance(value, np.random.RandomState)
 
     def text(self) -> str:
-        return f"an int from 0 to {MAX_SEED} (2**32 - 1), a numpy RandomState or None"
+        return f"an int >= 0 and <= {MAX_SEED} (2**32 - 1), a numpy RandomState or None"
 
     def from_text(self, text: str) -> Any:
         return Interval(int, 0).from_text(text)
@@ -250,7 +251,6 @@ class Param:
 
 
 _SIZES = Sizes(high=MAX_WIDTH)
-_COUNT = Interval(int, 1, MAX_COUNT)
 _ACTIVATION = Options(tuple(sorted(ACTIVATIONS)))
 _UNIT = Interval(float, 0.0, 1.0)
 _POSITIVE = Interval(float, 0.0, math.inf)
@@ -281,12 +281,12 @@ _TABLE = [
     Param("optimizer", Options(OPTIMIZERS), "rmsprop", "optimizer, Keras semantics (eps=1e-7)"),
     Param("learning_rate", Interval(float, 0.0, MAX_LEARNING_RATE, low_open=True), 0.002, "learning rate"),
     Param("momentum", _UNIT, 0.01, "momentum of rmsprop and sgd"),
-    Param("batch_size", _COUNT, 128, "samples per optimizer step"),
-    Param("epochs", _COUNT, 20, "passes over the training data"),
+    Param("batch_size", Interval(int, 1), 128, "samples per optimizer step"),
+    Param("epochs", Interval(int, 1), 20, "passes over the training data"),
     Param("lr_schedule", Options(SCHEDULES), None, "learning-rate schedule"),
     Param("validation_fraction", Interval(float, 0.0, 0.9), 0.0, "held-out fraction for val_* history and early stopping"),
     Param("early_stopping", Bool(), False, "stop when the monitored loss stops improving"),
-    Param("patience", _COUNT, 5, "epochs without improvement before early stopping"),
+    Param("patience", Interval(int, 1), 5, "epochs without improvement before early stopping"),
     Param("device", InstanceOf((str, torch.device), "a device name such as 'auto', 'cpu' or 'cuda'"), "auto",
           "auto: CUDA (or MPS) when available, else CPU"),
     Param("compile", Options(COMPILE_MODES), "auto", "fast paths: torch.compile / CUDA graphs (auto: where measured to pay)"),
