@@ -14,7 +14,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -185,14 +185,14 @@ def _parse_wide(src: _Source, fh: TextIO, label_idx: int | None) -> tuple[np.nda
         return None
     start = fh.tell()
     columns = None if label_idx is None else [j for j in range(src.n_cols) if j != label_idx]
-    options: dict[str, object] = {"delimiter": src.sep, "comments": None, "quotechar": '"', "ndmin": 2}
+    options: dict[str, Any] = {"delimiter": src.sep, "comments": None, "quotechar": '"', "ndmin": 2}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": pandas' path says it better
-            X = np.loadtxt(fh, dtype=np.float64, usecols=columns, **options)  # type: ignore[arg-type]
+            X = np.loadtxt(fh, dtype=np.float64, usecols=columns, **options)
             if label_idx is not None:
                 fh.seek(start)
-                labels = np.loadtxt(fh, dtype=str, usecols=[label_idx], **options).reshape(-1)  # type: ignore[arg-type]
+                labels = np.loadtxt(fh, dtype=str, usecols=[label_idx], **options).reshape(-1)
     except (ValueError, IndexError):
         fh.seek(start)
         return None

@@ -91,7 +91,7 @@ def _read_array(
             if done == len(buf):
                 buf.resize(min(n, 2 * len(buf)), refcheck=False)
             end = min(len(buf), done + _CHUNK)  # never ask a gzip/zip stream for more than a chunk at once
-            with memoryview(buf) as whole, whole[done:end] as view:
+            with buf.data as whole, whole[done:end] as view:
                 got = stream.readinto(view)  # type: ignore[attr-defined]
             if not got:
                 break
