@@ -89,40 +89,87 @@ class CudaGraphError(AekitError, RuntimeError):
     """A failed CUDA graph capture left the GPU's random-number generator unusable in this process."""
 
 
+def available_devices() -> list[str]:
+    """The device names this machine can train on: ``auto``, ``cpu``, and each CUDA / MPS / XPU device present."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        names += ["xpu", *(f"xpu:{i}" for i in range(xpu.device_count()))]
+    return names
+
+
+def _device_present(dev: torch.device) -> bool:
+    if dev.type == "cpu":
+        return dev.index in (None, 0)
+    names = available_devices()
+    return str(dev) in names or (dev.index is None and dev.type in names)
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn ``"auto"`` into the best available device; check anything else.
+    """Turn ``"auto"`` into the best available device; check anything else against this machine.
 
     Parameters
     ----------
     device : str or torch.device
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...
+
+    Raises
+    ------
+    InputError
+        ``param="device"``: not a device name, or a device this machine does not have (``meta``,
+        ``xla``, ``cuda`` without CUDA...); the message lists the ones it has.
     """
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise InputError(
-            "{device} must be a string such as 'auto', 'cpu' or 'cuda'",
-            param="device", values={"device": device},
-        )
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
+    if not isinstance(device, (str, torch.device)):
         raise InputError(
-            "{device} is not a device name; use 'auto', 'cpu' or 'cuda'", param="device", values={"device": device}
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            "{device} was asked for but CUDA is not available; use {device='auto'} or 'cpu'",
+            "{device} must be a string such as 'auto', 'cpu' or 'cuda'",
             param="device", values={"device": device},
         )
+    choices = ", ".join(repr(n) for n in available_devices())
+    try:
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(
+            f"{{device}} is not a device name; expected one of this machine's: {choices}",
+            param="device", values={"device": device},
+        ) from exc
+    if not _device_present(dev):
+        raise InputError(
+            f"{{device}} is not available on this machine; expected one of {choices}",
+            param="device", values={"device": str(device)},
+        )
     return dev
+
+
+#: the largest magnitude a float32 holds; data beyond it would become inf in training
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def first_beyond_float32(X: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first value of a float array whose magnitude float32 cannot hold (None: all fit).
+
+    Checked in blocks of rows, so a large array needs no full-size temporary mask.
+    """
+    if X.dtype.kind != "f" or X.dtype.itemsize <= 4 or X.size == 0:
+        return None
+    rows = max(1, (1 << 22) // max(1, X.size // max(1, len(X))))
+    for start in range(0, len(X), rows):
+        block = X[start : start + rows]
+        if np.abs(block).max() > FLOAT32_MAX:
+            bad = np.argwhere(np.abs(block) > FLOAT32_MAX)[0]
+            return (start + int(bad[0]), *(int(i) for i in bad[1:]))
+    return None
 
 
 #: how far outside [0, 1] data may stray and still count as [0, 1] data (float rounding: MinMaxScaler gives 1.0000001)
@@ -207,6 +254,17 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu").numpy()
 
 
+def check_parents(path: str | os.PathLike[str], what: str = "") -> None:
+    """Refuse a path below an existing file (``X.npy/sub.npy``), which no folder can be created for."""
+    final = Path(path)
+    for parent in reversed(final.parents):
+        if parent.exists() and not parent.is_dir():
+            raise InputError(
+                f"{what}{final}: {parent} is a file, not a folder, so nothing can be written below it; "
+                "choose a path whose folders are folders"
+            )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -217,6 +275,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     if final.is_dir():
         raise InputError(f"{final} is a folder; expected a file name to write")
+    check_parents(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)

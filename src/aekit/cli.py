@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from aekit._utils import AekitError, InputError, atomic_path
+from aekit._utils import AekitError, InputError, atomic_path, check_parents
 from aekit.objectives import NOISE_KINDS
 from aekit.params import (
     FLAGS,
@@ -88,12 +88,19 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     from aekit.data import load_array, load_mnist
 
     y: np.ndarray | None
+    label_column = getattr(args, "label_column", None)
     if args.data in ("mnist", "mnist-test"):
+        if label_column is not None:
+            raise InputError(f"--label-column {label_column} applies to CSV files only, not {args.data}; drop it")
         m = load_mnist(args.mnist_dir)
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
     else:
-        label_column = getattr(args, "label_column", None)
-        X, y = load_array(args.data, label_column=label_column)
+        try:
+            X, y = load_array(args.data, label_column=label_column)
+        except InputError as exc:
+            if exc.param != "label_column":
+                raise
+            raise InputError(exc.render(lambda name, shown: f"--label-column {shown}" if name == "label_column" else f"{name}={shown}")) from exc
     if args.limit is not None:
         if args.limit < 1:
             raise InputError(f"--limit={args.limit} must be >= 1")
@@ -107,6 +114,7 @@ def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; expected a folder (existing or new), choose another --out")
+    check_parents(out, "--out ")
     clash = [f for f in files if (out / f).exists()]
     if clash and not overwrite:
         raise FileExistsError(f"{out / clash[0]} exists; pass --overwrite to replace it, or choose another --out")
@@ -128,6 +136,7 @@ def _new_dir(out: Path) -> Iterator[None]:
 
 def _out_file(path: str, overwrite: bool) -> Path:
     out = Path(path)
+    check_parents(out, "--out ")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     return out

@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _DELIMITERS = (",", ";", "\t")  # the first line's most frequent one; none of them: runs of blanks
 _MISSING_LABELS = ("", "na", "n/a", "null", "none")  # "nan" is reported apart: numbers parse it as NaN
+_INDEX = re.compile(r"-?[0-9]+")  # a column index; str.isdigit() would also take "²", which int() refuses
 
 
 def _some(names: list[str], k: int = 8) -> str:
@@ -68,17 +70,36 @@ def _label_index(path: Path, label_column: str | int | None, header: list[str] |
     """The label column's position, from its name or a (negative) index, e.g. "label", 0, -1 or "-1"."""
     if label_column is None:
         return None
-    if isinstance(label_column, str) and not label_column.lstrip("-").isdigit():
+    values = {"label_column": label_column}
+    if isinstance(label_column, str) and _INDEX.fullmatch(label_column.strip()) is None:  # a name ("²" too)
         if header is None or label_column not in header:
             raise InputError(
-                f"label_column={label_column!r} is not a column of {path}; "
-                f"columns: {_some(header) if header else 'no header row, pass an index'}"
+                f"{{label_column}} is not a column of {path}; "
+                f"expected {'one of ' + _some(header) if header else 'an index from 0 to ' + str(n_cols - 1) + ' (no header row)'}",
+                param="label_column", values=values,
             )
         return header.index(label_column)
+    if not isinstance(label_column, (str, int)) or isinstance(label_column, bool):
+        raise InputError("{label_column} must be a column name or index", param="label_column", values=values)
     index = int(label_column)
     if not -n_cols <= index < n_cols:
-        raise InputError(f"label_column={label_column} is out of range for {n_cols} columns in {path}")
+        raise InputError(
+            f"{{label_column}} is out of range for {n_cols} columns in {path}; expected -{n_cols} to {n_cols - 1}",
+            param="label_column", values=values,
+        )
     return index % n_cols
+
+
+def _check_unique(path: Path, header: list[str]) -> None:
+    """Refuse a header naming two columns alike: which one is the label (or a feature) would be a guess."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(header):
+        if name and name in seen:
+            raise DataFormatError(
+                f"{path}: the header names columns {seen[name]} and {j} (counted from 0) both {name!r}; "
+                "expected unique column names, rename one of them"
+            )
+        seen.setdefault(name, j)
 
 
 class _Source(NamedTuple):
@@ -148,6 +169,37 @@ def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
             "give every row the same number of cells"
         )
     return table
+
+
+#: tables wider than this are parsed by numpy first: pandas keeps ~1 kB per column, so a 6M-cell row took ~1 GB
+WIDE = 4096
+
+
+def _parse_wide(src: _Source, fh: TextIO, label_idx: int | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A wide all-number table through ``numpy.loadtxt`` (row by row into one array, memory ~ the data);
+    None for anything it does not read plainly (a text cell, odd quoting, a pandas index): pandas' path then
+    reads it as before, with its messages."""
+    import pandas as pd
+
+    if src.header is not None and src.header[0] in ("", "Unnamed: 0"):
+        return None
+    start = fh.tell()
+    columns = None if label_idx is None else [j for j in range(src.n_cols) if j != label_idx]
+    options: dict[str, Any] = {"delimiter": src.sep, "comments": None, "quotechar": '"', "ndmin": 2}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": pandas' path says it better
+            X = np.loadtxt(fh, dtype=np.float64, usecols=columns, **options)
+            if label_idx is not None:
+                fh.seek(start)
+                labels = np.loadtxt(fh, dtype=str, usecols=[label_idx], **options).reshape(-1)
+    except (ValueError, IndexError):
+        fh.seek(start)
+        return None
+    if X.shape[0] == 0 or X.shape[1] != src.n_cols - (label_idx is not None):
+        fh.seek(start)
+        return None
+    return np.ascontiguousarray(X), None if label_idx is None else _labels(src, pd.Series(labels, dtype=object))
 
 
 def _is_pandas_index(table: pd.DataFrame, header: list[str] | None, label_idx: int | None) -> bool:
@@ -233,9 +285,14 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             src = _Source(path, *_first_row(path, fh.readline()))
+            if src.header is not None:
+                _check_unique(path, src.header)
             label_idx = _label_index(path, label_column, src.header, src.n_cols)
             if src.header is None:
                 fh.seek(0)  # the first row is data
+            wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE else None
+            if wide is not None:
+                return wide
             table = _parse(src, fh)
     except UnicodeDecodeError as exc:
         raise DataFormatError(

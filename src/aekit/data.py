@@ -21,7 +21,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from aekit._utils import DataFormatError, DownloadError, InputError, as_float32
+from aekit._utils import FLOAT32_MAX, DataFormatError, DownloadError, InputError, as_float32, first_beyond_float32
 from aekit.csvdata import read_csv
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,38 @@ def _read_exact(stream: BinaryIO, n: int, what: str, source: str) -> bytes:
     return data
 
 
+def _read_array(
+    stream: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, what: str, source: str, *, sized: bool
+) -> np.ndarray:
+    """An array of ``shape`` read from ``stream`` in chunks straight into its memory (no bytes copy beside it).
+
+    ``sized``: the stream is known to hold the bytes (a raw file checked against its size), so the array is
+    allocated at once. Otherwise (gzip, zip) a tiny file may declare gigabytes: the buffer starts at one
+    chunk and doubles as data arrive (``resize`` reallocates in place where it can), so memory follows the
+    bytes actually there.
+    """
+    n = math.prod(shape) * dtype.itemsize
+    buf = np.empty(n if sized else min(n, _CHUNK), dtype=np.uint8)
+    done = 0
+    try:
+        while done < n:
+            if done == len(buf):
+                buf.resize(min(n, 2 * len(buf)), refcheck=False)
+            end = min(len(buf), done + _CHUNK)  # never ask a gzip/zip stream for more than a chunk at once
+            with buf.data as whole, whole[done:end] as view:
+                got = stream.readinto(view)  # type: ignore[attr-defined]
+            if not got:
+                break
+            done += got
+    except (OSError, EOFError, zlib_error()) as exc:
+        raise DataFormatError(
+            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); re-download or re-export the file"
+        ) from exc
+    if done != n:
+        raise DataFormatError(f"{source}: truncated {what}: expected {n} bytes, found {done}; re-download or re-export the file")
+    return buf.view(dtype).reshape(shape)
+
+
 def zlib_error() -> type[Exception]:
     import zlib
 
@@ -114,7 +146,7 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
             f"{source}: IDX header declares shape {dims} = {n_bytes:,} payload bytes, "
             f"but the file holds {raw_size - header:,}; the file is truncated or not IDX"
         )
-    payload = _read_exact(stream, n_bytes, "payload", source)
+    out = _read_array(stream, dims, dtype, "payload", source, sized=raw_size is not None)
     try:
         extra = stream.read(1)
     except (OSError, EOFError, zlib_error()) as exc:
@@ -124,7 +156,9 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
             f"{source}: trailing bytes after the {n_bytes:,}-byte payload declared by the header; "
             "the file is corrupted or not IDX, re-download or re-export it"
         )
-    return np.frombuffer(payload, dtype=dtype).astype(dtype.newbyteorder("="), copy=False).reshape(dims)
+    if not dtype.isnative:  # IDX is big-endian: swap in place, no second copy
+        out = out.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return out
 
 
 def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
@@ -403,18 +437,45 @@ _NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error)
 
 
-def _npy_header(fh: BinaryIO, size: int, source: str) -> None:
-    """Validate a .npy header at the start of ``fh`` (``size`` bytes long) before anything is allocated."""
+_NPY_MAX_HEADER = 10_000  # numpy's own max_header_size: numpy.save writes headers of ~128 bytes
+
+
+def _npy_header_bytes(fh: BinaryIO, source: str) -> io.BytesIO:
+    """Magic, length and header of a .npy file, read only after the declared length is checked."""
+    start = fh.read(8)
+    if len(start) < 8 or start[:6] != b"\x93NUMPY":
+        raise DataFormatError(f"{source}: not a .npy array (no '\\x93NUMPY' magic bytes); save the array with numpy.save")
+    if (start[6], start[7]) not in _NPY_VERSIONS:
+        raise DataFormatError(
+            f"{source}: .npy format version {(start[6], start[7])}, expected one of {_NPY_VERSIONS}; re-save it with numpy.save"
+        )
+    width = 2 if start[6] == 1 else 4
+    size_bytes = fh.read(width)
+    if len(size_bytes) < width:
+        raise DataFormatError(f"{source}: truncated .npy header; the file is corrupted, re-export it")
+    length = int.from_bytes(size_bytes, "little")
+    if length > _NPY_MAX_HEADER:
+        raise DataFormatError(
+            f"{source}: .npy header of {length:,} bytes, above the {_NPY_MAX_HEADER:,}-byte limit (numpy.save writes "
+            "about 128); the file is corrupted or crafted, re-export the array with numpy.save"
+        )
+    return io.BytesIO(start + size_bytes + fh.read(length))
+
+
+def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Validate a .npy header at the start of ``fh`` (``size`` bytes long) before anything is allocated.
+
+    Returns the shape, whether the data are in Fortran order, and the dtype; ``fh`` is left at the data.
+    """
     import tokenize
 
+    header = _npy_header_bytes(fh, source)
     try:
-        version = np.lib.format.read_magic(fh)
-        if version not in _NPY_VERSIONS:
-            raise ValueError(f"format version {version}, expected one of {_NPY_VERSIONS}")
+        version = np.lib.format.read_magic(header)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(header)
         else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(header)
     except (ValueError, OSError, SyntaxError, TypeError, struct.error, tokenize.TokenError, RecursionError, MemoryError) as exc:
         raise DataFormatError(f"{source}: not a valid .npy array ({exc}); save the array with numpy.save") from exc
     if dtype.hasobject:
@@ -427,21 +488,21 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> None:
             f"{source}: declares shape {shape} ({n_bytes:,} bytes), above the {MAX_ARRAY_BYTES:,}-byte limit; "
             "split the data into smaller files"
         )
-    remaining = size - fh.tell()
+    remaining = size - len(header.getvalue())
     if remaining < n_bytes:
         raise DataFormatError(
             f"{source}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; the file is truncated, re-export it"
         )
+    return shape, bool(fortran), dtype
 
 
-def _read_npy(fh: BinaryIO, size: int, source: str) -> np.ndarray:
-    """A checked .npy array from ``fh``; never unpickles."""
-    _npy_header(fh, size, source)
-    fh.seek(0)
-    try:
-        return np.lib.format.read_array(fh, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataFormatError(f"{source}: cannot read the .npy array ({exc}); re-export it with numpy.save") from exc
+def _read_npy(fh: BinaryIO, size: int, source: str, *, sized: bool = True) -> np.ndarray:
+    """A checked .npy array streamed from ``fh`` (``size`` bytes; ``sized``: really there) into its array; never unpickles."""
+    shape, fortran, dtype = _npy_header(fh, size, source)
+    if dtype.itemsize == 0:  # e.g. an empty string dtype: nothing to read; refused as not numeric later
+        return np.empty(shape, dtype=dtype)
+    out = _read_array(fh, shape[::-1] if fortran else shape, dtype, "the array data", source, sized=sized)
+    return out.T if fortran else out
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -455,7 +516,15 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except _ZIP_ERRORS as exc:
         raise DataFormatError(f"{path}: not a valid .npz (zip) file ({exc}); save the arrays with numpy.savez") from exc
     with zf:
-        infos = {Path(i.filename).stem: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+        infos = {Path(i.filename).stem: i for i in members}
+        if len(infos) != len(members):  # numpy.load would take the last of them: a guess, not a choice
+            names = [Path(i.filename).stem for i in members]
+            dup = next(n for n in names if names.count(n) > 1)
+            raise DataFormatError(
+                f"{path}: holds {names.count(dup)} arrays named {dup!r} ({', '.join(i.filename for i in members if Path(i.filename).stem == dup)}); "
+                "expected one of each name, re-save the file with numpy.savez"
+            )
         if not infos:
             raise DataFormatError(f"{path}: holds no arrays; expected .npy members such as X.npy, save with numpy.savez(path, X=X, y=y)")
         total = sum(i.file_size for i in infos.values())
@@ -476,15 +545,13 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             info = infos[key]
             source = f"{path}: member {info.filename}"
             try:
-                with zf.open(info) as member:
-                    data = member.read(info.file_size + 1)
+                with zf.open(info) as member:  # streamed into the array: memory stays the array's size
+                    arr = _read_npy(member, info.file_size, source, sized=False)  # type: ignore[arg-type]
+                    while member.read(_CHUNK):  # to the member's end, in steps, so that zipfile checks its CRC
+                        pass
             except (*_ZIP_ERRORS, zlib_error()) as exc:
                 raise DataFormatError(f"{source}: corrupted zip data ({exc}); re-save the file with numpy.savez") from exc
-            if len(data) != info.file_size:
-                raise DataFormatError(
-                    f"{source}: holds {len(data):,} bytes but its zip entry declares {info.file_size:,}; the file is corrupted"
-                )
-            return _read_npy(io.BytesIO(data), len(data), source)
+            return arr
 
         return read(x_key), (read(y_key) if y_key else None)
 
@@ -513,6 +580,12 @@ def load_array(
         raise InputError(f"{p}: no such file")
     suffix = p.suffix.lower()
     y: np.ndarray | None = None
+    if label_column is not None and suffix in (".npy", ".npz"):  # ignoring it would guess what the caller meant
+        raise InputError(
+            f"{{label_column}} applies to CSV files only; {p} is a {suffix} file, whose labels come from an .npz "
+            "array named y (or labels); drop the label column option",
+            param="label_column", values={"label_column": label_column},
+        )
     if suffix == ".npy":
         X = _load_npy(p)
     elif suffix == ".npz":
@@ -531,8 +604,29 @@ def load_array(
     if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise DataFormatError(f"{p}: non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}; clean or impute it")
-    if y is not None and (y.ndim != 1 or len(y) != len(X)):
-        raise DataFormatError(f"{p}: expected labels of shape ({len(X)},), one per sample, found shape {y.shape}; fix or drop the labels")
-    if y is not None and y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise DataFormatError(f"{p}: non-finite label (NaN or inf) at row {np.flatnonzero(~np.isfinite(y))[0]}; give every sample a label")
+    beyond = first_beyond_float32(X)
+    if beyond is not None:
+        raise DataFormatError(
+            f"{p}: value {X[beyond]:.4g} at row {beyond[0]}, column {beyond[1]} is beyond float32's range "
+            f"(|x| <= {FLOAT32_MAX:.4g}), the precision aekit trains in; scale or clip the data"
+        )
+    if y is not None:
+        _check_labels(y, len(X), p)
     return X, y
+
+
+def _check_labels(y: np.ndarray, n: int, p: Path) -> None:
+    """Labels ``(n,)``, finite, and whole numbers only where an integer class can hold them."""
+    if y.ndim != 1 or len(y) != n:
+        raise DataFormatError(f"{p}: expected labels of shape ({n},), one per sample, found shape {y.shape}; fix or drop the labels")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise DataFormatError(f"{p}: non-finite label (NaN or inf) at row {np.flatnonzero(~np.isfinite(y))[0]}; give every sample a label")
+    if y.dtype.kind == "f":
+        whole = y == np.round(y)
+        if np.any(whole):  # whole numbers are classes: one an int64 cannot hold would be a wrong class
+            big = np.flatnonzero(whole & (np.abs(y) >= 2.0**63))
+            if big.size:
+                raise DataFormatError(
+                    f"{p}: label {y[big[0]]:.4g} at row {big[0]} is too large for an integer class "
+                    "(|label| < 2**63); encode the classes as 0..k-1 (e.g. LabelEncoder)"
+                )

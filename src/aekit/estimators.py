@@ -26,10 +26,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, ClassNamePrefixFeatures
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from aekit._utils import (
+    FLOAT32_MAX,
     InputError,
     LossFn,
     ModelFileError,
     as_float32,
+    first_beyond_float32,
     in_unit_range,
     is_uint8,
     isolated_rng,
@@ -59,6 +61,7 @@ from aekit.objectives import (
 from aekit.optim import make_optimizer
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param, validate
+from aekit.resources import check_memory
 from aekit.training import Callback, LoopState, TrainConfig, optimizer_step, train
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 hint = (" Pass data with the features the model was fitted on"
                         " (for a CSV with a label column, name it: --label-column)")
             raise InputError(f"{exc}{hint}") from exc
+        beyond = first_beyond_float32(np.asarray(X))
+        if beyond is not None:  # finite in float64, inf once cast: refuse here rather than train on inf
+            raise InputError(
+                f"X[{', '.join(map(str, beyond))}] = {float(np.asarray(X)[beyond]):.4g} is beyond float32's range "
+                f"(|x| <= {FLOAT32_MAX:.4g}), the precision aekit trains in; scale or clip X (e.g. StandardScaler)"
+            )
         X = np.asarray(X, dtype=np.float32)
         X = as_float32(X, uint8=uint8)
         if not X.flags.writeable or not X.flags.c_contiguous:
@@ -210,7 +219,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._check_range(X)
         device = resolve_device(self.device)
         seed, run_random_state = self._run_seed(resume_from)
-        n_features = X.shape[1]
+        n, n_features = X.shape
+        check_memory(self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, X.nbytes)  # before allocating
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
             tensors, val = self._split(X, y_idx, device)

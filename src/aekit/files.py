@@ -379,7 +379,13 @@ def checkpoint_seed(path: str | os.PathLike[str]) -> tuple[int | None, Any]:
         seed = seed_or_none(json.loads(meta.get("seed", "null")))
     except Exception:  # noqa: BLE001 - any unreadable file: load_checkpoint says why
         return None, None
-    return (seed_or_none(random_state) if seed is None else seed), random_state
+    seed = seed_or_none(random_state) if seed is None else seed
+    if seed is not None and seed >= 2**64:  # torch.manual_seed's limit: beyond it, "Overflow when unpacking long long"
+        raise ModelFileError(
+            f"{path}: the checkpoint's seed {seed} is beyond 2**64 - 1, the largest PyTorch accepts; the file is "
+            "corrupted or edited: pass random_state=... explicitly, or train afresh without resuming"
+        )
+    return seed, random_state
 
 
 def checkpoint_callback(

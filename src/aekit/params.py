@@ -31,6 +31,16 @@ from aekit.training import SCHEDULES
 
 _NONE_WORDS = ("none", "null", "")
 
+#: the largest values that can run (beyond them PyTorch fails deep inside, or memory runs out first);
+#: a network within them that still would not fit in memory is refused by ``resources.check_memory``
+MAX_WIDTH = 2**20  # units of one dense layer, the code size, channels of one conv level
+MAX_KERNEL = 255
+MAX_IMAGE_SIDE = 2**16
+#: the largest rate float32 holds: beyond it the step is inf before training starts. Huge rates that run
+#: diverge with aekit's own TrainingDivergedError, which tests rely on (1e10, 1e30)
+MAX_LEARNING_RATE = float(np.finfo(np.float32).max)
+MAX_SEED = 2**32 - 1  # numpy's (and scikit-learn's) seed range
+
 
 def param_error(param: str, template: str, **values: Any) -> InputError:
     """An ``InputError`` about ``param``; ``template`` names parameters as ``{name}`` (see ``InputError``)."""
@@ -77,7 +87,7 @@ class Interval:
 
     def text(self) -> str:
         if self.type is int:
-            return f"an integer >= {self.low:g}" + ("" if self.high == math.inf else f" and <= {self.high:g}")
+            return f"an integer >= {self.low:g}" + ("" if self.high == math.inf else f" and <= {int(self.high)}")
         return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
     def from_text(self, text: str) -> Any:
@@ -114,11 +124,12 @@ class Options:
 
 @dataclass(frozen=True)
 class Sizes:
-    """A sequence of positive integers (layer widths, an image shape)."""
+    """A sequence of positive integers (layer widths, an image shape), each at most ``high``."""
 
     allow_empty: bool = True
     lengths: tuple[int, ...] = ()  # allowed lengths; () = any
     example: str = "(500, 300, 100)"
+    high: int = 2**20
 
     def ok(self, value: Any) -> bool:
         if isinstance(value, (str, bytes)):
@@ -128,12 +139,12 @@ class Sizes:
         except TypeError:
             return False
         return (bool(sizes) or self.allow_empty) and (not self.lengths or len(sizes) in self.lengths) and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and s >= 1 for s in sizes
+            isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and 1 <= s <= self.high for s in sizes
         )
 
     def text(self) -> str:
         count = " or ".join(map(str, self.lengths)) + " " if self.lengths else ""
-        return f"a sequence of {count}positive integers, e.g. {self.example}"
+        return f"a sequence of {count}positive integers up to {self.high:,}, e.g. {self.example}"
 
     def from_text(self, text: str) -> Any:
         try:
@@ -177,10 +188,10 @@ class InstanceOf:
 @dataclass(frozen=True)
 class RandomState:
     def ok(self, value: Any) -> bool:
-        return Interval(int, 0).ok(value) or isinstance(value, np.random.RandomState)
+        return Interval(int, 0, MAX_SEED).ok(value) or isinstance(value, np.random.RandomState)
 
     def text(self) -> str:
-        return "an int >= 0, a numpy RandomState or None"
+        return f"an int >= 0 and <= {MAX_SEED} (2**32 - 1), a numpy RandomState or None"
 
     def from_text(self, text: str) -> Any:
         return Interval(int, 0).from_text(text)
@@ -236,14 +247,14 @@ class Param:
         return float(value) if floats and isinstance(value, int) else value
 
 
-_SIZES = Sizes()
+_SIZES = Sizes(high=MAX_WIDTH)
 _ACTIVATION = Options(tuple(sorted(ACTIVATIONS)))
 _UNIT = Interval(float, 0.0, 1.0)
 _POSITIVE = Interval(float, 0.0, math.inf)
 
 _TABLE = [
     Param("hidden_layer_sizes", _SIZES, (500, 300, 100), "dense encoder widths; the decoder mirrors them"),
-    Param("n_components", Interval(int, 1), 2, "code size (none: conv only, the spatial feature map)", none_ok=True),
+    Param("n_components", Interval(int, 1, MAX_WIDTH), 2, "code size (none: conv only, the spatial feature map)", none_ok=True),
     Param("architecture", Options(ARCHITECTURES), "dense", "body of encoder and decoder"),
     Param("activation", _ACTIVATION, None, "hidden activation (none: tanh for dense, relu for conv)", none_ok=True),
     Param("code_activation", _ACTIVATION, "tanh", "activation of a deterministic code layer"),
@@ -251,10 +262,10 @@ _TABLE = [
     Param("loss", Options(RECONSTRUCTION_LOSSES), "bce", "reconstruction loss, mean per element"),
     Param("batchnorm", Bool(), False, "BatchNorm after every hidden layer"),
     Param("dropout", Interval(float, 0.0, 1.0, high_open=True), 0.0, "dropout after every hidden layer of the dense body"),
-    Param("image_shape", Sizes(lengths=(2, 3), example="(28, 28)"), None,
+    Param("image_shape", Sizes(lengths=(2, 3), example="(28, 28)", high=MAX_IMAGE_SIDE), None,
           "(H, W) or (C, H, W) for the conv body (none: square, one channel)", none_ok=True),
-    Param("conv_filters", Sizes(allow_empty=False, example="(32, 16)"), (32, 16), "conv encoder channels per level"),
-    Param("kernel_size", Interval(int, 1), 3, "conv kernel size"),
+    Param("conv_filters", Sizes(allow_empty=False, example="(32, 16)", high=MAX_WIDTH), (32, 16), "conv encoder channels per level"),
+    Param("kernel_size", Interval(int, 1, MAX_KERNEL), 3, "conv kernel size"),
     Param("variational", Bool(), False, "Gaussian latent with a KL term (VAE)"),
     Param("beta", _POSITIVE, 1.0, "weight of the KL term"),
     Param("noise", Options((None, *NOISE_KINDS)), None, "corrupt inputs while training (denoising AE)"),
@@ -265,7 +276,7 @@ _TABLE = [
     Param("reconstruction_weight", _POSITIVE, 1.0, "weight of the reconstruction loss", supervised=True),
     Param("classification_weight", _POSITIVE, 0.1, "weight of the classification loss", supervised=True),
     Param("optimizer", Options(OPTIMIZERS), "rmsprop", "optimizer, Keras semantics (eps=1e-7)"),
-    Param("learning_rate", Interval(float, 0.0, math.inf, low_open=True), 0.002, "learning rate"),
+    Param("learning_rate", Interval(float, 0.0, MAX_LEARNING_RATE, low_open=True), 0.002, "learning rate"),
     Param("momentum", _UNIT, 0.01, "momentum of rmsprop and sgd"),
     Param("batch_size", Interval(int, 1), 128, "samples per optimizer step"),
     Param("epochs", Interval(int, 1), 20, "passes over the training data"),
