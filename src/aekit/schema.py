@@ -108,8 +108,9 @@ class Num(Spec):
     def text(self) -> str:
         if not self.finite:
             return "a number"
-        bounded = (self.low, self.high) != (-MAX_NUMBER, MAX_NUMBER)
-        return f"a finite number in [{self.low:g}, {self.high:g}]" if bounded else "a finite number"
+        if self.high < MAX_NUMBER:
+            return f"a finite number in [{self.low:g}, {self.high:g}]"
+        return "a finite number" if self.low <= -MAX_NUMBER else f"a finite number >= {self.low:g}"
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,8 @@ SCALAR_KEYS = ListOf(Str(256), max_len=MAX_TENSORS)
 GROUP_VALUE = Either((Const(None), Bool(), Num(), Str(64), ListOf(Num(), max_len=8)))
 #: the hyperparameters are compared with the resuming optimizer's by ``aekit.files``
 PARAM_GROUPS = ListOf(
-    Obj({"params": ListOf(Int(0, MAX_TENSORS), max_len=MAX_TENSORS)}, extra=GROUP_VALUE), min_len=1, max_len=64,
+    Obj({"params": ListOf(Int(0, MAX_TENSORS), max_len=MAX_TENSORS), "lr": Num(0.0, MAX_FLOAT)}, extra=GROUP_VALUE),
+    min_len=1, max_len=64,
 )
 
 
