@@ -27,6 +27,7 @@ from aekit._utils import ModelFileError
 from aekit.cli import main
 from aekit.files import load_checkpoint
 from aekit.modules import build_net
+from aekit.schema import MAX_DEPTH, SchemaError, depth, parse
 from aekit.training import make_optimizer
 
 TRAIN = ["--epochs", "2", "--hidden-layer-sizes", "8", "--n-components", "2", "--batch-size", "16", "--random-state", "0",
@@ -94,8 +95,10 @@ MODEL_CASES = [  # (file, metadata edit, what the message says)
     ("ae", _set("fitted", "surprise", "1"), "only the keys"),
     ("ae", _set("params", "random_state", str(2**64)), "params.random_state is 18446744073709551616"),
     ("ae", _set("params", "learning_rate", "1e400"), r"params.learning_rate is inf, expected .*a finite number"),
+    ("ae", _whole("params", " " * (2**20 + 1)), "params is 1,048,577 characters, expected at most 1,048,576 characters"),
+    ("ae", _set("fitted", "history_", json.dumps({"loss": [0.5] * 2**21})), "fitted is .* characters, expected at most 8,388,608"),
     ("ae", _whole("fitted", "not json"), "fitted is not .*, expected valid JSON"),
-    ("ae", _whole("fitted", '{"n_features_in_": [}'), r"fitted is nested deeper \(or unbalanced\)"),
+    ("ae", _whole("fitted", '{"n_features_in_": [}'), r"fitted is not \(Expecting value.*\), expected valid JSON"),
     ("ae", _whole("params", "1" * 5000), "params is not .*, expected valid JSON"),
     ("conv", _set("params", "image_shape", "[Infinity, 4]"), r"params.image_shape\[0\] is inf, expected a finite number"),
     ("sae", _set("fitted", "classes_", "[1e30, 1, 2]"), r"fitted.classes_\[0\] is 1e\+30, expected a value of dtype <i8"),
@@ -129,7 +132,10 @@ def test_tampered_model_metadata_refused_by_load(files, tmp_path, name, edit, ma
     assert time.perf_counter() - t0 < 2.0 and peak < 64 * 2**20  # refused from the metadata: nothing big was built
 
 
-@pytest.mark.parametrize(("name", "edit", "match"), [c for c in MODEL_CASES if c[2]], ids=[i for i, c in zip(MODEL_IDS, MODEL_CASES) if c[2]])
+REFUSED_MODELS = [c for c in MODEL_CASES if c[2] is not None]
+
+
+@pytest.mark.parametrize(("name", "edit", "match"), REFUSED_MODELS, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(REFUSED_MODELS)])
 def test_tampered_model_refused_by_embed(files, tmp_path, capsys, name, edit, match):
     bad = _rewrite(files[name], tmp_path / "bad.safetensors", meta=edit)
     assert main(["embed", str(bad), str(files["X"]), "--out", str(tmp_path / "codes.npy")]) == 2
@@ -171,7 +177,11 @@ CHECKPOINT_CASES = [  # (metadata edit, tensor edit, what the message says)
     (_set("param_groups", "0.lr", '"abc"'), None, r"param_groups\[0\].lr is 'abc', expected a finite number >= 0"),
     (_set("param_groups", "0.lr", "0.5"), None, r"param_groups\[0\].lr is 0.5, expected a finite number in \[0, 0.002\]"),
     (_set("param_groups", "0.lr", "1e39"), None, r"param_groups\[0\].lr is 1e\+39, expected a finite number in \[0, 0.002\]"),
-    (_set("param_groups", "0.eps", "0"), None, r"param_groups\[0\].eps is 0, expected 1e-07"),
+    (_set("param_groups", "0.eps", "0"), None, r"param_groups\[0\].eps is 0, expected a finite number in \[1e-12, 1\]"),
+    (_set("param_groups", "0.momentum", "1e30"), None, r"param_groups\[0\].momentum is 1e\+30, expected a finite number in \[0, 1\]"),
+    (_set("param_groups", "0.rho", "true"), None, r"param_groups\[0\].rho is True, expected a finite number in \[0, 1\]"),
+    (lambda m: {**m, "params": json.dumps({k: v for k, v in json.loads(m["params"]).items() if k != "epochs"}),
+                "loop": _set("loop", "epoch", str(10**9))(m)["loop"]}, None, r"loop.history.\w+ is a list of 2 items"),
     (_whole("param_groups", "[]"), None, r"param_groups is a list of 0 items"),
     (_whole("scalar_keys", '["opt.0.velocity"]'), None, r"scalar_keys names \['opt.0.velocity'\], expected the optimizer's"),
     (None, _tensor_edit("rng.cpu", lambda v: torch.full_like(v, 0xFF)), r"rng.cpu is not a valid state"),
@@ -266,3 +276,42 @@ def test_adam_checkpoint_step_is_checked(tmp_path):
     bad = _rewrite(ck, tmp_path / "c.safetensors", meta=_whole("scalar_keys", "[]"))
     with pytest.raises(ModelFileError, match=r"scalar_keys names \[\], expected the optimizer's one-element state"):
         Autoencoder(**{**SMALL, "optimizer": "adam", "epochs": 2}).fit(X, resume_from=bad)
+
+
+# ----------------------------------------------------------------------------- bounded parsing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": [1, {"b": "[[[[{{{{"}], "c": "\\"[["}', 3),  # brackets inside strings (and escaped quotes) do not count
+        ("[" * 100_000 + "]" * 100_000, 100_000),
+        ('"' + '\\"' * 300_000, 0),  # one unterminated string of escaped quotes: one pass, not one per quote
+        ('["' + "a" * 1_000_000, 1),
+        ("[" + "0," * 500_000 + "0]", 1),
+    ],
+)
+def test_depth_is_measured_in_one_pass(text, expected):
+    t0 = time.perf_counter()
+    assert depth(text) == expected
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_parse_refuses_before_decoding():
+    nested: list = []
+    for _ in range(MAX_DEPTH - 1):
+        nested = [nested]
+    assert parse(json.dumps(nested), "x") == nested  # MAX_DEPTH levels: fine
+    with pytest.raises(SchemaError, match=f"x is nested deeper, expected JSON nested at most {MAX_DEPTH} levels deep"):
+        parse("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "x")
+    with pytest.raises(SchemaError, match="x is 11 characters, expected at most 10 characters of JSON"):
+        parse("[1, 2, 3.5]", "x", max_chars=10)
+
+
+def test_resume_refuses_a_checkpoint_without_its_epochs(files, tmp_path):
+    """Every estimator writes params.epochs, the bound of loop.epoch: a file without it does not resume."""
+    strip = lambda m: {**m, "params": json.dumps({k: v for k, v in json.loads(m["params"]).items() if k != "epochs"})}  # noqa: E731
+    bad = _rewrite(files["ckpt"], tmp_path / "ck.safetensors", meta=strip)
+    est = Autoencoder(**aekit.load(files["ae"]).get_params())
+    with pytest.raises(ModelFileError, match=r"written with different parameters \['epochs'\]"):
+        est.fit(np.load(files["X"]), resume_from=bad)

@@ -11,6 +11,11 @@ renamed, so a crash never leaves a half-written file under the final name.
   state, the loop state and torch's CPU RNG, written after every epoch; on CPU a run
   interrupted and resumed from it ends bitwise identical to an uninterrupted one (tested).
 
+Reading validates before it builds: the metadata, from the header alone, against the schemas of
+``aekit.schema``; then every tensor's name, shape, dtype and finiteness (a checkpoint's optimizer
+state against this run's optimizer, its RNG state against torch). Anything wrong is one
+``ModelFileError`` naming the file, what was expected and the fix (``tests/test_tampered_files.py``).
+
 Files of these format versions, written by aekit 0.1.0, are kept in ``tests/golden/`` and
 loaded by ``tests/test_files.py``: a change that cannot read them is a format change.
 """
@@ -325,7 +330,7 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> CheckpointMeta:
         seed = check(schema.SEED, entry(meta, "seed"), "seed") if "seed" in meta else None
         groups = check(schema.PARAM_GROUPS, entry(meta, "param_groups"), "param_groups")
         scalar_keys = check(schema.SCALAR_KEYS, entry(meta, "scalar_keys"), "scalar_keys")
-        loop = schema.check_loop(entry(meta, "loop", schema.MAX_LARGE_JSON), params["epochs"])
+        loop = schema.check_loop(entry(meta, "loop", schema.MAX_LARGE_JSON), params.get("epochs", schema.MAX_COUNT))
     return CheckpointMeta(params, seed, groups, set(scalar_keys), loop)
 
 
@@ -358,26 +363,28 @@ _RUNTIME_KEYS = ("fused", "foreach", "capturable", "differentiable")
 _OPTIMIZER_FIX = "resume with the optimizer settings that wrote it, or train from the start"
 
 
-def _group_schema(current: dict[str, Any]) -> schema.Obj:
-    """A saved parameter group: this run's hyperparameters, and a learning rate a schedule may have lowered."""
-    lr = schema.Num(0.0, float(current["lr"]))
-    fields: dict[str, schema.Spec] = {
-        k: schema.Const(jsonable(v)) for k, v in current.items() if k not in _RUNTIME_KEYS
-    }
-    fields |= {"lr": lr, "initial_lr": lr}
+def _group_schema(current: dict[str, Any], max_lr: float) -> schema.Obj:
+    """A saved parameter group: this run's parameter indices, each hyperparameter of the type of this run's
+    and within its range (``schema.HYPERPARAMETERS``), a learning rate in [0, the run's learning_rate]."""
+    lr = schema.Num(0.0, max_lr)
+    fields = {k: schema.HYPERPARAMETERS.get(k) or schema.like(v) for k, v in current.items() if k not in _RUNTIME_KEYS}
+    fields |= {"params": schema.Const(jsonable(current["params"])), "lr": lr, "initial_lr": lr}
     return schema.Obj(fields, optional=frozenset(fields) - {"params", "lr"}, extra=schema.GROUP_VALUE)
 
 
-def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The saved parameter groups, checked against this run's optimizer and completed from it."""
+def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, ck: CheckpointMeta) -> list[dict[str, Any]]:
+    """The saved parameter groups, checked against this run's optimizer and completed from it: the
+    hyperparameters are the file's, how the update runs is this run's."""
     current = optimizer.state_dict()["param_groups"]
+    rate = ck.params.get("learning_rate")  # schedules only lower it
+    max_lr = float(rate) if schema.Num().ok(rate) else schema.MAX_FLOAT
     with corrupted_metadata(p, "checkpoint metadata", _OPTIMIZER_FIX):
-        if len(groups) != len(current):
-            raise SchemaError("param_groups", f"{len(current)} groups (this run's optimizer)", f"{len(groups)} groups")
-        for i, (group, mine) in enumerate(zip(groups, current, strict=True)):
-            check(_group_schema(mine), group, f"param_groups[{i}]")
+        if len(ck.groups) != len(current):
+            raise SchemaError("param_groups", f"{len(current)} groups (this run's optimizer)", f"{len(ck.groups)} groups")
+        for i, (group, mine) in enumerate(zip(ck.groups, current, strict=True)):
+            check(_group_schema(mine, max_lr), group, f"param_groups[{i}]")
     return [{**mine, **group, **{k: mine[k] for k in _RUNTIME_KEYS if k in mine}}
-            for group, mine in zip(groups, current, strict=True)]
+            for group, mine in zip(ck.groups, current, strict=True)]
 
 
 def _meta_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
@@ -385,11 +392,13 @@ def _meta_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> tor
 
 
 def _expected_state(
-    optimizer: torch.optim.Optimizer, epoch: int, names: list[str], scalar_keys: set[str]
+    optimizer: torch.optim.Optimizer, groups: list[dict[str, Any]], epoch: int, names: list[str], scalar_keys: set[str]
 ) -> tuple[dict[str, torch.Tensor], set[str]]:
     """The optimizer tensors (``index.key``, as meta tensors) and the one-element ones (``opt.index.key``)
-    that a checkpoint of ``epoch`` completed epochs holds: none before the first step."""
-    params = [(i, g, p) for i, (g, p) in enumerate((g, p) for g in optimizer.param_groups for p in g["params"])]
+    that a checkpoint of ``epoch`` completed epochs holds (none before the first step), for this run's
+    parameters under the checkpoint's ``groups`` (whose momentum decides whether there is a buffer)."""
+    params = [(i, g, p) for i, (g, p) in enumerate(
+        (g, p) for g, mine in zip(groups, optimizer.param_groups, strict=True) for p in mine["params"])]
     known = OPTIMIZER_STATE.get(type(optimizer).__name__)
     if epoch == 0:
         return {}, set()
@@ -424,7 +433,7 @@ def _check_rng(p: Path, rng: torch.Tensor | None) -> None:
 
 
 def _check_checkpoint_tensors(p: Path, tensors: dict[str, torch.Tensor], net: nn.Module,
-                              optimizer: torch.optim.Optimizer, ck: CheckpointMeta) -> None:
+                              optimizer: torch.optim.Optimizer, groups: list[dict[str, Any]], ck: CheckpointMeta) -> None:
     """Every tensor of a checkpoint: its name, shape, dtype and finiteness, and the RNG state torch takes."""
     stray = sorted(k for k in tensors if k != "rng.cpu" and not k.startswith(("net.", "best.", "opt.")))
     if stray:
@@ -437,7 +446,7 @@ def _check_checkpoint_tensors(p: Path, tensors: dict[str, torch.Tensor], net: nn
         check_tensors(p, tensors, weights, prefix="best.", fix=CHECKPOINT_DAMAGED, corrupt=CHECKPOINT_DAMAGED,
                       what="best-epoch weights best.*")
     names = [k for k in tensors if k.startswith("opt.")]
-    expected, scalars = _expected_state(optimizer, ck.loop["epoch"], names, ck.scalar_keys)
+    expected, scalars = _expected_state(optimizer, groups, ck.loop["epoch"], names, ck.scalar_keys)
     check_tensors(p, tensors, expected, prefix="opt.", fix=_OPTIMIZER_FIX, corrupt=CHECKPOINT_DAMAGED,
                   what="optimizer tensors opt.*")
     if ck.scalar_keys != scalars:
@@ -481,14 +490,15 @@ def load_checkpoint(
     ck = read_checkpoint_metadata(p)
     if expected_params is not None:
         changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and ck.params.get(k) != expected_params[k]}
+        changed |= {"epochs"} - set(ck.params)  # every run writes it: the bound of the loop's counters
         if changed:
             raise ModelFileError(
                 f"{p}: checkpoint was written with different parameters {sorted(changed)}; "
                 "resume with the same settings"
             )
-    groups = _checked_groups(p, optimizer, ck.groups)
+    groups = _checked_groups(p, optimizer, ck)
     tensors = read_tensors(p, "checkpoint", _CHECKPOINT_FIX)
-    _check_checkpoint_tensors(p, tensors, net, optimizer, ck)
+    _check_checkpoint_tensors(p, tensors, net, optimizer, groups, ck)
     _load_optimizer(p, optimizer, groups, _optimizer_state(tensors, ck.scalar_keys))
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     state = _loop_state(ck.loop)

@@ -23,7 +23,7 @@ import numpy as np
 #: JSON nesting depth of any entry (the schemas below need 3)
 MAX_DEPTH = 8
 #: characters of one JSON entry: ``fitted`` and ``loop`` (histories, feature names), the others
-MAX_LARGE_JSON = 32 * 2**20
+MAX_LARGE_JSON = 8 * 2**20
 MAX_SMALL_JSON = 2**20
 MAX_SEED = 2**64 - 1  # what torch.manual_seed accepts
 MAX_COUNT = 2**31 - 1  # features, epochs: far beyond what trains, small enough for every int conversion
@@ -217,9 +217,20 @@ def check(spec: Spec, value: Any, where: str) -> Any:
 
 # ----------------------------------------------------------------------------- bounded parsing
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# a string runs to its closing quote or to the end of the text: every match attempt succeeds, one pass
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_INNERMOST = re.compile(r"[\[{][\]}]")
+
+
+def depth(text: str) -> int:
+    """How deep the JSON ``text`` nests, from its brackets outside strings (1 MiB of them at a time)."""
+    brackets = np.frombuffer(_NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii"), dtype=np.uint8)
+    level = deepest = 0
+    for start in range(0, len(brackets), 2**20):
+        chunk = brackets[start:start + 2**20]
+        running = level + np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1))
+        deepest, level = max(deepest, int(running.max())), int(running[-1])
+    return deepest
 
 
 def parse(text: str, where: str, max_chars: int = MAX_SMALL_JSON) -> Any:
@@ -227,14 +238,8 @@ def parse(text: str, where: str, max_chars: int = MAX_SMALL_JSON) -> Any:
     before the decoder runs (a 100,000-deep list would otherwise exhaust its recursion)."""
     if len(text) > max_chars:
         raise SchemaError(where, f"at most {max_chars:,} characters of JSON", f"{len(text):,} characters")
-    # the brackets outside strings; each pass removes the innermost pairs: MAX_DEPTH passes empty a shallow entry
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    for _ in range(MAX_DEPTH):
-        if not brackets:
-            break
-        brackets = _INNERMOST.sub("", brackets)
-    if brackets:
-        raise SchemaError(where, f"JSON nested at most {MAX_DEPTH} levels deep", "nested deeper (or unbalanced)")
+    if depth(text) > MAX_DEPTH:
+        raise SchemaError(where, f"JSON nested at most {MAX_DEPTH} levels deep", "nested deeper")
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, and ints of more than 4300 digits
@@ -301,12 +306,22 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- checkpoints
 
-CHECKPOINT_PARAMS = Obj({"epochs": Int(1, MAX_COUNT), "random_state": SEED}, optional=frozenset({"random_state"}),
+# "epochs" bounds the loop's counters; files written by the estimators always have it
+CHECKPOINT_PARAMS = Obj({"epochs": Int(1, MAX_COUNT), "random_state": SEED}, optional=frozenset({"epochs", "random_state"}),
                         extra=PARAM_VALUE)
 SCALAR_KEYS = ListOf(Str(256), max_len=MAX_TENSORS)
 #: an optimizer hyperparameter (betas are a list)
-GROUP_VALUE = Either((Const(None), Bool(), Num(), Str(64), ListOf(Num(), max_len=8)))
-#: the hyperparameters are compared with the resuming optimizer's by ``aekit.files``
+GROUP_VALUE = Either((Const(None), Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str(64), ListOf(Num(-MAX_FLOAT, MAX_FLOAT), max_len=8)))
+#: the sane range of each hyperparameter of aekit's optimizers (a checkpoint's groups are loaded as written)
+HYPERPARAMETERS: dict[str, Spec] = {
+    "momentum": Num(0.0, 1.0),
+    "rho": Num(0.0, 1.0),
+    "eps": Num(1e-12, 1.0),
+    "betas": ListOf(Num(0.0, 1.0), min_len=2, max_len=2),
+    "weight_decay": Num(0.0, 1.0),
+    "dampening": Num(0.0, 1.0),
+}
+#: the structure of the optimizer's parameter groups; ``aekit.files`` checks them against this run's optimizer
 PARAM_GROUPS = ListOf(
     Obj({"params": ListOf(Int(0, MAX_TENSORS), max_len=MAX_TENSORS), "lr": Num(0.0, MAX_FLOAT)}, extra=GROUP_VALUE),
     min_len=1, max_len=64,
@@ -316,7 +331,18 @@ PARAM_GROUPS = ListOf(
 SCORE = Either((Const(None), Num()))  # a loss, or null for "none yet"
 
 
-def check_loop(loop: Any, epochs: int) -> dict[str, Any]:
+def like(value: Any) -> Spec:
+    """The schema of a hyperparameter of the same JSON type as ``value`` (this run's optimizer's)."""
+    if isinstance(value, bool):
+        return Bool()
+    if isinstance(value, (int, float)):
+        return Num()
+    if isinstance(value, (list, tuple)):
+        return ListOf(Num(), min_len=len(value), max_len=len(value))
+    return GROUP_VALUE
+
+
+def check_loop(loop: Any, epochs: int = MAX_COUNT) -> dict[str, Any]:
     """``loop`` if it is the state of a run of ``epochs`` epochs: counters within what that run reached,
     one history value per completed epoch."""
     if not isinstance(loop, dict):
