@@ -50,7 +50,7 @@ from aekit.accel import (
     settle,
     working_forward,
 )
-from aekit.files import check_tensors, corrupted_metadata, fitted_section, read_model, save_model
+from aekit.files import MODEL_DAMAGED, check_tensors, corrupted_metadata, fitted_section, read_model, save_model
 from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import (
     classification_loss,
@@ -870,15 +870,14 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     if cls is None:
         raise ModelFileError(f"{p}: unknown estimator {model.estimator!r}; expected one of {sorted(ESTIMATORS)}")
     classes = model.fitted.get("classes_")
-    with corrupted_metadata(p, "model metadata"):
+    with corrupted_metadata(p, "model metadata", MODEL_DAMAGED):  # parameters that fit the schema, not the estimator
         # a loaded model never writes where its file says
         est = cls(**{**model.params, "device": device, "checkpoint_path": None, "callbacks": None})
         est._validate_params()
         net_kwargs = est._net_kwargs(model.fitted["n_features_in_"], None if classes is None else len(classes))
         with torch.device("meta"):  # shapes only, nothing allocated: tampered metadata cannot exhaust memory
             expected = build_net(**net_kwargs).state_dict()
-    check_tensors(p, model.tensors, expected, fix="the file is damaged; save the model again",
-                  corrupt="the file is corrupted")
+    check_tensors(p, model.tensors, expected, fix=MODEL_DAMAGED, corrupt=MODEL_DAMAGED)
     net = build_net(**net_kwargs)
     net.load_state_dict(model.tensors)
     est.device_ = resolve_device(device)

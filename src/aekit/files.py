@@ -11,6 +11,11 @@ renamed, so a crash never leaves a half-written file under the final name.
   state, the loop state and torch's CPU RNG, written after every epoch; on CPU a run
   interrupted and resumed from it ends bitwise identical to an uninterrupted one (tested).
 
+Reading validates before it builds: the metadata, from the header alone, against the schemas of
+``aekit.schema``; then every tensor's name, shape, dtype and finiteness (a checkpoint's optimizer
+state against this run's optimizer, its RNG state against torch). Anything wrong is one
+``ModelFileError`` naming the file, what was expected and the fix (``tests/test_tampered_files.py``).
+
 Files of these format versions, written by aekit 0.1.0, are kept in ``tests/golden/`` and
 loaded by ``tests/test_files.py``: a change that cannot read them is a format change.
 """
@@ -29,7 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from aekit._utils import ModelFileError, atomic_path
+from aekit import schema
+from aekit._utils import ModelFileError, atomic_path, jsonable
+from aekit.schema import SchemaError, check, parse
 from aekit.training import LoopState
 
 MODEL_FORMAT = 1
@@ -41,6 +48,9 @@ _MODEL_FIX = "check the path; models are written by Autoencoder.save or `aekit t
 _CHECKPOINT_FIX = (
     "train with checkpoint_path=... first (the CLI writes --out/checkpoint.safetensors), or train from the start"
 )
+# the fixes for a file that opens but whose content breaks its schema: damaged, or edited by hand
+MODEL_DAMAGED = "the file is damaged or was edited; save the model again (Autoencoder.save or `aekit train`)"
+CHECKPOINT_DAMAGED = "the checkpoint is damaged or was edited; delete it and train from the start"
 
 
 # ----------------------------------------------------------------------------- shared
@@ -63,38 +73,51 @@ def _write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metad
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def read_safetensors(
-    path: str | os.PathLike[str], what: str, fix: str
-) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and CPU tensors of a safetensors file; never runs code from it.
-
-    ``what`` names the expected kind of file and ``fix`` the remedy, for the errors.
-    """
+def _safetensors(p: Path, what: str, fix: str, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
 
-    p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"{p}: no such {what}; {fix}")
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{p}: not a valid {what} (safetensors: {exc}); {fix}") from exc
-    return meta, tensors
+    return meta, data
+
+
+def read_metadata(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, str]:
+    """The string metadata of a safetensors file, read from its header alone; never runs code from it.
+
+    ``what`` names the expected kind of file and ``fix`` the remedy, for the errors.
+    """
+    return _safetensors(Path(path), what, fix, tensors=False)[0]
+
+
+def read_tensors(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on the CPU: read once its metadata has been validated."""
+    return _safetensors(Path(path), what, fix, tensors=True)[1]
+
+
+def entry(meta: dict[str, str], key: str, max_chars: int = schema.MAX_SMALL_JSON) -> Any:
+    """Metadata entry ``key`` decoded from JSON within the size and depth bounds (``SchemaError`` else)."""
+    if key not in meta:
+        raise SchemaError(key, "a JSON entry", "missing")
+    return parse(meta[key], key, max_chars)
 
 
 def check_tensors(
     path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], *,
-    prefix: str = "", fix: str, corrupt: str,
+    prefix: str = "", fix: str, corrupt: str, what: str = "weights",
 ) -> None:
     """Refuse a file's tensors unless they fit a network and are finite.
 
     The tensors named ``prefix + name`` must be exactly ``expected``'s (a state dict; on the
     meta device is enough): the same names, shapes and dtypes. Every floating-point tensor
     in ``tensors`` (the whole file) must be finite. ``fix`` ends the message for tensors
-    that do not fit, ``corrupt`` the one for NaN or inf values.
+    that do not fit, ``corrupt`` the one for NaN or inf values; ``what`` names the tensors checked.
     """
     found = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
@@ -105,7 +128,7 @@ def check_tensors(
     if missing or extra or wrong:
         problems = [f"missing {missing[:5]}"] if missing else []
         problems += ([f"unexpected {extra[:5]}"] if extra else []) + wrong[:3]
-        raise ModelFileError(f"{path}: weights do not fit this model: {'; '.join(problems)}; {fix}")
+        raise ModelFileError(f"{path}: {what} do not fit this model: {'; '.join(problems)}; {fix}")
     for k, v in tensors.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise ModelFileError(f"{path}: tensor {k} holds NaN or inf values; {corrupt}")
@@ -114,10 +137,13 @@ def check_tensors(
 @contextmanager
 def corrupted_metadata(path: Path, what: str, fix: str = "") -> Iterator[None]:
     """Turn the errors of decoding a file's JSON metadata into one ``ModelFileError`` naming the file."""
+    end = f"; {fix}" if fix else ""
     try:
         yield
+    except SchemaError as exc:  # names the entry, what was expected and what was found
+        raise ModelFileError(f"{path}: {what} {exc}{end}") from None
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:  # JSONDecodeError is a ValueError
-        raise ModelFileError(f"{path}: corrupted {what} ({exc}){'; ' + fix if fix else ''}") from exc
+        raise ModelFileError(f"{path}: corrupted {what} ({exc}){end}") from exc
 
 
 # ----------------------------------------------------------------------------- model files
@@ -149,20 +175,19 @@ def fitted_section(est: Any) -> dict[str, Any]:
     return fitted
 
 
-def _decode_fitted(fitted: Any) -> dict[str, Any]:
-    n_features = int(fitted["n_features_in_"])
+def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
+    """The fitted attributes of a ``fitted`` entry that passed ``schema.check_fitted``."""
     attrs: dict[str, Any] = {
-        "n_features_in_": n_features,
+        "n_features_in_": fitted["n_features_in_"],
         "history_": fitted.get("history_", {}),
-        "n_iter_": int(fitted.get("n_iter_", 0)),
-        "seed_": int(fitted.get("seed_", 0)),
+        "n_iter_": fitted.get("n_iter_", 0),
+        "seed_": fitted.get("seed_", 0),
         "stop_reason_": fitted.get("stop_reason_", ""),
     }
-    if "classes_" in fitted:
+    if "classes_" in fitted:  # values and dtype checked: an array of a few bytes per class
         attrs["classes_"] = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
-    names = fitted.get("feature_names_in_")
-    if isinstance(names, list) and len(names) == n_features:
-        attrs["feature_names_in_"] = np.asarray(names, dtype=object)
+    if "feature_names_in_" in fitted:
+        attrs["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
     return attrs
 
 
@@ -186,10 +211,7 @@ def save_model(
     return p
 
 
-def read_model(path: str | os.PathLike[str]) -> ModelFile:
-    """Read and decode a model file; its tensors are checked against a network by ``check_tensors``."""
-    p = Path(path)
-    meta, tensors = read_safetensors(p, "aekit model file", _MODEL_FIX)
+def _model_kind(p: Path, meta: dict[str, str]) -> None:
     if "aekit_format" not in meta:
         if "aekit_checkpoint" in meta:
             raise ModelFileError(
@@ -199,16 +221,26 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
         raise ModelFileError(f"{p}: a safetensors file without aekit metadata; save models with Autoencoder.save")
     if meta["aekit_format"] != str(MODEL_FORMAT):
         raise ModelFileError(
-            f"{p}: model format {meta['aekit_format']}, this aekit reads format {MODEL_FORMAT}; upgrade aekit"
+            f"{p}: model format {meta['aekit_format'][:20]}, this aekit reads format {MODEL_FORMAT}; upgrade aekit"
         )
-    with corrupted_metadata(p, "model metadata"):
-        params = json.loads(meta["params"])
-        if not isinstance(params, dict):
-            raise TypeError(f"params is a {type(params).__name__}, expected an object")
-        # JSON has no tuples: aekit's sequence parameters (hidden_layer_sizes, ...) are tuples
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-        fitted = _decode_fitted(json.loads(meta["fitted"]))
-    return ModelFile(meta.get("estimator", ""), params, fitted, tensors)
+
+
+def read_model(path: str | os.PathLike[str]) -> ModelFile:
+    """Read and decode a model file; its tensors are checked against a network by ``check_tensors``.
+
+    The metadata is validated against ``schema.MODEL_PARAMS`` and ``schema.MODEL_FITTED`` before the
+    tensors are read or anything is built from it.
+    """
+    p = Path(path)
+    meta = read_metadata(p, "aekit model file", _MODEL_FIX)
+    _model_kind(p, meta)
+    with corrupted_metadata(p, "model metadata", MODEL_DAMAGED):
+        estimator = check(schema.Str(64), meta.get("estimator", ""), "estimator")
+        params = check(schema.MODEL_PARAMS, entry(meta, "params"), "params")
+        fitted = _decode_fitted(schema.check_fitted(entry(meta, "fitted", schema.MAX_LARGE_JSON)))
+    # JSON has no tuples: aekit's sequence parameters (hidden_layer_sizes, ...) are tuples
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    return ModelFile(estimator, params, fitted, read_tensors(p, "aekit model file", _MODEL_FIX))
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -261,8 +293,17 @@ def save_checkpoint(
     _write(path, tensors, meta)
 
 
-def _read_checkpoint(p: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    meta, tensors = read_safetensors(p, "checkpoint", _CHECKPOINT_FIX)
+class CheckpointMeta(NamedTuple):
+    """A checkpoint's metadata, validated against the schemas in ``aekit.schema``."""
+
+    params: dict[str, Any]  # the writing run's parameters (JSON values)
+    seed: int | None  # the integer seed it drew; None in files from before checkpoints stored it
+    groups: list[dict[str, Any]]  # the optimizer's parameter groups
+    scalar_keys: set[str]  # the optimizer tensors that are one-element (0-d) state, e.g. opt.0.step
+    loop: dict[str, Any]  # the loop state: epoch, history, early-stopping counters
+
+
+def _checkpoint_kind(p: Path, meta: dict[str, str]) -> None:
     fmt = meta.get("aekit_checkpoint")
     if fmt is None:
         what = "a model file (load it with aekit.load)" if "aekit_format" in meta else (
@@ -274,23 +315,143 @@ def _read_checkpoint(p: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
         )
     if fmt != str(CHECKPOINT_FORMAT):
         raise ModelFileError(
-            f"{p}: checkpoint format {fmt!r}, this aekit reads format {CHECKPOINT_FORMAT}; "
+            f"{p}: checkpoint format {fmt[:20]!r}, this aekit reads format {CHECKPOINT_FORMAT}; "
             "resume with the aekit that wrote it, or train from the start"
         )
-    return meta, tensors
+
+
+def read_checkpoint_metadata(path: str | os.PathLike[str]) -> CheckpointMeta:
+    """A checkpoint's metadata, read from its header and validated; its tensors are not read."""
+    p = Path(path)
+    meta = read_metadata(p, "checkpoint", _CHECKPOINT_FIX)
+    _checkpoint_kind(p, meta)
+    with corrupted_metadata(p, "checkpoint metadata", CHECKPOINT_DAMAGED):
+        params = check(schema.CHECKPOINT_PARAMS, entry(meta, "params"), "params")
+        seed = check(schema.SEED, entry(meta, "seed"), "seed") if "seed" in meta else None
+        groups = check(schema.PARAM_GROUPS, entry(meta, "param_groups"), "param_groups")
+        scalar_keys = check(schema.SCALAR_KEYS, entry(meta, "scalar_keys"), "scalar_keys")
+        loop = schema.check_loop(entry(meta, "loop", schema.MAX_LARGE_JSON), params.get("epochs", schema.MAX_COUNT))
+    return CheckpointMeta(params, seed, groups, set(scalar_keys), loop)
 
 
 def _loop_state(loop: dict[str, Any]) -> LoopState:
     inf = float("inf")
     return LoopState(
-        epoch=int(loop["epoch"]),
+        epoch=loop["epoch"],
         history={k: list(v) for k, v in loop["history"].items()},
         best_score=inf if loop["best_score"] is None else float(loop["best_score"]),
-        best_epoch=int(loop["best_epoch"]),
-        wait=int(loop["wait"]),
-        plateau_wait=int(loop["plateau_wait"]),
+        best_epoch=loop["best_epoch"],
+        wait=loop["wait"],
+        plateau_wait=loop["plateau_wait"],
         plateau_best=inf if loop["plateau_best"] is None else float(loop["plateau_best"]),
     )
+
+
+# ----------------------------------------------------------------------------- checkpoints: optimizer and RNG
+
+#: the per-parameter state of each optimizer aekit builds: keys shaped like the parameter, keys present
+#: when the group's momentum > 0, and one-element keys (Adam's step count, a float32 tensor)
+OPTIMIZER_STATE: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "KerasRMSprop": (("velocity",), ("momentum",), ()),
+    "SGD": ((), ("momentum_buffer",), ()),
+    "Adam": (("exp_avg", "exp_avg_sq"), (), ("step",)),
+    "AdamW": (("exp_avg", "exp_avg_sq"), (), ("step",)),
+}
+# how an update is computed follows this run's optimizer, not the writer's (a GPU run's fused or
+# capturable Adam resumed on a CPU); the hyperparameters and state come from the checkpoint
+_RUNTIME_KEYS = ("fused", "foreach", "capturable", "differentiable")
+_OPTIMIZER_FIX = "resume with the optimizer settings that wrote it, or train from the start"
+
+
+def _group_schema(current: dict[str, Any], max_lr: float) -> schema.Obj:
+    """A saved parameter group: this run's parameter indices, each hyperparameter of the type of this run's
+    and within its range (``schema.HYPERPARAMETERS``), a learning rate in [0, the run's learning_rate]."""
+    lr = schema.Num(0.0, max_lr)
+    fields = {k: schema.HYPERPARAMETERS.get(k) or schema.like(v) for k, v in current.items() if k not in _RUNTIME_KEYS}
+    fields |= {"params": schema.Const(jsonable(current["params"])), "lr": lr, "initial_lr": lr}
+    return schema.Obj(fields, optional=frozenset(fields) - {"params", "lr"}, extra=schema.GROUP_VALUE)
+
+
+def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, ck: CheckpointMeta) -> list[dict[str, Any]]:
+    """The saved parameter groups, checked against this run's optimizer and completed from it: the
+    hyperparameters are the file's, how the update runs is this run's."""
+    current = optimizer.state_dict()["param_groups"]
+    rate = ck.params.get("learning_rate")  # schedules only lower it
+    max_lr = float(rate) if rate is not None and schema.Num().ok(rate) else schema.MAX_FLOAT
+    with corrupted_metadata(p, "checkpoint metadata", _OPTIMIZER_FIX):
+        if len(ck.groups) != len(current):
+            raise SchemaError("param_groups", f"{len(current)} groups (this run's optimizer)", f"{len(ck.groups)} groups")
+        for i, (group, mine) in enumerate(zip(ck.groups, current, strict=True)):
+            check(_group_schema(mine, max_lr), group, f"param_groups[{i}]")
+    return [{**mine, **group, **{k: mine[k] for k in _RUNTIME_KEYS if k in mine}}
+            for group, mine in zip(ck.groups, current, strict=True)]
+
+
+def _meta_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _expected_state(
+    optimizer: torch.optim.Optimizer, groups: list[dict[str, Any]], epoch: int, names: list[str], scalar_keys: set[str]
+) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """The optimizer tensors (``index.key``, as meta tensors) and the one-element ones (``opt.index.key``)
+    that a checkpoint of ``epoch`` completed epochs holds (none before the first step), for this run's
+    parameters under the checkpoint's ``groups`` (whose momentum decides whether there is a buffer)."""
+    params = [(i, g, p) for i, (g, p) in enumerate(
+        (g, p) for g, mine in zip(groups, optimizer.param_groups, strict=True) for p in mine["params"])]
+    known = OPTIMIZER_STATE.get(type(optimizer).__name__)
+    if epoch == 0:
+        return {}, set()
+    if known is None:  # an optimizer the table does not list: the file's keys, each shaped like its parameter
+        shapes = {str(i): p for i, _, p in params}
+        found = [(n[4:], shapes.get(n.split(".")[1])) for n in names if n.count(".") >= 2]
+        return {k: _meta_tensor((1,), torch.float32) if f"opt.{k}" in scalar_keys else _meta_tensor(p.shape, p.dtype)
+                for k, p in found if p is not None}, scalar_keys
+    shaped, with_momentum, scalars = known
+    expected: dict[str, torch.Tensor] = {}
+    for i, group, param in params:
+        keys = shaped + (with_momentum if group.get("momentum", 0) > 0 else ())
+        expected |= {f"{i}.{k}": _meta_tensor(param.shape, param.dtype) for k in keys}
+        expected |= {f"{i}.{k}": _meta_tensor((1,), torch.float32) for k in scalars}
+    return expected, {f"opt.{i}.{k}" for i, _, _ in params for k in scalars}
+
+
+def _check_rng(p: Path, rng: torch.Tensor | None) -> None:
+    """Refuse a CPU RNG state that torch would not take, before anything is loaded."""
+    want = torch.get_rng_state()
+    if rng is None:
+        problem = "is missing"
+    elif rng.dtype != want.dtype or rng.shape != want.shape:
+        problem = f"has shape {tuple(rng.shape)} {rng.dtype}, expected {tuple(want.shape)} {want.dtype}"
+    else:
+        try:
+            torch.Generator().set_state(rng)  # a scratch generator: torch's own check, the global RNG untouched
+            return
+        except RuntimeError as exc:
+            problem = f"is not a valid state ({exc})"
+    raise ModelFileError(f"{p}: random-number state rng.cpu {problem}; {CHECKPOINT_DAMAGED}")
+
+
+def _check_checkpoint_tensors(p: Path, tensors: dict[str, torch.Tensor], net: nn.Module,
+                              optimizer: torch.optim.Optimizer, groups: list[dict[str, Any]], ck: CheckpointMeta) -> None:
+    """Every tensor of a checkpoint: its name, shape, dtype and finiteness, and the RNG state torch takes."""
+    stray = sorted(k for k in tensors if k != "rng.cpu" and not k.startswith(("net.", "best.", "opt.")))
+    if stray:
+        raise ModelFileError(f"{p}: unexpected tensors {stray[:5]} in a checkpoint; {CHECKPOINT_DAMAGED}")
+    _check_rng(p, tensors.get("rng.cpu"))
+    weights = net.state_dict()
+    check_tensors(p, tensors, weights, prefix="net.", fix="resume with the parameters that wrote it",
+                  corrupt=CHECKPOINT_DAMAGED)
+    if any(k.startswith("best.") for k in tensors):  # the best epoch's weights, kept by early stopping
+        check_tensors(p, tensors, weights, prefix="best.", fix=CHECKPOINT_DAMAGED, corrupt=CHECKPOINT_DAMAGED,
+                      what="best-epoch weights best.*")
+    names = [k for k in tensors if k.startswith("opt.")]
+    expected, scalars = _expected_state(optimizer, groups, ck.loop["epoch"], names, ck.scalar_keys)
+    check_tensors(p, tensors, expected, prefix="opt.", fix=_OPTIMIZER_FIX, corrupt=CHECKPOINT_DAMAGED,
+                  what="optimizer tensors opt.*")
+    if ck.scalar_keys != scalars:
+        raise ModelFileError(f"{p}: metadata scalar_keys names {sorted(ck.scalar_keys)[:3]}, expected the "
+                             f"optimizer's one-element state {sorted(scalars)[:3]}; {CHECKPOINT_DAMAGED}")
 
 
 def _optimizer_state(tensors: dict[str, torch.Tensor], scalar_keys: set[str]) -> dict[int, dict[str, Any]]:
@@ -306,19 +467,11 @@ def _load_optimizer(
     p: Path, optimizer: torch.optim.Optimizer, groups: list[Any], opt_state: dict[int, dict[str, Any]]
 ) -> None:
     saved_opt = optimizer.state_dict()
-    for group, current in zip(groups, saved_opt["param_groups"], strict=False):
-        # how the update is computed follows this run's optimizer, not the writer's (a GPU run's fused or
-        # capturable Adam resumed on a CPU); the hyperparameters and state come from the checkpoint
-        for key in ("fused", "foreach", "capturable", "differentiable"):
-            if isinstance(group, dict) and key in current:
-                group[key] = current[key]
-    try:
+    try:  # checked above; should torch still refuse, the optimizer is put back as it was
         optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         optimizer.load_state_dict(saved_opt)
-        raise ModelFileError(
-            f"{p}: optimizer state does not fit this model ({exc}); resume with the same optimizer settings"
-        ) from exc
+        raise ModelFileError(f"{p}: optimizer state does not fit this model ({exc}); {_OPTIMIZER_FIX}") from exc
 
 
 def load_checkpoint(
@@ -329,63 +482,42 @@ def load_checkpoint(
 
     ``expected_params``: the resuming run's parameters; the checkpoint must have been written with
     the same ones, except those that change how a run runs, not what it learns (epochs, device, ...).
+    The metadata (``read_checkpoint_metadata``), every tensor's name, shape, dtype and finiteness,
+    the optimizer's parameter groups and the RNG state are checked before anything is changed: a bad
+    file raises ``ModelFileError`` and leaves ``net``, ``optimizer`` and the RNG as they were.
     """
     p = Path(path)
-    meta, tensors = _read_checkpoint(p)
-    with corrupted_metadata(p, "checkpoint metadata", "delete it and train from the start"):
-        params = json.loads(meta["params"])
-        groups = json.loads(meta["param_groups"])
-        state = _loop_state(json.loads(meta["loop"]))
-        opt_state = _optimizer_state(tensors, set(json.loads(meta["scalar_keys"])))
-        if not isinstance(params, dict) or not isinstance(groups, list) or state.epoch < 0:
-            raise ValueError("params, param_groups or the epoch count have the wrong type")
+    ck = read_checkpoint_metadata(p)
     if expected_params is not None:
-        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and params.get(k) != expected_params[k]}
+        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and ck.params.get(k) != expected_params[k]}
+        changed |= {"epochs"} - set(ck.params)  # every run writes it: the bound of the loop's counters
         if changed:
             raise ModelFileError(
                 f"{p}: checkpoint was written with different parameters {sorted(changed)}; "
                 "resume with the same settings"
             )
-    # everything is checked before anything is changed: a bad file leaves net, optimizer and RNG as they were
-    rng = tensors.get("rng.cpu")
-    if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
-        raise ModelFileError(
-            f"{p}: missing or malformed random-number state; the checkpoint is corrupted, train from the start"
-        )
-    check_tensors(p, tensors, net.state_dict(), prefix="net.", fix="resume with the parameters that wrote it",
-                  corrupt="the checkpoint is corrupted, train from the start")
-    _load_optimizer(p, optimizer, groups, opt_state)
+    groups = _checked_groups(p, optimizer, ck)
+    tensors = read_tensors(p, "checkpoint", _CHECKPOINT_FIX)
+    _check_checkpoint_tensors(p, tensors, net, optimizer, groups, ck)
+    _load_optimizer(p, optimizer, groups, _optimizer_state(tensors, ck.scalar_keys))
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    state = _loop_state(ck.loop)
     device = next(net.parameters()).device
     state.best_weights = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")} or None
-    torch.set_rng_state(rng)
+    torch.set_rng_state(tensors["rng.cpu"])
     return state
 
 
 def checkpoint_seed(path: str | os.PathLike[str]) -> tuple[int | None, Any]:
     """``(seed, random_state)`` of the run that wrote a checkpoint: the integer seed it drew (stored since
     checkpoints have a "seed" entry; before, known only when its random_state was an int) and its
-    ``random_state`` parameter as stored. ``(None, None)`` for a file that is not a readable checkpoint:
-    ``load_checkpoint`` reports what is wrong with it."""
-    from safetensors.torch import safe_open
+    ``random_state`` parameter as stored (None or an int, validated).
 
-    def seed_or_none(v: Any) -> int | None:
-        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-        random_state = json.loads(meta.get("params", "{}")).get("random_state")
-        seed = seed_or_none(json.loads(meta.get("seed", "null")))
-    except Exception:  # noqa: BLE001 - any unreadable file: load_checkpoint says why
-        return None, None
-    seed = seed_or_none(random_state) if seed is None else seed
-    if seed is not None and seed >= 2**64:  # torch.manual_seed's limit: beyond it, "Overflow when unpacking long long"
-        raise ModelFileError(
-            f"{path}: the checkpoint's seed {seed} is beyond 2**64 - 1, the largest PyTorch accepts; the file is "
-            "corrupted or edited: pass random_state=... explicitly, or train afresh without resuming"
-        )
-    return seed, random_state
+    Raises ``ModelFileError`` for a file that is not a valid checkpoint, before a resumed run builds anything.
+    """
+    ck = read_checkpoint_metadata(path)
+    random_state = ck.params.get("random_state")
+    return (random_state if ck.seed is None else ck.seed), random_state
 
 
 def checkpoint_callback(
