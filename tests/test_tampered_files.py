@@ -27,8 +27,8 @@ from aekit._utils import ModelFileError
 from aekit.cli import main
 from aekit.files import load_checkpoint
 from aekit.modules import build_net
+from aekit.optim import make_optimizer
 from aekit.schema import MAX_DEPTH, SchemaError, depth, parse
-from aekit.training import make_optimizer
 
 TRAIN = ["--epochs", "2", "--hidden-layer-sizes", "8", "--n-components", "2", "--batch-size", "16", "--random-state", "0",
          "--early-stopping", "true", "--validation-fraction", "0.25"]  # early stopping: best.* tensors in the checkpoint
