@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from aekit._utils import ModelFileError, atomic_path
+from aekit.params import PARAMS
 from aekit.training import LoopState
 
 MODEL_FORMAT = 1
@@ -141,6 +142,8 @@ def fitted_section(est: Any) -> dict[str, Any]:
         "seed_": int(est.seed_),
         "stop_reason_": getattr(est, "stop_reason_", ""),
     }
+    if hasattr(est, "best_epoch_"):  # absent from models loaded from files written before it existed
+        fitted["best_epoch_"] = int(est.best_epoch_)
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
@@ -158,6 +161,12 @@ def _decode_fitted(fitted: Any) -> dict[str, Any]:
         "seed_": int(fitted.get("seed_", 0)),
         "stop_reason_": fitted.get("stop_reason_", ""),
     }
+    if "best_epoch_" in fitted:
+        attrs["best_epoch_"] = int(fitted["best_epoch_"])
+    else:  # written before best_epoch_ was stored, when no min_delta existed: the first lowest monitored loss
+        monitored = attrs["history_"].get("val_loss") or attrs["history_"].get("loss")
+        if monitored:
+            attrs["best_epoch_"] = int(np.argmin(monitored)) + 1
     if "classes_" in fitted:
         attrs["classes_"] = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
     names = fitted.get("feature_names_in_")
@@ -340,7 +349,9 @@ def load_checkpoint(
         if not isinstance(params, dict) or not isinstance(groups, list) or state.epoch < 0:
             raise ValueError("params, param_groups or the epoch count have the wrong type")
     if expected_params is not None:
-        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and params.get(k) != expected_params[k]}
+        # a parameter the checkpoint does not name is younger than the file: its run had the default
+        written = {k: params[k] if k in params else getattr(PARAMS.get(k), "default", None) for k in expected_params}
+        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and written[k] != expected_params[k]}
         if changed:
             raise ModelFileError(
                 f"{p}: checkpoint was written with different parameters {sorted(changed)}; "
