@@ -119,9 +119,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             caller = sys._getframe(1).f_code.co_name  # transform, predict_proba, ...: once per call site per process
             warn_once(
                 ("range", type(self).__name__, caller),
-                f"X holds values outside [0, 1] (from {float(X.min()):.4g} to {float(X.max()):.4g}) but this model was "
-                "trained on data in [0, 1] (sigmoid output); scale X as it was scaled for fit (tabular data: the same "
-                "fitted MinMaxScaler; images: 0-255 pixels divided by 255, or uint8). Shown once per process",
+                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) but this model "
+                "was trained on data in [0, 1] (sigmoid output); scale X as it was scaled for fit (tabular data: the "
+                "same fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8). Shown once per process",
                 stacklevel=3,
             )
         return X
