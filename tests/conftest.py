@@ -31,6 +31,14 @@ def mnist(mnist_dir):
     return load_mnist(mnist_dir, download=False)
 
 
+@pytest.fixture(autouse=True)
+def _warnings_once_per_test():
+    """aekit's once-per-process warnings (``_utils.warn_once``) come once per test, whatever ran before."""
+    from aekit._utils import _WARNED
+
+    _WARNED.clear()
+
+
 @pytest.fixture
 def blobs():
     """Small separable data in [0, 1]: 3 classes, 20 features."""

@@ -1,12 +1,19 @@
-"""aekit: autoencoders for dimensionality reduction, denoising and visualization."""
+"""aekit: autoencoders for dimensionality reduction, denoising and visualization.
 
-from types import ModuleType
+The public names are imported on first use (``aekit.Autoencoder`` imports torch then), so
+that ``import aekit`` and ``aekit --version`` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from aekit.data import load_array, load_mnist, read_idx  # noqa: E402
-from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load  # noqa: E402
-from aekit.summary import dense_table, format_table, module_table  # noqa: E402
+if TYPE_CHECKING:
+    from aekit.data import load_array, load_mnist, read_idx
+    from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load
+    from aekit.summary import dense_table, format_table, module_table
 
 __all__ = [
     "PRESETS",
@@ -22,15 +29,30 @@ __all__ = [
     "__version__",
 ]
 
+#: public name -> the module that defines it
+_PUBLIC = {
+    "load_array": "data", "load_mnist": "data", "read_idx": "data",
+    "PRESETS": "estimators", "Autoencoder": "estimators", "SupervisedAutoencoder": "estimators", "load": "estimators",
+    "dense_table": "summary", "format_table": "summary", "module_table": "summary",
+}
+
 _SUBMODULES = (
     "metrics", "plots", "visualize", "objectives", "optim", "training", "accel", "modules", "files", "demo", "cli",
     "explore", "export",
 )
 
 
-def __getattr__(name: str) -> ModuleType:  # aekit.metrics, aekit.plots, ... on first use (matplotlib only when plotting)
-    if name in _SUBMODULES:
-        import importlib
+def __getattr__(name: str) -> Any:  # aekit.Autoencoder, aekit.metrics, ... on first use (matplotlib only when plotting)
+    import importlib
 
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f"aekit.{_PUBLIC[name]}"), name)
+        globals()[name] = value  # later look-ups are plain attribute reads
+        return value
+    if name in _SUBMODULES:
         return importlib.import_module(f"aekit.{name}")
     raise AttributeError(f"module 'aekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC, *_SUBMODULES})

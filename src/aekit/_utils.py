@@ -9,7 +9,8 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+import warnings
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,23 @@ UNIT_TOL = 1e-6
 def in_unit_range(lo: float, hi: float) -> bool:
     """Whether values from ``lo`` to ``hi`` lie in [0, 1], up to float rounding (NaN: False)."""
     return bool(lo >= -UNIT_TOL and hi <= 1 + UNIT_TOL)
+
+
+#: the keys ``warn_once`` has warned about in this process
+_WARNED: set[Hashable] = set()
+
+
+def warn_once(key: Hashable, message: str, category: type[Warning] = UserWarning, stacklevel: int = 1) -> None:
+    """``warnings.warn`` the first time ``key`` comes in this process, then never again.
+
+    For advice about the data that would otherwise repeat for every fold of a
+    cross-validation (the messages differ, so the ``warnings`` module's own once-per-text
+    rule does not hold them back). ``stacklevel`` counts from the caller, as in ``warnings.warn``.
+    """
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 
 def is_uint8(X: Any) -> bool:

@@ -36,6 +36,9 @@ from aekit.params import (
 
 log = logging.getLogger("aekit")
 
+#: stop reasons of a run that ended on its own: its checkpoint is deleted unless --keep-checkpoint
+FINISHED = ("completed", "early_stopping", "lr_floor")
+
 def _on_command_line(value: Any) -> str:
     """A value as it is typed as a flag (``500,300,100``, ``none``, ``true``)."""
     if isinstance(value, tuple):
@@ -198,6 +201,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if est.n_iter_ == 0:
         return 130 if est.stop_reason_ == "interrupted" else 2
     print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
+    if est.stop_reason_ in FINISHED and not args.keep_checkpoint:  # a finished run needs no resuming; ~3x the model's size
+        (out / "checkpoint.safetensors").unlink(missing_ok=True)
     try:
         with plots.offscreen():  # files only: no display, the user's backend untouched
             plots.save(plots.training_curves(est.history_), out / "training_curve.png")
@@ -457,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep --out/checkpoint.safetensors after a finished run, to continue it later with --resume "
+                        "and more --epochs (an interrupted run always keeps it)")
     _add_estimator_flags(p)
     p.set_defaults(func=cmd_train, param_flags=frozenset(FLAGS))
 

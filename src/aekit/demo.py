@@ -315,7 +315,7 @@ Dense 784 → 500 → 300 → 100 → (μ, log σ²) ∈ ℝ² → 100 → 300 �
 def section_tsne(ctx: Context) -> str:
     """AE → t-SNE vs AE → 2-D vs t-SNE from raw, on the test set."""
     from aekit.estimators import Autoencoder, SupervisedAutoencoder
-    from aekit.visualize import compare_routes, plot_routes
+    from aekit.visualize import TRUST_SAMPLES, compare_routes, plot_routes
 
     d = ctx.data
     ae20 = Autoencoder(n_components=20, epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress))
@@ -339,7 +339,7 @@ def section_tsne(ctx: Context) -> str:
 
 Autoencoders trained on the training set; embeddings of the {len(d.X_test):,} test images.
 k-NN(5) accuracy by 5-fold cross-validation in the 2-D embedding; trustworthiness (5 neighbours)
-against the 784-D pixels on 3,000 points; t-SNE by openTSNE (perplexity 30). The (S)AE routes
+against the 784-D pixels on {min(len(d.X_test), TRUST_SAMPLES):,} points; t-SNE by openTSNE (perplexity 30). The (S)AE routes
 find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
 (`AETSNE(distances="input")`, the default).
 

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from aekit._utils import (
     resolve_device,
     seed_from,
     to_numpy,
+    warn_once,
 )
 from aekit.accel import (
     Plan,
@@ -62,7 +64,7 @@ from aekit.optim import make_optimizer
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param, validate
 from aekit.resources import check_memory
-from aekit.training import Callback, LoopState, TrainConfig, optimizer_step, train
+from aekit.training import Callback, LoopState, TrainConfig, epoch_printer, optimizer_step, train
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +125,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
-            warnings.warn(
-                f"X holds values in [{float(X.min()):.4g}, {float(X.max()):.4g}] but this model was trained on data in [0, 1] "
-                "(sigmoid output); scale X as for fit (e.g. divide 0-255 pixels by 255, or pass uint8 images)",
-                UserWarning,
+            caller = sys._getframe(1).f_code.co_name  # transform, predict_proba, ...: once per call site per process
+            warn_once(
+                ("range", type(self).__name__, caller),
+                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) but this model "
+                "was trained on data in [0, 1] (sigmoid output); scale X as it was scaled for fit (tabular data: the "
+                "same fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8). Shown once per process",
                 stacklevel=3,
             )
         return X
@@ -307,6 +311,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if run_random_state is not None:  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
             run_params["random_state"] = run_random_state
         callbacks = list(self.callbacks or [])
+        if int(self.verbose) >= 2:  # first: the line is printed even when a later callback stops training
+            callbacks.insert(0, epoch_printer(int(self.epochs)))
         if resume_from is not None:
             from aekit.files import load_checkpoint
 
@@ -324,8 +330,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             batch_size=int(self.batch_size),
             early_stopping=bool(self.early_stopping),
             patience=int(self.patience),
+            min_delta=float(self.min_delta),
+            restore_best_weights=bool(self.restore_best_weights),
             lr_schedule=self.lr_schedule,
-            progress=bool(self.verbose),
+            progress=int(self.verbose) == 1,  # 2 and more: one line per epoch instead (see _resume)
             min_batch=2 if self.batchnorm else 1,  # BatchNorm cannot normalise a batch of one sample
         )
 
@@ -355,6 +363,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             finally:
                 self.history_ = state.history
                 self.n_iter_ = state.epoch
+                self.best_epoch_ = state.best_epoch + 1  # 1-based, as the epochs of the verbose lines; 0: none yet
                 self.stop_reason_ = state.stop_reason or "error"
 
     # ------------------------------------------------------------------ inference
@@ -488,8 +497,11 @@ class Autoencoder(_AutoencoderBase):
     code_activation : str, default="tanh"
         Activation of the code layer of a deterministic AE.
     output_activation : {"sigmoid", "linear"}, default="sigmoid"
-    loss : {"bce", "mse"}, default="bce"
-        Reconstruction loss, mean per element.
+    loss : {"bce", "mse", "huber", "l1"}, default="bce"
+        Reconstruction loss, mean per element. "bce" needs the sigmoid output (data in
+        [0, 1]); "mse", "huber" (Huber with delta 1: squared below 1, absolute above)
+        and "l1" (absolute error, robust to outliers) compare the output, after the
+        sigmoid if there is one; for unbounded data use them with ``output_activation="linear"``.
     batchnorm : bool, default=False
         BatchNorm after every hidden layer.
     dropout : float, default=0.0
@@ -513,10 +525,23 @@ class Autoencoder(_AutoencoderBase):
     batch_size : int, default=128
     epochs : int, default=20
     lr_schedule : {None, "cosine", "plateau"}, default=None
+        "cosine": per step down to 0; "plateau": halve after 2 epochs without improvement.
     validation_fraction : float, default=0.0
         Held-out fraction for ``val_*`` history and early stopping.
     early_stopping : bool, default=False
+        Stop once the monitored loss (``val_loss`` with a validation split, else ``loss``)
+        has not improved for ``patience`` epochs. With ``lr_schedule="plateau"`` the
+        halvings do not restart that count, and training also ends once the schedule
+        takes the learning rate below ``learning_rate / 100`` (``stop_reason_``
+        "lr_floor").
     patience : int, default=5
+        Epochs without improvement before early stopping.
+    min_delta : float, default=0.0
+        Smallest decrease of the monitored loss that counts as an improvement (for
+        early stopping, ``best_epoch_`` and the plateau schedule).
+    restore_best_weights : bool, default=True
+        With early stopping: end with the weights of ``best_epoch_`` rather than the last
+        epoch's.
     device : str, default="auto"
         "auto" picks CUDA (or MPS) when available, else CPU.
     compile : bool or "auto", default="auto"
@@ -538,11 +563,15 @@ class Autoencoder(_AutoencoderBase):
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.
     verbose : int, default=0
-        1 shows a progress bar.
+        0 is silent; 1 shows a progress bar (steps, with the epoch in its description);
+        2 prints one line per epoch to stderr (epoch k/N, losses, validation losses,
+        learning rate, seconds), without any logging set-up.
     callbacks : list of callables, optional
         ``cb(epoch, logs)``; returning True stops training.
     checkpoint_path : path, optional
-        Write a resumable checkpoint there after every epoch.
+        Write a resumable checkpoint there after every epoch. The file stays when
+        training ends (the path is the caller's; ``aekit train`` deletes its own once a
+        run has finished, unless ``--keep-checkpoint``).
 
     Attributes
     ----------
@@ -552,6 +581,14 @@ class Autoencoder(_AutoencoderBase):
     n_features_in_ : int
     n_iter_ : int
         Epochs completed.
+    best_epoch_ : int
+        The epoch (1-based, as in the ``verbose=2`` lines: ``history_[key][best_epoch_ - 1]``)
+        with the lowest monitored loss, improvements smaller than ``min_delta`` not
+        counting; 0 before any epoch completed. With early stopping and
+        ``restore_best_weights`` the model holds this epoch's weights.
+    stop_reason_ : str
+        Why training ended: "completed", "early_stopping", "lr_floor", "callback",
+        "interrupted" or "diverged".
     """
 
     def __init__(
@@ -582,6 +619,8 @@ class Autoencoder(_AutoencoderBase):
         validation_fraction: float = 0.0,
         early_stopping: bool = False,
         patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
         device: str = "auto",
         compile: bool | str = "auto",
         precision: str = "float32",
@@ -615,6 +654,8 @@ class Autoencoder(_AutoencoderBase):
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
         self.device = device
         self.compile = compile
         self.precision = precision
@@ -704,6 +745,8 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         validation_fraction: float = 0.0,
         early_stopping: bool = False,
         patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
         device: str = "auto",
         compile: bool | str = "auto",
         precision: str = "float32",
@@ -742,6 +785,8 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
         self.device = device
         self.compile = compile
         self.precision = precision

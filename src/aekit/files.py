@@ -36,6 +36,7 @@ from torch import nn
 
 from aekit import schema
 from aekit._utils import ModelFileError, atomic_path, jsonable
+from aekit.params import PARAMS
 from aekit.schema import SchemaError, check, parse
 from aekit.training import LoopState
 
@@ -167,6 +168,8 @@ def fitted_section(est: Any) -> dict[str, Any]:
         "seed_": int(est.seed_),
         "stop_reason_": getattr(est, "stop_reason_", ""),
     }
+    if hasattr(est, "best_epoch_"):  # absent from models loaded from files written before it existed
+        fitted["best_epoch_"] = int(est.best_epoch_)
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
@@ -184,6 +187,12 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
         "seed_": fitted.get("seed_", 0),
         "stop_reason_": fitted.get("stop_reason_", ""),
     }
+    if "best_epoch_" in fitted:
+        attrs["best_epoch_"] = int(fitted["best_epoch_"])
+    else:  # written before best_epoch_ was stored, when no min_delta existed: the first lowest monitored loss
+        monitored = attrs["history_"].get("val_loss") or attrs["history_"].get("loss")
+        if monitored:
+            attrs["best_epoch_"] = int(np.argmin(monitored)) + 1
     if "classes_" in fitted:  # values and dtype checked: an array of a few bytes per class
         attrs["classes_"] = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
     if "feature_names_in_" in fitted:
@@ -489,7 +498,9 @@ def load_checkpoint(
     p = Path(path)
     ck = read_checkpoint_metadata(p)
     if expected_params is not None:
-        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and ck.params.get(k) != expected_params[k]}
+        # a parameter the checkpoint does not name is younger than the file: its run had the default
+        written = {k: ck.params[k] if k in ck.params else getattr(PARAMS.get(k), "default", None) for k in expected_params}
+        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and written[k] != expected_params[k]}
         changed |= {"epochs"} - set(ck.params)  # every run writes it: the bound of the loop's counters
         if changed:
             raise ModelFileError(

@@ -8,25 +8,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aekit._utils import InputError
 
-RECONSTRUCTION_LOSSES = ("bce", "mse")
+RECONSTRUCTION_LOSSES = ("bce", "mse", "huber", "l1")
+# the losses that compare the output itself (after the sigmoid, if any) with the target
+_OUTPUT_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": F.mse_loss, "huber": F.huber_loss, "l1": F.l1_loss,
+}
 NOISE_KINDS = ("gaussian", "masking", "salt_pepper")
 
 
 def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str, output_activation: str) -> torch.Tensor:
-    """Mean-per-element reconstruction loss from decoder logits, shape ``()``."""
+    """Mean-per-element reconstruction loss from decoder logits, shape ``()``.
+
+    ``kind``: "bce" (on the logits, sigmoid output only), or "mse" / "huber" / "l1" on the
+    output (the sigmoid of the logits for a sigmoid output, the logits for a linear one).
+    """
     if kind == "bce":
         if output_activation != "sigmoid":
             raise InputError("loss='bce' needs output_activation='sigmoid'; use loss='mse' for unbounded data")
         return F.binary_cross_entropy_with_logits(logits, target)
-    if kind == "mse":
+    compare = _OUTPUT_LOSSES.get(kind)
+    if compare is not None:  # huber: delta=1, squared error below it, absolute above
         out = torch.sigmoid(logits) if output_activation == "sigmoid" else logits
-        return F.mse_loss(out, target)
+        return compare(out, target)
     raise InputError(f"loss={kind!r} must be one of {RECONSTRUCTION_LOSSES}")
 
 

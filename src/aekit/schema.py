@@ -262,13 +262,15 @@ MODEL_FITTED = Obj(
         "n_features_in_": Int(1, MAX_COUNT),
         "history_": HISTORY,
         "n_iter_": Int(0, MAX_COUNT),
+        "best_epoch_": Int(0, MAX_COUNT),  # 1-based; 0: no epoch finished
         "seed_": Int(0, MAX_SEED),
         "stop_reason_": Str(64),
         "feature_names_in_": ListOf(Str(), max_len=MAX_COUNT),
         "classes_": ListOf(Either((Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str())), min_len=2, max_len=MAX_CLASSES),
         "classes_dtype": CLASSES_DTYPE,
     },
-    optional=frozenset({"history_", "n_iter_", "seed_", "stop_reason_", "feature_names_in_", "classes_", "classes_dtype"}),
+    optional=frozenset({"history_", "n_iter_", "best_epoch_", "seed_", "stop_reason_", "feature_names_in_", "classes_",
+                        "classes_dtype"}),
 )
 
 

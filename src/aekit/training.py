@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,10 @@ from aekit._utils import Callback, InputError, LossFn, Step, TrainingDivergedErr
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEDULES", "Callback", "LoopState", "LossFn", "Step", "TrainConfig", "evaluate", "optimizer_step", "train"]
+__all__ = [
+    "SCHEDULES", "Callback", "LoopState", "LossFn", "Step", "TrainConfig", "epoch_line", "epoch_printer", "evaluate",
+    "optimizer_step", "train",
+]
 
 SCHEDULES = (None, "cosine", "plateau")
 
@@ -43,6 +47,8 @@ class TrainConfig:
     min_delta: float = 0.0  # smallest decrease that counts as an improvement
     restore_best_weights: bool = True  # with early stopping: end with the best epoch's weights
     lr_schedule: str | None = None  # None, "cosine" (per step, to 0) or "plateau" (halve after 2 flat epochs)
+    # plateau with early stopping: also stop once the lr falls below this fraction of its initial value (7 halvings)
+    min_lr_fraction: float = 0.01
     progress: bool = False  # show a tqdm progress bar
     eval_batch_size: int = 4096  # samples per forward pass when validating
     min_batch: int = 1  # a last batch smaller than this joins the one before it (BatchNorm needs 2 samples)
@@ -165,6 +171,8 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[dict[str, torch.Tensor], torch.Te
         epoch_data = tuple(t[perm] for t in run.data)  # one gather per epoch
     else:
         epoch_data = tuple(run.data)
+    if run.bar is not None:
+        run.bar.set_description(f"epoch {epoch + 1}/{run.config.epochs}")
     sums: dict[str, torch.Tensor] = {}
     step_loss = torch.empty(steps, device=device)
     for i in range(steps):
@@ -211,10 +219,32 @@ def _epoch_logs(run: _Run, state: LoopState, sums: dict[str, torch.Tensor], t0: 
     return logs
 
 
+def epoch_line(epoch: int, epochs: int, logs: Mapping[str, float]) -> str:
+    """One epoch's logs as one line: ``epoch 3/20 loss=0.2113 ... val_loss=0.2150 lr=0.002 time=1.24s``.
+
+    ``epoch`` counts from 1, as the user does.
+    """
+    parts = [f"{k}={v:.4g}" for k, v in logs.items() if k not in ("lr", "time")]
+    if "lr" in logs:
+        parts.append(f"lr={logs['lr']:.3g}")
+    if "time" in logs:
+        parts.append(f"time={logs['time']:.2f}s")
+    return f"epoch {epoch}/{epochs} " + " ".join(parts)
+
+
+def epoch_printer(epochs: int) -> Callback:
+    """A callback printing ``epoch_line`` to stderr after every epoch (``verbose=2``): no logging set-up needed."""
+
+    def callback(epoch: int, logs: dict[str, float]) -> None:
+        print(epoch_line(epoch + 1, epochs, logs), file=sys.stderr, flush=True)
+
+    return callback
+
+
 def _report(run: _Run, state: LoopState, logs: dict[str, float]) -> None:
     if run.bar is not None:
         run.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if "loss" in k})
-    log.info("epoch %d/%d %s", state.epoch, run.config.epochs, " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+    log.info("%s", epoch_line(state.epoch, run.config.epochs, logs))
 
 
 def _track_best(run: _Run, state: LoopState, epoch: int, score: float) -> None:
@@ -228,26 +258,32 @@ def _track_best(run: _Run, state: LoopState, epoch: int, score: float) -> None:
         state.wait += 1
 
 
-def _plateau(run: _Run, state: LoopState, score: float) -> None:
-    """lr_schedule="plateau": halve the learning rate after 2 epochs without improvement."""
+def _plateau(run: _Run, state: LoopState, score: float) -> bool:
+    """lr_schedule="plateau": halve the learning rate after 2 epochs without improvement; True once below the floor.
+
+    The halvings leave early stopping's count (``state.wait``) alone. A monitored loss that keeps
+    improving by tiny amounts resets that count epoch after epoch (a training loss can do so for
+    hundreds of epochs); with early stopping the floor (``min_lr_fraction`` of the initial lr)
+    ends such a run, and ``min_delta`` says what counts as an improvement.
+    """
     if score < state.plateau_best - run.config.min_delta:
         state.plateau_best, state.plateau_wait = score, 0
-        return
+        return False
     state.plateau_wait += 1
     if state.plateau_wait >= 2:
         _set_lr(run.optimizer, run.optimizer.param_groups[0]["lr"] * 0.5)
         state.plateau_wait = 0
+    return run.optimizer.param_groups[0]["lr"] < run.base_lrs[0] * run.config.min_lr_fraction
 
 
 def _should_stop(run: _Run, state: LoopState, epoch: int, logs: dict[str, float]) -> bool:
     """End-of-epoch bookkeeping: best score, plateau schedule, callbacks; True (with the reason) to stop."""
     score = logs[run.monitor]
     _track_best(run, state, epoch, score)
-    if run.config.lr_schedule == "plateau":
-        _plateau(run, state, score)
+    floor = run.config.lr_schedule == "plateau" and _plateau(run, state, score)
     stop = any([bool(cb(epoch, logs)) for cb in run.callbacks])  # every callback runs (e.g. the checkpoint) before one stops
-    if run.config.early_stopping and state.wait >= run.config.patience:
-        state.stop_reason = "early_stopping"
+    if run.config.early_stopping and (state.wait >= run.config.patience or floor):
+        state.stop_reason = "early_stopping" if state.wait >= run.config.patience else "lr_floor"
         return True
     if stop:
         state.stop_reason = "callback"

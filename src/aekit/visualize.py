@@ -140,6 +140,7 @@ def _unit_scaled(X: Any) -> Any:
 
 KNN_METHODS = ("auto", "exact", "annoy", "pynndescent")
 DISTANCES = ("input", "code")
+TRUST_SAMPLES = 3000  # compare_routes' trustworthiness: on at most this many points (it is quadratic in memory)
 EXACT_KNN_MAX_DIMS = 64  # up to here exact search beat Annoy (docs/performance.md#t-sne-neighbours)
 
 
@@ -323,7 +324,7 @@ def compare_routes(
         routes[name] = {"embedding": emb, "seconds": secs + s, "ae_seconds": secs, "tsne_seconds": s}
     for r in routes.values():
         r["knn5_cv"] = metrics.knn_cv_accuracy(r["embedding"], y)
-        r["trustworthiness"] = metrics.trustworthiness(X, r["embedding"], max_samples=3000)
+        r["trustworthiness"] = metrics.trustworthiness(X, r["embedding"], max_samples=TRUST_SAMPLES)
     return routes
 
 
