@@ -1,9 +1,8 @@
 """aekit: autoencoders for dimensionality reduction, denoising and visualization."""
 
-from typing import TYPE_CHECKING
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # (not typing's: `import aekit` imports nothing, see below; type checkers know the name)
 if TYPE_CHECKING:
     from aekit.data import load_array, load_mnist, read_idx
     from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load

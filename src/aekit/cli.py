@@ -19,9 +19,11 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # (not typing's: one import less before main's guard; type checkers know the name)
 if TYPE_CHECKING:  # the rest is imported where it is used: loading this module stays light (see above)
+    from typing import Any
+
     import numpy as np
 
     from aekit.outputs import OutputFolder
