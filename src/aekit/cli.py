@@ -110,19 +110,6 @@ def _out_dir(args: argparse.Namespace, files: Sequence[str], overwrite: bool | N
         yield out
 
 
-@contextlib.contextmanager
-def _out_file(path: str, overwrite: bool, flag: str = "--out") -> Iterator[tuple[OutputFolder, str]]:
-    """A single output file: its folder (not locked: shared with other files) and its name."""
-    from aekit._utils import InputError
-    from aekit.outputs import output_folder
-
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{flag} {p} is a folder; expected a file name in it, or choose another {flag}")
-    with output_folder(p.parent, [p.name], overwrite=overwrite, lock=False, flag=flag) as out:
-        yield out, p.name
-
-
 def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") -> Path:
     import numpy as np
 
@@ -170,31 +157,12 @@ def _estimator(args: argparse.Namespace, y: np.ndarray | None) -> Any:
     return est
 
 
-def _save_run(out: OutputFolder, est: Any) -> bool:
-    """Model, history and training curve written beside each other, then put in place together (a
-    checkpoint staged over a previous run's goes with them); False: no curve (a plot never costs the model)."""
-    from aekit import plots
-    from aekit._utils import atomic_path, deferred_signals
-
-    with deferred_signals():  # Ctrl-C or SIGTERM now: the files are saved first, then the signal acts
-        est.set_params(checkpoint_path=str(out.path / "checkpoint.safetensors"))  # its final name, not the staged one
-        est.save(out.staged("model.safetensors"))
-        with atomic_path(out.staged("history.json")) as tmp:
-            tmp.write_text(json.dumps(est.history_, indent=1))
-        try:
-            plots.save(plots.training_curves(est.history_).figure, out.staged("training_curve.png"))
-            curve = True
-        except Exception as exc:
-            log.warning("could not draw the training curve: %s", exc)
-            curve = False
-        out.commit(remove=() if curve else ["training_curve.png"])  # no curve of a previous run beside this model
-    return curve
-
-
 def _keep_trained(out: OutputFolder, est: Any) -> bool:
-    """Save a model that trained at least one epoch (``_save_run``); an untrained one never replaces a file."""
+    """Save a model that trained at least one epoch (``save_training``); an untrained one never replaces a file."""
+    from aekit.outputs import save_training
+
     if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
-        return _save_run(out, est)
+        return save_training(out, est)
     if getattr(est, "stop_reason_", "") in ("interrupted", "diverged"):
         print(f"no epoch completed ({est.stop_reason_}): no model written to {out.path}", file=sys.stderr)
     return False
@@ -234,8 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.estimators import load
+    from aekit.outputs import output_file
 
-    with _out_file(args.out, args.overwrite) as (out, name):
+    with output_file(args.out, args.overwrite) as (out, name):
         est = load(args.model)
         X, _ = load_data(args)
         Z = est.transform(X)
@@ -306,8 +275,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aekit._utils import atomic_path
     from aekit.estimators import load
     from aekit.metrics import evaluate_model
+    from aekit.outputs import output_file
 
-    with _out_file(args.json, args.overwrite, "--json") if args.json else contextlib.nullcontext((None, "")) as (out, name):
+    with output_file(args.json, args.overwrite, "--json") if args.json else contextlib.nullcontext((None, "")) as (out, name):
         est = load(args.model)
         X, y, X_tr, y_tr = _labelled_pair(args)
         results = evaluate_model(est, X, y, X_tr, y_tr)
@@ -327,9 +297,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit._utils import InputError, as_float32
     from aekit.estimators import load
     from aekit.objectives import add_noise
+    from aekit.outputs import output_file
     from aekit.params import check_noise_factor
 
-    with _out_file(args.out, args.overwrite) as (out, name):
+    with output_file(args.out, args.overwrite) as (out, name):
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
@@ -420,11 +391,12 @@ def _write_explore(path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | N
 def cmd_explore(args: argparse.Namespace) -> int:
     from aekit._utils import InputError
     from aekit.explore import check_writable
+    from aekit.outputs import output_file
 
     if (args.model is None) == (args.embedding is None):
         raise InputError("explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)")
     check_writable(args.out, "--out")
-    with _out_file(args.out, args.overwrite) as (out, name):
+    with output_file(args.out, args.overwrite) as (out, name):
         emb, X, y, model, axes = _explore_points(args)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
@@ -624,10 +596,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    sigterm = getattr(signal, "SIGTERM", None)
     previous = None
-    if sigterm is not None and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(sigterm, _interrupt) or signal.SIG_DFL
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -635,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if previous is not None:
-            signal.signal(sigterm, previous)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:

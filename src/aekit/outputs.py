@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from aekit._utils import AekitError, InputError, deferred_signals, new_folders, place, remove_empty
+from aekit._utils import AekitError, InputError, atomic_path, deferred_signals, new_folders, place, remove_empty
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 #: errors of the disk rather than of the input: a run that meets one says the folder is as it was
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG}
@@ -218,3 +223,36 @@ def output_folder(
         raise
     else:
         out._close(failed=False)
+
+
+@contextlib.contextmanager
+def output_file(path: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> Iterator[tuple[OutputFolder, str]]:
+    """A single output file: its folder (not locked: other commands may write beside it) and its name."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{flag} {p} is a folder; expected a file name in it, or choose another {flag}")
+    with output_folder(p.parent, [p.name], overwrite=overwrite, lock=False, flag=flag) as out:
+        yield out, p.name
+
+
+def save_training(out: OutputFolder, est: Any) -> bool:
+    """A trained estimator's model, history and training curve, written beside each other, then put in
+    place together (with a checkpoint staged over a previous run's); signals wait until they are.
+
+    Returns False when the curve could not be drawn: a plot never costs the model.
+    """
+    from aekit import plots
+
+    with deferred_signals():  # Ctrl-C or SIGTERM now: the files are saved first, then the signal acts
+        est.set_params(checkpoint_path=str(out.path / "checkpoint.safetensors"))  # its final name, not the staged one
+        est.save(out.staged("model.safetensors"))
+        with atomic_path(out.staged("history.json")) as tmp:
+            tmp.write_text(json.dumps(est.history_, indent=1))
+        try:
+            plots.save(plots.training_curves(est.history_).figure, out.staged("training_curve.png"))
+            curve = True
+        except Exception as exc:
+            log.warning("could not draw the training curve: %s", exc)
+            curve = False
+        out.commit(remove=() if curve else ["training_curve.png"])  # no curve of a previous run beside this model
+    return curve
