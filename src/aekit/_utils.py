@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
@@ -283,32 +285,115 @@ def check_parents(path: str | os.PathLike[str], what: str = "") -> None:
             )
 
 
+#: signals whose delivery ``deferred_signals`` holds back until a write is complete
+DEFERRED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n))
+_deferring = threading.local()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then deliver them to the handlers they had.
+
+    A save that a signal cut short would leave a temporary file and no result; deferred, the save
+    completes and the signal then acts as it would have (Ctrl-C raises ``KeyboardInterrupt``, a
+    default SIGTERM ends the process). Only the main thread can change handlers: elsewhere, and
+    inside an enclosing block, this does nothing.
+    """
+    if getattr(_deferring, "active", False) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+    for sig in DEFERRED_SIGNALS:
+        # None: a handler not set from Python; it is given back as the default
+        previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum)) or signal.SIG_DFL
+    _deferring.active = True
+    try:
+        yield
+    finally:
+        _deferring.active = False
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):  # each signal once, in the order they came
+            handler = previous[sig]
+            if callable(handler):
+                handler(sig, None)  # e.g. Python's SIGINT handler: raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(sig)  # the default action (SIGTERM: the process ends)
+
+
+def place(src: Path, final: Path, *, overwrite: bool) -> None:
+    """Rename the finished file ``src`` onto ``final``; without ``overwrite`` never replace a file there.
+
+    The no-replace rename is a hard link (atomic: it fails if ``final`` exists, whoever made it)
+    followed by removing ``src``; a file system without hard links gets a check and a rename.
+    """
+    if overwrite:
+        os.replace(src, final)
+        return
+    try:
+        os.link(src, final)
+    except FileExistsError:
+        raise FileExistsError(f"{final} appeared while aekit was writing it; pass --overwrite to replace it") from None
+    except OSError:  # no hard links here (e.g. FAT, some network file systems)
+        if final.exists():
+            raise FileExistsError(f"{final} exists; pass --overwrite to replace it") from None
+        os.replace(src, final)
+        return
+    src.unlink()
+
+
+def new_folders(folder: Path) -> list[Path]:
+    """The folders that creating ``folder`` (with its parents) would create, outermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (outermost first, as ``new_folders`` gives them), innermost first, while empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone: leave it and everything above it
+            return
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     A crash or exception never leaves a half-written file under the final name,
-    and the previous file stays intact until the new one is complete.
+    and the previous file stays intact until the new one is complete. The temporary
+    file is removed on every exit but SIGKILL: SIGINT and SIGTERM wait until the file is in
+    place or removed (``deferred_signals``). Folders created for it are removed if the write fails.
+    Without ``overwrite`` a file that exists at ``path`` when the write ends is never
+    replaced (``FileExistsError``).
     """
     final = Path(path)
     if final.is_dir():
         raise InputError(f"{final} is a folder; expected a file name to write")
     check_parents(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        # the permissions a plain open() would give, not mkstemp's 0600 (set after writing: some
-        # writers, e.g. safetensors, replace the temporary file with their own)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
+    with deferred_signals():
+        created = new_folders(final.parent)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+        tmp_path, done = Path(tmp), False
+        try:
+            yield tmp_path
+            umask = os.umask(0)
+            os.umask(umask)
+            # the permissions a plain open() would give, not mkstemp's 0600 (set after writing: some
+            # writers, e.g. safetensors, replace the temporary file with their own)
+            os.chmod(tmp_path, 0o666 & ~umask)
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            place(tmp_path, final, overwrite=overwrite)
+            done = True
+        finally:
+            tmp_path.unlink(missing_ok=True)
+            if not done:
+                remove_empty(created)

@@ -3,6 +3,10 @@
 Every estimator parameter is a flag of ``aekit train`` (``--n-components 20``,
 ``--hidden-layer-sizes 500,300,100``), built from the table in ``params``; errors of input
 become one line on stderr and exit code 2, never a traceback (a bug still shows one).
+Ctrl-C (or SIGTERM) at any moment gives exit code 130 and one line: this module imports only
+the standard library when loaded, so torch and the rest load inside ``main``'s guard. Files
+are written through ``aekit.outputs`` (a locked folder, no file replaced without --overwrite,
+the run's files put in place together).
 """
 
 from __future__ import annotations
@@ -15,24 +19,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
-import numpy as np
+TYPE_CHECKING = False  # (not typing's: one import less before main's guard; type checkers know the name)
+if TYPE_CHECKING:  # the rest is imported where it is used: loading this module stays light (see above)
+    from typing import Any, NoReturn
 
-from aekit._utils import AekitError, InputError, atomic_path, check_parents
-from aekit.objectives import NOISE_KINDS
-from aekit.params import (
-    FLAGS,
-    PARAMS,
-    PRESETS,
-    Bool,
-    Interval,
-    Options,
-    Param,
-    Sizes,
-    check_noise_factor,
-    is_supervised,
-)
+    import numpy as np
+
+    from aekit.outputs import OutputFolder
+    from aekit.params import Param
 
 log = logging.getLogger("aekit")
 
@@ -47,6 +42,8 @@ def _on_command_line(value: Any) -> str:
 
 
 def _metavar(p: Param) -> str:
+    from aekit.params import Bool, Interval, Options, Sizes
+
     c = p.constraint
     if isinstance(c, Options):
         return "{" + ",".join(_on_command_line(v) for v in c.choices) + "}"
@@ -71,6 +68,8 @@ def _converter(p: Param) -> Callable[[str], Any]:
 
 
 def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
+    from aekit.params import FLAGS, PARAMS
+
     group = parser.add_argument_group("model parameters (the estimator's; defaults = the reference recipe)")
     for name in FLAGS:
         p = PARAMS[name]
@@ -88,6 +87,7 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> N
 
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    from aekit._utils import InputError
     from aekit.data import load_array, load_mnist
 
     y: np.ndarray | None
@@ -111,41 +111,21 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     return X, y
 
 
-def _out_dir(path: str, overwrite: bool, files: Sequence[str]) -> Path:
-    """The output folder (not created yet: see ``_new_dir``), after checking that none of ``files``
-    would be replaced without --overwrite."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; expected a folder (existing or new), choose another --out")
-    check_parents(out, "--out ")
-    clash = [f for f in files if (out / f).exists()]
-    if clash and not overwrite:
-        raise FileExistsError(f"{out / clash[0]} exists; pass --overwrite to replace it, or choose another --out")
-    return out
-
-
 @contextlib.contextmanager
-def _new_dir(out: Path) -> Iterator[None]:
-    """Create ``out`` for the block; a new folder that the block leaves empty (it failed, or a training
-    was interrupted before its first epoch) is removed."""
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    finally:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+def _out_dir(args: argparse.Namespace, files: Sequence[str], overwrite: bool | None = None) -> Iterator[OutputFolder]:
+    """``--out`` as a locked output folder for the block (``aekit.outputs``); none of ``files`` may be
+    replaced without --overwrite."""
+    from aekit.outputs import output_folder
 
-
-def _out_file(path: str, overwrite: bool) -> Path:
-    out = Path(path)
-    check_parents(out, "--out ")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    return out
+    with output_folder(args.out, files, overwrite=args.overwrite if overwrite is None else overwrite) as out:
+        yield out
 
 
 def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") -> Path:
+    import numpy as np
+
+    from aekit._utils import InputError, atomic_path
+
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in (".npy", ".csv"):
@@ -162,73 +142,93 @@ def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") 
 # ----------------------------------------------------------------------------- commands
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from aekit import plots
-    from aekit.estimators import Autoencoder, SupervisedAutoencoder
+#: every file ``aekit train`` writes into --out; none is replaced without --overwrite (or --resume)
+TRAIN_FILES = ("model.safetensors", "checkpoint.safetensors", "history.json", "training_curve.png")
 
-    # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
-    files = ["model.safetensors"] if args.resume else ["model.safetensors", "checkpoint.safetensors"]
-    out = _out_dir(args.out, args.overwrite or args.resume, files)  # created once the data is read
-    X, y = load_data(args)
+
+def _estimator(args: argparse.Namespace, y: np.ndarray | None) -> Any:
+    """The estimator the flags describe (validated: bad values fail before anything is written)."""
+    from aekit._utils import InputError
+    from aekit.estimators import Autoencoder, SupervisedAutoencoder
+    from aekit.params import FLAGS, PRESETS
+
     params = dict(PRESETS[args.preset]) if args.preset else {}
     params.update({k: v for k, v in vars(args).items() if k in FLAGS})
     params.setdefault("verbose", 1 if (args.progress or sys.stderr.isatty()) else 0)
-    params["checkpoint_path"] = str(out / "checkpoint.safetensors")
-    supervised = args.supervised
-    cls = SupervisedAutoencoder if supervised else Autoencoder
+    cls = SupervisedAutoencoder if args.supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
     if unknown and args.preset and unknown <= set(PRESETS[args.preset]):
         raise InputError(f"--preset {args.preset} is a recipe for supervised models; add --supervised (and labels)")
     if unknown:
         raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
-    if supervised and y is None:
+    if args.supervised and y is None:
         raise InputError(f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised")
     est = cls(**params)
-    est._validate_params()  # bad values fail before anything is written
-    resume = str(out / "checkpoint.safetensors") if args.resume else None
-    with _new_dir(out):
+    est._validate_params()
+    return est
+
+
+def _keep_trained(out: OutputFolder, est: Any) -> bool:
+    """Save a model that trained at least one epoch (``save_training``); an untrained one never replaces a file."""
+    from aekit.outputs import save_training
+
+    if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
+        return save_training(out, est)
+    if getattr(est, "stop_reason_", "") in ("interrupted", "diverged"):
+        print(f"no epoch completed ({est.stop_reason_}): no model written to {out.path}", file=sys.stderr)
+    return False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit._utils import AekitError
+
+    ck_name = "checkpoint.safetensors"
+    # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
+    with _out_dir(args, TRAIN_FILES, args.overwrite or args.resume) as out:
+        X, y = load_data(args)
+        est = _estimator(args, y)
+        # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
+        # stays until this run's files replace it together
+        replacing = (out.path / ck_name).exists() and not args.resume
+        est.set_params(checkpoint_path=str(out.staged(ck_name) if replacing else out.in_place(ck_name)))
+        resume = str(out.path / ck_name) if args.resume else None
         try:
-            est.fit(X, y if supervised else None, resume_from=resume)
-        finally:
-            # the model is saved before anything else can fail, but only once it has trained at least one
-            # epoch: an untrained model never replaces a file
-            if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
-                est.save(out / "model.safetensors")
-                with atomic_path(out / "history.json") as tmp:
-                    tmp.write_text(json.dumps(est.history_, indent=1))
-            elif getattr(est, "stop_reason_", "") in ("interrupted", "diverged"):
-                print(f"no epoch completed ({est.stop_reason_}): no model written to {out}", file=sys.stderr)
-    if est.n_iter_ == 0:
-        return 130 if est.stop_reason_ == "interrupted" else 2
-    print(f"model: {out / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
-    if est.stop_reason_ in FINISHED and not args.keep_checkpoint:  # a finished run needs no resuming; ~3x the model's size
-        (out / "checkpoint.safetensors").unlink(missing_ok=True)
-    try:
-        with plots.offscreen():  # files only: no display, the user's backend untouched
-            plots.save(plots.training_curves(est.history_), out / "training_curve.png")
-        print(f"training curve: {out / 'training_curve.png'}")
-    except Exception as exc:  # a plot never costs the model
-        log.warning("could not draw the training curve: %s", exc)
+            est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
+        except AekitError:  # e.g. diverged: the model of the last complete epoch is kept, then the error shown
+            _keep_trained(out, est)
+            raise
+        curve = _keep_trained(out, est)
+        if est.n_iter_ == 0:
+            return 130 if est.stop_reason_ == "interrupted" else 2
+        if est.stop_reason_ in FINISHED and not args.keep_checkpoint:  # a finished run needs no resuming
+            (out.path / ck_name).unlink(missing_ok=True)
+    where = Path(args.out)
+    print(f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
+    if curve:
+        print(f"training curve: {where / 'training_curve.png'}")
     if est.stop_reason_ == "interrupted":
-        if (out / "checkpoint.safetensors").exists():
-            print(f"interrupted: resume with the same command plus --resume (checkpoint {out / 'checkpoint.safetensors'})", file=sys.stderr)
+        if (where / ck_name).exists():
+            print(f"interrupted: resume with the same command plus --resume (checkpoint {where / ck_name})", file=sys.stderr)
         return 130
     return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.estimators import load
+    from aekit.outputs import output_file
 
-    out = _out_file(args.out, args.overwrite)
-    est = load(args.model)
-    X, _ = load_data(args)
-    Z = est.transform(X)
-    write_codes(Z, out)
-    print(f"codes {Z.shape}: {out}")
+    with output_file(args.out, args.overwrite) as (out, name):
+        est = load(args.model)
+        X, _ = load_data(args)
+        Z = est.transform(X)
+        write_codes(Z, out.staged(name))
+        out.commit()
+    print(f"codes {Z.shape}: {args.out}")
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from aekit._utils import InputError
     from aekit.estimators import load
     from aekit.modules import build_net
     from aekit.summary import dense_table, format_table, module_table
@@ -245,6 +245,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         rows = dense_table(sizes)
     else:
         from aekit.estimators import Autoencoder, SupervisedAutoencoder
+        from aekit.params import PRESETS, is_supervised
 
         params = PRESETS[args.preset or "dense"]
         supervised = is_supervised(params)  # a recipe with head parameters
@@ -257,10 +258,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aekit.demo import run_demo
 
-    report = run_demo(
-        args.out, mnist_dir=args.mnist_dir, quick=args.quick, epochs=args.epochs, progress=args.progress or sys.stderr.isatty(), only=args.only,
-        overwrite=args.overwrite,
-    )
+    with _out_dir(args, (), overwrite=True) as out:  # locked; run_demo checks its own files (demo.DEMO_FILES)
+        report = run_demo(
+            out.path, mnist_dir=args.mnist_dir, quick=args.quick, epochs=args.epochs, progress=args.progress or sys.stderr.isatty(),
+            only=args.only, overwrite=args.overwrite,
+        )
     print(f"report: {report}")
     return 0
 
@@ -283,44 +285,49 @@ def _labelled_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | N
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aekit._utils import atomic_path
     from aekit.estimators import load
     from aekit.metrics import evaluate_model
+    from aekit.outputs import output_file
 
-    if args.json:
-        _out_file(args.json, args.overwrite)
-    est = load(args.model)
-    X, y, X_tr, y_tr = _labelled_pair(args)
-    results = evaluate_model(est, X, y, X_tr, y_tr)
-    width = max(map(len, results))
-    for k, v in results.items():
-        print(f"{k:<{width}}  {v:,.0f}" if k == "parameters" else f"{k:<{width}}  {v:.4f}")
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps({"model": str(args.model), "data": args.data, **results}, indent=1))
-        print(f"metrics: {args.json}")
+    with output_file(args.json, args.overwrite, "--json") if args.json else contextlib.nullcontext((None, "")) as (out, name):
+        est = load(args.model)
+        X, y, X_tr, y_tr = _labelled_pair(args)
+        results = evaluate_model(est, X, y, X_tr, y_tr)
+        width = max(map(len, results))
+        for k, v in results.items():
+            print(f"{k:<{width}}  {v:,.0f}" if k == "parameters" else f"{k:<{width}}  {v:.4f}")
+        if out is not None:
+            with atomic_path(out.staged(name)) as tmp:
+                tmp.write_text(json.dumps({"model": str(args.model), "data": args.data, **results}, indent=1))
+            out.commit()
+            print(f"metrics: {args.json}")
     return 0
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit import metrics
-    from aekit._utils import as_float32
+    from aekit._utils import InputError, as_float32
     from aekit.estimators import load
     from aekit.objectives import add_noise
+    from aekit.outputs import output_file
+    from aekit.params import check_noise_factor
 
-    out = _out_file(args.out, args.overwrite)
-    check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
-    if not 0 <= args.seed < 2**63:
-        raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
-    est = load(args.model)
-    X, _ = load_data(args)
-    X_in = as_float32(X)
-    clean = X_in
-    sigmoid = est.output_activation == "sigmoid"
-    if args.add_noise:  # clipped to [0, 1] for a sigmoid model only, as in training
-        X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed, clip=sigmoid)
-    denoised = est.reconstruct(X_in)
-    write_codes(denoised, out, prefix="x")  # reconstructions: features, not codes
-    print(f"denoised {denoised.shape}: {out}")
+    with output_file(args.out, args.overwrite) as (out, name):
+        check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
+        if not 0 <= args.seed < 2**63:
+            raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
+        est = load(args.model)
+        X, _ = load_data(args)
+        X_in = as_float32(X)
+        clean = X_in
+        sigmoid = est.output_activation == "sigmoid"
+        if args.add_noise:  # clipped to [0, 1] for a sigmoid model only, as in training
+            X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed, clip=sigmoid)
+        denoised = est.reconstruct(X_in)
+        write_codes(denoised, out.staged(name), prefix="x")  # reconstructions: features, not codes
+        out.commit()
+    print(f"denoised {denoised.shape}: {args.out}")
     if args.add_noise:
         ref, unit = clean.reshape(denoised.shape), metrics.unit_range(clean)
         peak = 1.0 if unit else None  # PSNR's peak: 1 for data in [0, 1], else the clean data's range
@@ -333,34 +340,44 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
+    from aekit._utils import InputError
     from aekit.estimators import load
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
     files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (["comparison.png"] if args.compare else [])
-    out = _out_dir(args.out, args.overwrite, files)
-    X, y = load_data(args)
-    if args.compare and y is None:
-        raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
-    ae = load(args.model) if args.model else None
-    vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
-    with _new_dir(out):
+    with _out_dir(args, files) as out:
+        X, y = load_data(args)
+        if args.compare and y is None:
+            raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
+        ae = load(args.model) if args.model else None
+        vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
         emb = vis.fit_transform(X, y)
-    write_codes(emb, out / "embedding.npy")
-    write_codes(emb, out / "embedding.csv")
-    with plots.offscreen():
-        plots.save(plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE"), out / "tsne.png")
-    print(f"embedding {emb.shape}: {out / 'embedding.npy'}; plot: {out / 'tsne.png'}")
-    title = f"AE({vis.autoencoder_.net_.code_size}) → t-SNE, {args.data}"
-    if _write_explore(out / "explore.html", emb, X, y, _image_shape(args, X, vis.autoencoder_), title=title, axis_labels=("t-SNE 1", "t-SNE 2")):
-        print(f"interactive map: {out / 'explore.html'}")
-    if args.compare:
-        assert y is not None  # checked above
-        routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
-        with plots.offscreen():
-            plots.save(plot_routes(routes, y), out / "comparison.png")
-        for name, r in routes.items():
-            print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
-        print(f"comparison: {out / 'comparison.png'}")
+        routes = {}
+        if args.compare:
+            assert y is not None  # checked above
+            routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
+        # every file is written into the staging folder, then all are put in place together
+        write_codes(emb, out.staged("embedding.npy"))
+        write_codes(emb, out.staged("embedding.csv"))
+        with plots.offscreen():  # files only: no display, the user's backend untouched
+            plots.save(plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE"),
+                       out.staged("tsne.png"))
+        title = f"AE({vis.autoencoder_.net_.code_size}) → t-SNE, {args.data}"
+        html = _write_explore(out.staged("explore.html"), emb, X, y, _image_shape(args, X, vis.autoencoder_), title=title,
+                              axis_labels=("t-SNE 1", "t-SNE 2"))
+        if routes:
+            assert y is not None
+            with plots.offscreen():
+                plots.save(plot_routes(routes, y), out.staged("comparison.png"))
+        out.commit(remove=() if html else ["explore.html"])  # no map of a previous run beside this embedding
+    where = Path(args.out)
+    print(f"embedding {emb.shape}: {where / 'embedding.npy'}; plot: {where / 'tsne.png'}")
+    if html:
+        print(f"interactive map: {where / 'explore.html'}")
+    for name, r in routes.items():
+        print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
+    if routes:
+        print(f"comparison: {where / 'comparison.png'}")
     return 0
 
 
@@ -389,11 +406,27 @@ def _write_explore(path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | N
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    from aekit._utils import InputError
     from aekit.explore import check_writable
+    from aekit.outputs import output_file
 
     if (args.model is None) == (args.embedding is None):
         raise InputError("explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)")
-    out = check_writable(_out_file(args.out, args.overwrite), "--out")
+    check_writable(args.out, "--out")
+    with output_file(args.out, args.overwrite) as (out, name):
+        emb, X, y, model, axes = _explore_points(args)
+        title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
+        shape = _image_shape(args, X, model)
+        if _write_explore(out.staged(name), emb, X, y, shape, title=title, axis_labels=axes, max_thumbnails=args.max_thumbnails):
+            out.commit()
+    print(f"map of {len(emb):,} points: {args.out}")
+    return 0
+
+
+def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, tuple[str, str]]:
+    """The 2-D points of ``aekit explore``, the data, labels, the model (or None) and the axes' names."""
+    from aekit._utils import InputError
+
     X, y = load_data(args)
     if args.embedding:
         from aekit.data import load_array
@@ -411,11 +444,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             emb, axes = AETSNE(model, perplexity=args.perplexity, random_state=args.seed).fit_transform(X), ("t-SNE 1", "t-SNE 2")
     if len(emb) != len(X):
         raise InputError(f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; pass the data it was computed from (same --limit)")
-    title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
-    shape = _image_shape(args, X, model)
-    _write_explore(out, emb, X, y, shape, title=title, axis_labels=axes, max_thumbnails=args.max_thumbnails)
-    print(f"map of {len(emb):,} points: {out}")
-    return 0
+    return emb, X, y, model, axes
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -423,16 +452,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from aekit.estimators import load
 
     files = export.ONNX_FILES if args.format == "onnx" else export.PROJECTOR_FILES
-    out = _out_dir(args.out, args.overwrite, files)
-    est = load(args.model)
-    with _new_dir(out):
+    with _out_dir(args, files) as out:
+        est = load(args.model)
         if args.format == "onnx":
-            paths = export.to_onnx(est, out)
+            paths = export.to_onnx(est, out.staging(files))
         else:
             X, y = load_data(args)
             shape = _image_shape(args, X, est)
-            paths = export.to_projector(est.transform(X), out, y, X if shape else None, image_shape=shape)
-    print(f"{args.format}: " + ", ".join(str(p) for p in paths.values()))
+            paths = export.to_projector(est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape)
+        out.commit()
+    print(f"{args.format}: " + ", ".join(str(Path(args.out) / p.name) for p in paths.values()))
     return 0
 
 
@@ -448,6 +477,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from aekit import __version__
+    from aekit.objectives import NOISE_KINDS
+    from aekit.params import FLAGS, PARAMS, PRESETS
 
     parser = _Parser(prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
@@ -554,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
     """The error as one line; the parameters that are this command's flags are named as flags (``--n-components 0``)."""
+    from aekit._utils import InputError
+    from aekit.params import PARAMS
+
     if isinstance(exc, InputError):  # the parameter names are data (exc.param, exc.values): no parsing of the text
         msg = exc.render(
             lambda name, shown: f"{PARAMS[name].flag_name} {shown}" if name in flags else f"{name}={shown}"
@@ -568,15 +602,41 @@ def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
     return msg
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``aekit`` command; returns its exit code (0, 2 for an error, 130 when interrupted).
+
+    Ctrl-C and SIGTERM are one ``KeyboardInterrupt`` from here on, so either, at any moment (while
+    torch loads, while arguments are parsed, while data loads or a model trains), ends with one
+    line and exit code 130; a training keeps its model (see ``cmd_train``).
+    """
+    import signal
+    import threading
+
+    previous = None
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("aekit: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from aekit._utils import AekitError  # with torch: inside main's guard
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
-        print("aekit: interrupted", file=sys.stderr)
-        return 130
     except (AekitError, OSError) as exc:  # input errors; anything else is a bug and shows its traceback
         print(f"aekit: error: {_one_line(exc, getattr(args, 'param_flags', frozenset()))}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,10 +69,17 @@ def _versions() -> dict[str, str]:
 
 
 def _write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # its I/O errors as OSError: "(os error 28)" -> ENOSPC
+            code = re.search(r"(?:os error|code:) (\d+)", str(exc))
+            if code is None:
+                raise OSError(f"could not write {path}: {exc}") from exc
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from exc
 
 
 def _safetensors(p: Path, what: str, fix: str, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

@@ -1,0 +1,300 @@
+"""A run's outputs as one unit: a locked --out folder, no file replaced without --overwrite, full disks,
+signals during the final save, cleanup of folders a failed run made, Ctrl-C from the first instant.
+
+Subprocess tests run ``python -m aekit`` (the command as users start it); the others call
+``aekit.cli.main`` in this process.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import aekit
+from aekit._utils import atomic_path, deferred_signals
+from aekit.cli import TRAIN_FILES, main
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and flock")
+
+FLAGS = ["--hidden-layer-sizes", "4", "--n-components", "2", "--batch-size", "16", "--random-state", "0", "--device", "cpu"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def npy(tmp_path):
+    p = tmp_path / "d.npy"
+    np.save(p, np.random.default_rng(0).uniform(size=(64, 8)).astype(np.float32))
+    return p
+
+
+def _train(npy: Path, out: Path, *extra: str) -> int:
+    return main(["train", str(npy), "--out", str(out), "--epochs", "1", *FLAGS, *extra])
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aekit: error:"), err
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- two runs, one folder
+
+
+def test_a_second_run_on_a_locked_folder_refuses_and_names_the_first(tmp_path, npy, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running aekit holds it
+    try:
+        assert _train(npy, out) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert "in use by another aekit run" in line and f"pid {os.getpid()}" in line, line
+        assert list(out.iterdir()) == []  # nothing written, and the folder (not this run's) is still there
+    finally:
+        os.close(fd)  # the lock goes with the descriptor, as with a killed process
+    assert _train(npy, out) == 0
+    assert (out / "model.safetensors").exists()
+
+
+def test_two_concurrent_trainings_the_second_refuses(tmp_path, npy):
+    """The reported case: a second `aekit train` on the folder of a running one exited 0 and claimed
+    the first run's model as its own."""
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "aekit", "train", str(npy), "--out", str(out), "--epochs", "1000000", *FLAGS]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.safetensors").exists():  # training: the lock is held
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run wrote no checkpoint within 120 s"
+            time.sleep(0.01)
+        second = subprocess.run([*cmd[:-len(FLAGS) - 2], "--epochs", "1", *FLAGS, "--overwrite"],
+                                capture_output=True, text=True, env=ENV, timeout=300)
+        assert second.returncode == 2, second
+        line = _one_error_line(second.stderr)
+        assert f"pid {first.pid}" in line and "train" in line, line
+        assert "model:" not in second.stdout
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+    assert aekit.load(out / "model.safetensors").n_iter_ >= 1
+
+
+# ----------------------------------------------------------------------------- no file replaced without --overwrite
+
+
+@pytest.mark.parametrize("name", TRAIN_FILES)
+def test_train_never_replaces_a_users_file(tmp_path, npy, capsys, name):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / name).write_bytes(b"mine")
+    assert _train(npy, out) == 2
+    assert f"{name} exists; pass --overwrite" in _one_error_line(capsys.readouterr().err)
+    assert _snapshot(out) == {name: b"mine"}
+
+
+def test_a_file_that_appears_during_the_run_is_not_replaced(tmp_path, npy, capsys, monkeypatch):
+    """The check is made again when the files are put in place, and the run's files go in together or not at all."""
+    from aekit.estimators import Autoencoder
+
+    out = tmp_path / "run"
+    fit = Autoencoder.fit
+
+    def fit_then_user_writes(self, *args, **kwargs):
+        result = fit(self, *args, **kwargs)
+        (out / "history.json").write_text("the user's")
+        return result
+
+    monkeypatch.setattr(Autoencoder, "fit", fit_then_user_writes)
+    assert _train(npy, out) == 2
+    assert "history.json appeared while aekit was writing it" in _one_error_line(capsys.readouterr().err)
+    assert _snapshot(out) == {"history.json": b"the user's"}  # no model, checkpoint or curve of the failed run
+
+
+@pytest.mark.parametrize("command", ["embed", "denoise"])
+def test_single_file_outputs_are_not_replaced(tmp_path, npy, capsys, command):
+    assert _train(npy, tmp_path / "run") == 0
+    target = tmp_path / "codes.npy"
+    target.write_bytes(b"mine")
+    args = [command, str(tmp_path / "run" / "model.safetensors"), str(npy), "--out", str(target)]
+    assert main(args) == 2
+    assert "exists; pass --overwrite" in _one_error_line(capsys.readouterr().err)
+    assert target.read_bytes() == b"mine"
+    assert main([*args, "--overwrite"]) == 0
+    assert np.load(target).shape[0] == 64
+
+
+# ----------------------------------------------------------------------------- full disks
+
+
+def _enospc(kind: str):
+    """A safetensors writer that fails like a full disk for checkpoints or for model files."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    def writer(tensors, filename, metadata=None):
+        if f"aekit_{kind}" in (metadata or {}):
+            if kind == "format":  # the writer's own error type, as on a real full disk
+                raise SafetensorError(f"Error while serializing: I/O error: No space left on device (os error 28) at path {filename!r}")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+        return save_file(tensors, filename, metadata=metadata)
+
+    return writer
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "format"])  # the checkpoint during training; the final model file
+def test_a_full_disk_leaves_the_previous_run_exactly_as_it_was(tmp_path, npy, capsys, monkeypatch, kind):
+    out = tmp_path / "run"
+    assert _train(npy, out) == 0
+    before = _snapshot(out)
+    assert set(before) == set(TRAIN_FILES)
+    capsys.readouterr()
+    monkeypatch.setattr("safetensors.torch.save_file", _enospc(kind))
+    assert main(["train", str(npy), "--out", str(out), "--epochs", "2", *FLAGS, "--overwrite"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "No space left on device" in line and "as it was before this run" in line, line
+    assert _snapshot(out) == before  # same names (no temporary file left), same bytes
+
+
+def test_a_full_disk_on_a_fresh_run_leaves_nothing(tmp_path, npy, capsys, monkeypatch):
+    monkeypatch.setattr("safetensors.torch.save_file", _enospc("format"))
+    assert _train(npy, tmp_path / "nest" / "a" / "b") == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "No space left on device" in line and "nothing was written" in line, line
+    assert not (tmp_path / "nest").exists()
+
+
+# ----------------------------------------------------------------------------- folders a failed run made
+
+
+def test_a_failed_run_removes_the_folders_it_made(tmp_path, npy, capsys):
+    assert main(["train", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "nest" / "a" / "b"), *FLAGS]) == 2
+    assert not (tmp_path / "nest").exists()
+    (tmp_path / "nest").mkdir()
+    assert main(["train", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "nest" / "a" / "b"), *FLAGS]) == 2
+    assert list((tmp_path / "nest").iterdir()) == []  # the folder that was there stays; a/b are gone
+    model = tmp_path / "m.safetensors"
+    assert main(["embed", str(model), str(npy), "--out", str(tmp_path / "new" / "codes.npy")]) == 2
+    assert not (tmp_path / "new").exists()
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- signals during saves
+
+
+SAVE_SIGNAL = textwrap.dedent("""
+    import os, signal, sys
+    import safetensors.torch as st
+    from aekit.cli import main
+
+    save_file, sig, kind = st.save_file, getattr(signal, sys.argv[1]), sys.argv[2]
+
+    def signalled(tensors, filename, metadata=None):  # the signal arrives while the file is being written
+        if kind in (metadata or {}):
+            os.kill(os.getpid(), sig)
+        return save_file(tensors, filename, metadata=metadata)
+
+    st.save_file = signalled
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("kind", ["aekit_format", "aekit_checkpoint"])  # the final model save; a checkpoint
+def test_a_signal_during_a_save_waits_for_it(tmp_path, npy, sig, kind):
+    """Reported: SIGTERM while the model was being written killed aekit with no model and a 0-byte
+    temporary file left. Now the save completes, then the signal stops the run (exit 130)."""
+    out = tmp_path / "run"
+    args = ["train", str(npy), "--out", str(out), "--epochs", "3", *FLAGS]
+    proc = subprocess.run([sys.executable, "-c", SAVE_SIGNAL, sig, kind, *args], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert proc.returncode == 130, proc
+    assert "Traceback" not in proc.stderr, proc.stderr
+    # after the final save: "aekit: interrupted"; after a checkpoint, training stops and keeps its model
+    last = "aekit: interrupted" if kind == "aekit_format" else "interrupted: resume with the same command plus --resume"
+    assert proc.stderr.strip().splitlines()[-1].startswith(last), proc.stderr
+    names = _snapshot(out)
+    assert [n for n in names if n.startswith(".") or ".tmp" in n] == []  # no temporary file or staging folder
+    model = aekit.load(out / "model.safetensors")
+    # the final save: the whole run; a checkpoint: the interrupted epoch's end (the checkpoint is written first)
+    assert model.n_iter_ == (3 if kind == "aekit_format" else 1)
+
+
+def test_deferred_signals_hold_ctrl_c_until_the_block_ends():
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached.append(True)  # not interrupted in the block
+    assert reached == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_atomic_path_leaves_no_temporary_file_on_any_exception(tmp_path):
+    target = tmp_path / "new" / "f.txt"
+    for exc in (KeyboardInterrupt, OSError, ValueError):
+        with pytest.raises(exc), atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise exc
+        assert not (tmp_path / "new").exists()  # nor the folder made for it
+    (tmp_path / "f.txt").write_text("mine")
+    with pytest.raises(FileExistsError), atomic_path(tmp_path / "f.txt", overwrite=False) as tmp:
+        tmp.write_text("theirs")
+    assert os.listdir(tmp_path) == ["f.txt"] and (tmp_path / "f.txt").read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------- Ctrl-C from the first instant
+
+
+def _has_numpy(pid: int) -> bool:
+    """Whether the process has mapped numpy's core module: it is inside aekit's main (only main imports it)."""
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            return "_multiarray_umath" in fh.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.2, 0.6, 1.5, 4.0])
+def test_ctrl_c_at_any_moment_gives_exit_130_and_one_line(tmp_path, npy, delay):
+    """While numpy and torch load (the first two delays), parsing, loading data, training: exit 130 and
+    'aekit: interrupted' (with, once training runs, the line saying what was kept), never a traceback."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "aekit", "train", str(npy), "--out", str(out), "--epochs", "1000000", *FLAGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 60
+    while not _has_numpy(proc.pid):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last == "aekit: interrupted" or last.startswith("interrupted: resume with"), err
+    if delay == 0.0:
+        assert err == "aekit: interrupted\n"  # torch was still loading
+    if out.exists():  # a folder is left only with a model to resume
+        assert (out / "model.safetensors").exists(), os.listdir(out)
+        assert json.loads((out / "history.json").read_text())["loss"]
