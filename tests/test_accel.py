@@ -154,11 +154,11 @@ def test_heap_reuse_tunes_glibc_and_leaves_results_unchanged(monkeypatch):
 
 
 def test_bfloat16_precision_runs_products_in_bf16_and_tracks_float32(monkeypatch):
-    import aekit.estimators as est_mod
+    import aekit.base as base_mod
     from aekit import Autoencoder, SupervisedAutoencoder
 
     seen: list[torch.dtype] = []
-    build = est_mod.build_net
+    build = base_mod.build_net
 
     def spy_build(**kw):
         net = build(**kw)
@@ -166,7 +166,7 @@ def test_bfloat16_precision_runs_products_in_bf16_and_tracks_float32(monkeypatch
         first.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype) if torch.is_grad_enabled() else None)
         return net
 
-    monkeypatch.setattr(est_mod, "build_net", spy_build)
+    monkeypatch.setattr(base_mod, "build_net", spy_build)
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(512, 64)).astype(np.float32)
     kw = dict(hidden_layer_sizes=(32,), n_components=2, epochs=3, batch_size=64, device="cpu", compile=False)

@@ -37,7 +37,7 @@ _PUBLIC = {
 }
 
 _SUBMODULES = (
-    "metrics", "plots", "visualize", "objectives", "optim", "training", "accel", "modules", "files", "demo", "cli",
+    "metrics", "plots", "visualize", "objectives", "optim", "training", "accel", "modules", "files", "base", "demo", "cli",
     "explore", "export",
 )
 
