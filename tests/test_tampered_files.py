@@ -41,7 +41,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("tampered")
     X = np.random.default_rng(0).uniform(size=(64, 16)).astype(np.float32)
     np.save(d / "X.npy", X)
-    assert main(["train", str(d / "X.npy"), "--out", str(d / "run"), *TRAIN]) == 0
+    assert main(["train", str(d / "X.npy"), "--out", str(d / "run"), *TRAIN, "--keep-checkpoint"]) == 0
     SupervisedAutoencoder(**SMALL, head_layer_sizes=(4,)).fit(X, np.arange(64) % 3).save(d / "sae.safetensors")
     Autoencoder(**{**SMALL, "n_components": None}, architecture="conv", image_shape=(4, 4), conv_filters=(2,)).fit(X).save(
         d / "conv.safetensors")

@@ -602,7 +602,13 @@ def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
     return msg
 
 
+#: signals received during this command: an interrupt that lands inside a C extension's import can surface
+#: as that import's ImportError (numpy's), not as KeyboardInterrupt
+_SIGNALLED: list[int] = []
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 
 
@@ -616,17 +622,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    previous = None
-    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
+    names = ("SIGINT", "SIGTERM") if threading.current_thread() is threading.main_thread() else ()
+    previous = {getattr(signal, n): signal.signal(getattr(signal, n), _interrupt) for n in names if hasattr(signal, n)}
+    del _SIGNALLED[:]
     try:
         return _main(argv)
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        if _SIGNALLED:  # e.g. Ctrl-C while numpy's C extensions load: their ImportError is the interrupt
+            print("aekit: interrupted", file=sys.stderr)
+            return 130
+        raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def _main(argv: Sequence[str] | None) -> int:
