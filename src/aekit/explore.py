@@ -57,14 +57,18 @@ def check_writable(path: str | os.PathLike[str], flag: str = "path") -> Path:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise InputError(f"{flag} {p}: cannot write in {parent} ({exc.strerror or exc}); choose a writable location") from None
+        raise InputError(
+            f"{flag} {p}: cannot write in {parent} ({exc.strerror or exc}); choose a writable location"
+        ) from None
     return p
 
 
 def _check_embedding(embedding: Any) -> np.ndarray:
     E = np.asarray(embedding)
     if E.ndim != 2 or E.shape[1] != 2 or E.shape[0] == 0:
-        raise InputError(f"embedding has shape {E.shape}; expected (n_samples, 2) with n_samples >= 1 (reduce to 2-D first, e.g. AETSNE)")
+        raise InputError(
+            f"embedding has shape {E.shape}; expected (n_samples, 2) with n_samples >= 1 (reduce to 2-D first, e.g. AETSNE)"
+        )
     if E.dtype.kind not in "biuf" or not np.all(np.isfinite(E)):
         raise InputError("embedding holds non-numeric or non-finite values; expected finite 2-D coordinates")
     return E.astype(np.float32)
@@ -94,14 +98,20 @@ def image_stack(images: np.ndarray, image_shape: Sequence[int] | None) -> np.nda
     if a.ndim == 2:
         shape = tuple(image_shape) if image_shape is not None else _square(a.shape[1])
         if math.prod(shape) != a.shape[1]:
-            raise InputError(f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; pass the images' true shape")
+            raise InputError(
+                f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; pass the images' true shape"
+            )
         a = a.reshape(len(a), *shape)
     elif image_shape is not None and tuple(a.shape[1:]) != tuple(image_shape):
-        raise InputError(f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; pass matching images or drop image_shape")
+        raise InputError(
+            f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; pass matching images or drop image_shape"
+        )
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4 or a.shape[1] not in (1, 3) or min(a.shape[2:]) < 1:
-        raise InputError(f"images have shape {a.shape}; expected (n, H, W), (n, 1 or 3, H, W) or flat rows with image_shape")
+        raise InputError(
+            f"images have shape {a.shape}; expected (n, H, W), (n, 1 or 3, H, W) or flat rows with image_shape"
+        )
     a = np.moveaxis(a, 1, -1)  # (n, H, W, C)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
@@ -122,7 +132,12 @@ def _square(n_features: int) -> tuple[int, int]:
 
 
 def pack_thumbnails(
-    images: np.ndarray, *, max_thumbnails: int = 100_000, thumbnail_size: int = 32, random_state: int = 0, tiles_per_sheet: int = SHEET_TILES
+    images: np.ndarray,
+    *,
+    max_thumbnails: int = 100_000,
+    thumbnail_size: int = 32,
+    random_state: int = 0,
+    tiles_per_sheet: int = SHEET_TILES,
 ) -> Thumbnails:
     """Pack ``(n, H, W, C)`` uint8 images into PNG sprite sheets of ``tiles_per_sheet`` tiles.
 
@@ -149,7 +164,14 @@ def pack_thumbnails(
     for start in range(0, len(keep), cols * cols):
         part = images[keep[start : start + cols * cols]]
         if (th, tw) != (h, w):
-            part = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)).reshape(th, tw, c) for im in part])
+            part = np.stack(
+                [
+                    np.asarray(
+                        Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)
+                    ).reshape(th, tw, c)
+                    for im in part
+                ]
+            )
         rows = -(-len(part) // cols)
         grid = np.zeros((rows * cols, th, tw, c), dtype=np.uint8)
         grid[: len(part)] = part
@@ -184,7 +206,9 @@ def _features(features: np.ndarray | None, names: Sequence[str] | None) -> tuple
         return [], None
     F = features.reshape(len(features), -1)
     if names is not None and len(names) != F.shape[1]:
-        raise InputError(f"feature_names has {len(names)} names but features have {F.shape[1]} columns; pass one name per column")
+        raise InputError(
+            f"feature_names has {len(names)} names but features have {F.shape[1]} columns; pass one name per column"
+        )
     shown = list(names if names is not None else [f"x{i}" for i in range(F.shape[1])])[:HOVER_FEATURES]
     return [str(s) for s in shown], F[:, :HOVER_FEATURES].astype(np.float32)
 
@@ -193,8 +217,16 @@ def _marker_size(n: int) -> float:
     return 7.0 if n <= 2_000 else 5.0 if n <= 20_000 else 3.5
 
 
-def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.ndarray, feat: tuple[list[str], np.ndarray | None],
-              title: str, axis_labels: Sequence[str], intro: str) -> Any:
+def _document(
+    E: np.ndarray,
+    classes: list[str],
+    codes: np.ndarray,
+    slot: np.ndarray,
+    feat: tuple[list[str], np.ndarray | None],
+    title: str,
+    axis_labels: Sequence[str],
+    intro: str,
+) -> Any:
     """The Bokeh layout: the map (one renderer per class, for the legend's show/hide) and the side panel."""
     from bokeh.layouts import column, row
     from bokeh.models import BoxSelectTool, ColumnDataSource, CustomJS, HoverTool, LassoSelectTool
@@ -203,8 +235,17 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
     from bokeh.models.widgets import Button, Div
     from bokeh.plotting import figure
 
-    p = figure(width=860, height=760, output_backend="webgl", tools="pan,wheel_zoom,reset,save", active_scroll="wheel_zoom",
-               x_axis_label=axis_labels[0], y_axis_label=axis_labels[1], toolbar_location="above", name="map")
+    p = figure(
+        width=860,
+        height=760,
+        output_backend="webgl",
+        tools="pan,wheel_zoom,reset,save",
+        active_scroll="wheel_zoom",
+        x_axis_label=axis_labels[0],
+        y_axis_label=axis_labels[1],
+        toolbar_location="above",
+        name="map",
+    )
     p.title = Title(text=title, text_font_size="15px")
     renderers, items = [], []
     names, F = feat
@@ -214,26 +255,59 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
         data = {"x": E[members, 0], "y": E[members, 1], "idx": members.astype(np.int32), "slot": slot[members]}
         if F is not None:
             data.update({f"f{j}": F[members, j] for j in range(len(names))})
-        r = p.scatter("x", "y", source=ColumnDataSource(data), size=_marker_size(len(E)), fill_color=color, line_color=None, fill_alpha=0.75,
-                      selection_fill_alpha=1.0, nonselection_fill_alpha=0.12, name=f"class {name}")
+        r = p.scatter(
+            "x",
+            "y",
+            source=ColumnDataSource(data),
+            size=_marker_size(len(E)),
+            fill_color=color,
+            line_color=None,
+            fill_alpha=0.75,
+            selection_fill_alpha=1.0,
+            nonselection_fill_alpha=0.12,
+            name=f"class {name}",
+        )
         renderers.append(r)
         items.append(LegendItem(label=name, renderers=[r]))  # type: ignore[list-item]  # bokeh's GlyphRenderer[T] is invariant
-    legend = Legend(items=items, click_policy="hide", title="label (click: show/hide)", label_text_font_size="13px", glyph_height=18, glyph_width=18)
+    legend = Legend(
+        items=items,
+        click_policy="hide",
+        title="label (click: show/hide)",
+        label_text_font_size="13px",
+        glyph_height=18,
+        glyph_width=18,
+    )
     p.add_layout(legend, "right")
     state = {"renderers": renderers, "classes": classes}
     info = Div(text=intro, width=300, styles={"font-size": "13px"})
-    sel = Div(text="<i>Box or lasso select (toolbar) to list points here.</i>", width=300, name="selection", styles={"font-size": "13px"})
+    sel = Div(
+        text="<i>Box or lasso select (toolbar) to list points here.</i>",
+        width=300,
+        name="selection",
+        styles={"font-size": "13px"},
+    )
     targets: list[DataRenderer] = list(renderers)  # the tools' type hints want this (invariant) list type
-    p.add_tools(HoverTool(tooltips=None, renderers=targets, callback=CustomJS(args=state, code="aekitExplore.hover(cb_data, renderers, classes)")),
-                BoxSelectTool(renderers=targets), LassoSelectTool(renderers=targets))
+    p.add_tools(
+        HoverTool(
+            tooltips=None,
+            renderers=targets,
+            callback=CustomJS(args=state, code="aekitExplore.hover(cb_data, renderers, classes)"),
+        ),
+        BoxSelectTool(renderers=targets),
+        LassoSelectTool(renderers=targets),
+    )
     on_select = CustomJS(args={**state, "div": sel}, code="aekitExplore.selected(renderers, classes, div)")
     for r in renderers:
         r.data_source.selected.js_on_change("indices", on_select)
         r.js_on_change("visible", on_select)  # hiding a class drops it from the saved selection
     buttons = []
-    for label, code in (("Save CSV", "aekitExplore.download('csv', classes)"), ("Save JSON", "aekitExplore.download('json', classes)"),
-                        ("Clear", "aekitExplore.clear(renderers)"), ("Show all", "aekitExplore.showAll(renderers, true)"),
-                        ("Hide all", "aekitExplore.showAll(renderers, false)")):
+    for label, code in (
+        ("Save CSV", "aekitExplore.download('csv', classes)"),
+        ("Save JSON", "aekitExplore.download('json', classes)"),
+        ("Clear", "aekitExplore.clear(renderers)"),
+        ("Show all", "aekitExplore.showAll(renderers, true)"),
+        ("Hide all", "aekitExplore.showAll(renderers, false)"),
+    ):
         b = Button(label=label, width=58 if len(label) < 6 else 90, name=label.lower().replace(" ", "-"))
         b.js_on_click(CustomJS(args=state, code=code))
         buttons.append(b)
@@ -370,12 +444,19 @@ def _page(layout: Any, title: str, thumbs: Thumbnails | None, cfg: dict[str, Any
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
-    sheets = "".join(f'<script type="text/plain" id="aekit-sheet-{k}">{base64.b64encode(s).decode()}</script>\n'
-                     for k, s in enumerate(thumbs.sheets if thumbs else []))
+    sheets = "".join(
+        f'<script type="text/plain" id="aekit-sheet-{k}">{base64.b64encode(s).decode()}</script>\n'
+        for k, s in enumerate(thumbs.sheets if thumbs else [])
+    )
     config = json.dumps(cfg).replace("</", "<\\/")  # no "</script>" inside the script element
-    template = ("{% block postamble %}<style>" + _CSS + "</style><script>" + _JS + "</script>{% endblock %}\n"
-                "{% block inner_body %}" + '<div id="aekit-tip"></div>'
-                + f'<script type="application/json" id="aekit-config">{config}</script>\n' + sheets + "{{ super() }}{% endblock %}")
+    template = (
+        "{% block postamble %}<style>" + _CSS + "</style><script>" + _JS + "</script>{% endblock %}\n"
+        "{% block inner_body %}"
+        + '<div id="aekit-tip"></div>'
+        + f'<script type="application/json" id="aekit-config">{config}</script>\n'
+        + sheets
+        + "{{ super() }}{% endblock %}"
+    )
     return file_html(layout, resources=INLINE, title=title, template=template)
 
 
@@ -400,19 +481,33 @@ def explore_html(
     imgs = _check_rows("images", images, n)
     F = _check_rows("features", features, n)
     stack = image_stack(imgs, image_shape) if imgs is not None else None
-    thumbs = pack_thumbnails(stack, max_thumbnails=max_thumbnails, thumbnail_size=thumbnail_size, random_state=random_state) if stack is not None else None
+    thumbs = (
+        pack_thumbnails(stack, max_thumbnails=max_thumbnails, thumbnail_size=thumbnail_size, random_state=random_state)
+        if stack is not None
+        else None
+    )
     classes, codes = _classes(y, n)
     names, Fs = _features(F, feature_names)
     slot = thumbs.slot if thumbs else np.full(n, -1, dtype=np.int32)
     parts = [f"<b>{n:,} points</b>" + (f", {len(classes)} labels" if y is not None else "")]
     if thumbs:
         parts.append(thumbs.note or "every point has a thumbnail")
-    parts.append("Hover: a point's " + ("image, " if thumbs else "values, " if names else "") + "index and label. Wheel: zoom; drag: pan. "
-                 "Box/lasso (toolbar): select, then save the indices. Legend: click a label to hide or show it.")
+    parts.append(
+        "Hover: a point's "
+        + ("image, " if thumbs else "values, " if names else "")
+        + "index and label. Wheel: zoom; drag: pan. "
+        "Box/lasso (toolbar): select, then save the indices. Legend: click a label to hide or show it."
+    )
     intro = "<br>".join(html.escape(s) if not s.startswith("<b>") else s for s in parts)
     layout = _document(E, classes, codes, slot, (names, Fs), title, axis_labels, intro)
-    cfg = {"labelled": y is not None, "features": names, "sheets": len(thumbs.sheets) if thumbs else 0,
-           "tile": list(thumbs.tile) if thumbs else [0, 0], "cols": int(math.isqrt(SHEET_TILES)), "per_sheet": SHEET_TILES}
+    cfg = {
+        "labelled": y is not None,
+        "features": names,
+        "sheets": len(thumbs.sheets) if thumbs else 0,
+        "tile": list(thumbs.tile) if thumbs else [0, 0],
+        "cols": int(math.isqrt(SHEET_TILES)),
+        "per_sheet": SHEET_TILES,
+    }
     return _page(layout, title, thumbs, cfg)
 
 
@@ -464,8 +559,19 @@ def explore(
     Path of the written file.
     """
     p = check_writable(path)
-    page = explore_html(embedding, labels, images, image_shape=image_shape, features=features, feature_names=feature_names, title=title,
-                        axis_labels=axis_labels, max_thumbnails=max_thumbnails, thumbnail_size=thumbnail_size, random_state=random_state)
+    page = explore_html(
+        embedding,
+        labels,
+        images,
+        image_shape=image_shape,
+        features=features,
+        feature_names=feature_names,
+        title=title,
+        axis_labels=axis_labels,
+        max_thumbnails=max_thumbnails,
+        thumbnail_size=thumbnail_size,
+        random_state=random_state,
+    )
     with atomic_path(p) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return p
