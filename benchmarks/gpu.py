@@ -61,7 +61,8 @@ def estimator(model: str, epochs: int, precision: str, compile: bool | str) -> a
 
 def run(model: str, precision: str, epochs: int, X, y, X_test, variant: str) -> dict:
     torch.cuda.reset_peak_memory_stats()
-    torch._dynamo.reset()  # each run compiles afresh, as in a new process (six models would exceed dynamo's recompile limit)
+    # each run compiles afresh, as in a new process (six models would exceed dynamo's recompile limit)
+    torch._dynamo.reset()
     compile, graphs = VARIANTS[variant]
     est = estimator(model, epochs, precision, compile)
     if not graphs:
@@ -100,22 +101,22 @@ def report(meta: dict, rows: list[dict]) -> str:
         "",
         f"{meta['date']} · {meta['gpu']} · Python {meta['python']}, torch {meta['torch']}, aekit {meta['aekit']}",
         "",
-        f"{meta['samples']:,} MNIST training samples, {meta['epochs']} epochs per run, `device='auto'` (the GPU), in one "
-        "invocation. Variants: **eager** `compile=False`; **compiled** `compile=True` without CUDA graphs (forward pass "
-        "and optimizer compiled: aekit's GPU path before CUDA graphs); **graph** `compile=True`: the same, and the whole "
-        "training step captured once as a CUDA graph and replayed; **auto** the default `compile='auto'`: the CUDA graph of "
-        "the eager kernels, nothing compiled. "
-        "Median of epochs 2..E; epoch 1 includes compilation and capture. Matmul peaks measured here: "
-        f"float32 {meta['peak_float32'] / 1e12:.1f} TFLOP/s (TF32 off), bfloat16 {meta['peak_bfloat16'] / 1e12:.1f} TFLOP/s."
-        + (f" {meta['note']}" if meta.get("note") else ""),
+        f"{meta['samples']:,} MNIST training samples, {meta['epochs']} epochs per run, `device='auto'` (the GPU), "
+        "in one invocation. Variants: **eager** `compile=False`; "
+        "**compiled** `compile=True` without CUDA graphs (forward pass and optimizer compiled: "
+        "aekit's GPU path before CUDA graphs); **graph** `compile=True`: "
+        "the same, and the whole training step captured once as a CUDA graph and replayed; "
+        "**auto** the default `compile='auto'`: the CUDA graph of the eager kernels, "
+        "nothing compiled. Median of epochs 2..E; epoch 1 includes compilation and capture. Matmul peaks measured "
+        f"here: float32 {meta['peak_float32'] / 1e12:.1f} TFLOP/s (TF32 off), "
+        f"bfloat16 {meta['peak_bfloat16'] / 1e12:.1f} TFLOP/s." + (f" {meta['note']}" if meta.get("note") else ""),
         "",
         "| model | precision | "
         + " | ".join(f"s/epoch {v}" for v in variants)
         + " | epoch 1 s "
         + " / ".join(variants)
-        + " | speed-up of auto over eager | best samples/s | TFLOP/s (of peak) | transform samples/s | peak GPU MiB | final train loss "
-        + " / ".join(variants)
-        + " |",
+        + " | speed-up of auto over eager | best samples/s | TFLOP/s (of peak) | transform samples/s | peak GPU MiB "
+        "| final train loss " + " / ".join(variants) + " |",
         "|" + "---|" * (2 + len(variants) + 7),
     ]
     by = {(r["model"], r["precision"], r["variant"]): r for r in rows}
@@ -130,7 +131,8 @@ def report(meta: dict, rows: list[dict]) -> str:
             + " | ".join(f"{r['median_epoch_s']:.3f}" if r else "—" for r in got)
             + " | "
             + " / ".join(f"{r['epoch_times'][0]:.1f}" if r else "—" for r in got)
-            + f" | {speedup} | {best['samples_per_s']:,.0f} | {best['flops_per_s'] / 1e12:.2f} ({best['flops_per_s'] / peak:.2%}) | "
+            + f" | {speedup} | {best['samples_per_s']:,.0f} | "
+            f"{best['flops_per_s'] / 1e12:.2f} ({best['flops_per_s'] / peak:.2%}) | "
             f"{best['transform_samples_per_s']:,.0f} | {best['peak_gpu_mib']:,.0f} | "
             + " / ".join(f"{r['final_loss']:.4f}" if r else "—" for r in got)
             + " |"
@@ -175,7 +177,8 @@ def main() -> None:
                 rows.append(run(model, precision, args.epochs, d.X_train, d.y_train, d.X_test, variant))
                 r = rows[-1]
                 print(
-                    f"{model} {precision} {variant}: {r['median_epoch_s']:.3f} s/epoch (epoch 1 {r['epoch_times'][0]:.1f} s, fit {r['fit_s']:.1f} s), "
+                    f"{model} {precision} {variant}: {r['median_epoch_s']:.3f} s/epoch (epoch 1 "
+                    f"{r['epoch_times'][0]:.1f} s, fit {r['fit_s']:.1f} s), "
                     f"loss {r['final_loss']:.4f}, transform {r['transform_samples_per_s']:,.0f}/s",
                     flush=True,
                 )

@@ -231,7 +231,8 @@ def markdown(results: dict, meta: dict) -> str:
     lines = [
         "# Quality: the reference text's claims, aekit beside Keras",
         "",
-        f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, aekit {meta['aekit']}"
+        f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, "
+        f"scikit-learn {meta['sklearn']}, aekit {meta['aekit']}"
         + (
             f", TensorFlow {meta['keras_versions'].get('tensorflow')}, Keras {meta['keras_versions'].get('keras')}"
             if meta.get("keras_versions")
@@ -256,7 +257,8 @@ def markdown(results: dict, meta: dict) -> str:
         ]
         for r in results[section]:
             lines.append(
-                f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True, knn_digits)} | {fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |"
+                f"| {r['model']} | {r['stack']} | {fmt(r.get('test_bce'))} | {fmt(r.get('knn'), True, knn_digits)} | "
+                f"{fmt(r.get('logreg'), True)} | {fmt(r.get('head'), True)} | {r['seconds']:.0f} s |"
             )
         lines.append("")
         if section == "sae_long":
@@ -264,7 +266,8 @@ def markdown(results: dict, meta: dict) -> str:
         if section == "bf16":
             lines += [
                 "Matrix products and convolutions in bfloat16, weights, optimizer and losses in float32; "
-                "compare with the float32 rows of the same recipes in this file. Train times are of this section's run only.",
+                "compare with the float32 rows of the same recipes in this file. Train times are of this section's "
+                "run only.",
                 "",
             ]
     if "conv" in results:
@@ -276,19 +279,22 @@ def markdown(results: dict, meta: dict) -> str:
         ]
         for r in results["conv"]:
             lines.append(
-                f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | {fmt(r.get('psnr'))} dB | {r['seconds']:.0f} s |"
+                f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | "
+                f"{fmt(r.get('psnr'))} dB | {r['seconds']:.0f} s |"
             )
         lines.append("")
     if "denoising" in results:
         lines += [
-            f"## Denoising conv AE (Gaussian 0.4, clipped), {meta['epochs']['denoising']} epochs{_run_on(meta, 'denoising')}",
+            "## Denoising conv AE (Gaussian 0.4, clipped), "
+            f"{meta['epochs']['denoising']} epochs{_run_on(meta, 'denoising')}",
             "",
             "| model | stack | parameters | BCE vs clean | PSNR noisy | PSNR denoised | train time |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in results["denoising"]:
             lines.append(
-                f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | {fmt(r.get('psnr_noisy'))} dB | {fmt(r.get('psnr_denoised'))} dB | {r['seconds']:.0f} s |"
+                f"| {r['model']} | {r['stack']} | {fmt(r.get('params'))} | {fmt(r.get('test_bce'))} | "
+                f"{fmt(r.get('psnr_noisy'))} dB | {fmt(r.get('psnr_denoised'))} dB | {r['seconds']:.0f} s |"
             )
         lines += [
             "",
@@ -343,7 +349,8 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "import json,keras,tensorflow as tf;print(json.dumps({'tensorflow':tf.__version__,'keras':keras.__version__}))",
+                "import json,keras,tensorflow as "
+                "tf;print(json.dumps({'tensorflow':tf.__version__,'keras':keras.__version__}))",
             ],
             capture_output=True,
             text=True,

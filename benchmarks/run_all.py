@@ -35,7 +35,8 @@ def main() -> int:
         t0 = time.perf_counter()
         rc = subprocess.run(cmd, cwd=ROOT).returncode
         print(
-            f"<== {' '.join(cmd[1:])}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} s",
+            f"<== {' '.join(cmd[1:])}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} "
+            "s",
             flush=True,
         )
         if rc:

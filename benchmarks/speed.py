@@ -464,7 +464,8 @@ def run_model(
                 acc[stack] = [0.0, 0.0, 0.0]
                 epochs[stack].append(msg)
                 print(
-                    f"[{model}] {stack:5s} epoch {msg['epoch']}/{args.epochs}: {msg['time']:.2f} s  loss {msg['loss']:.4f}  "
+                    f"[{model}] {stack:5s} epoch {msg['epoch']}/{args.epochs}: "
+                    f"{msg['time']:.2f} s  loss {msg['loss']:.4f}  "
                     f"cpu {msg['cpu'] / msg['time']:.1f} cores, other load {msg['other_load_cores']:.1f} cores",
                     flush=True,
                 )
@@ -569,12 +570,15 @@ def report(r: dict) -> str:
         "# Training speed: aekit (PyTorch) vs reference Keras (TensorFlow)",
         "",
         f"- date: {r['date']}",
-        f"- machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, {m['memory_gib']} GiB RAM; {m['platform']}",
+        f"- machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+        f"{m['memory_gib']} GiB RAM; {m['platform']}",
         f"- versions: python {v['python']}, torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']} "
         f"(backend {v['keras_backend']}), aekit {v['aekit']} (git {r['git']}), numpy {v['numpy']}",
         f"- threads: {r['threads']} (torch.set_num_threads; TF intra-op), float32 matmul peak "
-        f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s (best torch.mm over square sizes {', '.join(map(str, peak['by_size']))}; "
-        f"other load meanwhile {peak['other_load_cores']:.1f} cores); bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
+        f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s (best torch.mm over square sizes "
+        f"{', '.join(map(str, peak['by_size']))}; "
+        f"other load meanwhile {peak['other_load_cores']:.1f} cores); "
+        f"bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
         "(the same sizes; the -bf16 rows' fraction of peak is of this one)",
         f"- command: `{r['command']}`",
         f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, two subprocesses "
@@ -600,12 +604,13 @@ def report(r: dict) -> str:
     out += [
         "## Training (per epoch)",
         "",
-        "Median of epochs 2..E (epoch 1 shown separately: it includes set-up, warm-up and tf.function tracing). "
-        "ratio = aekit time / Keras time (< 1: aekit faster). TensorFlow's epoch times can be bimodal on this machine "
-        "(some epochs run at ~half its CPU use and take 2-3x longer), which moves a median; the best-epoch ratio "
-        "(fastest of epochs 2..E on each side) is the conservative reading. "
-        "Paired turns: the ratio of each aekit turn to the Keras turn right after it (the same steps of the same epoch, "
-        "epochs 2..E), median [quartiles]: the reading least moved by the machine's slower and faster phases.",
+        "Median of epochs 2..E (epoch 1 shown separately: it includes set-up, "
+        "warm-up and tf.function tracing). ratio = aekit time / Keras time (< 1: "
+        "aekit faster). TensorFlow's epoch times can be bimodal on this machine (some epochs run at ~half its CPU use "
+        "and take 2-3x longer), which moves a median; the best-epoch ratio (fastest of epochs 2..E on each side) "
+        "is the conservative reading. Paired turns: the ratio of each aekit turn to the Keras turn right after it "
+        "(the same steps of the same epoch, epochs 2..E), median [quartiles]: "
+        "the reading least moved by the machine's slower and faster phases.",
         "",
     ]
     rows = []
@@ -653,7 +658,9 @@ def report(r: dict) -> str:
     out += [
         "",
         "Rows ending in -bf16: the same recipe in mixed precision on both sides: aekit `precision='bfloat16'` "
-        "(float32 weights, optimizer and loss; products in bfloat16: for dense and SAE the RMSprop step keeps bfloat16 working copies of the weights, bit-identical to torch.autocast, which the conv AE uses), Keras dtype policy `mixed_bfloat16`.",
+        "(float32 weights, optimizer and loss; products in bfloat16: "
+        "for dense and SAE the RMSprop step keeps bfloat16 working copies of the weights, "
+        "bit-identical to torch.autocast, which the conv AE uses), Keras dtype policy `mixed_bfloat16`.",
         "",
     ]
     cross = {x["model"]: x for x in r["results"]}
@@ -664,7 +671,8 @@ def report(r: dict) -> str:
             f"{cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
             f"{x['aekit']['median_epoch_s'] / cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
             f"{_best(x, 'aekit') / _best(cross[m[:-5]], 'keras'):.2f}",
-            f"{x['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['keras']['loss'][-1]:.4f}",
+            f"{x['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['aekit']['loss'][-1]:.4f} / "
+            f"{cross[m[:-5]]['keras']['loss'][-1]:.4f}",
         ]
         for m, x in cross.items()
         if m.endswith("-bf16") and m[:-5] in cross
@@ -802,14 +810,16 @@ def report(r: dict) -> str:
     )
     notes = [
         "aekit: `Autoencoder(epochs=E, random_state=0, device='cpu')`, `SupervisedAutoencoder(...)`, "
-        "`Autoencoder(**PRESETS['conv'], ...)`; turns counted by a global optimizer step hook, epochs ended by a fit callback.",
+        "`Autoencoder(**PRESETS['conv'], ...)`; turns counted by a global optimizer step hook, "
+        "epochs ended by a fit callback.",
         "Keras: `benchmarks/keras_reference.py` models, `model.fit(..., shuffle=True)` on NumPy arrays, "
         "turns counted by a callback's on_train_batch_end, epochs ended by on_epoch_end; "
         f"jit_compile={r['results'][0]['keras'].get('jit_compile')} (Keras 'auto' disables XLA on CPU-only machines).",
     ]
     if any(x["model"] == "denoising" for x in r["results"]):
         notes.append(
-            "denoising: aekit corrupts every batch on the fly (inside the timed epoch); Keras trains on a noisy copy drawn once."
+            "denoising: aekit corrupts every batch on the fly (inside the timed epoch); "
+            "Keras trains on a noisy copy drawn once."
         )
     out += ["", "## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out)

@@ -107,26 +107,33 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# AE → t-SNE: time and quality",
         "",
-        f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}",
+        f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, "
+        f"scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}",
         "",
-        f"Autoencoders: {meta['ae_epochs']} epochs, trained on the 60k training images (10k rows, embedding the test set) or on all 70k (70k rows).",
-        "k-NN(5): 5-fold cross-validated accuracy in the 2-D embedding. T: trustworthiness (5 neighbours, 3,000 points). "
+        f"Autoencoders: {meta['ae_epochs']} epochs, trained on the 60k training images (10k rows, "
+        "embedding the test set) or on all 70k (70k rows).",
+        "k-NN(5): 5-fold cross-validated accuracy in the 2-D embedding. T: "
+        "trustworthiness (5 neighbours, 3,000 points). "
         "End to end = AE training + t-SNE (+ encoding).",
         "",
-        "openTSNE's neighbour search follows aekit's rule (exact for inputs of at most 64 dimensions, else openTSNE's Annoy); "
-        "its time, with the affinities, is measured in a separate call and is part of the t-SNE column.",
+        "openTSNE's neighbour search follows aekit's rule (exact for inputs of at most 64 dimensions, "
+        "else openTSNE's Annoy); its time, with the affinities, "
+        "is measured in a separate call and is part of the t-SNE column.",
         "",
-        "AE(20) → t-SNE is aekit's default (`AETSNE(distances=\"input\")`): each point's t-SNE neighbours are found among "
+        'AE(20) → t-SNE is aekit\'s default (`AETSNE(distances="input")`): '
+        "each point's t-SNE neighbours are found among "
         "the 20-D codes, their distances measured between the 784-D images (scikit-learn: as a precomputed sparse "
         'neighbour graph, PCA initialisation of the codes). "code distances" is plain t-SNE on the codes.',
         "",
-        "| n | route | t-SNE library | k-NN(5) | T | AE training | t-SNE | of which neighbours + affinities | end to end |",
+        "| n | route | t-SNE library | k-NN(5) | T | AE training | t-SNE | of which neighbours + affinities | end to "
+        "end |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         aff = f"{r['affinity_s']:.1f} s ({r['neighbors']})" if "affinity_s" in r else "—"
         lines.append(
-            f"| {r['n']:,} | {r['route']} | {r['library']} | {100 * r['knn5_cv']:.1f}% | {r['trustworthiness']:.4f} | {r['ae_s']:.0f} s | {r['tsne_s']:.1f} s | {aff} | {r['ae_s'] + r['tsne_s']:.0f} s |"
+            f"| {r['n']:,} | {r['route']} | {r['library']} | {100 * r['knn5_cv']:.1f}% | {r['trustworthiness']:.4f} | "
+            f"{r['ae_s']:.0f} s | {r['tsne_s']:.1f} s | {aff} | {r['ae_s'] + r['tsne_s']:.0f} s |"
         )
     lines.append("")
     lines.append(

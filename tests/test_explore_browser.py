@@ -15,7 +15,8 @@ pytest.importorskip("bokeh", reason="pip install 'aekit[explore]'")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
-        "browser tests need Debian's chromium at /usr/bin/chromium: run `make browser` as root (apt-get install chromium)",
+        "browser tests need Debian's chromium at /usr/bin/chromium: "
+        "run `make browser` as root (apt-get install chromium)",
         allow_module_level=True,
     )
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright: pip install playwright")
@@ -88,7 +89,8 @@ def browser_page(page_file, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_file.as_uri())
         page.wait_for_function(
-            "window.Bokeh && Bokeh.documents.length && Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'))",
+            "window.Bokeh && Bokeh.documents.length && "
+            "Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'))",
             timeout=30_000,
         )
         yield page, outside, errors

@@ -247,7 +247,8 @@ def _kill_repeatedly(npy: Path, out: Path, kills: int, seed: int) -> dict[str, i
         names = os.listdir(out)
         final = {n for n in names if not n.startswith(".")}
         assert final <= {"checkpoint.safetensors", "model.safetensors", "history.json", "training_curve.png"}, final
-        # besides final names, only hidden temporary files: atomic_path's ".NAME.*.tmp" and the safetensors writer's own ".tmp*"
+        # besides final names, only hidden temporary files: atomic_path's ".NAME.*.tmp" and
+        # the safetensors writer's own ".tmp*"
         temp = set(names) - final
         assert all(n.endswith(".tmp") or n.startswith(".tmp") for n in temp), temp
         stray = len(temp)

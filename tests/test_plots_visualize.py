@@ -42,7 +42,8 @@ Z = np.random.default_rng(0).uniform(-1, 1, (50, 2))
 y = np.arange(50) % 3
 route = {"embedding": Z, "knn5_cv": 0.5, "trustworthiness": 0.9, "seconds": 1.0}
 def draw_all():
-    return [plots.latent_scatter(Z, y, bounds=(-1, 1)), plots.image_grid([Z[:4, :1].repeat(4, 1)], ["a"], image_shape=(2, 2), n=4),
+    return [plots.latent_scatter(Z, y, bounds=(-1, 1)),
+            plots.image_grid([Z[:4, :1].repeat(4, 1)], ["a"], image_shape=(2, 2), n=4),
             plots.training_curves({"loss": [2, 1], "reconstruction": [1, 0.5], "classification": [3, 2]}),
             plots.latent_manifold(lambda g: np.tile(g[:, :1], (1, 4)), (-1, -1), (1, 1), n=3, image_shape=(2, 2)),
             plot_routes({"a": route, "b": route}, y), plots.subplots(1, 2)[1]]

@@ -257,8 +257,9 @@ class CudaGraphStep:
 
     At the batch sizes used here these models are launch-bound on a GPU: an eager step is
     many kernel launches and Python calls for a few microseconds of arithmetic each
-    (benchmarks/results/gpu.md). This runs the first ``warmup`` full-size steps eagerly on a side stream (they are real steps:
-    lazy state, cuBLAS workspaces and ``torch.compile`` get set up), captures the next
+    (benchmarks/results/gpu.md). This runs the first ``warmup`` full-size steps eagerly
+    on a side stream (they are real steps: lazy state, cuBLAS workspaces and
+    ``torch.compile`` get set up), captures the next
     one with ``torch.cuda.graph`` and from then on copies each full-size batch into
     the captured input buffers and replays the graph. Batches of another size (a short
     last batch) run eagerly. The learning rate lives in a device tensor during capture
@@ -364,9 +365,10 @@ class CudaGraphStep:
                 raise RuntimeError("a random op still fails")
         except Exception as exc:
             raise CudaGraphError(
-                f"the training step could not be captured as a CUDA graph ({type(cause).__name__}: {cause}), and PyTorch's CUDA "
-                f"random generator could not be reset afterwards ({type(exc).__name__}: {exc}); the model keeps its weights so far. "
-                "Fix: train with compile=False (no CUDA graph), in a new process"
+                f"the training step could not be captured as a CUDA graph ({type(cause).__name__}: "
+                f"{cause}), and PyTorch's CUDA random generator could not be reset afterwards ({type(exc).__name__}: "
+                f"{exc}); the model keeps its weights so far. Fix: train with compile=False (no CUDA graph), "
+                "in a new process"
             ) from cause
         finally:
             torch.cuda.set_stream(stream)

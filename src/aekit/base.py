@@ -129,9 +129,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             caller = sys._getframe(1).f_code.co_name  # transform, predict_proba, ...: once per call site per process
             warn_once(
                 ("range", type(self).__name__, caller),
-                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) but this model "
-                "was trained on data in [0, 1] (sigmoid output); scale X as it was scaled for fit (tabular data: the "
-                "same fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8). Shown once per process",
+                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) "
+                "but this model was trained on data in [0, 1] (sigmoid output); "
+                "scale X as it was scaled for fit (tabular data: the same fitted MinMaxScaler; images: "
+                "divide 0-255 pixels by 255, or pass uint8). Shown once per process",
                 stacklevel=3,
             )
         return X
@@ -276,7 +277,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if resume_from is not None and not isinstance(self.random_state, (int, np.integer)):
             from aekit.files import checkpoint_seed
 
-            # random_state=None or a RandomState: continue with the interrupted run's own seed (the same validation split)
+            # random_state=None or a RandomState: continue with the interrupted run's own seed
+            # (the same validation split)
             stored, run_random_state = checkpoint_seed(resume_from)
             if stored is not None:
                 seed = stored
@@ -292,7 +294,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _split(
         self, X: np.ndarray, y_idx: np.ndarray | None, device: torch.device
     ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
-        """The training tensors ``[X (n, n_features), y (n,)?]`` on ``device``, and the validation ones (a seeded split)."""
+        """The training tensors ``[X (n, n_features), y (n,)?]`` on ``device``, and the validation ones.
+
+        The validation ones are a seeded split of the training data.
+        """
         n = X.shape[0]
         tensors: list[torch.Tensor] = [torch.from_numpy(X).to(device)]
         if y_idx is not None:
@@ -333,7 +338,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         seed: int,
         run_random_state: Any,
     ) -> tuple[LoopState, list[Callback]]:
-        """The loop state to start from (a checkpoint's, when resuming) and the callbacks (with the checkpoint writer)."""
+        """The loop state to start from (a checkpoint's, when resuming) and the callbacks.
+
+        The callbacks include the checkpoint writer.
+        """
         state = LoopState()
         run_params = self._json_params(seed)
         if (
@@ -386,7 +394,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         callbacks: list[Callback],
         state: LoopState,
     ) -> None:
-        """Run the loop on ``data`` (training, validation); SIGTERM stops it as Ctrl-C does; the fitted attributes follow."""
+        """Run the loop on ``data`` (training, validation); the fitted attributes follow.
+
+        SIGTERM stops it as Ctrl-C does.
+        """
         tensors, val = data
         with _sigterm_as_interrupt():
             try:
@@ -480,7 +491,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def encoder_(self) -> torch.nn.Module:
-        """The fitted encoder as a plain ``nn.Module``: ``(B, n_features)`` float32 in the scale ``transform`` reads → codes ``(B, n_components)``.
+        """The fitted encoder as a plain ``nn.Module``.
+
+        It maps ``(B, n_features)`` float32 in the scale ``transform`` reads → codes ``(B, n_components)``.
 
         Shares its weights with the model (the mean of a variational model, as ``transform``).
         """
@@ -490,7 +503,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def decoder_(self) -> torch.nn.Module:
-        """The fitted decoder as a plain ``nn.Module``: codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``."""
+        """The fitted decoder as a plain ``nn.Module``.
+
+        It maps codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``.
+        """
         check_is_fitted(self, "net_")
         net = self.net_
         return (

@@ -231,7 +231,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             (out.path / ck_name).unlink(missing_ok=True)
     where = Path(args.out)
     print(
-        f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})"
+        f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, "
+        f"{est.stop_reason_})"
     )
     if curve:
         print(f"training curve: {where / 'training_curve.png'}")
@@ -382,7 +383,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if args.add_noise:
         ref, unit = clean.reshape(denoised.shape), metrics.unit_range(clean)
         peak = 1.0 if unit else None  # PSNR's peak: 1 for data in [0, 1], else the clean data's range
-        line = f"PSNR noisy {metrics.psnr(ref, X_in.reshape(denoised.shape), peak):.2f} dB -> denoised {metrics.psnr(ref, denoised, peak):.2f} dB"
+        line = (
+            f"PSNR noisy {metrics.psnr(ref, X_in.reshape(denoised.shape), peak):.2f} dB "
+            f"-> denoised {metrics.psnr(ref, denoised, peak):.2f} dB"
+        )
         if unit:
             line += f"; BCE vs clean {metrics.reconstruction_bce(ref, denoised):.4f}"
         print(line)
@@ -445,7 +449,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         print(f"interactive map: {where / 'explore.html'}")
     for name, r in routes.items():
         print(
-            f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s"
+            f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  "
+            f"{r['seconds']:.1f} s"
         )
     if routes:
         print(f"comparison: {where / 'comparison.png'}")
@@ -524,7 +529,8 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
             )
     if len(emb) != len(X):
         raise InputError(
-            f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; pass the data it was computed from (same --limit)"
+            f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; "
+            "pass the data it was computed from (same --limit)"
         )
     return emb, X, y, model, axes
 
@@ -658,7 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--distances",
         choices=["input", "code"],
         default="input",
-        help="t-SNE affinities from input-space distances to the code-space neighbours (default) or from code distances",
+        help="t-SNE affinities from input-space distances to the code-space neighbours (default) "
+        "or from code distances",
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of the AE and t-SNE (default: 0)")
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")

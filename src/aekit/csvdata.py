@@ -74,8 +74,8 @@ def _label_index(path: Path, label_column: str | int | None, header: list[str] |
     if isinstance(label_column, str) and _INDEX.fullmatch(label_column.strip()) is None:  # a name ("²" too)
         if header is None or label_column not in header:
             raise InputError(
-                f"{{label_column}} is not a column of {path}; "
-                f"expected {'one of ' + _some(header) if header else 'an index from 0 to ' + str(n_cols - 1) + ' (no header row)'}",
+                f"{{label_column}} is not a column of {path}; expected "
+                + ("one of " + _some(header) if header else f"an index from 0 to {n_cols - 1} (no header row)"),
                 param="label_column",
                 values=values,
             )

@@ -62,7 +62,8 @@ def _read_exact(stream: BinaryIO, n: int, what: str, source: str) -> bytes:
             left -= len(chunk)
     except (OSError, EOFError, zlib_error()) as exc:
         raise DataFormatError(
-            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); re-download or re-export the file"
+            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); "
+            "re-download or re-export the file"
         ) from exc
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) != n:
@@ -97,7 +98,8 @@ def _read_array(
             done += got
     except (OSError, EOFError, zlib_error()) as exc:
         raise DataFormatError(
-            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); re-download or re-export the file"
+            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); "
+            "re-download or re-export the file"
         ) from exc
     if done != n:
         raise DataFormatError(
@@ -467,7 +469,8 @@ def _npy_header_bytes(fh: BinaryIO, source: str) -> io.BytesIO:
         )
     if (start[6], start[7]) not in _NPY_VERSIONS:
         raise DataFormatError(
-            f"{source}: .npy format version {(start[6], start[7])}, expected one of {_NPY_VERSIONS}; re-save it with numpy.save"
+            f"{source}: .npy format version {(start[6], start[7])}, expected one of {_NPY_VERSIONS}; "
+            "re-save it with numpy.save"
         )
     width = 2 if start[6] == 1 else 4
     size_bytes = fh.read(width)
@@ -524,13 +527,14 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], 
     remaining = size - len(header.getvalue())
     if remaining < n_bytes:
         raise DataFormatError(
-            f"{source}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; the file is truncated, re-export it"
+            f"{source}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; "
+            "the file is truncated, re-export it"
         )
     return shape, bool(fortran), dtype
 
 
 def _read_npy(fh: BinaryIO, size: int, source: str, *, sized: bool = True) -> np.ndarray:
-    """A checked .npy array streamed from ``fh`` (``size`` bytes; ``sized``: really there) into its array; never unpickles."""
+    """A checked .npy array streamed from ``fh`` (``size`` bytes; ``sized``: really there); never unpickles."""
     shape, fortran, dtype = _npy_header(fh, size, source)
     if dtype.itemsize == 0:  # e.g. an empty string dtype: nothing to read; refused as not numeric later
         return np.empty(shape, dtype=dtype)
@@ -555,7 +559,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             names = [Path(i.filename).stem for i in members]
             dup = next(n for n in names if names.count(n) > 1)
             raise DataFormatError(
-                f"{path}: holds {names.count(dup)} arrays named {dup!r} ({', '.join(i.filename for i in members if Path(i.filename).stem == dup)}); "
+                f"{path}: holds {names.count(dup)} arrays named {dup!r} "
+                f"({', '.join(i.filename for i in members if Path(i.filename).stem == dup)}); "
                 "expected one of each name, re-save the file with numpy.savez"
             )
         if not infos:
@@ -565,7 +570,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         total = sum(i.file_size for i in infos.values())
         if total > MAX_ARRAY_BYTES:
             raise DataFormatError(
-                f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit; split the data into smaller files"
+                f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit; "
+                "split the data into smaller files"
             )
         x_key = next((k for k in _X_KEYS if k in infos), None)
         if x_key is None:

@@ -123,12 +123,15 @@ def _dense_verdict(ctx: Context, r: dict[str, Any]) -> str:
     if ctx.quick or r["epochs"] < 20:  # a short run: this recipe needs its full length to leave its starting plateau
         steps = r["epochs"] * math.ceil(len(ctx.data.X_train) / 128)
         return (
-            f"This is a shortened run ({_n(r['epochs'], 'epoch')} on {len(ctx.data.X_train):,} images, {steps:,} steps; "
-            f"{knn}). The reference recipe needs its full length (20 epochs on 60,000 images, 9,380 steps) to leave the "
-            "plateau it starts on, where the 2-D code barely moves: the reference text's ~55–70% is a full run's number "
-            "(`make demo`)."
+            f"This is a shortened run ({_n(r['epochs'], 'epoch')} on {len(ctx.data.X_train):,} images, "
+            f"{steps:,} steps; {knn}). The reference recipe needs its full length (20 epochs on 60,000 images, "
+            "9,380 steps) to leave the plateau it starts on, where the 2-D code barely moves: "
+            "the reference text's ~55–70% is a full run's number (`make demo`)."
         )
-    return f"The unsupervised 2-D code keeps only part of the class structure: {knn} (the reference text: ~55–70%), against ~97% on raw pixels."
+    return (
+        f"The unsupervised 2-D code keeps only part of the class structure: {knn} "
+        "(the reference text: ~55–70%), against ~97% on raw pixels."
+    )
 
 
 def _dense_ae(ctx: Context) -> Any:
@@ -297,14 +300,16 @@ def section_denoising(ctx: Context) -> str:
             [d.X_test[:10], noisy[:10], clean_hat[:10]],
             ["clean", "noisy", "denoised"],
             title=(
-                f"Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']: PSNR {runs['denoising_tuned']['psnr_noisy']:.1f} dB"
+                "Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']: "
+                f"PSNR {runs['denoising_tuned']['psnr_noisy']:.1f} dB"
                 f" → {runs['denoising_tuned']['psnr_denoised']:.1f} dB"
             ),
         ),
         ctx.out / "denoising_grid.png",
     )
     rows = "\n".join(
-        f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | **{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
+        f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | "
+        f"**{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
         for name, x in runs.items()
     )
     return f"""## 4. Denoising autoencoder
@@ -386,15 +391,16 @@ def section_tsne(ctx: Context) -> str:
     plots.save(plots.latent_scatter(emb, d.y_test, title="AE(20) → t-SNE, MNIST test set"), ctx.out / "ae_tsne.png")
     explore_line = _explore_page(ctx, emb)
     table = "\n".join(
-        f"| {name} | {_fmt(r['knn5_cv'], True)} | {r['trustworthiness']:.3f} | {r['ae_seconds']:.0f} s | {r['tsne_seconds']:.1f} s |"
+        f"| {name} | {_fmt(r['knn5_cv'], True)} | {r['trustworthiness']:.3f} | {r['ae_seconds']:.0f} s | "
+        f"{r['tsne_seconds']:.1f} s |"
         for name, r in routes.items()
     )
     return f"""## 6. AE → t-SNE visualization
 
 Autoencoders trained on the training set; embeddings of the {len(d.X_test):,} test images.
 k-NN(5) accuracy by 5-fold cross-validation in the 2-D embedding; trustworthiness (5 neighbours)
-against the 784-D pixels on {min(len(d.X_test), TRUST_SAMPLES):,} points; t-SNE by openTSNE (perplexity 30). The (S)AE routes
-find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
+against the 784-D pixels on {min(len(d.X_test), TRUST_SAMPLES):,} points; t-SNE by openTSNE (perplexity 30).
+The (S)AE routes find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
 (`AETSNE(distances="input")`, the default).
 
 | route | k-NN(5) in 2-D | trustworthiness | AE training | t-SNE |

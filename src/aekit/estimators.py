@@ -374,8 +374,8 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         unlabelled = _unlabelled(y)
         if unlabelled.any() and y.dtype.kind in "if" and bool(np.any(y[~unlabelled] < 0)):
             warnings.warn(
-                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(unlabelled.sum())} of them here), "
-                "so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
+                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(unlabelled.sum())} of them "
+                "here), so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
                 UserWarning,
                 stacklevel=3,
             )

@@ -67,7 +67,8 @@ def _check_embedding(embedding: Any) -> np.ndarray:
     E = np.asarray(embedding)
     if E.ndim != 2 or E.shape[1] != 2 or E.shape[0] == 0:
         raise InputError(
-            f"embedding has shape {E.shape}; expected (n_samples, 2) with n_samples >= 1 (reduce to 2-D first, e.g. AETSNE)"
+            f"embedding has shape {E.shape}; expected (n_samples, 2) with n_samples >= 1 (reduce to 2-D first, "
+            "e.g. AETSNE)"
         )
     if E.dtype.kind not in "biuf" or not np.all(np.isfinite(E)):
         raise InputError("embedding holds non-numeric or non-finite values; expected finite 2-D coordinates")
@@ -99,12 +100,14 @@ def image_stack(images: np.ndarray, image_shape: Sequence[int] | None) -> np.nda
         shape = tuple(image_shape) if image_shape is not None else _square(a.shape[1])
         if math.prod(shape) != a.shape[1]:
             raise InputError(
-                f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; pass the images' true shape"
+                f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; "
+                "pass the images' true shape"
             )
         a = a.reshape(len(a), *shape)
     elif image_shape is not None and tuple(a.shape[1:]) != tuple(image_shape):
         raise InputError(
-            f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; pass matching images or drop image_shape"
+            f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; "
+            "pass matching images or drop image_shape"
         )
     if a.ndim == 3:
         a = a[:, None]
@@ -154,7 +157,10 @@ def pack_thumbnails(
     note = ""
     if n > max_thumbnails:
         keep = np.sort(np.random.default_rng(random_state).choice(n, max_thumbnails, replace=False))
-        note = f"thumbnails for a random {max_thumbnails:,} of {n:,} points (max_thumbnails); the others show their index and label only"
+        note = (
+            f"thumbnails for a random {max_thumbnails:,} of {n:,} points (max_thumbnails); "
+            "the others show their index and label only"
+        )
         log.warning(note)
     slot[keep] = np.arange(len(keep), dtype=np.int32)
     scale = min(1.0, thumbnail_size / max(h, w))
@@ -317,8 +323,9 @@ def _document(
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 8px; }
-#aekit-tip { position: fixed; display: none; pointer-events: none; z-index: 10; background: #fff; border: 1px solid #999;
-  border-radius: 4px; padding: 6px; box-shadow: 0 2px 8px rgba(0,0,0,.25); font: 12px system-ui, sans-serif; max-width: 260px; }
+#aekit-tip { position: fixed; display: none; pointer-events: none; z-index: 10; background: #fff;
+  border: 1px solid #999; border-radius: 4px; padding: 6px; box-shadow: 0 2px 8px rgba(0,0,0,.25);
+  font: 12px system-ui, sans-serif; max-width: 260px; }
 #aekit-tip img { display: block; image-rendering: pixelated; margin-bottom: 4px; }
 #aekit-tip table { border-collapse: collapse; } #aekit-tip td { padding: 0 6px 0 0; }
 """
@@ -332,7 +339,8 @@ _JS = r"""
   const cfg = () => AE.cfg || (AE.cfg = JSON.parse(document.getElementById("aekit-config").textContent));
   document.addEventListener("mousemove", (e) => {
     AE.mouse = [e.clientX, e.clientY];
-    if (!e.composedPath().some((n) => n.tagName === "CANVAS" || (n.classList && n.classList.contains("bk-Canvas")))) AE.tip(null);
+    const onCanvas = (n) => n.tagName === "CANVAS" || (n.classList && n.classList.contains("bk-Canvas"));
+    if (!e.composedPath().some(onCanvas)) AE.tip(null);
   }, true);
   function sheet(k) {  // sheet k as a decoded image, or null while it loads (then everything shown is redrawn)
     let img = AE.sheets[k];
@@ -352,16 +360,19 @@ _JS = r"""
     cv.width = c.tile[1] * scale; cv.height = c.tile[0] * scale;
     const g = cv.getContext("2d");
     g.imageSmoothingEnabled = false;
-    g.drawImage(img, (t % c.cols) * c.tile[1], Math.floor(t / c.cols) * c.tile[0], c.tile[1], c.tile[0], 0, 0, cv.width, cv.height);
+    g.drawImage(img, (t % c.cols) * c.tile[1], Math.floor(t / c.cols) * c.tile[0], c.tile[1], c.tile[0],
+                0, 0, cv.width, cv.height);
     return cv.toDataURL();
   };
-  const esc = (s) => String(s).replace(/[&<>"]/g, (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
+  const esc = (s) => String(s).replace(/[&<>"]/g,
+                                      (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
   function card(src, i, cls, classes, scale) {
     const c = cfg(), d = src.data, url = AE.thumb(d.slot[i], scale);
     let h = url ? `<img src="${url}" alt="point ${d.idx[i]}">` : (url === "" ? "<i>loading…</i><br>" : "");
     h += `<b>#${d.idx[i]}</b>` + (c.labelled ? ` &nbsp;label <b>${esc(classes[cls])}</b>` : "");
     if (c.features.length) {
-      h += "<table>" + c.features.map((f, j) => `<tr><td>${esc(f)}</td><td>${Number(d["f" + j][i]).toPrecision(4)}</td></tr>`).join("") + "</table>";
+      const tr = (f, j) => `<tr><td>${esc(f)}</td><td>${Number(d["f" + j][i]).toPrecision(4)}</td></tr>`;
+      h += "<table>" + c.features.map(tr).join("") + "</table>";
     }
     return h;
   }
@@ -369,7 +380,8 @@ _JS = r"""
     let el = document.getElementById("aekit-tip");
     AE.last = hit;
     if (!hit) { el.style.display = "none"; return; }
-    el.innerHTML = card(hit.r.data_source, hit.i, hit.cls, hit.classes, 3) + (hit.more ? `<br><i>+${hit.more} more here (zoom in)</i>` : "");
+    el.innerHTML = card(hit.r.data_source, hit.i, hit.cls, hit.classes, 3) +
+      (hit.more ? `<br><i>+${hit.more} more here (zoom in)</i>` : "");
     el.dataset.index = hit.r.data_source.data.idx[hit.i];
     el.style.display = "block";
     const [x, y] = AE.mouse, w = el.offsetWidth, h = el.offsetHeight;
@@ -399,21 +411,30 @@ _JS = r"""
     renderers.forEach((r, k) => {
       if (!r.visible) return;
       const d = r.data_source.data;
-      for (const i of r.data_source.selected.indices) { picked.push([d.idx[i], k, d.slot[i]]); per.set(k, (per.get(k) || 0) + 1); }
+      for (const i of r.data_source.selected.indices) {
+        picked.push([d.idx[i], k, d.slot[i]]);
+        per.set(k, (per.get(k) || 0) + 1);
+      }
     });
     picked.sort((a, b) => a[0] - b[0]);
     AE.picked = picked;
-    renderers.forEach((r) => { r.glyph.fill_alpha = picked.length ? 0.12 : 0.75; });  // classes with nothing selected fade too
+    // classes with nothing selected fade too
+    renderers.forEach((r) => { r.glyph.fill_alpha = picked.length ? 0.12 : 0.75; });
     if (!picked.length) { div.text = "<i>Box or lasso select (toolbar) to list points here.</i>"; return; }
     let h = `<b>${picked.length.toLocaleString()} selected</b>`;
-    if (cfg().labelled) h += "<br>" + [...per.entries()].sort((a, b) => b[1] - a[1]).map(([k, m]) => `${esc(classes[k])}: ${m}`).join(", ");
+    if (cfg().labelled) {
+      const counts = [...per.entries()].sort((a, b) => b[1] - a[1]);
+      h += "<br>" + counts.map(([k, m]) => `${esc(classes[k])}: ${m}`).join(", ");
+    }
     const step = Math.max(1, picked.length / 60), gal = [];
     for (let j = 0; j < Math.min(60, picked.length); j++) {
       const q = picked[Math.floor(j * step)], url = AE.thumb(q[2], 1);
       if (url) gal.push(`<img src="${url}" title="#${q[0]}" style="margin:1px;image-rendering:pixelated;width:40px">`);
     }
     if (gal.length) h += `<div style="margin-top:6px">${gal.join("")}</div>`;
-    else if (!cfg().sheets) h += "<br>indices: " + picked.slice(0, 40).map((q) => q[0]).join(", ") + (picked.length > 40 ? ", …" : "");
+    else if (!cfg().sheets) {
+      h += "<br>indices: " + picked.slice(0, 40).map((q) => q[0]).join(", ") + (picked.length > 40 ? ", …" : "");
+    }
     div.text = h;
   };
   AE.download = function (fmt, classes) {
@@ -421,7 +442,8 @@ _JS = r"""
     let text;
     if (fmt === "csv") {
       const q = (s) => (/[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
-      text = (c.labelled ? "index,label\n" : "index\n") + p.map((e) => e[0] + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n").join("");
+      const line = (e) => e[0] + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n";
+      text = (c.labelled ? "index,label\n" : "index\n") + p.map(line).join("");
     } else {
       const o = {indices: p.map((e) => e[0])};
       if (c.labelled) o.labels = p.map((e) => classes[e[1]]);

@@ -105,7 +105,7 @@ def _metadata(n: int, labels: np.ndarray | None) -> str:
 
 
 def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray, tuple[int, int]]:
-    """One square grid of uint8 ``(n, H, W, C)`` images, shrunk so that it fits ``max_px``; returns it and the tile (H, W)."""
+    """One square grid of uint8 ``(n, H, W, C)`` images, shrunk to fit ``max_px``; returns it and the tile (H, W)."""
     from PIL import Image
 
     n, h, w, c = images.shape
@@ -137,7 +137,9 @@ def to_projector(
     image_shape: Sequence[int] | None = None,
     tensor_name: str = "aekit codes",
 ) -> dict[str, Path]:
-    """Write TensorBoard projector files: ``embedding.tsv``, ``metadata.tsv``, ``sprite.png``, ``projector_config.pbtxt``.
+    """Write TensorBoard projector files.
+
+    They are ``embedding.tsv``, ``metadata.tsv``, ``sprite.png`` and ``projector_config.pbtxt``.
 
     Parameters
     ----------
@@ -173,7 +175,10 @@ def to_projector(
     for key, text in (("embedding", _tsv(E)), ("metadata", _metadata(n, y))):
         with atomic_path(paths[key]) as tmp:
             tmp.write_text(text, encoding="utf-8")
-    config = f'embeddings {{\n  tensor_name: "{tensor_name}"\n  tensor_path: "embedding.tsv"\n  metadata_path: "metadata.tsv"\n'
+    config = (
+        f'embeddings {{\n  tensor_name: "{tensor_name}"\n'
+        '  tensor_path: "embedding.tsv"\n  metadata_path: "metadata.tsv"\n'
+    )
     if stack is not None:
         grid, (th, tw) = sprite(stack)
         paths["sprite"] = out / "sprite.png"

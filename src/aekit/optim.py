@@ -79,7 +79,8 @@ class KerasRMSprop(torch.optim.Optimizer):
         if p.grad is not None:
             raise InputError(
                 "KerasRMSprop(working_dtype=...) got a gradient on a float32 master weight; "
-                "compute the loss from working_params() (e.g. torch.func.functional_call) so gradients reach the working copies"
+                "compute the loss from working_params() (e.g. torch.func.functional_call) "
+                "so gradients reach the working copies"
             )
         entry = self._working.get(p)
         return None if entry is None else entry[0].grad

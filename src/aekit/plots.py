@@ -71,7 +71,8 @@ def _root_figure(fig: Any) -> Any:
         fig = fig.get_figure(root=True)
     if not isinstance(fig, Figure):
         raise InputError(
-            f"save(fig=...) takes a matplotlib Figure or Axes, found {type(fig).__name__}; pass ax.figure or the Figure a plot returned"
+            f"save(fig=...) takes a matplotlib Figure or Axes, found {type(fig).__name__}; "
+            "pass ax.figure or the Figure a plot returned"
         )
     return fig
 
@@ -101,7 +102,8 @@ def save(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     supported = FigureCanvasBase.get_supported_filetypes()  # every format: savefig switches canvas as needed
     if fmt not in supported:
         raise InputError(
-            f"{p}: cannot write a figure as {p.suffix or 'a file without suffix'!r}; use one of {', '.join('.' + f for f in sorted(supported))}"
+            f"{p}: cannot write a figure as {p.suffix or 'a file without suffix'!r}; "
+            f"use one of {', '.join('.' + f for f in sorted(supported))}"
         )
     with atomic_path(p) as tmp:
         figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
@@ -128,7 +130,10 @@ def code_bounds(activation: str | None) -> tuple[float, float] | None:
 
 
 def saturated_fraction(Z: np.ndarray, bounds: tuple[float, float]) -> float:
-    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds`` (within ``SATURATION_TOL`` of the half-range)."""
+    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds``.
+
+    On a bound means within ``SATURATION_TOL`` of the half-range.
+    """
     lo, hi = bounds
     tol = SATURATION_TOL * (hi - lo) / 2
     Z = np.asarray(Z, dtype=np.float64)

@@ -1,8 +1,9 @@
 """Will a network fit in memory? An estimate made before anything is allocated, and the memory there is.
 
 The network is built on PyTorch's ``meta`` device (shapes only, no storage), so the parameter
-count is exact for every architecture; activations are counted from the layer sizes. Training keeps, per parameter, the weight, its gradient and up to two optimizer
-buffers; per activation, the saved output and its gradient.
+count is exact for every architecture; activations are counted from the layer sizes. Training keeps,
+per parameter, the weight, its gradient and up to two optimizer buffers; per activation, the saved
+output and its gradient.
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
         if 3 * self.perplexity >= len(X):
             raise InputError(
-                f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; lower perplexity"
+                f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; "
+                "lower perplexity"
             )
         seed = seed_from(self.random_state)
         ae = self.autoencoder if self.autoencoder is not None else Autoencoder(**PRESETS["dense20"])
@@ -214,7 +215,8 @@ class InputDistanceIndex:
         d = self.X.shape[1]
         if data.shape[1] <= d:
             raise InputError(
-                f"InputDistanceIndex.query needs inputs and codes side by side (more than {d} columns), got {data.shape[1]}"
+                f"InputDistanceIndex.query needs inputs and codes side by side (more than {d} columns), "
+                f"got {data.shape[1]}"
             )
         idx, _ = self.code_index.query(np.ascontiguousarray(data[:, d:], dtype=np.float64), k)
         return input_distances(data[:, :d], self.X, idx)
@@ -229,7 +231,10 @@ def _opentsne(
     neighbors: str,
     n_components: int = 2,
 ) -> Any:
-    """openTSNE fitted on ``codes``; with ``inputs``, affinities from input-space distances to the code-space neighbours."""
+    """openTSNE fitted on ``codes``.
+
+    With ``inputs``, the affinities come from input-space distances to the code-space neighbours.
+    """
     from openTSNE import TSNE
 
     codes = np.asarray(codes, dtype=np.float64)
