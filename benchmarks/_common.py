@@ -16,8 +16,15 @@ import aekit
 
 def run_meta(**extra: object) -> dict:
     """Date, machine and versions for a results table."""
-    return {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__, "aekit": aekit.__version__, **extra}
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+        "aekit": aekit.__version__,
+        **extra,
+    }
 
 
 def write_results(out: str | os.PathLike[str], name: str, data: dict, markdown: str) -> None:

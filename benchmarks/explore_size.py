@@ -30,10 +30,9 @@ def main() -> None:
         size = page.stat().st_size
     out = Path(__file__).parent / "results" / "explore_size.md"
     out.write_text(
-        "# explore page: all of MNIST\n\n"
-        f"{len(X):,} points, every one with a 28x28 thumbnail (PNG sprite sheets of 4096 tiles, base64, Bokeh inline)\n\n"
-        f"| file size | build time | cores |\n|---|---|---|\n| {size / 1e6:.1f} MB | {secs:.0f} s | {os.cpu_count()} |\n\n"
-        f"python {sys.version.split()[0]}\n"
+        f"# explore page: all of MNIST\n\n{len(X):,} points, every one with a 28x28 thumbnail (PNG sprite sheets of "
+        f"4096 tiles, base64, Bokeh inline)\n\n| file size | build time | cores |\n|---|---|---|\n| {size / 1e6:.1f} "
+        f"MB | {secs:.0f} s | {os.cpu_count()} |\n\npython {sys.version.split()[0]}\n"
     )
     print(out.read_text())
 

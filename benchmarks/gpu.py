@@ -61,7 +61,8 @@ def estimator(model: str, epochs: int, precision: str, compile: bool | str) -> a
 
 def run(model: str, precision: str, epochs: int, X, y, X_test, variant: str) -> dict:
     torch.cuda.reset_peak_memory_stats()
-    torch._dynamo.reset()  # each run compiles afresh, as in a new process (six models would exceed dynamo's recompile limit)
+    # each run compiles afresh, as in a new process (six models would exceed dynamo's recompile limit)
+    torch._dynamo.reset()
     compile, graphs = VARIANTS[variant]
     est = estimator(model, epochs, precision, compile)
     if not graphs:
@@ -78,28 +79,46 @@ def run(model: str, precision: str, epochs: int, X, y, X_test, variant: str) -> 
     for _ in range(3):
         est.transform(X_test)
     transform_s = (time.perf_counter() - t) / 3
-    return {"model": model, "precision": precision, "variant": variant, "epoch_times": times, "fit_s": fit_s, "median_epoch_s": median,
-            "samples_per_s": len(X) / median, "flops_per_s": train_flops(model) * len(X) / median,
-            "transform_samples_per_s": len(X_test) / transform_s, "final_loss": est.history_["loss"][-1],
-            "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
+    return {
+        "model": model,
+        "precision": precision,
+        "variant": variant,
+        "epoch_times": times,
+        "fit_s": fit_s,
+        "median_epoch_s": median,
+        "samples_per_s": len(X) / median,
+        "flops_per_s": train_flops(model) * len(X) / median,
+        "transform_samples_per_s": len(X_test) / transform_s,
+        "final_loss": est.history_["loss"][-1],
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20,
+    }
 
 
 def report(meta: dict, rows: list[dict]) -> str:
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    out = ["# Training speed on a GPU (aekit)", "",
-           f"{meta['date']} · {meta['gpu']} · Python {meta['python']}, torch {meta['torch']}, aekit {meta['aekit']}", "",
-           f"{meta['samples']:,} MNIST training samples, {meta['epochs']} epochs per run, `device='auto'` (the GPU), in one "
-           "invocation. Variants: **eager** `compile=False`; **compiled** `compile=True` without CUDA graphs (forward pass "
-           "and optimizer compiled: aekit's GPU path before CUDA graphs); **graph** `compile=True`: the same, and the whole "
-           "training step captured once as a CUDA graph and replayed; **auto** the default `compile='auto'`: the CUDA graph of "
-           "the eager kernels, nothing compiled. "
-           "Median of epochs 2..E; epoch 1 includes compilation and capture. Matmul peaks measured here: "
-           f"float32 {meta['peak_float32'] / 1e12:.1f} TFLOP/s (TF32 off), bfloat16 {meta['peak_bfloat16'] / 1e12:.1f} TFLOP/s."
-           + (f" {meta['note']}" if meta.get("note") else ""), "",
-           "| model | precision | " + " | ".join(f"s/epoch {v}" for v in variants) + " | epoch 1 s " + " / ".join(variants)
-           + " | speed-up of auto over eager | best samples/s | TFLOP/s (of peak) | transform samples/s | peak GPU MiB | final train loss "
-           + " / ".join(variants) + " |",
-           "|" + "---|" * (2 + len(variants) + 7)]
+    out = [
+        "# Training speed on a GPU (aekit)",
+        "",
+        f"{meta['date']} · {meta['gpu']} · Python {meta['python']}, torch {meta['torch']}, aekit {meta['aekit']}",
+        "",
+        f"{meta['samples']:,} MNIST training samples, {meta['epochs']} epochs per run, `device='auto'` (the GPU), "
+        "in one invocation. Variants: **eager** `compile=False`; "
+        "**compiled** `compile=True` without CUDA graphs (forward pass and optimizer compiled: "
+        "aekit's GPU path before CUDA graphs); **graph** `compile=True`: "
+        "the same, and the whole training step captured once as a CUDA graph and replayed; "
+        "**auto** the default `compile='auto'`: the CUDA graph of the eager kernels, "
+        "nothing compiled. Median of epochs 2..E; epoch 1 includes compilation and capture. Matmul peaks measured "
+        f"here: float32 {meta['peak_float32'] / 1e12:.1f} TFLOP/s (TF32 off), "
+        f"bfloat16 {meta['peak_bfloat16'] / 1e12:.1f} TFLOP/s." + (f" {meta['note']}" if meta.get("note") else ""),
+        "",
+        "| model | precision | "
+        + " | ".join(f"s/epoch {v}" for v in variants)
+        + " | epoch 1 s "
+        + " / ".join(variants)
+        + " | speed-up of auto over eager | best samples/s | TFLOP/s (of peak) | transform samples/s | peak GPU MiB "
+        "| final train loss " + " / ".join(variants) + " |",
+        "|" + "---|" * (2 + len(variants) + 7),
+    ]
     by = {(r["model"], r["precision"], r["variant"]): r for r in rows}
     for model, precision in dict.fromkeys((r["model"], r["precision"]) for r in rows):
         got = [by.get((model, precision, v)) for v in variants]
@@ -108,17 +127,27 @@ def report(meta: dict, rows: list[dict]) -> str:
         eager, auto = by.get((model, precision, "eager")), by.get((model, precision, "auto"))
         speedup = f"{eager['median_epoch_s'] / auto['median_epoch_s']:.1f}x" if eager and auto else "—"
         out.append(
-            f"| {model} | {precision} | " + " | ".join(f"{r['median_epoch_s']:.3f}" if r else "—" for r in got)
-            + " | " + " / ".join(f"{r['epoch_times'][0]:.1f}" if r else "—" for r in got)
-            + f" | {speedup} | {best['samples_per_s']:,.0f} | {best['flops_per_s'] / 1e12:.2f} ({best['flops_per_s'] / peak:.2%}) | "
+            f"| {model} | {precision} | "
+            + " | ".join(f"{r['median_epoch_s']:.3f}" if r else "—" for r in got)
+            + " | "
+            + " / ".join(f"{r['epoch_times'][0]:.1f}" if r else "—" for r in got)
+            + f" | {speedup} | {best['samples_per_s']:,.0f} | "
+            f"{best['flops_per_s'] / 1e12:.2f} ({best['flops_per_s'] / peak:.2%}) | "
             f"{best['transform_samples_per_s']:,.0f} | {best['peak_gpu_mib']:,.0f} | "
-            + " / ".join(f"{r['final_loss']:.4f}" if r else "—" for r in got) + " |")
-    out += ["", f"FLOP model (as in speed.md): {FLOP_FORMULA}", "",
-            "At batch 128 these models are far too small to fill a GPU: an eager step is a hundred-odd kernel launches of "
-            "a few microseconds of arithmetic each, so its time is set by launch and Python overhead. A CUDA graph replays "
-            "the whole step (forward, backward, optimizer) with one launch. Dropout (SAE head) and noise draw through the "
-            "graph's own generator offsets, so graphed runs are reproducible but not the eager run's random stream; "
-            "deterministic models train the same (tested).", ""]
+            + " / ".join(f"{r['final_loss']:.4f}" if r else "—" for r in got)
+            + " |"
+        )
+    out += [
+        "",
+        f"FLOP model (as in speed.md): {FLOP_FORMULA}",
+        "",
+        "At batch 128 these models are far too small to fill a GPU: an eager step is a hundred-odd kernel launches of "
+        "a few microseconds of arithmetic each, so its time is set by launch and Python overhead. A CUDA graph replays "
+        "the whole step (forward, backward, optimizer) with one launch. Dropout (SAE head) and noise draw through the "
+        "graph's own generator offsets, so graphed runs are reproducible but not the eager run's random stream; "
+        "deterministic models train the same (tested).",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -134,17 +163,28 @@ def main() -> None:
         sys.exit("benchmarks/gpu.py needs a CUDA GPU; this machine has none (see speed.py for CPU figures)")
     torch.backends.cuda.matmul.allow_tf32 = False
     d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
-    meta = run_meta(gpu=torch.cuda.get_device_name(), samples=len(d.X_train), epochs=args.epochs,
-                    peak_float32=matmul_peak(torch.float32), peak_bfloat16=matmul_peak(torch.bfloat16))
+    meta = run_meta(
+        gpu=torch.cuda.get_device_name(),
+        samples=len(d.X_train),
+        epochs=args.epochs,
+        peak_float32=matmul_peak(torch.float32),
+        peak_bfloat16=matmul_peak(torch.bfloat16),
+    )
     rows = []
     for model in args.models.split(","):
         for precision in args.precisions.split(","):
             for variant in args.variants.split(","):
                 rows.append(run(model, precision, args.epochs, d.X_train, d.y_train, d.X_test, variant))
                 r = rows[-1]
-                print(f"{model} {precision} {variant}: {r['median_epoch_s']:.3f} s/epoch (epoch 1 {r['epoch_times'][0]:.1f} s, fit {r['fit_s']:.1f} s), "
-                      f"loss {r['final_loss']:.4f}, transform {r['transform_samples_per_s']:,.0f}/s", flush=True)
-                write_results(args.out, "gpu", {"meta": meta, "results": rows}, report(meta, rows))  # partial results survive a timeout
+                print(
+                    f"{model} {precision} {variant}: {r['median_epoch_s']:.3f} s/epoch (epoch 1 "
+                    f"{r['epoch_times'][0]:.1f} s, fit {r['fit_s']:.1f} s), "
+                    f"loss {r['final_loss']:.4f}, transform {r['transform_samples_per_s']:,.0f}/s",
+                    flush=True,
+                )
+                write_results(
+                    args.out, "gpu", {"meta": meta, "results": rows}, report(meta, rows)
+                )  # partial results survive a timeout
 
 
 if __name__ == "__main__":

@@ -164,7 +164,12 @@ def read_mnist(data_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray
 
     X_train = idx("train-images-idx3-ubyte").reshape(-1, 784).astype(np.float32) / 255
     X_test = idx("t10k-images-idx3-ubyte").reshape(-1, 784).astype(np.float32) / 255
-    return X_train, idx("train-labels-idx1-ubyte").astype(np.int64), X_test, idx("t10k-labels-idx1-ubyte").astype(np.int64)
+    return (
+        X_train,
+        idx("train-labels-idx1-ubyte").astype(np.int64),
+        X_test,
+        idx("t10k-labels-idx1-ubyte").astype(np.int64),
+    )
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -197,7 +202,9 @@ def psnr(x: np.ndarray, y: np.ndarray) -> float:
     return 10 * np.log10(1.0 / mse)
 
 
-def code_accuracies(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+def code_accuracies(
+    Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, float]:
     """k-NN(5) and logistic-regression (standardized codes) test accuracy of 2-D codes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -209,8 +216,16 @@ def code_accuracies(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray
     return {"knn_acc": float(knn.score(Z_test, y_test)), "logreg_acc": float(logreg.score(Z_test, y_test))}
 
 
-def evaluate(name: str, model: keras.Model, encoder: keras.Model, X_train: np.ndarray, y_train: np.ndarray,
-             X_test: np.ndarray, y_test: np.ndarray, seed: int = 0) -> dict[str, float]:
+def evaluate(
+    name: str,
+    model: keras.Model,
+    encoder: keras.Model,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int = 0,
+) -> dict[str, float]:
     """Test-set quality of a trained model (X are (n, 784) in [0, 1])."""
     pred = lambda m, x: m.predict(x, batch_size=1024, verbose=0)  # noqa: E731
     out: dict[str, float] = {}
@@ -235,8 +250,19 @@ def evaluate(name: str, model: keras.Model, encoder: keras.Model, X_train: np.nd
 # ----------------------------------------------------------------------------- training
 
 
-def train(name: str, epochs: int, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
-          seed: int = 0, *, head_dropout: float = 0.0, callbacks: list | None = None, quality: bool = True) -> dict:
+def train(
+    name: str,
+    epochs: int,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int = 0,
+    *,
+    head_dropout: float = 0.0,
+    callbacks: list | None = None,
+    quality: bool = True,
+) -> dict:
     """Train model ``name`` the reference way and return a JSON-able dict of timings and metrics.
 
     X are (n, 784) float32 in [0, 1], y integer labels. ``callbacks`` are extra Keras
@@ -247,8 +273,15 @@ def train(name: str, epochs: int, X_train: np.ndarray, y_train: np.ndarray, X_te
     timer = EpochTimer()
     x, target = fit_arrays(name, X_train, y_train, seed)
     t0 = time.perf_counter()
-    hist = model.fit(x, target, batch_size=BATCH_SIZE[name], epochs=epochs, shuffle=True, verbose=0,
-                     callbacks=[timer, *(callbacks or [])])
+    hist = model.fit(
+        x,
+        target,
+        batch_size=BATCH_SIZE[name],
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[timer, *(callbacks or [])],
+    )
     result = {
         "model": name,
         "params": int(model.count_params()),
@@ -288,8 +321,13 @@ def versions() -> dict[str, str]:
 
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "keras_backend": keras.backend.backend(), "numpy": np.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "numpy": np.__version__,
+    }
 
 
 if __name__ == "__main__":
@@ -304,7 +342,15 @@ if __name__ == "__main__":
     if not args.data:
         parser.error("give --data or set AEKIT_MNIST_DIR to the folder holding the MNIST IDX files")
     X_train, y_train, X_test, y_test = read_mnist(args.data)
-    res = train(args.model, args.epochs, X_train[: args.samples], y_train[: args.samples], X_test, y_test,
-                args.seed, head_dropout=args.head_dropout)
+    res = train(
+        args.model,
+        args.epochs,
+        X_train[: args.samples],
+        y_train[: args.samples],
+        X_test,
+        y_test,
+        args.seed,
+        head_dropout=args.head_dropout,
+    )
     assert res["params"] == EXPECTED_PARAMS[args.model], res["params"]
     print(json.dumps(res, indent=1))

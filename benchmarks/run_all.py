@@ -16,7 +16,10 @@ PY = sys.executable
 COMMANDS = [
     [PY, "benchmarks/speed.py"],  # aekit vs Keras/TF training + transform speed -> benchmarks/results/speed.{md,json}
     [PY, "benchmarks/quality.py"],  # the reference claims, aekit beside Keras -> benchmarks/results/quality.{md,json}
-    [PY, "benchmarks/tsne.py"],  # AE -> t-SNE vs the other routes, openTSNE and scikit-learn -> benchmarks/results/tsne.{md,json}
+    [
+        PY,
+        "benchmarks/tsne.py",
+    ],  # AE -> t-SNE vs the other routes, openTSNE and scikit-learn -> benchmarks/results/tsne.{md,json}
 ]
 GPU_COMMANDS = [
     [PY, "benchmarks/gpu.py"],  # aekit on a CUDA GPU, eager vs compiled -> benchmarks/results/gpu.{md,json}
@@ -31,7 +34,11 @@ def main() -> int:
         print(f"\n==> {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.run(cmd, cwd=ROOT).returncode
-        print(f"<== {' '.join(cmd[1:])}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"<== {' '.join(cmd[1:])}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {time.perf_counter() - t0:.0f} "
+            "s",
+            flush=True,
+        )
         if rc:
             failed.append(cmd)
     return 1 if failed else 0

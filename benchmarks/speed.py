@@ -126,7 +126,16 @@ class Turns:
 
     def epoch_end(self, epoch: int, loss: float) -> None:
         seg = self._pause()
-        send({"event": "epoch", "epoch": epoch + 1, "time": self.epoch_s, "loss": float(loss), "cpu": self.epoch_cpu, **seg})
+        send(
+            {
+                "event": "epoch",
+                "epoch": epoch + 1,
+                "time": self.epoch_s,
+                "loss": float(loss),
+                "cpu": self.epoch_cpu,
+                **seg,
+            }
+        )
         self.steps, self.epoch_s, self.epoch_cpu = 0, 0.0, 0.0
         wait_go()
         self.start()
@@ -196,16 +205,18 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
         est.fit(X, y)
     else:
         est.fit(X)
-    send({
-        "event": "final",
-        "params": sum(p.numel() for p in est.net_.parameters()),
-        "batch_size": est.batch_size,
-        "loss": est.history_["loss"],
-        "transform": {"aekit.transform": throughput(lambda: est.transform(X_test), len(X_test))},
-        "maxrss_mib": maxrss_mib(),
-        "threads": torch.get_num_threads(),
-        "versions": {"torch": torch.__version__, "aekit": aekit.__version__, "numpy": np.__version__},
-    })
+    send(
+        {
+            "event": "final",
+            "params": sum(p.numel() for p in est.net_.parameters()),
+            "batch_size": est.batch_size,
+            "loss": est.history_["loss"],
+            "transform": {"aekit.transform": throughput(lambda: est.transform(X_test), len(X_test))},
+            "maxrss_mib": maxrss_mib(),
+            "threads": torch.get_num_threads(),
+            "versions": {"torch": torch.__version__, "aekit": aekit.__version__, "numpy": np.__version__},
+        }
+    )
 
 
 def keras_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -> None:
@@ -237,33 +248,45 @@ def keras_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
     send({"event": "ready"})
     wait_go()
     turns.start()
-    hist = net.fit(x, target, batch_size=kr.BATCH_SIZE[model], epochs=epochs, shuffle=True, verbose=0, callbacks=[Gate()])
+    hist = net.fit(
+        x, target, batch_size=kr.BATCH_SIZE[model], epochs=epochs, shuffle=True, verbose=0, callbacks=[Gate()]
+    )
     predict = lambda bs: encoder.predict(x_test, batch_size=bs, verbose=0)  # noqa: E731
-    send({
-        "event": "final",
-        "params": int(net.count_params()),
-        "batch_size": kr.BATCH_SIZE[model],
-        "loss": [float(v) for v in hist.history["loss"]],
-        "transform": {
-            f"encoder.predict(batch_size={TRANSFORM_BATCH})": throughput(lambda: predict(TRANSFORM_BATCH), len(x_test)),
-            "encoder.predict(batch_size=32, default)": throughput(lambda: predict(32), len(x_test)),
-        },
-        "maxrss_mib": maxrss_mib(),
-        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-        "jit_compile": bool(net.jit_compile),
-        "dtype_policy": keras.mixed_precision.global_policy().name,
-        "versions": kr.versions(),
-    })
+    send(
+        {
+            "event": "final",
+            "params": int(net.count_params()),
+            "batch_size": kr.BATCH_SIZE[model],
+            "loss": [float(v) for v in hist.history["loss"]],
+            "transform": {
+                f"encoder.predict(batch_size={TRANSFORM_BATCH})": throughput(
+                    lambda: predict(TRANSFORM_BATCH), len(x_test)
+                ),
+                "encoder.predict(batch_size=32, default)": throughput(lambda: predict(32), len(x_test)),
+            },
+            "maxrss_mib": maxrss_mib(),
+            "threads": {
+                "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+            },
+            "jit_compile": bool(net.jit_compile),
+            "dtype_policy": keras.mixed_precision.global_policy().name,
+            "versions": kr.versions(),
+        }
+    )
 
 
 def dense_layers(model: str) -> list[tuple[int, int, int]]:
     """``(input layer index, in, out)`` of every dense layer: the body, then (SAE) the head off the 2-D code."""
-    body = [(i - 1, a, b) for i, (a, b) in enumerate(zip(DENSE[:-1], DENSE[1:], strict=True))]  # input of layer i is layer i-1's output
+    body = [
+        (i - 1, a, b) for i, (a, b) in enumerate(zip(DENSE[:-1], DENSE[1:], strict=True))
+    ]  # input of layer i is layer i-1's output
     if base_model(model)[0] != "sae":
         return body
     code = DENSE.index(2) - 1  # the layer whose output is the code
-    head = [(code if j == 0 else len(body) + j - 1, a, b) for j, (a, b) in enumerate(zip(HEAD[:-1], HEAD[1:], strict=True))]
+    head = [
+        (code if j == 0 else len(body) + j - 1, a, b) for j, (a, b) in enumerate(zip(HEAD[:-1], HEAD[1:], strict=True))
+    ]
     return body + head
 
 
@@ -287,8 +310,17 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
         g = torch.Generator().manual_seed(0)
         r = lambda *shape: (torch.rand(*shape, generator=g) * 2 - 1).to(dtype)  # noqa: E731
         acts = [r(b, DENSE[0])] + [r(b, out) for _, _, out in layers]  # acts[i + 1]: layer i's output
-        return [{"x": acts[src + 1], "W": r(out, fan_in), "y": acts[i + 1], "g": r(b, out), "dx": r(b, fan_in), "dW": r(out, fan_in)}
-                for i, (src, fan_in, out) in enumerate(layers)]
+        return [
+            {
+                "x": acts[src + 1],
+                "W": r(out, fan_in),
+                "y": acts[i + 1],
+                "g": r(b, out),
+                "dx": r(b, fan_in),
+                "dW": r(out, fan_in),
+            }
+            for i, (src, fan_in, out) in enumerate(layers)
+        ]
 
     sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
     bufs = {b: buffers(b) for b in set(sizes)}
@@ -312,8 +344,15 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
             step(b)
             turns.step()
         turns.epoch_end(epoch, 0.0)
-    send({"event": "final", "batch_size": bs, "products_per_step": 3 * len(layers) - 1, "maxrss_mib": maxrss_mib(),
-          "threads": torch.get_num_threads()})
+    send(
+        {
+            "event": "final",
+            "batch_size": bs,
+            "products_per_step": 3 * len(layers) - 1,
+            "maxrss_mib": maxrss_mib(),
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- driver side
@@ -326,8 +365,22 @@ class Worker:
         self.name = f"{role}-{model}" if model else role
         self.logpath = logdir / f"{self.name}.log"
         self.log = open(self.logpath, "w")  # noqa: SIM115
-        cmd = [sys.executable, str(HERE / "speed.py"), "--worker", role, "--models", model or "dense",
-               "--epochs", str(args.epochs), "--threads", str(args.threads), "--chunk", str(args.chunk), "--data", data]
+        cmd = [
+            sys.executable,
+            str(HERE / "speed.py"),
+            "--worker",
+            role,
+            "--models",
+            model or "dense",
+            "--epochs",
+            str(args.epochs),
+            "--threads",
+            str(args.threads),
+            "--chunk",
+            str(args.chunk),
+            "--data",
+            data,
+        ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
 
     def read(self) -> dict:
@@ -380,13 +433,17 @@ def summarize(stack: dict, epoch_msgs: list[dict], samples: int, flops: int, pea
     return stack
 
 
-def run_model(model: str, args: argparse.Namespace, data: str, samples: int, peak: dict[bool, float], logdir: Path) -> dict:
+def run_model(
+    model: str, args: argparse.Namespace, data: str, samples: int, peak: dict[bool, float], logdir: Path
+) -> dict:
     print(f"[{model}] starting workers", flush=True)
     stacks = ("aekit", "keras") + (("floor",) if args.floor and base_model(model)[0] in ("dense", "sae") else ())
     workers = {stack: Worker(stack, args, model, data, logdir) for stack in stacks}
     epochs: dict[str, list[dict]] = {stack: [] for stack in workers}
     turns: dict[str, list[tuple[int, float]]] = {stack: [] for stack in workers}  # (epoch, seconds) of every full turn
-    acc = {stack: [0.0, 0.0, 0.0] for stack in workers}  # machine busy s, wall s, own CPU s since the last epoch message
+    acc = {
+        stack: [0.0, 0.0, 0.0] for stack in workers
+    }  # machine busy s, wall s, own CPU s since the last epoch message
     try:
         for w in workers.values():
             assert w.read()["event"] == "ready"
@@ -406,15 +463,24 @@ def run_model(model: str, args: argparse.Namespace, data: str, samples: int, pea
                 msg["other_load_cores"] = max(0.0, a[0] - a[2]) / a[1]  # other processes' CPU use meanwhile
                 acc[stack] = [0.0, 0.0, 0.0]
                 epochs[stack].append(msg)
-                print(f"[{model}] {stack:5s} epoch {msg['epoch']}/{args.epochs}: {msg['time']:.2f} s  loss {msg['loss']:.4f}  "
-                      f"cpu {msg['cpu'] / msg['time']:.1f} cores, other load {msg['other_load_cores']:.1f} cores", flush=True)
+                print(
+                    f"[{model}] {stack:5s} epoch {msg['epoch']}/{args.epochs}: "
+                    f"{msg['time']:.2f} s  loss {msg['loss']:.4f}  "
+                    f"cpu {msg['cpu'] / msg['time']:.1f} cores, other load {msg['other_load_cores']:.1f} cores",
+                    flush=True,
+                )
         final = {stack: w.go() for stack, w in workers.items()}  # transform throughput, memory
     finally:
         for w in workers.values():
             w.close()
     flops = train_flops(model)
-    res = {"model": model, "samples": samples, "epochs": args.epochs,
-           "forward_flops_per_sample": sum(forward_flops(model)), "train_flops_per_sample": flops}
+    res = {
+        "model": model,
+        "samples": samples,
+        "epochs": args.epochs,
+        "forward_flops_per_sample": sum(forward_flops(model)),
+        "train_flops_per_sample": flops,
+    }
     for stack in workers:
         res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak[base_model(model)[1]])
     res["ratio_aekit_over_keras"] = res["aekit"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
@@ -454,14 +520,23 @@ def machine() -> dict:
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": usable, "platform": platform.platform(),
-            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "platform": platform.platform(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
 
 
 def git_rev() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True, text=True
+        ).stdout.strip()
         return rev + (" + uncommitted changes in src/" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -495,116 +570,257 @@ def report(r: dict) -> str:
         "# Training speed: aekit (PyTorch) vs reference Keras (TensorFlow)",
         "",
         f"- date: {r['date']}",
-        f"- machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, {m['memory_gib']} GiB RAM; {m['platform']}",
+        f"- machine: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+        f"{m['memory_gib']} GiB RAM; {m['platform']}",
         f"- versions: python {v['python']}, torch {v['torch']}, tensorflow {v['tensorflow']}, keras {v['keras']} "
         f"(backend {v['keras_backend']}), aekit {v['aekit']} (git {r['git']}), numpy {v['numpy']}",
         f"- threads: {r['threads']} (torch.set_num_threads; TF intra-op), float32 matmul peak "
-        f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s (best torch.mm over square sizes {', '.join(map(str, peak['by_size']))}; "
-        f"other load meanwhile {peak['other_load_cores']:.1f} cores); bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
+        f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s (best torch.mm over square sizes "
+        f"{', '.join(map(str, peak['by_size']))}; "
+        f"other load meanwhile {peak['other_load_cores']:.1f} cores); "
+        f"bfloat16 matmul peak {peak['peak_flops_bf16'] / 1e9:.1f} GFLOP/s "
         "(the same sizes; the -bf16 rows' fraction of peak is of this one)",
         f"- command: `{r['command']}`",
         f"- {r['samples']} MNIST training samples, {r['epochs']} epochs per stack, two subprocesses "
         + ("(three for the dense models: the floor below) " if any("floor" in x for x in r["results"]) else "")
         + "taking turns of "
-        + (f"{r['chunk']} training steps (aekit, Keras, aekit, ...); an epoch's time is the sum of its turns" if r.get("chunk")
-           else "whole epochs (aekit, Keras, aekit, ...)"),
+        + (
+            f"{r['chunk']} training steps (aekit, Keras, aekit, ...); an epoch's time is the sum of its turns"
+            if r.get("chunk")
+            else "whole epochs (aekit, Keras, aekit, ...)"
+        ),
         "",
     ]
-    other = max([peak["other_load_cores"]] + [c for x in r["results"] for s in ("aekit", "keras") for c in x[s]["epoch_other_load_cores"]])
+    other = max(
+        [peak["other_load_cores"]]
+        + [c for x in r["results"] for s in ("aekit", "keras") for c in x[s]["epoch_other_load_cores"]]
+    )
     if other > OTHER_LOAD_WARN:
-        out += [f"**Warning: other processes used up to {other:.1f} CPU cores during timed epochs; "
-                "these timings are disturbed. Re-run on an idle machine.**", ""]
+        out += [
+            f"**Warning: other processes used up to {other:.1f} CPU cores during timed epochs; "
+            "these timings are disturbed. Re-run on an idle machine.**",
+            "",
+        ]
     out += [
         "## Training (per epoch)",
         "",
-        "Median of epochs 2..E (epoch 1 shown separately: it includes set-up, warm-up and tf.function tracing). "
-        "ratio = aekit time / Keras time (< 1: aekit faster). TensorFlow's epoch times can be bimodal on this machine "
-        "(some epochs run at ~half its CPU use and take 2-3x longer), which moves a median; the best-epoch ratio "
-        "(fastest of epochs 2..E on each side) is the conservative reading. "
-        "Paired turns: the ratio of each aekit turn to the Keras turn right after it (the same steps of the same epoch, "
-        "epochs 2..E), median [quartiles]: the reading least moved by the machine's slower and faster phases.",
+        "Median of epochs 2..E (epoch 1 shown separately: it includes set-up, "
+        "warm-up and tf.function tracing). ratio = aekit time / Keras time (< 1: "
+        "aekit faster). TensorFlow's epoch times can be bimodal on this machine (some epochs run at ~half its CPU use "
+        "and take 2-3x longer), which moves a median; the best-epoch ratio (fastest of epochs 2..E on each side) "
+        "is the conservative reading. Paired turns: the ratio of each aekit turn to the Keras turn right after it "
+        "(the same steps of the same epoch, epochs 2..E), median [quartiles]: "
+        "the reading least moved by the machine's slower and faster phases.",
         "",
     ]
     rows = []
     for x in r["results"]:
         a, k = x["aekit"], x["keras"]
-        rows.append([
-            x["model"], f"{a['params']:,}" + ("" if a["params"] == k["params"] else f" / {k['params']:,}"), a["batch_size"],
-            f"{a['median_epoch_s']:.2f}", f"{k['median_epoch_s']:.2f}", f"{x['ratio_aekit_over_keras']:.2f}",
-            f"{_best(x, 'aekit') / _best(x, 'keras'):.2f}", _iqr(x.get("paired_turn_ratios", [])),
-            f"{a['samples_per_s']:,.0f}", f"{k['samples_per_s']:,.0f}",
-            f"{a['flops_per_s'] / 1e9:.1f} ({a['fraction_of_peak']:.0%})", f"{k['flops_per_s'] / 1e9:.1f} ({k['fraction_of_peak']:.0%})",
-            f"{a['first_epoch_s']:.2f} / {k['first_epoch_s']:.2f}", f"{a['loss'][-1]:.4f} / {k['loss'][-1]:.4f}",
-        ])
-    out.append(md_table(["model", "params", "batch", "aekit s/epoch", "Keras s/epoch", "ratio", "ratio, best epochs",
-                         "ratio, paired turns", "aekit samples/s",
-                         "Keras samples/s", "aekit GFLOP/s (of peak)", "Keras GFLOP/s (of peak)",
-                         "epoch 1 s aekit / Keras", "final train loss aekit / Keras"], rows))
-    out += ["", "Rows ending in -bf16: the same recipe in mixed precision on both sides: aekit `precision='bfloat16'` "
-            "(float32 weights, optimizer and loss; products in bfloat16: for dense and SAE the RMSprop step keeps bfloat16 working copies of the weights, bit-identical to torch.autocast, which the conv AE uses), Keras dtype policy `mixed_bfloat16`.", ""]
+        rows.append(
+            [
+                x["model"],
+                f"{a['params']:,}" + ("" if a["params"] == k["params"] else f" / {k['params']:,}"),
+                a["batch_size"],
+                f"{a['median_epoch_s']:.2f}",
+                f"{k['median_epoch_s']:.2f}",
+                f"{x['ratio_aekit_over_keras']:.2f}",
+                f"{_best(x, 'aekit') / _best(x, 'keras'):.2f}",
+                _iqr(x.get("paired_turn_ratios", [])),
+                f"{a['samples_per_s']:,.0f}",
+                f"{k['samples_per_s']:,.0f}",
+                f"{a['flops_per_s'] / 1e9:.1f} ({a['fraction_of_peak']:.0%})",
+                f"{k['flops_per_s'] / 1e9:.1f} ({k['fraction_of_peak']:.0%})",
+                f"{a['first_epoch_s']:.2f} / {k['first_epoch_s']:.2f}",
+                f"{a['loss'][-1]:.4f} / {k['loss'][-1]:.4f}",
+            ]
+        )
+    out.append(
+        md_table(
+            [
+                "model",
+                "params",
+                "batch",
+                "aekit s/epoch",
+                "Keras s/epoch",
+                "ratio",
+                "ratio, best epochs",
+                "ratio, paired turns",
+                "aekit samples/s",
+                "Keras samples/s",
+                "aekit GFLOP/s (of peak)",
+                "Keras GFLOP/s (of peak)",
+                "epoch 1 s aekit / Keras",
+                "final train loss aekit / Keras",
+            ],
+            rows,
+        )
+    )
+    out += [
+        "",
+        "Rows ending in -bf16: the same recipe in mixed precision on both sides: aekit `precision='bfloat16'` "
+        "(float32 weights, optimizer and loss; products in bfloat16: "
+        "for dense and SAE the RMSprop step keeps bfloat16 working copies of the weights, "
+        "bit-identical to torch.autocast, which the conv AE uses), Keras dtype policy `mixed_bfloat16`.",
+        "",
+    ]
     cross = {x["model"]: x for x in r["results"]}
-    rows = [[m, f"{x['aekit']['median_epoch_s']:.2f}", f"{cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
-             f"{x['aekit']['median_epoch_s'] / cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
-             f"{_best(x, 'aekit') / _best(cross[m[:-5]], 'keras'):.2f}",
-             f"{x['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['keras']['loss'][-1]:.4f}"]
-            for m, x in cross.items() if m.endswith("-bf16") and m[:-5] in cross]
+    rows = [
+        [
+            m,
+            f"{x['aekit']['median_epoch_s']:.2f}",
+            f"{cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
+            f"{x['aekit']['median_epoch_s'] / cross[m[:-5]]['keras']['median_epoch_s']:.2f}",
+            f"{_best(x, 'aekit') / _best(cross[m[:-5]], 'keras'):.2f}",
+            f"{x['aekit']['loss'][-1]:.4f} / {cross[m[:-5]]['aekit']['loss'][-1]:.4f} / "
+            f"{cross[m[:-5]]['keras']['loss'][-1]:.4f}",
+        ]
+        for m, x in cross.items()
+        if m.endswith("-bf16") and m[:-5] in cross
+    ]
     if rows:
-        out += ["aekit in bfloat16 against the reference stack as the reference text runs it (Keras, float32), "
-                "from the rows above (same run, not alternated with each other):", ""]
-        out.append(md_table(["model", "aekit bf16 s/epoch", "Keras float32 s/epoch", "ratio", "ratio, best epochs",
-                             "final train loss aekit bf16 / aekit float32 / Keras float32"], rows))
+        out += [
+            "aekit in bfloat16 against the reference stack as the reference text runs it (Keras, float32), "
+            "from the rows above (same run, not alternated with each other):",
+            "",
+        ]
+        out.append(
+            md_table(
+                [
+                    "model",
+                    "aekit bf16 s/epoch",
+                    "Keras float32 s/epoch",
+                    "ratio",
+                    "ratio, best epochs",
+                    "final train loss aekit bf16 / aekit float32 / Keras float32",
+                ],
+                rows,
+            )
+        )
         out.append("")
     floors = [x for x in r["results"] if "floor" in x]
     if floors:
-        out += ["### The floor: the matrix products alone", "",
-                "A third worker takes its turns beside the two stacks and runs only the matrix products of the model's "
-                "training step (forward, input and weight gradients at the recipe's batch size, bare `torch.mm` into "
-                "preallocated tensors: no activations, loss, biases, optimizer or autograd). An implementation that keeps "
-                "the arithmetic (dtype, batch size) and this BLAS (the one PyTorch ships) cannot be faster than it, so "
-                "floor / Keras is the best ratio reachable here and the floor's fraction of the peak the best fraction.", ""]
-        rows = [[x["model"], f"{x['floor']['median_epoch_s']:.2f}",
-                 f"{x['floor']['flops_per_s'] / 1e9:.1f} ({x['floor']['fraction_of_peak']:.0%})",
-                 f"{x['floor_over_keras']:.2f}", _iqr(x.get("paired_turn_ratios_floor", [])),
-                 f"{x['aekit_over_floor']:.2f}", f"{x['ratio_aekit_over_keras']:.2f}"] for x in floors]
-        out.append(md_table(["model", "floor s/epoch", "floor GFLOP/s (of peak)", "floor / Keras", "floor / Keras, paired turns",
-                             "aekit / floor", "aekit / Keras"], rows))
+        out += [
+            "### The floor: the matrix products alone",
+            "",
+            "A third worker takes its turns beside the two stacks and runs only the matrix products of the model's "
+            "training step (forward, input and weight gradients at the recipe's batch size, bare `torch.mm` into "
+            "preallocated tensors: no activations, loss, biases, optimizer or autograd). An implementation that keeps "
+            "the arithmetic (dtype, batch size) and this BLAS (the one PyTorch ships) cannot be faster than it, so "
+            "floor / Keras is the best ratio reachable here and the floor's fraction of the peak the best fraction.",
+            "",
+        ]
+        rows = [
+            [
+                x["model"],
+                f"{x['floor']['median_epoch_s']:.2f}",
+                f"{x['floor']['flops_per_s'] / 1e9:.1f} ({x['floor']['fraction_of_peak']:.0%})",
+                f"{x['floor_over_keras']:.2f}",
+                _iqr(x.get("paired_turn_ratios_floor", [])),
+                f"{x['aekit_over_floor']:.2f}",
+                f"{x['ratio_aekit_over_keras']:.2f}",
+            ]
+            for x in floors
+        ]
+        out.append(
+            md_table(
+                [
+                    "model",
+                    "floor s/epoch",
+                    "floor GFLOP/s (of peak)",
+                    "floor / Keras",
+                    "floor / Keras, paired turns",
+                    "aekit / floor",
+                    "aekit / Keras",
+                ],
+                rows,
+            )
+        )
         out.append("")
     out += [f"FLOP model: {FLOP_FORMULA}", ""]
-    out.append(md_table(["model", "forward MFLOP/sample", "training MFLOP/sample"],
-                        [[x["model"], f"{x['forward_flops_per_sample'] / 1e6:.3f}", f"{x['train_flops_per_sample'] / 1e6:.3f}"]
-                         for x in r["results"] if not base_model(x["model"])[1]]))
-    out += ["", "## Transform (encoder) throughput, 10,000 test images", "",
-            f"Best of 3 after a warm-up call. aekit.transform batches internally (by {TRANSFORM_BATCH} for dense models, "
-            f"128 for conv ones); Keras encoder.predict is timed at batch {TRANSFORM_BATCH} and at its default (32).", ""]
+    out.append(
+        md_table(
+            ["model", "forward MFLOP/sample", "training MFLOP/sample"],
+            [
+                [x["model"], f"{x['forward_flops_per_sample'] / 1e6:.3f}", f"{x['train_flops_per_sample'] / 1e6:.3f}"]
+                for x in r["results"]
+                if not base_model(x["model"])[1]
+            ],
+        )
+    )
+    out += [
+        "",
+        "## Transform (encoder) throughput, 10,000 test images",
+        "",
+        f"Best of 3 after a warm-up call. aekit.transform batches internally (by {TRANSFORM_BATCH} for dense models, "
+        f"128 for conv ones); Keras encoder.predict is timed at batch {TRANSFORM_BATCH} and at its default (32).",
+        "",
+    ]
     rows = []
     for x in r["results"]:
         a, k = x["aekit"]["transform"], x["keras"]["transform"]
         ka, kd = (k[key] for key in k)
-        rows.append([x["model"], f"{a['aekit.transform']:,.0f}", f"{ka:,.0f}", f"{kd:,.0f}", f"{a['aekit.transform'] / ka:.2f}"])
-    out.append(md_table(["model", "aekit samples/s", f"Keras samples/s (batch {TRANSFORM_BATCH})", "Keras samples/s (batch 32)",
-                         f"aekit / Keras (batch {TRANSFORM_BATCH})"], rows))
+        rows.append(
+            [x["model"], f"{a['aekit.transform']:,.0f}", f"{ka:,.0f}", f"{kd:,.0f}", f"{a['aekit.transform'] / ka:.2f}"]
+        )
+    out.append(
+        md_table(
+            [
+                "model",
+                "aekit samples/s",
+                f"Keras samples/s (batch {TRANSFORM_BATCH})",
+                "Keras samples/s (batch 32)",
+                f"aekit / Keras (batch {TRANSFORM_BATCH})",
+            ],
+            rows,
+        )
+    )
     out += ["", "## Peak memory (max RSS of each worker process: runtime + data + model)", ""]
-    out.append(md_table(["model", "aekit MiB", "Keras MiB"],
-                        [[x["model"], f"{x['aekit']['maxrss_mib']:,.0f}", f"{x['keras']['maxrss_mib']:,.0f}"] for x in r["results"]]))
-    out += ["", "## Per-epoch times (s)", "",
-            "CPU = cores this stack kept busy during its timed epochs (mean); other = cores used meanwhile by "
-            "every other process on the machine, hypervisor steal included (from /proc/stat; should be ~0).", ""]
+    out.append(
+        md_table(
+            ["model", "aekit MiB", "Keras MiB"],
+            [
+                [x["model"], f"{x['aekit']['maxrss_mib']:,.0f}", f"{x['keras']['maxrss_mib']:,.0f}"]
+                for x in r["results"]
+            ],
+        )
+    )
+    out += [
+        "",
+        "## Per-epoch times (s)",
+        "",
+        "CPU = cores this stack kept busy during its timed epochs (mean); other = cores used meanwhile by "
+        "every other process on the machine, hypervisor steal included (from /proc/stat; should be ~0).",
+        "",
+    ]
     cores = lambda xs: f"{statistics.mean(xs):.1f}"  # noqa: E731
-    out.append(md_table(["model", "aekit", "Keras", "CPU aekit / Keras", "other aekit / Keras"],
-                        [[x["model"], ", ".join(f"{t:.2f}" for t in x["aekit"]["epoch_times"]),
-                          ", ".join(f"{t:.2f}" for t in x["keras"]["epoch_times"]),
-                          f"{cores(x['aekit']['epoch_cpu_cores'])} / {cores(x['keras']['epoch_cpu_cores'])}",
-                          f"{cores(x['aekit']['epoch_other_load_cores'])} / {cores(x['keras']['epoch_other_load_cores'])}"]
-                         for x in r["results"]]))
+    out.append(
+        md_table(
+            ["model", "aekit", "Keras", "CPU aekit / Keras", "other aekit / Keras"],
+            [
+                [
+                    x["model"],
+                    ", ".join(f"{t:.2f}" for t in x["aekit"]["epoch_times"]),
+                    ", ".join(f"{t:.2f}" for t in x["keras"]["epoch_times"]),
+                    f"{cores(x['aekit']['epoch_cpu_cores'])} / {cores(x['keras']['epoch_cpu_cores'])}",
+                    f"{cores(x['aekit']['epoch_other_load_cores'])} / {cores(x['keras']['epoch_other_load_cores'])}",
+                ]
+                for x in r["results"]
+            ],
+        )
+    )
     notes = [
         "aekit: `Autoencoder(epochs=E, random_state=0, device='cpu')`, `SupervisedAutoencoder(...)`, "
-        "`Autoencoder(**PRESETS['conv'], ...)`; turns counted by a global optimizer step hook, epochs ended by a fit callback.",
+        "`Autoencoder(**PRESETS['conv'], ...)`; turns counted by a global optimizer step hook, "
+        "epochs ended by a fit callback.",
         "Keras: `benchmarks/keras_reference.py` models, `model.fit(..., shuffle=True)` on NumPy arrays, "
         "turns counted by a callback's on_train_batch_end, epochs ended by on_epoch_end; "
         f"jit_compile={r['results'][0]['keras'].get('jit_compile')} (Keras 'auto' disables XLA on CPU-only machines).",
     ]
     if any(x["model"] == "denoising" for x in r["results"]):
-        notes.append("denoising: aekit corrupts every batch on the fly (inside the timed epoch); Keras trains on a noisy copy drawn once.")
+        notes.append(
+            "denoising: aekit corrupts every batch on the fly (inside the timed epoch); "
+            "Keras trains on a noisy copy drawn once."
+        )
     out += ["", "## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out)
 
@@ -619,9 +835,15 @@ def main() -> None:
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODELS)}")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for speed.md and speed.json")
     parser.add_argument("--threads", type=int, default=2, help="compute threads for torch and TF (intra-op)")
-    parser.add_argument("--chunk", type=int, default=50, help="training steps per turn before the other stack's turn (0: whole epochs)")
-    parser.add_argument("--no-floor", dest="floor", action="store_false",
-                        help="skip the third worker that times the dense models' bare matrix products (the floor)")
+    parser.add_argument(
+        "--chunk", type=int, default=50, help="training steps per turn before the other stack's turn (0: whole epochs)"
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the third worker that times the dense models' bare matrix products (the floor)",
+    )
     parser.add_argument("--worker", choices=("aekit", "keras", "floor", "peak"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -654,7 +876,10 @@ def main() -> None:
         w.close()
         peak["other_load_cores"] = max(0.0, busy_seconds() - busy0 - peak.pop("cpu")) / (time.perf_counter() - t0)
         peak.pop("event")
-        print(f"peak {peak['peak_flops'] / 1e9:.1f} GFLOP/s float32, {peak['peak_flops_bf16'] / 1e9:.1f} bfloat16", flush=True)
+        print(
+            f"peak {peak['peak_flops'] / 1e9:.1f} GFLOP/s float32, {peak['peak_flops_bf16'] / 1e9:.1f} bfloat16",
+            flush=True,
+        )
 
         peaks = {False: peak["peak_flops"], True: peak["peak_flops_bf16"]}
         results = [run_model(m, args, data, samples, peaks, Path(tmp)) for m in models]
@@ -663,7 +888,11 @@ def main() -> None:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
-        "versions": {"python": platform.python_version(), **results[0]["keras"]["versions"], **results[0]["aekit"]["versions"]},
+        "versions": {
+            "python": platform.python_version(),
+            **results[0]["keras"]["versions"],
+            **results[0]["aekit"]["versions"],
+        },
         "git": git_rev(),
         "threads": args.threads,
         "samples": samples,

@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def score(X: np.ndarray, y: np.ndarray, emb: np.ndarray) -> dict:
-    return {"knn5_cv": metrics.knn_cv_accuracy(emb, y), "trustworthiness": metrics.trustworthiness(X, emb, max_samples=3000)}
+    return {
+        "knn5_cv": metrics.knn_cv_accuracy(emb, y),
+        "trustworthiness": metrics.trustworthiness(X, emb, max_samples=3000),
+    }
 
 
 def affinity_stage(codes: np.ndarray, lib: str, inputs: np.ndarray | None) -> dict:
@@ -75,35 +78,68 @@ def run(size: int, libraries: list[str], ae_epochs: int, raw_sklearn_limit: int)
             print(f"skipping scikit-learn t-SNE on {size} points (> --raw-sklearn-limit)", flush=True)
             continue
         z20, s20 = ae20.transform(X), sae20.transform(X)
-        routes = (("t-SNE from raw", X, None, 0.0), ("AE(20) → t-SNE", z20, X, ae20_s), ("AE(20) → t-SNE, code distances", z20, None, ae20_s),
-                  ("SAE(20) → t-SNE", s20, X, sae20_s), ("SAE(20) → t-SNE, code distances", s20, None, sae20_s))
+        routes = (
+            ("t-SNE from raw", X, None, 0.0),
+            ("AE(20) → t-SNE", z20, X, ae20_s),
+            ("AE(20) → t-SNE, code distances", z20, None, ae20_s),
+            ("SAE(20) → t-SNE", s20, X, sae20_s),
+            ("SAE(20) → t-SNE, code distances", s20, None, sae20_s),
+        )
         for route, codes, inputs, ae_s in routes:
             t = time.perf_counter()
             emb = tsne(codes, library=lib, random_state=0, input_space=inputs)
-            rows.append({"n": size, "route": route, "library": lib, "ae_s": ae_s, "tsne_s": time.perf_counter() - t, **score(X, y, emb), **affinity_stage(codes, lib, inputs)})
+            rows.append(
+                {
+                    "n": size,
+                    "route": route,
+                    "library": lib,
+                    "ae_s": ae_s,
+                    "tsne_s": time.perf_counter() - t,
+                    **score(X, y, emb),
+                    **affinity_stage(codes, lib, inputs),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
-    lines = ["# AE → t-SNE: time and quality", "",
-             f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}",
-             "", f"Autoencoders: {meta['ae_epochs']} epochs, trained on the 60k training images (10k rows, embedding the test set) or on all 70k (70k rows).",
-             "k-NN(5): 5-fold cross-validated accuracy in the 2-D embedding. T: trustworthiness (5 neighbours, 3,000 points). "
-             "End to end = AE training + t-SNE (+ encoding).", "",
-             "openTSNE's neighbour search follows aekit's rule (exact for inputs of at most 64 dimensions, else openTSNE's Annoy); "
-             "its time, with the affinities, is measured in a separate call and is part of the t-SNE column.", "",
-             "AE(20) → t-SNE is aekit's default (`AETSNE(distances=\"input\")`): each point's t-SNE neighbours are found among "
-             "the 20-D codes, their distances measured between the 784-D images (scikit-learn: as a precomputed sparse "
-             "neighbour graph, PCA initialisation of the codes). \"code distances\" is plain t-SNE on the codes.", "",
-             "| n | route | t-SNE library | k-NN(5) | T | AE training | t-SNE | of which neighbours + affinities | end to end |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# AE → t-SNE: time and quality",
+        "",
+        f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, "
+        f"scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}",
+        "",
+        f"Autoencoders: {meta['ae_epochs']} epochs, trained on the 60k training images (10k rows, "
+        "embedding the test set) or on all 70k (70k rows).",
+        "k-NN(5): 5-fold cross-validated accuracy in the 2-D embedding. T: "
+        "trustworthiness (5 neighbours, 3,000 points). "
+        "End to end = AE training + t-SNE (+ encoding).",
+        "",
+        "openTSNE's neighbour search follows aekit's rule (exact for inputs of at most 64 dimensions, "
+        "else openTSNE's Annoy); its time, with the affinities, "
+        "is measured in a separate call and is part of the t-SNE column.",
+        "",
+        'AE(20) → t-SNE is aekit\'s default (`AETSNE(distances="input")`): '
+        "each point's t-SNE neighbours are found among "
+        "the 20-D codes, their distances measured between the 784-D images (scikit-learn: as a precomputed sparse "
+        'neighbour graph, PCA initialisation of the codes). "code distances" is plain t-SNE on the codes.',
+        "",
+        "| n | route | t-SNE library | k-NN(5) | T | AE training | t-SNE | of which neighbours + affinities | end to "
+        "end |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         aff = f"{r['affinity_s']:.1f} s ({r['neighbors']})" if "affinity_s" in r else "—"
-        lines.append(f"| {r['n']:,} | {r['route']} | {r['library']} | {100 * r['knn5_cv']:.1f}% | {r['trustworthiness']:.4f} | {r['ae_s']:.0f} s | {r['tsne_s']:.1f} s | {aff} | {r['ae_s'] + r['tsne_s']:.0f} s |")
+        lines.append(
+            f"| {r['n']:,} | {r['route']} | {r['library']} | {100 * r['knn5_cv']:.1f}% | {r['trustworthiness']:.4f} | "
+            f"{r['ae_s']:.0f} s | {r['tsne_s']:.1f} s | {aff} | {r['ae_s'] + r['tsne_s']:.0f} s |"
+        )
     lines.append("")
-    lines.append("The SAE(20) route is the supervised one: its 70k rows embed the very images whose labels trained it, "
-                 "so that k-NN figure is an upper bound, not a test score (the 10k rows embed held-out test images).")
+    lines.append(
+        "The SAE(20) route is the supervised one: its 70k rows embed the very images whose labels trained it, "
+        "so that k-NN figure is an upper bound, not a test score (the 10k rows embed held-out test images)."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -17,14 +17,25 @@ from .test_training import _toy
 
 #: the estimator defaults, on CPU, for a short run
 BASE = {
-    "device_type": "cpu", "optimizer": "rmsprop", "compile": "auto", "precision": "float32", "architecture": "dense",
-    "batchnorm": False, "variational": False, "steps": 100,
+    "device_type": "cpu",
+    "optimizer": "rmsprop",
+    "compile": "auto",
+    "precision": "float32",
+    "architecture": "dense",
+    "batchnorm": False,
+    "variational": False,
+    "steps": 100,
 }
 
 
 def _plan(cuda_graph, fused, working, forward, graphless=None):
-    return Plan(cuda_graph=cuda_graph, fused_optimizer=fused, working_copies=working, forward_compile=forward,
-                graphless_forward_compile=forward if graphless is None else graphless)
+    return Plan(
+        cuda_graph=cuda_graph,
+        fused_optimizer=fused,
+        working_copies=working,
+        forward_compile=forward,
+        graphless_forward_compile=forward if graphless is None else graphless,
+    )
 
 
 CUDA = {"device_type": "cuda"}
@@ -90,8 +101,11 @@ def test_plan_is_frozen_and_checks_compile():
 @pytest.mark.parametrize(
     ("optimizer", "kwargs", "keeps_graph"),
     [
-        ("rmsprop", {}, True), ("rmsprop", {"fused": True}, True), ("rmsprop", {"working_dtype": torch.bfloat16}, False),
-        ("adam", {}, False), ("sgd", {}, False),
+        ("rmsprop", {}, True),
+        ("rmsprop", {"fused": True}, True),
+        ("rmsprop", {"working_dtype": torch.bfloat16}, False),
+        ("adam", {}, False),
+        ("sgd", {}, False),
     ],
 )
 def test_settle_drops_the_graph_where_the_optimizer_cannot_be_captured(optimizer, kwargs, keeps_graph):
@@ -196,7 +210,15 @@ def test_bfloat16_working_copies_equal_autocast_bit_for_bit(monkeypatch, fused):
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(300, 24)).astype(np.float32)
     y = np.arange(300) % 3
-    kw = dict(hidden_layer_sizes=(16, 8), epochs=2, batch_size=64, random_state=0, device="cpu", precision="bfloat16", dropout=0.1)
+    kw = dict(
+        hidden_layer_sizes=(16, 8),
+        epochs=2,
+        batch_size=64,
+        random_state=0,
+        device="cpu",
+        precision="bfloat16",
+        dropout=0.1,
+    )
     for cls, args, extra in ((Autoencoder, (X,), {}), (SupervisedAutoencoder, (X, y), {"head_dropout": 0.5})):
         calls.clear()
         working = cls(**kw, **extra)
@@ -284,8 +306,13 @@ class _FakeCuda:
 
         monkeypatch.setattr(accel.CudaGraphStep, "__init__", record)
         for name, value in {
-            "CUDAGraph": Graph, "graph": graph, "Stream": Stream, "device": lambda d: contextlib.nullcontext(),
-            "stream": lambda s: contextlib.nullcontext(), "current_stream": lambda: Stream(), "set_stream": lambda s: None,
+            "CUDAGraph": Graph,
+            "graph": graph,
+            "Stream": Stream,
+            "device": lambda d: contextlib.nullcontext(),
+            "stream": lambda s: contextlib.nullcontext(),
+            "current_stream": lambda: Stream(),
+            "set_stream": lambda s: None,
         }.items():
             monkeypatch.setattr(torch.cuda, name, value)
 
@@ -330,7 +357,9 @@ def test_cuda_graph_step_bookkeeping_with_a_faked_gpu(monkeypatch):
 def test_cuda_graph_step_gives_way_with_a_faked_gpu(monkeypatch, caplog):
     """A changed momentum ends the graph; a capture that fails inside goes on eagerly; both train as the plain step."""
     (plain, graphed), fake = _graph_steps(monkeypatch, bump_at=6)
-    assert "hyperparameters other than lr (or its param groups) changed" in caplog.text and fake.replays == 3  # steps 3 to 5
+    assert (
+        "hyperparameters other than lr (or its param groups) changed" in caplog.text and fake.replays == 3
+    )  # steps 3 to 5
     for a, b in zip(graphed[1], plain[1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     (plain, graphed), fake = _graph_steps(monkeypatch, failing_captures=1)

@@ -35,8 +35,22 @@ def test_floor_runs_exactly_the_counted_products(speed, model):
 def test_floor_worker_reports_epochs_of_turns(speed, tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, X=np.zeros((300, 784), np.float32))
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--worker", "floor", "--models", "sae",
-           "--epochs", "2", "--threads", "1", "--chunk", "2", "--data", str(data)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "speed.py"),
+        "--worker",
+        "floor",
+        "--models",
+        "sae",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--chunk",
+        "2",
+        "--data",
+        str(data),
+    ]
     out = subprocess.run(cmd, input="go\n" * 20, capture_output=True, text=True, timeout=120, check=True).stdout
     msgs = [line[2:] for line in out.splitlines() if line.startswith("@@")]
     events = [json.loads(m)["event"] for m in msgs]

@@ -51,7 +51,9 @@ def test_the_largest_seed_still_runs():
     Autoencoder(hidden_layer_sizes=(3,), epochs=1, random_state=2**32 - 1).fit(X)
 
 
-@pytest.mark.parametrize("device", ["meta", "xla", "ipu", "cpu:1", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"]))
+@pytest.mark.parametrize(
+    "device", ["meta", "xla", "ipu", "cpu:1", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"])
+)
 def test_devices_this_machine_lacks_are_refused_naming_the_choices(device):
     with pytest.raises(InputError, match="not available on this machine; expected one of 'auto', 'cpu'") as info:
         resolve_device(device)
@@ -101,7 +103,9 @@ def test_values_beyond_float32_are_refused_when_loading(tmp_path, value):
     X = np.full((3, 2), 0.5)
     X[1, 1] = float(value)
     np.save(tmp_path / "x.npy", X)
-    with pytest.raises(DataFormatError, match=re.escape(f"value {float(value):.4g} at row 1, column 1 is beyond float32")):
+    with pytest.raises(
+        DataFormatError, match=re.escape(f"value {float(value):.4g} at row 1, column 1 is beyond float32")
+    ):
         load_array(tmp_path / "x.npy")
     (tmp_path / "x.csv").write_text(f"a,b\n0.5,0.5\n0.5,{value}\n")
     with pytest.raises(DataFormatError, match="at row 1, column 1 is beyond float32"):
@@ -184,7 +188,10 @@ def test_csv_shape_errors_never_quote_numpy_or_pandas(tmp_path):
 
 def test_writing_below_a_file_names_the_file(tmp_path):
     (tmp_path / "X.npy").write_bytes(b"")
-    with pytest.raises(InputError, match="X.npy is a file, not a folder") as info, atomic_path(tmp_path / "X.npy" / "sub.npy"):
+    with (
+        pytest.raises(InputError, match="X.npy is a file, not a folder") as info,
+        atomic_path(tmp_path / "X.npy" / "sub.npy"),
+    ):
         pass
     assert "Errno" not in str(info.value)
 
@@ -199,7 +206,10 @@ def test_a_checkpoint_seed_beyond_torch_is_a_model_file_error(tmp_path):
         meta = f.metadata()
     meta["seed"] = json.dumps(2**64)
     save_file(load_file(str(ckpt)), str(ckpt), metadata=meta)
-    with pytest.raises(ModelFileError, match=r"seed is 18446744073709551616, expected null or an integer in \[0, 18446744073709551615\]") as info:
+    with pytest.raises(
+        ModelFileError,
+        match=r"seed is 18446744073709551616, expected null or an integer in \[0, 18446744073709551615\]",
+    ) as info:
         Autoencoder(hidden_layer_sizes=(3,), epochs=2).fit(X, resume_from=ckpt)
     assert "Overflow" not in str(info.value)
 
@@ -224,10 +234,16 @@ def data(tmp_path):
         (["--learning-rate", "1e39"], r"--learning-rate 1e\+39 must be a number in \(0, 3.40282e\+38\]"),
         (["--device", "meta"], "--device 'meta' is not available on this machine; expected one of 'auto', 'cpu'"),
         (["--hidden-layer-sizes", "1099511627776"], "--hidden-layer-sizes .* up to 1,048,576"),
-        (["--n-components", "9223372036854775808"], "--n-components 9223372036854775808 must be an integer >= 1 and <= 1048576"),
+        (
+            ["--n-components", "9223372036854775808"],
+            "--n-components 9223372036854775808 must be an integer >= 1 and <= 1048576",
+        ),
         (["--kernel-size", "1099511627776", "--architecture", "conv"], "--kernel-size 1099511627776 must be"),
         (["--conv-filters", "1000000000"], "--conv-filters .* up to 1,048,576"),
-        (["--random-state", "18446744073709551616"], "--random-state 18446744073709551616 must be an int >= 0 and <= 4294967295"),
+        (
+            ["--random-state", "18446744073709551616"],
+            "--random-state 18446744073709551616 must be an int >= 0 and <= 4294967295",
+        ),
         (["--hidden-layer-sizes", "1048576,1048576"], r"needs about .* free; use smaller --hidden-layer-sizes"),
         (["--label-column", "0"], "--label-column '0' applies to CSV files only; .*ok.npy is a .npy file"),
         (["--out-below-a-file"], "--out .*ok.npy/sub: .*ok.npy is a file, not a folder"),
@@ -247,7 +263,11 @@ def test_train_refuses_in_one_line(data, capsys, argv, message):
     [
         ("big.npy", [], r"big.npy: value 1e\+39 at row 3, column 0 is beyond float32's range"),
         ("lab.csv", ["--label-column", "label"], r"label 1e\+20 at row 0 is too large for an integer class"),
-        ("lab.csv", ["--label-column", "²"], "--label-column '²' is not a column of .*lab.csv; expected one of 'a', 'b', 'label'"),
+        (
+            "lab.csv",
+            ["--label-column", "²"],
+            "--label-column '²' is not a column of .*lab.csv; expected one of 'a', 'b', 'label'",
+        ),
         ("dup.csv", [], "columns 0 and 2 .* both 'label'"),
     ],
 )
@@ -260,7 +280,10 @@ def test_bad_files_are_one_line(data, capsys, file, argv, message):
 
 
 def test_embed_below_a_file_and_beyond_float32(data, capsys):
-    assert main(["train", str(data / "ok.npy"), "--out", str(data / "run"), "--epochs", "1", "--hidden-layer-sizes", "3"]) == 0
+    assert (
+        main(["train", str(data / "ok.npy"), "--out", str(data / "run"), "--epochs", "1", "--hidden-layer-sizes", "3"])
+        == 0
+    )
     model = str(data / "run" / "model.safetensors")
     capsys.readouterr()
     assert main(["embed", model, str(data / "ok.npy"), "--out", str(data / "ok.npy" / "sub.npy")]) == 2

@@ -24,7 +24,24 @@ def test_train_embed_roundtrip(tmp_path, capsys):
     X = rng.uniform(size=(64, 12)).astype(np.float32)
     np.savez(tmp_path / "d.npz", X=X, y=np.arange(64) % 2)
     out = tmp_path / "run"
-    rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "2", "--hidden-layer-sizes", "8", "--n-components", "3", "--random-state", "0", "--batch-size", "16"])
+    rc = main(
+        [
+            "train",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--hidden-layer-sizes",
+            "8",
+            "--n-components",
+            "3",
+            "--random-state",
+            "0",
+            "--batch-size",
+            "16",
+        ]
+    )
     assert rc == 0
     assert (out / "model.safetensors").exists() and (out / "training_curve.png").exists()
     assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
@@ -40,7 +57,22 @@ def test_train_embed_roundtrip(tmp_path, capsys):
     rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1"])
     assert rc == 2 and "--overwrite" in capsys.readouterr().err
     assert (out / "model.safetensors").read_bytes() == before
-    rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1", "--supervised", "--overwrite", "--hidden-layer-sizes", "8", "--batch-size", "16"])
+    rc = main(
+        [
+            "train",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--supervised",
+            "--overwrite",
+            "--hidden-layer-sizes",
+            "8",
+            "--batch-size",
+            "16",
+        ]
+    )
     assert rc == 0 and list(load(out / "model.safetensors").classes_) == [0, 1]
 
 
@@ -80,8 +112,33 @@ def test_wrong_feature_count_in_embed(tmp_path, capsys):
     X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "x5.npy", X[:, :5])
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
-    assert main(["embed", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "x5.npy"), "--out", str(tmp_path / "c.npy")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "embed",
+                str(tmp_path / "r" / "model.safetensors"),
+                str(tmp_path / "x5.npy"),
+                "--out",
+                str(tmp_path / "c.npy"),
+            ]
+        )
+        == 2
+    )
     assert "X has 5 features" in capsys.readouterr().err
 
 
@@ -96,7 +153,25 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     y = np.arange(120) % 3
     np.savez(tmp_path / "d.npz", X=X, y=y)
     d = str(tmp_path / "d.npz")
-    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--noise", "gaussian", "--precision", "bfloat16"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                d,
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "8",
+                "--noise",
+                "gaussian",
+                "--precision",
+                "bfloat16",
+            ]
+        )
+        == 0
+    )
     model = str(tmp_path / "r" / "model.safetensors")
     from aekit import load
 
@@ -118,15 +193,49 @@ def test_train_that_completes_no_epoch_writes_no_model(tmp_path, capsys):
     X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
     out = tmp_path / "r"
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    assert (
+        main(["train", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    )
     good = (out / "model.safetensors").read_bytes()
-    bad = ["--optimizer", "sgd", "--learning-rate", "1e30", "--loss", "mse", "--output-activation", "linear", "--batch-size", "8"]
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(out), "--epochs", "2", "--hidden-layer-sizes", "4", "--overwrite", *bad]) == 2
+    bad = [
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "1e30",
+        "--loss",
+        "mse",
+        "--output-activation",
+        "linear",
+        "--batch-size",
+        "8",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--hidden-layer-sizes",
+                "4",
+                "--overwrite",
+                *bad,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no epoch completed" in err and "training loss became" in err
     assert (out / "model.safetensors").read_bytes() == good
     fresh = tmp_path / "fresh"
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(fresh), "--epochs", "2", "--hidden-layer-sizes", "4", *bad]) == 2
+    assert (
+        main(
+            ["train", str(tmp_path / "x.npy"), "--out", str(fresh), "--epochs", "2", "--hidden-layer-sizes", "4", *bad]
+        )
+        == 2
+    )
     assert not (fresh / "model.safetensors").exists()
 
 
@@ -170,9 +279,25 @@ def test_failed_commands_create_no_output_folder(tmp_path, monkeypatch, capsys):
 def test_denoise_checks_its_options(tmp_path, capsys, extra, message):
     X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "4",
+            ]
+        )
+        == 0
+    )
     model = str(tmp_path / "r" / "model.safetensors")
-    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--add-noise", *extra]) == 2
+    assert (
+        main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--add-noise", *extra]) == 2
+    )
     assert message in capsys.readouterr().err and not (tmp_path / "d.npy").exists()
 
 
@@ -186,7 +311,21 @@ def test_summary_of_a_supervised_preset_shows_the_head_and_options_exclude_each_
 def test_evaluate_json_needs_overwrite_and_train_data_defaults(tmp_path, capsys):
     X = np.random.default_rng(0).uniform(size=(60, 6)).astype(np.float32)
     np.savez(tmp_path / "d.npz", X=X, y=np.arange(60) % 3)
-    assert main(["train", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "d.npz"),
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "4",
+            ]
+        )
+        == 0
+    )
     model, d, js = str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "d.npz"), tmp_path / "m.json"
     assert main(["evaluate", model, d, "--json", str(js)]) == 0  # not MNIST: no MNIST training data is assumed
     captured = capsys.readouterr()
@@ -204,10 +343,30 @@ def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):
     assert main(["summary", "784,10", "-v"]) == 0
     X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "4",
+            ]
+        )
+        == 0
+    )
     model = str(tmp_path / "r" / "model.safetensors")
     csv = tmp_path / "lab.csv"  # the features plus a label column
-    np.savetxt(csv, np.hstack([X, np.arange(32)[:, None] % 2]), delimiter=",", header=",".join([f"p{i}" for i in range(6)] + ["label"]), comments="")
+    np.savetxt(
+        csv,
+        np.hstack([X, np.arange(32)[:, None] % 2]),
+        delimiter=",",
+        header=",".join([f"p{i}" for i in range(6)] + ["label"]),
+        comments="",
+    )
     assert main(["denoise", model, str(csv), "--out", str(tmp_path / "d.csv")]) == 2
     err = capsys.readouterr().err
     assert "X has 7 features" in err and "--label-column" in err
@@ -237,7 +396,22 @@ def test_train_keeps_a_checkpoint_and_removes_a_folder_it_created_for_nothing(tm
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(est_mod.Autoencoder, "fit", spy_fit)
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p"), "--epochs", "1", "--hidden-layer-sizes", "4", "--progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "p"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "4",
+                "--progress",
+            ]
+        )
+        == 0
+    )
     assert seen["verbose"] == 1  # --progress reaches the estimator (the global -v flag no longer overrides it)
 
 
@@ -246,10 +420,35 @@ def test_denoise_a_linear_model_keeps_the_data_scale(tmp_path, capsys):
     and no BCE is reported (undefined for such targets)."""
     X = np.random.default_rng(0).normal(size=(80, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
-    flags = ["--epochs", "1", "--hidden-layer-sizes", "8", "--loss", "mse", "--output-activation", "linear", "--noise", "gaussian"]
+    flags = [
+        "--epochs",
+        "1",
+        "--hidden-layer-sizes",
+        "8",
+        "--loss",
+        "mse",
+        "--output-activation",
+        "linear",
+        "--noise",
+        "gaussian",
+    ]
     assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), *flags]) == 0
     model = str(tmp_path / "r" / "model.safetensors")
-    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--add-noise", "--noise-factor", "0"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                model,
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "d.npy"),
+                "--add-noise",
+                "--noise-factor",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "PSNR noisy inf dB" in out and "BCE" not in out  # factor 0: the "noisy" input is the clean data
     assert main(["evaluate", model, str(tmp_path / "x.npy")]) == 0
@@ -261,7 +460,18 @@ def test_n_components_none_from_the_command_line(tmp_path, capsys):
     """--n-components none: a conv model whose code is the spatial feature map (as PRESETS['conv'])."""
     X = np.random.default_rng(0).uniform(size=(40, 64)).astype(np.float32)  # 8x8 images
     np.save(tmp_path / "x.npy", X)
-    args = ["train", str(tmp_path / "x.npy"), "--epochs", "1", "--architecture", "conv", "--conv-filters", "4,2", "--n-components", "none"]
+    args = [
+        "train",
+        str(tmp_path / "x.npy"),
+        "--epochs",
+        "1",
+        "--architecture",
+        "conv",
+        "--conv-filters",
+        "4,2",
+        "--n-components",
+        "none",
+    ]
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert load(tmp_path / "r" / "model.safetensors").n_components is None
     assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"), "--n-components", "none"]) == 2

@@ -296,7 +296,13 @@ def test_demo_tsne_section_names_the_points_it_scores(tmp_path, monkeypatch):
     n_test = 200
     rng = np.random.default_rng(0)
     data = MNIST(rng.uniform(size=(50, 4)), np.zeros(50), rng.uniform(size=(n_test, 4)), np.zeros(n_test))
-    route = {"embedding": np.zeros((n_test, 2)), "knn5_cv": 0.5, "trustworthiness": 0.9, "ae_seconds": 1.0, "tsne_seconds": 1.0}
+    route = {
+        "embedding": np.zeros((n_test, 2)),
+        "knn5_cv": 0.5,
+        "trustworthiness": 0.9,
+        "ae_seconds": 1.0,
+        "tsne_seconds": 1.0,
+    }
     names = ("AE → 2-D", "t-SNE from raw", "AE(20) → t-SNE", "SAE(20) → t-SNE")
     monkeypatch.setattr(demo, "_fit_timed", lambda est, *a: 0.0)
     monkeypatch.setattr(demo, "_dense_ae", lambda ctx: None)

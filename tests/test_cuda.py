@@ -36,17 +36,28 @@ def test_auto_picks_the_gpu(digits):
 def test_gpu_training_matches_cpu(digits, precision):
     """Same seed, same data: the GPU run ends where the CPU run does, to float tolerance."""
     X, _ = digits
-    kw = {"hidden_layer_sizes": (32,), "n_components": 2, "epochs": 5, "random_state": 0, "compile": False, "precision": precision}
+    kw = {
+        "hidden_layer_sizes": (32,),
+        "n_components": 2,
+        "epochs": 5,
+        "random_state": 0,
+        "compile": False,
+        "precision": precision,
+    }
     cpu = aekit.Autoencoder(device="cpu", **kw).fit(X)
     gpu = aekit.Autoencoder(device="cuda", **kw).fit(X)
-    assert gpu.history_["loss"][-1] == pytest.approx(cpu.history_["loss"][-1], rel=0.02 if precision == "float32" else 0.05)
+    assert gpu.history_["loss"][-1] == pytest.approx(
+        cpu.history_["loss"][-1], rel=0.02 if precision == "float32" else 0.05
+    )
     assert gpu.history_["loss"][-1] < gpu.history_["loss"][0]
 
 
 def test_gpu_conv_and_supervised(digits):
     X, y = digits
     kw = {"random_state": 0, "device": "cuda", "compile": False}
-    conv = aekit.Autoencoder(architecture="conv", image_shape=(1, 8, 8), conv_filters=(8, 4), n_components=None, epochs=3, **kw).fit(X)
+    conv = aekit.Autoencoder(
+        architecture="conv", image_shape=(1, 8, 8), conv_filters=(8, 4), n_components=None, epochs=3, **kw
+    ).fit(X)
     assert conv.transform(X).shape == (512, 4 * 2 * 2)
     sae = aekit.SupervisedAutoencoder(hidden_layer_sizes=(32,), epochs=30, **kw).fit(X, y)
     assert (sae.predict(X) == y).mean() > 0.9
@@ -54,7 +65,9 @@ def test_gpu_conv_and_supervised(digits):
 
 def test_saved_on_gpu_loads_on_cpu(digits, tmp_path):
     X, _ = digits
-    ae = aekit.Autoencoder(hidden_layer_sizes=(32,), n_components=2, epochs=2, random_state=0, device="cuda", compile=False).fit(X)
+    ae = aekit.Autoencoder(
+        hidden_layer_sizes=(32,), n_components=2, epochs=2, random_state=0, device="cuda", compile=False
+    ).fit(X)
     ae.save(tmp_path / "m.safetensors")
     back = aekit.load(tmp_path / "m.safetensors", device="cpu")
     assert next(back.net_.parameters()).device.type == "cpu"
@@ -72,8 +85,18 @@ def _count_replays(monkeypatch) -> list:
     return replays
 
 
-def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000, epochs=3, fused=None, on_epoch=None, min_delta=0.0,
-             batchnorm=False):
+def _mlp_run(
+    graph,
+    optimizer="rmsprop",
+    lr_schedule=None,
+    momentum=0.01,
+    n=1000,
+    epochs=3,
+    fused=None,
+    on_epoch=None,
+    min_delta=0.0,
+    batchnorm=False,
+):
     """A toy AE trained by ``train``; ``batchnorm``: with BatchNorm, validation data and early stopping."""
     from torch import nn
 
@@ -91,18 +114,36 @@ def _mlp_run(graph, optimizer="rmsprop", lr_schedule=None, momentum=0.01, n=1000
         loss = nn.functional.binary_cross_entropy_with_logits(net(batch[0]), batch[0])
         return {"loss": loss, "reconstruction": loss}
 
-    opt = make_optimizer(optimizer, net.parameters(), 0.002, momentum, fused=optimizer != "rmsprop" if fused is None else fused)
-    config = TrainConfig(epochs=epochs, batch_size=128, lr_schedule=lr_schedule, min_delta=min_delta,
-                         early_stopping=batchnorm, patience=2, min_batch=2 if batchnorm else 1)
+    opt = make_optimizer(
+        optimizer, net.parameters(), 0.002, momentum, fused=optimizer != "rmsprop" if fused is None else fused
+    )
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=128,
+        lr_schedule=lr_schedule,
+        min_delta=min_delta,
+        early_stopping=batchnorm,
+        patience=2,
+        min_batch=2 if batchnorm else 1,
+    )
     callbacks = [lambda epoch, logs: on_epoch(opt, epoch)] if on_epoch else []
-    step = CudaGraphStep(optimizer_step(loss_fn, opt), opt, full_batch=128) if graph and CudaGraphStep.supports(opt) else None
+    step = (
+        CudaGraphStep(optimizer_step(loss_fn, opt), opt, full_batch=128)
+        if graph and CudaGraphStep.supports(opt)
+        else None
+    )
     state = train(net, loss_fn, opt, (X,), config, step=step, callbacks=callbacks, val_data=val)
     return state, [p.detach().clone() for p in net.parameters()], opt
 
 
 @pytest.mark.parametrize(
     ("optimizer", "schedule", "momentum", "fused"),
-    [("rmsprop", None, 0.01, False), ("rmsprop", "cosine", 0.0, False), ("rmsprop", "plateau", 0.01, True), ("adam", "cosine", 0.0, None)],
+    [
+        ("rmsprop", None, 0.01, False),
+        ("rmsprop", "cosine", 0.0, False),
+        ("rmsprop", "plateau", 0.01, True),
+        ("adam", "cosine", 0.0, None),
+    ],
 )
 def test_cuda_graph_step_matches_the_eager_step(monkeypatch, optimizer, schedule, momentum, fused):
     """Captured once, replayed for every full batch (the short last one runs eagerly): the same training.
@@ -112,7 +153,9 @@ def test_cuda_graph_step_matches_the_eager_step(monkeypatch, optimizer, schedule
     min_delta = 1.0 if schedule == "plateau" else 0.0  # no epoch counts as better: the lr halves every 2 epochs
     eager, w_eager, _ = _mlp_run(False, optimizer, schedule, momentum, epochs=epochs, fused=fused, min_delta=min_delta)
     assert not replays
-    graphed, w_graph, opt = _mlp_run(True, optimizer, schedule, momentum, epochs=epochs, fused=fused, min_delta=min_delta)
+    graphed, w_graph, opt = _mlp_run(
+        True, optimizer, schedule, momentum, epochs=epochs, fused=fused, min_delta=min_delta
+    )
     assert len(replays) == epochs * 7 - 3  # 1000 samples: 7 full batches and one of 104 per epoch; 3 warm-up steps
     assert len(set(eager.history["lr"])) > 1 or schedule is None
     for a, b in zip(w_graph, w_eager, strict=True):
@@ -160,7 +203,10 @@ def test_cuda_graph_capture_that_fails_midway_recovers_or_stops_clearly():
     generator in capture mode. Either aekit resets it and trains on eagerly (with a warning), or it stops
     with a CudaGraphError that says what to do; never an internal assertion. In a subprocess: a generator
     left broken would break every later test in this process."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(aekit.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(aekit.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
     out = subprocess.run([sys.executable, "-c", _MIDWAY], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "CUDA graph capture of the training step failed" in out.stdout + out.stderr
@@ -208,7 +254,14 @@ def test_estimators_use_cuda_graphs_and_stay_reproducible(digits, monkeypatch):
     assert a.history_["loss"] == b.history_["loss"]
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
     assert (a.predict(X) == y).mean() > 0.9
-    ae = {"hidden_layer_sizes": (32,), "n_components": 2, "epochs": 5, "random_state": 0, "device": "cuda", "momentum": 0.01}
+    ae = {
+        "hidden_layer_sizes": (32,),
+        "n_components": 2,
+        "epochs": 5,
+        "random_state": 0,
+        "device": "cuda",
+        "momentum": 0.01,
+    }
     graphed = aekit.Autoencoder(**ae).fit(X)
     plain = aekit.Autoencoder(**ae)
     plain._plan_overrides = {"cuda_graphs": False}
@@ -247,7 +300,14 @@ def test_graphed_estimators_with_compile_and_variational(digits):
 def test_gpu_checkpoint_resumes_on_cpu(digits, tmp_path):
     """A conv AE with Adam (fused on the GPU, captured) checkpointed on the GPU continues on the CPU."""
     X, _ = digits
-    kw = {"architecture": "conv", "image_shape": (1, 8, 8), "conv_filters": (8, 4), "n_components": None, "random_state": 0, "optimizer": "adam"}
+    kw = {
+        "architecture": "conv",
+        "image_shape": (1, 8, 8),
+        "conv_filters": (8, 4),
+        "n_components": None,
+        "random_state": 0,
+        "optimizer": "adam",
+    }
     ck = tmp_path / "ck.safetensors"
     aekit.Autoencoder(epochs=2, device="cuda", checkpoint_path=ck, **kw).fit(X)
     cpu = aekit.Autoencoder(epochs=4, device="cpu", **kw).fit(X, resume_from=ck)

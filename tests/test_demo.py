@@ -5,7 +5,9 @@ def test_quick_demo_dense_section(tmp_path, mnist_dir):
     report = run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, epochs=1, only="dense")
     text = report.read_text()
     assert "1,146,986 parameters" in text and "k-NN(5)" in text
-    assert "This is a shortened run (1 epoch on 10,000 images, 79 steps" in text  # not compared with the reference's band
+    assert (
+        "This is a shortened run (1 epoch on 10,000 images, 79 steps" in text
+    )  # not compared with the reference's band
     assert "(the reference text: ~55–70%)" not in text
     for name in ("dense_ae.safetensors", "dense_latent.png", "dense_reconstructions.png", "dense_training_curve.png"):
         assert (tmp_path / name).stat().st_size > 1000
@@ -40,7 +42,9 @@ def test_demo_refuses_a_previous_report_and_merges_sections_with_overwrite(tmp_p
     assert text.index("## dense") < text.index("## conv") < text.index("## vae")  # kept, in the usual order
     results = json.loads((tmp_path / "results.json").read_text())
     assert {"dense", "conv", "denoising", "denoising_tuned", "vae"} <= set(results)
-    run_demo(tmp_path, mnist_dir=mnist_dir, quick=False, epochs=1, only="vae", overwrite=True)  # another mode: nothing kept
+    run_demo(
+        tmp_path, mnist_dir=mnist_dir, quick=False, epochs=1, only="vae", overwrite=True
+    )  # another mode: nothing kept
     assert "## dense" not in report.read_text()
 
 

@@ -17,7 +17,16 @@ from .conftest import SMALL
 
 # ---------------------------------------------------------------- scikit-learn conformance
 
-CHECK_PARAMS = dict(hidden_layer_sizes=(8,), n_components=2, epochs=2, batch_size=16, random_state=0, device="cpu", loss="mse", output_activation="linear")
+CHECK_PARAMS = dict(
+    hidden_layer_sizes=(8,),
+    n_components=2,
+    epochs=2,
+    batch_size=16,
+    random_state=0,
+    device="cpu",
+    loss="mse",
+    output_activation="linear",
+)
 
 # Each expected failure, with its reason:
 EXPECTED_FAILURES = {
@@ -174,7 +183,16 @@ def test_bad_params(blobs, params, match):
 
 def test_divergence_keeps_a_usable_model(blobs):
     X, _ = blobs
-    ae = Autoencoder(**{**SMALL, "learning_rate": 1e10, "optimizer": "sgd", "epochs": 5, "loss": "mse", "output_activation": "linear"})
+    ae = Autoencoder(
+        **{
+            **SMALL,
+            "learning_rate": 1e10,
+            "optimizer": "sgd",
+            "epochs": 5,
+            "loss": "mse",
+            "output_activation": "linear",
+        }
+    )
     with pytest.raises(TrainingDivergedError, match="learning_rate"):
         ae.fit(X)
     assert np.all(np.isfinite(ae.transform(X)))
@@ -195,7 +213,15 @@ def test_denoising_and_variational_fit(blobs):
 def test_conv_on_images():
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(40, 64)).astype(np.float32)
-    ae = Autoencoder(architecture="conv", n_components=None, conv_filters=(4, 2), epochs=1, batch_size=8, random_state=0, device="cpu").fit(X)
+    ae = Autoencoder(
+        architecture="conv",
+        n_components=None,
+        conv_filters=(4, 2),
+        epochs=1,
+        batch_size=8,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
     assert ae.transform(X).shape == (40, 2 * 2 * 2)
     assert ae.inverse_transform(ae.transform(X)).shape == (40, 64)
     with pytest.raises(InputError, match="image_shape"):
@@ -226,7 +252,9 @@ def test_tuned_denoising_preset_is_the_reference_network_with_other_training():
 
 def test_image_arrays_are_flattened_like_the_cli():
     X = np.random.default_rng(0).uniform(size=(40, 28, 28)).astype(np.float32)
-    est = Autoencoder(**{**aekit.PRESETS["conv"], "epochs": 1, "batch_size": 20, "random_state": 0, "device": "cpu"}).fit(X)
+    est = Autoencoder(
+        **{**aekit.PRESETS["conv"], "epochs": 1, "batch_size": 20, "random_state": 0, "device": "cpu"}
+    ).fit(X)
     np.testing.assert_array_equal(est.transform(X), est.transform(X.reshape(40, -1)))
     assert est.transform(X[:, None]).shape[0] == 40  # (n, 1, H, W) too
 

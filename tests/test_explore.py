@@ -22,7 +22,9 @@ def _sheet(page: str, k: int) -> np.ndarray:
 
 
 def _config(page: str) -> dict:
-    return json.loads(re.search(r'<script type="application/json" id="aekit-config">(.*?)</script>', page, re.S).group(1))
+    return json.loads(
+        re.search(r'<script type="application/json" id="aekit-config">(.*?)</script>', page, re.S).group(1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def page(small):
 
 def test_page_is_self_contained(page):
     # every script inlined: no src= or href= to anything but data: (Bokeh's inline resources)
-    assert not re.search(r'<script[^>]+src=', page)
+    assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r'<link[^>]+href="(?!data:)', page)
     assert "aekitExplore" in page and "webgl" in page
     assert "t &lt;b&gt;" in page  # the title is escaped
@@ -92,8 +94,14 @@ def test_tabular_hover_features():
         ({"labels": np.zeros(5)}, "labels has 5 rows but the embedding has 200 points"),
         ({"images": np.zeros((7, 4, 4))}, "images has 7 rows but the embedding has 200 points"),
         ({"images": np.zeros((200, 50))}, "50 values per row, not a square"),
-        ({"images": np.zeros((200, 784)), "image_shape": (20, 20)}, r"784 values per row but image_shape=\(20, 20\) holds 400"),
-        ({"images": np.zeros((200, 28, 28)), "image_shape": (20, 20)}, r"shape \(28, 28\) per point but image_shape=\(20, 20\)"),
+        (
+            {"images": np.zeros((200, 784)), "image_shape": (20, 20)},
+            r"784 values per row but image_shape=\(20, 20\) holds 400",
+        ),
+        (
+            {"images": np.zeros((200, 28, 28)), "image_shape": (20, 20)},
+            r"shape \(28, 28\) per point but image_shape=\(20, 20\)",
+        ),
         ({"features": np.zeros((3, 2))}, "features has 3 rows"),
     ],
 )
@@ -131,12 +139,35 @@ def test_cli_explore_embedding(tmp_path, capsys):
     assert main([*args, "--image-shape", "8,8"]) == 0
     assert _config(out.read_text())["tile"] == [8, 8]
     assert main(args) == 2 and "exists; pass --overwrite" in capsys.readouterr().err
-    assert main([*args, "--overwrite"]) == 0 and _config(out.read_text())["features"][:2] == ["x0", "x1"]  # tabular without --image-shape
+    assert main([*args, "--overwrite"]) == 0 and _config(out.read_text())["features"][:2] == [
+        "x0",
+        "x1",
+    ]  # tabular without --image-shape
     np.save(tmp_path / "short.npy", np.zeros((7, 2)))
-    code = main(["explore", str(tmp_path / "X.npy"), "--embedding", str(tmp_path / "short.npy"), "--out", str(tmp_path / "b.html")])
+    code = main(
+        [
+            "explore",
+            str(tmp_path / "X.npy"),
+            "--embedding",
+            str(tmp_path / "short.npy"),
+            "--out",
+            str(tmp_path / "b.html"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "has 7 rows but" in err and len(err.strip().splitlines()) == 1
-    code = main(["explore", str(tmp_path / "X.npy"), "--embedding", str(tmp_path / "emb.npy"), "--image-shape", "5,5", "--out", str(tmp_path / "c.html")])
+    code = main(
+        [
+            "explore",
+            str(tmp_path / "X.npy"),
+            "--embedding",
+            str(tmp_path / "emb.npy"),
+            "--image-shape",
+            "5,5",
+            "--out",
+            str(tmp_path / "c.html"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "64 values per row but image_shape=(5, 5)" in err and not (tmp_path / "c.html").exists()
     assert main(["explore", str(tmp_path / "X.npy"), "--out", str(tmp_path / "d.html")]) == 2
@@ -148,7 +179,23 @@ def test_cli_explore_model(tmp_path):
     X = rng.uniform(size=(120, 16)).astype(np.float32)
     np.savez(tmp_path / "d.npz", X=X, y=np.arange(120) % 3)
     d = str(tmp_path / "d.npz")
-    assert main(["train", d, "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "8", "--n-components", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                d,
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "8",
+                "--n-components",
+                "2",
+            ]
+        )
+        == 0
+    )
     model = str(tmp_path / "r" / "model.safetensors")
     # a 2-D code is the map itself (wider codes go through AETSNE, as `aekit visualize`; t-SNE is slow for this suite)
     assert main(["explore", d, "--model", model, "--out", str(tmp_path / "m.html")]) == 0
@@ -164,4 +211,7 @@ def test_demo_tsne_section_page(tmp_path):
     rng = np.random.default_rng(4)
     data = SimpleNamespace(X_test=rng.random((50, 784), dtype=np.float32), y_test=np.arange(50) % 10)
     line = _explore_page(SimpleNamespace(data=data, out=tmp_path), rng.standard_normal((50, 2)))
-    assert "ae_tsne_explore.html" in line and _config((tmp_path / "ae_tsne_explore.html").read_text())["tile"] == [28, 28]
+    assert "ae_tsne_explore.html" in line and _config((tmp_path / "ae_tsne_explore.html").read_text())["tile"] == [
+        28,
+        28,
+    ]

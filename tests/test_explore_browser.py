@@ -14,15 +14,25 @@ import pytest
 pytest.importorskip("bokeh", reason="pip install 'aekit[explore]'")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium: run `make browser` as root (apt-get install chromium)",
-                allow_module_level=True)
+    pytest.skip(
+        "browser tests need Debian's chromium at /usr/bin/chromium: "
+        "run `make browser` as root (apt-get install chromium)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright: pip install playwright")
 
 from aekit.explore import explore  # noqa: E402
 
 pytestmark = pytest.mark.browser
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 N, COLS, KNOWN, KNOWN_AT = 300, 20, 17, (24.0, 18.0)
 
 # screen position of a data point: the figure's view maps data to canvas pixels
@@ -57,8 +67,14 @@ def page_file(data, tmp_path_factory):
 def browser_page(page_file, tmp_path):
     outside, errors = [], []
     with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=ARGS, headless=True,
-                                                    viewport={"width": 1300, "height": 850}, accept_downloads=True)
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            args=ARGS,
+            headless=True,
+            viewport={"width": 1300, "height": 850},
+            accept_downloads=True,
+        )
 
         def route(r):  # anything but the file itself is recorded and refused
             if r.request.url.startswith("file://"):
@@ -72,8 +88,11 @@ def browser_page(page_file, tmp_path):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_file.as_uri())
-        page.wait_for_function("window.Bokeh && Bokeh.documents.length && Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'))",
-                               timeout=30_000)
+        page.wait_for_function(
+            "window.Bokeh && Bokeh.documents.length && "
+            "Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('map'))",
+            timeout=30_000,
+        )
         yield page, outside, errors
         ctx.close()
 
@@ -82,7 +101,9 @@ def test_loads_offline_without_errors(browser_page, tmp_path):
     page, outside, errors = browser_page
     page.wait_for_timeout(300)
     assert errors == [] and outside == []
-    assert page.get_by_text("300 points").is_visible()  # (locators see into Bokeh's shadow DOM, page.content() does not)
+    assert page.get_by_text(
+        "300 points"
+    ).is_visible()  # (locators see into Bokeh's shadow DOM, page.content() does not)
     page.screenshot(path=str(tmp_path / "explore.png"))
     assert (tmp_path / "explore.png").stat().st_size > 10_000
 
@@ -92,9 +113,15 @@ def test_hover_shows_thumbnail(browser_page, data, tmp_path):
     x, y = page.evaluate(TO_SCREEN, list(KNOWN_AT))
     page.mouse.move(x - 40, y - 40)
     page.mouse.move(x, y, steps=4)
-    page.wait_for_function("document.querySelector('#aekit-tip img') && document.querySelector('#aekit-tip img').complete", timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('#aekit-tip img') && document.querySelector('#aekit-tip img').complete", timeout=10_000
+    )
     tip = page.locator("#aekit-tip")
-    assert tip.get_attribute("data-index") == str(KNOWN) and f"#{KNOWN}" in tip.inner_text() and "label 2" in tip.inner_text()
+    assert (
+        tip.get_attribute("data-index") == str(KNOWN)
+        and f"#{KNOWN}" in tip.inner_text()
+        and "label 2" in tip.inner_text()
+    )
     pixels = np.array(page.evaluate(TIP_PIXELS)).reshape(16, 16)
     np.testing.assert_array_equal(pixels, data[2][KNOWN])  # the known point's own image, pixel for pixel
     page.screenshot(path=str(tmp_path / "explore_hover.png"))
@@ -107,7 +134,9 @@ def test_select_region_and_save_indices(browser_page, data, tmp_path):
     page, outside, errors = browser_page
     E, y, _ = data
     lo, hi = (2.5, 2.5), (6.5, 5.5)  # grid points x in 3..6, y in 3..5: 12 points
-    expected = sorted(int(i) for i in np.flatnonzero((E[:, 0] > lo[0]) & (E[:, 0] < hi[0]) & (E[:, 1] > lo[1]) & (E[:, 1] < hi[1])))
+    expected = sorted(
+        int(i) for i in np.flatnonzero((E[:, 0] > lo[0]) & (E[:, 0] < hi[0]) & (E[:, 1] > lo[1]) & (E[:, 1] < hi[1]))
+    )
     assert len(expected) == 12
     page.locator('[title="Box Select"]').first.click()
     x0, y0 = page.evaluate(TO_SCREEN, [lo[0], hi[1]])
@@ -129,7 +158,9 @@ def test_select_region_and_save_indices(browser_page, data, tmp_path):
     lines = Path(dl.value.path()).read_text().splitlines()
     assert lines[0] == "index,label" and [int(r.split(",")[0]) for r in lines[1:]] == expected
     # a hidden class leaves the saved selection
-    page.evaluate("() => { for (const m of Bokeh.documents[0].all_models) if (m.name === 'class 0') m.visible = false; }")
+    page.evaluate(
+        "() => { for (const m of Bokeh.documents[0].all_models) if (m.name === 'class 0') m.visible = false; }"
+    )
     page.wait_for_timeout(200)
     assert page.evaluate("aekitExplore.picked.map(p => p[0])") == [i for i in expected if y[i] != 0]
     page.get_by_role("button", name="Clear").click()

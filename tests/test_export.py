@@ -14,10 +14,15 @@ def mnist_small(mnist):
 
 
 # the dense model in the default suite; ONNX export (torch's dynamo exporter) takes seconds per model
-@pytest.fixture(scope="module", params=["dense", pytest.param("conv", marks=pytest.mark.slow), pytest.param("vae", marks=pytest.mark.slow)])
+@pytest.fixture(
+    scope="module",
+    params=["dense", pytest.param("conv", marks=pytest.mark.slow), pytest.param("vae", marks=pytest.mark.slow)],
+)
 def fitted(request, mnist_small):
     X, _, _ = mnist_small
-    kw = {"dense": {}, "conv": {"architecture": "conv", "conv_filters": (4, 4)}, "vae": {"variational": True}}[request.param]
+    kw = {"dense": {}, "conv": {"architecture": "conv", "conv_filters": (4, 4)}, "vae": {"variational": True}}[
+        request.param
+    ]
     return Autoencoder(epochs=1, batch_size=128, random_state=0, device="cpu", **kw).fit(X)
 
 
@@ -84,9 +89,41 @@ def test_cli_export(fitted, mnist_dir, tmp_path, capsys):
     model = tmp_path / "m.safetensors"
     fitted.save(model)
     out = tmp_path / "proj"
-    assert main(["export", str(model), "--format", "projector", "--out", str(out), "--mnist-dir", str(mnist_dir), "--limit", "64"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(model),
+                "--format",
+                "projector",
+                "--out",
+                str(out),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--limit",
+                "64",
+            ]
+        )
+        == 0
+    )
     assert len((out / "embedding.tsv").read_text().splitlines()) == 64 and (out / "sprite.png").exists()
-    assert main(["export", str(model), "--format", "projector", "--out", str(out), "--mnist-dir", str(mnist_dir), "--limit", "64"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(model),
+                "--format",
+                "projector",
+                "--out",
+                str(out),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--limit",
+                "64",
+            ]
+        )
+        == 2
+    )
     assert "pass --overwrite" in capsys.readouterr().err
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -58,7 +58,13 @@ def mutated(draw: st.DrawFn, base: st.SearchStrategy[bytes], words: bool = True)
     """``base`` with 0-4 edits, biased towards the header."""
     data = bytearray(draw(base))
     for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["flip", "set", "u32", "truncate", "insert", "delete", "append"] if words else ["flip", "set", "truncate", "insert", "delete", "append"]))
+        kind = draw(
+            st.sampled_from(
+                ["flip", "set", "u32", "truncate", "insert", "delete", "append"]
+                if words
+                else ["flip", "set", "truncate", "insert", "delete", "append"]
+            )
+        )
         pos = draw(st.one_of(st.integers(0, 40), st.integers(0, max(len(data), 1)))) % (len(data) + 1)
         if kind == "flip" and pos < len(data):
             data[pos] ^= 1 << draw(st.integers(0, 7))
@@ -81,7 +87,21 @@ def mutated(draw: st.DrawFn, base: st.SearchStrategy[bytes], words: bool = True)
 
 idx_inputs = st.one_of(st.binary(max_size=64), mutated(valid_idx()), valid_idx())
 
-NPY_DTYPES = ["<u1", "<i2", ">i4", "<i8", "<f2", "<f4", ">f8", "|b1", "<c8", "<U3", "|S2", "<M8[s]", [("a", "<f4"), ("b", "<i2")]]
+NPY_DTYPES = [
+    "<u1",
+    "<i2",
+    ">i4",
+    "<i8",
+    "<f2",
+    "<f4",
+    ">f8",
+    "|b1",
+    "<c8",
+    "<U3",
+    "|S2",
+    "<M8[s]",
+    [("a", "<f4"), ("b", "<i2")],
+]
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -102,18 +122,63 @@ def valid_npy(draw: st.DrawFn) -> bytes:
     return _npy_bytes(arr)
 
 
-HEADER_SHAPES = ["()", "(3,)", "(2, 2)", "(0, 5)", "(5, 0)", "(-1, 2)", "(2**40,)", "(0, 2**70)", "(99999999999, 99999999999)",
-                 "(1.5, 2)", "('a',)", "[2, 2]", "((2,),)", "(True, 2)", "(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)"]
-HEADER_DESCRS = ["'<f4'", "'<f8'", "'|u1'", "'|O'", "'x'", "'<U0'", "'|V0'", "'<f0'", "[('a', '<f4')]", "[('a', '|O')]", "3", "'<i8'", "'>c16'", "''"]
+HEADER_SHAPES = [
+    "()",
+    "(3,)",
+    "(2, 2)",
+    "(0, 5)",
+    "(5, 0)",
+    "(-1, 2)",
+    "(2**40,)",
+    "(0, 2**70)",
+    "(99999999999, 99999999999)",
+    "(1.5, 2)",
+    "('a',)",
+    "[2, 2]",
+    "((2,),)",
+    "(True, 2)",
+    "(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)",
+]
+HEADER_DESCRS = [
+    "'<f4'",
+    "'<f8'",
+    "'|u1'",
+    "'|O'",
+    "'x'",
+    "'<U0'",
+    "'|V0'",
+    "'<f0'",
+    "[('a', '<f4')]",
+    "[('a', '|O')]",
+    "3",
+    "'<i8'",
+    "'>c16'",
+    "''",
+]
 
 
 @st.composite
 def npy_headers(draw: st.DrawFn) -> bytes:
     """Hand-made headers: odd shapes, dtypes and versions, followed by some payload."""
-    shape = draw(st.one_of(st.sampled_from(HEADER_SHAPES), st.lists(st.integers(-3, 2**64), min_size=1, max_size=3).map(lambda s: f"({', '.join(map(str, s))},)")))
+    shape = draw(
+        st.one_of(
+            st.sampled_from(HEADER_SHAPES),
+            st.lists(st.integers(-3, 2**64), min_size=1, max_size=3).map(lambda s: f"({', '.join(map(str, s))},)"),
+        )
+    )
     descr = draw(st.sampled_from(HEADER_DESCRS))
     fortran = draw(st.sampled_from(["False", "True", "1", "'x'"]))
-    text = draw(st.sampled_from(["{{'descr': {d}, 'fortran_order': {f}, 'shape': {s}, }}", "{{'descr': {d}, 'shape': {s}}}", "{{'descr': {d}, 'fortran_order': {f}, 'shape': {s}, 'x': 1}}", "[{d}, {f}, {s}]", "{{{{{{"]))
+    text = draw(
+        st.sampled_from(
+            [
+                "{{'descr': {d}, 'fortran_order': {f}, 'shape': {s}, }}",
+                "{{'descr': {d}, 'shape': {s}}}",
+                "{{'descr': {d}, 'fortran_order': {f}, 'shape': {s}, 'x': 1}}",
+                "[{d}, {f}, {s}]",
+                "{{{{{{",
+            ]
+        )
+    )
     header = text.format(d=descr, f=fortran, s=shape).encode("latin1")
     version = draw(st.sampled_from([(1, 0), (2, 0), (3, 0), (0, 0), (9, 9)]))
     size = struct.pack("<H", len(header) + 1) if version[0] < 2 else struct.pack("<I", len(header) + 1)
@@ -128,14 +193,30 @@ NPZ_NAMES = ["X.npy", "y.npy", "data.npy", "labels.npy", "other.npy", "X", "sub/
 
 @st.composite
 def npz_files(draw: st.DrawFn) -> bytes:
-    members = draw(st.lists(st.tuples(st.sampled_from(NPZ_NAMES), st.one_of(valid_npy(), npy_headers(), mutated(valid_npy(), words=False), st.binary(max_size=32))), max_size=3))
+    members = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(NPZ_NAMES),
+                st.one_of(valid_npy(), npy_headers(), mutated(valid_npy(), words=False), st.binary(max_size=32)),
+            ),
+            max_size=3,
+        )
+    )
     if draw(st.booleans()):  # a well-formed X (and sometimes y) so that some files are valid
         n = draw(st.integers(0, 3))
         members.insert(0, ("X.npy", _npy_bytes(np.ones((n, 2), np.float32))))
         if draw(st.booleans()):
-            members.append(("y.npy", _npy_bytes(np.arange(draw(st.sampled_from([n, n + 1, 0])) if draw(st.booleans()) else np.int64(3)))))
+            members.append(
+                (
+                    "y.npy",
+                    _npy_bytes(np.arange(draw(st.sampled_from([n, n + 1, 0])) if draw(st.booleans()) else np.int64(3))),
+                )
+            )
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))) as zf, warnings.catch_warnings():
+    with (
+        zipfile.ZipFile(buf, "w", compression=draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))) as zf,
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", UserWarning)  # duplicate member names are part of the game
         for name, blob in members:
             zf.writestr(name, blob)
@@ -144,21 +225,55 @@ def npz_files(draw: st.DrawFn) -> bytes:
 
 npz_inputs = st.one_of(st.binary(max_size=64), npz_files())
 
-CELLS = ["0", "1", "-2.5", "1e3", "3.", ".5", "", " ", "nan", "inf", "1e999", "abc", "x1", '"1"', '"a,b"', "label", "#", "1_0", "0x10", "\x00", "é", "1;2"]
+CELLS = [
+    "0",
+    "1",
+    "-2.5",
+    "1e3",
+    "3.",
+    ".5",
+    "",
+    " ",
+    "nan",
+    "inf",
+    "1e999",
+    "abc",
+    "x1",
+    '"1"',
+    '"a,b"',
+    "label",
+    "#",
+    "1_0",
+    "0x10",
+    "\x00",
+    "é",
+    "1;2",
+]
 
 
 @st.composite
 def csv_files(draw: st.DrawFn) -> bytes:
     delim = draw(st.sampled_from([",", ";", "\t", " ", "|"]))
     eol = draw(st.sampled_from(["\n", "\r\n", "\r"]))
-    rows = draw(st.lists(st.lists(st.one_of(st.sampled_from(CELLS), st.floats(allow_nan=False, width=32).map(repr)), min_size=1, max_size=4), max_size=5))
+    rows = draw(
+        st.lists(
+            st.lists(
+                st.one_of(st.sampled_from(CELLS), st.floats(allow_nan=False, width=32).map(repr)),
+                min_size=1,
+                max_size=4,
+            ),
+            max_size=5,
+        )
+    )
     text = eol.join(delim.join(r) for r in rows) + draw(st.sampled_from(["", eol]))
     prefix = draw(st.sampled_from(["", "\ufeff", "a,b,label" + eol]))
     enc = draw(st.sampled_from(["utf-8", "utf-16", "latin-1"]))
     return (prefix + text).encode(enc, errors="replace")
 
 
-csv_inputs = st.tuples(st.one_of(st.binary(max_size=64), csv_files()), st.sampled_from([None, 0, -1, 2, 99, "label", "nope", "1"]))
+csv_inputs = st.tuples(
+    st.one_of(st.binary(max_size=64), csv_files()), st.sampled_from([None, 0, -1, 2, 99, "label", "nope", "1"])
+)
 
 
 # ----------------------------------------------------------------------------- properties
@@ -285,7 +400,9 @@ def test_fuzz_full(name, tmp_path):
 
 @settings(max_examples=SMOKE, deadline=None, database=None)
 @given(
-    rows=st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=3, max_size=3), min_size=1, max_size=6),
+    rows=st.lists(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=3, max_size=3), min_size=1, max_size=6
+    ),
     delim=st.sampled_from([",", ";", "\t"]),
     eol=st.sampled_from(["\n", "\r\n"]),
     bom=st.booleans(),
@@ -325,7 +442,9 @@ def test_idx_declared_size_larger_than_file_refused_before_reading(tmp_path, mon
 
     reads: list[str] = []
     real = aekit.data._read_exact
-    monkeypatch.setattr(aekit.data, "_read_exact", lambda stream, n, what, source: reads.append(what) or real(stream, n, what, source))
+    monkeypatch.setattr(
+        aekit.data, "_read_exact", lambda stream, n, what, source: reads.append(what) or real(stream, n, what, source)
+    )
     with pytest.raises(DataFormatError, match=r"declares shape \(60000, 224, 224\).*holds 4") as info:
         read_idx(p)
     assert str(p) in str(info.value)
@@ -449,7 +568,9 @@ def test_npy_hostile_shapes_refused_before_allocating(tmp_path, monkeypatch, sha
 def test_npz_member_declaring_huge_shape_refused(tmp_path):
     p = tmp_path / "h.npz"
     with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("X.npy", _npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (10**12,), }", b"\x00" * 64))
+        zf.writestr(
+            "X.npy", _npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (10**12,), }", b"\x00" * 64)
+        )
     with pytest.raises(DataFormatError, match="X.npy"):
         load_array(p)
 
@@ -468,7 +589,11 @@ def test_npz_nested_zip_and_scalar_labels_refused(tmp_path):
 
 
 def test_npy_empty_and_scalar_arrays_refused(tmp_path):
-    for name, arr in {"zero_rows": np.zeros((0, 3, 3)), "zero_cols": np.zeros((3, 0)), "scalar": np.float64(1.0)}.items():
+    for name, arr in {
+        "zero_rows": np.zeros((0, 3, 3)),
+        "zero_cols": np.zeros((3, 0)),
+        "scalar": np.float64(1.0),
+    }.items():
         np.save(tmp_path / f"{name}.npy", arr)
         with pytest.raises(DataFormatError, match=r"shape") as info:
             load_array(tmp_path / f"{name}.npy")

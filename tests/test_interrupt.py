@@ -40,11 +40,23 @@ KILLS_SLOW = 20
 BASE = dict(hidden_layer_sizes=(8,), n_components=2, epochs=6, batch_size=32, random_state=0, device="cpu")
 CONFIGS = {
     "rmsprop": {},
-    "adam-val-dropout-noise-cosine": dict(optimizer="adam", validation_fraction=0.2, dropout=0.2, noise="gaussian", lr_schedule="cosine"),
-    "vae-earlystop-plateau-batchnorm": dict(variational=True, early_stopping=True, validation_fraction=0.2, patience=4, lr_schedule="plateau", batchnorm=True, optimizer="adamw"),
+    "adam-val-dropout-noise-cosine": dict(
+        optimizer="adam", validation_fraction=0.2, dropout=0.2, noise="gaussian", lr_schedule="cosine"
+    ),
+    "vae-earlystop-plateau-batchnorm": dict(
+        variational=True,
+        early_stopping=True,
+        validation_fraction=0.2,
+        patience=4,
+        lr_schedule="plateau",
+        batchnorm=True,
+        optimizer="adamw",
+    ),
     "supervised-sgd-masking": dict(optimizer="sgd", momentum=0.9, learning_rate=0.05, noise="masking", supervised=True),
     # bfloat16 through the optimizer's working copies; early stopping restores weights under them
-    "bf16-rmsprop-val-earlystop-dropout": dict(precision="bfloat16", validation_fraction=0.2, early_stopping=True, patience=2, dropout=0.2),
+    "bf16-rmsprop-val-earlystop-dropout": dict(
+        precision="bfloat16", validation_fraction=0.2, early_stopping=True, patience=2, dropout=0.2
+    ),
 }
 
 
@@ -94,7 +106,9 @@ def test_interrupted_then_resumed_is_bitwise_identical(tmp_path, X, config, how)
     part = _fit(_est(cfg, checkpoint_path=str(ck), callbacks=[_stop_at(k, how)]), X)
     assert part.stop_reason_ == "interrupted"
     with safe_open(str(ck), framework="pt") as f:
-        assert json.loads(f.metadata()["loop"])["epoch"] == k  # the checkpoint of the last epoch whose callbacks all ran
+        assert (
+            json.loads(f.metadata()["loop"])["epoch"] == k
+        )  # the checkpoint of the last epoch whose callbacks all ran
     resumed = _fit(_est(cfg, checkpoint_path=str(ck)), X, resume_from=ck)
     assert resumed.stop_reason_ == full.stop_reason_
     _assert_identical(resumed, full, X)
@@ -108,10 +122,12 @@ def test_interrupt_mid_epoch_keeps_last_epoch_and_resumes_identically(tmp_path, 
 
     def arm(epoch, logs):  # from epoch 3 on, the 3rd forward pass raises
         if epoch == 1:
+
             def hook(module, inputs):
                 calls["n"] += 1
                 if calls["n"] == 3:
                     raise KeyboardInterrupt
+
             est.net_.register_forward_pre_hook(hook)
 
     est.set_params(callbacks=[arm])
@@ -141,7 +157,18 @@ def test_resume_refuses_other_parameters(tmp_path, X):
 # ----------------------------------------------------------------------------- the CLI, killed
 
 
-TRAIN_FLAGS = ["--hidden-layer-sizes", "4", "--n-components", "2", "--batch-size", "16", "--random-state", "0", "--device", "cpu"]
+TRAIN_FLAGS = [
+    "--hidden-layer-sizes",
+    "4",
+    "--n-components",
+    "2",
+    "--batch-size",
+    "16",
+    "--random-state",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture
@@ -153,7 +180,19 @@ def npy(tmp_path):
 
 def _spawn(npy: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "aekit", "train", str(npy), "--out", str(out), "--epochs", "1000000", *TRAIN_FLAGS, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aekit",
+        "train",
+        str(npy),
+        "--out",
+        str(out),
+        "--epochs",
+        "1000000",
+        *TRAIN_FLAGS,
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=out.parent)
 
 
@@ -208,7 +247,8 @@ def _kill_repeatedly(npy: Path, out: Path, kills: int, seed: int) -> dict[str, i
         names = os.listdir(out)
         final = {n for n in names if not n.startswith(".")}
         assert final <= {"checkpoint.safetensors", "model.safetensors", "history.json", "training_curve.png"}, final
-        # besides final names, only hidden temporary files: atomic_path's ".NAME.*.tmp" and the safetensors writer's own ".tmp*"
+        # besides final names, only hidden temporary files: atomic_path's ".NAME.*.tmp" and
+        # the safetensors writer's own ".tmp*"
         temp = set(names) - final
         assert all(n.endswith(".tmp") or n.startswith(".tmp") for n in temp), temp
         stray = len(temp)
@@ -355,8 +395,19 @@ def test_resume_of_an_older_checkpoint_without_a_stored_seed(tmp_path, X):
 def test_cli_resume_takes_the_first_runs_seed_without_random_state(tmp_path, capsys):
     X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
-    args = ["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--hidden-layer-sizes", "4", "--validation-fraction", "0.25"]
-    assert main([*args, "--epochs", "1", "--random-state", "5", "--keep-checkpoint"]) == 0  # a finished run keeps it only so
+    args = [
+        "train",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(tmp_path / "r"),
+        "--hidden-layer-sizes",
+        "4",
+        "--validation-fraction",
+        "0.25",
+    ]
+    assert (
+        main([*args, "--epochs", "1", "--random-state", "5", "--keep-checkpoint"]) == 0
+    )  # a finished run keeps it only so
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     resumed = aekit.load(tmp_path / "r" / "model.safetensors")
     assert resumed.seed_ == 5 and resumed.n_iter_ == 2

@@ -58,7 +58,9 @@ def test_evaluate_model_on_images_and_on_unbounded_data():
     m = metrics.evaluate_model(ae, imgs)  # the shape the estimator took
     assert m == metrics.evaluate_model(ae, imgs.reshape(60, 16))
     Z = rng.normal(size=(60, 5)).astype(np.float32) * 3
-    lin = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, loss="mse", output_activation="linear", random_state=0).fit(Z)
+    lin = Autoencoder(
+        hidden_layer_sizes=(8,), n_components=2, epochs=1, loss="mse", output_activation="linear", random_state=0
+    ).fit(Z)
     m = metrics.evaluate_model(lin, Z)
     assert "reconstruction_bce" not in m and m["reconstruction_mse"] > 0
     assert m["psnr_db"] == pytest.approx(metrics.psnr(Z, lin.reconstruct(Z), data_range=float(np.ptp(Z))))
@@ -85,7 +87,10 @@ def test_evaluate_model_on_a_handful_of_samples_reports_what_it_can():
     y = np.arange(40) % 2
     ae = Autoencoder(hidden_layer_sizes=(4,), n_components=2, epochs=1, random_state=0).fit(X)
     m = metrics.evaluate_model(ae, X[:5], y[:5], X[:4], y[:4])
-    assert {"reconstruction_bce", "psnr_db", "logistic_accuracy"} <= set(m) and not {"trustworthiness", "knn5_accuracy"} & set(m)
+    assert {"reconstruction_bce", "psnr_db", "logistic_accuracy"} <= set(m) and not {
+        "trustworthiness",
+        "knn5_accuracy",
+    } & set(m)
     m = metrics.evaluate_model(ae, X, y, X, y)
     assert {"trustworthiness", "knn5_accuracy", "logistic_accuracy"} <= set(m)
 
@@ -98,6 +103,8 @@ def test_unit_range_allows_float_rounding_and_psnr_of_constant_data_is_finite():
     X = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32) * 3 + 1
     scaled = MinMaxScaler().fit_transform(X)  # may exceed 1 by float rounding (1.0000001)
     assert metrics.unit_range(scaled) and np.isfinite(metrics.reconstruction_bce(scaled, np.full_like(scaled, 0.5)))
-    Autoencoder(hidden_layer_sizes=(4,), n_components=2, epochs=1, random_state=0).fit(np.minimum(scaled + 5e-7, 1 + 5e-7))
+    Autoencoder(hidden_layer_sizes=(4,), n_components=2, epochs=1, random_state=0).fit(
+        np.minimum(scaled + 5e-7, 1 + 5e-7)
+    )
     const = np.full((4, 3), 3.0)
     assert metrics.psnr(const, const + 0.3, data_range=None) == pytest.approx(20.0)  # peak: its magnitude, 3

@@ -25,8 +25,17 @@ def test_seed_sae_separates_digits_in_2d(mnist):
 def test_short_training_on_mnist_learns(mnist):
     """Default-suite smoke check on real data: a few epochs on 10k images beat the mean image."""
     X = mnist.X_train[:10000]
-    ae = Autoencoder(hidden_layer_sizes=(128,), n_components=16, activation="relu", code_activation="linear",
-                     optimizer="adam", learning_rate=1e-3, epochs=3, random_state=0, device="cpu").fit(X)
+    ae = Autoencoder(
+        hidden_layer_sizes=(128,),
+        n_components=16,
+        activation="relu",
+        code_activation="linear",
+        optimizer="adam",
+        learning_rate=1e-3,
+        epochs=3,
+        random_state=0,
+        device="cpu",
+    ).fit(X)
     assert ae.history_["loss"][-1] < ae.history_["loss"][0]
     X_test = mnist.X_test[:2000]
     mean_image = metrics.reconstruction_bce(X_test, np.tile(X.mean(0), (len(X_test), 1)))

@@ -64,7 +64,9 @@ def _fresh(est: Autoencoder, n_features: int = 12):
 
 
 def _state(net, opt) -> list[torch.Tensor]:
-    return [v.clone() for v in net.state_dict().values()] + [t.clone() for st_ in opt.state.values() for t in st_.values()]
+    return [v.clone() for v in net.state_dict().values()] + [
+        t.clone() for st_ in opt.state.values() for t in st_.values()
+    ]
 
 
 # ----------------------------------------------------------------------------- model files
@@ -118,7 +120,10 @@ def test_poisoned_tensor_refused(files, tmp_path, value):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda t: {**t, "encoder.0.weight": torch.zeros(8, 13)}, r"encoder.0.weight has shape \(8, 13\).*expected \(8, 12\)"),
+        (
+            lambda t: {**t, "encoder.0.weight": torch.zeros(8, 13)},
+            r"encoder.0.weight has shape \(8, 13\).*expected \(8, 12\)",
+        ),
         (lambda t: {**t, "encoder.0.weight": t["encoder.0.weight"].double()}, "torch.float64"),
         (lambda t: {k: v for k, v in t.items() if k != "decoder.0.bias"}, r"missing \['decoder.0.bias'\]"),
         (lambda t: {**t, "extra.weight": torch.zeros(2)}, r"unexpected \['extra.weight'\]"),
@@ -131,7 +136,9 @@ def test_wrong_tensors_refused(files, tmp_path, edit, match):
 
 def test_checkpoint_wrong_shapes_refused(files, tmp_path):
     _, ckpt, est = files
-    bad = _rewrite(ckpt, tmp_path / "c.safetensors", tensors=lambda t: {**t, "net.encoder.0.weight": torch.zeros(8, 13)})
+    bad = _rewrite(
+        ckpt, tmp_path / "c.safetensors", tensors=lambda t: {**t, "net.encoder.0.weight": torch.zeros(8, 13)}
+    )
     net, opt = _fresh(est)
     before = _state(net, opt)
     with pytest.raises(ModelFileError, match="do not fit this model"):
@@ -149,7 +156,9 @@ def test_wrong_format_version_refused(files, tmp_path, version):
     with pytest.raises(ModelFileError, match=f"model format {version}, this aekit reads format 1"):
         aekit.load(_rewrite(model, tmp_path / "v.safetensors", meta=lambda m: {**m, "aekit_format": version}))
     with pytest.raises(ModelFileError, match=f"checkpoint format '{version}'"):
-        load_checkpoint(_rewrite(ckpt, tmp_path / "vc.safetensors", meta=lambda m: {**m, "aekit_checkpoint": version}), *_fresh(est))
+        load_checkpoint(
+            _rewrite(ckpt, tmp_path / "vc.safetensors", meta=lambda m: {**m, "aekit_checkpoint": version}), *_fresh(est)
+        )
 
 
 def test_checkpoint_and_model_swapped(files):
@@ -182,7 +191,11 @@ def test_torch_pickle_renamed_is_never_unpickled(files, tmp_path, zip_format):
     """torch.save output (a pickle) under a .safetensors name: refused, and its payload never runs."""
     sentinel = tmp_path / "pwned"
     p = tmp_path / "model.safetensors"
-    torch.save({"encoder.0.weight": torch.zeros(8, 12), "evil": _Evil(str(sentinel))}, p, _use_new_zipfile_serialization=zip_format)
+    torch.save(
+        {"encoder.0.weight": torch.zeros(8, 12), "evil": _Evil(str(sentinel))},
+        p,
+        _use_new_zipfile_serialization=zip_format,
+    )
     with pytest.raises(ModelFileError, match="not a valid aekit model file"):
         aekit.load(p)
     with pytest.raises(ModelFileError, match="not a valid checkpoint"):
@@ -227,7 +240,10 @@ def test_loaded_model_never_writes_where_its_file_says(files, tmp_path, data):
     victim.write_text("precious")
 
     def edit(m):
-        return {**m, "params": json.dumps({**json.loads(m["params"]), "checkpoint_path": str(victim), "callbacks": "x"})}
+        return {
+            **m,
+            "params": json.dumps({**json.loads(m["params"]), "checkpoint_path": str(victim), "callbacks": "x"}),
+        }
 
     est = aekit.load(_rewrite(files[0], tmp_path / "t.safetensors", meta=edit))
     assert est.checkpoint_path is None and est.callbacks is None
@@ -282,7 +298,9 @@ def _fuzz_loaders(files, tmp: Path, n: int) -> dict[str, int]:
             else:
                 net, opt = _fresh(est)
                 state = load_checkpoint(p, net, opt, expected_params=est._json_params())
-                assert state.epoch >= 0 and all(torch.isfinite(v).all() for v in net.state_dict().values() if v.is_floating_point())
+                assert state.epoch >= 0 and all(
+                    torch.isfinite(v).all() for v in net.state_dict().values() if v.is_floating_point()
+                )
             outcomes["ok"] += 1
         except InputError as exc:  # ModelFileError, or parameter validation of tampered metadata
             assert str(exc)
@@ -395,7 +413,11 @@ def test_atomic_path_onto_a_folder_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(
     "params",
     [
-        {"n_components": np.int64(3), "hidden_layer_sizes": (np.int64(8),), "learning_rate": np.float64(0.002)},  # e.g. from GridSearchCV over np arrays
+        {
+            "n_components": np.int64(3),
+            "hidden_layer_sizes": (np.int64(8),),
+            "learning_rate": np.float64(0.002),
+        },  # e.g. from GridSearchCV over np arrays
         {"random_state": np.int64(3)},
         {"random_state": np.random.RandomState(0)},
     ],
@@ -429,4 +451,6 @@ def test_path_objects_as_parameters(tmp_path, data):
     est = Autoencoder(**PARAMS, checkpoint_path=tmp_path / "ck.safetensors").fit(data)  # a Path, not a str
     assert est.stop_reason_ == "completed" and (tmp_path / "ck.safetensors").exists()
     est.save(tmp_path / "m.safetensors")
-    assert aekit.load(tmp_path / "m.safetensors").checkpoint_path is None  # a loaded model never writes where its file says
+    assert (
+        aekit.load(tmp_path / "m.safetensors").checkpoint_path is None
+    )  # a loaded model never writes where its file says

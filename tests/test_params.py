@@ -30,7 +30,9 @@ def _documented(supervised: bool) -> dict[str, str]:
     own = _doc_params(ESTIMATORS[supervised])
     if supervised:  # "(all other parameters as in ``Autoencoder``)": the rest is documented once, there
         assert "all other parameters as in ``Autoencoder``" in SupervisedAutoencoder.__doc__
-        assert set(own) == {p.name for p in PARAMS.values() if p.supervised}, "SupervisedAutoencoder documents its own parameters"
+        assert set(own) == {p.name for p in PARAMS.values() if p.supervised}, (
+            "SupervisedAutoencoder documents its own parameters"
+        )
         return {**_doc_params(Autoencoder), **own}
     return own
 
@@ -59,7 +61,9 @@ def test_docstring_defaults_and_choices_match_the_table(supervised):
             checked += 1
         if kind.startswith("{"):
             assert isinstance(p.constraint, Options), name
-            assert ast.literal_eval(kind) == set(p.constraint.choices), f"{name}: docstring {kind}, table {p.constraint.choices}"
+            assert ast.literal_eval(kind) == set(p.constraint.choices), (
+                f"{name}: docstring {kind}, table {p.constraint.choices}"
+            )
             checked += 1
     assert checked > 20  # the check did read the docstring
 
@@ -107,7 +111,11 @@ def test_denoise_options_come_from_the_same_constants():
         ({"epochs": 0}, "epochs", r"^epochs=0 must be an integer >= 1$"),  # Interval(int)
         ({"epochs": 2.0}, "epochs", "must be an integer"),
         ({"batch_size": True}, "batch_size", "must be an integer"),  # a bool is not a number
-        ({"learning_rate": 0.0}, "learning_rate", r"must be a number in \(0, 3.40282e\+38\]"),  # Interval(float), open end
+        (
+            {"learning_rate": 0.0},
+            "learning_rate",
+            r"must be a number in \(0, 3.40282e\+38\]",
+        ),  # Interval(float), open end
         ({"momentum": float("nan")}, "momentum", r"must be a number in \[0, 1\]"),
         ({"beta": float("inf")}, "beta", "must be a number"),
         ({"dropout": 1.0}, "dropout", r"dropout=1.0 must be a number in \[0, 1\)"),
@@ -126,9 +134,16 @@ def test_denoise_options_come_from_the_same_constants():
         # rules between parameters
         ({"n_components": None}, "n_components", r"^n_components=None is only allowed with architecture='conv'"),
         ({"output_activation": "linear"}, "loss", r"^loss='bce' needs output_activation='sigmoid'"),
-        ({"batchnorm": True, "batch_size": 1}, "batch_size", r"^batch_size=1 must be an integer >= 2 with batchnorm=True"),
-        ({"noise": "masking", "noise_factor": 5}, "noise_factor",
-         r"^noise_factor=5 is out of range for noise='masking'; expected a number in \[0, 1\]$"),
+        (
+            {"batchnorm": True, "batch_size": 1},
+            "batch_size",
+            r"^batch_size=1 must be an integer >= 2 with batchnorm=True",
+        ),
+        (
+            {"noise": "masking", "noise_factor": 5},
+            "noise_factor",
+            r"^noise_factor=5 is out of range for noise='masking'; expected a number in \[0, 1\]$",
+        ),
         ({"noise": "salt_pepper", "noise_factor": 1.5}, "noise_factor", "out of range for noise='salt_pepper'"),
         ({"noise": "gaussian", "noise_factor": -0.1}, "noise_factor", r"must be a number in \[0, inf\]"),
     ],
@@ -173,17 +188,48 @@ def test_the_masking_rule_is_one_for_fit_and_the_command_line(tmp_path, capsys):
     rule = "is out of range for --noise 'masking'; expected a number in [0, 1]"
     assert capsys.readouterr().err == f"aekit: error: --noise-factor 5.0 {rule}\n"
     assert not (tmp_path / "r").exists()
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--hidden-layer-sizes",
+                "4",
+            ]
+        )
+        == 0
+    )
     model = str(tmp_path / "r" / "model.safetensors")
-    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--add-noise",
-                 "--noise", "masking", "--noise-factor", "1.5"]) == 2
+    assert (
+        main(
+            [
+                "denoise",
+                model,
+                str(tmp_path / "x.npy"),
+                "--out",
+                str(tmp_path / "d.npy"),
+                "--add-noise",
+                "--noise",
+                "masking",
+                "--noise-factor",
+                "1.5",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == f"aekit: error: --noise-factor 1.5 {rule}\n"
 
 
 def test_the_cli_maps_param_to_flag_from_data_not_text():
     err = InputError("{loss} needs {output_activation='sigmoid'}", param="loss", values={"loss": "bce"})
     assert str(err) == "loss='bce' needs output_activation='sigmoid'"
-    assert _one_line(err, frozenset({"loss", "output_activation"})) == "--loss 'bce' needs --output-activation 'sigmoid'"
+    assert (
+        _one_line(err, frozenset({"loss", "output_activation"})) == "--loss 'bce' needs --output-activation 'sigmoid'"
+    )
     assert _one_line(err, frozenset({"loss"})) == "--loss 'bce' needs output_activation='sigmoid'"  # not a flag here
     assert _one_line(err, frozenset()) == str(err)  # e.g. `aekit embed`: no estimator flags
     # the message text is free: a plain message with param=... is not parsed, the flag is put in front
@@ -191,7 +237,11 @@ def test_the_cli_maps_param_to_flag_from_data_not_text():
     assert _one_line(plain, frozenset({"dropout"})) == "--dropout: dropout=0.5 applies to dense layers only"
     assert InputError("a {brace} in data", values=None).render() == "a {brace} in data"
     again = pickle.loads(pickle.dumps(err))
-    assert (again.param, str(again), again.render(lambda n, s: f"--{n} {s}")) == ("loss", str(err), "--loss 'bce' needs --output_activation 'sigmoid'")
+    assert (again.param, str(again), again.render(lambda n, s: f"--{n} {s}")) == (
+        "loss",
+        str(err),
+        "--loss 'bce' needs --output_activation 'sigmoid'",
+    )
 
 
 def test_bugs_are_tracebacks_and_sklearn_value_errors_are_input_errors(tmp_path, monkeypatch, capsys):

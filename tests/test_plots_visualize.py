@@ -42,7 +42,8 @@ Z = np.random.default_rng(0).uniform(-1, 1, (50, 2))
 y = np.arange(50) % 3
 route = {"embedding": Z, "knn5_cv": 0.5, "trustworthiness": 0.9, "seconds": 1.0}
 def draw_all():
-    return [plots.latent_scatter(Z, y, bounds=(-1, 1)), plots.image_grid([Z[:4, :1].repeat(4, 1)], ["a"], image_shape=(2, 2), n=4),
+    return [plots.latent_scatter(Z, y, bounds=(-1, 1)),
+            plots.image_grid([Z[:4, :1].repeat(4, 1)], ["a"], image_shape=(2, 2), n=4),
             plots.training_curves({"loss": [2, 1], "reconstruction": [1, 0.5], "classification": [3, 2]}),
             plots.latent_manifold(lambda g: np.tile(g[:, :1], (1, 4)), (-1, -1), (1, 1), n=3, image_shape=(2, 2)),
             plot_routes({"a": route, "b": route}, y), plots.subplots(1, 2)[1]]
@@ -66,14 +67,19 @@ print(before, "->", matplotlib.get_backend())
 """
 
 
-@pytest.mark.parametrize(("backend", "mode"), [("module://matplotlib.backends.backend_template", "pyplot"), ("svg", "pyplot"), ("pdf", "offscreen")])
+@pytest.mark.parametrize(
+    ("backend", "mode"),
+    [("module://matplotlib.backends.backend_template", "pyplot"), ("svg", "pyplot"), ("pdf", "offscreen")],
+)
 def test_plots_never_change_the_users_backend(tmp_path, backend, mode):
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "MPLBACKEND": backend}
-    r = subprocess.run([sys.executable, "-c", _ALL_PLOTS, mode, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", _ALL_PLOTS, mode, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split() == [backend, "->", backend]
     assert all(_is_png(tmp_path / f"{i}.png") or (tmp_path / f"{i}.png").stat().st_size > 200 for i in range(6))
@@ -121,8 +127,14 @@ def test_saturated_codes_are_flagged_in_the_title():
 
 
 def test_training_curves_loss_equal_to_reconstruction_drawn_once_in_one_colour():
-    h = {"loss": [0.3, 0.2, 0.15], "reconstruction": [0.3, 0.2, 0.15], "val_loss": [0.31, 0.22, 0.18],
-         "val_reconstruction": [0.31, 0.22, 0.18], "lr": [1, 1, 1], "time": [1, 2, 3]}
+    h = {
+        "loss": [0.3, 0.2, 0.15],
+        "reconstruction": [0.3, 0.2, 0.15],
+        "val_loss": [0.31, 0.22, 0.18],
+        "val_reconstruction": [0.31, 0.22, 0.18],
+        "lr": [1, 1, 1],
+        "time": [1, 2, 3],
+    }
     ax = plots.training_curves(h)
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"reconstruction (= loss)", "val_reconstruction (= loss)"}
@@ -130,26 +142,43 @@ def test_training_curves_loss_equal_to_reconstruction_drawn_once_in_one_colour()
     assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
     assert train.get_color() == val.get_color()
     assert ax.get_ylabel() == "loss (mean per element)" and len(ax.figure.axes) == 1
-    for a in (ax, plots.training_curves({"loss": [0.3]}), plots.training_curves({"loss": list(np.linspace(1, 0.1, 37))})):
+    for a in (
+        ax,
+        plots.training_curves({"loss": [0.3]}),
+        plots.training_curves({"loss": list(np.linspace(1, 0.1, 37))}),
+    ):
         a.figure.canvas.draw()
         ticks = [t for t in a.get_xticks() if a.get_xlim()[0] <= t <= a.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks  # whole epochs, also for a single one
     vae = plots.training_curves({"loss": [0.3, 0.2], "reconstruction": [0.29, 0.19], "kl": [0.01, 0.01]})
     colours = {line.get_label(): line.get_color() for line in vae.get_lines()}
     assert set(colours) == {"loss", "reconstruction", "kl"} and len(set(colours.values())) == 3
-    other = {line.get_label(): line.get_color() for line in plots.training_curves({"huber": [2, 1], "val_huber": [3, 2], "loss": [1, 1]}).get_lines()}
+    other = {
+        line.get_label(): line.get_color()
+        for line in plots.training_curves({"huber": [2, 1], "val_huber": [3, 2], "loss": [1, 1]}).get_lines()
+    }
     assert other["huber"] == other["val_huber"] != other["loss"]  # a term unknown to the plot keeps one colour too
 
 
 def test_training_curves_cross_entropy_on_its_own_per_sample_axis():
-    h = {"loss": [0.5, 0.3], "reconstruction": [0.3, 0.2], "classification": [2.0, 1.0], "accuracy": [0.5, 0.8],
-         "val_loss": [0.6, 0.4], "val_classification": [2.1, 1.2]}
+    h = {
+        "loss": [0.5, 0.3],
+        "reconstruction": [0.3, 0.2],
+        "classification": [2.0, 1.0],
+        "accuracy": [0.5, 0.8],
+        "val_loss": [0.6, 0.4],
+        "val_classification": [2.1, 1.2],
+    }
     ax = plots.training_curves(h)
     left, right = ax.figure.axes
     assert left is ax and "cross-entropy" not in ax.get_ylabel() and "per element" in ax.get_ylabel()
     assert right.get_ylabel() == "cross-entropy (mean per labelled sample)"
     assert {line.get_label() for line in right.get_lines()} == {"classification", "val_classification"}
-    assert {line.get_label() for line in left.get_lines()} == {"loss (weighted total)", "val_loss (weighted total)", "reconstruction"}
+    assert {line.get_label() for line in left.get_lines()} == {
+        "loss (weighted total)",
+        "val_loss (weighted total)",
+        "reconstruction",
+    }
     legend = [t.get_text() for t in right.get_legend().get_texts()]
     assert legend.index("val_classification") == legend.index("classification") + 1  # validation next to its term
     assert not any("accuracy" in t for t in legend)
@@ -174,7 +203,9 @@ def test_aetsne_fit_transform_and_new_points(blobs):
 
 def test_compare_routes(tmp_path, blobs):
     X, y = blobs
-    routes = compare_routes(X, y, ae2=Autoencoder(**SMALL), ae20=Autoencoder(**{**SMALL, "n_components": 5}), perplexity=10)
+    routes = compare_routes(
+        X, y, ae2=Autoencoder(**SMALL), ae20=Autoencoder(**{**SMALL, "n_components": 5}), perplexity=10
+    )
     assert list(routes) == ["AE → 2-D", "t-SNE from raw", "AE(5) → t-SNE"]  # named by the code size it has
     for r in routes.values():
         assert r["embedding"].shape == (180, 2)
@@ -280,7 +311,9 @@ def test_aetsne_feature_names_pandas_output_and_bad_n_components(blobs):
     emb = vis.fit_transform(X)
     assert isinstance(emb, pd.DataFrame) and list(emb.columns) == ["aetsne0", "aetsne1"]
     assert list(vis.get_feature_names_out()) == ["aetsne0", "aetsne1"]
-    pipe = make_pipeline(MinMaxScaler(), AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0)).set_output(transform="pandas")
+    pipe = make_pipeline(MinMaxScaler(), AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0)).set_output(
+        transform="pandas"
+    )
     assert pipe.fit_transform(X).shape == (180, 2)
     with pytest.raises(InputError, match="n_components=0 must be an integer >= 1"):
         AETSNE(Autoencoder(**SMALL), n_components=0).fit(X)

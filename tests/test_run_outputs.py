@@ -27,7 +27,18 @@ from aekit.cli import TRAIN_FILES, main
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and flock")
 
-FLAGS = ["--hidden-layer-sizes", "4", "--n-components", "2", "--batch-size", "16", "--random-state", "0", "--device", "cpu"]
+FLAGS = [
+    "--hidden-layer-sizes",
+    "4",
+    "--n-components",
+    "2",
+    "--batch-size",
+    "16",
+    "--random-state",
+    "0",
+    "--device",
+    "cpu",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -84,8 +95,13 @@ def test_two_concurrent_trainings_the_second_refuses(tmp_path, npy):
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first run wrote no checkpoint within 120 s"
             time.sleep(0.01)
-        second = subprocess.run([*cmd[:-len(FLAGS) - 2], "--epochs", "1", *FLAGS, "--overwrite"],
-                                capture_output=True, text=True, env=ENV, timeout=300)
+        second = subprocess.run(
+            [*cmd[: -len(FLAGS) - 2], "--epochs", "1", *FLAGS, "--overwrite"],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=300,
+        )
         assert second.returncode == 2, second
         line = _one_error_line(second.stderr)
         assert f"pid {first.pid}" in line and "train" in line, line
@@ -152,7 +168,9 @@ def _enospc(kind: str):
     def writer(tensors, filename, metadata=None):
         if f"aekit_{kind}" in (metadata or {}):
             if kind == "format":  # the writer's own error type, as on a real full disk
-                raise SafetensorError(f"Error while serializing: I/O error: No space left on device (os error 28) at path {filename!r}")
+                raise SafetensorError(
+                    f"Error while serializing: I/O error: No space left on device (os error 28) at path {filename!r}"
+                )
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
         return save_file(tensors, filename, metadata=metadata)
 
@@ -223,8 +241,9 @@ def test_a_signal_during_a_save_waits_for_it(tmp_path, npy, sig, kind):
     temporary file left. Now the save completes, then the signal stops the run (exit 130)."""
     out = tmp_path / "run"
     args = ["train", str(npy), "--out", str(out), "--epochs", "3", *FLAGS]
-    proc = subprocess.run([sys.executable, "-c", SAVE_SIGNAL, sig, kind, *args], capture_output=True, text=True,
-                          env=ENV, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SAVE_SIGNAL, sig, kind, *args], capture_output=True, text=True, env=ENV, timeout=300
+    )
     assert proc.returncode == 130, proc
     assert "Traceback" not in proc.stderr, proc.stderr
     # after the final save: "aekit: interrupted"; after a checkpoint, training stops and keeps its model

@@ -20,7 +20,9 @@ def test_seed_autoencoder_count():
 
 
 def test_conv_autoencoder_count():
-    assert sum(r.total for r in module_table(build_net(n_features=784, architecture="conv", n_components=None))) == 12_193
+    assert (
+        sum(r.total for r in module_table(build_net(n_features=784, architecture="conv", n_components=None))) == 12_193
+    )
 
 
 def test_batchnorm_counted_separately():

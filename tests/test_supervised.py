@@ -31,7 +31,9 @@ def test_semi_supervised_unlabelled_train_only_reconstruction(blobs):
     assert sae.score(X, y) > 0.9
     # the classification term ignores unlabelled rows entirely
     logits = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
-    assert float(classification_loss(logits, torch.tensor([0, -1]))) == pytest.approx(float(classification_loss(logits[:1], torch.tensor([0]))))
+    assert float(classification_loss(logits, torch.tensor([0, -1]))) == pytest.approx(
+        float(classification_loss(logits[:1], torch.tensor([0])))
+    )
     assert float(classification_loss(logits, torch.tensor([-1, -1]))) == 0.0
 
 
@@ -42,7 +44,9 @@ def test_weights_control_the_loss_terms(blobs):
 
 
 def test_head_dropout_is_in_the_head_only():
-    sae = SupervisedAutoencoder(**{**SMALL, "head_dropout": 0.5}).fit(np.random.default_rng(0).uniform(size=(40, 6)).astype(np.float32), np.arange(40) % 2)
+    sae = SupervisedAutoencoder(**{**SMALL, "head_dropout": 0.5}).fit(
+        np.random.default_rng(0).uniform(size=(40, 6)).astype(np.float32), np.arange(40) % 2
+    )
     assert any(isinstance(m, torch.nn.Dropout) for m in sae.net_.head.modules())
     assert not any(isinstance(m, torch.nn.Dropout) for m in sae.net_.encoder.modules())
 

@@ -30,8 +30,22 @@ from aekit.modules import build_net
 from aekit.optim import make_optimizer
 from aekit.schema import MAX_DEPTH, SchemaError, depth, parse
 
-TRAIN = ["--epochs", "2", "--hidden-layer-sizes", "8", "--n-components", "2", "--batch-size", "16", "--random-state", "0",
-         "--early-stopping", "true", "--validation-fraction", "0.25"]  # early stopping: best.* tensors in the checkpoint
+TRAIN = [
+    "--epochs",
+    "2",
+    "--hidden-layer-sizes",
+    "8",
+    "--n-components",
+    "2",
+    "--batch-size",
+    "16",
+    "--random-state",
+    "0",
+    "--early-stopping",
+    "true",
+    "--validation-fraction",
+    "0.25",
+]  # early stopping: best.* tensors in the checkpoint
 SMALL = dict(hidden_layer_sizes=(8,), n_components=2, epochs=1, batch_size=16, random_state=0, device="cpu")
 
 
@@ -43,10 +57,17 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.save(d / "X.npy", X)
     assert main(["train", str(d / "X.npy"), "--out", str(d / "run"), *TRAIN, "--keep-checkpoint"]) == 0
     SupervisedAutoencoder(**SMALL, head_layer_sizes=(4,)).fit(X, np.arange(64) % 3).save(d / "sae.safetensors")
-    Autoencoder(**{**SMALL, "n_components": None}, architecture="conv", image_shape=(4, 4), conv_filters=(2,)).fit(X).save(
-        d / "conv.safetensors")
-    return {"X": d / "X.npy", "run": d / "run", "ae": d / "run" / "model.safetensors", "sae": d / "sae.safetensors",
-            "conv": d / "conv.safetensors", "ckpt": d / "run" / "checkpoint.safetensors"}
+    Autoencoder(**{**SMALL, "n_components": None}, architecture="conv", image_shape=(4, 4), conv_filters=(2,)).fit(
+        X
+    ).save(d / "conv.safetensors")
+    return {
+        "X": d / "X.npy",
+        "run": d / "run",
+        "ae": d / "run" / "model.safetensors",
+        "sae": d / "sae.safetensors",
+        "conv": d / "conv.safetensors",
+        "ckpt": d / "run" / "checkpoint.safetensors",
+    }
 
 
 def _rewrite(src: Path, dst: Path, meta: Callable | None = None, tensors: Callable | None = None) -> Path:
@@ -87,25 +108,61 @@ MODEL_CASES = [  # (file, metadata edit, what the message says)
     ("ae", _set("fitted", "n_features_in_", "Infinity"), r"fitted.n_features_in_ is inf, expected an integer"),
     ("ae", _set("fitted", "n_features_in_", "-12"), r"fitted.n_features_in_ is -12, expected an integer in \[1, "),
     ("ae", _set("fitted", "n_features_in_", "12.0"), r"fitted.n_features_in_ is 12.0, expected an integer"),
-    ("ae", _set("fitted", "seed_", "Infinity"), r"fitted.seed_ is inf, expected an integer in \[0, 18446744073709551615\]"),
+    (
+        "ae",
+        _set("fitted", "seed_", "Infinity"),
+        r"fitted.seed_ is inf, expected an integer in \[0, 18446744073709551615\]",
+    ),
     ("ae", _set("fitted", "seed_", '"abc"'), r"fitted.seed_ is 'abc', expected an integer"),
     ("ae", _set("fitted", "seed_", str(2**64)), r"fitted.seed_ is 18446744073709551616, expected an integer"),
     ("ae", _set("fitted", "n_iter_", "NaN"), r"fitted.n_iter_ is nan, expected an integer"),
-    ("ae", _set("fitted", "feature_names_in_", '["a", "b"]'), r"fitted.feature_names_in_ is 2 names, expected 16 names"),
+    (
+        "ae",
+        _set("fitted", "feature_names_in_", '["a", "b"]'),
+        r"fitted.feature_names_in_ is 2 names, expected 16 names",
+    ),
     ("ae", _set("fitted", "surprise", "1"), "only the keys"),
     ("ae", _set("params", "random_state", str(2**64)), "params.random_state is 18446744073709551616"),
     ("ae", _set("params", "learning_rate", "1e400"), r"params.learning_rate is inf, expected .*a finite number"),
-    ("ae", _whole("params", " " * (2**20 + 1)), "params is 1,048,577 characters, expected at most 1,048,576 characters"),
-    ("ae", _set("fitted", "history_", json.dumps({"loss": [0.5] * 2**21})), "fitted is .* characters, expected at most 8,388,608"),
+    (
+        "ae",
+        _whole("params", " " * (2**20 + 1)),
+        "params is 1,048,577 characters, expected at most 1,048,576 characters",
+    ),
+    (
+        "ae",
+        _set("fitted", "history_", json.dumps({"loss": [0.5] * 2**21})),
+        "fitted is .* characters, expected at most 8,388,608",
+    ),
     ("ae", _whole("fitted", "not json"), "fitted is not .*, expected valid JSON"),
     ("ae", _whole("fitted", '{"n_features_in_": [}'), r"fitted is not \(Expecting value.*\), expected valid JSON"),
     ("ae", _whole("params", "1" * 5000), "params is not .*, expected valid JSON"),
-    ("conv", _set("params", "image_shape", "[Infinity, 4]"), r"params.image_shape\[0\] is inf, expected a finite number"),
-    ("sae", _set("fitted", "classes_", "[1e30, 1, 2]"), r"fitted.classes_\[0\] is 1e\+30, expected a value of dtype <i8"),
+    (
+        "conv",
+        _set("params", "image_shape", "[Infinity, 4]"),
+        r"params.image_shape\[0\] is inf, expected a finite number",
+    ),
+    (
+        "sae",
+        _set("fitted", "classes_", "[1e30, 1, 2]"),
+        r"fitted.classes_\[0\] is 1e\+30, expected a value of dtype <i8",
+    ),
     ("sae", _set("fitted", "classes_", "[true, 1, 2]"), r"fitted.classes_\[0\] is True, expected a value of dtype <i8"),
-    ("sae", _set("fitted", "classes_dtype", '"|S2000000000"'), "fitted.classes_dtype is '|S2000000000', expected a numpy dtype"),
-    ("sae", _set("fitted", "classes_dtype", '"<U200000000"'), "fitted.classes_dtype is '<U200000000', expected a numpy dtype"),
-    ("sae", _set("fitted", "classes_dtype", '"<U999"'), "fitted.classes_dtype is '<U999', expected text of at most 256"),
+    (
+        "sae",
+        _set("fitted", "classes_dtype", '"|S2000000000"'),
+        "fitted.classes_dtype is '|S2000000000', expected a numpy dtype",
+    ),
+    (
+        "sae",
+        _set("fitted", "classes_dtype", '"<U200000000"'),
+        "fitted.classes_dtype is '<U200000000', expected a numpy dtype",
+    ),
+    (
+        "sae",
+        _set("fitted", "classes_dtype", '"<U999"'),
+        "fitted.classes_dtype is '<U999', expected text of at most 256",
+    ),
     ("sae", _set("fitted", "classes_dtype", '"|O"'), r"fitted.classes_\[0\] is 0, expected a value of dtype \|O"),
     ("sae", _set("fitted", "classes_dtype", '"<f2"'), None),  # 0, 1, 2 are float16 values: loads
 ]
@@ -135,7 +192,9 @@ def test_tampered_model_metadata_refused_by_load(files, tmp_path, name, edit, ma
 REFUSED_MODELS = [c for c in MODEL_CASES if c[2] is not None]
 
 
-@pytest.mark.parametrize(("name", "edit", "match"), REFUSED_MODELS, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(REFUSED_MODELS)])
+@pytest.mark.parametrize(
+    ("name", "edit", "match"), REFUSED_MODELS, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(REFUSED_MODELS)]
+)
 def test_tampered_model_refused_by_embed(files, tmp_path, capsys, name, edit, match):
     bad = _rewrite(files[name], tmp_path / "bad.safetensors", meta=edit)
     assert main(["embed", str(bad), str(files["X"]), "--out", str(tmp_path / "codes.npy")]) == 2
@@ -173,30 +232,85 @@ CHECKPOINT_CASES = [  # (metadata edit, tensor edit, what the message says)
     (_whole("loop", DEEP), None, "loop is nested deeper"),
     (_set("params", "epochs", "1e400"), None, r"params.epochs is inf, expected an integer"),
     (_whole("seed", str(2**64)), None, r"seed is 18446744073709551616, expected null or an integer in \[0, "),
-    (_set("param_groups", "0.params", "[0, 0, 0, 0, 0, 0, 0, 0]"), None, r"param_groups\[0\].params is a list of 8 items, expected \[0, 1, 2"),
+    (
+        _set("param_groups", "0.params", "[0, 0, 0, 0, 0, 0, 0, 0]"),
+        None,
+        r"param_groups\[0\].params is a list of 8 items, expected \[0, 1, 2",
+    ),
     (_set("param_groups", "0.lr", '"abc"'), None, r"param_groups\[0\].lr is 'abc', expected a finite number >= 0"),
-    (_set("param_groups", "0.lr", "0.5"), None, r"param_groups\[0\].lr is 0.5, expected a finite number in \[0, 0.002\]"),
-    (_set("param_groups", "0.lr", "1e39"), None, r"param_groups\[0\].lr is 1e\+39, expected a finite number in \[0, 0.002\]"),
+    (
+        _set("param_groups", "0.lr", "0.5"),
+        None,
+        r"param_groups\[0\].lr is 0.5, expected a finite number in \[0, 0.002\]",
+    ),
+    (
+        _set("param_groups", "0.lr", "1e39"),
+        None,
+        r"param_groups\[0\].lr is 1e\+39, expected a finite number in \[0, 0.002\]",
+    ),
     (_set("param_groups", "0.eps", "0"), None, r"param_groups\[0\].eps is 0, expected a finite number in \[1e-12, 1\]"),
-    (_set("param_groups", "0.momentum", "1e30"), None, r"param_groups\[0\].momentum is 1e\+30, expected a finite number in \[0, 1\]"),
-    (_set("param_groups", "0.rho", "true"), None, r"param_groups\[0\].rho is True, expected a finite number in \[0, 1\]"),
-    (lambda m: {**m, "params": json.dumps({k: v for k, v in json.loads(m["params"]).items() if k != "epochs"}),
-                "loop": _set("loop", "epoch", str(10**9))(m)["loop"]}, None, r"loop.history.\w+ is a list of 2 items"),
+    (
+        _set("param_groups", "0.momentum", "1e30"),
+        None,
+        r"param_groups\[0\].momentum is 1e\+30, expected a finite number in \[0, 1\]",
+    ),
+    (
+        _set("param_groups", "0.rho", "true"),
+        None,
+        r"param_groups\[0\].rho is True, expected a finite number in \[0, 1\]",
+    ),
+    (
+        lambda m: {
+            **m,
+            "params": json.dumps({k: v for k, v in json.loads(m["params"]).items() if k != "epochs"}),
+            "loop": _set("loop", "epoch", str(10**9))(m)["loop"],
+        },
+        None,
+        r"loop.history.\w+ is a list of 2 items",
+    ),
     (_whole("param_groups", "[]"), None, r"param_groups is a list of 0 items"),
-    (_whole("scalar_keys", '["opt.0.velocity"]'), None, r"scalar_keys names \['opt.0.velocity'\], expected the optimizer's"),
+    (
+        _whole("scalar_keys", '["opt.0.velocity"]'),
+        None,
+        r"scalar_keys names \['opt.0.velocity'\], expected the optimizer's",
+    ),
     (None, _tensor_edit("rng.cpu", lambda v: torch.full_like(v, 0xFF)), r"rng.cpu is not a valid state"),
     (None, _tensor_edit("rng.cpu", torch.zeros_like), r"rng.cpu is not a valid state"),
     (None, _tensor_edit("rng.cpu", lambda v: v[:-1]), r"rng.cpu has shape \(5055,\) torch.uint8, expected \(5056,\)"),
     (None, _tensor_edit("rng.cpu", lambda v: None), r"rng.cpu is missing"),
-    (None, _tensor_edit("opt.0.velocity", lambda v: torch.zeros(3)), r"optimizer tensors opt.\* do not fit.*0.velocity has shape \(3,\)"),
-    (None, _tensor_edit("opt.0.velocity", lambda v: v.double()), r"0.velocity has shape \(8, 16\) torch.float64, expected \(8, 16\) torch.float32"),
+    (
+        None,
+        _tensor_edit("opt.0.velocity", lambda v: torch.zeros(3)),
+        r"optimizer tensors opt.\* do not fit.*0.velocity has shape \(3,\)",
+    ),
+    (
+        None,
+        _tensor_edit("opt.0.velocity", lambda v: v.double()),
+        r"0.velocity has shape \(8, 16\) torch.float64, expected \(8, 16\) torch.float32",
+    ),
     (None, _tensor_edit("opt.0.velocity", lambda v: v.to(torch.int32)), r"0.velocity has shape \(8, 16\) torch.int32"),
-    (None, _tensor_edit("opt.1.momentum", lambda v: None), r"optimizer tensors opt.\* do not fit this model: missing \['1.momentum'\]"),
+    (
+        None,
+        _tensor_edit("opt.1.momentum", lambda v: None),
+        r"optimizer tensors opt.\* do not fit this model: missing \['1.momentum'\]",
+    ),
     (None, _tensor_edit("opt.0.extra", lambda v: torch.zeros(8, 16)), r"unexpected \['0.extra'\]"),
     (None, _tensor_edit("opt.99.velocity", lambda v: torch.zeros(8, 16)), r"unexpected \['99.velocity'\]"),
-    (None, _tensor_edit("best.junk", lambda v: torch.zeros(2)), r"best-epoch weights best.\* do not fit this model: unexpected \['junk'\]"),
-    (None, _tensor_edit("best.encoder.0.weight", lambda v: torch.zeros(3, 3)), r"best-epoch weights best.\* .*encoder.0.weight has shape \(3, 3\)"),
-    (None, _tensor_edit("best.encoder.0.bias", lambda v: None), r"best-epoch weights best.\* do not fit this model: missing"),
+    (
+        None,
+        _tensor_edit("best.junk", lambda v: torch.zeros(2)),
+        r"best-epoch weights best.\* do not fit this model: unexpected \['junk'\]",
+    ),
+    (
+        None,
+        _tensor_edit("best.encoder.0.weight", lambda v: torch.zeros(3, 3)),
+        r"best-epoch weights best.\* .*encoder.0.weight has shape \(3, 3\)",
+    ),
+    (
+        None,
+        _tensor_edit("best.encoder.0.bias", lambda v: None),
+        r"best-epoch weights best.\* do not fit this model: missing",
+    ),
     (None, _tensor_edit("evil", lambda v: torch.zeros(1)), r"unexpected tensors \['evil'\] in a checkpoint"),
 ]
 CHECKPOINT_IDS = [f"ck{i}" for i in range(len(CHECKPOINT_CASES))]
@@ -213,9 +327,11 @@ def _fresh(files: dict[str, Path]) -> tuple[torch.nn.Module, torch.optim.Optimiz
 
 
 def _snapshot(net: torch.nn.Module, opt: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [v.clone() for v in net.state_dict().values()] + [torch.get_rng_state()] + [
-        t.clone() for st in opt.state.values() for t in st.values()
-    ]
+    return (
+        [v.clone() for v in net.state_dict().values()]
+        + [torch.get_rng_state()]
+        + [t.clone() for st in opt.state.values() for t in st.values()]
+    )
 
 
 @pytest.mark.parametrize(("meta", "tensors", "match"), CHECKPOINT_CASES, ids=CHECKPOINT_IDS)

@@ -24,7 +24,9 @@ def _toy(seed=0):
 def test_train_reduces_loss_and_changes_weights():
     net, X, loss_fn = _toy()
     before = [p.detach().clone() for p in net.parameters()]
-    state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=20, batch_size=16))
+    state = train(
+        net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=20, batch_size=16)
+    )
     assert state.epoch == 20 and state.stop_reason == "completed"
     assert state.history["loss"][-1] < state.history["loss"][0]
     assert set(state.history) >= {"loss", "mse", "lr", "time"}
@@ -48,8 +50,13 @@ def test_validation_and_early_stopping_restore_best():
 
     # lr so large that validation loss gets worse: early stopping must restore the best epoch
     state = train(
-        net, loss_fn, make_optimizer("sgd", net.parameters(), 0.5), (X[:48],),
-        TrainConfig(epochs=50, batch_size=16, early_stopping=True, patience=2), val_data=(X[48:],), callbacks=[cb],
+        net,
+        loss_fn,
+        make_optimizer("sgd", net.parameters(), 0.5),
+        (X[:48],),
+        TrainConfig(epochs=50, batch_size=16, early_stopping=True, patience=2),
+        val_data=(X[48:],),
+        callbacks=[cb],
     )
     assert "val_loss" in state.history
     assert len(seen) == state.epoch
@@ -58,7 +65,14 @@ def test_validation_and_early_stopping_restore_best():
 
 def test_callback_true_stops():
     net, X, loss_fn = _toy()
-    state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=10), callbacks=[lambda e, logs: e == 2])
+    state = train(
+        net,
+        loss_fn,
+        make_optimizer("adam", net.parameters(), 0.01),
+        (X,),
+        TrainConfig(epochs=10),
+        callbacks=[lambda e, logs: e == 2],
+    )
     assert state.epoch == 3 and state.stop_reason == "callback"
 
 
@@ -100,7 +114,14 @@ def test_ctrl_c_keeps_model_of_last_complete_epoch():
     def cb(epoch, logs):
         after_epoch.update({k: v.clone() for k, v in net.state_dict().items()})
 
-    state = train(net, interrupting, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=5, batch_size=16), callbacks=[cb])
+    state = train(
+        net,
+        interrupting,
+        make_optimizer("adam", net.parameters(), 0.01),
+        (X,),
+        TrainConfig(epochs=5, batch_size=16),
+        callbacks=[cb],
+    )
     assert state.stop_reason == "interrupted" and state.epoch == 2
     assert all(torch.equal(v, after_epoch[k]) for k, v in net.state_dict().items())
 
@@ -116,7 +137,9 @@ def test_resume_state_continues_epochs():
 
 def test_cosine_schedule_decays_lr():
     net, X, loss_fn = _toy()
-    state = train(net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=4, lr_schedule="cosine"))
+    state = train(
+        net, loss_fn, make_optimizer("adam", net.parameters(), 0.01), (X,), TrainConfig(epochs=4, lr_schedule="cosine")
+    )
     lrs = state.history["lr"]
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01 * 0.3
 
@@ -157,4 +180,3 @@ def test_bad_schedule_and_too_few_samples_are_clear_errors():
         train(net, loss_fn, opt, (X[:1],), TrainConfig(min_batch=2))
     state = train(net, loss_fn, opt, (X[:33],), TrainConfig(epochs=1, batch_size=16, min_batch=2))
     assert state.epoch == 1  # the batch of one sample joined the one before it
-

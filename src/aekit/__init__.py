@@ -31,14 +31,33 @@ __all__ = [
 
 #: public name -> the module that defines it
 _PUBLIC = {
-    "load_array": "data", "load_mnist": "data", "read_idx": "data",
-    "PRESETS": "estimators", "Autoencoder": "estimators", "SupervisedAutoencoder": "estimators", "load": "estimators",
-    "dense_table": "summary", "format_table": "summary", "module_table": "summary",
+    "load_array": "data",
+    "load_mnist": "data",
+    "read_idx": "data",
+    "PRESETS": "estimators",
+    "Autoencoder": "estimators",
+    "SupervisedAutoencoder": "estimators",
+    "load": "estimators",
+    "dense_table": "summary",
+    "format_table": "summary",
+    "module_table": "summary",
 }
 
 _SUBMODULES = (
-    "metrics", "plots", "visualize", "objectives", "optim", "training", "accel", "modules", "files", "base", "demo", "cli",
-    "explore", "export",
+    "metrics",
+    "plots",
+    "visualize",
+    "objectives",
+    "optim",
+    "training",
+    "accel",
+    "modules",
+    "files",
+    "base",
+    "demo",
+    "cli",
+    "explore",
+    "export",
 )
 
 

@@ -137,7 +137,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if not isinstance(device, (str, torch.device)):
         raise InputError(
             "{device} must be a string such as 'auto', 'cpu' or 'cuda'",
-            param="device", values={"device": device},
+            param="device",
+            values={"device": device},
         )
     choices = ", ".join(repr(n) for n in available_devices())
     try:
@@ -145,12 +146,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     except RuntimeError as exc:
         raise InputError(
             f"{{device}} is not a device name; expected one of this machine's: {choices}",
-            param="device", values={"device": device},
+            param="device",
+            values={"device": device},
         ) from exc
     if not _device_present(dev):
         raise InputError(
             f"{{device}} is not available on this machine; expected one of {choices}",
-            param="device", values={"device": str(device)},
+            param="device",
+            values={"device": str(device)},
         )
     return dev
 
@@ -204,7 +207,9 @@ def warn_once(key: Hashable, message: str, category: type[Warning] = UserWarning
 def is_uint8(X: Any) -> bool:
     """uint8 data (an array, or a DataFrame whose every column is uint8): 0-255 pixels that aekit scales to [0, 1]."""
     dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column
-    return getattr(X, "dtype", None) == np.uint8 or (dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes))
+    return getattr(X, "dtype", None) == np.uint8 or (
+        dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes)
+    )
 
 
 def as_float32(X: Any, *, uint8: bool | None = None) -> np.ndarray:
@@ -247,7 +252,8 @@ def seed_from(random_state: int | np.random.RandomState | None) -> int:
         return int(random_state.randint(0, 2**31 - 1))
     raise InputError(
         "{random_state} must be an int, a numpy RandomState or None",
-        param="random_state", values={"random_state": random_state},
+        param="random_state",
+        values={"random_state": random_state},
     )
 
 

@@ -68,8 +68,18 @@ class Plan:
 
 
 def plan(
-    *, device_type: str, optimizer: str, compile: bool | str, precision: str, architecture: str, batchnorm: bool,
-    variational: bool, steps: int, cuda_graphs: bool = True, working_copies: bool = True, fused: bool | None = None,
+    *,
+    device_type: str,
+    optimizer: str,
+    compile: bool | str,
+    precision: str,
+    architecture: str,
+    batchnorm: bool,
+    variational: bool,
+    steps: int,
+    cuda_graphs: bool = True,
+    working_copies: bool = True,
+    fused: bool | None = None,
 ) -> Plan:
     """Decide the fast paths of one fit. Pure: reads nothing but its arguments.
 
@@ -102,9 +112,13 @@ def plan(
     compile_mode = False if (graph and compile == "auto") else compile
     if fused is None:
         fused = fused_optimizer_pays(compile_mode, steps) or (graph and optimizer in ("adam", "adamw"))
-    working = working_copies and _working_copies_apply(device_type, optimizer, precision, architecture, batchnorm, variational)
+    working = working_copies and _working_copies_apply(
+        device_type, optimizer, precision, architecture, batchnorm, variational
+    )
     return Plan(
-        cuda_graph=graph, fused_optimizer=fused, working_copies=working,
+        cuda_graph=graph,
+        fused_optimizer=fused,
+        working_copies=working,
         forward_compile=_forward_compile(compile_mode, architecture),
         graphless_forward_compile=_forward_compile(compile, architecture),
     )
@@ -118,8 +132,12 @@ def _working_copies_apply(
     device_type: str, optimizer: str, precision: str, architecture: str, batchnorm: bool, variational: bool
 ) -> bool:
     return (
-        precision == "bfloat16" and optimizer == "rmsprop" and device_type == "cpu"
-        and architecture == "dense" and not batchnorm and not variational
+        precision == "bfloat16"
+        and optimizer == "rmsprop"
+        and device_type == "cpu"
+        and architecture == "dense"
+        and not batchnorm
+        and not variational
     )
 
 
@@ -213,7 +231,10 @@ def autocast(device: torch.device, precision: str) -> Callable[[], Any]:
     except Exception:  # an old build without the query: assume the best, the run still works
         fast = True
     if not fast:
-        log.warning("precision='bfloat16': this %s has no native bfloat16 arithmetic; training may be slower than float32", device.type)
+        log.warning(
+            "precision='bfloat16': this %s has no native bfloat16 arithmetic; training may be slower than float32",
+            device.type,
+        )
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
@@ -236,8 +257,9 @@ class CudaGraphStep:
 
     At the batch sizes used here these models are launch-bound on a GPU: an eager step is
     many kernel launches and Python calls for a few microseconds of arithmetic each
-    (benchmarks/results/gpu.md). This runs the first ``warmup`` full-size steps eagerly on a side stream (they are real steps:
-    lazy state, cuBLAS workspaces and ``torch.compile`` get set up), captures the next
+    (benchmarks/results/gpu.md). This runs the first ``warmup`` full-size steps eagerly
+    on a side stream (they are real steps: lazy state, cuBLAS workspaces and
+    ``torch.compile`` get set up), captures the next
     one with ``torch.cuda.graph`` and from then on copies each full-size batch into
     the captured input buffers and replays the graph. Batches of another size (a short
     last batch) run eagerly. The learning rate lives in a device tensor during capture
@@ -261,8 +283,12 @@ class CudaGraphStep:
     """
 
     def __init__(
-        self, step: Callable[[tuple[torch.Tensor, ...]], dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer, *,
-        full_batch: int, warmup: int = 3,
+        self,
+        step: Callable[[tuple[torch.Tensor, ...]], dict[str, torch.Tensor]],
+        optimizer: torch.optim.Optimizer,
+        *,
+        full_batch: int,
+        warmup: int = 3,
     ) -> None:
         self.step, self.optimizer, self.full_batch, self.warmup = step, optimizer, full_batch, warmup
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -310,7 +336,11 @@ class CudaGraphStep:
             self._capture(batch)
         except Exception as exc:  # an op that cannot be captured: nothing ran, train on eagerly
             root = exc.__context__ or exc  # capture_end's error hides the op's own
-            log.warning("CUDA graph capture of the training step failed (%s: %s); training continues without it", type(root).__name__, root)
+            log.warning(
+                "CUDA graph capture of the training step failed (%s: %s); training continues without it",
+                type(root).__name__,
+                root,
+            )
             self._give_up()
             self._reset_rng(batch[0].device, root)
             return self.step(batch)
@@ -335,9 +365,10 @@ class CudaGraphStep:
                 raise RuntimeError("a random op still fails")
         except Exception as exc:
             raise CudaGraphError(
-                f"the training step could not be captured as a CUDA graph ({type(cause).__name__}: {cause}), and PyTorch's CUDA "
-                f"random generator could not be reset afterwards ({type(exc).__name__}: {exc}); the model keeps its weights so far. "
-                "Fix: train with compile=False (no CUDA graph), in a new process"
+                f"the training step could not be captured as a CUDA graph ({type(cause).__name__}: "
+                f"{cause}), and PyTorch's CUDA random generator could not be reset afterwards ({type(exc).__name__}: "
+                f"{exc}); the model keeps its weights so far. Fix: train with compile=False (no CUDA graph), "
+                "in a new process"
             ) from cause
         finally:
             torch.cuda.set_stream(stream)
@@ -348,7 +379,15 @@ class CudaGraphStep:
     def _give_up(self) -> None:
         """Eager from now on (also after ``close``); the graph, its buffers and gradients are let go."""
         self.optimizer.zero_grad(set_to_none=True)  # gradients in the graph's pool are not the eager step's
-        self.failed, self.graph, self.static_in, self.static_out, self.keep, self.lrs, self.frozen = True, None, (), {}, [], [], []
+        self.failed, self.graph, self.static_in, self.static_out, self.keep, self.lrs, self.frozen = (
+            True,
+            None,
+            (),
+            {},
+            [],
+            [],
+            [],
+        )
 
     def close(self) -> None:
         """Release the graph and its memory (the gradients it wrote) once training ends."""
@@ -399,8 +438,10 @@ class CudaGraphStep:
 
     def _replay(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if not self._unchanged():
-            log.warning("optimizer hyperparameters other than lr (or its param groups) changed after the training step was "
-                        "captured as a CUDA graph; training continues without the graph")
+            log.warning(
+                "optimizer hyperparameters other than lr (or its param groups) changed after the training step was "
+                "captured as a CUDA graph; training continues without the graph"
+            )
             self._give_up()
             return self.step(batch)
         for static, t in zip(self.static_in, batch, strict=True):
@@ -426,6 +467,7 @@ def _rng_works(device: torch.device) -> bool:
         return True
     except RuntimeError:
         return False
+
 
 # ----------------------------------------------------------------------------- malloc tuning
 

@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 UNLABELLED = -1
 
 
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """While training, SIGTERM behaves like Ctrl-C: stop and keep the model."""
@@ -111,8 +110,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 raise
             hint = ""
             if not reset and "features, but" in str(exc):
-                hint = (" Pass data with the features the model was fitted on"
-                        " (for a CSV with a label column, name it: --label-column)")
+                hint = (
+                    " Pass data with the features the model was fitted on"
+                    " (for a CSV with a label column, name it: --label-column)"
+                )
             raise InputError(f"{exc}{hint}") from exc
         beyond = first_beyond_float32(np.asarray(X))
         if beyond is not None:  # finite in float64, inf once cast: refuse here rather than train on inf
@@ -128,9 +129,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             caller = sys._getframe(1).f_code.co_name  # transform, predict_proba, ...: once per call site per process
             warn_once(
                 ("range", type(self).__name__, caller),
-                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) but this model "
-                "was trained on data in [0, 1] (sigmoid output); scale X as it was scaled for fit (tabular data: the "
-                "same fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8). Shown once per process",
+                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) "
+                "but this model was trained on data in [0, 1] (sigmoid output); "
+                "scale X as it was scaled for fit (tabular data: the same fitted MinMaxScaler; images: "
+                "divide 0-255 pixels by 255, or pass uint8). Shown once per process",
                 stacklevel=3,
             )
         return X
@@ -174,7 +176,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return {}
 
     def _loss_fn(
-        self, net: AutoencoderNet, n_features: int, device: torch.device, forward: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
+        self,
+        net: AutoencoderNet,
+        n_features: int,
+        device: torch.device,
+        forward: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
     ) -> Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]:
         """The training/validation loss; ``forward`` replaces ``net`` *and* autocast (it handles precision itself)."""
         loss_kind, out_act = self.loss, self.output_activation
@@ -216,7 +222,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None) -> None:
+    def _fit(
+        self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None
+    ) -> None:
         """validate -> plan -> build -> train; the fitted attributes exist before training starts."""
         self._validate_params()
         self._check_conv_dropout(resume_from)
@@ -224,14 +232,20 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         device = resolve_device(self.device)
         seed, run_random_state = self._run_seed(resume_from)
         n, n_features = X.shape
-        check_memory(self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, X.nbytes)  # before allocating
+        check_memory(
+            self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, X.nbytes
+        )  # before allocating
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
             tensors, val = self._split(X, y_idx, device)
             fast = self._plan(device, tensors[0].shape[0])
             optimizer = make_optimizer(
-                self.optimizer, net.parameters(), float(self.learning_rate), float(self.momentum),
-                fused=fast.fused_optimizer, working_dtype=fast.working_dtype,
+                self.optimizer,
+                net.parameters(),
+                float(self.learning_rate),
+                float(self.momentum),
+                fused=fast.fused_optimizer,
+                working_dtype=fast.working_dtype,
             )
             fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
             state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state)
@@ -246,11 +260,15 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _check_conv_dropout(self, resume_from: str | os.PathLike[str] | None) -> None:
         if self.dropout and self.architecture == "conv":
-            msg = (f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
-                   "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)")
+            msg = (
+                f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
+                "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)"
+            )
             if resume_from is None:
                 raise InputError(msg)
-            warnings.warn(msg + "; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=4)
+            warnings.warn(
+                msg + "; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=4
+            )
 
     def _run_seed(self, resume_from: str | os.PathLike[str] | None) -> tuple[int, Any]:
         """This fit's integer seed, and (resuming without an int seed) the interrupted run's random_state, as stored."""
@@ -259,7 +277,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if resume_from is not None and not isinstance(self.random_state, (int, np.integer)):
             from aekit.files import checkpoint_seed
 
-            # random_state=None or a RandomState: continue with the interrupted run's own seed (the same validation split)
+            # random_state=None or a RandomState: continue with the interrupted run's own seed
+            # (the same validation split)
             stored, run_random_state = checkpoint_seed(resume_from)
             if stored is not None:
                 seed = stored
@@ -267,14 +286,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 warnings.warn(
                     f"{resume_from} stores no seed (written by an older aekit with random_state=None): the resumed run "
                     "draws a new validation split. Pass the first run's random_state to keep it",
-                    UserWarning, stacklevel=4,
+                    UserWarning,
+                    stacklevel=4,
                 )
         return seed, run_random_state
 
     def _split(
         self, X: np.ndarray, y_idx: np.ndarray | None, device: torch.device
     ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
-        """The training tensors ``[X (n, n_features), y (n,)?]`` on ``device``, and the validation ones (a seeded split)."""
+        """The training tensors ``[X (n, n_features), y (n,)?]`` on ``device``, and the validation ones.
+
+        The validation ones are a seeded split of the training data.
+        """
         n = X.shape[0]
         tensors: list[torch.Tensor] = [torch.from_numpy(X).to(device)]
         if y_idx is not None:
@@ -296,19 +319,34 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _plan(self, device: torch.device, n_train: int) -> Plan:
         """The fast paths of this fit (see ``accel.plan``)."""
         return plan(
-            device_type=device.type, optimizer=self.optimizer, compile=self.compile, precision=self.precision,
-            architecture=self.architecture, batchnorm=self.batchnorm, variational=self.variational,
-            steps=int(self.epochs) * math.ceil(n_train / int(self.batch_size)), **self._plan_overrides,
+            device_type=device.type,
+            optimizer=self.optimizer,
+            compile=self.compile,
+            precision=self.precision,
+            architecture=self.architecture,
+            batchnorm=self.batchnorm,
+            variational=self.variational,
+            steps=int(self.epochs) * math.ceil(n_train / int(self.batch_size)),
+            **self._plan_overrides,
         )
 
     def _resume(
-        self, resume_from: str | os.PathLike[str] | None, net: AutoencoderNet, optimizer: torch.optim.Optimizer, seed: int,
+        self,
+        resume_from: str | os.PathLike[str] | None,
+        net: AutoencoderNet,
+        optimizer: torch.optim.Optimizer,
+        seed: int,
         run_random_state: Any,
     ) -> tuple[LoopState, list[Callback]]:
-        """The loop state to start from (a checkpoint's, when resuming) and the callbacks (with the checkpoint writer)."""
+        """The loop state to start from (a checkpoint's, when resuming) and the callbacks.
+
+        The callbacks include the checkpoint writer.
+        """
         state = LoopState()
         run_params = self._json_params(seed)
-        if run_random_state is not None:  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
+        if (
+            run_random_state is not None
+        ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
             run_params["random_state"] = run_random_state
         callbacks = list(self.callbacks or [])
         if int(self.verbose) >= 2:  # first: the line is printed even when a later callback stops training
@@ -348,18 +386,35 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return maybe_compile(self._loss_fn(net, n_features, device, forward), fast.forward_compile, device)
 
     def _train(
-        self, fast: Plan, net: AutoencoderNet, optimizer: torch.optim.Optimizer,
-        data: tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None], callbacks: list[Callback], state: LoopState,
+        self,
+        fast: Plan,
+        net: AutoencoderNet,
+        optimizer: torch.optim.Optimizer,
+        data: tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None],
+        callbacks: list[Callback],
+        state: LoopState,
     ) -> None:
-        """Run the loop on ``data`` (training, validation); SIGTERM stops it as Ctrl-C does; the fitted attributes follow."""
+        """Run the loop on ``data`` (training, validation); the fitted attributes follow.
+
+        SIGTERM stops it as Ctrl-C does.
+        """
         tensors, val = data
         with _sigterm_as_interrupt():
             try:
                 loss_fn = self._build_loss(fast, net, optimizer, tensors[0].shape[1], self.device_)
                 step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
                 with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
-                    state = train(net, loss_fn, optimizer, tensors, self._train_config(), step=step, val_data=val,
-                                  callbacks=callbacks, state=state)
+                    state = train(
+                        net,
+                        loss_fn,
+                        optimizer,
+                        tensors,
+                        self._train_config(),
+                        step=step,
+                        val_data=val,
+                        callbacks=callbacks,
+                        state=state,
+                    )
             finally:
                 self.history_ = state.history
                 self.n_iter_ = state.epoch
@@ -368,8 +423,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ inference
 
-    def _forward_batches(self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None = None) -> np.ndarray:
-        if batch_size is None:  # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
+    def _forward_batches(
+        self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None = None
+    ) -> np.ndarray:
+        if (
+            batch_size is None
+        ):  # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
             batch_size = 128 if self.architecture == "conv" else 4096
         net = self.net_
         net.eval()
@@ -432,7 +491,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def encoder_(self) -> torch.nn.Module:
-        """The fitted encoder as a plain ``nn.Module``: ``(B, n_features)`` float32 in the scale ``transform`` reads → codes ``(B, n_components)``.
+        """The fitted encoder as a plain ``nn.Module``.
+
+        It maps ``(B, n_features)`` float32 in the scale ``transform`` reads → codes ``(B, n_components)``.
 
         Shares its weights with the model (the mean of a variational model, as ``transform``).
         """
@@ -442,10 +503,17 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def decoder_(self) -> torch.nn.Module:
-        """The fitted decoder as a plain ``nn.Module``: codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``."""
+        """The fitted decoder as a plain ``nn.Module``.
+
+        It maps codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``.
+        """
         check_is_fitted(self, "net_")
         net = self.net_
-        return net.decoder if net.output_activation == "linear" else torch.nn.Sequential(net.decoder, torch.nn.Sigmoid()).train(net.training)
+        return (
+            net.decoder
+            if net.output_activation == "linear"
+            else torch.nn.Sequential(net.decoder, torch.nn.Sigmoid()).train(net.training)
+        )
 
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()

@@ -34,6 +34,7 @@ log = logging.getLogger("aekit")
 #: stop reasons of a run that ended on its own: its checkpoint is deleted unless --keep-checkpoint
 FINISHED = ("completed", "early_stopping", "lr_floor")
 
+
 def _on_command_line(value: Any) -> str:
     """A value as it is typed as a flag (``500,300,100``, ``none``, ``true``)."""
     if isinstance(value, tuple):
@@ -74,13 +75,26 @@ def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
     for name in FLAGS:
         p = PARAMS[name]
         only = " (--supervised)" if p.supervised else ""
-        group.add_argument(p.flag_name, dest=name, type=_converter(p), default=argparse.SUPPRESS, metavar=_metavar(p),
-                           help=f"{p.doc}{only} (default: {_on_command_line(p.default)})")
+        group.add_argument(
+            p.flag_name,
+            dest=name,
+            type=_converter(p),
+            default=argparse.SUPPRESS,
+            metavar=_metavar(p),
+            help=f"{p.doc}{only} (default: {_on_command_line(p.default)})",
+        )
 
 
 def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
-    parser.add_argument("data", nargs="?", default="mnist", help="'mnist' (train split), 'mnist-test', or a .npy/.npz/.csv file (default: mnist)")
-    parser.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else $AEKIT_MNIST_DIR, the cache, or a verified download)")
+    parser.add_argument(
+        "data",
+        nargs="?",
+        default="mnist",
+        help="'mnist' (train split), 'mnist-test', or a .npy/.npz/.csv file (default: mnist)",
+    )
+    parser.add_argument(
+        "--mnist-dir", help="folder with the MNIST IDX files (else $AEKIT_MNIST_DIR, the cache, or a verified download)"
+    )
     if labels:
         parser.add_argument("--label-column", help="CSV column (name or index) holding labels")
     parser.add_argument("--limit", type=int, help="use only the first N samples")
@@ -103,7 +117,11 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
         except InputError as exc:
             if exc.param != "label_column":
                 raise
-            raise InputError(exc.render(lambda name, shown: f"--label-column {shown}" if name == "label_column" else f"{name}={shown}")) from exc
+            raise InputError(
+                exc.render(
+                    lambda name, shown: f"--label-column {shown}" if name == "label_column" else f"{name}={shown}"
+                )
+            ) from exc
     if args.limit is not None:
         if args.limit < 1:
             raise InputError(f"--limit={args.limit} must be >= 1")
@@ -135,7 +153,14 @@ def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") 
             with open(tmp, "wb") as fh:
                 np.save(fh, Z)
         else:
-            np.savetxt(tmp, Z, delimiter=",", fmt="%.7g", header=",".join(f"{prefix}{i + 1}" for i in range(Z.shape[1])), comments="")
+            np.savetxt(
+                tmp,
+                Z,
+                delimiter=",",
+                fmt="%.7g",
+                header=",".join(f"{prefix}{i + 1}" for i in range(Z.shape[1])),
+                comments="",
+            )
     return p
 
 
@@ -162,7 +187,9 @@ def _estimator(args: argparse.Namespace, y: np.ndarray | None) -> Any:
     if unknown:
         raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
     if args.supervised and y is None:
-        raise InputError(f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised")
+        raise InputError(
+            f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised"
+        )
     est = cls(**params)
     est._validate_params()
     return est
@@ -203,12 +230,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         if est.stop_reason_ in FINISHED and not args.keep_checkpoint:  # a finished run needs no resuming
             (out.path / ck_name).unlink(missing_ok=True)
     where = Path(args.out)
-    print(f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {est.stop_reason_})")
+    print(
+        f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, "
+        f"{est.stop_reason_})"
+    )
     if curve:
         print(f"training curve: {where / 'training_curve.png'}")
     if est.stop_reason_ == "interrupted":
         if (where / ck_name).exists():
-            print(f"interrupted: resume with the same command plus --resume (checkpoint {where / ck_name})", file=sys.stderr)
+            print(
+                f"interrupted: resume with the same command plus --resume (checkpoint {where / ck_name})",
+                file=sys.stderr,
+            )
         return 130
     return 0
 
@@ -241,7 +274,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         try:
             sizes = [int(s) for s in args.layers.replace(" ", "").split(",") if s]
         except ValueError:
-            raise InputError(f"layers={args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784") from None
+            raise InputError(
+                f"layers={args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784"
+            ) from None
         rows = dense_table(sizes)
     else:
         from aekit.estimators import Autoencoder, SupervisedAutoencoder
@@ -250,7 +285,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         params = PRESETS[args.preset or "dense"]
         supervised = is_supervised(params)  # a recipe with head parameters
         est = (SupervisedAutoencoder if supervised else Autoencoder)(**params)
-        rows = module_table(build_net(**est._net_kwargs(784, 10 if supervised else None)))  # MNIST: 784 pixels, 10 classes
+        rows = module_table(
+            build_net(**est._net_kwargs(784, 10 if supervised else None))
+        )  # MNIST: 784 pixels, 10 classes
     print(format_table(rows))
     return 0
 
@@ -260,14 +297,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with _out_dir(args, (), overwrite=True) as out:  # locked; run_demo checks its own files (demo.DEMO_FILES)
         report = run_demo(
-            out.path, mnist_dir=args.mnist_dir, quick=args.quick, epochs=args.epochs, progress=args.progress or sys.stderr.isatty(),
-            only=args.only, overwrite=args.overwrite,
+            out.path,
+            mnist_dir=args.mnist_dir,
+            quick=args.quick,
+            epochs=args.epochs,
+            progress=args.progress or sys.stderr.isatty(),
+            only=args.only,
+            overwrite=args.overwrite,
         )
     print(f"report: {report}")
     return 0
 
 
-def _labelled_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+def _labelled_pair(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Test data from ``args.data``; train data for code classifiers from ``args.train_data``."""
     X, y = load_data(args)
     X_tr = y_tr = None
@@ -280,7 +324,10 @@ def _labelled_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | N
         if y_tr is None:
             print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)
     elif y is not None:
-        print("note: k-NN and logistic accuracy of the codes need labelled training data: pass --train-data", file=sys.stderr)
+        print(
+            "note: k-NN and logistic accuracy of the codes need labelled training data: pass --train-data",
+            file=sys.stderr,
+        )
     return X, y, X_tr, y_tr
 
 
@@ -290,7 +337,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aekit.metrics import evaluate_model
     from aekit.outputs import output_file
 
-    with output_file(args.json, args.overwrite, "--json") if args.json else contextlib.nullcontext((None, "")) as (out, name):
+    with (
+        output_file(args.json, args.overwrite, "--json") if args.json else contextlib.nullcontext((None, "")) as (
+            out,
+            name,
+        )
+    ):
         est = load(args.model)
         X, y, X_tr, y_tr = _labelled_pair(args)
         results = evaluate_model(est, X, y, X_tr, y_tr)
@@ -331,7 +383,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if args.add_noise:
         ref, unit = clean.reshape(denoised.shape), metrics.unit_range(clean)
         peak = 1.0 if unit else None  # PSNR's peak: 1 for data in [0, 1], else the clean data's range
-        line = f"PSNR noisy {metrics.psnr(ref, X_in.reshape(denoised.shape), peak):.2f} dB -> denoised {metrics.psnr(ref, denoised, peak):.2f} dB"
+        line = (
+            f"PSNR noisy {metrics.psnr(ref, X_in.reshape(denoised.shape), peak):.2f} dB "
+            f"-> denoised {metrics.psnr(ref, denoised, peak):.2f} dB"
+        )
         if unit:
             line += f"; BCE vs clean {metrics.reconstruction_bce(ref, denoised):.4f}"
         print(line)
@@ -344,7 +399,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit.estimators import load
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
-    files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (["comparison.png"] if args.compare else [])
+    files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (
+        ["comparison.png"] if args.compare else []
+    )
     with _out_dir(args, files) as out:
         X, y = load_data(args)
         if args.compare and y is None:
@@ -355,16 +412,32 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         routes = {}
         if args.compare:
             assert y is not None  # checked above
-            routes = compare_routes(X, y, ae20=vis.autoencoder_, perplexity=args.perplexity, random_state=args.seed, distances=args.distances)
+            routes = compare_routes(
+                X,
+                y,
+                ae20=vis.autoencoder_,
+                perplexity=args.perplexity,
+                random_state=args.seed,
+                distances=args.distances,
+            )
         # every file is written into the staging folder, then all are put in place together
         write_codes(emb, out.staged("embedding.npy"))
         write_codes(emb, out.staged("embedding.csv"))
         with plots.offscreen():  # files only: no display, the user's backend untouched
-            plots.save(plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE"),
-                       out.staged("tsne.png"))
+            plots.save(
+                plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE"),
+                out.staged("tsne.png"),
+            )
         title = f"AE({vis.autoencoder_.net_.code_size}) → t-SNE, {args.data}"
-        html = _write_explore(out.staged("explore.html"), emb, X, y, _image_shape(args, X, vis.autoencoder_), title=title,
-                              axis_labels=("t-SNE 1", "t-SNE 2"))
+        html = _write_explore(
+            out.staged("explore.html"),
+            emb,
+            X,
+            y,
+            _image_shape(args, X, vis.autoencoder_),
+            title=title,
+            axis_labels=("t-SNE 1", "t-SNE 2"),
+        )
         if routes:
             assert y is not None
             with plots.offscreen():
@@ -375,7 +448,10 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if html:
         print(f"interactive map: {where / 'explore.html'}")
     for name, r in routes.items():
-        print(f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  {r['seconds']:.1f} s")
+        print(
+            f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  "
+            f"{r['seconds']:.1f} s"
+        )
     if routes:
         print(f"comparison: {where / 'comparison.png'}")
     return 0
@@ -390,7 +466,9 @@ def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> 
     return tuple(model.image_shape) if getattr(model, "image_shape", None) else None
 
 
-def _write_explore(path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | None, shape: tuple[int, ...] | None, **kw: Any) -> bool:
+def _write_explore(
+    path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | None, shape: tuple[int, ...] | None, **kw: Any
+) -> bool:
     """explore.html beside a visualization; False (with a note) when the optional packages are missing."""
     from aekit.explore import explore
 
@@ -411,13 +489,17 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from aekit.outputs import output_file
 
     if (args.model is None) == (args.embedding is None):
-        raise InputError("explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)")
+        raise InputError(
+            "explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)"
+        )
     check_writable(args.out, "--out")
     with output_file(args.out, args.overwrite) as (out, name):
         emb, X, y, model, axes = _explore_points(args)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
-        if _write_explore(out.staged(name), emb, X, y, shape, title=title, axis_labels=axes, max_thumbnails=args.max_thumbnails):
+        if _write_explore(
+            out.staged(name), emb, X, y, shape, title=title, axis_labels=axes, max_thumbnails=args.max_thumbnails
+        ):
             out.commit()
     print(f"map of {len(emb):,} points: {args.out}")
     return 0
@@ -441,9 +523,15 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
         if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
             from aekit.visualize import AETSNE
 
-            emb, axes = AETSNE(model, perplexity=args.perplexity, random_state=args.seed).fit_transform(X), ("t-SNE 1", "t-SNE 2")
+            emb, axes = (
+                AETSNE(model, perplexity=args.perplexity, random_state=args.seed).fit_transform(X),
+                ("t-SNE 1", "t-SNE 2"),
+            )
     if len(emb) != len(X):
-        raise InputError(f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; pass the data it was computed from (same --limit)")
+        raise InputError(
+            f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; "
+            "pass the data it was computed from (same --limit)"
+        )
     return emb, X, y, model, axes
 
 
@@ -459,7 +547,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             X, y = load_data(args)
             shape = _image_shape(args, X, est)
-            paths = export.to_projector(est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape)
+            paths = export.to_projector(
+                est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape
+            )
         out.commit()
     print(f"{args.format}: " + ", ".join(str(Path(args.out) / p.name) for p in paths.values()))
     return 0
@@ -480,7 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aekit.objectives import NOISE_KINDS
     from aekit.params import FLAGS, PARAMS, PRESETS
 
-    parser = _Parser(prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization.")
+    parser = _Parser(
+        prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -493,9 +585,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
-    p.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep --out/checkpoint.safetensors after a finished run, to continue it later with --resume "
-                        "and more --epochs (an interrupted run always keeps it)")
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep --out/checkpoint.safetensors after a finished run, to continue it later with --resume "
+        "and more --epochs (an interrupted run always keeps it)",
+    )
     _add_estimator_flags(p)
     p.set_defaults(func=cmd_train, param_flags=frozenset(FLAGS))
 
@@ -517,16 +612,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mnist-dir", help="folder with the MNIST IDX files")
     p.add_argument("--quick", action="store_true", help="a few epochs on a subset: minutes, not the full numbers")
     p.add_argument("--epochs", type=int, help="override every model's epochs")
-    p.add_argument("--only", help="comma-separated sections to run (with --overwrite, a previous run's other sections stay in the report)")
-    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds a previous demo (replaces its models and report)")
+    p.add_argument(
+        "--only",
+        help="comma-separated sections to run (with --overwrite, a previous run's other sections stay in the report)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that holds a previous demo (replaces its models and report)",
+    )
     p.add_argument("--progress", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained model: reconstruction, PSNR, code accuracy, trustworthiness")
+    p = sub.add_parser(
+        "evaluate", help="metrics of a trained model: reconstruction, PSNR, code accuracy, trustworthiness"
+    )
     p.add_argument("model")
     _add_data_args(p)
     p.set_defaults(data="mnist-test")
-    p.add_argument("--train-data", help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)")
+    p.add_argument(
+        "--train-data",
+        help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)",
+    )
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_evaluate)
@@ -538,8 +645,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-noise", action="store_true", help="corrupt the data first and report PSNR noisy vs denoised")
     noise_factor = PARAMS["noise_factor"]
     p.add_argument("--noise", default="gaussian", choices=NOISE_KINDS, help="kind of corruption (default: gaussian)")
-    p.add_argument("--noise-factor", type=float, default=noise_factor.default,
-                   help=f"{noise_factor.doc} (default: {noise_factor.default})")
+    p.add_argument(
+        "--noise-factor",
+        type=float,
+        default=noise_factor.default,
+        help=f"{noise_factor.doc} (default: {noise_factor.default})",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_denoise, param_flags=frozenset({"noise", "noise_factor"}))
@@ -549,8 +660,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a trained model for the AE stage (default: train the 784-...-20 AE)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
-    p.add_argument("--distances", choices=["input", "code"], default="input",
-                   help="t-SNE affinities from input-space distances to the code-space neighbours (default) or from code distances")
+    p.add_argument(
+        "--distances",
+        choices=["input", "code"],
+        default="input",
+        help="t-SNE affinities from input-space distances to the code-space neighbours (default) "
+        "or from code distances",
+    )
     p.add_argument("--seed", type=int, default=0, help="random_state of the AE and t-SNE (default: 0)")
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
     p.add_argument("--overwrite", action="store_true")
@@ -559,12 +675,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explore", help="interactive map in one HTML file: hover thumbnails, select and save indices")
     _add_data_args(p)
     p.add_argument("--model", help="a trained model: its 2-D codes, or AE → t-SNE for wider codes")
-    p.add_argument("--embedding", help="or a saved 2-D embedding (.npy/.csv, e.g. from `aekit visualize`) of the same data")
+    p.add_argument(
+        "--embedding", help="or a saved 2-D embedding (.npy/.csv, e.g. from `aekit visualize`) of the same data"
+    )
     p.add_argument("--out", required=True, help="the HTML file to write")
-    p.add_argument("--image-shape", type=_converter(PARAMS["image_shape"]), metavar="H,W", help="thumbnails for .npy/.csv images (MNIST: 28,28 by default)")
-    p.add_argument("--max-thumbnails", type=int, default=100_000, help="above this many points a random subset gets thumbnails (default: 100000)")
+    p.add_argument(
+        "--image-shape",
+        type=_converter(PARAMS["image_shape"]),
+        metavar="H,W",
+        help="thumbnails for .npy/.csv images (MNIST: 28,28 by default)",
+    )
+    p.add_argument(
+        "--max-thumbnails",
+        type=int,
+        default=100_000,
+        help="above this many points a random subset gets thumbnails (default: 100000)",
+    )
     p.add_argument("--title", help="the page's title")
-    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity for a model with wider codes (default: 30)")
+    p.add_argument(
+        "--perplexity", type=float, default=30.0, help="t-SNE perplexity for a model with wider codes (default: 30)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random_state of t-SNE (default: 0)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_explore)
@@ -573,9 +703,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     _add_data_args(p)
     p.set_defaults(data="mnist-test")
-    p.add_argument("--format", choices=["onnx", "projector"], required=True, help="onnx: encoder.onnx + decoder.onnx; projector: codes of the data, labels, sprite")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "projector"],
+        required=True,
+        help="onnx: encoder.onnx + decoder.onnx; projector: codes of the data, labels, sprite",
+    )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--image-shape", type=_converter(PARAMS["image_shape"]), metavar="H,W", help="projector sprite for .npy/.csv images (MNIST: 28,28)")
+    p.add_argument(
+        "--image-shape",
+        type=_converter(PARAMS["image_shape"]),
+        metavar="H,W",
+        help="projector sprite for .npy/.csv images (MNIST: 28,28)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
     for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)
@@ -645,7 +785,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except (AekitError, OSError) as exc:  # input errors; anything else is a bug and shows its traceback

@@ -74,9 +74,10 @@ def _label_index(path: Path, label_column: str | int | None, header: list[str] |
     if isinstance(label_column, str) and _INDEX.fullmatch(label_column.strip()) is None:  # a name ("²" too)
         if header is None or label_column not in header:
             raise InputError(
-                f"{{label_column}} is not a column of {path}; "
-                f"expected {'one of ' + _some(header) if header else 'an index from 0 to ' + str(n_cols - 1) + ' (no header row)'}",
-                param="label_column", values=values,
+                f"{{label_column}} is not a column of {path}; expected "
+                + ("one of " + _some(header) if header else f"an index from 0 to {n_cols - 1} (no header row)"),
+                param="label_column",
+                values=values,
             )
         return header.index(label_column)
     if not isinstance(label_column, (str, int)) or isinstance(label_column, bool):
@@ -85,7 +86,8 @@ def _label_index(path: Path, label_column: str | int | None, header: list[str] |
     if not -n_cols <= index < n_cols:
         raise InputError(
             f"{{label_column}} is out of range for {n_cols} columns in {path}; expected -{n_cols} to {n_cols - 1}",
-            param="label_column", values=values,
+            param="label_column",
+            values=values,
         )
     return index % n_cols
 
@@ -148,7 +150,12 @@ def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # a column of mixed chunks is text: refused below
             table = pd.read_csv(
-                fh, sep=src.sep or r"\s+", header=None, na_filter=False, skipinitialspace=True, engine="c",
+                fh,
+                sep=src.sep or r"\s+",
+                header=None,
+                na_filter=False,
+                skipinitialspace=True,
+                engine="c",
                 float_precision=precision,
             )
     except pd.errors.EmptyDataError as exc:

@@ -62,13 +62,13 @@ def _read_exact(stream: BinaryIO, n: int, what: str, source: str) -> bytes:
             left -= len(chunk)
     except (OSError, EOFError, zlib_error()) as exc:
         raise DataFormatError(
-            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); re-download or re-export the file"
+            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); "
+            "re-download or re-export the file"
         ) from exc
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) != n:
         raise DataFormatError(
-            f"{source}: truncated {what}: expected {n} bytes, found {len(data)}; "
-            "re-download or re-export the file"
+            f"{source}: truncated {what}: expected {n} bytes, found {len(data)}; re-download or re-export the file"
         )
     return data
 
@@ -98,10 +98,13 @@ def _read_array(
             done += got
     except (OSError, EOFError, zlib_error()) as exc:
         raise DataFormatError(
-            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); re-download or re-export the file"
+            f"{source}: the file is corrupted or truncated while reading {what} ({exc}); "
+            "re-download or re-export the file"
         ) from exc
     if done != n:
-        raise DataFormatError(f"{source}: truncated {what}: expected {n} bytes, found {done}; re-download or re-export the file")
+        raise DataFormatError(
+            f"{source}: truncated {what}: expected {n} bytes, found {done}; re-download or re-export the file"
+        )
     return buf.view(dtype).reshape(shape)
 
 
@@ -131,7 +134,9 @@ def _parse_idx(stream: BinaryIO, source: str, *, raw_size: int | None, max_bytes
             + "; the file is not IDX or is corrupted"
         )
     if not 1 <= ndim <= 8:
-        raise DataFormatError(f"{source}: IDX header declares {ndim} dimensions; expected 1 to 8; the file is not IDX or is corrupted")
+        raise DataFormatError(
+            f"{source}: IDX header declares {ndim} dimensions; expected 1 to 8; the file is not IDX or is corrupted"
+        )
     dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, "dimensions", source))
     dtype = _IDX_TYPES[type_code]
     n_bytes = math.prod(dims) * dtype.itemsize
@@ -200,7 +205,9 @@ def _check_pair(
             "is this an images file? pass the labels file second"
         )
     if labels.dtype.kind not in "iu":
-        raise DataFormatError(f"{labels_src}: expected integer class labels, found dtype {labels.dtype}; pass a labels file")
+        raise DataFormatError(
+            f"{labels_src}: expected integer class labels, found dtype {labels.dtype}; pass a labels file"
+        )
     if len(images) != len(labels):
         raise DataFormatError(
             f"{len(images)} images but {len(labels)} labels: {images_src} and {labels_src} do not belong together; "
@@ -411,8 +418,14 @@ def load_mnist(
         sources[name] = str(found)
 
     pairs = [
-        _check_pair(arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"],
-                    sources[f"{split}-images-idx3-ubyte"], sources[f"{split}-labels-idx1-ubyte"], 10, scale)
+        _check_pair(
+            arrays[f"{split}-images-idx3-ubyte"],
+            arrays[f"{split}-labels-idx1-ubyte"],
+            sources[f"{split}-images-idx3-ubyte"],
+            sources[f"{split}-labels-idx1-ubyte"],
+            10,
+            scale,
+        )
         for split in ("train", "t10k")
     ]
     return MNIST(pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
@@ -427,14 +440,21 @@ _Y_KEYS = ("y", "labels", "label", "target", "targets")
 
 def _check_numeric(arr: np.ndarray, source: str) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
-        raise DataFormatError(
-            f"{source}: array dtype {arr.dtype} is not numeric; expected integer or float data"
-        )
+        raise DataFormatError(f"{source}: array dtype {arr.dtype} is not numeric; expected integer or float data")
     return arr
 
 
 _NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+)
 
 
 _NPY_MAX_HEADER = 10_000  # numpy's own max_header_size: numpy.save writes headers of ~128 bytes
@@ -444,10 +464,13 @@ def _npy_header_bytes(fh: BinaryIO, source: str) -> io.BytesIO:
     """Magic, length and header of a .npy file, read only after the declared length is checked."""
     start = fh.read(8)
     if len(start) < 8 or start[:6] != b"\x93NUMPY":
-        raise DataFormatError(f"{source}: not a .npy array (no '\\x93NUMPY' magic bytes); save the array with numpy.save")
+        raise DataFormatError(
+            f"{source}: not a .npy array (no '\\x93NUMPY' magic bytes); save the array with numpy.save"
+        )
     if (start[6], start[7]) not in _NPY_VERSIONS:
         raise DataFormatError(
-            f"{source}: .npy format version {(start[6], start[7])}, expected one of {_NPY_VERSIONS}; re-save it with numpy.save"
+            f"{source}: .npy format version {(start[6], start[7])}, expected one of {_NPY_VERSIONS}; "
+            "re-save it with numpy.save"
         )
     width = 2 if start[6] == 1 else 4
     size_bytes = fh.read(width)
@@ -476,12 +499,25 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], 
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(header)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(header)
-    except (ValueError, OSError, SyntaxError, TypeError, struct.error, tokenize.TokenError, RecursionError, MemoryError) as exc:
+    except (
+        ValueError,
+        OSError,
+        SyntaxError,
+        TypeError,
+        struct.error,
+        tokenize.TokenError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
         raise DataFormatError(f"{source}: not a valid .npy array ({exc}); save the array with numpy.save") from exc
     if dtype.hasobject:
-        raise DataFormatError(f"{source}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array")
+        raise DataFormatError(
+            f"{source}: holds Python objects (dtype {dtype}); aekit never unpickles, save a numeric array"
+        )
     if any(type(d) is not int or d < 0 for d in shape):  # bool passes numpy's own check
-        raise DataFormatError(f"{source}: declares shape {shape}; expected non-negative integers, the file is corrupted, re-export it")
+        raise DataFormatError(
+            f"{source}: declares shape {shape}; expected non-negative integers, the file is corrupted, re-export it"
+        )
     n_bytes = math.prod(shape) * dtype.itemsize
     if n_bytes > MAX_ARRAY_BYTES or math.prod(max(d, 1) for d in shape) > MAX_ARRAY_BYTES:
         raise DataFormatError(
@@ -491,13 +527,14 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], 
     remaining = size - len(header.getvalue())
     if remaining < n_bytes:
         raise DataFormatError(
-            f"{source}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; the file is truncated, re-export it"
+            f"{source}: declares shape {shape} ({n_bytes:,} bytes) but holds {remaining:,}; "
+            "the file is truncated, re-export it"
         )
     return shape, bool(fortran), dtype
 
 
 def _read_npy(fh: BinaryIO, size: int, source: str, *, sized: bool = True) -> np.ndarray:
-    """A checked .npy array streamed from ``fh`` (``size`` bytes; ``sized``: really there) into its array; never unpickles."""
+    """A checked .npy array streamed from ``fh`` (``size`` bytes; ``sized``: really there); never unpickles."""
     shape, fortran, dtype = _npy_header(fh, size, source)
     if dtype.itemsize == 0:  # e.g. an empty string dtype: nothing to read; refused as not numeric later
         return np.empty(shape, dtype=dtype)
@@ -522,22 +559,24 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             names = [Path(i.filename).stem for i in members]
             dup = next(n for n in names if names.count(n) > 1)
             raise DataFormatError(
-                f"{path}: holds {names.count(dup)} arrays named {dup!r} ({', '.join(i.filename for i in members if Path(i.filename).stem == dup)}); "
+                f"{path}: holds {names.count(dup)} arrays named {dup!r} "
+                f"({', '.join(i.filename for i in members if Path(i.filename).stem == dup)}); "
                 "expected one of each name, re-save the file with numpy.savez"
             )
         if not infos:
-            raise DataFormatError(f"{path}: holds no arrays; expected .npy members such as X.npy, save with numpy.savez(path, X=X, y=y)")
+            raise DataFormatError(
+                f"{path}: holds no arrays; expected .npy members such as X.npy, save with numpy.savez(path, X=X, y=y)"
+            )
         total = sum(i.file_size for i in infos.values())
         if total > MAX_ARRAY_BYTES:
             raise DataFormatError(
-                f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit; split the data into smaller files"
+                f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit; "
+                "split the data into smaller files"
             )
         x_key = next((k for k in _X_KEYS if k in infos), None)
         if x_key is None:
             if len(infos) != 1:
-                raise DataFormatError(
-                    f"{path}: holds arrays {sorted(infos)}; name the features one of {list(_X_KEYS)}"
-                )
+                raise DataFormatError(f"{path}: holds arrays {sorted(infos)}; name the features one of {list(_X_KEYS)}")
             x_key = next(iter(infos))
         y_key = next((k for k in _Y_KEYS if k in infos), None)
 
@@ -550,7 +589,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                     while member.read(_CHUNK):  # to the member's end, in steps, so that zipfile checks its CRC
                         pass
             except (*_ZIP_ERRORS, zlib_error()) as exc:
-                raise DataFormatError(f"{source}: corrupted zip data ({exc}); re-save the file with numpy.savez") from exc
+                raise DataFormatError(
+                    f"{source}: corrupted zip data ({exc}); re-save the file with numpy.savez"
+                ) from exc
             return arr
 
         return read(x_key), (read(y_key) if y_key else None)
@@ -584,7 +625,8 @@ def load_array(
         raise InputError(
             f"{{label_column}} applies to CSV files only; {p} is a {suffix} file, whose labels come from an .npz "
             "array named y (or labels); drop the label column option",
-            param="label_column", values={"label_column": label_column},
+            param="label_column",
+            values={"label_column": label_column},
         )
     if suffix == ".npy":
         X = _load_npy(p)
@@ -596,14 +638,20 @@ def load_array(
         raise InputError(f"{p}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
     _check_numeric(X, str(p))
     if X.ndim < 2:
-        raise DataFormatError(f"{p}: holds a {X.ndim}-D array of shape {X.shape}; expected (n_samples, n_features), reshape it")
+        raise DataFormatError(
+            f"{p}: holds a {X.ndim}-D array of shape {X.shape}; expected (n_samples, n_features), reshape it"
+        )
     if X.shape[0] == 0 or math.prod(X.shape[1:]) == 0:
-        raise DataFormatError(f"{p}: holds an empty array of shape {X.shape}; expected at least one sample and one feature")
+        raise DataFormatError(
+            f"{p}: holds an empty array of shape {X.shape}; expected at least one sample and one feature"
+        )
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
     if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
         bad = np.argwhere(~np.isfinite(X))[0]
-        raise DataFormatError(f"{p}: non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}; clean or impute it")
+        raise DataFormatError(
+            f"{p}: non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}; clean or impute it"
+        )
     beyond = first_beyond_float32(X)
     if beyond is not None:
         raise DataFormatError(
@@ -618,9 +666,13 @@ def load_array(
 def _check_labels(y: np.ndarray, n: int, p: Path) -> None:
     """Labels ``(n,)``, finite, and whole numbers only where an integer class can hold them."""
     if y.ndim != 1 or len(y) != n:
-        raise DataFormatError(f"{p}: expected labels of shape ({n},), one per sample, found shape {y.shape}; fix or drop the labels")
+        raise DataFormatError(
+            f"{p}: expected labels of shape ({n},), one per sample, found shape {y.shape}; fix or drop the labels"
+        )
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise DataFormatError(f"{p}: non-finite label (NaN or inf) at row {np.flatnonzero(~np.isfinite(y))[0]}; give every sample a label")
+        raise DataFormatError(
+            f"{p}: non-finite label (NaN or inf) at row {np.flatnonzero(~np.isfinite(y))[0]}; give every sample a label"
+        )
     if y.dtype.kind == "f":
         whole = y == np.round(y)
         if np.any(whole):  # whole numbers are classes: one an int64 cannot hold would be a wrong class

@@ -36,7 +36,9 @@ class Context:
     progress: bool
     results: dict[str, Any] = field(default_factory=dict)  # numbers shared between sections
     models: dict[str, Any] = field(default_factory=dict)  # fitted estimators shared between sections
-    fit_seconds: dict[str, float] = field(default_factory=dict)  # their fit times (wall clock, as every section reports)
+    fit_seconds: dict[str, float] = field(
+        default_factory=dict
+    )  # their fit times (wall clock, as every section reports)
 
     def ep(self, default: int) -> int:
         if self.epochs is not None:
@@ -81,23 +83,30 @@ def section_dense(ctx: Context) -> str:
         "epochs": ae.n_iter_,
     }
     ctx.results["dense"] = r
-    ax = plots.latent_scatter(Z_te, d.y_test, title=f"Dense AE, 2-D codes of the test set (k-NN {100 * r['knn']:.1f}%)",
-                              bounds=plots.code_bounds(ae.code_activation))
+    ax = plots.latent_scatter(
+        Z_te,
+        d.y_test,
+        title=f"Dense AE, 2-D codes of the test set (k-NN {100 * r['knn']:.1f}%)",
+        bounds=plots.code_bounds(ae.code_activation),
+    )
     plots.save(ax.figure, ctx.out / "dense_latent.png")
-    plots.save(plots.image_grid([d.X_test[:10], X_hat[:10]], ["original", "reconstruction"], title="Dense AE (2-D code)"), ctx.out / "dense_reconstructions.png")
+    plots.save(
+        plots.image_grid([d.X_test[:10], X_hat[:10]], ["original", "reconstruction"], title="Dense AE (2-D code)"),
+        ctx.out / "dense_reconstructions.png",
+    )
     plots.save(plots.training_curves(ae.history_, title="Dense AE training"), ctx.out / "dense_training_curve.png")
     return f"""## 1. Dense autoencoder (reference recipe)
 
 784 → 500 → 300 → 100 → **2** (tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE, RMSprop
-(lr=0.002, momentum=0.01, rho=0.9, eps=1e-7), batch 128, {_n(r['epochs'], 'epoch')}, Glorot-uniform
-weights, zero biases: **{r['params']:,} parameters**.
+(lr=0.002, momentum=0.01, rho=0.9, eps=1e-7), batch 128, {_n(r["epochs"], "epoch")}, Glorot-uniform
+weights, zero biases: **{r["params"]:,} parameters**.
 
 | metric (MNIST test set) | value |
 |---|---|
-| reconstruction BCE (mean per pixel) | {_fmt(r['test_bce'])} |
-| k-NN(5) accuracy on the 2-D codes | {_fmt(r['knn'], True)} |
-| logistic-regression accuracy on the 2-D codes | {_fmt(r['logreg'], True)} |
-| training time | {r['seconds']:.0f} s |
+| reconstruction BCE (mean per pixel) | {_fmt(r["test_bce"])} |
+| k-NN(5) accuracy on the 2-D codes | {_fmt(r["knn"], True)} |
+| logistic-regression accuracy on the 2-D codes | {_fmt(r["logreg"], True)} |
+| training time | {r["seconds"]:.0f} s |
 
 {_dense_verdict(ctx, r)}
 
@@ -113,11 +122,16 @@ def _dense_verdict(ctx: Context, r: dict[str, Any]) -> str:
     knn = f"a classifier on it reaches about {100 * r['knn']:.0f}%"
     if ctx.quick or r["epochs"] < 20:  # a short run: this recipe needs its full length to leave its starting plateau
         steps = r["epochs"] * math.ceil(len(ctx.data.X_train) / 128)
-        return (f"This is a shortened run ({_n(r['epochs'], 'epoch')} on {len(ctx.data.X_train):,} images, {steps:,} steps; "
-                f"{knn}). The reference recipe needs its full length (20 epochs on 60,000 images, 9,380 steps) to leave the "
-                "plateau it starts on, where the 2-D code barely moves: the reference text's ~55–70% is a full run's number "
-                "(`make demo`).")
-    return f"The unsupervised 2-D code keeps only part of the class structure: {knn} (the reference text: ~55–70%), against ~97% on raw pixels."
+        return (
+            f"This is a shortened run ({_n(r['epochs'], 'epoch')} on {len(ctx.data.X_train):,} images, "
+            f"{steps:,} steps; {knn}). The reference recipe needs its full length (20 epochs on 60,000 images, "
+            "9,380 steps) to leave the plateau it starts on, where the 2-D code barely moves: "
+            "the reference text's ~55–70% is a full run's number (`make demo`)."
+        )
+    return (
+        f"The unsupervised 2-D code keeps only part of the class structure: {knn} "
+        "(the reference text: ~55–70%), against ~97% on raw pixels."
+    )
 
 
 def _dense_ae(ctx: Context) -> Any:
@@ -146,14 +160,21 @@ def section_supervised(ctx: Context) -> str:
 
     d = ctx.data
     ae = _dense_ae(ctx)
-    rows = [("Unsupervised AE (reference)", {**_code_scores(ae, d), "head": float("nan"), "seconds": ctx.fit_seconds["dense"]})]
+    rows = [
+        (
+            "Unsupervised AE (reference)",
+            {**_code_scores(ae, d), "head": float("nan"), "seconds": ctx.fit_seconds["dense"]},
+        )
+    ]
     variants: list[tuple[str, dict[str, Any]]] = [
         ("SAE, w2=0.1 (reference)", {}),
         ("SAE, w2=0.1, head Dropout 0.5", {"head_dropout": 0.5}),
     ]
     codes = {}
     for name, params in variants:
-        sae = SupervisedAutoencoder(**{**params, "epochs": ctx.ep(params.get("epochs", 20)), "random_state": 0, "verbose": int(ctx.progress)})
+        sae = SupervisedAutoencoder(
+            **{**params, "epochs": ctx.ep(params.get("epochs", 20)), "random_state": 0, "verbose": int(ctx.progress)}
+        )
         secs = _fit_timed(sae, d.X_train, d.y_train)
         r = {**_code_scores(sae, d), "head": sae.score(d.X_test, d.y_test), "seconds": secs}
         rows.append((name, r))
@@ -166,14 +187,27 @@ def section_supervised(ctx: Context) -> str:
     ctx.results["supervised"] = {name: r for name, r in rows} | {"raw_knn": raw_knn}
 
     fig, axes = plots.subplots(1, 2, figsize=(12, 5))
-    plots.latent_scatter(ae.transform(d.X_test), d.y_test, ax=axes[0], colorbar=False, title=f"unsupervised AE (k-NN {100 * rows[0][1]['knn']:.1f}%)",
-                         bounds=plots.code_bounds(ae.code_activation))
+    plots.latent_scatter(
+        ae.transform(d.X_test),
+        d.y_test,
+        ax=axes[0],
+        colorbar=False,
+        title=f"unsupervised AE (k-NN {100 * rows[0][1]['knn']:.1f}%)",
+        bounds=plots.code_bounds(ae.code_activation),
+    )
     sae = codes["SAE, w2=0.1 (reference)"]
-    plots.latent_scatter(sae.transform(d.X_test), d.y_test, ax=axes[1], title=f"supervised AE, w2=0.1 (k-NN {100 * rows[1][1]['knn']:.1f}%)",
-                         bounds=plots.code_bounds(sae.code_activation))
+    plots.latent_scatter(
+        sae.transform(d.X_test),
+        d.y_test,
+        ax=axes[1],
+        title=f"supervised AE, w2=0.1 (k-NN {100 * rows[1][1]['knn']:.1f}%)",
+        bounds=plots.code_bounds(sae.code_activation),
+    )
     fig.tight_layout()
     plots.save(fig, ctx.out / "supervised_vs_unsupervised.png")
-    plots.save(plots.training_curves(sae.history_, title="SAE training (named loss terms)"), ctx.out / "sae_training_curve.png")
+    plots.save(
+        plots.training_curves(sae.history_, title="SAE training (named loss terms)"), ctx.out / "sae_training_curve.png"
+    )
 
     table = "\n".join(
         f"| {name} | {_fmt(r['test_bce'])} | {_fmt(r['knn'], True)} | {_fmt(r['logreg'], True)} | "
@@ -210,20 +244,28 @@ def section_conv(ctx: Context) -> str:
     secs = _fit_timed(conv, d.X_train)
     conv.save(ctx.out / "conv_ae.safetensors")
     X_hat = conv.reconstruct(d.X_test)
-    r = {"params": count_parameters(conv.net_), "test_bce": metrics.reconstruction_bce(d.X_test, X_hat), "psnr": metrics.psnr(d.X_test, X_hat), "seconds": secs}
+    r = {
+        "params": count_parameters(conv.net_),
+        "test_bce": metrics.reconstruction_bce(d.X_test, X_hat),
+        "psnr": metrics.psnr(d.X_test, X_hat),
+        "seconds": secs,
+    }
     ctx.results["conv"] = r
-    plots.save(plots.image_grid([d.X_test[:10], X_hat[:10]], ["original", "reconstruction"], title="Conv AE (7×7×16 code)"), ctx.out / "conv_reconstructions.png")
+    plots.save(
+        plots.image_grid([d.X_test[:10], X_hat[:10]], ["original", "reconstruction"], title="Conv AE (7×7×16 code)"),
+        ctx.out / "conv_reconstructions.png",
+    )
     return f"""## 3. Convolutional autoencoder
 
 Conv2D(32, 3×3, relu, same) → MaxPool 2 → Conv2D(16) → MaxPool 2 (7×7×16 code) → Conv2D(16) →
-UpSample 2 → Conv2D(32) → UpSample 2 → Conv2D(1, sigmoid); Adam; BCE; {_n(conv.n_iter_, 'epoch')},
-**{r['params']:,} parameters**.
+UpSample 2 → Conv2D(32) → UpSample 2 → Conv2D(1, sigmoid); Adam; BCE; {_n(conv.n_iter_, "epoch")},
+**{r["params"]:,} parameters**.
 
 | metric (test set) | value |
 |---|---|
-| reconstruction BCE | {_fmt(r['test_bce'])} |
-| PSNR | {r['psnr']:.2f} dB |
-| training time | {r['seconds']:.0f} s |
+| reconstruction BCE | {_fmt(r["test_bce"])} |
+| PSNR | {r["psnr"]:.2f} dB |
+| training time | {r["seconds"]:.0f} s |
 
 Reference (Keras, 5 epochs): test BCE ≈ 0.071 with 12,193 parameters.
 
@@ -253,16 +295,27 @@ def section_denoising(ctx: Context) -> str:
             "learning_rate": den.learning_rate,
         }
     ctx.results.update(runs)  # "denoising" and "denoising_tuned"
-    plots.save(plots.image_grid([d.X_test[:10], noisy[:10], clean_hat[:10]], ["clean", "noisy", "denoised"], title=(f"Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']: PSNR {runs['denoising_tuned']['psnr_noisy']:.1f} dB"
-          f" → {runs['denoising_tuned']['psnr_denoised']:.1f} dB")), ctx.out / "denoising_grid.png")
+    plots.save(
+        plots.image_grid(
+            [d.X_test[:10], noisy[:10], clean_hat[:10]],
+            ["clean", "noisy", "denoised"],
+            title=(
+                "Denoising conv AE (Gaussian noise 0.4), PRESETS['denoising_tuned']: "
+                f"PSNR {runs['denoising_tuned']['psnr_noisy']:.1f} dB"
+                f" → {runs['denoising_tuned']['psnr_denoised']:.1f} dB"
+            ),
+        ),
+        ctx.out / "denoising_grid.png",
+    )
     rows = "\n".join(
-        f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | **{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
+        f"| `{name}` | {x['batch_size']} | {x['learning_rate']:g} | {x['psnr_noisy']:.2f} dB | "
+        f"**{x['psnr_denoised']:.2f} dB** | {_fmt(x['bce_vs_clean'])} | {x['seconds']:.0f} s |"
         for name, x in runs.items()
     )
     return f"""## 4. Denoising autoencoder
 
 The conv AE trained on noisy input → clean target: Gaussian noise with factor 0.4, clipped to
-[0, 1], fresh noise every batch; {_n(den.n_iter_, 'epoch')} (the reference recipe's 50 are in the
+[0, 1], fresh noise every batch; {_n(den.n_iter_, "epoch")} (the reference recipe's 50 are in the
 presets). `denoising` is the reference recipe (Adam 0.001, batch 256); `denoising_tuned` is
 the same network, parameter count and noise trained with batch 64 at Adam 0.002. Evaluated on
 the test set with its own fixed noise, against the clean images.
@@ -287,22 +340,28 @@ def section_vae(ctx: Context) -> str:
     vae.save(ctx.out / "vae.safetensors")
     r = {**_code_scores(vae, d), "seconds": secs, "kl": vae.history_["kl"][-1]}
     ctx.results["vae"] = r
-    plots.save(plots.latent_manifold(vae.inverse_transform, (-2.5, -2.5), (2.5, 2.5), title="VAE: decoded 2-D latent grid"), ctx.out / "vae_manifold.png")
+    plots.save(
+        plots.latent_manifold(vae.inverse_transform, (-2.5, -2.5), (2.5, 2.5), title="VAE: decoded 2-D latent grid"),
+        ctx.out / "vae_manifold.png",
+    )
     samples = vae.sample(20, random_state=0)
-    plots.save(plots.image_grid([samples[:10], samples[10:]], ["sample", "sample"], title="VAE: samples from the prior"), ctx.out / "vae_samples.png")
+    plots.save(
+        plots.image_grid([samples[:10], samples[10:]], ["sample", "sample"], title="VAE: samples from the prior"),
+        ctx.out / "vae_samples.png",
+    )
     ax = plots.latent_scatter(vae.transform(d.X_test), d.y_test, title="VAE 2-D posterior means (test set)")
     plots.save(ax.figure, ctx.out / "vae_latent.png")
     return f"""## 5. Variational autoencoder
 
 Dense 784 → 500 → 300 → 100 → (μ, log σ²) ∈ ℝ² → 100 → 300 → 500 → 784, Adam, BCE + KL
-(β=1, per pixel); {_n(vae.n_iter_, 'epoch')}. `transform` returns the posterior mean.
+(β=1, per pixel); {_n(vae.n_iter_, "epoch")}. `transform` returns the posterior mean.
 
 | metric (test set) | value |
 |---|---|
-| reconstruction BCE | {_fmt(r['test_bce'])} |
-| k-NN(5) on the 2-D means | {_fmt(r['knn'], True)} |
-| KL per pixel (last epoch) | {r['kl']:.4f} |
-| training time | {r['seconds']:.0f} s |
+| reconstruction BCE | {_fmt(r["test_bce"])} |
+| k-NN(5) on the 2-D means | {_fmt(r["knn"], True)} |
+| KL per pixel (last epoch) | {r["kl"]:.4f} |
+| training time | {r["seconds"]:.0f} s |
 
 ![manifold](vae_manifold.png)
 
@@ -332,15 +391,16 @@ def section_tsne(ctx: Context) -> str:
     plots.save(plots.latent_scatter(emb, d.y_test, title="AE(20) → t-SNE, MNIST test set"), ctx.out / "ae_tsne.png")
     explore_line = _explore_page(ctx, emb)
     table = "\n".join(
-        f"| {name} | {_fmt(r['knn5_cv'], True)} | {r['trustworthiness']:.3f} | {r['ae_seconds']:.0f} s | {r['tsne_seconds']:.1f} s |"
+        f"| {name} | {_fmt(r['knn5_cv'], True)} | {r['trustworthiness']:.3f} | {r['ae_seconds']:.0f} s | "
+        f"{r['tsne_seconds']:.1f} s |"
         for name, r in routes.items()
     )
     return f"""## 6. AE → t-SNE visualization
 
 Autoencoders trained on the training set; embeddings of the {len(d.X_test):,} test images.
 k-NN(5) accuracy by 5-fold cross-validation in the 2-D embedding; trustworthiness (5 neighbours)
-against the 784-D pixels on {min(len(d.X_test), TRUST_SAMPLES):,} points; t-SNE by openTSNE (perplexity 30). The (S)AE routes
-find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
+against the 784-D pixels on {min(len(d.X_test), TRUST_SAMPLES):,} points; t-SNE by openTSNE (perplexity 30).
+The (S)AE routes find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
 (`AETSNE(distances="input")`, the default).
 
 | route | k-NN(5) in 2-D | trustworthiness | AE training | t-SNE |
@@ -363,10 +423,19 @@ def _explore_page(ctx: Context, emb: np.ndarray) -> str:
     from aekit.explore import explore
 
     d = ctx.data
-    explore(emb, d.y_test, d.X_test, image_shape=(28, 28), path=ctx.out / "ae_tsne_explore.html",
-            title="AE(20) → t-SNE, MNIST test set", axis_labels=("t-SNE 1", "t-SNE 2"))
-    return ("\nInteractive: [ae_tsne_explore.html](ae_tsne_explore.html) (one self-contained file; hover a point "
-            "for its image, box/lasso select to list and save indices).\n")
+    explore(
+        emb,
+        d.y_test,
+        d.X_test,
+        image_shape=(28, 28),
+        path=ctx.out / "ae_tsne_explore.html",
+        title="AE(20) → t-SNE, MNIST test set",
+        axis_labels=("t-SNE 1", "t-SNE 2"),
+    )
+    return (
+        "\nInteractive: [ae_tsne_explore.html](ae_tsne_explore.html) (one self-contained file; hover a point "
+        "for its image, box/lasso select to list and save indices).\n"
+    )
 
 
 #: what a demo writes into its folder; without ``overwrite`` any of them there stops it.
@@ -394,7 +463,7 @@ def _header(ctx: Context) -> str:
 Mode: {mode}. Training set {len(ctx.data.X_train):,} images, test set {len(ctx.data.X_test):,}.
 aekit {__version__}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__},
 Python {platform.python_version()}, {platform.machine()} with {os.cpu_count()} CPUs,
-{time.strftime('%Y-%m-%d')}. Seeds fixed (random_state=0): rerunning gives the same numbers on CPU.
+{time.strftime("%Y-%m-%d")}. Seeds fixed (random_state=0): rerunning gives the same numbers on CPU.
 """
 
 
@@ -441,7 +510,11 @@ def run_demo(
         try:
             prev = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
             if prev.get("run") == run and isinstance(prev.get("report_markdown"), dict):
-                kept_md = {k: v for k, v in prev["report_markdown"].items() if k in SECTIONS and k not in names and isinstance(v, str)}
+                kept_md = {
+                    k: v
+                    for k, v in prev["report_markdown"].items()
+                    if k in SECTIONS and k not in names and isinstance(v, str)
+                }
                 keys = prev.get("report_results", {})
                 kept_keys = {k: [r for r in keys.get(k, [k]) if isinstance(r, str)] for k in kept_md}
                 kept_results = {r: prev[r] for k in kept_md for r in kept_keys[k] if r in prev}
@@ -461,10 +534,18 @@ def run_demo(
             done[name] = SECTIONS[name](ctx)
         kept_keys[name] = sorted(set(ctx.results) - before)
         print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-        markdown = {k: done[k] if k in done else kept_md[k] for k in SECTIONS if k in done or k in kept_md}  # in the usual order
+        markdown = {
+            k: done[k] if k in done else kept_md[k] for k in SECTIONS if k in done or k in kept_md
+        }  # in the usual order
         with atomic_path(report) as tmp:  # the report grows section by section
             tmp.write_text("\n".join([_header(ctx), *markdown.values()]), encoding="utf-8")
-        results = {**kept_results, **ctx.results, "run": run, "report_markdown": markdown, "report_results": {k: kept_keys[k] for k in markdown}}
+        results = {
+            **kept_results,
+            **ctx.results,
+            "run": run,
+            "report_markdown": markdown,
+            "report_results": {k: kept_keys[k] for k in markdown},
+        }
         with atomic_path(out_dir / "results.json") as tmp:  # the same numbers, machine-readable
             tmp.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     return report

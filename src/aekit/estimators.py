@@ -374,8 +374,8 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         unlabelled = _unlabelled(y)
         if unlabelled.any() and y.dtype.kind in "if" and bool(np.any(y[~unlabelled] < 0)):
             warnings.warn(
-                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(unlabelled.sum())} of them here), "
-                "so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
+                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(unlabelled.sum())} of them "
+                "here), so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
                 UserWarning,
                 stacklevel=3,
             )
@@ -386,7 +386,9 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
         kind = type_of_target(labelled)
         if kind not in ("binary", "multiclass"):
-            raise InputError(f"Unknown label type: y must hold class labels (binary or multiclass), found {kind!r} targets")
+            raise InputError(
+                f"Unknown label type: y must hold class labels (binary or multiclass), found {kind!r} targets"
+            )
         self.classes_ = np.unique(labelled)
         if len(self.classes_) < 2:
             note = f" ({int(unlabelled.sum())} samples labelled -1 count as unlabelled)" if unlabelled.any() else ""
@@ -422,7 +424,6 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         return tags
 
 
-
 def _labels_1d(y: Any, n: int) -> np.ndarray:
     """``y`` as a 1-D array of ``n`` finite, non-complex labels (a column vector is accepted with a warning)."""
     y = np.asarray(y)
@@ -451,14 +452,21 @@ def _unlabelled(y: np.ndarray) -> np.ndarray:
                 "mark unlabelled samples with -1 instead"
             )
         return np.array(
-            [(isinstance(v, (int, np.integer)) and v == UNLABELLED) or (isinstance(v, str) and v.strip() == "-1") for v in y],
+            [
+                (isinstance(v, (int, np.integer)) and v == UNLABELLED) or (isinstance(v, str) and v.strip() == "-1")
+                for v in y
+            ],
             dtype=bool,
         )
     if y.dtype.kind in "US":
         return np.char.strip(y.astype(str)) == "-1"
     return np.zeros(y.shape[0], dtype=bool)
 
-ESTIMATORS: dict[str, type[_AutoencoderBase]] = {"Autoencoder": Autoencoder, "SupervisedAutoencoder": SupervisedAutoencoder}
+
+ESTIMATORS: dict[str, type[_AutoencoderBase]] = {
+    "Autoencoder": Autoencoder,
+    "SupervisedAutoencoder": SupervisedAutoencoder,
+}
 
 
 def fit_stage(est: Any, X: Any, y: Any = None) -> Any:

@@ -57,14 +57,19 @@ def check_writable(path: str | os.PathLike[str], flag: str = "path") -> Path:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise InputError(f"{flag} {p}: cannot write in {parent} ({exc.strerror or exc}); choose a writable location") from None
+        raise InputError(
+            f"{flag} {p}: cannot write in {parent} ({exc.strerror or exc}); choose a writable location"
+        ) from None
     return p
 
 
 def _check_embedding(embedding: Any) -> np.ndarray:
     E = np.asarray(embedding)
     if E.ndim != 2 or E.shape[1] != 2 or E.shape[0] == 0:
-        raise InputError(f"embedding has shape {E.shape}; expected (n_samples, 2) with n_samples >= 1 (reduce to 2-D first, e.g. AETSNE)")
+        raise InputError(
+            f"embedding has shape {E.shape}; expected (n_samples, 2) with n_samples >= 1 (reduce to 2-D first, "
+            "e.g. AETSNE)"
+        )
     if E.dtype.kind not in "biuf" or not np.all(np.isfinite(E)):
         raise InputError("embedding holds non-numeric or non-finite values; expected finite 2-D coordinates")
     return E.astype(np.float32)
@@ -94,14 +99,22 @@ def image_stack(images: np.ndarray, image_shape: Sequence[int] | None) -> np.nda
     if a.ndim == 2:
         shape = tuple(image_shape) if image_shape is not None else _square(a.shape[1])
         if math.prod(shape) != a.shape[1]:
-            raise InputError(f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; pass the images' true shape")
+            raise InputError(
+                f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; "
+                "pass the images' true shape"
+            )
         a = a.reshape(len(a), *shape)
     elif image_shape is not None and tuple(a.shape[1:]) != tuple(image_shape):
-        raise InputError(f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; pass matching images or drop image_shape")
+        raise InputError(
+            f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; "
+            "pass matching images or drop image_shape"
+        )
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4 or a.shape[1] not in (1, 3) or min(a.shape[2:]) < 1:
-        raise InputError(f"images have shape {a.shape}; expected (n, H, W), (n, 1 or 3, H, W) or flat rows with image_shape")
+        raise InputError(
+            f"images have shape {a.shape}; expected (n, H, W), (n, 1 or 3, H, W) or flat rows with image_shape"
+        )
     a = np.moveaxis(a, 1, -1)  # (n, H, W, C)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
@@ -122,7 +135,12 @@ def _square(n_features: int) -> tuple[int, int]:
 
 
 def pack_thumbnails(
-    images: np.ndarray, *, max_thumbnails: int = 100_000, thumbnail_size: int = 32, random_state: int = 0, tiles_per_sheet: int = SHEET_TILES
+    images: np.ndarray,
+    *,
+    max_thumbnails: int = 100_000,
+    thumbnail_size: int = 32,
+    random_state: int = 0,
+    tiles_per_sheet: int = SHEET_TILES,
 ) -> Thumbnails:
     """Pack ``(n, H, W, C)`` uint8 images into PNG sprite sheets of ``tiles_per_sheet`` tiles.
 
@@ -139,7 +157,10 @@ def pack_thumbnails(
     note = ""
     if n > max_thumbnails:
         keep = np.sort(np.random.default_rng(random_state).choice(n, max_thumbnails, replace=False))
-        note = f"thumbnails for a random {max_thumbnails:,} of {n:,} points (max_thumbnails); the others show their index and label only"
+        note = (
+            f"thumbnails for a random {max_thumbnails:,} of {n:,} points (max_thumbnails); "
+            "the others show their index and label only"
+        )
         log.warning(note)
     slot[keep] = np.arange(len(keep), dtype=np.int32)
     scale = min(1.0, thumbnail_size / max(h, w))
@@ -149,7 +170,14 @@ def pack_thumbnails(
     for start in range(0, len(keep), cols * cols):
         part = images[keep[start : start + cols * cols]]
         if (th, tw) != (h, w):
-            part = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)).reshape(th, tw, c) for im in part])
+            part = np.stack(
+                [
+                    np.asarray(
+                        Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)
+                    ).reshape(th, tw, c)
+                    for im in part
+                ]
+            )
         rows = -(-len(part) // cols)
         grid = np.zeros((rows * cols, th, tw, c), dtype=np.uint8)
         grid[: len(part)] = part
@@ -184,7 +212,9 @@ def _features(features: np.ndarray | None, names: Sequence[str] | None) -> tuple
         return [], None
     F = features.reshape(len(features), -1)
     if names is not None and len(names) != F.shape[1]:
-        raise InputError(f"feature_names has {len(names)} names but features have {F.shape[1]} columns; pass one name per column")
+        raise InputError(
+            f"feature_names has {len(names)} names but features have {F.shape[1]} columns; pass one name per column"
+        )
     shown = list(names if names is not None else [f"x{i}" for i in range(F.shape[1])])[:HOVER_FEATURES]
     return [str(s) for s in shown], F[:, :HOVER_FEATURES].astype(np.float32)
 
@@ -193,8 +223,16 @@ def _marker_size(n: int) -> float:
     return 7.0 if n <= 2_000 else 5.0 if n <= 20_000 else 3.5
 
 
-def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.ndarray, feat: tuple[list[str], np.ndarray | None],
-              title: str, axis_labels: Sequence[str], intro: str) -> Any:
+def _document(
+    E: np.ndarray,
+    classes: list[str],
+    codes: np.ndarray,
+    slot: np.ndarray,
+    feat: tuple[list[str], np.ndarray | None],
+    title: str,
+    axis_labels: Sequence[str],
+    intro: str,
+) -> Any:
     """The Bokeh layout: the map (one renderer per class, for the legend's show/hide) and the side panel."""
     from bokeh.layouts import column, row
     from bokeh.models import BoxSelectTool, ColumnDataSource, CustomJS, HoverTool, LassoSelectTool
@@ -203,8 +241,17 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
     from bokeh.models.widgets import Button, Div
     from bokeh.plotting import figure
 
-    p = figure(width=860, height=760, output_backend="webgl", tools="pan,wheel_zoom,reset,save", active_scroll="wheel_zoom",
-               x_axis_label=axis_labels[0], y_axis_label=axis_labels[1], toolbar_location="above", name="map")
+    p = figure(
+        width=860,
+        height=760,
+        output_backend="webgl",
+        tools="pan,wheel_zoom,reset,save",
+        active_scroll="wheel_zoom",
+        x_axis_label=axis_labels[0],
+        y_axis_label=axis_labels[1],
+        toolbar_location="above",
+        name="map",
+    )
     p.title = Title(text=title, text_font_size="15px")
     renderers, items = [], []
     names, F = feat
@@ -214,26 +261,59 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
         data = {"x": E[members, 0], "y": E[members, 1], "idx": members.astype(np.int32), "slot": slot[members]}
         if F is not None:
             data.update({f"f{j}": F[members, j] for j in range(len(names))})
-        r = p.scatter("x", "y", source=ColumnDataSource(data), size=_marker_size(len(E)), fill_color=color, line_color=None, fill_alpha=0.75,
-                      selection_fill_alpha=1.0, nonselection_fill_alpha=0.12, name=f"class {name}")
+        r = p.scatter(
+            "x",
+            "y",
+            source=ColumnDataSource(data),
+            size=_marker_size(len(E)),
+            fill_color=color,
+            line_color=None,
+            fill_alpha=0.75,
+            selection_fill_alpha=1.0,
+            nonselection_fill_alpha=0.12,
+            name=f"class {name}",
+        )
         renderers.append(r)
         items.append(LegendItem(label=name, renderers=[r]))  # type: ignore[list-item]  # bokeh's GlyphRenderer[T] is invariant
-    legend = Legend(items=items, click_policy="hide", title="label (click: show/hide)", label_text_font_size="13px", glyph_height=18, glyph_width=18)
+    legend = Legend(
+        items=items,
+        click_policy="hide",
+        title="label (click: show/hide)",
+        label_text_font_size="13px",
+        glyph_height=18,
+        glyph_width=18,
+    )
     p.add_layout(legend, "right")
     state = {"renderers": renderers, "classes": classes}
     info = Div(text=intro, width=300, styles={"font-size": "13px"})
-    sel = Div(text="<i>Box or lasso select (toolbar) to list points here.</i>", width=300, name="selection", styles={"font-size": "13px"})
+    sel = Div(
+        text="<i>Box or lasso select (toolbar) to list points here.</i>",
+        width=300,
+        name="selection",
+        styles={"font-size": "13px"},
+    )
     targets: list[DataRenderer] = list(renderers)  # the tools' type hints want this (invariant) list type
-    p.add_tools(HoverTool(tooltips=None, renderers=targets, callback=CustomJS(args=state, code="aekitExplore.hover(cb_data, renderers, classes)")),
-                BoxSelectTool(renderers=targets), LassoSelectTool(renderers=targets))
+    p.add_tools(
+        HoverTool(
+            tooltips=None,
+            renderers=targets,
+            callback=CustomJS(args=state, code="aekitExplore.hover(cb_data, renderers, classes)"),
+        ),
+        BoxSelectTool(renderers=targets),
+        LassoSelectTool(renderers=targets),
+    )
     on_select = CustomJS(args={**state, "div": sel}, code="aekitExplore.selected(renderers, classes, div)")
     for r in renderers:
         r.data_source.selected.js_on_change("indices", on_select)
         r.js_on_change("visible", on_select)  # hiding a class drops it from the saved selection
     buttons = []
-    for label, code in (("Save CSV", "aekitExplore.download('csv', classes)"), ("Save JSON", "aekitExplore.download('json', classes)"),
-                        ("Clear", "aekitExplore.clear(renderers)"), ("Show all", "aekitExplore.showAll(renderers, true)"),
-                        ("Hide all", "aekitExplore.showAll(renderers, false)")):
+    for label, code in (
+        ("Save CSV", "aekitExplore.download('csv', classes)"),
+        ("Save JSON", "aekitExplore.download('json', classes)"),
+        ("Clear", "aekitExplore.clear(renderers)"),
+        ("Show all", "aekitExplore.showAll(renderers, true)"),
+        ("Hide all", "aekitExplore.showAll(renderers, false)"),
+    ):
         b = Button(label=label, width=58 if len(label) < 6 else 90, name=label.lower().replace(" ", "-"))
         b.js_on_click(CustomJS(args=state, code=code))
         buttons.append(b)
@@ -243,8 +323,9 @@ def _document(E: np.ndarray, classes: list[str], codes: np.ndarray, slot: np.nda
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 8px; }
-#aekit-tip { position: fixed; display: none; pointer-events: none; z-index: 10; background: #fff; border: 1px solid #999;
-  border-radius: 4px; padding: 6px; box-shadow: 0 2px 8px rgba(0,0,0,.25); font: 12px system-ui, sans-serif; max-width: 260px; }
+#aekit-tip { position: fixed; display: none; pointer-events: none; z-index: 10; background: #fff;
+  border: 1px solid #999; border-radius: 4px; padding: 6px; box-shadow: 0 2px 8px rgba(0,0,0,.25);
+  font: 12px system-ui, sans-serif; max-width: 260px; }
 #aekit-tip img { display: block; image-rendering: pixelated; margin-bottom: 4px; }
 #aekit-tip table { border-collapse: collapse; } #aekit-tip td { padding: 0 6px 0 0; }
 """
@@ -258,7 +339,8 @@ _JS = r"""
   const cfg = () => AE.cfg || (AE.cfg = JSON.parse(document.getElementById("aekit-config").textContent));
   document.addEventListener("mousemove", (e) => {
     AE.mouse = [e.clientX, e.clientY];
-    if (!e.composedPath().some((n) => n.tagName === "CANVAS" || (n.classList && n.classList.contains("bk-Canvas")))) AE.tip(null);
+    const onCanvas = (n) => n.tagName === "CANVAS" || (n.classList && n.classList.contains("bk-Canvas"));
+    if (!e.composedPath().some(onCanvas)) AE.tip(null);
   }, true);
   function sheet(k) {  // sheet k as a decoded image, or null while it loads (then everything shown is redrawn)
     let img = AE.sheets[k];
@@ -278,16 +360,19 @@ _JS = r"""
     cv.width = c.tile[1] * scale; cv.height = c.tile[0] * scale;
     const g = cv.getContext("2d");
     g.imageSmoothingEnabled = false;
-    g.drawImage(img, (t % c.cols) * c.tile[1], Math.floor(t / c.cols) * c.tile[0], c.tile[1], c.tile[0], 0, 0, cv.width, cv.height);
+    g.drawImage(img, (t % c.cols) * c.tile[1], Math.floor(t / c.cols) * c.tile[0], c.tile[1], c.tile[0],
+                0, 0, cv.width, cv.height);
     return cv.toDataURL();
   };
-  const esc = (s) => String(s).replace(/[&<>"]/g, (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
+  const esc = (s) => String(s).replace(/[&<>"]/g,
+                                      (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
   function card(src, i, cls, classes, scale) {
     const c = cfg(), d = src.data, url = AE.thumb(d.slot[i], scale);
     let h = url ? `<img src="${url}" alt="point ${d.idx[i]}">` : (url === "" ? "<i>loading…</i><br>" : "");
     h += `<b>#${d.idx[i]}</b>` + (c.labelled ? ` &nbsp;label <b>${esc(classes[cls])}</b>` : "");
     if (c.features.length) {
-      h += "<table>" + c.features.map((f, j) => `<tr><td>${esc(f)}</td><td>${Number(d["f" + j][i]).toPrecision(4)}</td></tr>`).join("") + "</table>";
+      const tr = (f, j) => `<tr><td>${esc(f)}</td><td>${Number(d["f" + j][i]).toPrecision(4)}</td></tr>`;
+      h += "<table>" + c.features.map(tr).join("") + "</table>";
     }
     return h;
   }
@@ -295,7 +380,8 @@ _JS = r"""
     let el = document.getElementById("aekit-tip");
     AE.last = hit;
     if (!hit) { el.style.display = "none"; return; }
-    el.innerHTML = card(hit.r.data_source, hit.i, hit.cls, hit.classes, 3) + (hit.more ? `<br><i>+${hit.more} more here (zoom in)</i>` : "");
+    el.innerHTML = card(hit.r.data_source, hit.i, hit.cls, hit.classes, 3) +
+      (hit.more ? `<br><i>+${hit.more} more here (zoom in)</i>` : "");
     el.dataset.index = hit.r.data_source.data.idx[hit.i];
     el.style.display = "block";
     const [x, y] = AE.mouse, w = el.offsetWidth, h = el.offsetHeight;
@@ -325,21 +411,30 @@ _JS = r"""
     renderers.forEach((r, k) => {
       if (!r.visible) return;
       const d = r.data_source.data;
-      for (const i of r.data_source.selected.indices) { picked.push([d.idx[i], k, d.slot[i]]); per.set(k, (per.get(k) || 0) + 1); }
+      for (const i of r.data_source.selected.indices) {
+        picked.push([d.idx[i], k, d.slot[i]]);
+        per.set(k, (per.get(k) || 0) + 1);
+      }
     });
     picked.sort((a, b) => a[0] - b[0]);
     AE.picked = picked;
-    renderers.forEach((r) => { r.glyph.fill_alpha = picked.length ? 0.12 : 0.75; });  // classes with nothing selected fade too
+    // classes with nothing selected fade too
+    renderers.forEach((r) => { r.glyph.fill_alpha = picked.length ? 0.12 : 0.75; });
     if (!picked.length) { div.text = "<i>Box or lasso select (toolbar) to list points here.</i>"; return; }
     let h = `<b>${picked.length.toLocaleString()} selected</b>`;
-    if (cfg().labelled) h += "<br>" + [...per.entries()].sort((a, b) => b[1] - a[1]).map(([k, m]) => `${esc(classes[k])}: ${m}`).join(", ");
+    if (cfg().labelled) {
+      const counts = [...per.entries()].sort((a, b) => b[1] - a[1]);
+      h += "<br>" + counts.map(([k, m]) => `${esc(classes[k])}: ${m}`).join(", ");
+    }
     const step = Math.max(1, picked.length / 60), gal = [];
     for (let j = 0; j < Math.min(60, picked.length); j++) {
       const q = picked[Math.floor(j * step)], url = AE.thumb(q[2], 1);
       if (url) gal.push(`<img src="${url}" title="#${q[0]}" style="margin:1px;image-rendering:pixelated;width:40px">`);
     }
     if (gal.length) h += `<div style="margin-top:6px">${gal.join("")}</div>`;
-    else if (!cfg().sheets) h += "<br>indices: " + picked.slice(0, 40).map((q) => q[0]).join(", ") + (picked.length > 40 ? ", …" : "");
+    else if (!cfg().sheets) {
+      h += "<br>indices: " + picked.slice(0, 40).map((q) => q[0]).join(", ") + (picked.length > 40 ? ", …" : "");
+    }
     div.text = h;
   };
   AE.download = function (fmt, classes) {
@@ -347,7 +442,8 @@ _JS = r"""
     let text;
     if (fmt === "csv") {
       const q = (s) => (/[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
-      text = (c.labelled ? "index,label\n" : "index\n") + p.map((e) => e[0] + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n").join("");
+      const line = (e) => e[0] + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n";
+      text = (c.labelled ? "index,label\n" : "index\n") + p.map(line).join("");
     } else {
       const o = {indices: p.map((e) => e[0])};
       if (c.labelled) o.labels = p.map((e) => classes[e[1]]);
@@ -370,12 +466,19 @@ def _page(layout: Any, title: str, thumbs: Thumbnails | None, cfg: dict[str, Any
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
-    sheets = "".join(f'<script type="text/plain" id="aekit-sheet-{k}">{base64.b64encode(s).decode()}</script>\n'
-                     for k, s in enumerate(thumbs.sheets if thumbs else []))
+    sheets = "".join(
+        f'<script type="text/plain" id="aekit-sheet-{k}">{base64.b64encode(s).decode()}</script>\n'
+        for k, s in enumerate(thumbs.sheets if thumbs else [])
+    )
     config = json.dumps(cfg).replace("</", "<\\/")  # no "</script>" inside the script element
-    template = ("{% block postamble %}<style>" + _CSS + "</style><script>" + _JS + "</script>{% endblock %}\n"
-                "{% block inner_body %}" + '<div id="aekit-tip"></div>'
-                + f'<script type="application/json" id="aekit-config">{config}</script>\n' + sheets + "{{ super() }}{% endblock %}")
+    template = (
+        "{% block postamble %}<style>" + _CSS + "</style><script>" + _JS + "</script>{% endblock %}\n"
+        "{% block inner_body %}"
+        + '<div id="aekit-tip"></div>'
+        + f'<script type="application/json" id="aekit-config">{config}</script>\n'
+        + sheets
+        + "{{ super() }}{% endblock %}"
+    )
     return file_html(layout, resources=INLINE, title=title, template=template)
 
 
@@ -400,19 +503,33 @@ def explore_html(
     imgs = _check_rows("images", images, n)
     F = _check_rows("features", features, n)
     stack = image_stack(imgs, image_shape) if imgs is not None else None
-    thumbs = pack_thumbnails(stack, max_thumbnails=max_thumbnails, thumbnail_size=thumbnail_size, random_state=random_state) if stack is not None else None
+    thumbs = (
+        pack_thumbnails(stack, max_thumbnails=max_thumbnails, thumbnail_size=thumbnail_size, random_state=random_state)
+        if stack is not None
+        else None
+    )
     classes, codes = _classes(y, n)
     names, Fs = _features(F, feature_names)
     slot = thumbs.slot if thumbs else np.full(n, -1, dtype=np.int32)
     parts = [f"<b>{n:,} points</b>" + (f", {len(classes)} labels" if y is not None else "")]
     if thumbs:
         parts.append(thumbs.note or "every point has a thumbnail")
-    parts.append("Hover: a point's " + ("image, " if thumbs else "values, " if names else "") + "index and label. Wheel: zoom; drag: pan. "
-                 "Box/lasso (toolbar): select, then save the indices. Legend: click a label to hide or show it.")
+    parts.append(
+        "Hover: a point's "
+        + ("image, " if thumbs else "values, " if names else "")
+        + "index and label. Wheel: zoom; drag: pan. "
+        "Box/lasso (toolbar): select, then save the indices. Legend: click a label to hide or show it."
+    )
     intro = "<br>".join(html.escape(s) if not s.startswith("<b>") else s for s in parts)
     layout = _document(E, classes, codes, slot, (names, Fs), title, axis_labels, intro)
-    cfg = {"labelled": y is not None, "features": names, "sheets": len(thumbs.sheets) if thumbs else 0,
-           "tile": list(thumbs.tile) if thumbs else [0, 0], "cols": int(math.isqrt(SHEET_TILES)), "per_sheet": SHEET_TILES}
+    cfg = {
+        "labelled": y is not None,
+        "features": names,
+        "sheets": len(thumbs.sheets) if thumbs else 0,
+        "tile": list(thumbs.tile) if thumbs else [0, 0],
+        "cols": int(math.isqrt(SHEET_TILES)),
+        "per_sheet": SHEET_TILES,
+    }
     return _page(layout, title, thumbs, cfg)
 
 
@@ -464,8 +581,19 @@ def explore(
     Path of the written file.
     """
     p = check_writable(path)
-    page = explore_html(embedding, labels, images, image_shape=image_shape, features=features, feature_names=feature_names, title=title,
-                        axis_labels=axis_labels, max_thumbnails=max_thumbnails, thumbnail_size=thumbnail_size, random_state=random_state)
+    page = explore_html(
+        embedding,
+        labels,
+        images,
+        image_shape=image_shape,
+        features=features,
+        feature_names=feature_names,
+        title=title,
+        axis_labels=axis_labels,
+        max_thumbnails=max_thumbnails,
+        thumbnail_size=thumbnail_size,
+        random_state=random_state,
+    )
     with atomic_path(p) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return p

@@ -45,8 +45,15 @@ def _onnx_file(module: torch.nn.Module, width: int, path: Path, names: tuple[str
 
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation chatter, not the user's business
-        program = torch.onnx.export(_plain(module), (torch.zeros(2, width),), dynamo=True, input_names=[names[0]], output_names=[names[1]],
-                                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        program = torch.onnx.export(
+            _plain(module),
+            (torch.zeros(2, width),),
+            dynamo=True,
+            input_names=[names[0]],
+            output_names=[names[1]],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )
         assert program is not None  # dynamo=True always returns an ONNXProgram
         model = program.model_proto
         for key, value in meta.items():
@@ -68,12 +75,21 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """
     out = Path(out_dir)
     n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
-    meta = {"aekit.input": "float32 (batch, n_features) in [0, 1]: divide 0-255 pixels by 255", "aekit.model": type(est).__name__}
+    meta = {
+        "aekit.input": "float32 (batch, n_features) in [0, 1]: divide 0-255 pixels by 255",
+        "aekit.model": type(est).__name__,
+    }
     if getattr(est, "image_shape", None) is not None:
         meta["aekit.image_shape"] = ",".join(map(str, est.image_shape))
     paths = {"encoder": out / ONNX_FILES[0], "decoder": out / ONNX_FILES[1]}
     _onnx_file(est.encoder_, n_in, paths["encoder"], ("x", "code"), meta)
-    _onnx_file(est.decoder_, n_code, paths["decoder"], ("code", "x_hat"), {**meta, "aekit.input": "float32 (batch, n_components) codes"})
+    _onnx_file(
+        est.decoder_,
+        n_code,
+        paths["decoder"],
+        ("code", "x_hat"),
+        {**meta, "aekit.input": "float32 (batch, n_components) codes"},
+    )
     return paths
 
 
@@ -89,7 +105,7 @@ def _metadata(n: int, labels: np.ndarray | None) -> str:
 
 
 def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray, tuple[int, int]]:
-    """One square grid of uint8 ``(n, H, W, C)`` images, shrunk so that it fits ``max_px``; returns it and the tile (H, W)."""
+    """One square grid of uint8 ``(n, H, W, C)`` images, shrunk to fit ``max_px``; returns it and the tile (H, W)."""
     from PIL import Image
 
     n, h, w, c = images.shape
@@ -98,7 +114,14 @@ def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray,
     th, tw = max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
     if (th, tw) != (h, w):
         log.warning("sprite: %d images shrunk from %dx%d to %dx%d pixels to fit %d px", n, h, w, th, tw, max_px)
-        images = np.stack([np.asarray(Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)).reshape(th, tw, c) for im in images])
+        images = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(im.squeeze(-1) if c == 1 else im).resize((tw, th), Image.Resampling.LANCZOS)
+                ).reshape(th, tw, c)
+                for im in images
+            ]
+        )
     grid = np.zeros((cols * cols, th, tw, c), dtype=np.uint8)
     grid[:n] = images
     grid = grid.reshape(cols, cols, th, tw, c).transpose(0, 2, 1, 3, 4).reshape(cols * th, cols * tw, c)
@@ -114,7 +137,9 @@ def to_projector(
     image_shape: Sequence[int] | None = None,
     tensor_name: str = "aekit codes",
 ) -> dict[str, Path]:
-    """Write TensorBoard projector files: ``embedding.tsv``, ``metadata.tsv``, ``sprite.png``, ``projector_config.pbtxt``.
+    """Write TensorBoard projector files.
+
+    They are ``embedding.tsv``, ``metadata.tsv``, ``sprite.png`` and ``projector_config.pbtxt``.
 
     Parameters
     ----------
@@ -134,23 +159,34 @@ def to_projector(
 
     E = np.asarray(embedding)
     if E.ndim != 2 or len(E) == 0 or E.dtype.kind not in "biuf" or not np.all(np.isfinite(E)):
-        raise InputError(f"embedding has shape {E.shape} (dtype {E.dtype}); expected finite numbers of shape (n_samples, n_dims)")
+        raise InputError(
+            f"embedding has shape {E.shape} (dtype {E.dtype}); expected finite numbers of shape (n_samples, n_dims)"
+        )
     n = len(E)
     y = _check_rows("labels", labels, n)
     imgs = _check_rows("images", images, n)
     stack = image_stack(imgs, image_shape) if imgs is not None else None  # bad images fail before any file is written
     out = Path(out_dir)
-    paths = {"embedding": out / "embedding.tsv", "metadata": out / "metadata.tsv", "config": out / "projector_config.pbtxt"}
+    paths = {
+        "embedding": out / "embedding.tsv",
+        "metadata": out / "metadata.tsv",
+        "config": out / "projector_config.pbtxt",
+    }
     for key, text in (("embedding", _tsv(E)), ("metadata", _metadata(n, y))):
         with atomic_path(paths[key]) as tmp:
             tmp.write_text(text, encoding="utf-8")
-    config = f'embeddings {{\n  tensor_name: "{tensor_name}"\n  tensor_path: "embedding.tsv"\n  metadata_path: "metadata.tsv"\n'
+    config = (
+        f'embeddings {{\n  tensor_name: "{tensor_name}"\n'
+        '  tensor_path: "embedding.tsv"\n  metadata_path: "metadata.tsv"\n'
+    )
     if stack is not None:
         grid, (th, tw) = sprite(stack)
         paths["sprite"] = out / "sprite.png"
         with atomic_path(paths["sprite"]) as tmp:
             Image.fromarray(grid).save(tmp, format="PNG")
-        config += f'  sprite {{\n    image_path: "sprite.png"\n    single_image_dim: {tw}\n    single_image_dim: {th}\n  }}\n'
+        config += (
+            f'  sprite {{\n    image_path: "sprite.png"\n    single_image_dim: {tw}\n    single_image_dim: {th}\n  }}\n'
+        )
     with atomic_path(paths["config"]) as tmp:
         tmp.write_text(config + "}\n", encoding="utf-8")
     return paths

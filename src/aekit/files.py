@@ -64,8 +64,13 @@ def _versions() -> dict[str, str]:
 
     from aekit import __version__
 
-    return {"aekit": __version__, "torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
-            "python": platform.python_version()}
+    return {
+        "aekit": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -118,8 +123,14 @@ def entry(meta: dict[str, str], key: str, max_chars: int = schema.MAX_SMALL_JSON
 
 
 def check_tensors(
-    path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], *,
-    prefix: str = "", fix: str, corrupt: str, what: str = "weights",
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+    *,
+    prefix: str = "",
+    fix: str,
+    corrupt: str,
+    what: str = "weights",
 ) -> None:
     """Refuse a file's tensors unless they fit a network and are finite.
 
@@ -128,11 +139,12 @@ def check_tensors(
     in ``tensors`` (the whole file) must be finite. ``fix`` ends the message for tensors
     that do not fit, ``corrupt`` the one for NaN or inf values; ``what`` names the tensors checked.
     """
-    found = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    found = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     wrong = [
         f"tensor {k} has shape {tuple(found[k].shape)} {found[k].dtype}, expected {tuple(v.shape)} {v.dtype}"
-        for k, v in expected.items() if k in found and (found[k].shape != v.shape or found[k].dtype != v.dtype)
+        for k, v in expected.items()
+        if k in found and (found[k].shape != v.shape or found[k].dtype != v.dtype)
     ]
     if missing or extra or wrong:
         problems = [f"missing {missing[:5]}"] if missing else []
@@ -209,8 +221,13 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_model(
-    path: str | os.PathLike[str], net: nn.Module, estimator: str, params: dict[str, Any], fitted: dict[str, Any],
-    *, overwrite: bool = True,
+    path: str | os.PathLike[str],
+    net: nn.Module,
+    estimator: str,
+    params: dict[str, Any],
+    fitted: dict[str, Any],
+    *,
+    overwrite: bool = True,
 ) -> Path:
     """Write a model file: ``net``'s weights, the estimator's class name, JSON ``params`` and ``fitted``."""
     p = Path(path)
@@ -264,8 +281,12 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
-    params: dict[str, Any], seed: int | None = None,
+    path: str | os.PathLike[str],
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: LoopState,
+    params: dict[str, Any],
+    seed: int | None = None,
 ) -> None:
     """Write a checkpoint of a run: weights, optimizer state, loop state and torch's CPU RNG.
 
@@ -323,8 +344,10 @@ class CheckpointMeta(NamedTuple):
 def _checkpoint_kind(p: Path, meta: dict[str, str]) -> None:
     fmt = meta.get("aekit_checkpoint")
     if fmt is None:
-        what = "a model file (load it with aekit.load)" if "aekit_format" in meta else (
-            "a safetensors file without aekit checkpoint metadata"
+        what = (
+            "a model file (load it with aekit.load)"
+            if "aekit_format" in meta
+            else ("a safetensors file without aekit checkpoint metadata")
         )
         raise ModelFileError(
             f"{p}: expected an aekit training checkpoint, found {what}; "
@@ -397,11 +420,15 @@ def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, ck: CheckpointMet
     max_lr = float(rate) if rate is not None and schema.Num().ok(rate) else schema.MAX_FLOAT
     with corrupted_metadata(p, "checkpoint metadata", _OPTIMIZER_FIX):
         if len(ck.groups) != len(current):
-            raise SchemaError("param_groups", f"{len(current)} groups (this run's optimizer)", f"{len(ck.groups)} groups")
+            raise SchemaError(
+                "param_groups", f"{len(current)} groups (this run's optimizer)", f"{len(ck.groups)} groups"
+            )
         for i, (group, mine) in enumerate(zip(ck.groups, current, strict=True)):
             check(_group_schema(mine, max_lr), group, f"param_groups[{i}]")
-    return [{**mine, **group, **{k: mine[k] for k in _RUNTIME_KEYS if k in mine}}
-            for group, mine in zip(ck.groups, current, strict=True)]
+    return [
+        {**mine, **group, **{k: mine[k] for k in _RUNTIME_KEYS if k in mine}}
+        for group, mine in zip(ck.groups, current, strict=True)
+    ]
 
 
 def _meta_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
@@ -414,16 +441,23 @@ def _expected_state(
     """The optimizer tensors (``index.key``, as meta tensors) and the one-element ones (``opt.index.key``)
     that a checkpoint of ``epoch`` completed epochs holds (none before the first step), for this run's
     parameters under the checkpoint's ``groups`` (whose momentum decides whether there is a buffer)."""
-    params = [(i, g, p) for i, (g, p) in enumerate(
-        (g, p) for g, mine in zip(groups, optimizer.param_groups, strict=True) for p in mine["params"])]
+    params = [
+        (i, g, p)
+        for i, (g, p) in enumerate(
+            (g, p) for g, mine in zip(groups, optimizer.param_groups, strict=True) for p in mine["params"]
+        )
+    ]
     known = OPTIMIZER_STATE.get(type(optimizer).__name__)
     if epoch == 0:
         return {}, set()
     if known is None:  # an optimizer the table does not list: the file's keys, each shaped like its parameter
         shapes = {str(i): p for i, _, p in params}
         found = [(n[4:], shapes.get(n.split(".")[1])) for n in names if n.count(".") >= 2]
-        return {k: _meta_tensor((1,), torch.float32) if f"opt.{k}" in scalar_keys else _meta_tensor(p.shape, p.dtype)
-                for k, p in found if p is not None}, scalar_keys
+        return {
+            k: _meta_tensor((1,), torch.float32) if f"opt.{k}" in scalar_keys else _meta_tensor(p.shape, p.dtype)
+            for k, p in found
+            if p is not None
+        }, scalar_keys
     shaped, with_momentum, scalars = known
     expected: dict[str, torch.Tensor] = {}
     for i, group, param in params:
@@ -449,26 +483,49 @@ def _check_rng(p: Path, rng: torch.Tensor | None) -> None:
     raise ModelFileError(f"{p}: random-number state rng.cpu {problem}; {CHECKPOINT_DAMAGED}")
 
 
-def _check_checkpoint_tensors(p: Path, tensors: dict[str, torch.Tensor], net: nn.Module,
-                              optimizer: torch.optim.Optimizer, groups: list[dict[str, Any]], ck: CheckpointMeta) -> None:
+def _check_checkpoint_tensors(
+    p: Path,
+    tensors: dict[str, torch.Tensor],
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    groups: list[dict[str, Any]],
+    ck: CheckpointMeta,
+) -> None:
     """Every tensor of a checkpoint: its name, shape, dtype and finiteness, and the RNG state torch takes."""
     stray = sorted(k for k in tensors if k != "rng.cpu" and not k.startswith(("net.", "best.", "opt.")))
     if stray:
         raise ModelFileError(f"{p}: unexpected tensors {stray[:5]} in a checkpoint; {CHECKPOINT_DAMAGED}")
     _check_rng(p, tensors.get("rng.cpu"))
     weights = net.state_dict()
-    check_tensors(p, tensors, weights, prefix="net.", fix="resume with the parameters that wrote it",
-                  corrupt=CHECKPOINT_DAMAGED)
+    check_tensors(
+        p, tensors, weights, prefix="net.", fix="resume with the parameters that wrote it", corrupt=CHECKPOINT_DAMAGED
+    )
     if any(k.startswith("best.") for k in tensors):  # the best epoch's weights, kept by early stopping
-        check_tensors(p, tensors, weights, prefix="best.", fix=CHECKPOINT_DAMAGED, corrupt=CHECKPOINT_DAMAGED,
-                      what="best-epoch weights best.*")
+        check_tensors(
+            p,
+            tensors,
+            weights,
+            prefix="best.",
+            fix=CHECKPOINT_DAMAGED,
+            corrupt=CHECKPOINT_DAMAGED,
+            what="best-epoch weights best.*",
+        )
     names = [k for k in tensors if k.startswith("opt.")]
     expected, scalars = _expected_state(optimizer, groups, ck.loop["epoch"], names, ck.scalar_keys)
-    check_tensors(p, tensors, expected, prefix="opt.", fix=_OPTIMIZER_FIX, corrupt=CHECKPOINT_DAMAGED,
-                  what="optimizer tensors opt.*")
+    check_tensors(
+        p,
+        tensors,
+        expected,
+        prefix="opt.",
+        fix=_OPTIMIZER_FIX,
+        corrupt=CHECKPOINT_DAMAGED,
+        what="optimizer tensors opt.*",
+    )
     if ck.scalar_keys != scalars:
-        raise ModelFileError(f"{p}: metadata scalar_keys names {sorted(ck.scalar_keys)[:3]}, expected the "
-                             f"optimizer's one-element state {sorted(scalars)[:3]}; {CHECKPOINT_DAMAGED}")
+        raise ModelFileError(
+            f"{p}: metadata scalar_keys names {sorted(ck.scalar_keys)[:3]}, expected the "
+            f"optimizer's one-element state {sorted(scalars)[:3]}; {CHECKPOINT_DAMAGED}"
+        )
 
 
 def _optimizer_state(tensors: dict[str, torch.Tensor], scalar_keys: set[str]) -> dict[int, dict[str, Any]]:
@@ -492,7 +549,10 @@ def _load_optimizer(
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, *,
+    path: str | os.PathLike[str],
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
     expected_params: dict[str, Any] | None = None,
 ) -> LoopState:
     """Restore ``net``, ``optimizer`` and torch's CPU RNG in place; return the loop state.
@@ -507,7 +567,9 @@ def load_checkpoint(
     ck = read_checkpoint_metadata(p)
     if expected_params is not None:
         # a parameter the checkpoint does not name is younger than the file: its run had the default
-        written = {k: ck.params[k] if k in ck.params else getattr(PARAMS.get(k), "default", None) for k in expected_params}
+        written = {
+            k: ck.params[k] if k in ck.params else getattr(PARAMS.get(k), "default", None) for k in expected_params
+        }
         changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and written[k] != expected_params[k]}
         changed |= {"epochs"} - set(ck.params)  # every run writes it: the bound of the loop's counters
         if changed:
@@ -540,8 +602,12 @@ def checkpoint_seed(path: str | os.PathLike[str]) -> tuple[int | None, Any]:
 
 
 def checkpoint_callback(
-    path: str | os.PathLike[str], net: nn.Module, optimizer: torch.optim.Optimizer, get_state: Callable[[], LoopState],
-    params: dict[str, Any], seed: int | None = None,
+    path: str | os.PathLike[str],
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    get_state: Callable[[], LoopState],
+    params: dict[str, Any],
+    seed: int | None = None,
 ) -> Callable[[int, dict[str, float]], None]:
     """A training callback that writes a checkpoint at the end of every epoch."""
 

@@ -85,7 +85,9 @@ def knn_cv_accuracy(Z: np.ndarray, y: np.ndarray, k: int = 5, folds: int = 5, ra
     return float(np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=k), Z, y, cv=cv)))
 
 
-def trustworthiness(X: np.ndarray, Z: np.ndarray, n_neighbors: int = 5, max_samples: int = 5000, random_state: int = 0) -> float:
+def trustworthiness(
+    X: np.ndarray, Z: np.ndarray, n_neighbors: int = 5, max_samples: int = 5000, random_state: int = 0
+) -> float:
     """scikit-learn's trustworthiness of ``Z`` w.r.t. ``X`` on at most ``max_samples`` points.
 
     The exact computation is quadratic in memory, so larger sets are subsampled

@@ -226,12 +226,30 @@ def build_net(
             raise InputError("n_components=None is only allowed with architecture='conv'; give the code size, e.g. 2")
         hidden = list(hidden_layer_sizes)
         if variational:
-            body = dense_stack([n_features, *hidden], activation, last_activation=activation, batchnorm=batchnorm, dropout=dropout) if hidden else nn.Identity()
+            body = (
+                dense_stack(
+                    [n_features, *hidden], activation, last_activation=activation, batchnorm=batchnorm, dropout=dropout
+                )
+                if hidden
+                else nn.Identity()
+            )
             width = hidden[-1] if hidden else n_features
         else:
-            body = dense_stack([n_features, *hidden, n_components], activation, last_activation=code_activation, batchnorm=batchnorm, dropout=dropout)
+            body = dense_stack(
+                [n_features, *hidden, n_components],
+                activation,
+                last_activation=code_activation,
+                batchnorm=batchnorm,
+                dropout=dropout,
+            )
             width = n_components
-        decoder = dense_stack([n_components, *reversed(hidden), n_features], activation, last_activation="linear", batchnorm=batchnorm, dropout=dropout)
+        decoder = dense_stack(
+            [n_components, *reversed(hidden), n_features],
+            activation,
+            last_activation="linear",
+            batchnorm=batchnorm,
+            dropout=dropout,
+        )
     elif architecture == "conv":
         shape = _image_shape(image_shape, n_features, len(conv_filters))
         body = conv_encoder(shape, conv_filters, kernel_size, activation, batchnorm)
@@ -240,7 +258,11 @@ def build_net(
         flat = conv_filters[-1] * (shape[1] // down) * (shape[2] // down)
         width = flat
         if n_components is not None and not variational:
-            body = nn.Sequential(body, nn.Linear(flat, n_components), *([make_activation(code_activation, "code_activation")] if code_activation != "linear" else []))
+            body = nn.Sequential(
+                body,
+                nn.Linear(flat, n_components),
+                *([make_activation(code_activation, "code_activation")] if code_activation != "linear" else []),
+            )
             decoder = nn.Sequential(nn.Linear(n_components, flat), nn.ReLU(), decoder)
             width = n_components
         elif variational:
@@ -256,8 +278,12 @@ def build_net(
         mu, logvar = nn.Linear(width, code_size), nn.Linear(width, code_size)
     head = None
     if n_classes is not None:
-        head = dense_stack([code_size, *head_layer_sizes, n_classes], head_activation, last_activation="linear", dropout=head_dropout)
-    net = AutoencoderNet(body, decoder, output_activation=output_activation, mu=mu, logvar=logvar, head=head, code_size=code_size)
+        head = dense_stack(
+            [code_size, *head_layer_sizes, n_classes], head_activation, last_activation="linear", dropout=head_dropout
+        )
+    net = AutoencoderNet(
+        body, decoder, output_activation=output_activation, mu=mu, logvar=logvar, head=head, code_size=code_size
+    )
     keras_init_(net)
     if logvar is not None:  # start the VAE with unit variance
         nn.init.zeros_(logvar.weight)

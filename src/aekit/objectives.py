@@ -19,7 +19,9 @@ from aekit._utils import InputError
 RECONSTRUCTION_LOSSES = ("bce", "mse", "huber", "l1")
 # the losses that compare the output itself (after the sigmoid, if any) with the target
 _OUTPUT_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": F.mse_loss, "huber": F.huber_loss, "l1": F.l1_loss,
+    "mse": F.mse_loss,
+    "huber": F.huber_loss,
+    "l1": F.l1_loss,
 }
 NOISE_KINDS = ("gaussian", "masking", "salt_pepper")
 
@@ -76,7 +78,9 @@ def corrupt(x: torch.Tensor, kind: str, factor: float, *, clip: bool = True) -> 
     raise InputError(f"noise={kind!r} must be one of {NOISE_KINDS} or None")
 
 
-def add_noise(X: np.ndarray, kind: str = "gaussian", factor: float = 0.4, *, random_state: int = 0, clip: bool = True) -> np.ndarray:
+def add_noise(
+    X: np.ndarray, kind: str = "gaussian", factor: float = 0.4, *, random_state: int = 0, clip: bool = True
+) -> np.ndarray:
     """``corrupt`` for arrays, deterministic in ``random_state`` (e.g. a noisy test set)."""
     g = torch.Generator().manual_seed(int(random_state))
     with torch.random.fork_rng(devices=[]):

@@ -43,7 +43,14 @@ class KerasRMSprop(torch.optim.Optimizer):
     """
 
     def __init__(
-        self, params: Any, lr: float = 0.001, rho: float = 0.9, momentum: float = 0.0, eps: float = 1e-7, *, fused: bool = False,
+        self,
+        params: Any,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        eps: float = 1e-7,
+        *,
+        fused: bool = False,
         working_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps})
@@ -72,7 +79,8 @@ class KerasRMSprop(torch.optim.Optimizer):
         if p.grad is not None:
             raise InputError(
                 "KerasRMSprop(working_dtype=...) got a gradient on a float32 master weight; "
-                "compute the loss from working_params() (e.g. torch.func.functional_call) so gradients reach the working copies"
+                "compute the loss from working_params() (e.g. torch.func.functional_call) "
+                "so gradients reach the working copies"
             )
         entry = self._working.get(p)
         return None if entry is None else entry[0].grad
@@ -104,7 +112,12 @@ class KerasRMSprop(torch.optim.Optimizer):
         sizes = [p.numel() for p in params]
         flat = {"n": len(params), "sizes": sizes}
         for k in keys:
-            parts = [self.state[p][k].reshape(-1) if k in self.state[p] else torch.zeros(p.numel(), dtype=p.dtype, device=p.device) for p in params]
+            parts = [
+                self.state[p][k].reshape(-1)
+                if k in self.state[p]
+                else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                for p in params
+            ]
             buf = torch.cat(parts)  # (P,)
             flat[k] = buf
             for p, view in zip(params, buf.split(sizes), strict=True):
@@ -124,7 +137,9 @@ class KerasRMSprop(torch.optim.Optimizer):
             if self.fused and self._fused_step(group, params):
                 continue
             flat = self._flat(group, params)
-            g = torch.cat([gp.reshape(-1) for p in params if (gp := self._grad(p)) is not None]).float()  # (P,) one copy (a no-op cast in float32)
+            g = torch.cat(
+                [gp.reshape(-1) for p in params if (gp := self._grad(p)) is not None]
+            ).float()  # (P,) one copy (a no-op cast in float32)
             v = flat["velocity"]
             v.mul_(group["rho"]).addcmul_(g, g, value=1 - group["rho"])
             denom = torch.add(v, group["eps"], out=flat["tmp"]).sqrt_()
@@ -135,7 +150,9 @@ class KerasRMSprop(torch.optim.Optimizer):
                 update = flat["momentum"].mul_(group["momentum"]).addcdiv_(g, denom, value=lr)
             else:
                 update = g.div_(denom).mul_(lr)
-            torch._foreach_sub_(params, [u.view_as(p) for u, p in zip(update.split(flat["sizes"]), params, strict=True)])
+            torch._foreach_sub_(
+                params, [u.view_as(p) for u, p in zip(update.split(flat["sizes"]), params, strict=True)]
+            )
             if self.working_dtype is not None:
                 for p in params:
                     self._working[p][0].detach().copy_(p)
@@ -157,11 +174,15 @@ class KerasRMSprop(torch.optim.Optimizer):
         bufs = [self.state[p]["momentum"] for p in params] if group["momentum"] > 0 else vs
         copies = [self._working[p][0].detach() for p in params] if self.working_dtype is not None else []
         try:
-            _compiled_rmsprop()(params, grads, vs, bufs, copies, lr, float(group["rho"]), float(group["momentum"]), float(group["eps"]))
+            _compiled_rmsprop()(
+                params, grads, vs, bufs, copies, lr, float(group["rho"]), float(group["momentum"]), float(group["eps"])
+            )
         except Exception as exc:  # compilation problems surface here, before anything is updated
             if capturing():  # the CUDA graph capture falls back as a whole
                 raise
-            log.warning("compiled RMSprop step failed (%s: %s); continuing with the eager step", type(exc).__name__, exc)
+            log.warning(
+                "compiled RMSprop step failed (%s: %s); continuing with the eager step", type(exc).__name__, exc
+            )
             self.fused = False
             return False
         if copies:
@@ -176,8 +197,15 @@ class KerasRMSprop(torch.optim.Optimizer):
 
 
 def _rmsprop_update(
-    params: list[torch.Tensor], grads: list[torch.Tensor], vs: list[torch.Tensor], bufs: list[torch.Tensor], copies: list[torch.Tensor],
-    lr: torch.Tensor, rho: float, momentum: float, eps: float,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    vs: list[torch.Tensor],
+    bufs: list[torch.Tensor],
+    copies: list[torch.Tensor],
+    lr: torch.Tensor,
+    rho: float,
+    momentum: float,
+    eps: float,
 ) -> None:
     """Keras RMSprop for every parameter; written to be fused by torch.compile.
 
@@ -209,7 +237,13 @@ OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
 
 
 def make_optimizer(
-    name: str, params: Any, lr: float, momentum: float = 0.0, *, fused: bool = False, working_dtype: torch.dtype | None = None
+    name: str,
+    params: Any,
+    lr: float,
+    momentum: float = 0.0,
+    *,
+    fused: bool = False,
+    working_dtype: torch.dtype | None = None,
 ) -> torch.optim.Optimizer:
     """Optimizers with Keras defaults (eps=1e-7). ``momentum`` applies to rmsprop and sgd.
 
@@ -219,7 +253,9 @@ def make_optimizer(
     if working_dtype is not None and name != "rmsprop":
         raise InputError(f"working_dtype is supported by optimizer='rmsprop' only, not {name!r}")
     if name == "rmsprop":
-        return KerasRMSprop(params, lr=lr, rho=0.9, momentum=momentum, eps=1e-7, fused=fused, working_dtype=working_dtype)
+        return KerasRMSprop(
+            params, lr=lr, rho=0.9, momentum=momentum, eps=1e-7, fused=fused, working_dtype=working_dtype
+        )
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         params = list(params)

@@ -93,7 +93,9 @@ class OutputFolder:
     def _open(self, lock: bool) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
-            raise InputError(f"{self.flag} {p} is a file; expected a folder (existing or new), choose another {self.flag}")
+            raise InputError(
+                f"{self.flag} {p} is a file; expected a folder (existing or new), choose another {self.flag}"
+            )
         missing = new_folders(p)
         above = (missing[0] if missing else p).parent
         if missing and not above.is_dir():
@@ -108,7 +110,9 @@ class OutputFolder:
             self._lock()
         clash = [f for f in self.files if (p / f).exists()]
         if clash and not self.overwrite:
-            raise FileExistsError(f"{p / clash[0]} exists; pass --overwrite to replace it, or choose another {self.flag}")
+            raise FileExistsError(
+                f"{p / clash[0]} exists; pass --overwrite to replace it, or choose another {self.flag}"
+            )
 
     def _lock(self) -> None:
         fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -186,8 +190,10 @@ class OutputFolder:
         """``exc`` (a full disk, an I/O error) as one line saying what became of the folder."""
         reason = exc.strerror or str(exc)
         state = "nothing was written" if self._created else f"{self.path} is as it was before this run"
-        return SaveError(f"could not write into {self.path}: {reason}; {state} (no file replaced); "
-                         "free some space (or fix the disk) and run again, or choose another " + self.flag)
+        return SaveError(
+            f"could not write into {self.path}: {reason}; {state} (no file replaced); "
+            "free some space (or fix the disk) and run again, or choose another " + self.flag
+        )
 
 
 @contextlib.contextmanager
@@ -226,7 +232,9 @@ def output_folder(
 
 
 @contextlib.contextmanager
-def output_file(path: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> Iterator[tuple[OutputFolder, str]]:
+def output_file(
+    path: str | os.PathLike[str], overwrite: bool, flag: str = "--out"
+) -> Iterator[tuple[OutputFolder, str]]:
     """A single output file: its folder (not locked: other commands may write beside it) and its name."""
     p = Path(path)
     if p.is_dir():

@@ -108,7 +108,10 @@ class Options:
     choices: tuple[Any, ...]
 
     def ok(self, value: Any) -> bool:
-        return any(value is c if c is None or isinstance(c, bool) else (isinstance(value, str) and value == c) for c in self.choices)
+        return any(
+            value is c if c is None or isinstance(c, bool) else (isinstance(value, str) and value == c)
+            for c in self.choices
+        )
 
     def text(self) -> str:
         return f"one of {list(self.choices)}"
@@ -138,8 +141,13 @@ class Sizes:
             sizes = list(value)
         except TypeError:
             return False
-        return (bool(sizes) or self.allow_empty) and (not self.lengths or len(sizes) in self.lengths) and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and 1 <= s <= self.high for s in sizes
+        return (
+            (bool(sizes) or self.allow_empty)
+            and (not self.lengths or len(sizes) in self.lengths)
+            and all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and 1 <= s <= self.high
+                for s in sizes
+            )
         )
 
     def text(self) -> str:
@@ -254,17 +262,35 @@ _POSITIVE = Interval(float, 0.0, math.inf)
 
 _TABLE = [
     Param("hidden_layer_sizes", _SIZES, (500, 300, 100), "dense encoder widths; the decoder mirrors them"),
-    Param("n_components", Interval(int, 1, MAX_WIDTH), 2, "code size (none: conv only, the spatial feature map)", none_ok=True),
+    Param(
+        "n_components",
+        Interval(int, 1, MAX_WIDTH),
+        2,
+        "code size (none: conv only, the spatial feature map)",
+        none_ok=True,
+    ),
     Param("architecture", Options(ARCHITECTURES), "dense", "body of encoder and decoder"),
     Param("activation", _ACTIVATION, None, "hidden activation (none: tanh for dense, relu for conv)", none_ok=True),
     Param("code_activation", _ACTIVATION, "tanh", "activation of a deterministic code layer"),
     Param("output_activation", Options(OUTPUT_ACTIVATIONS), "sigmoid", "activation of the reconstruction"),
     Param("loss", Options(RECONSTRUCTION_LOSSES), "bce", "reconstruction loss, mean per element"),
     Param("batchnorm", Bool(), False, "BatchNorm after every hidden layer"),
-    Param("dropout", Interval(float, 0.0, 1.0, high_open=True), 0.0, "dropout after every hidden layer of the dense body"),
-    Param("image_shape", Sizes(lengths=(2, 3), example="(28, 28)", high=MAX_IMAGE_SIDE), None,
-          "(H, W) or (C, H, W) for the conv body (none: square, one channel)", none_ok=True),
-    Param("conv_filters", Sizes(allow_empty=False, example="(32, 16)", high=MAX_WIDTH), (32, 16), "conv encoder channels per level"),
+    Param(
+        "dropout", Interval(float, 0.0, 1.0, high_open=True), 0.0, "dropout after every hidden layer of the dense body"
+    ),
+    Param(
+        "image_shape",
+        Sizes(lengths=(2, 3), example="(28, 28)", high=MAX_IMAGE_SIDE),
+        None,
+        "(H, W) or (C, H, W) for the conv body (none: square, one channel)",
+        none_ok=True,
+    ),
+    Param(
+        "conv_filters",
+        Sizes(allow_empty=False, example="(32, 16)", high=MAX_WIDTH),
+        (32, 16),
+        "conv encoder channels per level",
+    ),
     Param("kernel_size", Interval(int, 1, MAX_KERNEL), 3, "conv kernel size"),
     Param("variational", Bool(), False, "Gaussian latent with a KL term (VAE)"),
     Param("beta", _POSITIVE, 1.0, "weight of the KL term"),
@@ -281,21 +307,45 @@ _TABLE = [
     Param("batch_size", Interval(int, 1), 128, "samples per optimizer step"),
     Param("epochs", Interval(int, 1), 20, "passes over the training data"),
     Param("lr_schedule", Options(SCHEDULES), None, "learning-rate schedule"),
-    Param("validation_fraction", Interval(float, 0.0, 0.9), 0.0, "held-out fraction for val_* history and early stopping"),
+    Param(
+        "validation_fraction", Interval(float, 0.0, 0.9), 0.0, "held-out fraction for val_* history and early stopping"
+    ),
     Param("early_stopping", Bool(), False, "stop when the monitored loss stops improving"),
     Param("patience", Interval(int, 1), 5, "epochs without improvement before early stopping"),
-    Param("min_delta", Interval(float, 0.0), 0.0, "smallest decrease of the monitored loss that counts as an improvement"),
+    Param(
+        "min_delta", Interval(float, 0.0), 0.0, "smallest decrease of the monitored loss that counts as an improvement"
+    ),
     Param("restore_best_weights", Bool(), True, "with early stopping: end with the weights of the best epoch"),
-    Param("device", InstanceOf((str, torch.device), "a device name such as 'auto', 'cpu' or 'cuda'"), "auto",
-          "auto: CUDA (or MPS) when available, else CPU"),
-    Param("compile", Options(COMPILE_MODES), "auto", "fast paths: torch.compile / CUDA graphs (auto: where measured to pay)"),
+    Param(
+        "device",
+        InstanceOf((str, torch.device), "a device name such as 'auto', 'cpu' or 'cuda'"),
+        "auto",
+        "auto: CUDA (or MPS) when available, else CPU",
+    ),
+    Param(
+        "compile",
+        Options(COMPILE_MODES),
+        "auto",
+        "fast paths: torch.compile / CUDA graphs (auto: where measured to pay)",
+    ),
     Param("precision", Options(PRECISIONS), "float32", "arithmetic of the training forward/backward pass"),
     Param("random_state", RandomState(), None, "seed of everything in fit", none_ok=True),
-    Param("verbose", InstanceOf((bool, int, np.integer), "an int (1: a progress bar, 2: one line per epoch)"), 0,
-          "1 shows a progress bar, 2 prints one line per epoch", flag=False),
+    Param(
+        "verbose",
+        InstanceOf((bool, int, np.integer), "an int (1: a progress bar, 2: one line per epoch)"),
+        0,
+        "1 shows a progress bar, 2 prints one line per epoch",
+        flag=False,
+    ),
     Param("callbacks", Callables(), None, "cb(epoch, logs); returning True stops training", none_ok=True, flag=False),
-    Param("checkpoint_path", InstanceOf((str, os.PathLike), "a file path"), None,
-          "write a resumable checkpoint there after every epoch", none_ok=True, flag=False),
+    Param(
+        "checkpoint_path",
+        InstanceOf((str, os.PathLike), "a file path"),
+        None,
+        "write a resumable checkpoint there after every epoch",
+        none_ok=True,
+        flag=False,
+    ),
 ]
 
 #: every parameter of ``SupervisedAutoencoder`` (``Autoencoder``: those with ``supervised=False``), in docstring order
@@ -319,33 +369,52 @@ def check_noise_factor(noise: str | None, noise_factor: Any) -> None:
     """The one noise-factor rule of training (``noise=...``) and of ``aekit denoise``."""
     limits = NOISE_FACTOR_LIMITS.get(noise) if noise is not None else None
     if limits is not None and not limits.ok(noise_factor):
-        raise param_error("noise_factor", f"{{noise_factor}} is out of range for {{noise}}; expected {limits.text()}",
-                          noise_factor=noise_factor, noise=noise)
+        raise param_error(
+            "noise_factor",
+            f"{{noise_factor}} is out of range for {{noise}}; expected {limits.text()}",
+            noise_factor=noise_factor,
+            noise=noise,
+        )
 
 
 def _code_size_rule(p: Mapping[str, Any]) -> None:
     if p["n_components"] is None and p["architecture"] != "conv":
-        raise param_error("n_components", "{n_components} is only allowed with {architecture='conv'}; give the code size, e.g. 2",
-                          n_components=None)
+        raise param_error(
+            "n_components",
+            "{n_components} is only allowed with {architecture='conv'}; give the code size, e.g. 2",
+            n_components=None,
+        )
 
 
 def _bce_rule(p: Mapping[str, Any]) -> None:
     if p["loss"] == "bce" and p["output_activation"] != "sigmoid":
-        raise param_error("loss", "{loss} needs {output_activation='sigmoid'}; use {loss='mse'} with {output_activation='linear'} "
-                          "for unbounded data", loss="bce")
+        raise param_error(
+            "loss",
+            "{loss} needs {output_activation='sigmoid'}; use {loss='mse'} with {output_activation='linear'} "
+            "for unbounded data",
+            loss="bce",
+        )
 
 
 def _batchnorm_rule(p: Mapping[str, Any]) -> None:
     if p["batchnorm"] and p["batch_size"] < 2:
-        raise param_error("batch_size", "{batch_size} must be an integer >= 2 with {batchnorm=True} "
-                          "(BatchNorm cannot normalise one sample)", batch_size=p["batch_size"])
+        raise param_error(
+            "batch_size",
+            "{batch_size} must be an integer >= 2 with {batchnorm=True} (BatchNorm cannot normalise one sample)",
+            batch_size=p["batch_size"],
+        )
 
 
 def _noise_factor_rule(p: Mapping[str, Any]) -> None:
     check_noise_factor(p["noise"], p["noise_factor"])
 
 
-RULES: tuple[Callable[[Mapping[str, Any]], None], ...] = (_code_size_rule, _bce_rule, _batchnorm_rule, _noise_factor_rule)
+RULES: tuple[Callable[[Mapping[str, Any]], None], ...] = (
+    _code_size_rule,
+    _bce_rule,
+    _batchnorm_rule,
+    _noise_factor_rule,
+)
 
 
 def validate(params: Mapping[str, Any]) -> None:
@@ -380,14 +449,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dense20": {"n_components": 20},  # the AE stage of AE → t-SNE
     "conv": {"architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001},
     "denoising": {
-        "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.001,
-        "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 256,
+        "architecture": "conv",
+        "n_components": None,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "noise": "gaussian",
+        "noise_factor": 0.4,
+        "epochs": 50,
+        "batch_size": 256,
     },
     # same network, parameters and noise; 4x the steps per epoch at twice the rate:
     # a better denoised PSNR in the same wall time (benchmarks/results/denoising_tuning.md)
     "denoising_tuned": {
-        "architecture": "conv", "n_components": None, "optimizer": "adam", "learning_rate": 0.002,
-        "noise": "gaussian", "noise_factor": 0.4, "epochs": 50, "batch_size": 64,
+        "architecture": "conv",
+        "n_components": None,
+        "optimizer": "adam",
+        "learning_rate": 0.002,
+        "noise": "gaussian",
+        "noise_factor": 0.4,
+        "epochs": 50,
+        "batch_size": 64,
     },
     "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
     # for SupervisedAutoencoder: the best SAE recipe measured, head Dropout 0.5 and 6x the epochs

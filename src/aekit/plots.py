@@ -47,7 +47,9 @@ def offscreen() -> Iterator[None]:
         _OFFSCREEN.reset(token)
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6, 5), squeeze: bool = True) -> tuple[Any, Any]:
+def subplots(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6, 5), squeeze: bool = True
+) -> tuple[Any, Any]:
     """``(figure, axes)`` like ``plt.subplots``: a pyplot figure, or a plain Figure inside ``offscreen()``."""
     if _OFFSCREEN.get():
         from matplotlib.figure import Figure
@@ -68,7 +70,10 @@ def _root_figure(fig: Any) -> Any:
     if isinstance(fig, Axes | SubFigure):
         fig = fig.get_figure(root=True)
     if not isinstance(fig, Figure):
-        raise InputError(f"save(fig=...) takes a matplotlib Figure or Axes, found {type(fig).__name__}; pass ax.figure or the Figure a plot returned")
+        raise InputError(
+            f"save(fig=...) takes a matplotlib Figure or Axes, found {type(fig).__name__}; "
+            "pass ax.figure or the Figure a plot returned"
+        )
     return fig
 
 
@@ -96,7 +101,10 @@ def save(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
 
     supported = FigureCanvasBase.get_supported_filetypes()  # every format: savefig switches canvas as needed
     if fmt not in supported:
-        raise InputError(f"{p}: cannot write a figure as {p.suffix or 'a file without suffix'!r}; use one of {', '.join('.' + f for f in sorted(supported))}")
+        raise InputError(
+            f"{p}: cannot write a figure as {p.suffix or 'a file without suffix'!r}; "
+            f"use one of {', '.join('.' + f for f in sorted(supported))}"
+        )
     with atomic_path(p) as tmp:
         figure.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
     plt = sys.modules.get("matplotlib.pyplot")
@@ -122,7 +130,10 @@ def code_bounds(activation: str | None) -> tuple[float, float] | None:
 
 
 def saturated_fraction(Z: np.ndarray, bounds: tuple[float, float]) -> float:
-    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds`` (within ``SATURATION_TOL`` of the half-range)."""
+    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds``.
+
+    On a bound means within ``SATURATION_TOL`` of the half-range.
+    """
     lo, hi = bounds
     tol = SATURATION_TOL * (hi - lo) / 2
     Z = np.asarray(Z, dtype=np.float64)
@@ -210,7 +221,13 @@ def _saturation_title(title: str, Z: np.ndarray, bounds: tuple[float, float] | N
     return f"{title}\n{note}" if title else note
 
 
-def image_grid(rows: Sequence[np.ndarray], row_labels: Sequence[str], image_shape: Sequence[int] = (28, 28), n: int = 10, title: str = "") -> Any:
+def image_grid(
+    rows: Sequence[np.ndarray],
+    row_labels: Sequence[str],
+    image_shape: Sequence[int] = (28, 28),
+    n: int = 10,
+    title: str = "",
+) -> Any:
     """A figure with one row of ``n`` images per array in ``rows`` (e.g. original / reconstruction)."""
     if len(rows) != len(row_labels):
         raise InputError(f"{len(rows)} rows but {len(row_labels)} row labels")
@@ -236,10 +253,19 @@ _COLOURS = {"loss": "black", "reconstruction": "C0", "kl": "C1", "classification
 
 def _curve_series(history: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
     """The loss series to draw, without a total ``loss`` that only repeats ``reconstruction``."""
-    series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if k not in _NOT_LOSSES and "accuracy" not in k and len(v)}
+    series = {
+        k: np.asarray(v, dtype=np.float64)
+        for k, v in history.items()
+        if k not in _NOT_LOSSES and "accuracy" not in k and len(v)
+    }
     for prefix in ("", "val_"):
         total, rec = series.get(prefix + "loss"), series.get(prefix + "reconstruction")
-        if total is not None and rec is not None and total.shape == rec.shape and np.allclose(total, rec, rtol=1e-6, atol=0):
+        if (
+            total is not None
+            and rec is not None
+            and total.shape == rec.shape
+            and np.allclose(total, rec, rtol=1e-6, atol=0)
+        ):
             del series[prefix + "loss"]  # drawn once, as reconstruction, labelled "(= loss)"
     return series
 
@@ -291,24 +317,43 @@ def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, t
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if handles:
-        order = list(dict.fromkeys(h.get_label().removeprefix("val_") for h in handles))  # each term, its validation next
+        order = list(
+            dict.fromkeys(h.get_label().removeprefix("val_") for h in handles)
+        )  # each term, its validation next
         handles.sort(key=lambda h: (order.index(h.get_label().removeprefix("val_")), h.get_label().startswith("val_")))
         top.legend(handles, [h.get_label() for h in handles], fontsize=8)
     return ax
 
 
-def _draw(ax: Any, series: Mapping[str, np.ndarray], history: Mapping[str, Sequence[float]], mixed: bool, colours: Mapping[str, str]) -> list[Any]:
+def _draw(
+    ax: Any,
+    series: Mapping[str, np.ndarray],
+    history: Mapping[str, Sequence[float]],
+    mixed: bool,
+    colours: Mapping[str, str],
+) -> list[Any]:
     lines = []
     for key, values in series.items():
         base = key.removeprefix("val_")
         label = key
-        if base == "reconstruction" and key.replace("reconstruction", "loss") in history and key.replace("reconstruction", "loss") not in series:
+        if (
+            base == "reconstruction"
+            and key.replace("reconstruction", "loss") in history
+            and key.replace("reconstruction", "loss") not in series
+        ):
             label += " (= loss)"
         elif base == "loss" and mixed:
             label += " (weighted total)"
         epochs = np.arange(1, len(values) + 1)
-        lines += ax.plot(epochs, values, "--" if key.startswith("val_") else "-", color=colours[base], label=label,
-                         marker="." if len(values) < 30 else None, linewidth=1.0 if base == "loss" else 1.5)
+        lines += ax.plot(
+            epochs,
+            values,
+            "--" if key.startswith("val_") else "-",
+            color=colours[base],
+            label=label,
+            marker="." if len(values) < 30 else None,
+            linewidth=1.0 if base == "loss" else 1.5,
+        )
     if series and all(np.all(v > 0) for v in series.values()):
         ax.set_yscale("log")  # losses fall over decades; a term at or below 0 keeps a linear axis
         ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
@@ -323,7 +368,15 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
-def latent_manifold(decode: Callable[[np.ndarray], np.ndarray], lo: Sequence[float], hi: Sequence[float], *, n: int = 15, image_shape: Sequence[int] = (28, 28), title: str = "latent manifold") -> Any:
+def latent_manifold(
+    decode: Callable[[np.ndarray], np.ndarray],
+    lo: Sequence[float],
+    hi: Sequence[float],
+    *,
+    n: int = 15,
+    image_shape: Sequence[int] = (28, 28),
+    title: str = "latent manifold",
+) -> Any:
     """Decode an ``n × n`` grid of 2-D codes spanning ``lo``..``hi`` into one mosaic."""
     xs = np.linspace(lo[0], hi[0], n)
     ys = np.linspace(hi[1], lo[1], n)

@@ -1,8 +1,9 @@
 """Will a network fit in memory? An estimate made before anything is allocated, and the memory there is.
 
 The network is built on PyTorch's ``meta`` device (shapes only, no storage), so the parameter
-count is exact for every architecture; activations are counted from the layer sizes. Training keeps, per parameter, the weight, its gradient and up to two optimizer
-buffers; per activation, the saved output and its gradient.
+count is exact for every architecture; activations are counted from the layer sizes. Training keeps,
+per parameter, the weight, its gradient and up to two optimizer buffers; per activation, the saved
+output and its gradient.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def _activations_per_sample(kw: Mapping[str, Any]) -> int:
     return per_layer * (sum(widths) + sum(head)) + n_features
 
 
-def estimate_training_bytes(net_kwargs: Mapping[str, Any], batch: int, device: torch.device, data_bytes: int) -> Estimate:
+def estimate_training_bytes(
+    net_kwargs: Mapping[str, Any], batch: int, device: torch.device, data_bytes: int
+) -> Estimate:
     """Memory that training a ``build_net(**net_kwargs)`` network on ``batch``-sample batches needs (about).
 
     Parameters
@@ -121,7 +124,9 @@ def _size(n: int) -> str:
     return f"{n / 1e3:.1f} kB"
 
 
-def check_memory(net_kwargs: Mapping[str, Any], batch_size: int, n_samples: int, device: torch.device, data_bytes: int) -> Estimate:
+def check_memory(
+    net_kwargs: Mapping[str, Any], batch_size: int, n_samples: int, device: torch.device, data_bytes: int
+) -> Estimate:
     """Refuse up front a training run whose network would not fit in ``device``'s free memory.
 
     Raises
@@ -138,12 +143,15 @@ def check_memory(net_kwargs: Mapping[str, Any], batch_size: int, n_samples: int,
     param = sizes if est.parameters >= est.activations else "batch_size"
     fix = f"use smaller {{{sizes}}} or {{n_components}}" if param == sizes else "use a smaller {batch_size}"
     values: dict[str, Any] = {
-        sizes: tuple(net_kwargs.get(sizes) or ()), "n_components": net_kwargs.get("n_components"), "batch_size": batch_size,
+        sizes: tuple(net_kwargs.get(sizes) or ()),
+        "n_components": net_kwargs.get("n_components"),
+        "batch_size": batch_size,
     }
     raise InputError(
         f"training this network needs about {_size(est.total)} (weights, gradients and optimizer state "
         f"{_size(est.parameters)}, activations of one batch {_size(est.activations)}"
         + (f", data {_size(est.data)}" if est.data else "")
         + f") but {device.type} has {_size(free)} free; {fix}",
-        param=param, values=values,
+        param=param,
+        values=values,
     )

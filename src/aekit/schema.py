@@ -120,8 +120,10 @@ class Str(Spec):
     description: str = ""  # what the pattern allows, for messages
 
     def ok(self, value: Any) -> bool:
-        return isinstance(value, str) and len(value) <= self.max_len and (
-            self.pattern is None or re.fullmatch(self.pattern, value) is not None
+        return (
+            isinstance(value, str)
+            and len(value) <= self.max_len
+            and (self.pattern is None or re.fullmatch(self.pattern, value) is not None)
         )
 
     def text(self) -> str:
@@ -227,7 +229,7 @@ def depth(text: str) -> int:
     brackets = np.frombuffer(_NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii"), dtype=np.uint8)
     level = deepest = 0
     for start in range(0, len(brackets), 2**20):
-        chunk = brackets[start:start + 2**20]
+        chunk = brackets[start : start + 2**20]
         running = level + np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1))
         deepest, level = max(deepest, int(running.max())), int(running[-1])
     return deepest
@@ -254,9 +256,11 @@ SEED = Either((Const(None), Int(0, MAX_SEED)))
 MODEL_PARAMS = Obj({"random_state": SEED}, optional=frozenset({"random_state"}), extra=PARAM_VALUE)
 HISTORY = Obj(extra=ListOf(Num(finite=False), max_len=MAX_COUNT))
 # bool, int/uint of 8-64 bits, float of 16-64 bits, text of fixed width, text objects (pandas labels)
-CLASSES_DTYPE = Str(max_len=8, pattern=r"[<>|=]?(b1|[iu][1248]|f[248]|U[1-9][0-9]{0,2}|O)",
-                    description=f"a numpy dtype of bool, int, uint, float, text up to <U{MAX_LABEL_CHARS} or |O "
-                                "(e.g. '<i8', '<U5')")
+CLASSES_DTYPE = Str(
+    max_len=8,
+    pattern=r"[<>|=]?(b1|[iu][1248]|f[248]|U[1-9][0-9]{0,2}|O)",
+    description=f"a numpy dtype of bool, int, uint, float, text up to <U{MAX_LABEL_CHARS} or |O (e.g. '<i8', '<U5')",
+)
 MODEL_FITTED = Obj(
     {
         "n_features_in_": Int(1, MAX_COUNT),
@@ -269,8 +273,18 @@ MODEL_FITTED = Obj(
         "classes_": ListOf(Either((Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str())), min_len=2, max_len=MAX_CLASSES),
         "classes_dtype": CLASSES_DTYPE,
     },
-    optional=frozenset({"history_", "n_iter_", "best_epoch_", "seed_", "stop_reason_", "feature_names_in_", "classes_",
-                        "classes_dtype"}),
+    optional=frozenset(
+        {
+            "history_",
+            "n_iter_",
+            "best_epoch_",
+            "seed_",
+            "stop_reason_",
+            "feature_names_in_",
+            "classes_",
+            "classes_dtype",
+        }
+    ),
 )
 
 
@@ -291,15 +305,17 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
     check(MODEL_FITTED, fitted, "fitted")
     names = fitted.get("feature_names_in_")
     if names is not None and len(names) != fitted["n_features_in_"]:
-        raise SchemaError("fitted.feature_names_in_", f"{fitted['n_features_in_']} names (n_features_in_)",
-                          f"{len(names)} names")
+        raise SchemaError(
+            "fitted.feature_names_in_", f"{fitted['n_features_in_']} names (n_features_in_)", f"{len(names)} names"
+        )
     if ("classes_" in fitted) != ("classes_dtype" in fitted):
         raise SchemaError("fitted", "classes_ and classes_dtype together", "only one of them")
     if "classes_" in fitted:
         dtype = np.dtype(fitted["classes_dtype"])  # whitelisted above: a handful of bytes per class
         if dtype.kind == "U" and dtype.itemsize > 4 * MAX_LABEL_CHARS:
-            raise SchemaError("fitted.classes_dtype", f"text of at most {MAX_LABEL_CHARS} characters",
-                              shown(fitted["classes_dtype"]))
+            raise SchemaError(
+                "fitted.classes_dtype", f"text of at most {MAX_LABEL_CHARS} characters", shown(fitted["classes_dtype"])
+            )
         for i, v in enumerate(fitted["classes_"]):
             if not _class_fits(v, dtype):
                 raise SchemaError(f"fitted.classes_[{i}]", f"a value of dtype {dtype.str}", shown(v))
@@ -309,11 +325,16 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- checkpoints
 
 # "epochs" bounds the loop's counters; files written by the estimators always have it
-CHECKPOINT_PARAMS = Obj({"epochs": Int(1, MAX_COUNT), "random_state": SEED}, optional=frozenset({"epochs", "random_state"}),
-                        extra=PARAM_VALUE)
+CHECKPOINT_PARAMS = Obj(
+    {"epochs": Int(1, MAX_COUNT), "random_state": SEED},
+    optional=frozenset({"epochs", "random_state"}),
+    extra=PARAM_VALUE,
+)
 SCALAR_KEYS = ListOf(Str(256), max_len=MAX_TENSORS)
 #: an optimizer hyperparameter (betas are a list)
-GROUP_VALUE = Either((Const(None), Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str(64), ListOf(Num(-MAX_FLOAT, MAX_FLOAT), max_len=8)))
+GROUP_VALUE = Either(
+    (Const(None), Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str(64), ListOf(Num(-MAX_FLOAT, MAX_FLOAT), max_len=8))
+)
 #: the sane range of each hyperparameter of aekit's optimizers (a checkpoint's groups are loaded as written)
 HYPERPARAMETERS: dict[str, Spec] = {
     "momentum": Num(0.0, 1.0),
@@ -326,7 +347,8 @@ HYPERPARAMETERS: dict[str, Spec] = {
 #: the structure of the optimizer's parameter groups; ``aekit.files`` checks them against this run's optimizer
 PARAM_GROUPS = ListOf(
     Obj({"params": ListOf(Int(0, MAX_TENSORS), max_len=MAX_TENSORS), "lr": Num(0.0, MAX_FLOAT)}, extra=GROUP_VALUE),
-    min_len=1, max_len=64,
+    min_len=1,
+    max_len=64,
 )
 
 
@@ -350,13 +372,15 @@ def check_loop(loop: Any, epochs: int = MAX_COUNT) -> dict[str, Any]:
     if not isinstance(loop, dict):
         raise SchemaError("loop", "an object", shown(loop))
     epoch = check(Int(0, epochs), loop.get("epoch"), "loop.epoch")  # the bound of the other counters
-    schema = Obj({
-        "epoch": Int(0, epochs),
-        "history": Obj(extra=ListOf(Num(finite=False), min_len=epoch, max_len=epoch)),
-        "best_score": SCORE,
-        "best_epoch": Int(-1, epoch - 1),
-        "wait": Int(0, epoch),
-        "plateau_wait": Int(0, epoch),
-        "plateau_best": SCORE,
-    })
+    schema = Obj(
+        {
+            "epoch": Int(0, epochs),
+            "history": Obj(extra=ListOf(Num(finite=False), min_len=epoch, max_len=epoch)),
+            "best_score": SCORE,
+            "best_epoch": Int(-1, epoch - 1),
+            "wait": Int(0, epoch),
+            "plateau_wait": Int(0, epoch),
+            "plateau_best": SCORE,
+        }
+    )
     return check(schema, loop, "loop")

@@ -62,13 +62,23 @@ def format_table(rows: Sequence[LayerRow]) -> str:
     """A plain-text table with a total line."""
     width = max([len(r.name) for r in rows] + [5])
     has_other = any(r.other for r in rows)
-    head = f"{'layer':<{width}}  {'weights':>10}  {'biases':>8}" + (f"  {'other':>8}" if has_other else "") + f"  {'total':>10}"
+    head = (
+        f"{'layer':<{width}}  {'weights':>10}  {'biases':>8}"
+        + (f"  {'other':>8}" if has_other else "")
+        + f"  {'total':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.name:<{width}}  {r.weights:>10,}  {r.biases:>8,}" + (f"  {r.other:>8,}" if has_other else "") + f"  {r.total:>10,}")
+        lines.append(
+            f"{r.name:<{width}}  {r.weights:>10,}  {r.biases:>8,}"
+            + (f"  {r.other:>8,}" if has_other else "")
+            + f"  {r.total:>10,}"
+        )
     lines.append("-" * len(head))
     tw, tb, to = sum(r.weights for r in rows), sum(r.biases for r in rows), sum(r.other for r in rows)
-    lines.append(f"{'total':<{width}}  {tw:>10,}  {tb:>8,}" + (f"  {to:>8,}" if has_other else "") + f"  {tw + tb + to:>10,}")
+    lines.append(
+        f"{'total':<{width}}  {tw:>10,}  {tb:>8,}" + (f"  {to:>8,}" if has_other else "") + f"  {tw + tb + to:>10,}"
+    )
     return "\n".join(lines)
 
 

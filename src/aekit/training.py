@@ -30,8 +30,17 @@ from aekit._utils import Callback, InputError, LossFn, Step, TrainingDivergedErr
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SCHEDULES", "Callback", "LoopState", "LossFn", "Step", "TrainConfig", "epoch_line", "epoch_printer", "evaluate",
-    "optimizer_step", "train",
+    "SCHEDULES",
+    "Callback",
+    "LoopState",
+    "LossFn",
+    "Step",
+    "TrainConfig",
+    "epoch_line",
+    "epoch_printer",
+    "evaluate",
+    "optimizer_step",
+    "train",
 ]
 
 SCHEDULES = (None, "cosine", "plateau")
@@ -190,7 +199,9 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[dict[str, torch.Tensor], torch.Te
     return sums, step_loss
 
 
-def _check_finite(run: _Run, state: LoopState, epoch: int, step_loss: torch.Tensor, good: dict[str, torch.Tensor]) -> None:
+def _check_finite(
+    run: _Run, state: LoopState, epoch: int, step_loss: torch.Tensor, good: dict[str, torch.Tensor]
+) -> None:
     """Raise ``TrainingDivergedError`` (back to the weights of ``good``) if a step's loss was NaN/inf."""
     finite = torch.isfinite(step_loss)
     if bool(finite.all()):  # one sync per epoch
@@ -281,7 +292,9 @@ def _should_stop(run: _Run, state: LoopState, epoch: int, logs: dict[str, float]
     score = logs[run.monitor]
     _track_best(run, state, epoch, score)
     floor = run.config.lr_schedule == "plateau" and _plateau(run, state, score)
-    stop = any([bool(cb(epoch, logs)) for cb in run.callbacks])  # every callback runs (e.g. the checkpoint) before one stops
+    stop = any(
+        [bool(cb(epoch, logs)) for cb in run.callbacks]
+    )  # every callback runs (e.g. the checkpoint) before one stops
     if run.config.early_stopping and (state.wait >= run.config.patience or floor):
         state.stop_reason = "early_stopping" if state.wait >= run.config.patience else "lr_floor"
         return True
@@ -296,12 +309,20 @@ def _restore_best(run: _Run, state: LoopState) -> None:
     if config.early_stopping and config.restore_best_weights and state.best_weights is not None:
         if state.best_epoch != state.epoch - 1:
             run.module.load_state_dict(state.best_weights)
-            log.info("restored the weights of epoch %d (best %s=%.5g)", state.best_epoch + 1, run.monitor, state.best_score)
+            log.info(
+                "restored the weights of epoch %d (best %s=%.5g)", state.best_epoch + 1, run.monitor, state.best_score
+            )
 
 
 def _start(
-    module: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, data: Sequence[torch.Tensor], config: TrainConfig,
-    step: Step | None, val_data: Sequence[torch.Tensor] | None, callbacks: Iterable[Callback],
+    module: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    data: Sequence[torch.Tensor],
+    config: TrainConfig,
+    step: Step | None,
+    val_data: Sequence[torch.Tensor] | None,
+    callbacks: Iterable[Callback],
 ) -> _Run:
     """Check the inputs and record each param group's initial lr (kept across resumes)."""
     if config.lr_schedule not in SCHEDULES:
@@ -311,8 +332,16 @@ def _start(
     for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
         g["initial_lr"] = lr
     return _Run(
-        module, loss_fn, optimizer, step or optimizer_step(loss_fn, optimizer), data, config, val_data, list(callbacks),
-        steps, base_lrs,
+        module,
+        loss_fn,
+        optimizer,
+        step or optimizer_step(loss_fn, optimizer),
+        data,
+        config,
+        val_data,
+        list(callbacks),
+        steps,
+        base_lrs,
     )
 
 

@@ -86,13 +86,20 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         if not (isinstance(self.perplexity, (int, float)) and self.perplexity > 0):
             raise InputError(f"perplexity={self.perplexity!r} must be a positive number")
-        if not (isinstance(self.n_components, (int, np.integer)) and not isinstance(self.n_components, bool) and self.n_components >= 1):
+        if not (
+            isinstance(self.n_components, (int, np.integer))
+            and not isinstance(self.n_components, bool)
+            and self.n_components >= 1
+        ):
             raise InputError(f"n_components={self.n_components!r} must be an integer >= 1 (2 for a plot)")
         knn_method(self.neighbors, 1)  # a bad choice fails before any training
         _check_distances(self.distances)
         X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
         if 3 * self.perplexity >= len(X):
-            raise InputError(f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; lower perplexity")
+            raise InputError(
+                f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; "
+                "lower perplexity"
+            )
         seed = seed_from(self.random_state)
         ae = self.autoencoder if self.autoencoder is not None else Autoencoder(**PRESETS["dense20"])
         t0 = time.perf_counter()
@@ -158,22 +165,29 @@ def _check_distances(distances: str) -> None:
         raise InputError(f"distances={distances!r} must be one of {DISTANCES}")
 
 
-def input_distances(X_query: np.ndarray, X_ref: np.ndarray, idx: np.ndarray, chunk: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def input_distances(
+    X_query: np.ndarray, X_ref: np.ndarray, idx: np.ndarray, chunk: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distances from each ``X_query`` row to its candidates ``X_ref[idx[i]]``, nearest first.
 
     Returns ``(indices, distances)``, both ``(n_query, k)``: ``idx`` re-sorted by
     input-space distance, and those distances (float64, as openTSNE expects).
     """
+
     def tensor(a: np.ndarray, dtype: type) -> torch.Tensor:
         a = np.ascontiguousarray(a, dtype=dtype)
-        return torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only (pandas' copy-on-write): torch wants writable
+        return torch.from_numpy(
+            a if a.flags.writeable else a.copy()
+        )  # read-only (pandas' copy-on-write): torch wants writable
 
     q, ref, ii = tensor(X_query, np.float32), tensor(X_ref, np.float32), tensor(idx, np.int64)
     dist = torch.empty(ii.shape, dtype=torch.float32)
     with torch.no_grad():
         for s in range(0, len(q), chunk):  # small chunks keep the gathered rows in cache (docs/performance.md)
             c = ii[s : s + chunk]
-            diff = torch.index_select(ref, 0, c.reshape(-1)).view(*c.shape, -1).sub_(q[s : s + chunk, None, :])  # (c, k, D)
+            diff = (
+                torch.index_select(ref, 0, c.reshape(-1)).view(*c.shape, -1).sub_(q[s : s + chunk, None, :])
+            )  # (c, k, D)
             dist[s : s + chunk] = torch.linalg.vector_norm(diff, dim=2)
     dist, order = dist.sort(dim=1)
     return ii.gather(1, order).numpy(), dist.double().numpy()
@@ -200,25 +214,48 @@ class InputDistanceIndex:
     def query(self, data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         d = self.X.shape[1]
         if data.shape[1] <= d:
-            raise InputError(f"InputDistanceIndex.query needs inputs and codes side by side (more than {d} columns), got {data.shape[1]}")
+            raise InputError(
+                f"InputDistanceIndex.query needs inputs and codes side by side (more than {d} columns), "
+                f"got {data.shape[1]}"
+            )
         idx, _ = self.code_index.query(np.ascontiguousarray(data[:, d:], dtype=np.float64), k)
         return input_distances(data[:, :d], self.X, idx)
 
 
-def _opentsne(codes: np.ndarray, inputs: np.ndarray | None, perplexity: float, seed: int, n_jobs: int, neighbors: str, n_components: int = 2) -> Any:
-    """openTSNE fitted on ``codes``; with ``inputs``, affinities from input-space distances to the code-space neighbours."""
+def _opentsne(
+    codes: np.ndarray,
+    inputs: np.ndarray | None,
+    perplexity: float,
+    seed: int,
+    n_jobs: int,
+    neighbors: str,
+    n_components: int = 2,
+) -> Any:
+    """openTSNE fitted on ``codes``.
+
+    With ``inputs``, the affinities come from input-space distances to the code-space neighbours.
+    """
     from openTSNE import TSNE
 
     codes = np.asarray(codes, dtype=np.float64)
     method = knn_method(neighbors, codes.shape[1])
-    tsne = TSNE(n_components=n_components, perplexity=perplexity, n_jobs=n_jobs, neighbors=method, random_state=seed, verbose=False)
+    tsne = TSNE(
+        n_components=n_components,
+        perplexity=perplexity,
+        n_jobs=n_jobs,
+        neighbors=method,
+        random_state=seed,
+        verbose=False,
+    )
     if inputs is None:
         return tsne.fit(codes)
     affinities = input_affinities(codes, inputs, perplexity, method, n_jobs, seed)
     return tsne.fit(codes, affinities=affinities)  # initialisation: PCA of the codes, as without inputs
 
 
-def input_affinities(codes: np.ndarray, inputs: np.ndarray, perplexity: float, method: str, n_jobs: int, seed: int) -> Any:
+def input_affinities(
+    codes: np.ndarray, inputs: np.ndarray, perplexity: float, method: str, n_jobs: int, seed: int
+) -> Any:
     """openTSNE affinities: ``method`` neighbour search among ``codes``, distances between ``inputs``."""
     from openTSNE.affinity import PerplexityBasedNN, get_knn_index
 
@@ -251,7 +288,9 @@ def tsne(
     if library not in ("opentsne", "sklearn"):
         raise InputError(f"library={library!r} must be 'opentsne' or 'sklearn'")
     if input_space is not None and len(input_space) != len(X):
-        raise InputError(f"input_space has {len(input_space)} rows but X has {len(X)}; pass the inputs the codes X encode")
+        raise InputError(
+            f"input_space has {len(input_space)} rows but X has {len(X)}; pass the inputs the codes X encode"
+        )
     if library == "opentsne":
         return np.asarray(_opentsne(X, input_space, perplexity, random_state, n_jobs, neighbors))
     from sklearn.manifold import TSNE as SkTSNE
@@ -272,7 +311,9 @@ def tsne(
     graph = csr_matrix((dist.ravel(), idx.ravel(), np.arange(0, n * (k + 1) + 1, k + 1)), shape=(n, n))
     init = PCA(n_components=2, svd_solver="randomized", random_state=random_state).fit_transform(X).astype(np.float32)
     init = init / np.std(init[:, 0]) * 1e-4  # scikit-learn's scaling of its own "pca" init
-    return SkTSNE(perplexity=perplexity, random_state=random_state, n_jobs=n_jobs, metric="precomputed", init=init).fit_transform(graph)
+    return SkTSNE(
+        perplexity=perplexity, random_state=random_state, n_jobs=n_jobs, metric="precomputed", init=init
+    ).fit_transform(graph)
 
 
 def compare_routes(
@@ -307,7 +348,12 @@ def compare_routes(
 
     ae, secs = fitted(ae2, {})
     t = time.perf_counter()
-    routes["AE → 2-D"] = {"embedding": ae.transform(X), "seconds": secs + time.perf_counter() - t, "ae_seconds": secs, "tsne_seconds": 0.0}
+    routes["AE → 2-D"] = {
+        "embedding": ae.transform(X),
+        "seconds": secs + time.perf_counter() - t,
+        "ae_seconds": secs,
+        "tsne_seconds": 0.0,
+    }
     t = time.perf_counter()
     emb = tsne(X, perplexity=perplexity, random_state=random_state, library=library)
     s = time.perf_counter() - t
@@ -318,8 +364,13 @@ def compare_routes(
         model, secs = fitted(est, {"n_components": 20}, supervised)
         name = f"{kind}({model.net_.code_size}) → t-SNE"  # a given model may have another code size than 20
         t = time.perf_counter()
-        emb = tsne(model.transform(X), perplexity=perplexity, random_state=random_state, library=library,
-                   input_space=X if distances == "input" else None)
+        emb = tsne(
+            model.transform(X),
+            perplexity=perplexity,
+            random_state=random_state,
+            library=library,
+            input_space=X if distances == "input" else None,
+        )
         s = time.perf_counter() - t
         routes[name] = {"embedding": emb, "seconds": secs + s, "ae_seconds": secs, "tsne_seconds": s}
     for r in routes.values():
@@ -334,6 +385,12 @@ def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
 
     fig, axes = subplots(1, len(routes), figsize=(5.2 * len(routes), 4.6), squeeze=False)
     for ax, (name, r) in zip(axes[0], routes.items(), strict=True):
-        latent_scatter(r["embedding"], y, ax=ax, colorbar=ax is axes[0][-1], title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  {r['seconds']:.0f} s")
+        latent_scatter(
+            r["embedding"],
+            y,
+            ax=ax,
+            colorbar=ax is axes[0][-1],
+            title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  {r['seconds']:.0f} s",
+        )
     fig.tight_layout()
     return fig

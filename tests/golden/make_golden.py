@@ -29,16 +29,37 @@ COMMON: dict[str, Any] = {"epochs": 1, "batch_size": 32, "random_state": 0, "dev
 MODELS: dict[str, tuple[type, dict[str, Any]]] = {
     "dense": (Autoencoder, {"hidden_layer_sizes": (8,), "n_components": 2}),
     "supervised": (SupervisedAutoencoder, {"hidden_layer_sizes": (8,), "n_components": 2, "head_layer_sizes": (4,)}),
-    "conv": (Autoencoder, {"architecture": "conv", "conv_filters": (4, 2), "n_components": 2, "optimizer": "adam",
-                           "learning_rate": 0.001}),
-    "vae": (Autoencoder, {"hidden_layer_sizes": (8,), "n_components": 2, "variational": True, "optimizer": "adam",
-                          "learning_rate": 0.001}),
+    "conv": (
+        Autoencoder,
+        {
+            "architecture": "conv",
+            "conv_filters": (4, 2),
+            "n_components": 2,
+            "optimizer": "adam",
+            "learning_rate": 0.001,
+        },
+    ),
+    "vae": (
+        Autoencoder,
+        {
+            "hidden_layer_sizes": (8,),
+            "n_components": 2,
+            "variational": True,
+            "optimizer": "adam",
+            "learning_rate": 0.001,
+        },
+    ),
 }
 # a run of 2 epochs stopped by a callback after the first: a checkpoint that --resume continues; validation,
 # early stopping and the plateau schedule fill every part of the loop state
 CHECKPOINT: dict[str, Any] = {
-    **COMMON, "epochs": 2, "hidden_layer_sizes": (8,), "n_components": 2, "validation_fraction": 0.2,
-    "early_stopping": True, "lr_schedule": "plateau",
+    **COMMON,
+    "epochs": 2,
+    "hidden_layer_sizes": (8,),
+    "n_components": 2,
+    "validation_fraction": 0.2,
+    "early_stopping": True,
+    "lr_schedule": "plateau",
 }
 
 
@@ -63,8 +84,12 @@ def main(out_root: Path) -> Path:
     est = Autoencoder(**CHECKPOINT, checkpoint_path="checkpoint.safetensors", callbacks=[lambda e, logs: e == 0])
     with contextlib.chdir(out):  # the checkpoint stores its checkpoint_path: relative, no path of this machine
         est.fit(X)
-    expected["checkpoints"]["checkpoint"] = {"file": "checkpoint.safetensors", "params": CHECKPOINT,
-                                             "epochs_done": est.n_iter_, "loss": est.history_["loss"]}
+    expected["checkpoints"]["checkpoint"] = {
+        "file": "checkpoint.safetensors",
+        "params": CHECKPOINT,
+        "epochs_done": est.n_iter_,
+        "loss": est.history_["loss"],
+    }
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     return out
 
