@@ -461,17 +461,7 @@ OUT_SUFFIX = {
     "export-onnx": ".onnx",
     "export-projector": "",
 }
-NUL_BUG = pytest.mark.xfail(  # unreachable from a shell (argv cannot hold NUL), reachable through main(argv)
-    strict=True,
-    raises=ValueError,
-    reason="product bug: an --out path holding NUL escapes main() as a bare "
-    "ValueError 'embedded null byte' (raised by pathlib/tempfile), not one aekit: error: line",
-)
-OUT_MATRIX = [
-    pytest.param(k, c, id=f"{k}-{c}", marks=[NUL_BUG] if k == "nul-byte" else [])
-    for k in OUT_KINDS
-    for c in OUT_COMMANDS
-]
+OUT_MATRIX = [pytest.param(k, c, id=f"{k}-{c}") for k in OUT_KINDS for c in OUT_COMMANDS]
 OUT_WORKS = {("empty", "evaluate")}  # `--json ""` is read as "no JSON file": evaluate prints its report and exits 0
 
 

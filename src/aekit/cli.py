@@ -339,7 +339,8 @@ def _main(argv: Sequence[str] | None) -> int:
     for name, value in vars(args).items():  # a NUL byte reaches no file system call (only main(argv) can pass one)
         if isinstance(value, str) and "\0" in value:
             flag = name if name in ("data", "model") else "--" + name.replace("_", "-")
-            print(f"aekit: error: {flag} {value!r} holds a NUL byte; no file name can, pass a real path", file=sys.stderr)
+            msg = f"{flag} {value!r} holds a NUL byte; no file name can, pass a real path"
+            print(f"aekit: error: {msg}", file=sys.stderr)
             return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
