@@ -6,6 +6,7 @@ that module loads gives exit 130 and one line (torch itself loads inside ``cli.m
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,8 +22,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aekit.cli import main as cli_main
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)
-        return 130
-    return cli_main(argv)
+        return _interrupted()
+    rc = cli_main(argv)
+    return _interrupted() if rc == 130 else rc
+
+
+def _interrupted() -> int:
+    """Exit 130 now. An interrupt that landed inside a C extension's import can leave CPython believing a
+    KeyboardInterrupt went unhandled, and it would then end the process by SIGINT (-2) at exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 if __name__ == "__main__":

@@ -298,6 +298,18 @@ def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
 _SIGNALLED: list[int] = []
 
 
+def _interrupted_import(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (or a recorded SIGTERM) caused this import error, somewhere in its chain."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt) or "PyCapsule_Import could not import" in str(e):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return bool(_SIGNALLED)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     _SIGNALLED.append(signum)
     raise KeyboardInterrupt
@@ -313,22 +325,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    names = ("SIGINT", "SIGTERM") if threading.current_thread() is threading.main_thread() else ()
-    previous = {getattr(signal, n): signal.signal(getattr(signal, n), _interrupt) for n in names if hasattr(signal, n)}
+    previous = None
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt) or signal.SIG_DFL
     del _SIGNALLED[:]
     try:
         return _main(argv)
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)
         return 130
-    except Exception:
-        if _SIGNALLED:  # e.g. Ctrl-C while numpy's C extensions load: their ImportError is the interrupt
+    except ImportError as exc:
+        if _interrupted_import(exc):  # Ctrl-C while numpy's C extensions load surfaces as their ImportError
             print("aekit: interrupted", file=sys.stderr)
             return 130
         raise
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:
