@@ -291,7 +291,7 @@ def test_cross_val_score_warns_once(blobs):
 
 def test_demo_tsne_section_names_the_points_it_scores(tmp_path, monkeypatch):
     from aekit import demo, visualize
-    from aekit.data import MNIST
+    from aekit.mnist import MNIST
 
     n_test = 200
     rng = np.random.default_rng(0)

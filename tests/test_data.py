@@ -8,7 +8,8 @@ import pytest
 
 from aekit import load_array, load_mnist, read_idx
 from aekit._utils import DataFormatError, InputError
-from aekit.data import MNIST_FILES, parse_idx_bytes
+from aekit.data import parse_idx_bytes
+from aekit.mnist import MNIST_FILES
 
 
 def _idx(arr: np.ndarray, code: int = 0x08) -> bytes:

@@ -24,7 +24,7 @@ import pytest
 
 import aekit.data
 from aekit._utils import DownloadError
-from aekit.data import MNIST_FILES, load_mnist
+from aekit.mnist import MNIST_FILES, load_mnist
 
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")

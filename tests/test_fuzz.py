@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aekit._utils import DataFormatError, InputError
-from aekit.data import MNIST_FILES, load_array, load_idx_pair, parse_idx_bytes, read_idx
+from aekit.data import load_array, load_idx_pair, parse_idx_bytes, read_idx
+from aekit.mnist import MNIST_FILES
 
 SMOKE = int(os.environ.get("AEKIT_FUZZ_SMOKE", 60))  # examples per parser in the default suite
 FULL = 2000

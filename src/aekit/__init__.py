@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from aekit.data import load_array, load_mnist, read_idx
+    from aekit.data import load_array, read_idx
     from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load
+    from aekit.mnist import load_mnist
     from aekit.summary import dense_table, format_table, module_table
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
 #: public name -> the module that defines it
 _PUBLIC = {
     "load_array": "data",
-    "load_mnist": "data",
+    "load_mnist": "mnist",
     "read_idx": "data",
     "PRESETS": "estimators",
     "Autoencoder": "estimators",

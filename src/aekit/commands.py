@@ -33,7 +33,8 @@ FINISHED = ("completed", "early_stopping", "lr_floor")
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     from aekit._utils import InputError
-    from aekit.data import load_array, load_mnist
+    from aekit.data import load_array
+    from aekit.mnist import load_mnist
 
     y: np.ndarray | None
     label_column = getattr(args, "label_column", None)

@@ -23,8 +23,8 @@ import torch
 
 from aekit import metrics, plots
 from aekit._utils import InputError, atomic_path
-from aekit.data import MNIST, load_mnist
 from aekit.estimators import fit_stage
+from aekit.mnist import MNIST, load_mnist
 
 
 @dataclass
