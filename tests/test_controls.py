@@ -263,7 +263,8 @@ def test_the_range_warning_comes_once_per_call_site(blobs):  # conftest clears t
         est.reconstruct(X * 5)
     messages = [str(w.message) for w in caught]
     assert len(messages) == 2, messages  # transform once, reconstruct once
-    assert messages[0].startswith("X holds values outside [0, 1] (values in [0") and "MinMaxScaler" in messages[0]
+    assert messages[0].startswith("X holds values outside [0, 1] as the model reads it (values in [0")
+    assert "MinMaxScaler" in messages[0] and "scale='minmax'" in messages[0]
     assert caught[1].filename == __file__  # reconstruct: points at the caller's line
 
 

@@ -133,7 +133,13 @@ def test_denoise_options_come_from_the_same_constants():
         ({"checkpoint_path": 3}, "checkpoint_path", "file path"),
         # rules between parameters
         ({"n_components": None}, "n_components", r"^n_components=None is only allowed with architecture='conv'"),
-        ({"output_activation": "linear"}, "loss", r"^loss='bce' needs output_activation='sigmoid'"),
+        (
+            {"loss": "bce", "output_activation": "linear"},
+            "loss",
+            r"^loss='bce' needs output_activation='sigmoid'; for data outside \[0, 1\] use loss='auto' "
+            r"\(or scale='minmax'",
+        ),
+        ({"scale": "robust"}, "scale", r"^scale='robust' must be one of \[None, 'minmax', 'standard', 'pixels'\]"),
         (
             {"batchnorm": True, "batch_size": 1},
             "batch_size",
@@ -170,6 +176,8 @@ def test_values_the_rules_allow():
         {"noise": None, "noise_factor": 5.0},  # unused
         {"noise": "masking", "noise_factor": 1},
         {"loss": "mse", "output_activation": "linear"},
+        {"loss": "bce", "output_activation": "auto"},  # auto: the sigmoid bce needs
+        {"loss": "auto", "output_activation": "linear", "scale": "standard"},
         {"batchnorm": True, "batch_size": 2},
         {"random_state": np.random.RandomState(0), "verbose": True, "callbacks": [print], "compile": False},
         {"epochs": np.int64(3), "learning_rate": 1, "image_shape": (1, 28, 28), "device": "cpu"},

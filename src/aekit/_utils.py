@@ -205,20 +205,51 @@ def warn_once(key: Hashable, message: str, category: type[Warning] = UserWarning
 
 
 def is_uint8(X: Any) -> bool:
-    """uint8 data (an array, or a DataFrame whose every column is uint8): 0-255 pixels that aekit scales to [0, 1]."""
+    """uint8 data: an array, or a DataFrame whose every column is uint8."""
     dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column
     return getattr(X, "dtype", None) == np.uint8 or (
         dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes)
     )
 
 
-def as_float32(X: Any, *, uint8: bool | None = None) -> np.ndarray:
-    """``X`` as a float32 array, uint8 data (0-255 pixels) divided by 255 into [0, 1]: aekit's one pixel rule.
+#: uint8 data whose largest value reaches this are 0-255 pixels (see ``uint8_pixels``)
+PIXEL_THRESHOLD = 128
 
-    ``uint8`` says whether ``X`` held uint8 before an earlier conversion (None: look at ``X``).
-    Other data are converted, not scaled; an array that is float32 already is not copied.
+
+def uint8_pixels(X: Any, stacklevel: int = 1) -> bool | None:
+    """Whether uint8 ``X`` holds 0-255 pixels (True) or numbers (False); None when ``X`` is not uint8.
+
+    aekit's one pixel rule: uint8 whose largest value is at least ``PIXEL_THRESHOLD`` (128) is
+    read as images. Any set of 8-bit images reaches the upper half of 0-255 somewhere, while
+    small numbers stored as uint8 (counts, ratings, scikit-learn's 0-16 digits) stay below it.
+    The two mistakes are not alike: numbers up to 255 read as pixels are only divided by a
+    constant and still fill most of [0, 1], while 0-16 divided by 255 would crowd into
+    [0, 0.07] and train badly. uint8 read as numbers is said once per process (``stacklevel``
+    counts from the caller, as in ``warnings.warn``).
     """
-    scale = is_uint8(X) if uint8 is None else uint8
+    if not is_uint8(X):
+        return None
+    top = int(np.asarray(X).max()) if np.asarray(X).size else 0
+    if top >= PIXEL_THRESHOLD:
+        return True
+    warn_once(
+        ("uint8-numbers",),
+        f"X is uint8 with values up to {top} (below {PIXEL_THRESHOLD}): read as numbers, not as 0-255 pixels. "
+        "For images pass scale='pixels' (CLI: --scale pixels) or X / 255; "
+        "for numbers, scale='minmax' or 'standard' scales them. Shown once per process",
+        stacklevel=stacklevel + 1,
+    )
+    return False
+
+
+def as_float32(X: Any, *, pixels: bool | None = None) -> np.ndarray:
+    """``X`` as a float32 array, 0-255 pixels divided by 255 into [0, 1]: aekit's one pixel rule.
+
+    ``pixels`` says whether to divide by 255 (decided already, e.g. before ``X`` was converted
+    from uint8); None: decide by ``uint8_pixels`` (uint8 reaching 128 is images). Other data are
+    converted, not scaled; an array that is float32 already is not copied.
+    """
+    scale = bool(uint8_pixels(X, stacklevel=2)) if pixels is None else pixels
     X = np.asarray(X, dtype=np.float32)
     return X / np.float32(255.0) if scale else X
 

@@ -40,6 +40,7 @@ from aekit._utils import (
     resolve_device,
     seed_from,
     to_numpy,
+    uint8_pixels,
     warn_once,
 )
 from aekit.accel import (
@@ -64,6 +65,9 @@ from aekit.optim import make_optimizer
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import validate
 from aekit.resources import check_memory
+from aekit.scaling import advice, fit_scaler, resolve
+from aekit.scaling import apply as apply_scaler
+from aekit.scaling import undo as undo_scaler
 from aekit.training import Callback, LoopState, TrainConfig, epoch_printer, optimizer_step, train
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,25 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Scaler(torch.nn.Module):
+    """A fitted ``scale`` as a module: ``(x - offset) / factor``, or (``undo``) ``x * factor + offset``.
+
+    Part of ``encoder_`` / ``decoder_``, and so of the ONNX files: they read and write the user's units.
+    """
+
+    offset: torch.Tensor
+    factor: torch.Tensor
+
+    def __init__(self, scaler: tuple[np.ndarray, np.ndarray], *, undo: bool = False) -> None:
+        super().__init__()
+        self.undo = undo
+        self.register_buffer("offset", torch.from_numpy(np.array(scaler[0], dtype=np.float32)))
+        self.register_buffer("factor", torch.from_numpy(np.array(scaler[1], dtype=np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, n_features), as scaling.apply / scaling.undo
+        return x * self.factor + self.offset if self.undo else (x - self.offset) / self.factor
+
+
 class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery; use ``Autoencoder`` or ``SupervisedAutoencoder``."""
 
@@ -99,8 +122,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             log.info("early_stopping without validation_fraction monitors the training loss")
 
     def _X(self, X: Any, *, reset: bool) -> np.ndarray:
-        """Validate X and return float32 (uint8 images are divided by 255)."""
-        uint8 = is_uint8(X)
+        """Validate X and return it float32 as the model reads it: uint8 pixels divided by 255, then ``scale``d.
+
+        With ``reset`` (fit) the scaler is not applied yet: ``_fit_range`` fits it after validation.
+        """
+        pixels = self._reads_pixels(X, reset)
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
             X = np.asarray(X).reshape(X.shape[0], -1)
         try:
@@ -122,33 +148,82 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"(|x| <= {FLOAT32_MAX:.4g}), the precision aekit trains in; scale or clip X (e.g. StandardScaler)"
             )
         X = np.asarray(X, dtype=np.float32)
-        X = as_float32(X, uint8=uint8)
+        X = as_float32(X, pixels=pixels)
+        if not reset:
+            X = apply_scaler(X, self._scaler())
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
             caller = sys._getframe(1).f_code.co_name  # transform, predict_proba, ...: once per call site per process
+            scaled = "after this model's scale" if self._scaler() is not None else "as the model reads it"
             warn_once(
                 ("range", type(self).__name__, caller),
-                f"X holds values outside [0, 1] (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]) "
-                "but this model was trained on data in [0, 1] (sigmoid output); "
-                "scale X as it was scaled for fit (tabular data: the same fitted MinMaxScaler; images: "
-                "divide 0-255 pixels by 255, or pass uint8). Shown once per process",
+                f"X holds values outside [0, 1] {scaled} (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]), "
+                "but this model was trained on data in [0, 1] (sigmoid output); its reconstructions cannot reach "
+                "them. Pass X in the units it was fitted on (tabular data: scaled the same way, e.g. by the same "
+                "fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8), or fit with "
+                "scale='minmax' so that the model scales its input itself. Shown once per process",
                 stacklevel=3,
             )
         return X
 
+    def _reads_pixels(self, X: Any, reset: bool) -> bool:
+        """Whether ``X`` (as passed, before conversion) is 0-255 pixels to divide by 255.
+
+        ``fit`` decides once (``pixels_``): uint8 by ``_utils.uint8_pixels`` unless ``scale`` does the
+        scaling; other data leave the decision to ``_fit_range``. Later calls follow it.
+        """
+        if not reset:
+            return bool(is_uint8(X) and getattr(self, "pixels_", True))  # files from before pixels_: always
+        self.pixels_: bool | None = None
+        if is_uint8(X):
+            self.pixels_ = bool(uint8_pixels(X, stacklevel=4)) if self.scale is None else False  # at fit's caller
+        return bool(self.pixels_)
+
+    def _scaler(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fitted ``scale`` as ``(offset, factor)``; None without one (or before fit)."""
+        offset, factor = getattr(self, "input_offset_", None), getattr(self, "input_scale_", None)
+        return None if offset is None or factor is None else (offset, factor)
+
+    def _fit_range(self, X: np.ndarray) -> np.ndarray:
+        """Fit ``scale``, resolve "auto" loss and output, warn about mismatches; ``X`` as the model reads it."""
+        scaler = fit_scaler(X, self.scale)
+        self.input_offset_: np.ndarray | None = None if scaler is None else scaler[0]
+        self.input_scale_: np.ndarray | None = None if scaler is None else scaler[1]
+        X = np.ascontiguousarray(apply_scaler(X, scaler))
+        unit = X.size == 0 or in_unit_range(float(X.min()), float(X.max()))
+        if self.pixels_ is None:  # not uint8: uint8 passed later reads as pixels only for a [0, 1] model
+            self.pixels_ = bool(unit and self.scale is None)
+        self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
+        self._check_range(X)
+        for note in advice(X, self.scale, self.loss_, self.output_activation_):
+            warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_range
+        return X
+
+    def _resolved(self) -> tuple[str, str]:
+        """The fitted loss and output activation; before fit, "auto" as for data in [0, 1] (e.g. MNIST)."""
+        if hasattr(self, "loss_"):
+            return self.loss_, self.output_activation_
+        return resolve(self.loss, self.output_activation, unit=True)
+
     def _needs_unit_range(self) -> bool:
-        return self.loss == "bce" or (self.noise is not None and self.output_activation == "sigmoid")
+        loss, out = self._resolved()
+        return loss == "bce" or (self.noise is not None and out == "sigmoid")
 
     def _check_range(self, X: np.ndarray) -> None:
         if self._needs_unit_range():
             lo, hi = float(X.min()), float(X.max())
             if not in_unit_range(lo, hi):
+                loss, out = self._resolved()
+                bce = loss == "bce"
+                why = "{loss}" if bce else "{noise} with a sigmoid output (its noise is clipped to [0, 1])"
+                auto = "{loss='auto'}" if bce else "{output_activation='auto'}"
                 raise InputError(  # the data is at fault (no param); the message names parameters as the fix
-                    f"{{loss}} with a sigmoid output needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]; "
-                    "scale X (e.g. MinMaxScaler, or pass uint8 images) or use {loss='mse'}, "
-                    "{output_activation='linear'}",
-                    values={"loss": self.loss},
+                    f"{why} needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]"
+                    + (" after scaling" if self.scale is not None else "")
+                    + f"; pass {{scale='minmax'}} to scale X into [0, 1], or {auto} "
+                    "(a linear output for such data)",
+                    values={"loss": self.loss, "noise": self.noise},
                 )
 
     # ------------------------------------------------------------------ building
@@ -161,7 +236,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             "n_components": self.n_components,
             "activation": self.activation,
             "code_activation": self.code_activation,
-            "output_activation": self.output_activation,
+            "output_activation": self._resolved()[1],
             "batchnorm": self.batchnorm,
             "dropout": self.dropout,
             "image_shape": self.image_shape,
@@ -183,7 +258,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         forward: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
     ) -> Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]:
         """The training/validation loss; ``forward`` replaces ``net`` *and* autocast (it handles precision itself)."""
-        loss_kind, out_act = self.loss, self.output_activation
+        loss_kind, out_act = self._resolved()
         amp = autocast(device, self.precision) if forward is None else contextlib.nullcontext
         forward = net if forward is None else forward
         mixed = self.precision != "float32"
@@ -228,7 +303,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """validate -> plan -> build -> train; the fitted attributes exist before training starts."""
         self._validate_params()
         self._check_conv_dropout(resume_from)
-        self._check_range(X)
+        X = self._fit_range(X)
         device = resolve_device(self.device)
         seed, run_random_state = self._run_seed(resume_from)
         n, n_features = X.shape
@@ -344,6 +419,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         state = LoopState()
         run_params = self._json_params(seed)
+        # what this run learns: "auto" as resolved (a checkpoint of loss="bce" resumes under loss="auto" on [0, 1] data)
+        run_params["loss"], run_params["output_activation"] = self._resolved()
         if (
             run_random_state is not None
         ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
@@ -462,16 +539,21 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if Z.dtype.kind not in "biuf" or not np.all(np.isfinite(Z)):
             raise InputError("inverse_transform expects finite numeric codes")
         Z = np.ascontiguousarray(Z, dtype=np.float32)
-        return self._forward_batches(Z, self.net_.decode)
+        return undo_scaler(self._forward_batches(Z, self.net_.decode), self._scaler())
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``."""
         check_is_fitted(self, "net_")
         X = self._X(X, reset=False)
-        return self._forward_batches(X, lambda xb: self.net_.decode(self.net_.encode(xb)["code"]))
+        return undo_scaler(
+            self._forward_batches(X, lambda xb: self.net_.decode(self.net_.encode(xb)["code"])), self._scaler()
+        )
 
     def reconstruction_error(self, X: Any) -> float:
-        """Mean-per-element reconstruction loss (the training ``loss``) of ``X``."""
+        """Mean-per-element reconstruction loss (the training ``loss``, ``loss_``) of ``X``.
+
+        Measured as the model reads ``X``: after ``scale``, as in training.
+        """
         check_is_fitted(self, "net_")
         Xv = self._X(X, reset=False)
         total = 0.0
@@ -481,7 +563,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             for start in range(0, Xv.shape[0], 4096):
                 xb = torch.from_numpy(Xv[start : start + 4096]).to(self.device_)
                 logits = net.decoder(net.encode(xb)["code"])
-                total += float(reconstruction_loss(logits, xb, self.loss, self.output_activation)) * xb.shape[0]
+                total += float(reconstruction_loss(logits, xb, *self._resolved())) * xb.shape[0]
         return total / Xv.shape[0]
 
     @property
@@ -493,27 +575,33 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def encoder_(self) -> torch.nn.Module:
         """The fitted encoder as a plain ``nn.Module``.
 
-        It maps ``(B, n_features)`` float32 in the scale ``transform`` reads → codes ``(B, n_components)``.
+        It maps ``(B, n_features)`` float32 as ``transform`` reads it (uint8 pixels divided by 255;
+        a fitted ``scale`` is part of the module) → codes ``(B, n_components)``.
 
         Shares its weights with the model (the mean of a variational model, as ``transform``).
         """
         check_is_fitted(self, "net_")
         net = self.net_
-        return net.encoder if net.mu is None else torch.nn.Sequential(net.encoder, net.mu).train(net.training)
+        layers = [net.encoder] if net.mu is None else [net.encoder, net.mu]
+        scaler = self._scaler()
+        if scaler is not None:
+            layers.insert(0, _Scaler(scaler).to(self.device_))
+        return layers[0] if len(layers) == 1 else torch.nn.Sequential(*layers).train(net.training)
 
     @property
     def decoder_(self) -> torch.nn.Module:
         """The fitted decoder as a plain ``nn.Module``.
 
-        It maps codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``.
+        It maps codes ``(B, n_components)`` → ``(B, n_features)``, as ``inverse_transform``
+        (the output activation, ``output_activation_``, and the undoing of ``scale`` included).
         """
         check_is_fitted(self, "net_")
         net = self.net_
-        return (
-            net.decoder
-            if net.output_activation == "linear"
-            else torch.nn.Sequential(net.decoder, torch.nn.Sigmoid()).train(net.training)
-        )
+        layers = [net.decoder] + ([] if net.output_activation == "linear" else [torch.nn.Sigmoid()])
+        scaler = self._scaler()
+        if scaler is not None:
+            layers.append(_Scaler(scaler, undo=True).to(self.device_))
+        return layers[0] if len(layers) == 1 else torch.nn.Sequential(*layers).train(net.training)
 
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()

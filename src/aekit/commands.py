@@ -291,11 +291,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit import metrics
-    from aekit._utils import InputError, as_float32
+    from aekit._utils import InputError, as_float32, is_uint8
     from aekit.estimators import load
     from aekit.objectives import add_noise
     from aekit.outputs import output_file
     from aekit.params import check_noise_factor
+    from aekit.scaling import apply, undo
 
     with output_file(args.out, args.overwrite) as (out, name):
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
@@ -303,11 +304,19 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
         est = load(args.model)
         X, _ = load_data(args)
-        X_in = as_float32(X)
-        clean = X_in
-        sigmoid = est.output_activation == "sigmoid"
-        if args.add_noise:  # clipped to [0, 1] for a sigmoid model only, as in training
-            X_in = add_noise(clean, args.noise, args.noise_factor, random_state=args.seed, clip=sigmoid)
+        clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
+        X_in = clean
+        sigmoid = est.output_activation_ == "sigmoid"
+        if args.add_noise:  # as in training: in the model's units (after its scale), clipped for a sigmoid model only
+            scaler = est._scaler()
+            noisy = add_noise(
+                apply(clean.reshape(len(clean), -1), scaler),
+                args.noise,
+                args.noise_factor,
+                random_state=args.seed,
+                clip=sigmoid,
+            )
+            X_in = undo(noisy, scaler)
         denoised = est.reconstruct(X_in)
         write_codes(denoised, out.staged(name), prefix="x")  # reconstructions: features, not codes
         out.commit()

@@ -219,8 +219,8 @@ def _check_pair(
             f"({bad.size} such labels); pass n_classes=... if the data set has more classes"
         )
     X = images.reshape(len(images), math.prod(images.shape[1:]))
-    if scale:
-        X = as_float32(X)
+    if scale:  # images by the file's format: uint8 is 0-255 pixels whatever its largest value
+        X = as_float32(X, pixels=X.dtype == np.uint8)
     return X, y
 
 

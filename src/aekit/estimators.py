@@ -1,7 +1,8 @@
 """scikit-learn estimators: ``Autoencoder`` and ``SupervisedAutoencoder``; ``load``.
 
 Defaults reproduce the reference dense autoencoder: 784 → 500 → 300 → 100 → 2
-(tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE, Keras RMSprop(lr=0.002,
+(tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE (what the "auto" output and loss pick for
+data in [0, 1], as MNIST's), Keras RMSprop(lr=0.002,
 momentum=0.01, rho=0.9, eps=1e-7), batch 128, Glorot-uniform weights, zero biases.
 The shared machinery (validation, the fit pipeline, inference, saving) is in ``base``.
 """
@@ -54,12 +55,26 @@ class Autoencoder(_AutoencoderBase):
         Hidden activation; None means tanh for dense, relu for conv (the reference).
     code_activation : str, default="tanh"
         Activation of the code layer of a deterministic AE.
-    output_activation : {"sigmoid", "linear"}, default="sigmoid"
-    loss : {"bce", "mse", "huber", "l1"}, default="bce"
-        Reconstruction loss, mean per element. "bce" needs the sigmoid output (data in
-        [0, 1]); "mse", "huber" (Huber with delta 1: squared below 1, absolute above)
-        and "l1" (absolute error, robust to outliers) compare the output, after the
-        sigmoid if there is one; for unbounded data use them with ``output_activation="linear"``.
+    output_activation : {"auto", "sigmoid", "linear"}, default="auto"
+        Activation of the reconstruction. "auto" is resolved in ``fit`` from the training
+        data as the model sees it (after ``scale``): "sigmoid" for data in [0, 1] (and
+        always with ``loss="bce"``), else "linear". The choice made: ``output_activation_``.
+    loss : {"auto", "bce", "mse", "huber", "l1"}, default="auto"
+        Reconstruction loss, mean per element. "auto": "bce" (cross-entropy) on a sigmoid
+        output for data in [0, 1] (the MNIST reference), else "mse"; the choice made:
+        ``loss_``. "bce" needs the sigmoid output and data in [0, 1]; "mse", "huber"
+        (Huber with delta 1: squared below 1, absolute above) and "l1" (absolute error,
+        robust to outliers) compare the output, after the sigmoid if there is one.
+    scale : {None, "minmax", "standard", "pixels"}, default=None
+        The one switch for data of any range. Scaling of the features, fitted in ``fit``
+        and part of the model: ``transform``, ``predict`` and ``score`` apply it,
+        ``inverse_transform`` and ``reconstruct`` undo it, so inputs and outputs stay in
+        the user's units. "minmax": each feature to [0, 1] (then ``loss="auto"`` picks
+        cross-entropy); "standard": each feature to mean 0 and standard deviation 1 (for
+        tabular features on different scales); "pixels": divide by 255 (0-255 images of
+        any dtype). Constant features become 0. None: the data as given, where uint8 data
+        whose values reach 128 are 0-255 pixels and are divided by 255 (smaller uint8
+        values are numbers, said once); with a ``scale``, uint8 data are numbers.
     batchnorm : bool, default=False
         BatchNorm after every hidden layer.
     dropout : float, default=0.0
@@ -147,6 +162,13 @@ class Autoencoder(_AutoencoderBase):
     stop_reason_ : str
         Why training ended: "completed", "early_stopping", "lr_floor", "callback",
         "interrupted" or "diverged".
+    loss_, output_activation_ : str
+        The loss and output activation the model trained with ("auto" resolved).
+    pixels_ : bool
+        Whether uint8 input is read as 0-255 pixels (divided by 255), as decided in ``fit``.
+    input_offset_, input_scale_ : ndarray of shape (n_features,) or None
+        The fitted ``scale``: the model reads ``(X - input_offset_) / input_scale_``; None
+        without one.
     """
 
     def __init__(
@@ -157,8 +179,9 @@ class Autoencoder(_AutoencoderBase):
         architecture: str = "dense",
         activation: str | None = None,
         code_activation: str = "tanh",
-        output_activation: str = "sigmoid",
-        loss: str = "bce",
+        output_activation: str = "auto",
+        loss: str = "auto",
+        scale: str | None = None,
         batchnorm: bool = False,
         dropout: float = 0.0,
         image_shape: Sequence[int] | None = None,
@@ -194,6 +217,7 @@ class Autoencoder(_AutoencoderBase):
         self.code_activation = code_activation
         self.output_activation = output_activation
         self.loss = loss
+        self.scale = scale
         self.batchnorm = batchnorm
         self.dropout = dropout
         self.image_shape = image_shape
@@ -249,7 +273,8 @@ class Autoencoder(_AutoencoderBase):
 class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     """Autoencoder with a classifier head off the code (SAE).
 
-    Loss = ``reconstruction_weight``·BCE(reconstruction) + ``classification_weight``·CE(class).
+    Loss = ``reconstruction_weight``·reconstruction loss (``loss_``: BCE for data in [0, 1])
+    + ``classification_weight``·CE(class).
     A classifier and a transformer at once: ``predict``/``predict_proba``/``score``
     (accuracy) and ``transform``/``inverse_transform``. Labels may be any values;
     ``y == -1`` (or the text ``"-1"`` among text labels) marks an unlabelled sample, which trains
@@ -278,8 +303,9 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         architecture: str = "dense",
         activation: str | None = None,
         code_activation: str = "tanh",
-        output_activation: str = "sigmoid",
-        loss: str = "bce",
+        output_activation: str = "auto",
+        loss: str = "auto",
+        scale: str | None = None,
         batchnorm: bool = False,
         dropout: float = 0.0,
         image_shape: Sequence[int] | None = None,
@@ -320,6 +346,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.code_activation = code_activation
         self.output_activation = output_activation
         self.loss = loss
+        self.scale = scale
         self.batchnorm = batchnorm
         self.dropout = dropout
         self.image_shape = image_shape
@@ -483,6 +510,23 @@ def fit_stage(est: Any, X: Any, y: Any = None) -> Any:
     return est
 
 
+def _resolved_choices(est: _AutoencoderBase, fitted: dict[str, Any]) -> tuple[str, str]:
+    """A file's fitted ``loss_`` and ``output_activation_``; files from before "auto" hold them as parameters."""
+    from aekit.modules import OUTPUT_ACTIVATIONS
+    from aekit.objectives import RECONSTRUCTION_LOSSES
+    from aekit.schema import SchemaError, shown
+
+    loss = str(fitted.get("loss_", est.loss))
+    out = str(fitted.get("output_activation_", est.output_activation))
+    for name, value, choices in (
+        ("loss_", loss, RECONSTRUCTION_LOSSES),
+        ("output_activation_", out, OUTPUT_ACTIVATIONS),
+    ):
+        if value not in choices:
+            raise SchemaError(f"fitted.{name}", f"one of {list(choices)}", shown(value))
+    return loss, out
+
+
 def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | SupervisedAutoencoder:
     """Load a model written by ``save``; runs no code from the file (safetensors + JSON).
 
@@ -499,6 +543,7 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
         # a loaded model never writes where its file says
         est = cls(**{**model.params, "device": device, "checkpoint_path": None, "callbacks": None})
         est._validate_params()
+        est.loss_, est.output_activation_ = _resolved_choices(est, model.fitted)  # the network's output needs them
         net_kwargs = est._net_kwargs(model.fitted["n_features_in_"], None if classes is None else len(classes))
         with torch.device("meta"):  # shapes only, nothing allocated: tampered metadata cannot exhaust memory
             expected = build_net(**net_kwargs).state_dict()

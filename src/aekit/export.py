@@ -1,9 +1,10 @@
 """Models that travel: ONNX files of the encoder and decoder, and TensorBoard projector files.
 
-ONNX inputs are float32 already scaled as ``transform`` reads them: pixels in
-[0, 1] (divide 0-255 values by 255 before feeding the encoder). The scaling stays
-outside the graph so that one file serves float and image data alike; each file
-carries it in its metadata (``aekit.input``).
+ONNX inputs are float32 as ``transform`` reads them: a model's fitted ``scale`` is part
+of the graph (the encoder takes the user's units, the decoder gives them back), while the
+uint8 pixel rule stays outside it (a model of [0, 1] images takes pixels divided by 255),
+so that one file serves float and image data alike; each file says what it takes in its
+metadata (``aekit.input``).
 """
 
 from __future__ import annotations
@@ -61,12 +62,22 @@ def _onnx_file(module: torch.nn.Module, width: int, path: Path, names: tuple[str
         onnx.save_model(model, str(tmp))
 
 
+def _input_units(est: Any) -> str:
+    """What the encoder's ``x`` holds, for the files' metadata."""
+    if getattr(est, "input_offset_", None) is not None:
+        return f"float32 (batch, n_features) in the units fit saw: the fitted scale={est.scale!r} is in the graph"
+    if getattr(est, "output_activation_", "sigmoid") == "sigmoid":
+        return "float32 (batch, n_features) in [0, 1]: divide 0-255 pixels by 255"
+    return "float32 (batch, n_features) in the units fit saw"
+
+
 def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``encoder.onnx`` and ``decoder.onnx`` of a fitted autoencoder into ``out_dir``.
 
-    encoder: ``x`` float32 ``(batch, n_features)`` in [0, 1] (as ``transform`` reads it)
-    → ``code`` ``(batch, n_components)``; decoder: ``code`` → ``x_hat`` ``(batch,
-    n_features)`` (as ``inverse_transform``). The batch axis is dynamic. Needs
+    encoder: ``x`` float32 ``(batch, n_features)`` as ``transform`` reads it (the fitted
+    ``scale`` inside the graph; uint8 pixels divided by 255 first) → ``code`` ``(batch,
+    n_components)``; decoder: ``code`` → ``x_hat`` ``(batch, n_features)`` (as
+    ``inverse_transform``, in the same units). The batch axis is dynamic. Needs
     ``onnx`` and ``onnxscript`` (``pip install aekit[export]``).
 
     Returns
@@ -75,10 +86,7 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """
     out = Path(out_dir)
     n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
-    meta = {
-        "aekit.input": "float32 (batch, n_features) in [0, 1]: divide 0-255 pixels by 255",
-        "aekit.model": type(est).__name__,
-    }
+    meta = {"aekit.input": _input_units(est), "aekit.model": type(est).__name__}
     if getattr(est, "image_shape", None) is not None:
         meta["aekit.image_shape"] = ",".join(map(str, est.image_shape))
     paths = {"encoder": out / ONNX_FILES[0], "decoder": out / ONNX_FILES[1]}

@@ -190,6 +190,15 @@ def fitted_section(est: Any) -> dict[str, Any]:
     }
     if hasattr(est, "best_epoch_"):  # absent from models loaded from files written before it existed
         fitted["best_epoch_"] = int(est.best_epoch_)
+    # the data-range switch (absent from models loaded from older files: _decode_fitted's defaults hold then)
+    for name in ("loss_", "output_activation_"):
+        if hasattr(est, name):
+            fitted[name] = str(getattr(est, name))
+    if getattr(est, "pixels_", None) is not None:
+        fitted["pixels_"] = bool(est.pixels_)
+    if getattr(est, "input_offset_", None) is not None:  # float32 values: JSON's doubles hold them exactly
+        fitted["input_offset_"] = [float(v) for v in est.input_offset_]
+        fitted["input_scale_"] = [float(v) for v in est.input_scale_]
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
@@ -217,6 +226,13 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
         attrs["classes_"] = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
     if "feature_names_in_" in fitted:
         attrs["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
+    for name in ("loss_", "output_activation_"):  # absent from older files: their parameters were never "auto"
+        if name in fitted:
+            attrs[name] = fitted[name]
+    attrs["pixels_"] = fitted.get("pixels_", True)  # older files: uint8 input was always 0-255 pixels
+    scaler = "input_offset_" in fitted
+    attrs["input_offset_"] = np.asarray(fitted["input_offset_"], dtype=np.float32) if scaler else None
+    attrs["input_scale_"] = np.asarray(fitted["input_scale_"], dtype=np.float32) if scaler else None
     return attrs
 
 

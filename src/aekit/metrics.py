@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aekit._utils import InputError, as_float32, in_unit_range
+from aekit._utils import InputError, as_float32, in_unit_range, is_uint8
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
 
@@ -123,7 +123,7 @@ def evaluate_model(
 
     X_hat = est.reconstruct(X_test)  # type: ignore[attr-defined]
     X_raw = np.asarray(X_test)
-    X_ref = as_float32(X_raw)  # as the estimators scale
+    X_ref = as_float32(X_raw, pixels=is_uint8(X_raw) and bool(getattr(est, "pixels_", True)))  # as the model reads it
     if X_ref.shape != X_hat.shape and X_ref.size == X_hat.size:  # images (n, H, W) / (n, C, H, W): compared flat
         X_ref = X_ref.reshape(X_hat.shape)
     unit = unit_range(X_ref)

@@ -27,6 +27,7 @@ from aekit.accel import COMPILE_MODES, PRECISIONS
 from aekit.modules import ACTIVATIONS, ARCHITECTURES, OUTPUT_ACTIVATIONS
 from aekit.objectives import NOISE_KINDS, RECONSTRUCTION_LOSSES
 from aekit.optim import OPTIMIZERS
+from aekit.scaling import AUTO, SCALES
 from aekit.training import SCHEDULES
 
 _NONE_WORDS = ("none", "null", "")
@@ -272,8 +273,24 @@ _TABLE = [
     Param("architecture", Options(ARCHITECTURES), "dense", "body of encoder and decoder"),
     Param("activation", _ACTIVATION, None, "hidden activation (none: tanh for dense, relu for conv)", none_ok=True),
     Param("code_activation", _ACTIVATION, "tanh", "activation of a deterministic code layer"),
-    Param("output_activation", Options(OUTPUT_ACTIVATIONS), "sigmoid", "activation of the reconstruction"),
-    Param("loss", Options(RECONSTRUCTION_LOSSES), "bce", "reconstruction loss, mean per element"),
+    Param(
+        "output_activation",
+        Options((AUTO, *OUTPUT_ACTIVATIONS)),
+        AUTO,
+        "activation of the reconstruction (auto: sigmoid for data in [0, 1], else linear)",
+    ),
+    Param(
+        "loss",
+        Options((AUTO, *RECONSTRUCTION_LOSSES)),
+        AUTO,
+        "reconstruction loss, mean per element (auto: bce for data in [0, 1], else mse)",
+    ),
+    Param(
+        "scale",
+        Options((None, *SCALES)),
+        None,
+        "scale the features in fit, undone on output: minmax to [0, 1], standard to mean 0 std 1, pixels 0-255 / 255",
+    ),
     Param("batchnorm", Bool(), False, "BatchNorm after every hidden layer"),
     Param(
         "dropout", Interval(float, 0.0, 1.0, high_open=True), 0.0, "dropout after every hidden layer of the dense body"
@@ -387,11 +404,11 @@ def _code_size_rule(p: Mapping[str, Any]) -> None:
 
 
 def _bce_rule(p: Mapping[str, Any]) -> None:
-    if p["loss"] == "bce" and p["output_activation"] != "sigmoid":
+    if p["loss"] == "bce" and p["output_activation"] not in ("sigmoid", AUTO):
         raise param_error(
             "loss",
-            "{loss} needs {output_activation='sigmoid'}; use {loss='mse'} with {output_activation='linear'} "
-            "for unbounded data",
+            "{loss} needs {output_activation='sigmoid'}; for data outside [0, 1] use {loss='auto'} "
+            "(or {scale='minmax'} to bring the data into [0, 1])",
             loss="bce",
         )
 

@@ -29,6 +29,7 @@ MAX_SEED = 2**64 - 1  # what torch.manual_seed accepts
 MAX_COUNT = 2**31 - 1  # features, epochs: far beyond what trains, small enough for every int conversion
 MAX_NUMBER = 2.0**63  # any other number (parameters, hyperparameters): validated further where it is used
 MAX_FLOAT = float(np.finfo(np.float64).max)
+MAX_FLOAT32 = float(np.finfo(np.float32).max)
 MAX_TEXT = 4096  # characters of one string (a path, a feature name, a text label)
 MAX_CLASSES = 100_000
 MAX_LABEL_CHARS = 256  # of a fixed-width text dtype (<U256): the classes array's itemsize is 4x this
@@ -272,6 +273,13 @@ MODEL_FITTED = Obj(
         "feature_names_in_": ListOf(Str(), max_len=MAX_COUNT),
         "classes_": ListOf(Either((Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str())), min_len=2, max_len=MAX_CLASSES),
         "classes_dtype": CLASSES_DTYPE,
+        # the data-range switch: resolved "auto" choices (checked against the choices where loaded), how
+        # uint8 input reads, the fitted scaler (X - offset) / scale per feature
+        "loss_": Str(32, r"[a-z0-9_]+", "a lower-case name"),
+        "output_activation_": Str(32, r"[a-z0-9_]+", "a lower-case name"),
+        "pixels_": Bool(),
+        "input_offset_": ListOf(Num(-MAX_FLOAT32, MAX_FLOAT32), max_len=MAX_COUNT),
+        "input_scale_": ListOf(Num(float(np.finfo(np.float32).tiny), MAX_FLOAT32), max_len=MAX_COUNT),
     },
     optional=frozenset(
         {
@@ -283,6 +291,11 @@ MODEL_FITTED = Obj(
             "feature_names_in_",
             "classes_",
             "classes_dtype",
+            "loss_",
+            "output_activation_",
+            "pixels_",
+            "input_offset_",
+            "input_scale_",
         }
     ),
 )
@@ -310,6 +323,13 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
         )
     if ("classes_" in fitted) != ("classes_dtype" in fitted):
         raise SchemaError("fitted", "classes_ and classes_dtype together", "only one of them")
+    if ("input_offset_" in fitted) != ("input_scale_" in fitted):
+        raise SchemaError("fitted", "input_offset_ and input_scale_ together", "only one of them")
+    for name in ("input_offset_", "input_scale_"):
+        if name in fitted and len(fitted[name]) != fitted["n_features_in_"]:
+            raise SchemaError(
+                f"fitted.{name}", f"{fitted['n_features_in_']} values (n_features_in_)", f"{len(fitted[name])} values"
+            )
     if "classes_" in fitted:
         dtype = np.dtype(fitted["classes_dtype"])  # whitelisted above: a handful of bytes per class
         if dtype.kind == "U" and dtype.itemsize > 4 * MAX_LABEL_CHARS:

@@ -1,0 +1,116 @@
+"""The data-range switch: the input scaler (``scale=...``), what ``"auto"`` loss and output mean, and advice.
+
+An autoencoder trains well when its inputs are small numbers on similar scales, and when the
+reconstruction's output activation and loss fit the data's range: a sigmoid and cross-entropy
+for data in [0, 1] (images), a linear output and squared error otherwise. ``scale`` brings the
+data there (fitted in ``fit``, applied by ``transform``, undone by ``inverse_transform``), and
+``loss="auto"`` / ``output_activation="auto"`` follow the range of the data as the model sees it.
+``advice`` names the mismatches it can see, once per fit. The uint8 pixel rule is
+``_utils.uint8_pixels``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from aekit._utils import in_unit_range
+
+#: ``scale`` choices besides None: per feature to [0, 1]; per feature to mean 0 and std 1; 0-255 pixels / 255
+SCALES = ("minmax", "standard", "pixels")
+AUTO = "auto"
+#: features whose ranges (max - min) differ by more than this factor are on "wildly different scales"
+#: (8-bit images in [0, 1] stay within 255: the narrowest range of a pixel is 1/255)
+SPREAD_LIMIT = 1e3
+#: data whose magnitude exceeds this saturates tanh units from the first layer (tanh(10) = 1 - 4e-9)
+MAGNITUDE_LIMIT = 10.0
+
+
+def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-feature ``(offset, factor)`` of ``scale`` on ``X`` ``(n_samples, n_features)``: the model
+    reads ``(X - offset) / factor``. None for ``scale=None``. Both are float32 ``(n_features,)``.
+
+    A constant feature (no spread beyond float32 rounding) keeps factor 1: it becomes 0 (minmax,
+    standard), never a division by zero.
+    """
+    if scale is None:
+        return None
+    n_features = X.shape[1]
+    if scale == "pixels":
+        return np.zeros(n_features, np.float32), np.full(n_features, 255.0, np.float32)
+    X64 = np.asarray(X, dtype=np.float64)
+    if scale == "minmax":
+        offset, factor = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
+    elif scale == "standard":
+        offset, factor = X64.mean(axis=0), X64.std(axis=0)
+    else:
+        raise ValueError(f"scale={scale!r}; expected one of {SCALES} or None")  # validated before: a bug
+    # spread at the level of float32's rounding of the feature's values is no spread (e.g. a constant 1e6)
+    constant = factor <= 4 * np.finfo(np.float32).eps * np.abs(X64).max(axis=0, initial=0.0)
+    factor[constant | (factor == 0)] = 1.0
+    return offset.astype(np.float32), factor.astype(np.float32)
+
+
+def apply(X: np.ndarray, scaler: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """``X`` as the model reads it (float32)."""
+    if scaler is None:
+        return X
+    offset, factor = scaler
+    return ((X - offset) / factor).astype(np.float32, copy=False)
+
+
+def undo(X: np.ndarray, scaler: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Model-space ``X`` back in the user's units (float32)."""
+    if scaler is None:
+        return X
+    offset, factor = scaler
+    return (X * factor + offset).astype(np.float32, copy=False)
+
+
+def resolve(loss: str, output_activation: str, unit: bool) -> tuple[str, str]:
+    """``(loss, output_activation)`` with "auto" resolved for training data in [0, 1] (``unit``) or not.
+
+    The output: a sigmoid for data in [0, 1] (and always for cross-entropy), else linear. The loss:
+    cross-entropy on a sigmoid for data in [0, 1] (the MNIST reference), else squared error.
+    """
+    out = output_activation
+    if out == AUTO:
+        out = "sigmoid" if (unit or loss == "bce") else "linear"
+    if loss == AUTO:
+        loss = "bce" if (out == "sigmoid" and unit) else "mse"
+    return loss, out
+
+
+def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str) -> list[str]:
+    """What does not fit: warnings for training data ``X`` (as the model sees it) and the resolved choices.
+
+    Worded for tabular data and images alike; each names the one switch that fixes it.
+    """
+    if X.size == 0:
+        return []
+    lo, hi = float(X.min()), float(X.max())
+    notes = []
+    if output_activation == "sigmoid" and loss != "bce" and not in_unit_range(lo, hi):
+        notes.append(
+            f"output_activation='sigmoid' bounds reconstructions to [0, 1], but X holds values in "
+            f"[{lo:.3g}, {hi:.3g}]: the {loss} loss cannot reach them. Use output_activation='auto' "
+            "(linear for such data), or scale='minmax' to bring X into [0, 1]"
+        )
+    if scale is None:
+        ranges = X.max(axis=0).astype(np.float64) - X.min(axis=0)  # not the std: sparse pixels keep a wide range
+        moving = ranges[ranges > 0]
+        spread = float(moving.max() / moving.min()) if moving.size else 1.0
+        if spread > SPREAD_LIMIT:
+            notes.append(
+                f"X's features are on very different scales (ranges from {moving.min():.2g} to {moving.max():.2g}, "
+                f"a factor of 10^{math.floor(math.log10(spread))}): the widest dominate the loss and the narrow "
+                "ones are lost. Pass scale='standard' (CLI: --scale standard)"
+            )
+        elif max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
+            notes.append(
+                f"X holds values up to {max(abs(lo), abs(hi)):.3g} in magnitude, far beyond the few units where "
+                "a network's inputs train well: tanh units saturate and codes stick at their bounds. "
+                "Pass scale='standard' (CLI: --scale standard)"
+            )
+    return notes
