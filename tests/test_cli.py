@@ -378,8 +378,9 @@ def test_train_keeps_a_checkpoint_and_removes_a_folder_it_created_for_nothing(tm
     X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "big.npy", X * 255)  # out of [0, 1] for BCE: fails inside fit, after the folder was made
-    assert main(["train", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o")]) == 2
-    assert "needs X in [0, 1]" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert main(["train", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o"), "--loss", "bce"]) == 2
+    err = capsys.readouterr().err
+    assert "needs X in [0, 1]" in err and "--scale 'minmax'" in err and not (tmp_path / "o").exists()
     out = tmp_path / "r"
     out.mkdir()
     (out / "checkpoint.safetensors").write_bytes(b"from a killed run")

@@ -1,0 +1,318 @@
+"""The data-range switch (aekit.scaling): "auto" loss and output, ``scale``, the uint8 rule, the warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit import Autoencoder, SupervisedAutoencoder
+from aekit._utils import InputError, ModelFileError, as_float32, uint8_pixels
+from aekit.cli import main
+from aekit.scaling import advice, fit_scaler, resolve
+
+from .conftest import SMALL
+
+
+@pytest.fixture
+def tabular():
+    """Three features on very different scales (0.001s, units, thousands), 3 classes."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    X = np.column_stack(
+        [0.002 * y + 0.001 * rng.standard_normal(120), y + rng.standard_normal(120), 1000 * y + 4000]
+    ).astype(np.float32)
+    return X + rng.uniform(0, 1e-3, X.shape).astype(np.float32), y
+
+
+def _caught(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    return result, [str(w.message) for w in caught]
+
+
+# ----------------------------------------------------------------------------- "auto" loss and output
+
+
+@pytest.mark.parametrize(
+    ("loss", "out", "unit", "want"),
+    [
+        ("auto", "auto", True, ("bce", "sigmoid")),  # the MNIST reference
+        ("auto", "auto", False, ("mse", "linear")),
+        ("mse", "auto", True, ("mse", "sigmoid")),  # the output follows the data, not the loss
+        ("mse", "auto", False, ("mse", "linear")),  # loss="mse" alone no longer keeps a sigmoid
+        ("bce", "auto", False, ("bce", "sigmoid")),  # bce needs the sigmoid (and the range check refuses)
+        ("auto", "linear", True, ("mse", "linear")),
+        ("auto", "sigmoid", False, ("mse", "sigmoid")),  # an explicit choice is kept (and warned about)
+        ("huber", "linear", False, ("huber", "linear")),
+    ],
+)
+def test_auto_resolves_from_the_data_range(loss, out, unit, want):
+    assert resolve(loss, out, unit) == want
+
+
+def test_auto_on_data_in_unit_range_is_the_reference_bit_for_bit(blobs):
+    X, y = blobs
+    auto = Autoencoder(**SMALL).fit(X)
+    explicit = Autoencoder(**SMALL, loss="bce", output_activation="sigmoid").fit(X)
+    assert (auto.loss_, auto.output_activation_) == ("bce", "sigmoid")
+    np.testing.assert_array_equal(auto.transform(X), explicit.transform(X))
+    assert auto.history_["loss"] == explicit.history_["loss"]
+    sae = SupervisedAutoencoder(**SMALL).fit(X, y)
+    ref = SupervisedAutoencoder(**SMALL, loss="bce", output_activation="sigmoid").fit(X, y)
+    np.testing.assert_array_equal(sae.predict_proba(X), ref.predict_proba(X))
+
+
+def test_auto_on_data_outside_unit_range_trains_mse_on_a_linear_output(blobs):
+    X, _ = blobs
+    est = Autoencoder(**SMALL).fit(X * 4 - 2)
+    assert (est.loss_, est.output_activation_) == ("mse", "linear")
+    assert est.net_.output_activation == "linear"
+    recon = est.reconstruct(X * 4 - 2)
+    assert recon.min() < 0 or recon.max() > 1  # not squeezed into a sigmoid's [0, 1]
+    assert est.reconstruction_error(X * 4 - 2) == pytest.approx(-est.score(X * 4 - 2))
+
+
+def test_explicit_bce_outside_unit_range_names_the_one_switch(blobs):
+    X, _ = blobs
+    with pytest.raises(InputError, match=r"loss='bce' needs X in \[0, 1\], found values in \[0, 2\]") as info:
+        Autoencoder(**SMALL, loss="bce").fit(X * 2)
+    assert "scale='minmax'" in str(info.value) and "loss='auto'" in str(info.value)
+    assert "output_activation='linear'" not in str(info.value)  # no second expert switch
+    with pytest.raises(InputError, match=r"noise='gaussian' with a sigmoid output.*output_activation='auto'"):
+        Autoencoder(**SMALL, noise="gaussian", output_activation="sigmoid").fit(X * 2)
+    Autoencoder(**SMALL, loss="bce", scale="minmax").fit(X * 2)  # the switch works
+
+
+# ----------------------------------------------------------------------------- scale
+
+
+def test_fit_scaler_maps_each_feature_and_leaves_constant_ones_at_zero():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(-5, 5, 50), np.full(50, 3.0), np.full(50, 1e6), 1e-4 * rng.normal(size=50)])
+    X = X.astype(np.float32)
+    for scale in ("minmax", "standard"):
+        offset, factor = fit_scaler(X, scale)
+        Z = (X - offset) / factor
+        assert offset.dtype == factor.dtype == np.float32 and np.all(np.isfinite(Z))
+        np.testing.assert_array_equal(Z[:, 1:3], 0)  # constant features: 0, not a division by zero
+        if scale == "minmax":
+            np.testing.assert_allclose([Z[:, c].min() for c in (0, 3)], 0, atol=1e-6)
+            np.testing.assert_allclose([Z[:, c].max() for c in (0, 3)], 1, atol=1e-6)
+        else:
+            np.testing.assert_allclose(Z[:, [0, 3]].mean(0), 0, atol=1e-5)
+            np.testing.assert_allclose(Z[:, [0, 3]].std(0), 1, atol=1e-5)
+    offset, factor = fit_scaler(X, "pixels")
+    assert np.all(offset == 0) and np.all(factor == 255)
+    assert fit_scaler(X, None) is None
+
+
+@pytest.mark.filterwarnings("ignore:X.s features are on very different scales")  # by_hand, unscaled
+@pytest.mark.parametrize("scale", ["minmax", "standard", "pixels"])
+def test_scale_is_the_same_model_as_scaling_by_hand_and_outputs_are_in_user_units(tabular, scale):
+    X, _ = tabular
+    est = Autoencoder(**SMALL, scale=scale).fit(X)
+    offset, factor = fit_scaler(X, scale)
+    np.testing.assert_array_equal(est.input_offset_, offset)
+    np.testing.assert_array_equal(est.input_scale_, factor)
+    by_hand = Autoencoder(**SMALL).fit((X - offset) / factor)  # the same seed, the same data as the model sees it
+    assert (est.loss_, est.output_activation_) == (by_hand.loss_, by_hand.output_activation_)
+    np.testing.assert_array_equal(est.transform(X), by_hand.transform((X - offset) / factor))
+    recon = est.reconstruct(X)
+    np.testing.assert_allclose(recon, by_hand.reconstruct((X - offset) / factor) * factor + offset, rtol=1e-5)
+    np.testing.assert_allclose(est.inverse_transform(est.transform(X)), recon, rtol=1e-5, atol=1e-5)
+    assert recon.shape == X.shape
+    if scale != "pixels":  # the thousands come back as thousands (offset 0 for pixels)
+        assert recon[:, 2].mean() > 1000
+    assert est.reconstruction_error(X) == pytest.approx(by_hand.reconstruction_error((X - offset) / factor))
+
+
+def test_minmax_makes_auto_choose_bce_and_standard_mse(tabular):
+    X, y = tabular
+    assert Autoencoder(**SMALL, scale="minmax").fit(X).loss_ == "bce"
+    sae = SupervisedAutoencoder(**SMALL, scale="standard").fit(X, y)
+    assert (sae.loss_, sae.output_activation_) == ("mse", "linear")
+    assert sae.predict(X).shape == (len(X),) and 0 <= sae.score(X, y) <= 1
+
+
+def test_encoder_and_decoder_modules_include_the_scale(tabular):
+    X, _ = tabular
+    est = Autoencoder(**SMALL, scale="standard").fit(X)
+    with torch.no_grad():
+        codes = est.encoder_(torch.from_numpy(X)).numpy()
+        recon = est.decoder_(torch.from_numpy(codes)).numpy()
+    np.testing.assert_allclose(codes, est.transform(X), atol=1e-6)
+    np.testing.assert_allclose(recon, est.inverse_transform(codes), rtol=1e-6, atol=1e-3)
+
+
+def test_save_and_load_keep_the_scale_and_the_resolved_choices(tabular, tmp_path):
+    X, _ = tabular
+    est = Autoencoder(**SMALL, scale="standard").fit(X)
+    back = aekit.load(est.save(tmp_path / "m.safetensors"))
+    assert back.scale == "standard" and back.loss == "auto" and back.loss_ == "mse"
+    assert back.output_activation_ == "linear" and back.pixels_ is False
+    np.testing.assert_array_equal(back.input_offset_, est.input_offset_)
+    np.testing.assert_array_equal(back.input_scale_, est.input_scale_)
+    np.testing.assert_array_equal(back.transform(X), est.transform(X))
+    np.testing.assert_array_equal(back.reconstruct(X), est.reconstruct(X))
+    assert back.reconstruction_error(X) == est.reconstruction_error(X)
+
+
+def test_a_file_whose_scale_does_not_fit_its_features_is_refused(tabular, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    X, _ = tabular
+    path = Autoencoder(**SMALL, scale="minmax").fit(X).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    for edit, match in [
+        (lambda d: d["input_scale_"].pop(), r"fitted.input_scale_ is 2 values, expected 3 values"),
+        (lambda d: d.pop("input_scale_"), "input_offset_ and input_scale_ together"),
+        (lambda d: d["input_scale_"].__setitem__(0, 0.0), r"fitted.input_scale_\[0\] is 0.0"),
+        (lambda d: d.__setitem__("loss_", "auto"), r"fitted.loss_ is 'auto', expected one of"),
+    ]:
+        fitted = json.loads(meta["fitted"])
+        edit(fitted)
+        bad = tmp_path / "bad.safetensors"
+        save_file(load_file(str(path)), str(bad), metadata={**meta, "fitted": json.dumps(fitted)})
+        with pytest.raises(ModelFileError, match=match):
+            aekit.load(bad)
+
+
+def test_golden_files_load_as_before_the_switch():
+    from .test_files import MODELS, _data, _expected
+
+    release, name = next((r, n) for r, n in MODELS if n == "dense")
+    est = aekit.load(release / _expected(release)["models"][name]["file"])
+    assert (est.loss, est.loss_, est.output_activation_) == ("bce", "bce", "sigmoid")
+    assert est.scale is None and est.input_offset_ is None and est.pixels_ is True
+    rows = _data(release)["rows"]  # uint8 pixels: divided by 255, as the release did
+    np.testing.assert_array_equal(est.transform(rows), est.transform(rows.astype(np.float32) / 255))
+
+
+# ----------------------------------------------------------------------------- uint8
+
+
+def test_uint8_reaching_128_is_pixels_and_smaller_uint8_is_numbers():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 12), dtype=np.uint8)
+    digits = rng.integers(0, 17, (40, 12), dtype=np.uint8)  # 0-16, as scikit-learn's load_digits
+    assert uint8_pixels(images) is True and uint8_pixels(digits.astype(np.float32)) is None
+    ok, said = _caught(lambda: as_float32(images))
+    np.testing.assert_array_equal(ok, images.astype(np.float32) / 255)
+    assert said == []
+    numbers, said = _caught(lambda: [as_float32(digits), as_float32(digits)])
+    np.testing.assert_array_equal(numbers[0], digits.astype(np.float32))  # not divided by 255
+    assert len(said) == 1 and "read as numbers" in said[0] and "scale='pixels'" in said[0]  # told once
+
+
+def test_uint8_numbers_train_as_numbers_and_images_as_pixels():
+    rng = np.random.default_rng(0)
+    digits = rng.integers(0, 17, (60, 10), dtype=np.uint8)
+    est, said = _caught(lambda: Autoencoder(**SMALL).fit(digits))
+    assert est.pixels_ is False and est.loss_ == "mse"
+    assert sum("read as numbers" in m for m in said) == 1
+    np.testing.assert_array_equal(est.transform(digits), est.transform(digits.astype(np.float32)))
+    images = rng.integers(0, 256, (60, 10), dtype=np.uint8)
+    est, said = _caught(lambda: Autoencoder(**SMALL).fit(images))
+    assert said == [] and est.pixels_ is True and est.loss_ == "bce"
+    faint = (images // 4).astype(np.uint8)  # a batch below 128: still pixels for this model, as in fit
+    np.testing.assert_array_equal(est.transform(faint), est.transform(faint.astype(np.float32) / 255))
+
+
+def test_scale_pixels_reads_dark_uint8_images_and_answers_in_0_255(blobs):
+    X, _ = blobs
+    dark = np.round(X * 100).astype(np.uint8)  # images whose brightest pixel is 100
+    est, said = _caught(lambda: Autoencoder(**SMALL, scale="pixels").fit(dark))
+    assert said == [] and est.pixels_ is False and est.loss_ == "bce"
+    ref = Autoencoder(**SMALL).fit(dark.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(est.transform(dark), ref.transform(dark.astype(np.float32) / np.float32(255)))
+    assert est.reconstruct(dark).max() > 1  # in the user's 0-255 units
+
+
+def test_metrics_read_uint8_as_the_model_does():
+    from aekit.metrics import evaluate_model
+
+    digits = np.random.default_rng(0).integers(0, 17, (60, 10), dtype=np.uint8)
+    est = Autoencoder(**SMALL, scale="standard").fit(digits)
+    out = evaluate_model(est, digits)
+    expected = float(np.mean((est.reconstruct(digits) - digits.astype(np.float32)) ** 2))
+    assert out["reconstruction_mse"] == pytest.approx(expected, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- warnings
+
+
+def test_clean_data_fits_without_a_word(blobs, tabular):
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Autoencoder(**SMALL).fit(X)
+        SupervisedAutoencoder(**SMALL).fit(X, y)
+        Autoencoder(**SMALL, scale="standard").fit(tabular[0])
+        Autoencoder(**SMALL).fit(X * 6 - 3)  # a few units around 0: fine for tanh
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "data", "phrase"),
+    [
+        ({"loss": "mse", "output_activation": "sigmoid"}, lambda X: X * 2 - 1, "output_activation='sigmoid' bounds"),
+        ({}, "tabular", "very different scales"),
+        ({}, lambda X: X * 100, "saturate"),
+    ],
+)
+def test_each_mismatch_warns_once_per_fit(blobs, tabular, kwargs, data, phrase):
+    X = tabular[0] if data == "tabular" else data(blobs[0])
+    _, said = _caught(lambda: Autoencoder(**SMALL, **kwargs).fit(X))
+    hits = [m for m in said if phrase in m]
+    assert len(hits) == 1, said
+    assert "scale=" in hits[0] or "output_activation='auto'" in hits[0]  # each names its switch
+    _, said = _caught(lambda: Autoencoder(**SMALL, **kwargs, scale="minmax").fit(X))
+    assert [m for m in said if phrase in m] == []  # the switch silences it
+
+
+def test_advice_for_tabular_features_names_standard():
+    X = np.column_stack([np.linspace(0, 4000, 50), np.linspace(0, 0.001, 50)]).astype(np.float32)
+    notes = advice(X, None, "mse", "linear")
+    assert len(notes) == 1 and "scale='standard'" in notes[0] and "10^6" in notes[0]
+    assert advice(X, "standard", "mse", "linear") == []
+
+
+# ----------------------------------------------------------------------------- command line and export
+
+
+def test_cli_train_scale_and_embed_apply_it(tabular, tmp_path, capsys):
+    X, _ = tabular
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "run"
+    args = ["train", str(tmp_path / "x.npy"), "--out", str(out), "--scale", "standard", "--epochs", "2"]
+    assert main([*args, "--hidden-layer-sizes", "8", "--random-state", "0", "--batch-size", "32"]) == 0
+    est = aekit.load(out / "model.safetensors")
+    assert est.scale == "standard" and est.loss_ == "mse" and est.input_offset_ is not None
+    codes = tmp_path / "codes.npy"
+    assert main(["embed", str(out / "model.safetensors"), str(tmp_path / "x.npy"), "--out", str(codes)]) == 0
+    np.testing.assert_array_equal(np.load(codes), est.transform(X))
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r2"), "--scale", "robust"]) == 2
+    assert "--scale" in capsys.readouterr().err
+
+
+def test_onnx_export_takes_raw_features(tabular, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'aekit[export]'")
+    from aekit.export import to_onnx
+
+    X, _ = tabular
+    est = Autoencoder(**SMALL, scale="standard").fit(X)
+    paths = to_onnx(est, tmp_path)
+    enc = ort.InferenceSession(str(paths["encoder"]))
+    codes = enc.run(None, {"x": X})[0]
+    np.testing.assert_allclose(codes, est.transform(X), atol=1e-5)
+    recon = ort.InferenceSession(str(paths["decoder"])).run(None, {"code": codes})[0]
+    np.testing.assert_allclose(recon, est.inverse_transform(codes), rtol=1e-5, atol=1e-2)  # thousands: relative
+    assert "scale='standard' is in the graph" in enc.get_modelmeta().custom_metadata_map["aekit.input"]
