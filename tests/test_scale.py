@@ -316,3 +316,21 @@ def test_onnx_export_takes_raw_features(tabular, tmp_path):
     recon = ort.InferenceSession(str(paths["decoder"])).run(None, {"code": codes})[0]
     np.testing.assert_allclose(recon, est.inverse_transform(codes), rtol=1e-5, atol=1e-2)  # thousands: relative
     assert "scale='standard' is in the graph" in enc.get_modelmeta().custom_metadata_map["aekit.input"]
+
+
+def test_cli_denoise_adds_noise_in_the_models_units_and_answers_in_the_users(tabular, tmp_path, capsys):
+    from aekit.objectives import add_noise
+
+    X, _ = tabular
+    np.save(tmp_path / "x.npy", X)
+    est = Autoencoder(**SMALL, scale="standard").fit(X)
+    model = str(est.save(tmp_path / "m.safetensors"))
+    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), est.reconstruct(X))
+    args = ["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "n.npy"), "--add-noise"]
+    assert main([*args, "--noise-factor", "0.5"]) == 0
+    # noise of std 0.5 on the standardized features (as in training), not on the raw thousands
+    scaled = (X - est.input_offset_) / est.input_scale_
+    noisy = add_noise(scaled, "gaussian", 0.5, random_state=0, clip=False) * est.input_scale_ + est.input_offset_
+    np.testing.assert_allclose(np.load(tmp_path / "n.npy"), est.reconstruct(noisy), rtol=1e-5, atol=1e-3)
+    assert "PSNR noisy" in capsys.readouterr().out

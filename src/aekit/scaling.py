@@ -39,15 +39,15 @@ def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray
     n_features = X.shape[1]
     if scale == "pixels":
         return np.zeros(n_features, np.float32), np.full(n_features, 255.0, np.float32)
-    X64 = np.asarray(X, dtype=np.float64)
+    low, high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)  # exact: no float64 copy of X
     if scale == "minmax":
-        offset, factor = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
+        offset, factor = low, high - low
     elif scale == "standard":
-        offset, factor = X64.mean(axis=0), X64.std(axis=0)
+        offset, factor = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
     else:
         raise ValueError(f"scale={scale!r}; expected one of {SCALES} or None")  # validated before: a bug
     # spread at the level of float32's rounding of the feature's values is no spread (e.g. a constant 1e6)
-    constant = factor <= 4 * np.finfo(np.float32).eps * np.abs(X64).max(axis=0, initial=0.0)
+    constant = factor <= 4 * np.finfo(np.float32).eps * np.maximum(np.abs(low), np.abs(high))
     factor[constant | (factor == 0)] = 1.0
     return offset.astype(np.float32), factor.astype(np.float32)
 
