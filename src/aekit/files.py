@@ -190,6 +190,10 @@ def fitted_section(est: Any) -> dict[str, Any]:
     }
     if hasattr(est, "best_epoch_"):  # absent from models loaded from files written before it existed
         fitted["best_epoch_"] = int(est.best_epoch_)
+    if hasattr(est, "epochs_"):  # epochs="auto" resolved
+        fitted["epochs_"] = int(est.epochs_)
+    if hasattr(est, "fit_warnings_"):
+        fitted["fit_warnings_"] = [str(w) for w in est.fit_warnings_]
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
@@ -207,6 +211,9 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
         "seed_": fitted.get("seed_", 0),
         "stop_reason_": fitted.get("stop_reason_", ""),
     }
+    for name in ("epochs_", "fit_warnings_"):
+        if name in fitted:
+            attrs[name] = fitted[name]
     if "best_epoch_" in fitted:
         attrs["best_epoch_"] = int(fitted["best_epoch_"])
     else:  # written before best_epoch_ was stored, when no min_delta existed: the first lowest monitored loss
@@ -274,6 +281,8 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
         fitted = _decode_fitted(schema.check_fitted(entry(meta, "fitted", schema.MAX_LARGE_JSON)))
     # JSON has no tuples: aekit's sequence parameters (hidden_layer_sizes, ...) are tuples
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    if "epochs_" not in fitted and isinstance(params.get("epochs"), int):  # written before epochs="auto" existed
+        fitted["epochs_"] = params["epochs"]
     return ModelFile(estimator, params, fitted, read_tensors(p, "aekit model file", _MODEL_FIX))
 
 
