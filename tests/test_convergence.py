@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from aekit import Autoencoder, SupervisedAutoencoder, health, load
+from aekit import Autoencoder, SupervisedAutoencoder, TrainingWarning, health, load
 from aekit import base as base_module
-from aekit._utils import TrainingWarning
 from aekit.metrics import saturated_fraction
 from aekit.modules import build_net, start_at_mean_
 from aekit.training import AUTO_EPOCHS, AUTO_MAX_EPOCHS, AUTO_MIN_STEPS, auto_epochs, small_data
