@@ -385,9 +385,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
         return state, callbacks
 
-    def _train_config(self) -> TrainConfig:
+    def _train_config(self, epochs: int) -> TrainConfig:
+        """The loop's knobs for a run of ``epochs`` epochs (``epochs_``, resolved in fit)."""
         return TrainConfig(
-            epochs=self.epochs_,
+            epochs=epochs,
             batch_size=int(self.batch_size),
             early_stopping=bool(self.early_stopping),
             patience=int(self.patience),
@@ -432,7 +433,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                         loss_fn,
                         optimizer,
                         tensors,
-                        self._train_config(),
+                        self._train_config(self.epochs_),
                         step=step,
                         val_data=val,
                         callbacks=callbacks,
