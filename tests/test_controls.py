@@ -25,10 +25,10 @@ from .conftest import SMALL
 
 def test_min_delta_and_restore_best_weights_reach_the_loop():
     est = Autoencoder(min_delta=0.01, restore_best_weights=False, verbose=2)
-    config = est._train_config()
+    config = est._train_config(20)
     assert config.min_delta == 0.01 and config.restore_best_weights is False and config.progress is False
-    assert Autoencoder(verbose=1)._train_config().progress is True
-    assert SupervisedAutoencoder(min_delta=0.5)._train_config().min_delta == 0.5
+    assert Autoencoder(verbose=1)._train_config(20).progress is True
+    assert SupervisedAutoencoder(min_delta=0.5)._train_config(20).min_delta == 0.5
 
 
 def test_min_delta_is_validated():

@@ -9,6 +9,8 @@ def test_quick_demo_dense_section(tmp_path, mnist_dir):
         "This is a shortened run (1 epoch on 10,000 images, 79 steps" in text
     )  # not compared with the reference's band
     assert "(the reference text: ~55–70%)" not in text
+    # one epoch is not enough to leave the starting plateau: the report says so under the section
+    assert "**Training warnings**" in text and "> - dense AE: the reconstruction has not left" in text
     for name in ("dense_ae.safetensors", "dense_latent.png", "dense_reconstructions.png", "dense_training_curve.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert list(SECTIONS) == ["dense", "supervised", "conv", "denoising", "vae", "tsne"]

@@ -108,8 +108,10 @@ def test_denoise_options_come_from_the_same_constants():
 @pytest.mark.parametrize(
     "params, param, match",
     [
-        ({"epochs": 0}, "epochs", r"^epochs=0 must be an integer >= 1$"),  # Interval(int)
-        ({"epochs": 2.0}, "epochs", "must be an integer"),
+        ({"epochs": 0}, "epochs", r"^epochs=0 must be 'auto' or an integer >= 1$"),  # AutoOr(Interval(int))
+        ({"epochs": 2.0}, "epochs", "must be 'auto' or an integer"),
+        ({"epochs": "AUTO"}, "epochs", "must be 'auto' or an integer"),
+        ({"batch_size": 0}, "batch_size", r"^batch_size=0 must be an integer >= 1$"),  # Interval(int)
         ({"batch_size": True}, "batch_size", "must be an integer"),  # a bool is not a number
         (
             {"learning_rate": 0.0},

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from aekit._utils import TrainingWarning
     from aekit.data import load_array, read_idx
     from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load
     from aekit.mnist import load_mnist
@@ -20,6 +21,7 @@ __all__ = [
     "PRESETS",
     "Autoencoder",
     "SupervisedAutoencoder",
+    "TrainingWarning",
     "dense_table",
     "format_table",
     "load",
@@ -39,6 +41,7 @@ _PUBLIC = {
     "Autoencoder": "estimators",
     "SupervisedAutoencoder": "estimators",
     "load": "estimators",
+    "TrainingWarning": "_utils",
     "dense_table": "summary",
     "format_table": "summary",
     "module_table": "summary",
@@ -46,6 +49,7 @@ _PUBLIC = {
 
 _SUBMODULES = (
     "metrics",
+    "health",
     "plots",
     "visualize",
     "objectives",

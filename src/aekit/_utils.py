@@ -88,6 +88,10 @@ class TrainingDivergedError(AekitError, FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class TrainingWarning(UserWarning):
+    """A fit that ran but looks like it failed to learn (see ``aekit.health``); filter by this category."""
+
+
 class CudaGraphError(AekitError, RuntimeError):
     """A failed CUDA graph capture left the GPU's random-number generator unusable in this process."""
 

@@ -31,6 +31,7 @@ from aekit._utils import (
     FLOAT32_MAX,
     InputError,
     LossFn,
+    TrainingWarning,
     as_float32,
     first_beyond_float32,
     in_unit_range,
@@ -54,7 +55,8 @@ from aekit.accel import (
     working_forward,
 )
 from aekit.files import fitted_section, save_model
-from aekit.modules import AutoencoderNet, build_net
+from aekit.health import SAMPLE_ROWS, check_fit
+from aekit.modules import AutoencoderNet, build_net, start_at_mean_
 from aekit.objectives import (
     classification_loss,
     corrupt,
@@ -68,7 +70,16 @@ from aekit.resources import check_memory
 from aekit.scaling import advice, fit_scaler, resolve
 from aekit.scaling import apply as apply_scaler
 from aekit.scaling import undo as undo_scaler
-from aekit.training import Callback, LoopState, TrainConfig, epoch_printer, optimizer_step, train
+from aekit.training import (
+    Callback,
+    LoopState,
+    TrainConfig,
+    auto_epochs,
+    epoch_printer,
+    optimizer_step,
+    small_data,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +324,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
             tensors, val = self._split(X, y_idx, device)
+            self.epochs_ = self._resolve_epochs(tensors[0].shape[0])
+            if small_data(tensors[0].shape[0], int(self.batch_size)):  # MNIST-sized data keeps Keras' zero biases
+                start_at_mean_(net, tensors[0].mean(dim=0))
             fast = self._plan(device, tensors[0].shape[0])
             optimizer = make_optimizer(
                 self.optimizer,
@@ -330,8 +344,16 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.seed_ = seed
             self.history_ = state.history
             self.n_iter_ = state.epoch
+            self.fit_warnings_: list[str] = []
             self._train(fast, net, optimizer, (tensors, val), callbacks, state)
         net.eval()
+        self._check_health(X, y_idx)
+
+    def _resolve_epochs(self, n_train: int) -> int:
+        """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps."""
+        if isinstance(self.epochs, str):  # "auto" (validated)
+            return auto_epochs(n_train, int(self.batch_size))
+        return int(self.epochs)
 
     def _check_conv_dropout(self, resume_from: str | os.PathLike[str] | None) -> None:
         if self.dropout and self.architecture == "conv":
@@ -401,7 +423,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             architecture=self.architecture,
             batchnorm=self.batchnorm,
             variational=self.variational,
-            steps=int(self.epochs) * math.ceil(n_train / int(self.batch_size)),
+            steps=self.epochs_ * math.ceil(n_train / int(self.batch_size)),
             **self._plan_overrides,
         )
 
@@ -421,13 +443,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         run_params = self._json_params(seed)
         # what this run learns: "auto" as resolved (a checkpoint of loss="bce" resumes under loss="auto" on [0, 1] data)
         run_params["loss"], run_params["output_activation"] = self._resolved()
+        run_params["epochs"] = self.epochs_  # the checkpoint's bound of the loop's counters: this run's length
         if (
             run_random_state is not None
         ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
             run_params["random_state"] = run_random_state
         callbacks = list(self.callbacks or [])
         if int(self.verbose) >= 2:  # first: the line is printed even when a later callback stops training
-            callbacks.insert(0, epoch_printer(int(self.epochs)))
+            callbacks.insert(0, epoch_printer(self.epochs_))
         if resume_from is not None:
             from aekit.files import load_checkpoint
 
@@ -439,9 +462,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
         return state, callbacks
 
-    def _train_config(self) -> TrainConfig:
+    def _train_config(self, epochs: int) -> TrainConfig:
+        """The loop's knobs for a run of ``epochs`` epochs (``epochs_``, resolved in fit)."""
         return TrainConfig(
-            epochs=int(self.epochs),
+            epochs=epochs,
             batch_size=int(self.batch_size),
             early_stopping=bool(self.early_stopping),
             patience=int(self.patience),
@@ -486,7 +510,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                         loss_fn,
                         optimizer,
                         tensors,
-                        self._train_config(),
+                        self._train_config(self.epochs_),
                         step=step,
                         val_data=val,
                         callbacks=callbacks,
@@ -497,6 +521,39 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self.n_iter_ = state.epoch
                 self.best_epoch_ = state.best_epoch + 1  # 1-based, as the epochs of the verbose lines; 0: none yet
                 self.stop_reason_ = state.stop_reason or "error"
+
+    def _check_health(self, X: np.ndarray, y_idx: np.ndarray | None) -> None:
+        """``fit_warnings_``: the checks of ``aekit.health`` on a sample of the training data, each warned once."""
+        if self.n_iter_ == 0 or self.stop_reason_ == "interrupted":  # nothing, or a part the user chose to stop
+            return
+        rows = np.arange(len(X))
+        if len(X) > SAMPLE_ROWS:  # a seeded sample: the same warnings for the same fit
+            rows = np.sort(np.random.default_rng(self.seed_).choice(len(X), SAMPLE_ROWS, replace=False))
+        net = self.net_
+        bounded = net.mu is None and net.code_size == self.n_components  # a code layer, not a VAE or a feature map
+
+        def outputs(xb: torch.Tensor) -> torch.Tensor:  # (B, d + n_features [+ n_classes]): one encoder pass
+            code = net.encode(xb)["code"]
+            parts = [code, net.decoder(code)]
+            if net.head is not None:
+                parts.append(net.head(code))
+            return torch.cat([p.flatten(1).float() for p in parts], dim=1)
+
+        out = self._forward_batches(X[rows], outputs)
+        d, n_features = int(net.code_size), X.shape[1]
+        loss, output_activation = self._resolved()
+        self.fit_warnings_ = check_fit(
+            X[rows],
+            out[:, :d],
+            out[:, d : d + n_features],
+            loss=loss,
+            output_activation=output_activation,
+            code_activation=self.code_activation if bounded else None,
+            y_true=None if y_idx is None else y_idx[rows],
+            y_pred=None if net.head is None else out[:, d + n_features :].argmax(axis=1),
+        )
+        for message in self.fit_warnings_:
+            warnings.warn(message, TrainingWarning, stacklevel=4)  # _check_health <- _fit <- fit <- the caller
 
     # ------------------------------------------------------------------ inference
 

@@ -49,9 +49,11 @@ def _on_command_line(value: Any) -> str:
 
 
 def _metavar(p: Param) -> str:
-    from aekit.params import Bool, Interval, Options, Sizes
+    from aekit.params import AutoOr, Bool, Interval, Options, Sizes
 
     c = p.constraint
+    if isinstance(c, AutoOr):
+        return "auto|N"
     if isinstance(c, Options):
         return "{" + ",".join(_on_command_line(v) for v in c.choices) + "}"
     if isinstance(c, Bool):
@@ -344,6 +346,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _one_line_warnings() -> Callable[[], None]:
+    """Show aekit's warnings as one line each (``aekit: warning: ...``), not Python's file:line and source line;
+    returns the function that restores the previous format."""
+    import warnings
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+    previous = warnings.formatwarning
+
+    def format_warning(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
+        if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(package):
+            return f"aekit: warning: {message}\n"
+        return previous(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
+
+    def restore() -> None:
+        warnings.formatwarning = previous
+
+    return restore
+
+
 def _main(argv: Sequence[str] | None) -> int:
     from aekit._utils import AekitError  # with torch: inside main's guard
 
@@ -358,11 +384,14 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    restore = _one_line_warnings()
     try:
         return int(args.func(args))
     except (AekitError, OSError) as exc:  # input errors; anything else is a bug and shows its traceback
         print(f"aekit: error: {_one_line(exc, getattr(args, 'param_flags', frozenset()))}", file=sys.stderr)
         return 2
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,13 @@ class Context:
     fit_seconds: dict[str, float] = field(
         default_factory=dict
     )  # their fit times (wall clock, as every section reports)
+    fit_warnings: list[str] = field(default_factory=list)  # "model: warning" of every fit (its fit_warnings_)
+
+    def fit(self, label: str, est: Any, X: np.ndarray, y: np.ndarray | None = None) -> float:
+        """Fit ``est`` as one stage of the demo; its wall-clock seconds. Its warnings are kept for the report."""
+        secs = _fit_timed(est, X, y)
+        self.fit_warnings += [f"{label}: {w}" for w in getattr(est, "fit_warnings_", [])]
+        return secs
 
     def ep(self, default: int) -> int:
         if self.epochs is not None:
@@ -68,7 +75,7 @@ def section_dense(ctx: Context) -> str:
 
     d = ctx.data
     ae = Autoencoder(epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress))
-    secs = _fit_timed(ae, d.X_train)
+    secs = ctx.fit("dense AE", ae, d.X_train)
     ae.save(ctx.out / "dense_ae.safetensors")
     ctx.models["dense"] = ae
     ctx.fit_seconds["dense"] = secs
@@ -140,7 +147,7 @@ def _dense_ae(ctx: Context) -> Any:
         from aekit.estimators import Autoencoder
 
         ae = Autoencoder(epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress))
-        ctx.fit_seconds["dense"] = _fit_timed(ae, ctx.data.X_train)
+        ctx.fit_seconds["dense"] = ctx.fit("dense AE", ae, ctx.data.X_train)
         ctx.models["dense"] = ae
     return ctx.models["dense"]
 
@@ -175,7 +182,7 @@ def section_supervised(ctx: Context) -> str:
         sae = SupervisedAutoencoder(
             **{**params, "epochs": ctx.ep(params.get("epochs", 20)), "random_state": 0, "verbose": int(ctx.progress)}
         )
-        secs = _fit_timed(sae, d.X_train, d.y_train)
+        secs = ctx.fit(name, sae, d.X_train, d.y_train)
         r = {**_code_scores(sae, d), "head": sae.score(d.X_test, d.y_test), "seconds": secs}
         rows.append((name, r))
         codes[name] = sae
@@ -241,7 +248,7 @@ def section_conv(ctx: Context) -> str:
 
     d = ctx.data
     conv = Autoencoder(**{**PRESETS["conv"], "epochs": ctx.ep(5), "random_state": 0, "verbose": int(ctx.progress)})
-    secs = _fit_timed(conv, d.X_train)
+    secs = ctx.fit("conv AE", conv, d.X_train)
     conv.save(ctx.out / "conv_ae.safetensors")
     X_hat = conv.reconstruct(d.X_test)
     r = {
@@ -283,7 +290,7 @@ def section_denoising(ctx: Context) -> str:
     runs = {}
     for name in ("denoising", "denoising_tuned"):
         den = Autoencoder(**{**PRESETS[name], "epochs": ctx.ep(5), "random_state": 0, "verbose": int(ctx.progress)})
-        secs = _fit_timed(den, d.X_train)
+        secs = ctx.fit(f"`{name}`", den, d.X_train)
         den.save(ctx.out / f"{name}_ae.safetensors")
         clean_hat = den.reconstruct(noisy)
         runs[name] = {
@@ -336,7 +343,7 @@ def section_vae(ctx: Context) -> str:
 
     d = ctx.data
     vae = Autoencoder(**{**PRESETS["vae"], "epochs": ctx.ep(20), "random_state": 0, "verbose": int(ctx.progress)})
-    secs = _fit_timed(vae, d.X_train)
+    secs = ctx.fit("VAE", vae, d.X_train)
     vae.save(ctx.out / "vae.safetensors")
     r = {**_code_scores(vae, d), "seconds": secs, "kl": vae.history_["kl"][-1]}
     ctx.results["vae"] = r
@@ -378,9 +385,9 @@ def section_tsne(ctx: Context) -> str:
 
     d = ctx.data
     ae20 = Autoencoder(n_components=20, epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress))
-    ae20_secs = _fit_timed(ae20, d.X_train)
+    ae20_secs = ctx.fit("AE(20)", ae20, d.X_train)
     sae20 = SupervisedAutoencoder(n_components=20, epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress))
-    sae20_secs = _fit_timed(sae20, d.X_train, d.y_train)
+    sae20_secs = ctx.fit("SAE(20)", sae20, d.X_train, d.y_train)
     routes = compare_routes(d.X_test, d.y_test, ae2=_dense_ae(ctx), ae20=ae20, sae20=sae20, random_state=0)
     routes["AE(20) → t-SNE"]["ae_seconds"] = ae20_secs
     routes["SAE(20) → t-SNE"]["ae_seconds"] = sae20_secs
@@ -436,6 +443,14 @@ def _explore_page(ctx: Context, emb: np.ndarray) -> str:
         "\nInteractive: [ae_tsne_explore.html](ae_tsne_explore.html) (one self-contained file; hover a point "
         "for its image, box/lasso select to list and save indices).\n"
     )
+
+
+def _warnings_note(found: list[str]) -> str:
+    """A section's training warnings (``fit_warnings_`` of its fits) as a Markdown note; "" for none."""
+    if not found:
+        return ""
+    items = "\n".join(f"> - {w}" for w in found)
+    return f"\n> **Training warnings** (the fit finished, but may have failed to learn):\n{items}\n"
 
 
 #: what a demo writes into its folder; without ``overwrite`` any of them there stops it.
@@ -529,9 +544,9 @@ def run_demo(
     for name in names:
         t = time.perf_counter()
         print(f"demo: section {name} ...", file=sys.stderr, flush=True)  # progress, not a warning
-        before = set(ctx.results)
+        before, told = set(ctx.results), len(ctx.fit_warnings)
         with plots.offscreen():  # the demo only writes files: no display, the user's backend untouched
-            done[name] = SECTIONS[name](ctx)
+            done[name] = SECTIONS[name](ctx) + _warnings_note(ctx.fit_warnings[told:])
         kept_keys[name] = sorted(set(ctx.results) - before)
         print(f"demo: section {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
         markdown = {

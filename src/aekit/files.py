@@ -199,6 +199,10 @@ def fitted_section(est: Any) -> dict[str, Any]:
     if getattr(est, "input_offset_", None) is not None:  # float32 values: JSON's doubles hold them exactly
         fitted["input_offset_"] = [float(v) for v in est.input_offset_]
         fitted["input_scale_"] = [float(v) for v in est.input_scale_]
+    if hasattr(est, "epochs_"):  # epochs="auto" resolved
+        fitted["epochs_"] = int(est.epochs_)
+    if hasattr(est, "fit_warnings_"):
+        fitted["fit_warnings_"] = [str(w) for w in est.fit_warnings_]
     if hasattr(est, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
@@ -216,6 +220,9 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
         "seed_": fitted.get("seed_", 0),
         "stop_reason_": fitted.get("stop_reason_", ""),
     }
+    for name in ("epochs_", "fit_warnings_"):
+        if name in fitted:
+            attrs[name] = fitted[name]
     if "best_epoch_" in fitted:
         attrs["best_epoch_"] = int(fitted["best_epoch_"])
     else:  # written before best_epoch_ was stored, when no min_delta existed: the first lowest monitored loss
@@ -290,6 +297,8 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
         fitted = _decode_fitted(schema.check_fitted(entry(meta, "fitted", schema.MAX_LARGE_JSON)))
     # JSON has no tuples: aekit's sequence parameters (hidden_layer_sizes, ...) are tuples
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    if "epochs_" not in fitted and isinstance(params.get("epochs"), int):  # written before epochs="auto" existed
+        fitted["epochs_"] = params["epochs"]
     return ModelFile(estimator, params, fitted, read_tensors(p, "aekit model file", _MODEL_FIX))
 
 

@@ -18,6 +18,10 @@ from aekit._utils import InputError, as_float32, in_unit_range, is_uint8
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
 
+# the range of a saturating code activation: codes pressed against it carry little information
+CODE_BOUNDS: dict[str, tuple[float, float]] = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+SATURATION_TOL = 0.01  # a coordinate within 1% of the half-range of a bound sits on it (tanh: |z| > 0.99)
+
 
 def _pair(X: np.ndarray, X_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     X, X_hat = np.asarray(X, dtype=np.float64), np.asarray(X_hat, dtype=np.float64)
@@ -145,3 +149,22 @@ def evaluate_model(
     if y_test is not None and hasattr(est, "predict"):
         out["head_accuracy"] = float(np.mean(est.predict(X_test) == y_test))
     return out
+
+
+def code_bounds(activation: str | None) -> tuple[float, float] | None:
+    """The bounds of a saturating code activation (``"tanh"`` → ``(-1, 1)``), else None."""
+    return CODE_BOUNDS.get(activation) if activation else None
+
+
+def saturated_fraction(Z: np.ndarray, bounds: tuple[float, float], *, every: bool = False) -> float:
+    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds`` (``every``: all coordinates, a corner).
+
+    On a bound means within ``SATURATION_TOL`` of the half-range.
+    """
+    lo, hi = bounds
+    tol = SATURATION_TOL * (hi - lo) / 2
+    Z = np.asarray(Z, dtype=np.float64)
+    on_bound = (Z <= lo + tol) | (Z >= hi - tol)  # (n, d)
+    if not len(Z):
+        return 0.0
+    return float((on_bound.all(axis=1) if every else on_bound.any(axis=1)).mean())

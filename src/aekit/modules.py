@@ -316,3 +316,23 @@ def _image_shape(image_shape: Sequence[int] | None, n_features: int, depth: int)
             f"for {depth} pooling levels; pad the images or use fewer conv_filters"
         )
     return shape
+
+
+def start_at_mean_(net: AutoencoderNet, mean: torch.Tensor) -> None:
+    """Set the decoder's output biases so that it starts out reconstructing the data's mean ``(n_features,)``.
+
+    Zero biases (Keras' init) leave the network's first steps to learn the mean image, and RMSprop's
+    first, sign-like steps do it by moving every layer at once: the codes of a tanh code layer all run
+    into one corner within a few steps, where they barely move again (``aekit.health``'s warnings).
+    For a conv decoder, one bias per channel: the channel's mean.
+    """
+    biases = [b for m in net.decoder.modules() if isinstance(b := getattr(m, "bias", None), torch.Tensor)]
+    bias = biases[-1]
+    target = mean.detach().to(bias.device, torch.float32)
+    if bias.numel() != target.numel():  # conv: (C·H·W,) features, C biases
+        target = target.reshape(bias.numel(), -1).mean(dim=1)
+    if net.output_activation == "sigmoid":
+        p = target.clamp(1e-3, 1 - 1e-3)
+        target = torch.log(p / (1 - p))
+    with torch.no_grad():
+        bias.copy_(target.to(bias.dtype))

@@ -28,7 +28,7 @@ from aekit.modules import ACTIVATIONS, ARCHITECTURES, OUTPUT_ACTIVATIONS
 from aekit.objectives import NOISE_KINDS, RECONSTRUCTION_LOSSES
 from aekit.optim import OPTIMIZERS
 from aekit.scaling import AUTO, SCALES
-from aekit.training import SCHEDULES
+from aekit.training import AUTO_EPOCHS, AUTO_MIN_STEPS, SCHEDULES
 
 _NONE_WORDS = ("none", "null", "")
 
@@ -100,6 +100,27 @@ class Interval:
             return float(text)
         except ValueError:
             return _fail("expects a number")
+
+
+@dataclass(frozen=True)
+class AutoOr:
+    """The word "auto" (a value resolved in ``fit``, e.g. ``epochs_``) or a value of ``inner``."""
+
+    inner: Interval
+
+    def ok(self, value: Any) -> bool:
+        return (isinstance(value, str) and value == "auto") or self.inner.ok(value)
+
+    def text(self) -> str:
+        return f"'auto' or {self.inner.text()}"
+
+    def from_text(self, text: str) -> Any:
+        if text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return self.inner.from_text(text)
+        except ValueError:
+            return _fail("expects auto or a number")
 
 
 @dataclass(frozen=True)
@@ -322,7 +343,12 @@ _TABLE = [
     Param("learning_rate", Interval(float, 0.0, MAX_LEARNING_RATE, low_open=True), 0.002, "learning rate"),
     Param("momentum", _UNIT, 0.01, "momentum of rmsprop and sgd"),
     Param("batch_size", Interval(int, 1), 128, "samples per optimizer step"),
-    Param("epochs", Interval(int, 1), 20, "passes over the training data"),
+    Param(
+        "epochs",
+        AutoOr(Interval(int, 1)),
+        "auto",
+        f"passes over the training data (auto: {AUTO_EPOCHS}, more on small data: at least {AUTO_MIN_STEPS:,} steps)",
+    ),
     Param("lr_schedule", Options(SCHEDULES), None, "learning-rate schedule"),
     Param(
         "validation_fraction", Interval(float, 0.0, 0.9), 0.0, "held-out fraction for val_* history and early stopping"

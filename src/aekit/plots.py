@@ -25,12 +25,9 @@ from matplotlib.ticker import LogFormatter
 
 from aekit._utils import InputError, atomic_path
 from aekit.explore import explore  # noqa: F401 - the interactive HTML map, beside the static plots (bokeh imported on use)
+from aekit.metrics import CODE_BOUNDS, SATURATION_TOL, code_bounds, saturated_fraction  # noqa: F401 - plots' API
 
 _OFFSCREEN: contextvars.ContextVar[bool] = contextvars.ContextVar("aekit_plots_offscreen", default=False)
-
-# the range of a saturating code activation: codes pressed against it carry little information
-CODE_BOUNDS: dict[str, tuple[float, float]] = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
-SATURATION_TOL = 0.01  # a coordinate within 1% of the half-range of a bound sits on it (tanh: |z| > 0.99)
 
 
 @contextlib.contextmanager
@@ -122,23 +119,6 @@ def marker_style(n: int) -> tuple[float, float]:
     """
     n = max(int(n), 1)
     return float(np.clip(300.0 / np.sqrt(n), 0.5, 30.0)), float(np.clip(0.9 * (1000.0 / n) ** 0.3, 0.2, 0.9))
-
-
-def code_bounds(activation: str | None) -> tuple[float, float] | None:
-    """The bounds of a saturating code activation (``"tanh"`` → ``(-1, 1)``), else None."""
-    return CODE_BOUNDS.get(activation) if activation else None
-
-
-def saturated_fraction(Z: np.ndarray, bounds: tuple[float, float]) -> float:
-    """Fraction of rows of ``Z`` (n, d) with a coordinate on ``bounds``.
-
-    On a bound means within ``SATURATION_TOL`` of the half-range.
-    """
-    lo, hi = bounds
-    tol = SATURATION_TOL * (hi - lo) / 2
-    Z = np.asarray(Z, dtype=np.float64)
-    on_bound = (Z <= lo + tol) | (Z >= hi - tol)  # (n, d)
-    return float(on_bound.any(axis=1).mean()) if len(Z) else 0.0
 
 
 def latent_scatter(

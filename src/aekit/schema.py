@@ -34,6 +34,8 @@ MAX_TEXT = 4096  # characters of one string (a path, a feature name, a text labe
 MAX_CLASSES = 100_000
 MAX_LABEL_CHARS = 256  # of a fixed-width text dtype (<U256): the classes array's itemsize is 4x this
 MAX_TENSORS = 10_000  # optimizer parameter indices, scalar keys
+MAX_WARNINGS = 64  # a fit's warnings (fit_warnings_), each a sentence or two
+MAX_WARNING_CHARS = MAX_TEXT
 
 
 class SchemaError(ValueError):
@@ -268,6 +270,8 @@ MODEL_FITTED = Obj(
         "history_": HISTORY,
         "n_iter_": Int(0, MAX_COUNT),
         "best_epoch_": Int(0, MAX_COUNT),  # 1-based; 0: no epoch finished
+        "epochs_": Int(1, MAX_COUNT),  # the epochs a fit ran for (epochs="auto" resolved)
+        "fit_warnings_": ListOf(Str(MAX_WARNING_CHARS), max_len=MAX_WARNINGS),  # what a fit warned about
         "seed_": Int(0, MAX_SEED),
         "stop_reason_": Str(64),
         "feature_names_in_": ListOf(Str(), max_len=MAX_COUNT),
@@ -286,6 +290,8 @@ MODEL_FITTED = Obj(
             "history_",
             "n_iter_",
             "best_epoch_",
+            "epochs_",
+            "fit_warnings_",
             "seed_",
             "stop_reason_",
             "feature_names_in_",

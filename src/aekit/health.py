@@ -1,0 +1,124 @@
+"""Did a fit learn anything? Cheap checks of a trained model, as one-sentence warnings.
+
+A run can finish without an error and still have failed: the classifier head at chance,
+a reconstruction no better than the data's mean, every code on a corner of the code
+activation's box. ``fit`` runs ``check_fit`` on a sample of its training data (at most
+``SAMPLE_ROWS`` rows), stores the sentences as ``fit_warnings_`` and raises each once as a
+``TrainingWarning``. The checks take arrays and names, never an estimator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aekit.metrics import code_bounds, saturated_fraction
+from aekit.objectives import reconstruction_loss
+
+SAMPLE_ROWS = 2000  # rows of the training data the checks look at: a few forward passes
+#: a head whose training accuracy recovers less than this fraction of the way from the majority-class rate
+#: to 100% is at chance
+CHANCE_GAIN = 0.1
+#: a reconstruction that recovers less than this fraction of the way from the mean's loss to the best possible
+#: has not left its starting plateau
+PLATEAU_GAIN = 0.05
+CORNER_FRACTION = 0.5  # "most codes" on a corner of the code activation's box
+
+
+def head_at_chance(y_true: np.ndarray, y_pred: np.ndarray) -> str | None:
+    """A warning if predictions of labelled samples (``y_true >= 0``) are no better than the majority class."""
+    labelled = y_true >= 0
+    if labelled.sum() < 2:
+        return None
+    y_true, y_pred = y_true[labelled], y_pred[labelled]
+    accuracy = float(np.mean(y_true == y_pred))
+    majority = float(np.bincount(y_true).max() / len(y_true))
+    if majority >= 1.0 or accuracy - majority >= CHANCE_GAIN * (1.0 - majority):
+        return None
+    return (
+        f"the classifier head stays at chance: training accuracy {accuracy:.1%}, always predicting the most "
+        f"common class gives {majority:.1%}; train longer (more epochs), raise classification_weight "
+        "or try another random_state"
+    )
+
+
+def _loss(logits: np.ndarray, X: np.ndarray, loss: str, output_activation: str) -> float:
+    return float(reconstruction_loss(torch.from_numpy(logits), torch.from_numpy(X), loss, output_activation))
+
+
+def _as_logits(values: np.ndarray, output_activation: str) -> np.ndarray:
+    """Decoder logits whose output is ``values`` (clipped inside (0, 1) for a sigmoid)."""
+    if output_activation != "sigmoid":
+        return values.astype(np.float32)
+    p = np.clip(values.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+def reconstruction_plateau(X: np.ndarray, recon_logits: np.ndarray, loss: str, output_activation: str) -> str | None:
+    """A warning if reconstructing ``X`` (n, d) is hardly better than reconstructing every row as the mean row.
+
+    The gain is measured between the mean's loss and the loss of a perfect reconstruction (not 0 for
+    cross-entropy on values between 0 and 1).
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if len(X) < 2:
+        return None
+    mean = np.broadcast_to(X.mean(axis=0, keepdims=True), X.shape)
+    baseline = _loss(_as_logits(mean, output_activation), X, loss, output_activation)
+    best = _loss(_as_logits(X, output_activation), X, loss, output_activation)
+    got = _loss(np.asarray(recon_logits, dtype=np.float32), X, loss, output_activation)
+    if not baseline - best > 1e-6 * max(abs(baseline), 1e-12) or got - best < (1 - PLATEAU_GAIN) * (baseline - best):
+        return None  # constant data (nothing to learn), or a reconstruction that learned something
+    return (
+        f"the reconstruction has not left its starting plateau: training loss {got:.4g}, reconstructing every "
+        f"sample as the mean sample gives {baseline:.4g}; train longer (more epochs), check the data's scaling "
+        "or try another random_state"
+    )
+
+
+def codes_on_corners(Z: np.ndarray, code_activation: str | None) -> str | None:
+    """A warning if most codes ``Z`` (n, d) sit on a corner of the code activation's box (every coordinate on a
+    bound): such codes say little more than which corner."""
+    bounds = code_bounds(code_activation)
+    if bounds is None or not len(Z):
+        return None
+    frac = saturated_fraction(Z, bounds, every=True)
+    if frac <= CORNER_FRACTION:
+        return None
+    return (
+        f"{frac:.0%} of the codes sit on a corner of the {code_activation} code's range "
+        f"{tuple(float(b) for b in bounds)} (saturated: they tell little more than which corner); standardise "
+        "the data, lower learning_rate or try another random_state"
+    )
+
+
+def check_fit(
+    X: np.ndarray,
+    Z: np.ndarray,
+    recon_logits: np.ndarray,
+    *,
+    loss: str,
+    output_activation: str,
+    code_activation: str | None,
+    y_true: np.ndarray | None = None,
+    y_pred: np.ndarray | None = None,
+) -> list[str]:
+    """The warnings about a fit, from a sample of its training data.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Training rows, as the model was trained on them.
+    Z : ndarray of shape (n_samples, n_components)
+        Their codes (``None`` as ``code_activation`` for codes without bounds).
+    recon_logits : ndarray of shape (n_samples, n_features)
+        The decoder's output before the output activation.
+    y_true, y_pred : ndarray of shape (n_samples,), optional
+        Class indices (-1: unlabelled) and the head's predictions, for a supervised model.
+    """
+    found = [
+        head_at_chance(y_true, y_pred) if y_true is not None and y_pred is not None else None,
+        reconstruction_plateau(X, recon_logits, loss, output_activation),
+        codes_on_corners(Z, code_activation),
+    ]
+    return [w for w in found if w is not None]
