@@ -49,9 +49,10 @@ def test_train_embed_roundtrip(tmp_path, capsys):
     assert est.n_components == 3 and est.hidden_layer_sizes == (8,)
     rc = main(["embed", str(out / "model.safetensors"), str(tmp_path / "d.npz"), "--out", str(tmp_path / "codes.csv")])
     assert rc == 0
-    codes = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)
-    assert codes.shape == (64, 3)
-    assert np.allclose(codes, est.transform(X), atol=1e-5)
+    table = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)  # id, label (the .npz's y), codes
+    assert (tmp_path / "codes.csv").read_text().startswith("id,label,z1,z2,z3\n")
+    assert table[:, 0].tolist() == list(range(64)) and table[:, 1].tolist() == (np.arange(64) % 2).tolist()
+    assert np.allclose(table[:, 2:], est.transform(X), atol=1e-5)
     # a second train into the same folder refuses to overwrite the model
     before = (out / "model.safetensors").read_bytes()
     rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1"])
@@ -475,7 +476,7 @@ def test_n_components_none_from_the_command_line(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert load(tmp_path / "r" / "model.safetensors").n_components is None
     assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"), "--n-components", "none"]) == 2
-    assert "--n-components None is only allowed with --architecture 'conv'" in capsys.readouterr().err
+    assert "--n-components none is only allowed with --architecture conv" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # argparse: usage and a one-line error
         main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "e"), "--n-components", "two"])
     assert exc.value.code == 2 and "expects a number or none; got 'two'" in capsys.readouterr().err

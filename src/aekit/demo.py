@@ -490,7 +490,7 @@ def run_demo(
         if unknown:
             raise InputError(f"--only {only!r}: unknown sections {unknown}; choose from {list(SECTIONS)}")
     if epochs is not None and epochs < 1:
-        raise InputError(f"epochs={epochs} must be >= 1")
+        raise InputError("{epochs} must be >= 1", param="epochs", values={"epochs": epochs})
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file; expected a folder (existing or new)")
