@@ -49,9 +49,10 @@ def test_train_embed_roundtrip(tmp_path, capsys):
     assert est.n_components == 3 and est.hidden_layer_sizes == (8,)
     rc = main(["embed", str(out / "model.safetensors"), str(tmp_path / "d.npz"), "--out", str(tmp_path / "codes.csv")])
     assert rc == 0
-    codes = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)
-    assert codes.shape == (64, 3)
-    assert np.allclose(codes, est.transform(X), atol=1e-5)
+    table = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)  # id, label (the .npz's y), codes
+    assert (tmp_path / "codes.csv").read_text().startswith("id,label,z1,z2,z3\n")
+    assert table[:, 0].tolist() == list(range(64)) and table[:, 1].tolist() == (np.arange(64) % 2).tolist()
+    assert np.allclose(table[:, 2:], est.transform(X), atol=1e-5)
     # a second train into the same folder refuses to overwrite the model
     before = (out / "model.safetensors").read_bytes()
     rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1"])
@@ -476,7 +477,108 @@ def test_n_components_none_from_the_command_line(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert load(tmp_path / "r" / "model.safetensors").n_components is None
     assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"), "--n-components", "none"]) == 2
-    assert "--n-components None is only allowed with --architecture 'conv'" in capsys.readouterr().err
+    assert "--n-components none is only allowed with --architecture conv" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # argparse: usage and a one-line error
         main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "e"), "--n-components", "two"])
     assert exc.value.code == 2 and "expects a number or none; got 'two'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def iris_like(tmp_path):
+    """A tabular CSV outside [0, 1]: a text id column, 4 features, text labels (3 classes)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    X = rng.normal(size=(90, 4)) + 3 * y[:, None] + 5  # values ~0..13: refused by the default BCE
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    lines = [f"s{i},{','.join(f'{v:.4f}' for v in X[i])},{names[i]}" for i in range(90)]
+    (tmp_path / "iris.csv").write_text("sample,a,b,c,d,species\n" + "\n".join(lines) + "\n")
+    return tmp_path / "iris.csv", names
+
+
+@pytest.fixture
+def fast_tsne(monkeypatch):
+    """t-SNE replaced by the first coordinates: these tests are about the command's flow, not the embedding
+    (openTSNE's fixed cost per iteration made a 90-point run take ~10 s; tests/test_plots_visualize.py runs it)."""
+    from aekit import visualize
+
+    def first_coordinates(codes, inputs, perplexity, seed, n_jobs, neighbors, n_components=2):
+        return np.asarray(codes, dtype=np.float64)[:, :n_components].copy()
+
+    monkeypatch.setattr(visualize, "_opentsne", first_coordinates)
+
+
+def test_embed_keeps_row_ids_and_labels(tmp_path, capsys, iris_like):
+    csv, names = iris_like
+    rows = ["--id-column", "sample", "--label-column", "species"]
+    fix = ["--loss", "mse", "--output-activation", "linear"]  # the data-range error's own fix
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32"]
+    assert main(["train", str(csv), *rows, *fix, *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["embed", model, str(csv), *rows, "--out", str(tmp_path / "codes.csv")]) == 0
+    text = (tmp_path / "codes.csv").read_text().splitlines()
+    assert text[0] == "id,label,z1,z2" and len(text) == 91
+    assert [line.split(",")[:2] for line in text[1:4]] == [["s0", "setosa"], ["s1", "versicolor"], ["s2", "virginica"]]
+    # without --id-column the ids are the row numbers (and the id column would be a text feature: named here)
+    assert main(["embed", model, str(csv), *rows, "--limit", "5", "--out", str(tmp_path / "c.npy")]) == 0
+    codes = np.load(tmp_path / "c.npy")  # .npy: the codes alone, a plain float array in row order
+    assert codes.shape == (5, 2) and codes.dtype == np.float32
+    np.savez(tmp_path / "d.npz", X=np.random.default_rng(0).uniform(size=(6, 4)), y=np.arange(6) % 2)
+    assert main(["embed", model, str(tmp_path / "d.npz"), "--out", str(tmp_path / "d.csv")]) == 0
+    table = np.loadtxt(tmp_path / "d.csv", delimiter=",", skiprows=1)
+    assert table[:, 0].tolist() == list(range(6)) and table[:, 1].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, iris_like, fast_tsne):
+    """`visualize iris.csv --label-column species` refuses BCE; the fix it names works there, for every panel."""
+    csv, names = iris_like
+    base = ["visualize", str(csv), "--id-column", "sample", "--label-column", "species", "--perplexity", "5"]
+    small = ["--epochs", "2", "--hidden-layer-sizes", "8", "--batch-size", "32"]
+    assert main([*base, *small, "--out", str(tmp_path / "v0")]) == 2
+    err = capsys.readouterr().err
+    assert "use --loss mse, --output-activation linear" in err and not (tmp_path / "v0").exists()
+    fix = ["--loss", "mse", "--output-activation", "linear"]
+    assert main([*base, *small, *fix, "--compare", "--out", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert "AE → 2-D" in out and "AE(20) → t-SNE" in out and (tmp_path / "v" / "comparison.png").exists()
+    lines = (tmp_path / "v" / "embedding.csv").read_text().splitlines()
+    assert lines[0] == "id,label,z1,z2" and lines[1].startswith("s0,setosa,") and len(lines) == 91
+    assert np.load(tmp_path / "v" / "embedding.npy").shape == (90, 2)
+    # the embedding CSV reads back into explore (its id and label columns are not coordinates)
+    html = tmp_path / "m.html"
+    explore = ["explore", str(csv), "--id-column", "sample", "--label-column", "species"]
+    assert main([*explore, "--embedding", str(tmp_path / "v" / "embedding.csv"), "--out", str(html)]) == 0
+
+
+@pytest.mark.parametrize("code", [2, 5])
+def test_visualize_with_a_model_trains_nothing(tmp_path, capsys, monkeypatch, iris_like, code, fast_tsne):
+    """--model fills every panel: a 2-D model the AE → 2-D one too; a wider one leaves it out, in one line."""
+    from aekit import visualize
+
+    csv, _ = iris_like
+    rows = ["--id-column", "sample", "--label-column", "species"]
+    train = ["--loss", "mse", "--output-activation", "linear", "--epochs", "1", "--hidden-layer-sizes", "8"]
+    assert main(["train", str(csv), *rows, *train, "--n-components", str(code), "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("visualize trained a model although --model was given")
+
+    monkeypatch.setattr(visualize, "fit_stage", no_training)
+    model = str(tmp_path / "r" / "model.safetensors")
+    argv = ["visualize", str(csv), *rows, "--model", model, "--perplexity", "5", "--compare", "--out"]
+    assert main([*argv, str(tmp_path / "v")]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "v" / "comparison.png").exists() and f"AE({code}) → t-SNE" in captured.out
+    assert ("AE → 2-D" in captured.out) == (code == 2)
+    notes = [line for line in captured.err.splitlines() if "AE → 2-D" in line]
+    assert notes == (
+        []
+        if code == 2
+        else [
+            f"note: comparison without the AE → 2-D panel: --model has {code}-D codes "
+            "(a model with 2-D codes fills it, or drop --model to train one)"
+        ]
+    )
+    assert main([*argv, str(tmp_path / "w"), "--epochs", "3"]) == 2  # a model flag with --model: refused up front
+    assert "--epochs: model flags set up the AE that visualize trains" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

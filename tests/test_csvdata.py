@@ -1,10 +1,11 @@
 """CSV input through pandas (aekit.csvdata); the older CSV cases live in test_data.py and test_fuzz.py."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from aekit import load_array
-from aekit._utils import DataFormatError
+from aekit._utils import DataFormatError, InputError
 
 
 def test_quoted_cells_may_hold_the_delimiter(tmp_path):
@@ -53,3 +54,29 @@ def test_blank_separated_columns(tmp_path):
     p.write_text("  1   2.5 3\n\n4 5  6  \n")  # blanks delimit when the first line has no ',', ';' or tab
     X, y = load_array(p)
     assert y is None and X.tolist() == [[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]]
+
+
+def test_row_ids_from_an_id_column_or_a_pandas_index(tmp_path, caplog):
+    from aekit.data import load_rows
+
+    p = tmp_path / "ids.csv"
+    p.write_text("name,a,b,kind\nr1,0.5,1,x\nr2,1.5,2,y\n")
+    X, y, ids = load_rows(p, label_column="kind", id_column="name")
+    assert X.tolist() == [[0.5, 1.0], [1.5, 2.0]] and list(y) == ["x", "y"] and list(ids) == ["r1", "r2"]
+    X, _, ids = load_rows(p, label_column=-1, id_column=0)  # by index, as --label-column
+    assert X.shape == (2, 2) and list(ids) == ["r1", "r2"]
+    frame = pd.DataFrame({"f": [0.25, 0.5], "g": ["u", "v"]}, index=[10, 11])
+    frame.to_csv(tmp_path / "f.csv")  # a pandas index: the ids
+    X, _, ids = load_rows(tmp_path / "f.csv", id_column=None, label_column="g")
+    assert X.tolist() == [[0.25], [0.5]] and ids.tolist() == [10, 11] and "as the rows' ids" in caplog.text
+    X, y, ids = load_rows(tmp_path / "f.csv", id_column="g")  # named: it wins, the index is still no feature
+    assert X.tolist() == [[0.25], [0.5]] and y is None and ids.tolist() == ["u", "v"]
+    with pytest.raises(InputError, match="id_column='kind' and label_column='kind' name the same column"):
+        load_rows(p, label_column="kind", id_column="kind")
+    with pytest.raises(InputError, match="id_column='nope' is not a column of") as info:
+        load_rows(p, id_column="nope")
+    assert info.value.param == "id_column"
+    np.save(tmp_path / "x.npy", np.zeros((2, 2)))
+    with pytest.raises(InputError, match="id_column=0 applies to CSV files only"):
+        load_rows(tmp_path / "x.npy", id_column=0)
+    assert load_rows(tmp_path / "x.npy")[2] is None  # no ids: the callers number the rows

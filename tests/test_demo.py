@@ -59,3 +59,26 @@ def test_demo_never_overwrites_a_model_without_overwrite(tmp_path, mnist_dir):
     with pytest.raises(FileExistsError, match="conv_ae.safetensors.*--overwrite"):
         run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, epochs=1, only="conv")
     assert model.read_bytes() == b"a model"
+
+
+def test_quick_demo_vae_section_counts_its_inverted_samples(tmp_path, mnist_dir):
+    """The report says how many of the samples it shows decode inverted, and the count is the pictures' own."""
+    import json
+    import re
+
+    import numpy as np
+
+    from aekit import load
+    from aekit.mnist import load_mnist
+
+    report = run_demo(tmp_path, mnist_dir=mnist_dir, quick=True, epochs=1, only="vae")
+    text = report.read_text()
+    r = json.loads((tmp_path / "results.json").read_text())["vae"]
+    brightest = load_mnist(mnist_dir).X_train[:10000].mean(axis=1).max()  # the quick demo's training images
+    shown = load(tmp_path / "vae.safetensors").sample(20, random_state=0)  # as drawn for vae_samples.png
+    assert r["inverted_shown"] == int(np.sum(shown.mean(axis=1) > brightest)) and r["shown"] == 20
+    assert abs(r["brightest_training_mean"] - brightest) < 1e-6 and 0 <= r["inverted_fraction"] <= 1
+    if r["inverted_shown"] or r["inverted_fraction"]:
+        assert re.search(rf"\*\*{r['inverted_shown']} of the 20 samples shown decode inverted\*\*", text)
+    else:
+        assert "No sample decodes inverted" in text

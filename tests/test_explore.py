@@ -169,7 +169,7 @@ def test_cli_explore_embedding(tmp_path, capsys):
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "64 values per row but image_shape=(5, 5)" in err and not (tmp_path / "c.html").exists()
+    assert code == 2 and "64 values per row but --image-shape 5,5" in err and not (tmp_path / "c.html").exists()
     assert main(["explore", str(tmp_path / "X.npy"), "--out", str(tmp_path / "d.html")]) == 2
     assert "exactly one of --model" in capsys.readouterr().err
 

@@ -237,8 +237,8 @@ def test_the_masking_rule_is_one_for_fit_and_the_command_line(tmp_path, capsys):
 def test_the_cli_maps_param_to_flag_from_data_not_text():
     err = InputError("{loss} needs {output_activation='sigmoid'}", param="loss", values={"loss": "bce"})
     assert str(err) == "loss='bce' needs output_activation='sigmoid'"
-    assert (
-        _one_line(err, frozenset({"loss", "output_activation"})) == "--loss 'bce' needs --output-activation 'sigmoid'"
+    assert (  # the value at fault keeps its quotes; a suggested value is shown as it is typed
+        _one_line(err, frozenset({"loss", "output_activation"})) == "--loss 'bce' needs --output-activation sigmoid"
     )
     assert _one_line(err, frozenset({"loss"})) == "--loss 'bce' needs output_activation='sigmoid'"  # not a flag here
     assert _one_line(err, frozenset()) == str(err)  # e.g. `aekit embed`: no estimator flags

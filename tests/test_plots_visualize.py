@@ -201,7 +201,9 @@ def test_aetsne_fit_transform_and_new_points(blobs):
         AETSNE(SupervisedAutoencoder(**SMALL), perplexity=10).fit(X)
 
 
-def test_compare_routes(tmp_path, blobs):
+def test_compare_routes(tmp_path, blobs, monkeypatch):
+    from aekit import visualize
+
     X, y = blobs
     routes = compare_routes(
         X, y, ae2=Autoencoder(**SMALL), ae20=Autoencoder(**{**SMALL, "n_components": 5}), perplexity=10
@@ -210,8 +212,16 @@ def test_compare_routes(tmp_path, blobs):
     for r in routes.values():
         assert r["embedding"].shape == (180, 2)
         assert 0 <= r["knn5_cv"] <= 1 and 0 <= r["trustworthiness"] <= 1
+        assert r["trust_points"] == 180  # all of them (below TRUST_SAMPLES): what a report may state
     assert routes["t-SNE from raw"]["knn5_cv"] > 0.9  # separable blobs
     assert _is_png(plots.save(plot_routes(routes, y), tmp_path / "c.png"))
+
+    def first_coordinates(codes, inputs, perplexity, seed, n_jobs, neighbors, n_components=2):
+        return np.asarray(codes, dtype=np.float64)[:, :n_components].copy()  # (which routes, not how good)
+
+    monkeypatch.setattr(visualize, "_opentsne", first_coordinates)
+    routes = compare_routes(X, y, ae20=Autoencoder(**SMALL).fit(X), perplexity=10, skip_2d=True)
+    assert list(routes) == ["t-SNE from raw", "AE(2) → t-SNE"]  # no AE → 2-D route, none trained for it
 
 
 def test_neighbour_search_rule_and_bad_choice_fails_before_training(monkeypatch):

@@ -357,14 +357,16 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _check_conv_dropout(self, resume_from: str | os.PathLike[str] | None) -> None:
         if self.dropout and self.architecture == "conv":
-            msg = (
-                f"dropout={self.dropout} applies to dense layers only; architecture='conv' has none. "
-                "Pass dropout=0 (regularise a conv model with noise=..., batchnorm=True or early_stopping=True)"
+            error = InputError(  # the fixes named as parameters: the CLI shows them as its flags
+                "{dropout} applies to dense layers only; {architecture='conv'} has none. Pass {dropout=0.0} "
+                "(regularise a conv model with {noise='gaussian'}, {batchnorm=True} or {early_stopping=True})",
+                param="dropout",
+                values={"dropout": self.dropout},
             )
             if resume_from is None:
-                raise InputError(msg)
+                raise error
             warnings.warn(
-                msg + "; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=4
+                f"{error}; resuming a run that was started with it (it has no effect)", UserWarning, stacklevel=4
             )
 
     def _run_seed(self, resume_from: str | os.PathLike[str] | None) -> tuple[int, Any]:
@@ -403,7 +405,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return tensors, None
         n_val = max(1, int(round(n * self.validation_fraction)))
         if n - n_val < 1:
-            raise InputError(f"validation_fraction={self.validation_fraction} leaves no training samples out of {n}")
+            raise InputError(
+                f"{{validation_fraction}} leaves no training samples out of {n}; lower it or pass more data",
+                param="validation_fraction",
+                values={"validation_fraction": self.validation_fraction},
+            )
         perm = torch.randperm(n, device=device)
         return [t[perm[n_val:]] for t in tensors], tuple(t[perm[:n_val]] for t in tensors)
 

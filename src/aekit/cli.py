@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from aekit.commands import (  # noqa: F401 - TRAIN_FILES, load_data and write_codes are part of this module's API
     TRAIN_FILES,
@@ -28,6 +28,7 @@ from aekit.commands import (  # noqa: F401 - TRAIN_FILES, load_data and write_co
     cmd_train,
     cmd_visualize,
     load_data,
+    visualize_flags,
     write_codes,
 )
 
@@ -76,20 +77,28 @@ def _converter(p: Param) -> Callable[[str], Any]:
     return convert
 
 
-def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
+def _add_estimator_flags(
+    parser: argparse.ArgumentParser,
+    names: Sequence[str] | None = None,
+    *,
+    title: str = "model parameters (the estimator's; defaults = the reference recipe)",
+    defaults: dict[str, Any] | None = None,
+) -> None:
+    """The estimator's parameters ``names`` (default: all of ``params.FLAGS``) as flags, from the table."""
     from aekit.params import FLAGS, PARAMS
 
-    group = parser.add_argument_group("model parameters (the estimator's; defaults = the reference recipe)")
-    for name in FLAGS:
+    group = parser.add_argument_group(title)
+    for name in FLAGS if names is None else names:
         p = PARAMS[name]
         only = " (--supervised)" if p.supervised else ""
+        default = (defaults or {}).get(name, p.default)
         group.add_argument(
             p.flag_name,
             dest=name,
             type=_converter(p),
             default=argparse.SUPPRESS,
             metavar=_metavar(p),
-            help=f"{p.doc}{only} (default: {_on_command_line(p.default)})",
+            help=f"{p.doc}{only} (default: {_on_command_line(default)})",
         )
 
 
@@ -105,6 +114,11 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> N
     )
     if labels:
         parser.add_argument("--label-column", help="CSV column (name or index) holding labels")
+    parser.add_argument(
+        "--id-column",
+        help="CSV column (name or index) holding row ids: not a feature; embed and visualize write the ids beside the "
+        "codes (default: a pandas index column, else the row number from 0)",
+    )
     parser.add_argument("--limit", type=int, help="use only the first N samples")
 
 
@@ -121,7 +135,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from aekit import __version__
     from aekit.objectives import NOISE_KINDS
-    from aekit.params import FLAGS, PARAMS, PRESETS
+    from aekit.params import PARAMS, PRESETS
 
     parser = _Parser(
         prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization."
@@ -145,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and more --epochs (an interrupted run always keeps it)",
     )
     _add_estimator_flags(p)
-    p.set_defaults(func=cmd_train, param_flags=frozenset(FLAGS))
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("embed", help="encode data with a trained model; writes codes as .npy or .csv")
     p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
@@ -206,11 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_denoise, param_flags=frozenset({"noise", "noise_factor"}))
+    p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("visualize", help="AE → t-SNE embedding, scatter plot and the three-route comparison")
     _add_data_args(p)
-    p.add_argument("--model", help="a trained model for the AE stage (default: train the 784-...-20 AE)")
+    p.add_argument(
+        "--model",
+        help="a trained model for every panel (default: train an AE here, from the model flags below; "
+        "with --compare, panels a given model cannot fill are left out with a note)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
     p.add_argument(
@@ -223,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random_state of the AE and t-SNE (default: 0)")
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
     p.add_argument("--overwrite", action="store_true")
+    _add_estimator_flags(
+        p,
+        visualize_flags(),
+        title="model parameters of the AE trained here (without --model; its random_state is --seed)",
+        defaults=PRESETS["dense20"],
+    )
     p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("explore", help="interactive map in one HTML file: hover thumbnails, select and save indices")
@@ -273,26 +297,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
     for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each epoch")
+        # an error naming one of these (its dest) shows it as this command's flag: ``--noise-factor 1.5``
+        flags = {a.dest for a in p._actions if a.option_strings and a.dest not in ("help", "verbose")}
+        p.set_defaults(param_flags=frozenset(flags))
     return parser
 
 
-def _one_line(exc: BaseException, flags: frozenset[str]) -> str:
-    """The error as one line; the parameters that are this command's flags are named as flags (``--n-components 0``)."""
-    from aekit._utils import InputError
-    from aekit.params import PARAMS
+def _as_typed(shown: str, quote_text: bool) -> str:
+    """A value shown in a message (its repr) as it is typed after a flag: ``28,28``, ``none``, ``mse``.
+
+    Text stays quoted where ``quote_text`` (the value at fault: ``--precision 'half'``); a repr that is no
+    Python literal (``np.float64(1.5)``) is kept as it is.
+    """
+    import ast
+
+    try:
+        value = ast.literal_eval(shown)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return shown
+    if isinstance(value, str):
+        return shown if quote_text else value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value):
+        return ",".join(map(str, value))
+    return _on_command_line(value) if value is None or isinstance(value, (bool, int, float)) else shown
+
+
+def _one_line(exc: BaseException, flags: Collection[str]) -> str:
+    """The error as one line; the parameters that are this command's flags are named as flags (``--n-components 0``).
+
+    ``flags``: the names (argparse dests) of the command's options. A value the message suggests
+    (``{loss='mse'}`` in the template) is shown as it is typed (``--loss mse``); the value at fault keeps
+    its quotes (``--precision 'half'``).
+    """
+    from aekit._utils import _NAMED, InputError
 
     if isinstance(exc, InputError):  # the parameter names are data (exc.param, exc.values): no parsing of the text
-        msg = exc.render(
-            lambda name, shown: f"{PARAMS[name].flag_name} {shown}" if name in flags else f"{name}={shown}"
-        )
-        if exc.template is None and exc.param in flags:
-            msg = f"{PARAMS[exc.param].flag_name}: {msg}"
+        suggested = {m.group(1, 2) for m in _NAMED.finditer(exc.template or "") if m.group(2) is not None}
+
+        def style(name: str, shown: str) -> str:
+            if name not in flags:
+                return f"{name}={shown}"
+            return f"{_flag(name)} {_as_typed(shown, quote_text=(name, shown) not in suggested)}"
+
+        msg = exc.render(style)
+        if exc.template is None and exc.param is not None and exc.param in flags:
+            msg = f"{_flag(exc.param)}: {msg}"
     else:
         msg = str(exc)
     msg = msg.strip() or type(exc).__name__
     if isinstance(exc, FileNotFoundError) and exc.filename:
         msg = f"{exc.filename}: no such file or folder"
     return msg
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 #: signals received during this command: an interrupt that lands inside a C extension's import can surface

@@ -32,33 +32,63 @@ FINISHED = ("completed", "early_stopping", "lr_floor")
 
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data a command's arguments name: features ``X`` and labels ``y`` (None when unknown)."""
+    X, y, _ = load_rows(args)
+    return X, y
+
+
+def load_rows(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), else the row number from 0."""
+    import numpy as np
+
     from aekit._utils import InputError
-    from aekit.data import load_array
+    from aekit.data import load_rows as load_file
     from aekit.mnist import load_mnist
 
     y: np.ndarray | None
+    ids: np.ndarray | None = None
     label_column = getattr(args, "label_column", None)
+    id_column = getattr(args, "id_column", None)
     if args.data in ("mnist", "mnist-test"):
-        if label_column is not None:
-            raise InputError(f"--label-column {label_column} applies to CSV files only, not {args.data}; drop it")
-        m = load_mnist(args.mnist_dir)
+        for flag, value in (("--label-column", label_column), ("--id-column", id_column)):
+            if value is not None:
+                raise InputError(f"{flag} {value} applies to CSV files only, not {args.data}; drop it")
+        m = load_mnist(_mnist_dir(args))
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
     else:
         try:
-            X, y = load_array(args.data, label_column=label_column)
+            X, y, ids = load_file(args.data, label_column=label_column, id_column=id_column)
         except InputError as exc:
-            if exc.param != "label_column":
+            if exc.param not in ("label_column", "id_column"):
                 raise
             raise InputError(
                 exc.render(
-                    lambda name, shown: f"--label-column {shown}" if name == "label_column" else f"{name}={shown}"
+                    lambda name, shown: (
+                        f"--{name.replace('_', '-')} {shown}"
+                        if name in ("label_column", "id_column")
+                        else f"{name}={shown}"
+                    )
                 )
             ) from exc
+    if ids is None:
+        ids = np.arange(len(X))
     if args.limit is not None:
         if args.limit < 1:
             raise InputError(f"--limit={args.limit} must be >= 1")
-        X, y = X[: args.limit], (None if y is None else y[: args.limit])
-    return X, y
+        X, y, ids = X[: args.limit], (None if y is None else y[: args.limit]), ids[: args.limit]
+    return X, y, ids
+
+
+def _mnist_dir(args: argparse.Namespace) -> str | None:
+    """--mnist-dir, checked here so that its error names the flag."""
+    from aekit._utils import InputError
+
+    if args.mnist_dir is not None and not Path(args.mnist_dir).is_dir():
+        raise InputError(
+            f"--mnist-dir {args.mnist_dir} is not a folder; pass the folder holding the MNIST IDX files "
+            "(or drop --mnist-dir: $AEKIT_MNIST_DIR, the cache or a verified download)"
+        )
+    return str(args.mnist_dir) if args.mnist_dir is not None else None
 
 
 @contextlib.contextmanager
@@ -71,29 +101,82 @@ def _out_dir(args: argparse.Namespace, files: Sequence[str], overwrite: bool | N
         yield out
 
 
-def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") -> Path:
+#: the files codes and reconstructions are written to
+CODE_SUFFIXES = (".npy", ".csv")
+
+
+def check_codes_path(path: str | os.PathLike[str], flag: str = "--out") -> None:
+    """Refuse a file name ``write_codes`` cannot write, before any work (the error names the user's path)."""
+    from aekit._utils import InputError
+
+    if Path(path).suffix.lower() not in CODE_SUFFIXES:
+        raise InputError(f"{flag} {path}: use a .npy or .csv file name")
+
+
+def write_codes(
+    Z: np.ndarray,
+    path: str | os.PathLike[str],
+    prefix: str = "z",
+    *,
+    ids: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> Path:
+    """Write ``Z (n_samples, n_columns)`` to a .npy or .csv file.
+
+    .npy holds ``Z`` alone, a plain float array (its rows are in the data's order: row ``i`` is sample
+    ``i``). A .csv has a header row ``[id,][label,]z1,z2,...``: with ``ids`` an ``id`` column (the
+    input's row ids or row numbers), with ``labels`` a ``label`` column, then the columns of ``Z``.
+    """
     import numpy as np
 
-    from aekit._utils import InputError, atomic_path
+    from aekit._utils import atomic_path
 
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in (".npy", ".csv"):
-        raise InputError(f"--out {p}: use a .npy or .csv file name")
+    check_codes_path(p)
     with atomic_path(p) as tmp:
-        if suffix == ".npy":
+        if p.suffix.lower() == ".npy":
             with open(tmp, "wb") as fh:
                 np.save(fh, Z)
-        else:
-            np.savetxt(
-                tmp,
-                Z,
-                delimiter=",",
-                fmt="%.7g",
-                header=",".join(f"{prefix}{i + 1}" for i in range(Z.shape[1])),
-                comments="",
-            )
+            return p
+        extra = [(name, col) for name, col in (("id", ids), ("label", labels)) if col is not None]
+        if not extra:
+            header = ",".join(f"{prefix}{i + 1}" for i in range(Z.shape[1]))
+            np.savetxt(tmp, Z, delimiter=",", fmt="%.7g", header=header, comments="")
+            return p
+        cells = [[_csv_cell(v) for v in np.asarray(col).astype(str).tolist()] for _, col in extra]
+        row = ",".join(["%.7g"] * Z.shape[1])
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(",".join([name for name, _ in extra] + [f"{prefix}{i + 1}" for i in range(Z.shape[1])]) + "\n")
+            for i, z in enumerate(np.asarray(Z, dtype=np.float64).tolist()):
+                fh.write(",".join([c[i] for c in cells] + [row % tuple(z)]) + "\n")
     return p
+
+
+def _csv_cell(text: str) -> str:
+    """A text cell as CSV writes it: quoted when it holds a delimiter, a quote, a line break or edge blanks."""
+    if any(ch in text for ch in ',;\t"\r\n') or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
+    """Codes or an embedding as ``write_codes`` wrote them (.npy, or a .csv whose ``id``/``label`` columns are
+    left out); any other .npy/.npz/.csv of numbers as it is."""
+    import csv
+
+    from aekit.data import load_rows as load_file
+
+    p = Path(path)
+    header: list[str] = []
+    if p.suffix.lower() == ".csv" and p.is_file():
+        with open(p, encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    X, _, _ = load_file(
+        p,
+        label_column="label" if "label" in header else None,
+        id_column="id" if "id" in header else None,
+    )
+    return X
 
 
 # ----------------------------------------------------------------------------- commands
@@ -103,28 +186,42 @@ def write_codes(Z: np.ndarray, path: str | os.PathLike[str], prefix: str = "z") 
 TRAIN_FILES = ("model.safetensors", "checkpoint.safetensors", "history.json", "training_curve.png")
 
 
-def _estimator(args: argparse.Namespace, y: np.ndarray | None) -> Any:
-    """The estimator the flags describe (validated: bad values fail before anything is written)."""
+def _estimator(
+    args: argparse.Namespace, y: np.ndarray | None, names: Sequence[str] | None = None, **defaults: Any
+) -> Any:
+    """The estimator the flags describe (validated: bad values fail before anything is written).
+
+    ``names``: the estimator flags of this command (default: all of ``params.FLAGS``); ``defaults``: this
+    command's own defaults under the preset and the flags (``aekit visualize``: a 20-D code).
+    """
     from aekit._utils import InputError
     from aekit.estimators import Autoencoder, SupervisedAutoencoder
     from aekit.params import FLAGS, PRESETS
 
-    params = dict(PRESETS[args.preset]) if args.preset else {}
-    params.update({k: v for k, v in vars(args).items() if k in FLAGS})
-    params.setdefault("verbose", 1 if (args.progress or sys.stderr.isatty()) else 0)
-    cls = SupervisedAutoencoder if args.supervised else Autoencoder
+    preset, supervised = getattr(args, "preset", None), getattr(args, "supervised", False)
+    params = {**defaults, **(PRESETS[preset] if preset else {})}
+    params.update({k: v for k, v in vars(args).items() if k in (FLAGS if names is None else names)})
+    params.setdefault("verbose", 1 if (getattr(args, "progress", False) or sys.stderr.isatty()) else 0)
+    cls = SupervisedAutoencoder if supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
-    if unknown and args.preset and unknown <= set(PRESETS[args.preset]):
-        raise InputError(f"--preset {args.preset} is a recipe for supervised models; add --supervised (and labels)")
+    if unknown and preset and unknown <= set(PRESETS[preset]):
+        raise InputError(f"--preset {preset} is a recipe for supervised models; add --supervised (and labels)")
     if unknown:
         raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
-    if args.supervised and y is None:
+    if supervised and y is None:
         raise InputError(
             f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised"
         )
     est = cls(**params)
     est._validate_params()
     return est
+
+
+def visualize_flags() -> tuple[str, ...]:
+    """The estimator flags of ``aekit visualize``: those of an unsupervised AE but random_state (its --seed)."""
+    from aekit.params import FLAGS, PARAMS
+
+    return tuple(name for name in FLAGS if not PARAMS[name].supervised and name != "random_state")
 
 
 def _keep_trained(out: OutputFolder, est: Any) -> bool:
@@ -139,11 +236,16 @@ def _keep_trained(out: OutputFolder, est: Any) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aekit._utils import AekitError
+    from aekit._utils import AekitError, InputError
 
     ck_name = "checkpoint.safetensors"
     # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
     with _out_dir(args, TRAIN_FILES, args.overwrite or args.resume) as out:
+        if args.resume and not (out.path / ck_name).exists():
+            raise InputError(
+                f"--resume: {out.path / ck_name} does not exist; a run keeps it when interrupted or with "
+                "--keep-checkpoint. Drop --resume to train from the start"
+            )
         X, y = load_data(args)
         est = _estimator(args, y)
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
@@ -182,11 +284,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.estimators import load
     from aekit.outputs import output_file
 
+    check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
         est = load(args.model)
-        X, _ = load_data(args)
+        X, y, ids = load_rows(args)
         Z = est.transform(X)
-        write_codes(Z, out.staged(name))
+        write_codes(Z, out.staged(name), ids=ids, labels=y)
         out.commit()
     print(f"codes {Z.shape}: {args.out}")
     return 0
@@ -207,7 +310,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             sizes = [int(s) for s in args.layers.replace(" ", "").split(",") if s]
         except ValueError:
             raise InputError(
-                f"layers={args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784"
+                f"layer sizes {args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784"
             ) from None
         rows = dense_table(sizes)
     else:
@@ -227,10 +330,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aekit.demo import run_demo
 
+    mnist_dir = _mnist_dir(args)
     with _out_dir(args, (), overwrite=True) as out:  # locked; run_demo checks its own files (demo.DEMO_FILES)
         report = run_demo(
             out.path,
-            mnist_dir=args.mnist_dir,
+            mnist_dir=mnist_dir,
             quick=args.quick,
             epochs=args.epochs,
             progress=args.progress or sys.stderr.isatty(),
@@ -338,16 +442,25 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit._utils import InputError
     from aekit.estimators import load
+    from aekit.params import PRESETS
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
+    given = [name for name in visualize_flags() if name in vars(args)]
+    if args.model and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise InputError(
+            f"{flags}: model flags set up the AE that visualize trains, but --model {args.model} is trained "
+            f"already; drop {flags} (or --model, to train one here)"
+        )
     files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (
         ["comparison.png"] if args.compare else []
     )
     with _out_dir(args, files) as out:
-        X, y = load_data(args)
+        X, y, ids = load_rows(args)
         if args.compare and y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
-        ae = load(args.model) if args.model else None
+        # every AE here is the given model or one of the flags' (no other default model is trained)
+        ae = load(args.model) if args.model else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
         vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
         emb = vis.fit_transform(X, y)
         routes = {}
@@ -356,6 +469,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             routes = compare_routes(
                 X,
                 y,
+                **_two_d_route(args, vis.autoencoder_, y),
                 ae20=vis.autoencoder_,
                 perplexity=args.perplexity,
                 random_state=args.seed,
@@ -363,24 +477,21 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             )
         # every file is written into the staging folder, then all are put in place together
         write_codes(emb, out.staged("embedding.npy"))
-        write_codes(emb, out.staged("embedding.csv"))
+        write_codes(emb, out.staged("embedding.csv"), ids=ids, labels=y)
+        code_size = vis.autoencoder_.net_.code_size
         with plots.offscreen():  # files only: no display, the user's backend untouched
-            plots.save(
-                plots.latent_scatter(emb, y, title=f"AE({vis.autoencoder_.net_.code_size}) → t-SNE"),
-                out.staged("tsne.png"),
-            )
-        title = f"AE({vis.autoencoder_.net_.code_size}) → t-SNE, {args.data}"
+            plots.save(plots.latent_scatter(emb, y, title=f"AE({code_size}) → t-SNE"), out.staged("tsne.png"))
         html = _write_explore(
             out.staged("explore.html"),
             emb,
             X,
             y,
             _image_shape(args, X, vis.autoencoder_),
-            title=title,
+            title=f"AE({code_size}) → t-SNE, {args.data}",
             axis_labels=("t-SNE 1", "t-SNE 2"),
         )
         if routes:
-            assert y is not None
+            assert y is not None  # --compare needs labels (checked above)
             with plots.offscreen():
                 plots.save(plot_routes(routes, y), out.staged("comparison.png"))
         out.commit(remove=() if html else ["explore.html"])  # no map of a previous run beside this embedding
@@ -396,6 +507,24 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if routes:
         print(f"comparison: {where / 'comparison.png'}")
     return 0
+
+
+def _two_d_route(args: argparse.Namespace, model: Any, y: np.ndarray) -> dict[str, Any]:
+    """``compare_routes``' AE → 2-D panel: a given 2-D model's codes, the flags' AE with a 2-D code when no
+    model is given, or (a given model with wider codes) no panel, said in one line."""
+    from aekit.params import PRESETS
+
+    if not args.model:
+        ae2 = _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
+        return {"ae2": ae2.set_params(n_components=2, random_state=args.seed)}
+    if model.net_.code_size == 2:
+        return {"ae2": model}
+    print(
+        f"note: comparison without the AE → 2-D panel: --model has {model.net_.code_size}-D codes "
+        "(a model with 2-D codes fills it, or drop --model to train one)",
+        file=sys.stderr,
+    )
+    return {"ae2": None, "skip_2d": True}
 
 
 def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> tuple[int, ...] | None:
@@ -452,9 +581,7 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
 
     X, y = load_data(args)
     if args.embedding:
-        from aekit.data import load_array
-
-        emb, _ = load_array(args.embedding)
+        emb = read_codes(args.embedding)
         model, axes = None, ("dim 1", "dim 2")
     else:
         from aekit.estimators import load

@@ -66,27 +66,34 @@ def _first_row(path: Path, line: str) -> tuple[str | None, list[str] | None, int
     return sep, header, len(cells)
 
 
-def _label_index(path: Path, label_column: str | int | None, header: list[str] | None, n_cols: int) -> int | None:
-    """The label column's position, from its name or a (negative) index, e.g. "label", 0, -1 or "-1"."""
+def _label_index(
+    path: Path,
+    label_column: str | int | None,
+    header: list[str] | None,
+    n_cols: int,
+    param: str = "label_column",
+) -> int | None:
+    """A column's position (the label's, or ``param``'s), from its name or a (negative) index, e.g. "label", 0, -1
+    or "-1"."""
     if label_column is None:
         return None
-    values = {"label_column": label_column}
+    values = {param: label_column}
     if isinstance(label_column, str) and _INDEX.fullmatch(label_column.strip()) is None:  # a name ("²" too)
         if header is None or label_column not in header:
             raise InputError(
-                f"{{label_column}} is not a column of {path}; expected "
+                f"{{{param}}} is not a column of {path}; expected "
                 + ("one of " + _some(header) if header else f"an index from 0 to {n_cols - 1} (no header row)"),
-                param="label_column",
+                param=param,
                 values=values,
             )
         return header.index(label_column)
     if not isinstance(label_column, (str, int)) or isinstance(label_column, bool):
-        raise InputError("{label_column} must be a column name or index", param="label_column", values=values)
+        raise InputError(f"{{{param}}} must be a column name or index", param=param, values=values)
     index = int(label_column)
     if not -n_cols <= index < n_cols:
         raise InputError(
-            f"{{label_column}} is out of range for {n_cols} columns in {path}; expected -{n_cols} to {n_cols - 1}",
-            param="label_column",
+            f"{{{param}}} is out of range for {n_cols} columns in {path}; expected -{n_cols} to {n_cols - 1}",
+            param=param,
             values=values,
         )
     return index % n_cols
@@ -284,6 +291,15 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     integers or text (pandas' index) is dropped with a warning; ``label_column`` (name or index) is taken
     out as ``y``: int64 if every label is an integer, else float64, else text.
     """
+    X, y, _ = read_csv_rows(path, label_column, max_bytes=max_bytes)
+    return X, y
+
+
+def read_csv_rows(
+    path: Path, label_column: str | int | None, *, max_bytes: int, id_column: str | int | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``read_csv`` plus the rows' ids ``(n_samples,)``: the ``id_column`` (name or index; not a feature), else
+    a pandas index column, else None. Ids are int64 when they all are integers, else text."""
     size = path.stat().st_size
     if size > max_bytes:
         raise DataFormatError(
@@ -295,22 +311,40 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
             if src.header is not None:
                 _check_unique(path, src.header)
             label_idx = _label_index(path, label_column, src.header, src.n_cols)
+            id_idx = _label_index(path, id_column, src.header, src.n_cols, param="id_column")
+            if id_idx is not None and id_idx == label_idx:
+                raise InputError(
+                    f"{{id_column}} and {{label_column}} name the same column of {path}; "
+                    "ids and labels are different columns",
+                    param="id_column",
+                    values={"id_column": id_column, "label_column": label_column},
+                )
             if src.header is None:
                 fh.seek(0)  # the first row is data
-            wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE else None
+            wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE and id_idx is None else None
             if wide is not None:
-                return wide
+                return (*wide, None)
             table = _parse(src, fh)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"
         ) from exc
-    index_col = 0 if _is_pandas_index(table, src.header, label_idx) else None
+    index_col = 0 if id_idx != 0 and _is_pandas_index(table, src.header, label_idx) else None
     if index_col is not None:
         log.warning(
             "%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
-            "writes by default); it is not used as a feature (write the CSV with to_csv(index=False) to avoid this)",
+            "writes by default); it is not used as a feature%s (write the CSV with to_csv(index=False) to avoid this)",
             path,
+            "" if id_idx is not None else " but as the rows' ids",
         )
-    X = _features(src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col)])
-    return X, None if label_idx is None else _labels(src, table[label_idx])
+    X = _features(src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)])
+    y = None if label_idx is None else _labels(src, table[label_idx])
+    ids_idx = id_idx if id_idx is not None else index_col
+    return X, y, None if ids_idx is None else _ids(table[ids_idx])
+
+
+def _ids(column: pd.Series) -> np.ndarray:
+    """Row ids as int64 when every one is an integer, else as text (as written in the file)."""
+    if column.dtype.kind in "iu":
+        return column.to_numpy(np.int64)
+    return np.char.strip(column.to_numpy(dtype=str))

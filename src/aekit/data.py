@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from aekit._utils import FLOAT32_MAX, DataFormatError, InputError, as_float32, first_beyond_float32
-from aekit.csvdata import read_csv
+from aekit.csvdata import read_csv_rows
 
 log = logging.getLogger(__name__)
 
@@ -434,24 +434,46 @@ def load_array(
     X : ndarray of shape (n_samples, n_features) or as stored
     y : ndarray of shape (n_samples,) or None
     """
+    X, y, _ = load_rows(path, label_column=label_column)
+    return X, y
+
+
+def _check_csv_only(p: Path, **columns: str | int | None) -> None:
+    """Column options (``label_column``, ``id_column``) given for an .npy/.npz file: refused, not ignored."""
+    suffix = p.suffix.lower()
+    for name, column in columns.items():
+        if column is not None and suffix in (".npy", ".npz"):  # ignoring it would guess what the caller meant
+            what = (
+                "labels come from an .npz array named y (or labels)"
+                if name == "label_column"
+                else "row ids are its row numbers"
+            )
+            raise InputError(
+                f"{{{name}}} applies to CSV files only; {p} is a {suffix} file, whose {what}; "
+                f"drop the {name.replace('_', ' ')} option",
+                param=name,
+                values={name: column},
+            )
+
+
+def load_rows(
+    path: str | os.PathLike[str], *, label_column: str | int | None = None, id_column: str | int | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``load_array`` plus the rows' ids ``(n_samples,)`` of a CSV: its ``id_column`` (name or index, not a
+    feature) or its pandas index column; None for other files and CSVs without one."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     suffix = p.suffix.lower()
     y: np.ndarray | None = None
-    if label_column is not None and suffix in (".npy", ".npz"):  # ignoring it would guess what the caller meant
-        raise InputError(
-            f"{{label_column}} applies to CSV files only; {p} is a {suffix} file, whose labels come from an .npz "
-            "array named y (or labels); drop the label column option",
-            param="label_column",
-            values={"label_column": label_column},
-        )
+    ids: np.ndarray | None = None
+    _check_csv_only(p, label_column=label_column, id_column=id_column)
     if suffix == ".npy":
         X = _load_npy(p)
     elif suffix == ".npz":
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
-        X, y = read_csv(p, label_column, max_bytes=MAX_ARRAY_BYTES)
+        X, y, ids = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column)
     else:
         raise InputError(f"{p}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
     _check_numeric(X, str(p))
@@ -478,7 +500,7 @@ def load_array(
         )
     if y is not None:
         _check_labels(y, len(X), p)
-    return X, y
+    return X, y, ids
 
 
 def _check_labels(y: np.ndarray, n: int, p: Path) -> None:

@@ -352,6 +352,7 @@ def section_vae(ctx: Context) -> str:
         ctx.out / "vae_manifold.png",
     )
     samples = vae.sample(20, random_state=0)
+    r.update(_inverted_samples(vae, samples, d.X_train))
     plots.save(
         plots.image_grid([samples[:10], samples[10:]], ["sample", "sample"], title="VAE: samples from the prior"),
         ctx.out / "vae_samples.png",
@@ -372,16 +373,56 @@ Dense 784 → 500 → 300 → 100 → (μ, log σ²) ∈ ℝ² → 100 → 300 �
 
 ![manifold](vae_manifold.png)
 
+{_inverted_line(r)}
+
 ![samples](vae_samples.png)
 
 ![latent](vae_latent.png)
 """
 
 
+#: prior samples decoded to count the inverted ones (a fixed seed: the same count on every run)
+PRIOR_SAMPLES = 1000
+
+
+def _inverted_samples(vae: Any, shown: np.ndarray, X_train: np.ndarray) -> dict[str, Any]:
+    """How many decoded prior samples come out inverted: a bright background, i.e. a mean intensity above the
+    brightest training image's. Counted among the ``shown`` samples and among ``PRIOR_SAMPLES`` fresh ones, with
+    the share of those drawn outside the box of the training images' posterior means (prior mass the encoder
+    does not use)."""
+    brightest = float(X_train.mean(axis=1).max())
+    z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, vae.net_.code_size)).astype(np.float32)
+    bright = vae.inverse_transform(z).mean(axis=1) > brightest
+    means = vae.transform(X_train)
+    outside = np.any((z < means.min(axis=0)) | (z > means.max(axis=0)), axis=1)
+    return {
+        "brightest_training_mean": brightest,
+        "inverted_shown": int(np.sum(shown.mean(axis=1) > brightest)),
+        "shown": len(shown),
+        "inverted_fraction": float(bright.mean()),
+        "inverted_outside_fraction": float(outside[bright].mean()) if bright.any() else 0.0,
+    }
+
+
+def _inverted_line(r: dict[str, Any]) -> str:
+    if not r["inverted_shown"] and not r["inverted_fraction"]:
+        return (
+            f"No sample decodes inverted (of {r['shown']} shown and {PRIOR_SAMPLES:,} drawn, none is brighter "
+            f"than the brightest training image, mean intensity {r['brightest_training_mean']:.2f})."
+        )
+    return (
+        f"**{r['inverted_shown']} of the {r['shown']} samples shown decode inverted** (a bright background: mean "
+        f"intensity above the brightest training image's, {r['brightest_training_mean']:.2f}); of "
+        f"{PRIOR_SAMPLES:,} prior samples {_fmt(r['inverted_fraction'], True)} do, "
+        f"{_fmt(r['inverted_outside_fraction'], True)} of them drawn outside the range of the training images' "
+        "posterior means: prior mass the encoder does not use."
+    )
+
+
 def section_tsne(ctx: Context) -> str:
     """AE → t-SNE vs AE → 2-D vs t-SNE from raw, on the test set."""
     from aekit.estimators import Autoencoder, SupervisedAutoencoder
-    from aekit.visualize import TRUST_SAMPLES, compare_routes, plot_routes
+    from aekit.visualize import compare_routes, plot_routes
 
     d = ctx.data
     ae20 = Autoencoder(n_components=20, epochs=ctx.ep(20), random_state=0, verbose=int(ctx.progress))
@@ -406,7 +447,7 @@ def section_tsne(ctx: Context) -> str:
 
 Autoencoders trained on the training set; embeddings of the {len(d.X_test):,} test images.
 k-NN(5) accuracy by 5-fold cross-validation in the 2-D embedding; trustworthiness (5 neighbours)
-against the 784-D pixels on {min(len(d.X_test), TRUST_SAMPLES):,} points; t-SNE by openTSNE (perplexity 30).
+against the 784-D pixels on {_trust_points(routes)} points; t-SNE by openTSNE (perplexity 30).
 The (S)AE routes find each image's t-SNE neighbours among the 20-D codes and measure their distances in pixels
 (`AETSNE(distances="input")`, the default).
 
@@ -418,6 +459,12 @@ The (S)AE routes find each image's t-SNE neighbours among the 20-D codes and mea
 
 ![AE → t-SNE](ae_tsne.png)
 {explore_line}"""
+
+
+def _trust_points(routes: dict[str, dict[str, Any]]) -> str:
+    """How many points the trustworthiness was measured on, as ``compare_routes`` reports it per route."""
+    counts = sorted({r["trust_points"] for r in routes.values()})
+    return " / ".join(f"{c:,}" for c in counts)
 
 
 def _explore_page(ctx: Context, emb: np.ndarray) -> str:
@@ -505,7 +552,7 @@ def run_demo(
         if unknown:
             raise InputError(f"--only {only!r}: unknown sections {unknown}; choose from {list(SECTIONS)}")
     if epochs is not None and epochs < 1:
-        raise InputError(f"epochs={epochs} must be >= 1")
+        raise InputError("{epochs} must be >= 1", param="epochs", values={"epochs": epochs})
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file; expected a folder (existing or new)")

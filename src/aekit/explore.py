@@ -100,14 +100,17 @@ def image_stack(images: np.ndarray, image_shape: Sequence[int] | None) -> np.nda
         shape = tuple(image_shape) if image_shape is not None else _square(a.shape[1])
         if math.prod(shape) != a.shape[1]:
             raise InputError(
-                f"images have {a.shape[1]} values per row but image_shape={shape} holds {math.prod(shape)}; "
-                "pass the images' true shape"
+                f"images have {a.shape[1]} values per row but {{image_shape}} holds {math.prod(shape)}; "
+                "pass the images' true shape",
+                param="image_shape",
+                values={"image_shape": shape},
             )
         a = a.reshape(len(a), *shape)
     elif image_shape is not None and tuple(a.shape[1:]) != tuple(image_shape):
         raise InputError(
-            f"images have shape {a.shape[1:]} per point but image_shape={tuple(image_shape)}; "
-            "pass matching images or drop image_shape"
+            f"images have shape {a.shape[1:]} per point but {{image_shape}}; pass matching images or drop it",
+            param="image_shape",
+            values={"image_shape": tuple(image_shape)},
         )
     if a.ndim == 3:
         a = a[:, None]
@@ -130,7 +133,14 @@ def image_stack(images: np.ndarray, image_shape: Sequence[int] | None) -> np.nda
 def _square(n_features: int) -> tuple[int, int]:
     side = math.isqrt(n_features)
     if side * side != n_features:
-        raise InputError(f"images have {n_features} values per row, not a square; pass image_shape=(height, width)")
+        from aekit.modules import example_image_shape  # (an error path: the network module loads only here)
+
+        raise InputError(
+            f"images have {n_features} values per row, not a square; pass their shape, "
+            f"e.g. {{image_shape={example_image_shape(n_features)}}} (height, width)",
+            param="image_shape",
+            values={},
+        )
     return side, side
 
 

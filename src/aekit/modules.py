@@ -9,6 +9,7 @@ and folded into the loss (BCE from logits) while training.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -251,7 +252,7 @@ def build_net(
             dropout=dropout,
         )
     elif architecture == "conv":
-        shape = _image_shape(image_shape, n_features, len(conv_filters))
+        shape = _image_shape(image_shape, n_features, conv_filters)
         body = conv_encoder(shape, conv_filters, kernel_size, activation, batchnorm)
         decoder = conv_decoder(shape, conv_filters, kernel_size, activation, batchnorm)
         down = 2 ** len(conv_filters)
@@ -292,28 +293,50 @@ def build_net(
     return net
 
 
-def _image_shape(image_shape: Sequence[int] | None, n_features: int, depth: int) -> tuple[int, int, int]:
+def example_image_shape(n_features: int) -> tuple[int, int]:
+    """A (height, width) holding ``n_features`` values, as near a square as they allow (for messages)."""
+    h = next(d for d in range(math.isqrt(n_features), 0, -1) if n_features % d == 0) if n_features > 0 else 1
+    return h, max(1, n_features // h)
+
+
+def _image_shape(
+    image_shape: Sequence[int] | None, n_features: int, conv_filters: Sequence[int]
+) -> tuple[int, int, int]:
     if image_shape is None:
         side = int(round(n_features**0.5))
         if side * side != n_features:
             raise InputError(
-                f"architecture='conv' needs image_shape for {n_features} features (not a square); "
-                "pass image_shape=(height, width) or (channels, height, width)"
+                f"{{architecture='conv'}} needs the images' shape for {n_features} features (not a square): "
+                f"pass {{image_shape={example_image_shape(n_features)}}} (height, width) or (channels, height, width)",
+                param="image_shape",
+                values={},
             )
         image_shape = (side, side)
+    values = {"image_shape": tuple(image_shape)}
     shape = tuple(int(s) for s in image_shape)
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise InputError(f"image_shape={tuple(image_shape)} must be (height, width) or (channels, height, width)")
+        raise InputError(
+            "{image_shape} must be (height, width) or (channels, height, width)", param="image_shape", values=values
+        )
     c, h, w = shape
     if c * h * w != n_features:
-        raise InputError(f"image_shape={tuple(image_shape)} holds {c * h * w} values but X has {n_features} features")
+        raise InputError(
+            f"{{image_shape}} holds {c * h * w} values but X has {n_features} features",
+            param="image_shape",
+            values=values,
+        )
+    depth = len(conv_filters)
     down = 2**depth
     if h % down or w % down:
+        fits = next(d for d in range(depth, -1, -1) if h % 2**d == 0 and w % 2**d == 0)  # pooling levels that fit
+        fix = f"use fewer levels, e.g. {{conv_filters={tuple(conv_filters[:fits])}}}, or " if fits else ""
         raise InputError(
-            f"image_shape={tuple(image_shape)}: height and width must be divisible by {down} "
-            f"for {depth} pooling levels; pad the images or use fewer conv_filters"
+            f"{{image_shape}}: height and width must be divisible by {down} for {depth} pooling levels; "
+            f"{fix}pad the images",
+            param="image_shape",
+            values=values,
         )
     return shape
 

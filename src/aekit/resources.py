@@ -43,7 +43,7 @@ def _activations_per_sample(kw: Mapping[str, Any]) -> int:
     head = [*kw.get("head_layer_sizes", ()), kw["n_classes"]] if kw.get("n_classes") else []
     if kw.get("architecture", "dense") == "conv":
         filters = list(kw.get("conv_filters", (32, 16)))
-        c, h, w = _image_shape(kw.get("image_shape"), n_features, len(filters))
+        c, h, w = _image_shape(kw.get("image_shape"), n_features, filters)
         # per level: conv, activation, pooling (and BatchNorm) in the encoder; the decoder mirrors it
         levels = sum(f * (h * w // 4**i) for i, f in enumerate(filters))
         flat = filters[-1] * (h >> len(filters)) * (w >> len(filters))

@@ -85,7 +85,9 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``y`` is passed to a ``SupervisedAutoencoder`` (the supervised route).
         """
         if not (isinstance(self.perplexity, (int, float)) and self.perplexity > 0):
-            raise InputError(f"perplexity={self.perplexity!r} must be a positive number")
+            raise InputError(
+                "{perplexity} must be a positive number", param="perplexity", values={"perplexity": self.perplexity}
+            )
         if not (
             isinstance(self.n_components, (int, np.integer))
             and not isinstance(self.n_components, bool)
@@ -96,9 +98,12 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         _check_distances(self.distances)
         X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
         if 3 * self.perplexity >= len(X):
+            fits = (len(X) - 1) // 3  # the largest whole perplexity these samples allow
             raise InputError(
-                f"perplexity={self.perplexity} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; "
-                "lower perplexity"
+                f"{{perplexity}} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; "
+                + (f"lower it, e.g. {{perplexity={fits}}}" if fits >= 1 else "t-SNE needs at least 4 samples"),
+                param="perplexity",
+                values={"perplexity": self.perplexity},
             )
         seed = seed_from(self.random_state)
         ae = self.autoencoder if self.autoencoder is not None else Autoencoder(**PRESETS["dense20"])
@@ -327,12 +332,15 @@ def compare_routes(
     random_state: int = 0,
     library: str = "opentsne",
     distances: str = "input",
+    skip_2d: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Embed ``X`` three (or four) ways and score each: k-NN(5) 5-fold accuracy, trustworthiness, seconds.
 
     ``ae2``/``ae20`` are autoencoders (fitted ones are used as is, unfitted ones are
-    fitted on ``X`` and their training counts in the time); ``sae20`` adds the
-    supervised route (SAE codes → t-SNE). ``distances`` as in ``AETSNE``.
+    fitted on ``X`` and their training counts in the time; None: the reference AE with a
+    2-D or 20-D code); ``sae20`` adds the supervised route (SAE codes → t-SNE);
+    ``skip_2d`` leaves the AE → 2-D route out. ``distances`` as in ``AETSNE``. Each route
+    also holds ``trust_points``: how many points its trustworthiness was measured on.
     """
     _check_distances(distances)
     X = np.asarray(_unit_scaled(X), dtype=np.float32)
@@ -346,14 +354,15 @@ def compare_routes(
             fit_stage(est, X, y if supervised else None)
         return est, time.perf_counter() - t
 
-    ae, secs = fitted(ae2, {})
-    t = time.perf_counter()
-    routes["AE → 2-D"] = {
-        "embedding": ae.transform(X),
-        "seconds": secs + time.perf_counter() - t,
-        "ae_seconds": secs,
-        "tsne_seconds": 0.0,
-    }
+    if not skip_2d:
+        ae, secs = fitted(ae2, {})
+        t = time.perf_counter()
+        routes["AE → 2-D"] = {
+            "embedding": ae.transform(X),
+            "seconds": secs + time.perf_counter() - t,
+            "ae_seconds": secs,
+            "tsne_seconds": 0.0,
+        }
     t = time.perf_counter()
     emb = tsne(X, perplexity=perplexity, random_state=random_state, library=library)
     s = time.perf_counter() - t
@@ -376,6 +385,7 @@ def compare_routes(
     for r in routes.values():
         r["knn5_cv"] = metrics.knn_cv_accuracy(r["embedding"], y)
         r["trustworthiness"] = metrics.trustworthiness(X, r["embedding"], max_samples=TRUST_SAMPLES)
+        r["trust_points"] = min(len(X), TRUST_SAMPLES)  # metrics.trustworthiness' subsample
     return routes
 
 
