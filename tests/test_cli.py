@@ -381,7 +381,7 @@ def test_train_keeps_a_checkpoint_and_removes_a_folder_it_created_for_nothing(tm
     np.save(tmp_path / "big.npy", X * 255)  # out of [0, 1] for BCE: fails inside fit, after the folder was made
     assert main(["train", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o"), "--loss", "bce"]) == 2
     err = capsys.readouterr().err
-    assert "needs X in [0, 1]" in err and "--scale 'minmax'" in err and not (tmp_path / "o").exists()
+    assert "needs X in [0, 1]" in err and "--scale minmax" in err and not (tmp_path / "o").exists()
     out = tmp_path / "r"
     out.mkdir()
     (out / "checkpoint.safetensors").write_bytes(b"from a killed run")
@@ -529,14 +529,14 @@ def test_embed_keeps_row_ids_and_labels(tmp_path, capsys, iris_like):
 
 
 def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, iris_like, fast_tsne):
-    """`visualize iris.csv --label-column species` refuses BCE; the fix it names works there, for every panel."""
+    """`visualize iris.csv --loss bce` is refused; the fix it names works there, for every panel."""
     csv, names = iris_like
     base = ["visualize", str(csv), "--id-column", "sample", "--label-column", "species", "--perplexity", "5"]
     small = ["--epochs", "2", "--hidden-layer-sizes", "8", "--batch-size", "32"]
-    assert main([*base, *small, "--out", str(tmp_path / "v0")]) == 2
+    assert main([*base, *small, "--loss", "bce", "--out", str(tmp_path / "v0")]) == 2
     err = capsys.readouterr().err
-    assert "use --loss mse, --output-activation linear" in err and not (tmp_path / "v0").exists()
-    fix = ["--loss", "mse", "--output-activation", "linear"]
+    assert "pass --scale minmax" in err and not (tmp_path / "v0").exists()
+    fix = ["--loss", "bce", "--scale", "minmax"]
     assert main([*base, *small, *fix, "--compare", "--out", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
     assert "AE → 2-D" in out and "AE(20) → t-SNE" in out and (tmp_path / "v" / "comparison.png").exists()

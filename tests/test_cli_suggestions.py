@@ -49,9 +49,9 @@ def world(tmp_path_factory) -> dict[str, str]:
 #: (subcommand, case, command line): ``{name}`` are the world's files, ``{t}`` a fresh folder for the outputs
 CASES: list[tuple[str, str, str]] = [
     # train
-    ("train", "data-range", "train {tab} --label-column species --out {t}/o"),
-    ("train", "data-range-supervised", "train {tab} --label-column species --supervised --out {t}/o"),
-    ("train", "bce-on-linear", "train {unit} --output-activation linear --out {t}/o"),
+    ("train", "data-range", "train {tab} --label-column species --loss bce --out {t}/o"),
+    ("train", "data-range-supervised", "train {tab} --label-column species --supervised --loss bce --out {t}/o"),
+    ("train", "bce-on-linear", "train {unit} --loss bce --output-activation linear --out {t}/o"),
     ("train", "label-column-name", "train {tab} --label-column kind --out {t}/o"),
     ("train", "label-column-index", "train {tab} --label-column 9 --out {t}/o"),
     ("train", "label-column-npy", "train {unit5} --label-column 0 --out {t}/o"),
@@ -87,8 +87,8 @@ CASES: list[tuple[str, str, str]] = [
     ("denoise", "noise-factor-negative", "denoise {ae} {unit} --add-noise --noise-factor -1 --out {t}/d.npy"),
     ("denoise", "seed", "denoise {ae} {unit} --add-noise --seed -1 --out {t}/d.npy"),
     # visualize
-    ("visualize", "data-range", "visualize {tab} --label-column species --perplexity 5 --out {t}/v"),
-    ("visualize", "data-range-compare", "visualize {tab} --label-column species --perplexity 5 --compare --out {t}/v"),
+    ("visualize", "data-range", "visualize {tab} --label-column species --perplexity 5 --loss bce --out {t}/v"),
+    ("visualize", "data-range-compare", "visualize {tab} --label-column species --compare --loss bce --out {t}/v"),
     ("visualize", "missing-model", "visualize {unit} --model {missing} --out {t}/v"),
     ("visualize", "feature-count", "visualize {unit5} --model {ae} --perplexity 5 --out {t}/v"),
     ("visualize", "label-column", "visualize {tab} --label-column kind --out {t}/v"),
