@@ -12,13 +12,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from aekit.data import load_array, read_idx
-    from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load
+    from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, load
     from aekit.mnist import load_mnist
     from aekit.summary import dense_table, format_table, module_table
 
 __all__ = [
     "PRESETS",
     "Autoencoder",
+    "ParametricTSNE",
     "SupervisedAutoencoder",
     "dense_table",
     "format_table",
@@ -38,6 +39,7 @@ _PUBLIC = {
     "PRESETS": "estimators",
     "Autoencoder": "estimators",
     "SupervisedAutoencoder": "estimators",
+    "ParametricTSNE": "estimators",
     "load": "estimators",
     "dense_table": "summary",
     "format_table": "summary",
@@ -48,6 +50,7 @@ _SUBMODULES = (
     "metrics",
     "plots",
     "visualize",
+    "tsne",
     "objectives",
     "optim",
     "training",

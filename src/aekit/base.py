@@ -401,7 +401,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         tensors, val = data
         with _sigterm_as_interrupt():
             try:
-                loss_fn = self._build_loss(fast, net, optimizer, tensors[0].shape[1], self.device_)
+                loss_fn = self._build_loss(fast, net, optimizer, int(self.n_features_in_), self.device_)
                 step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
                 with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
                     state = train(
