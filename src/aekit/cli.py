@@ -78,16 +78,19 @@ def _add_estimator_flags(parser: argparse.ArgumentParser) -> None:
     from aekit.params import FLAGS, PARAMS
 
     group = parser.add_argument_group("model parameters (the estimator's; defaults = the reference recipe)")
+    from aekit.params import TSNE_DEFAULTS
+
     for name in FLAGS:
         p = PARAMS[name]
-        only = " (--supervised)" if p.supervised else ""
+        only = " (--method tsne)" if p.tsne else " (--supervised)" if p.supervised else ""
+        tsne = f"; --method tsne: {_on_command_line(TSNE_DEFAULTS[name])}" if name in TSNE_DEFAULTS else ""
         group.add_argument(
             p.flag_name,
             dest=name,
             type=_converter(p),
             default=argparse.SUPPRESS,
             metavar=_metavar(p),
-            help=f"{p.doc}{only} (default: {_on_command_line(p.default)})",
+            help=f"{p.doc}{only} (default: {_on_command_line(p.default)}{tsne})",
         )
 
 
@@ -132,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--supervised", action="store_true", help="train a SupervisedAutoencoder (needs labels)")
+    p.add_argument(
+        "--method",
+        choices=["autoencoder", "tsne"],
+        default="autoencoder",
+        help="tsne: a parametric t-SNE map (ParametricTSNE; with --supervised its labels add the classifier head) "
+        "(default: autoencoder)",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")

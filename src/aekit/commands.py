@@ -106,18 +106,21 @@ TRAIN_FILES = ("model.safetensors", "checkpoint.safetensors", "history.json", "t
 def _estimator(args: argparse.Namespace, y: np.ndarray | None) -> Any:
     """The estimator the flags describe (validated: bad values fail before anything is written)."""
     from aekit._utils import InputError
-    from aekit.estimators import Autoencoder, SupervisedAutoencoder
-    from aekit.params import FLAGS, PRESETS
+    from aekit.estimators import Autoencoder, ParametricTSNE, SupervisedAutoencoder
+    from aekit.params import FLAGS, PARAMS, PRESETS
 
     params = dict(PRESETS[args.preset]) if args.preset else {}
     params.update({k: v for k, v in vars(args).items() if k in FLAGS})
     params.setdefault("verbose", 1 if (args.progress or sys.stderr.isatty()) else 0)
-    cls = SupervisedAutoencoder if args.supervised else Autoencoder
+    tsne = getattr(args, "method", "autoencoder") == "tsne"
+    cls = ParametricTSNE if tsne else SupervisedAutoencoder if args.supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
     if unknown and args.preset and unknown <= set(PRESETS[args.preset]):
         raise InputError(f"--preset {args.preset} is a recipe for supervised models; add --supervised (and labels)")
     if unknown:
-        raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
+        flags = sorted("--" + u.replace("_", "-") for u in unknown)
+        where = "--method autoencoder" if tsne else "--method tsne" if PARAMS[min(unknown)].tsne else "--supervised"
+        raise InputError(f"{flags} only apply to {where} models")
     if args.supervised and y is None:
         raise InputError(
             f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised"

@@ -587,7 +587,7 @@ class ParametricTSNE(_AutoencoderBase):
     _encode_labels = SupervisedAutoencoder._encode_labels  # the same labels, -1 unlabelled, classes_
 
     def fit(self, X: Any, y: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> ParametricTSNE:
-        """Train the map on ``X`` ``(n_samples, n_features)``; labels ``y`` ``(n_samples,)`` (-1: unlabelled) add the head.
+        """Train the map on ``X`` ``(n_samples, n_features)``; labels ``y`` ``(n_samples,)`` add the head (-1: none).
 
         ``resume_from`` continues from a checkpoint written via ``checkpoint_path`` (the
         affinities are computed again, the same for the same ``X`` and ``random_state``).
@@ -612,7 +612,7 @@ class ParametricTSNE(_AutoencoderBase):
         return {**super()._net_kwargs(n_features, n_classes), "with_decoder": float(self.reconstruction_weight) > 0}
 
     def _head_kwargs(self) -> dict[str, Any]:
-        return SupervisedAutoencoder._head_kwargs(self)  # type: ignore[arg-type]  # the same head parameters
+        return SupervisedAutoencoder._head_kwargs(self)  # the same head parameters
 
     def _needs_unit_range(self) -> bool:  # only a decoder's BCE or sigmoid output constrains X
         return float(self.reconstruction_weight) > 0 and super()._needs_unit_range()
@@ -706,7 +706,6 @@ class ParametricTSNE(_AutoencoderBase):
             return terms
 
         return loss_fn
-
 
 
 def _labels_1d(y: Any, n: int) -> np.ndarray:

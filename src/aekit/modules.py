@@ -301,7 +301,11 @@ def build_net(
     net = AutoencoderNet(
         body,
         decoder if with_decoder else NoDecoder(),
-        output_activation=output_activation, mu=mu, logvar=logvar, head=head, code_size=code_size
+        output_activation=output_activation,
+        mu=mu,
+        logvar=logvar,
+        head=head,
+        code_size=code_size,
     )
     keras_init_(net)
     if logvar is not None:  # start the VAE with unit variance

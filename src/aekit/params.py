@@ -303,8 +303,16 @@ _TABLE = [
     Param("head_dropout", Interval(float, 0.0, 0.99), 0.0, "dropout in the classifier head", supervised=True),
     Param("reconstruction_weight", _POSITIVE, 1.0, "weight of the reconstruction loss", supervised=True),
     Param("classification_weight", _POSITIVE, 0.1, "weight of the classification loss", supervised=True),
-    Param("perplexity", _POSITIVE_OPEN, 30.0, "t-SNE perplexity: about how many neighbours each point keeps", tsne=True),
-    Param("dof", _POSITIVE_OPEN, 1.0, "degrees of freedom of the Student-t kernel (1: t-SNE; lower: tighter clusters)", tsne=True),
+    Param(
+        "perplexity", _POSITIVE_OPEN, 30.0, "t-SNE perplexity: about how many neighbours each point keeps", tsne=True
+    ),
+    Param(
+        "dof",
+        _POSITIVE_OPEN,
+        1.0,
+        "degrees of freedom of the Student-t kernel (1: t-SNE; lower: tighter clusters)",
+        tsne=True,
+    ),
     Param("early_exaggeration", Interval(float, 1.0), 12.0, "attraction multiplier of the first epochs", tsne=True),
     Param("early_exaggeration_epochs", Interval(int, 0), 5, "epochs with early_exaggeration", tsne=True),
     Param("exaggeration", Interval(float, 1.0), 1.0, "attraction multiplier after the early epochs", tsne=True),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,11 +107,11 @@ def conditional_affinities(
     return neighbours, probs
 
 
-def _rows(P: object, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _rows(affinities: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     """A CSR matrix of k entries per row as ``(columns (n, k) int64, row-normalised values (n, k) float32)``."""
     import scipy.sparse as sp
 
-    P = sp.csr_matrix(P)
+    P = sp.csr_matrix(affinities)
     n = P.shape[0]
     counts = np.diff(P.indptr)
     if np.all(counts == k):
