@@ -450,14 +450,16 @@ class ParametricTSNE(_AutoencoderBase):
 
     Parameters
     ----------
+    hidden_layer_sizes : tuple of int, default=(256, 256)
+        Encoder widths (and the decoder's, mirrored, with ``reconstruction_weight`` > 0).
     perplexity : float, default=30.0
         About how many neighbours each point keeps; needs more than ``3 * perplexity`` samples.
     dof : float, default=1.0
         Degrees of freedom of the Student-t kernel in the map: 1 is t-SNE's; lower values give
         heavier tails (tighter, better separated clusters).
-    early_exaggeration : float, default=12.0
+    early_exaggeration : float, default=4.0
         The attraction is multiplied by this for the first ``early_exaggeration_epochs``.
-    early_exaggeration_epochs : int, default=5
+    early_exaggeration_epochs : int, default=1
     exaggeration : float, default=1.0
         The attraction's multiplier after the early epochs (> 1: more compact clusters).
     activation : str or None, default="relu"
@@ -473,7 +475,7 @@ class ParametricTSNE(_AutoencoderBase):
     head_dropout : float, default=0.0
     optimizer : {"rmsprop", "adam", "adamw", "sgd"}, default="adam"
     learning_rate : float, default=0.001
-    batch_size : int, default=1024
+    batch_size : int, default=256
         Points per step (and as many drawn neighbours); the repulsion is estimated from the
         batch's pairs, so larger batches estimate it better.
     epochs : int, default=30
@@ -498,7 +500,7 @@ class ParametricTSNE(_AutoencoderBase):
     def __init__(
         self,
         *,
-        hidden_layer_sizes: Sequence[int] = (500, 300, 100),
+        hidden_layer_sizes: Sequence[int] = (256, 256),
         n_components: int | None = 2,
         architecture: str = "dense",
         activation: str | None = "relu",
@@ -519,13 +521,13 @@ class ParametricTSNE(_AutoencoderBase):
         classification_weight: float = 1.0,
         perplexity: float = 30.0,
         dof: float = 1.0,
-        early_exaggeration: float = 12.0,
-        early_exaggeration_epochs: int = 5,
+        early_exaggeration: float = 4.0,
+        early_exaggeration_epochs: int = 1,
         exaggeration: float = 1.0,
         optimizer: str = "adam",
         learning_rate: float = 0.001,
         momentum: float = 0.01,
-        batch_size: int = 1024,
+        batch_size: int = 256,
         epochs: int = 30,
         lr_schedule: str | None = None,
         validation_fraction: float = 0.0,

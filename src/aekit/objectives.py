@@ -78,21 +78,21 @@ def tsne_loss(
     i uniformly and j from p(j | i) draws pairs from the symmetrised P, so
 
     * attraction = mean over the B neighbour pairs of ``-log w``;
-    * repulsion = log of the mean kernel over the B (B - 1) pairs of distinct points of ``z``,
-      which estimates ``log Z`` up to the constant ``log N (N - 1)``.
+    * repulsion = log of the mean kernel over the pairs of distinct points among all 2B codes,
+      which estimates ``log Z`` up to the constant ``log N (N - 1)``. (The drawn neighbours lean
+      towards points that are many points' neighbours, a small bias; using them quadruples the
+      pairs, and made the stochastic optimisation converge faster on MNIST.)
 
     ``exaggeration`` multiplies the attraction (t-SNE's early exaggeration); a tensor may change
     between steps without rebuilding the loss.
     """
     attraction = -student_t_log_kernel((z - z_neighbour).pow(2).sum(1), dof).mean()
-    b = z.shape[0]
-    if b < 2:  # no pair of distinct points (a last batch of one): attraction only
-        return {"attraction": attraction, "repulsion": torch.zeros_like(attraction), "loss": exaggeration * attraction}
-    sq = (z.unsqueeze(1) - z.unsqueeze(0)).pow(2).sum(2)  # (B, B); exact differences: d is small
-    log_w = student_t_log_kernel(sq, dof)
-    off_diagonal = ~torch.eye(b, dtype=torch.bool, device=z.device)
-    log_w = log_w.masked_fill(~off_diagonal, -torch.inf)
-    repulsion = torch.logsumexp(log_w.reshape(-1), 0) - float(np.log(max(b * (b - 1), 1)))
+    points = torch.cat([z, z_neighbour])  # (2B, d)
+    b = points.shape[0]
+    sq = (points.unsqueeze(1) - points.unsqueeze(0)).pow(2).sum(2)  # (2B, 2B); exact differences: d is small
+    diagonal = torch.eye(b, dtype=torch.bool, device=z.device)
+    log_w = student_t_log_kernel(sq, dof).masked_fill(diagonal, -torch.inf)
+    repulsion = torch.logsumexp(log_w.reshape(-1), 0) - float(np.log(b * (b - 1)))
     return {"attraction": attraction, "repulsion": repulsion, "loss": exaggeration * attraction + repulsion}
 
 

@@ -313,8 +313,8 @@ _TABLE = [
         "degrees of freedom of the Student-t kernel (1: t-SNE; lower: tighter clusters)",
         tsne=True,
     ),
-    Param("early_exaggeration", Interval(float, 1.0), 12.0, "attraction multiplier of the first epochs", tsne=True),
-    Param("early_exaggeration_epochs", Interval(int, 0), 5, "epochs with early_exaggeration", tsne=True),
+    Param("early_exaggeration", Interval(float, 1.0), 4.0, "attraction multiplier of the first epochs", tsne=True),
+    Param("early_exaggeration_epochs", Interval(int, 0), 1, "epochs with early_exaggeration", tsne=True),
     Param("exaggeration", Interval(float, 1.0), 1.0, "attraction multiplier after the early epochs", tsne=True),
     Param("optimizer", Options(OPTIMIZERS), "rmsprop", "optimizer, Keras semantics (eps=1e-7)"),
     Param("learning_rate", Interval(float, 0.0, MAX_LEARNING_RATE, low_open=True), 0.002, "learning rate"),
@@ -384,9 +384,10 @@ TSNE_DEFAULTS: dict[str, Any] = {
     "code_activation": "linear",
     "reconstruction_weight": 0.0,
     "classification_weight": 1.0,
+    "hidden_layer_sizes": (256, 256),
     "optimizer": "adam",
     "learning_rate": 0.001,
-    "batch_size": 1024,
+    "batch_size": 256,
     "epochs": 30,
 }
 
