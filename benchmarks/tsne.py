@@ -209,7 +209,8 @@ def parametric_markdown(rows: list[dict], meta: dict) -> list[str]:
         "## Parametric t-SNE: a map of images it never saw",
         "",
         f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, "
-        f"scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}",
+        f"scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}"
+        + (f" · load average {meta['load']}: every time below is inflated by it" if "load" in meta else ""),
         "",
         "Fitted on the first N training images (seed 0), then the 10k test images are embedded. "
         "k-NN(5) test: 5-fold cross-validated accuracy within the test map; train → test: a k-NN(5) "

@@ -81,7 +81,7 @@ def tsne_loss(
     * repulsion = log of the mean kernel over the pairs of distinct points among all 2B codes,
       which estimates ``log Z`` up to the constant ``log N (N - 1)``. (The drawn neighbours lean
       towards points that are many points' neighbours, a small bias; using them quadruples the
-      pairs, and made the stochastic optimisation converge faster on MNIST.)
+      pairs, which converged a little faster in a trial on free coordinates.)
 
     ``exaggeration`` multiplies the attraction (t-SNE's early exaggeration); a tensor may change
     between steps without rebuilding the loss.
