@@ -137,7 +137,20 @@ def _map_scores(X_test: np.ndarray, y_test: np.ndarray, Z_test: np.ndarray, Z_tr
     }
 
 
-def run_parametric(variants: list[str], train_size: int, epochs: int | None, out_jsonl: Path | None) -> list[dict]:
+def _plot_maps(Z_tr: np.ndarray, y_tr: np.ndarray, Z_te: np.ndarray, y_te: np.ndarray, path: Path) -> None:
+    """The training map and the test map (the same encoder) side by side."""
+    from aekit import plots
+
+    with plots.offscreen():
+        fig, axes = plots.subplots(1, 2, figsize=(12, 5))
+        plots.latent_scatter(Z_tr, y_tr, ax=axes[0], title=f"ParametricTSNE: {len(Z_tr):,} training images")
+        plots.latent_scatter(Z_te, y_te, ax=axes[1], title=f"the same encoder: {len(Z_te):,} test images")
+        plots.save(fig, path)
+
+
+def run_parametric(
+    variants: list[str], train_size: int, epochs: int | None, out_jsonl: Path | None, plot: Path | None = None
+) -> list[dict]:
     """Parametric t-SNE variants and openTSNE: fit on the training images, score the test images' map."""
     d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
     X_tr, y_tr = d.X_train[:train_size], d.y_train[:train_size]
@@ -166,6 +179,8 @@ def run_parametric(variants: list[str], train_size: int, epochs: int | None, out
             Z_te = est.transform(X_te)
             embed_s = time.perf_counter() - t
             Z_tr = est.transform(X_tr)
+            if plot is not None and name == "plain":
+                _plot_maps(Z_tr, y_tr, Z_te, y_te, plot)
         row = {
             "variant": name,
             "n_train": len(X_tr),
@@ -301,6 +316,7 @@ def main() -> None:
     ap.add_argument("--train-size", type=int, default=60000, help="training images of the parametric rows")
     ap.add_argument("--epochs", type=int, help="ParametricTSNE epochs (default: its own)")
     ap.add_argument("--jsonl", help="also append each parametric row to this file as it finishes")
+    ap.add_argument("--plot", help="with --parametric: draw the plain variant's training and test maps to this PNG")
     ap.add_argument("--million", type=int, metavar="FIT_SIZE", help="with --parametric: only the 1M-point run")
     args = ap.parse_args()
     import openTSNE
@@ -314,7 +330,11 @@ def main() -> None:
             write_results(args.out, "tsne", old, markdown(old["rows"], old["meta"], old["parametric"]))
             return
         prows = run_parametric(
-            args.variants.split(","), args.train_size, args.epochs, Path(args.jsonl) if args.jsonl else None
+            args.variants.split(","),
+            args.train_size,
+            args.epochs,
+            Path(args.jsonl) if args.jsonl else None,
+            Path(args.plot) if args.plot else None,
         )
         old["parametric"] = {"meta": run_meta(opentsne=openTSNE.__version__), "rows": prows}
         write_results(args.out, "tsne", old, markdown(old["rows"], old["meta"], old["parametric"]))
