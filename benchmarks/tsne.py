@@ -8,6 +8,14 @@ the 60k training images (10k run) or on all 70k (70k run: "end to end").
 
     python benchmarks/tsne.py                 # 10k with both libraries, 70k with openTSNE
     python benchmarks/tsne.py --sizes 10000 --libraries opentsne
+
+Parametric t-SNE (``aekit.ParametricTSNE``) has its own table: fitted on the 60k training
+images, scored on the 10k test images it never saw, beside openTSNE fitted on the same 60k
+and placing the test images with its ``transform``. ``--parametric`` runs that table alone
+and keeps the other rows of ``results/tsne.json``:
+
+    python benchmarks/tsne.py --parametric                     # every variant
+    python benchmarks/tsne.py --parametric --variants plain,opentsne --train-size 20000
 """
 
 from __future__ import annotations
@@ -103,7 +111,149 @@ def run(size: int, libraries: list[str], ae_epochs: int, raw_sklearn_limit: int)
     return rows
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
+#: the parametric variants: ParametricTSNE parameters and which labels fit sees
+VARIANTS: dict[str, tuple[dict, str]] = {
+    "plain": ({}, "none"),
+    "AE-regularised": ({"reconstruction_weight": 1.0}, "none"),
+    "supervised": ({}, "all"),
+    "10% labels": ({}, "10%"),
+}
+
+
+def _labels(y: np.ndarray, which: str) -> np.ndarray | None:
+    if which == "none":
+        return None
+    if which == "all":
+        return y
+    keep = np.random.default_rng(1).random(len(y)) < 0.1  # a seeded 10%, the rest unlabelled (-1)
+    return np.where(keep, y, -1)
+
+
+def _map_scores(X_test: np.ndarray, y_test: np.ndarray, Z_test: np.ndarray, Z_train: np.ndarray, y_train) -> dict:
+    return {
+        "knn5_cv": metrics.knn_cv_accuracy(Z_test, y_test),
+        "trustworthiness": metrics.trustworthiness(X_test, Z_test, max_samples=3000),
+        "knn5_train_to_test": metrics.knn_accuracy(Z_train, y_train, Z_test, y_test),
+    }
+
+
+def _plot_maps(Z_tr: np.ndarray, y_tr: np.ndarray, Z_te: np.ndarray, y_te: np.ndarray, path: Path) -> None:
+    """The training map and the test map (the same encoder) side by side."""
+    from aekit import plots
+
+    with plots.offscreen():
+        fig, axes = plots.subplots(1, 2, figsize=(12, 5))
+        plots.latent_scatter(Z_tr, y_tr, ax=axes[0], title=f"ParametricTSNE: {len(Z_tr):,} training images")
+        plots.latent_scatter(Z_te, y_te, ax=axes[1], title=f"the same encoder: {len(Z_te):,} test images")
+        plots.save(fig, path)
+
+
+def run_parametric(
+    variants: list[str], train_size: int, epochs: int | None, out_jsonl: Path | None, plot: Path | None = None
+) -> list[dict]:
+    """Parametric t-SNE variants and openTSNE: fit on the training images, score the test images' map."""
+    d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
+    X_tr, y_tr = d.X_train[:train_size], d.y_train[:train_size]
+    X_te, y_te = d.X_test, d.y_test
+    X_te_f = X_te.reshape(len(X_te), -1).astype(np.float32) / 255
+    rows = []
+    for name in variants:
+        t = time.perf_counter()
+        if name == "opentsne":
+            from openTSNE import TSNE
+
+            X_tr_f = X_tr.reshape(len(X_tr), -1).astype(np.float32) / 255
+            emb = TSNE(n_jobs=-1, random_state=0).fit(X_tr_f)
+            fit_s = time.perf_counter() - t
+            t = time.perf_counter()
+            Z_te = np.asarray(emb.transform(X_te_f))
+            embed_s = time.perf_counter() - t
+            Z_tr = np.asarray(emb)
+            params: dict = {}
+        else:
+            extra, which = VARIANTS[name]
+            params = {**extra, **({"epochs": epochs} if epochs else {})}
+            est = aekit.ParametricTSNE(random_state=0, **params).fit(X_tr, _labels(y_tr, which))
+            fit_s = time.perf_counter() - t
+            t = time.perf_counter()
+            Z_te = est.transform(X_te)
+            embed_s = time.perf_counter() - t
+            Z_tr = est.transform(X_tr)
+            if plot is not None and name == "plain":
+                _plot_maps(Z_tr, y_tr, Z_te, y_te, plot)
+        row = {
+            "variant": name,
+            "n_train": len(X_tr),
+            "params": params,
+            "fit_s": fit_s,
+            "embed_s": embed_s,
+            **_map_scores(X_te_f, y_te, Z_te, Z_tr, y_tr),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if out_jsonl is not None:
+            with open(out_jsonl, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+    return rows
+
+
+def run_million(fit_size: int, epochs: int | None, n_points: int = 1_000_000, chunk: int = 100_000) -> dict:
+    """End to end at a million points: fit on ``fit_size`` training images, then embed a million images.
+
+    The million are MNIST's 70k images repeated (uint8, as read from disk), embedded in chunks
+    of ``chunk`` as a user would stream them.
+    """
+    d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
+    t = time.perf_counter()
+    est = aekit.ParametricTSNE(random_state=0, **({"epochs": epochs} if epochs else {})).fit(d.X_train[:fit_size])
+    fit_s = time.perf_counter() - t
+    pool = np.concatenate([d.X_train, d.X_test]).reshape(70000, -1)
+    t = time.perf_counter()
+    for start in range(0, n_points, chunk):
+        rows = np.arange(start, min(start + chunk, n_points)) % len(pool)
+        est.transform(pool[rows])
+    embed_s = time.perf_counter() - t
+    row = {"fit_size": fit_size, "epochs": est.epochs, "n_points": n_points, "fit_s": fit_s, "embed_s": embed_s}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def parametric_markdown(rows: list[dict], meta: dict) -> list[str]:
+    lines = [
+        "",
+        "## Parametric t-SNE: a map of images it never saw",
+        "",
+        f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, "
+        f"scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}"
+        + (f" · load average {meta['load']}: every time below is inflated by it" if "load" in meta else ""),
+        "",
+        "Fitted on the first N training images (seed 0), then the 10k test images are embedded. "
+        "k-NN(5) test: 5-fold cross-validated accuracy within the test map; train → test: a k-NN(5) "
+        "fitted on the training map and scored on the test map; T: trustworthiness of the test map "
+        "(5 neighbours, 3,000 points). Embed: the time to place the 10k test images "
+        "(ParametricTSNE: one pass of the encoder; openTSNE: its `transform`, an optimisation into "
+        "its fitted map). `ParametricTSNE` defaults unless the parameters say otherwise; labels: "
+        "`supervised` sees every training label, `10% labels` a seeded 10% (the rest -1).",
+        "",
+        "| method | N train | parameters | k-NN(5) test | train → test | T | fit | embed 10k |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        method = "openTSNE (fit + transform)" if r["variant"] == "opentsne" else f"ParametricTSNE, {r['variant']}"
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "—"
+        lines.append(
+            f"| {method} | {r['n_train']:,} | {params} | {100 * r['knn5_cv']:.1f}% | "
+            f"{100 * r['knn5_train_to_test']:.1f}% | {r['trustworthiness']:.4f} | {r['fit_s']:.0f} s | "
+            f"{r['embed_s']:.2f} s |"
+        )
+    return lines
+
+
+def markdown(rows: list[dict], meta: dict | None, parametric: dict | None = None) -> str:
+    if meta is None:  # only the parametric table has been run into this folder
+        return "\n".join(
+            ["# AE → t-SNE: time and quality", *parametric_markdown(parametric["rows"], parametric["meta"])]
+        )
     lines = [
         "# AE → t-SNE: time and quality",
         "",
@@ -140,6 +290,17 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "The SAE(20) route is the supervised one: its 70k rows embed the very images whose labels trained it, "
         "so that k-NN figure is an upper bound, not a test score (the 10k rows embed held-out test images)."
     )
+    if parametric:
+        lines += parametric_markdown(parametric["rows"], parametric["meta"])
+        m = parametric.get("million")
+        if m:
+            lines += [
+                "",
+                f"A million points end to end: ParametricTSNE fitted on {m['fit_size']:,} training images "
+                f"({m['epochs']} epochs) in {m['fit_s']:.0f} s, then {m['n_points']:,} images (MNIST repeated, uint8) "
+                f"embedded in chunks of 100,000 in {m['embed_s']:.0f} s: {m['fit_s'] + m['embed_s']:.0f} s in all.",
+            ]
+        lines += parametric.get("notes", [])
     return "\n".join(lines) + "\n"
 
 
@@ -150,12 +311,37 @@ def main() -> None:
     ap.add_argument("--ae-epochs", type=int, default=10)
     ap.add_argument("--raw-sklearn-limit", type=int, default=10000, help="largest n for scikit-learn's t-SNE (slow)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--parametric", action="store_true", help="run the parametric t-SNE table alone")
+    ap.add_argument("--variants", default="opentsne," + ",".join(VARIANTS), help="parametric rows to run")
+    ap.add_argument("--train-size", type=int, default=60000, help="training images of the parametric rows")
+    ap.add_argument("--epochs", type=int, help="ParametricTSNE epochs (default: its own)")
+    ap.add_argument("--jsonl", help="also append each parametric row to this file as it finishes")
+    ap.add_argument("--plot", help="with --parametric: draw the plain variant's training and test maps to this PNG")
+    ap.add_argument("--million", type=int, metavar="FIT_SIZE", help="with --parametric: only the 1M-point run")
     args = ap.parse_args()
+    import openTSNE
+
+    if args.parametric:
+        path = Path(args.out) / "tsne.json"
+        old = json.loads(path.read_text()) if path.exists() else {"meta": None, "rows": []}
+        if args.million:
+            old.setdefault("parametric", {"meta": run_meta(opentsne=openTSNE.__version__), "rows": []})
+            old["parametric"]["million"] = run_million(args.million, args.epochs)
+            write_results(args.out, "tsne", old, markdown(old["rows"], old["meta"], old["parametric"]))
+            return
+        prows = run_parametric(
+            args.variants.split(","),
+            args.train_size,
+            args.epochs,
+            Path(args.jsonl) if args.jsonl else None,
+            Path(args.plot) if args.plot else None,
+        )
+        old["parametric"] = {"meta": run_meta(opentsne=openTSNE.__version__), "rows": prows}
+        write_results(args.out, "tsne", old, markdown(old["rows"], old["meta"], old["parametric"]))
+        return
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         rows += run(size, args.libraries.split(","), args.ae_epochs, args.raw_sklearn_limit)
-    import openTSNE
-
     meta = run_meta(opentsne=openTSNE.__version__, ae_epochs=args.ae_epochs)
     write_results(args.out, "tsne", {"meta": meta, "rows": rows}, markdown(rows, meta))
 

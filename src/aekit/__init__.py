@@ -13,13 +13,14 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from aekit._utils import TrainingWarning
     from aekit.data import load_array, read_idx
-    from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, load
+    from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, load
     from aekit.mnist import load_mnist
     from aekit.summary import dense_table, format_table, module_table
 
 __all__ = [
     "PRESETS",
     "Autoencoder",
+    "ParametricTSNE",
     "SupervisedAutoencoder",
     "TrainingWarning",
     "dense_table",
@@ -40,6 +41,7 @@ _PUBLIC = {
     "PRESETS": "estimators",
     "Autoencoder": "estimators",
     "SupervisedAutoencoder": "estimators",
+    "ParametricTSNE": "estimators",
     "load": "estimators",
     "TrainingWarning": "_utils",
     "dense_table": "summary",
@@ -52,6 +54,7 @@ _SUBMODULES = (
     "health",
     "plots",
     "visualize",
+    "tsne",
     "objectives",
     "optim",
     "training",

@@ -325,8 +325,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
             tensors, val = self._split(X, y_idx, device)
             self.epochs_ = self._resolve_epochs(tensors[0].shape[0])
-            if small_data(tensors[0].shape[0], int(self.batch_size)):  # MNIST-sized data keeps Keras' zero biases
-                start_at_mean_(net, tensors[0].mean(dim=0))
+            if net.has_decoder and small_data(tensors[0].shape[0], int(self.batch_size)):  # MNIST: Keras' zero biases
+                start_at_mean_(net, self._train_mean(tensors[0]))
             fast = self._plan(device, tensors[0].shape[0])
             optimizer = make_optimizer(
                 self.optimizer,
@@ -348,6 +348,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._train(fast, net, optimizer, (tensors, val), callbacks, state)
         net.eval()
         self._check_health(X, y_idx)
+
+    def _train_mean(self, train: torch.Tensor) -> torch.Tensor:
+        """The mean training row ``(n_features,)`` of the training split's first tensor."""
+        return train.mean(dim=0)
 
     def _resolve_epochs(self, n_train: int) -> int:
         """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps."""
@@ -508,7 +512,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         tensors, val = data
         with _sigterm_as_interrupt():
             try:
-                loss_fn = self._build_loss(fast, net, optimizer, tensors[0].shape[1], self.device_)
+                loss_fn = self._build_loss(fast, net, optimizer, int(self.n_features_in_), self.device_)
                 step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
                 with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
                     state = train(
@@ -540,18 +544,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         def outputs(xb: torch.Tensor) -> torch.Tensor:  # (B, d + n_features [+ n_classes]): one encoder pass
             code = net.encode(xb)["code"]
-            parts = [code, net.decoder(code)]
+            parts = [code, net.decoder(code)] if net.has_decoder else [code]
             if net.head is not None:
                 parts.append(net.head(code))
             return torch.cat([p.flatten(1).float() for p in parts], dim=1)
 
         out = self._forward_batches(X[rows], outputs)
-        d, n_features = int(net.code_size), X.shape[1]
+        d, n_features = int(net.code_size), X.shape[1] if net.has_decoder else 0
         loss, output_activation = self._resolved()
         self.fit_warnings_ = check_fit(
             X[rows],
             out[:, :d],
-            out[:, d : d + n_features],
+            out[:, d : d + n_features] if net.has_decoder else None,
             loss=loss,
             output_activation=output_activation,
             code_activation=self.code_activation if bounded else None,

@@ -85,20 +85,25 @@ def _add_estimator_flags(
     defaults: dict[str, Any] | None = None,
 ) -> None:
     """The estimator's parameters ``names`` (default: all of ``params.FLAGS``) as flags, from the table."""
-    from aekit.params import FLAGS, PARAMS
+    from aekit.params import FLAGS, PARAMS, TSNE_DEFAULTS
 
     group = parser.add_argument_group(title)
     for name in FLAGS if names is None else names:
         p = PARAMS[name]
-        only = " (--supervised)" if p.supervised else ""
+        only = " (--method tsne)" if p.tsne else " (--supervised)" if p.supervised else ""
         default = (defaults or {}).get(name, p.default)
+        tsne = (
+            f"; --method tsne: {_on_command_line(TSNE_DEFAULTS[name])}"
+            if name in TSNE_DEFAULTS and names is None
+            else ""
+        )
         group.add_argument(
             p.flag_name,
             dest=name,
             type=_converter(p),
             default=argparse.SUPPRESS,
             metavar=_metavar(p),
-            help=f"{p.doc}{only} (default: {_on_command_line(default)})",
+            help=f"{p.doc}{only} (default: {_on_command_line(default)}{tsne})",
         )
 
 
@@ -148,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--supervised", action="store_true", help="train a SupervisedAutoencoder (needs labels)")
+    p.add_argument(
+        "--method",
+        choices=["autoencoder", "tsne"],
+        default="autoencoder",
+        help="tsne: a parametric t-SNE map (ParametricTSNE; with --supervised its labels add the classifier head) "
+        "(default: autoencoder)",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")

@@ -195,19 +195,22 @@ def _estimator(
     command's own defaults under the preset and the flags (``aekit visualize``: a 20-D code).
     """
     from aekit._utils import InputError
-    from aekit.estimators import Autoencoder, SupervisedAutoencoder
-    from aekit.params import FLAGS, PRESETS
+    from aekit.estimators import Autoencoder, ParametricTSNE, SupervisedAutoencoder
+    from aekit.params import FLAGS, PARAMS, PRESETS
 
     preset, supervised = getattr(args, "preset", None), getattr(args, "supervised", False)
     params = {**defaults, **(PRESETS[preset] if preset else {})}
     params.update({k: v for k, v in vars(args).items() if k in (FLAGS if names is None else names)})
     params.setdefault("verbose", 1 if (getattr(args, "progress", False) or sys.stderr.isatty()) else 0)
-    cls = SupervisedAutoencoder if supervised else Autoencoder
+    tsne = getattr(args, "method", "autoencoder") == "tsne"
+    cls = ParametricTSNE if tsne else SupervisedAutoencoder if supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
     if unknown and preset and unknown <= set(PRESETS[preset]):
         raise InputError(f"--preset {preset} is a recipe for supervised models; add --supervised (and labels)")
     if unknown:
-        raise InputError(f"{sorted('--' + u.replace('_', '-') for u in unknown)} only apply to --supervised models")
+        flags = sorted("--" + u.replace("_", "-") for u in unknown)
+        where = "--method autoencoder" if tsne else "--method tsne" if PARAMS[min(unknown)].tsne else "--supervised"
+        raise InputError(f"{flags} only apply to {where} models")
     if supervised and y is None:
         raise InputError(
             f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised"
@@ -221,7 +224,9 @@ def visualize_flags() -> tuple[str, ...]:
     """The estimator flags of ``aekit visualize``: those of an unsupervised AE but random_state (its --seed)."""
     from aekit.params import FLAGS, PARAMS
 
-    return tuple(name for name in FLAGS if not PARAMS[name].supervised and name != "random_state")
+    return tuple(
+        name for name in FLAGS if not (PARAMS[name].supervised or PARAMS[name].tsne) and name != "random_state"
+    )
 
 
 def _keep_trained(out: OutputFolder, est: Any) -> bool:

@@ -1,4 +1,4 @@
-"""scikit-learn estimators: ``Autoencoder`` and ``SupervisedAutoencoder``; ``load``.
+"""scikit-learn estimators: ``Autoencoder``, ``SupervisedAutoencoder`` and ``ParametricTSNE``; ``load``.
 
 Defaults reproduce the reference dense autoencoder: 784 → 500 → 300 → 100 → 2
 (tanh) → 100 → 300 → 500 → 784 (sigmoid), BCE (what the "auto" output and loss pick for
@@ -9,11 +9,14 @@ The shared machinery (validation, the fit pipeline, inference, saving) is in ``b
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -27,11 +30,16 @@ from aekit._utils import (
     resolve_device,
     seed_from,
 )
+from aekit.accel import autocast
 from aekit.base import UNLABELLED, _AutoencoderBase
 from aekit.files import MODEL_DAMAGED, check_tensors, corrupted_metadata, read_model
-from aekit.modules import build_net
+from aekit.modules import AutoencoderNet, build_net
+from aekit.objectives import classification_loss, corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param
+from aekit.training import Callback, LoopState, TrainConfig
+from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative
+from aekit.tsne import check_inputs as check_tsne_inputs
 
 log = logging.getLogger(__name__)
 
@@ -462,6 +470,289 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         return tags
 
 
+class ParametricTSNE(_AutoencoderBase):
+    """Parametric t-SNE: the encoder itself is trained with t-SNE's loss, so a new point's map position is one pass.
+
+    A scikit-learn transformer built from the same network, objectives and training loop as
+    ``Autoencoder``: ``transform`` is the encoder. Input affinities are t-SNE's
+    (perplexity-calibrated, over each point's ``3 * perplexity`` nearest neighbours, found by
+    openTSNE: exact for small inputs, Annoy above); the loss is a batch estimate of t-SNE's
+    KL divergence with a Student-t kernel of ``dof`` degrees of freedom
+    (``objectives.tsne_loss``), with early exaggeration. ``reconstruction_weight`` > 0 adds the
+    decoder (an autoencoder-regularised map with ``inverse_transform``); labels ``y`` (-1 for
+    unlabelled samples) add the classifier head of ``SupervisedAutoencoder``.
+
+    An epoch draws every training point once, with one of its neighbours (drawn by its
+    affinity), so a batch of ``batch_size`` points runs ``2 * batch_size`` rows through the
+    network.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(256, 256)
+        Encoder widths (and the decoder's, mirrored, with ``reconstruction_weight`` > 0).
+    perplexity : float, default=30.0
+        About how many neighbours each point keeps; needs more than ``3 * perplexity`` samples.
+    dof : float, default=1.0
+        Degrees of freedom of the Student-t kernel in the map: 1 is t-SNE's; lower values give
+        heavier tails (tighter, better separated clusters).
+    early_exaggeration : float, default=4.0
+        The attraction is multiplied by this for the first ``early_exaggeration_epochs``.
+    early_exaggeration_epochs : int, default=1
+    exaggeration : float, default=1.0
+        The attraction's multiplier after the early epochs (> 1: more compact clusters).
+    activation : str or None, default="relu"
+    code_activation : str, default="linear"
+        The map's coordinates are unbounded.
+    reconstruction_weight : float, default=0.0
+        Weight of the reconstruction loss; > 0 builds the decoder (``inverse_transform``,
+        ``reconstruct``); 0 builds the encoder alone.
+    classification_weight : float, default=1.0
+        Weight of the classification loss, used when ``fit`` gets labels.
+    head_layer_sizes : tuple of int, default=(64, 128)
+    head_activation : str, default="tanh"
+    head_dropout : float, default=0.0
+    optimizer : {"rmsprop", "adam", "adamw", "sgd"}, default="adam"
+    learning_rate : float, default=0.001
+    batch_size : int, default=256
+        Points per step (and as many drawn neighbours); the repulsion is estimated from the
+        batch's pairs, so larger batches estimate it better.
+    epochs : int, default=30
+    (all other parameters as in ``Autoencoder``; there is no variational code)
+
+    Attributes
+    ----------
+    net_ : AutoencoderNet
+    history_ : dict of str to list of float
+        Per-epoch ``loss``, ``attraction``, ``repulsion`` (+ ``reconstruction``,
+        ``classification``), ``val_*``, ``lr``, ``time``.
+    classes_ : ndarray of shape (n_classes,)
+        Only when fitted with labels.
+    n_features_in_, n_iter_, best_epoch_, stop_reason_ : as in ``Autoencoder``
+    """
+
+    variational = False  # the base reads these: a map's code is deterministic
+    beta = 0.0
+    # CUDA-graph capture of the drawn neighbours is not measured yet: eager (or compiled) steps
+    _plan_overrides: Mapping[str, Any] = MappingProxyType({"cuda_graphs": False})
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes: Sequence[int] = (256, 256),
+        n_components: int | None = 2,
+        architecture: str = "dense",
+        activation: str | None = "relu",
+        code_activation: str = "linear",
+        output_activation: str = "auto",
+        loss: str = "auto",
+        scale: str | None = None,
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        image_shape: Sequence[int] | None = None,
+        conv_filters: Sequence[int] = (32, 16),
+        kernel_size: int = 3,
+        noise: str | None = None,
+        noise_factor: float = 0.4,
+        head_layer_sizes: Sequence[int] = (64, 128),
+        head_activation: str = "tanh",
+        head_dropout: float = 0.0,
+        reconstruction_weight: float = 0.0,
+        classification_weight: float = 1.0,
+        perplexity: float = 30.0,
+        dof: float = 1.0,
+        early_exaggeration: float = 4.0,
+        early_exaggeration_epochs: int = 1,
+        exaggeration: float = 1.0,
+        optimizer: str = "adam",
+        learning_rate: float = 0.001,
+        momentum: float = 0.01,
+        batch_size: int = 256,
+        epochs: int | str = 30,
+        lr_schedule: str | None = None,
+        validation_fraction: float = 0.0,
+        early_stopping: bool = False,
+        patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+        device: str = "auto",
+        compile: bool | str = "auto",
+        precision: str = "float32",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list[Callable[..., Any]] | None = None,
+        checkpoint_path: str | None = None,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.architecture = architecture
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.scale = scale
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.image_shape = image_shape
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.noise = noise
+        self.noise_factor = noise_factor
+        self.head_layer_sizes = head_layer_sizes
+        self.head_activation = head_activation
+        self.head_dropout = head_dropout
+        self.reconstruction_weight = reconstruction_weight
+        self.classification_weight = classification_weight
+        self.perplexity = perplexity
+        self.dof = dof
+        self.early_exaggeration = early_exaggeration
+        self.early_exaggeration_epochs = early_exaggeration_epochs
+        self.exaggeration = exaggeration
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr_schedule = lr_schedule
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
+        self.device = device
+        self.compile = compile
+        self.precision = precision
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.checkpoint_path = checkpoint_path
+
+    _encode_labels = SupervisedAutoencoder._encode_labels  # the same labels, -1 unlabelled, classes_
+
+    def fit(self, X: Any, y: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> ParametricTSNE:
+        """Train the map on ``X`` ``(n_samples, n_features)``; labels ``y`` ``(n_samples,)`` add the head (-1: none).
+
+        ``resume_from`` continues from a checkpoint written via ``checkpoint_path`` (the
+        affinities are computed again, the same for the same ``X`` and ``random_state``).
+        """
+        X = self._X(X, reset=True)
+        self._validate_params()
+        n_val = max(1, int(round(len(X) * self.validation_fraction))) if self.validation_fraction else 0
+        check_tsne_inputs(X, float(self.perplexity), len(X) - n_val, float(self.validation_fraction))
+        y_idx, n_classes = None, None
+        if hasattr(self, "classes_"):
+            del self.classes_  # a refit without labels has no classes
+        if y is not None:
+            y_idx = self._encode_labels(y, X.shape[0])
+            n_classes = len(self.classes_)
+        try:
+            self._fit(X, y_idx, n_classes, resume_from)
+        finally:
+            self.__dict__.pop("_graph", None)  # the inputs and affinities are for training only
+        return self
+
+    def _net_kwargs(self, n_features: int, n_classes: int | None) -> dict[str, Any]:
+        return {**super()._net_kwargs(n_features, n_classes), "with_decoder": float(self.reconstruction_weight) > 0}
+
+    def _head_kwargs(self) -> dict[str, Any]:
+        return SupervisedAutoencoder._head_kwargs(self)  # the same head parameters
+
+    def _needs_unit_range(self) -> bool:  # only a decoder's BCE or sigmoid output constrains X
+        return float(self.reconstruction_weight) > 0 and super()._needs_unit_range()
+
+    def _train_config(self, epochs: int) -> TrainConfig:  # the repulsion needs two points in a batch
+        return dataclasses.replace(super()._train_config(epochs), min_batch=2)
+
+    def _split(
+        self, X: np.ndarray, y_idx: np.ndarray | None, device: torch.device
+    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
+        """Row numbers of the training (and validation) points; the affinities go to ``self._graph``."""
+        n = X.shape[0]
+        n_val = max(1, int(round(n * self.validation_fraction))) if self.validation_fraction else 0
+        order = torch.randperm(n, device=device).cpu().numpy() if n_val else np.arange(n)
+        order = np.concatenate([order[n_val:], order[:n_val]])  # training rows first
+        X = X[order]
+        n_train = n - n_val
+        knn_seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from the fit's seed: the same search for the same seed
+        neighbours, probs = conditional_affinities(X[:n_train], X[n_train:], float(self.perplexity), knn_seed)
+        self._graph = NeighbourGraph(
+            X=torch.from_numpy(X).to(device),
+            neighbours=torch.from_numpy(neighbours).to(device),
+            cumulative=torch.from_numpy(cumulative(probs)).to(device),
+            y=None if y_idx is None else torch.from_numpy(y_idx[order]).to(device),
+            exaggeration=torch.tensor(float(self.exaggeration), device=device),
+        )
+        rows = torch.arange(n, device=device)
+        return [rows[:n_train]], ((rows[n_train:],) if n_val else None)
+
+    def _train_mean(self, train: torch.Tensor) -> torch.Tensor:
+        return self._graph.X[train].mean(dim=0)  # the training batches are row numbers
+
+    def _exaggeration_at(self, epoch: int) -> float:
+        early = epoch < int(self.early_exaggeration_epochs)
+        return float(self.early_exaggeration if early else self.exaggeration)
+
+    def _resume(
+        self,
+        resume_from: str | os.PathLike[str] | None,
+        net: AutoencoderNet,
+        optimizer: torch.optim.Optimizer,
+        seed: int,
+        run_random_state: Any,
+    ) -> tuple[LoopState, list[Callback]]:
+        """The base's loop state and callbacks, plus the exaggeration schedule (set for the epoch to come)."""
+        state, callbacks = super()._resume(resume_from, net, optimizer, seed, run_random_state)
+        value = self._graph.exaggeration
+
+        def schedule(epoch: int, logs: dict[str, float]) -> None:
+            value.fill_(self._exaggeration_at(epoch + 1))
+
+        value.fill_(self._exaggeration_at(state.epoch))
+        return state, [schedule, *callbacks]
+
+    def _loss_fn(
+        self,
+        net: AutoencoderNet,
+        n_features: int,
+        device: torch.device,
+        forward: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
+    ) -> Callable[[tuple[torch.Tensor, ...], bool], dict[str, torch.Tensor]]:
+        """t-SNE's loss on each batch of points and one drawn neighbour of each (+ reconstruction, classification)."""
+        amp = autocast(device, self.precision) if forward is None else contextlib.nullcontext
+        forward = net if forward is None else forward
+        graph, mixed, dof = self._graph, self.precision != "float32", float(self.dof)
+        loss_kind, out_act = self._resolved()
+        noise, factor, clip = self.noise, float(self.noise_factor), out_act == "sigmoid"
+        w_rec, w_cls = float(self.reconstruction_weight), float(self.classification_weight)
+
+        def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
+            rows = batch[0]  # (B,)
+            both = torch.cat([rows, graph.draw(rows)])  # (2B,): the points, then one neighbour of each
+            x = graph.X[both]  # (2B, n_features)
+            x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
+            with amp():
+                out = forward(x_in)
+            if mixed:
+                out = {k: v.float() for k, v in out.items()}
+            z = out["code"]  # (2B, d)
+            terms = tsne_loss(z[: len(rows)], z[len(rows) :], dof, graph.exaggeration if training else 1.0)
+            total = terms["loss"]
+            if "recon_logits" in out:
+                terms["reconstruction"] = reconstruction_loss(out["recon_logits"], x, loss_kind, out_act)
+                total = total + w_rec * terms["reconstruction"]
+            if "class_logits" in out and graph.y is not None:
+                y = graph.y[both]
+                terms["classification"] = classification_loss(out["class_logits"], y)
+                total = total + w_cls * terms["classification"]
+                if not training:
+                    labelled = (y >= 0).float()
+                    hits = (out["class_logits"].argmax(1) == y).float() * labelled
+                    terms["accuracy"] = hits.sum() / labelled.sum().clamp(min=1.0)
+            terms["loss"] = total
+            return terms
+
+        return loss_fn
+
+
 def _labels_1d(y: Any, n: int) -> np.ndarray:
     """``y`` as a 1-D array of ``n`` finite, non-complex labels (a column vector is accepted with a warning)."""
     y = np.asarray(y)
@@ -504,6 +795,7 @@ def _unlabelled(y: np.ndarray) -> np.ndarray:
 ESTIMATORS: dict[str, type[_AutoencoderBase]] = {
     "Autoencoder": Autoencoder,
     "SupervisedAutoencoder": SupervisedAutoencoder,
+    "ParametricTSNE": ParametricTSNE,
 }
 
 
@@ -538,7 +830,7 @@ def _resolved_choices(est: _AutoencoderBase, fitted: dict[str, Any]) -> tuple[st
     return loss, out
 
 
-def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | SupervisedAutoencoder:
+def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | SupervisedAutoencoder | ParametricTSNE:
     """Load a model written by ``save``; runs no code from the file (safetensors + JSON).
 
     Names, shapes, finiteness and the format version are checked. Tensors are

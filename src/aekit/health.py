@@ -95,7 +95,7 @@ def codes_on_corners(Z: np.ndarray, code_activation: str | None) -> str | None:
 def check_fit(
     X: np.ndarray,
     Z: np.ndarray,
-    recon_logits: np.ndarray,
+    recon_logits: np.ndarray | None,
     *,
     loss: str,
     output_activation: str,
@@ -112,13 +112,13 @@ def check_fit(
     Z : ndarray of shape (n_samples, n_components)
         Their codes (``None`` as ``code_activation`` for codes without bounds).
     recon_logits : ndarray of shape (n_samples, n_features)
-        The decoder's output before the output activation.
+        The decoder's output before the output activation; None for a network without a decoder.
     y_true, y_pred : ndarray of shape (n_samples,), optional
         Class indices (-1: unlabelled) and the head's predictions, for a supervised model.
     """
     found = [
         head_at_chance(y_true, y_pred) if y_true is not None and y_pred is not None else None,
-        reconstruction_plateau(X, recon_logits, loss, output_activation),
+        None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation),
         codes_on_corners(Z, code_activation),
     ]
     return [w for w in found if w is not None]

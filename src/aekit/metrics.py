@@ -118,24 +118,25 @@ def evaluate_model(
     """The standard numbers for a fitted aekit estimator, through its public methods only.
 
     Reconstruction BCE (for data in [0, 1]) and MSE (mean per element) and PSNR (peak: 1 for data
-    in [0, 1], else the data's range) on ``X_test``; with labels,
+    in [0, 1], else the data's range) on ``X_test``, for a model with a decoder; with labels,
     k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes; k-NN from 5
     training samples on); trustworthiness of the codes on ``trust_samples`` test points (from 11 on); the head's
     accuracy for a supervised model; the parameter count.
     """
     from aekit.summary import count_parameters
 
-    X_hat = est.reconstruct(X_test)  # type: ignore[attr-defined]
+    decoder = est.net_.has_decoder  # type: ignore[attr-defined]  # a t-SNE map without one reconstructs nothing
+    X_hat = est.reconstruct(X_test) if decoder else None  # type: ignore[attr-defined]
     X_raw = np.asarray(X_test)
     X_ref = as_float32(X_raw, pixels=is_uint8(X_raw) and bool(getattr(est, "pixels_", True)))  # as the model reads it
-    if X_ref.shape != X_hat.shape and X_ref.size == X_hat.size:  # images (n, H, W) / (n, C, H, W): compared flat
-        X_ref = X_ref.reshape(X_hat.shape)
-    unit = unit_range(X_ref)
+    X_ref = X_ref.reshape(len(X_ref), -1)  # images (n, H, W) / (n, C, H, W): compared flat
     out: dict[str, float] = {"parameters": float(count_parameters(est.net_))}  # type: ignore[attr-defined]
-    if unit:  # BCE is defined for targets in [0, 1] only
-        out["reconstruction_bce"] = reconstruction_bce(X_ref, X_hat)
-    out["reconstruction_mse"] = reconstruction_mse(X_ref, X_hat)
-    out["psnr_db"] = psnr(X_ref, X_hat, 1.0 if unit else None)
+    if X_hat is not None:
+        unit = unit_range(X_ref)
+        if unit:  # BCE is defined for targets in [0, 1] only
+            out["reconstruction_bce"] = reconstruction_bce(X_ref, X_hat)
+        out["reconstruction_mse"] = reconstruction_mse(X_ref, X_hat)
+        out["psnr_db"] = psnr(X_ref, X_hat, 1.0 if unit else None)
     Z_test = est.transform(X_test)  # type: ignore[attr-defined]
     n = min(trust_samples, len(X_ref))
     if n > 10:  # trustworthiness with 5 neighbours needs more than 10 points

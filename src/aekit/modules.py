@@ -133,6 +133,16 @@ def conv_decoder(
     return nn.Sequential(*layers)
 
 
+class NoDecoder(nn.Module):
+    """The decoder of a network built without one (``build_net(with_decoder=False)``): no weights, and a clear error."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        raise InputError(
+            "this model has no decoder (a map fitted with reconstruction_weight=0); "
+            "fit it with reconstruction_weight > 0 (e.g. 1.0) for inverse_transform and reconstructions"
+        )
+
+
 class AutoencoderNet(nn.Module):
     """Encoder → (Gaussian) code → decoder, with an optional classifier head.
 
@@ -169,6 +179,10 @@ class AutoencoderNet(nn.Module):
     def variational(self) -> bool:
         return self.mu is not None
 
+    @property
+    def has_decoder(self) -> bool:
+        return not isinstance(self.decoder, NoDecoder)
+
     def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.encoder(x)  # (B, d) or (B, hidden) for a VAE
         if self.mu is None or self.logvar is None:
@@ -189,7 +203,8 @@ class AutoencoderNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.encode(x)
-        out["recon_logits"] = self.decoder(out["code"])  # (B, n_features)
+        if self.has_decoder:
+            out["recon_logits"] = self.decoder(out["code"])  # (B, n_features)
         if self.head is not None:
             out["class_logits"] = self.head(out["code"])  # (B, n_classes)
         return out
@@ -214,11 +229,13 @@ def build_net(
     head_layer_sizes: Sequence[int] = (64, 128),
     head_activation: str = "tanh",
     head_dropout: float = 0.0,
+    with_decoder: bool = True,
 ) -> AutoencoderNet:
     """Build and Keras-initialise an ``AutoencoderNet`` from plain parameters.
 
     ``activation=None`` takes the reference's default for the body: tanh for
-    dense, relu for conv.
+    dense, relu for conv. ``with_decoder=False`` builds an encoder (and head) only: its
+    ``decoder`` is a ``NoDecoder`` and ``forward`` returns no ``recon_logits``.
     """
     if activation is None:
         activation = "relu" if architecture == "conv" else "tanh"
@@ -283,7 +300,13 @@ def build_net(
             [code_size, *head_layer_sizes, n_classes], head_activation, last_activation="linear", dropout=head_dropout
         )
     net = AutoencoderNet(
-        body, decoder, output_activation=output_activation, mu=mu, logvar=logvar, head=head, code_size=code_size
+        body,
+        decoder if with_decoder else NoDecoder(),
+        output_activation=output_activation,
+        mu=mu,
+        logvar=logvar,
+        head=head,
+        code_size=code_size,
     )
     keras_init_(net)
     if logvar is not None:  # start the VAE with unit variance

@@ -251,6 +251,7 @@ class Param:
     none_ok: bool = False
     flag: bool = True  # a CLI flag of `aekit train`
     supervised: bool = False  # SupervisedAutoencoder only (its classifier head and loss weights)
+    tsne: bool = False  # ParametricTSNE only (its neighbour-embedding loss)
 
     @property
     def flag_name(self) -> str:
@@ -281,6 +282,7 @@ _SIZES = Sizes(high=MAX_WIDTH)
 _ACTIVATION = Options(tuple(sorted(ACTIVATIONS)))
 _UNIT = Interval(float, 0.0, 1.0)
 _POSITIVE = Interval(float, 0.0, math.inf)
+_POSITIVE_OPEN = Interval(float, 0.0, math.inf, low_open=True)
 
 _TABLE = [
     Param("hidden_layer_sizes", _SIZES, (500, 300, 100), "dense encoder widths; the decoder mirrors them"),
@@ -339,6 +341,19 @@ _TABLE = [
     Param("head_dropout", Interval(float, 0.0, 0.99), 0.0, "dropout in the classifier head", supervised=True),
     Param("reconstruction_weight", _POSITIVE, 1.0, "weight of the reconstruction loss", supervised=True),
     Param("classification_weight", _POSITIVE, 0.1, "weight of the classification loss", supervised=True),
+    Param(
+        "perplexity", _POSITIVE_OPEN, 30.0, "t-SNE perplexity: about how many neighbours each point keeps", tsne=True
+    ),
+    Param(
+        "dof",
+        _POSITIVE_OPEN,
+        1.0,
+        "degrees of freedom of the Student-t kernel (1: t-SNE; lower: tighter clusters)",
+        tsne=True,
+    ),
+    Param("early_exaggeration", Interval(float, 1.0), 4.0, "attraction multiplier of the first epochs", tsne=True),
+    Param("early_exaggeration_epochs", Interval(int, 0), 1, "epochs with early_exaggeration", tsne=True),
+    Param("exaggeration", Interval(float, 1.0), 1.0, "attraction multiplier after the early epochs", tsne=True),
     Param("optimizer", Options(OPTIMIZERS), "rmsprop", "optimizer, Keras semantics (eps=1e-7)"),
     Param("learning_rate", Interval(float, 0.0, MAX_LEARNING_RATE, low_open=True), 0.002, "learning rate"),
     Param("momentum", _UNIT, 0.01, "momentum of rmsprop and sgd"),
@@ -391,7 +406,8 @@ _TABLE = [
     ),
 ]
 
-#: every parameter of ``SupervisedAutoencoder`` (``Autoencoder``: those with ``supervised=False``), in docstring order
+#: every parameter of ``SupervisedAutoencoder`` (``Autoencoder``: those with ``supervised=False``), in docstring order,
+#: and ``ParametricTSNE``'s (``tsne=True``; it takes all but ``NOT_TSNE``)
 PARAMS: dict[str, Param] = {p.name: p for p in _TABLE}
 #: the parameters that are flags of ``aekit train``
 FLAGS: tuple[str, ...] = tuple(p.name for p in _TABLE if p.flag)
@@ -399,7 +415,29 @@ FLAGS: tuple[str, ...] = tuple(p.name for p in _TABLE if p.flag)
 
 def estimator_params(supervised: bool) -> list[str]:
     """The parameter names of ``SupervisedAutoencoder`` (True) or ``Autoencoder`` (False)."""
-    return [p.name for p in _TABLE if supervised or not p.supervised]
+    return [p.name for p in _TABLE if (supervised or not p.supervised) and not p.tsne]
+
+
+#: the table's parameters that ``ParametricTSNE`` does not take (its code is deterministic)
+NOT_TSNE = ("variational", "beta")
+#: ``ParametricTSNE``'s defaults where they differ from the table's (an unbounded code, a neighbour-embedding
+#: recipe; benchmarks/results/tsne.md); the CLI's help shows them beside the table's
+TSNE_DEFAULTS: dict[str, Any] = {
+    "activation": "relu",
+    "code_activation": "linear",
+    "reconstruction_weight": 0.0,
+    "classification_weight": 1.0,
+    "hidden_layer_sizes": (256, 256),
+    "optimizer": "adam",
+    "learning_rate": 0.001,
+    "batch_size": 256,
+    "epochs": 30,
+}
+
+
+def tsne_params() -> list[str]:
+    """The parameter names of ``ParametricTSNE``, in docstring order."""
+    return [p.name for p in _TABLE if p.name not in NOT_TSNE]
 
 
 # ----------------------------------------------------------------------------- rules between parameters

@@ -1,0 +1,257 @@
+"""ParametricTSNE and its pieces (aekit.tsne, objectives.tsne_loss): small data, seconds each."""
+
+import inspect
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.manifold import trustworthiness
+
+import aekit
+from aekit import ParametricTSNE, load
+from aekit._utils import InputError
+from aekit.cli import main
+from aekit.metrics import evaluate_model
+from aekit.objectives import student_t_log_kernel, tsne_loss
+from aekit.params import NOT_TSNE, PARAMS, TSNE_DEFAULTS, tsne_params, validate
+from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative
+
+FAST = dict(
+    hidden_layer_sizes=(32,),
+    epochs=8,
+    batch_size=64,
+    perplexity=10.0,
+    early_exaggeration_epochs=2,
+    learning_rate=0.01,
+    random_state=0,
+    device="cpu",
+)
+
+
+@pytest.fixture
+def clusters():
+    """Five well separated Gaussian clusters in 20-D, 300 points (values unscaled: t-SNE takes any range)."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 6, size=(5, 20))
+    y = np.repeat(np.arange(5), 60)
+    X = (centers[y] + rng.standard_normal((300, 20))).astype(np.float32)
+    return X, y
+
+
+# ---------------------------------------------------------------- the parameter table
+
+
+def _doc_params(cls: type) -> dict[str, str]:
+    doc = inspect.cleandoc(cls.__doc__)
+    section = re.search(r"^Parameters\n-+\n(.*?)(?=^\w[^\n]*\n-+\n|\Z)", doc, re.M | re.S)
+    assert section is not None
+    return {m[1]: m[2] for m in re.finditer(r"^(\w+) : (.*)$", section.group(1), re.M)}
+
+
+def test_signature_docstring_and_table_agree():
+    signature = inspect.signature(ParametricTSNE.__init__).parameters
+    assert sorted(set(signature) - {"self"}) == sorted(tsne_params())
+    assert not set(NOT_TSNE) & set(signature)
+    for name in tsne_params():  # the table's default, or the t-SNE recipe's where it differs
+        assert signature[name].default == TSNE_DEFAULTS.get(name, PARAMS[name].default), name
+    documented = _doc_params(ParametricTSNE)
+    # its own parameters and the defaults that differ from Autoencoder's are documented here
+    assert {p.name for p in PARAMS.values() if p.tsne} | set(TSNE_DEFAULTS) <= set(documented)
+    for name, spec in documented.items():
+        default = spec.partition(", default=")[2]
+        assert default and eval(default) == signature[name].default, name
+    assert "all other parameters as in ``Autoencoder``" in ParametricTSNE.__doc__
+    validate(ParametricTSNE().get_params())
+    assert "perplexity" not in aekit.Autoencoder().get_params()
+
+
+@pytest.mark.parametrize(
+    "params, param",
+    [
+        ({"perplexity": 0}, "perplexity"),
+        ({"dof": -1.0}, "dof"),
+        ({"early_exaggeration": 0.5}, "early_exaggeration"),
+        ({"early_exaggeration_epochs": -1}, "early_exaggeration_epochs"),
+        ({"exaggeration": float("nan")}, "exaggeration"),
+    ],
+)
+def test_bad_parameters_name_themselves(clusters, params, param):
+    with pytest.raises(InputError) as info:
+        ParametricTSNE(**{**FAST, **params}).fit(clusters[0])
+    assert info.value.param == param
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_kernel_and_loss():
+    d2 = torch.tensor([0.0, 1.0, 4.0])
+    assert torch.allclose(student_t_log_kernel(d2, 1.0), -torch.log1p(d2))  # t-SNE's Cauchy kernel
+    z = torch.randn(64, 2)
+    near, far = tsne_loss(z, z + 0.01, 1.0), tsne_loss(z, z + 5.0, 1.0)
+    assert near["attraction"] < far["attraction"]
+    spread = tsne_loss(10 * z, 10 * z + 0.01, 1.0)
+    assert spread["repulsion"] < near["repulsion"]  # points far apart repel less
+    ex = tsne_loss(z, z + 1.0, 1.0, exaggeration=4.0)
+    assert torch.allclose(ex["loss"], 4 * ex["attraction"] + ex["repulsion"])
+    one = tsne_loss(z[:1], z[:1] + 1, 1.0)
+    assert torch.isfinite(one["loss"])
+
+
+def test_affinities_and_draws_follow_p(clusters):
+    X, y = clusters
+    order = np.argsort(np.arange(300) % 6 == 0, kind="stable")  # every 6th point validates: training rows first
+    X, y = X[order], y[order]
+    nbrs, probs = conditional_affinities(X[:250], X[250:], 10.0, random_state=0)
+    assert nbrs.shape == probs.shape == (300, 30)
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and nbrs.max() < 250  # neighbours are training points
+    assert np.mean(y[nbrs] == y[:, None]) > 0.95  # from the same cluster
+    graph = NeighbourGraph(
+        torch.from_numpy(X),
+        torch.from_numpy(nbrs),
+        torch.from_numpy(cumulative(probs)),
+        None,
+        torch.tensor(1.0),
+    )
+    rows = torch.zeros(20000, dtype=torch.int64)  # point 0, drawn many times
+    counts = np.bincount(graph.draw(rows).numpy(), minlength=250)[nbrs[0]]
+    assert np.allclose(counts / 20000, probs[0], atol=0.02)
+
+
+# ---------------------------------------------------------------- the estimator
+
+
+def test_fit_transform_shapes_and_the_loss_falls(clusters):
+    X, y = clusters
+    m = ParametricTSNE(**FAST).fit(X)
+    Z = m.transform(X)
+    assert Z.shape == (300, 2) and Z.dtype == np.float32
+    assert np.allclose(m.fit_transform(X), ParametricTSNE(**FAST).fit(X).transform(X))  # same seed, same map
+    kl = [a + r for a, r in zip(m.history_["attraction"], m.history_["repulsion"], strict=True)]
+    assert kl[-1] < min(kl[0], kl[FAST["early_exaggeration_epochs"]] - 0.03)  # t-SNE's KL (up to a constant) falls
+    assert m.history_["loss"][-1] == pytest.approx(kl[-1])  # no exaggeration at the end
+    assert list(m.get_feature_names_out()) == ["parametrictsne0", "parametrictsne1"]
+    assert not m.net_.has_decoder
+    with pytest.raises(InputError, match="reconstruction_weight"):
+        m.inverse_transform(Z)
+
+
+def test_neighbours_preserved_better_than_random(clusters):
+    X, y = clusters
+    Z = ParametricTSNE(**FAST).fit(X).transform(X)
+    random = np.random.default_rng(0).standard_normal((300, 2))
+    assert trustworthiness(X, Z, n_neighbors=5) > trustworthiness(X, random, n_neighbors=5) + 0.2
+    from aekit.metrics import knn_cv_accuracy
+
+    assert knn_cv_accuracy(Z, y) > 0.9
+
+
+def test_reconstruction_and_labels(clusters, tmp_path):
+    X, y = clusters
+    X = (X - X.min()) / (X.max() - X.min())
+    semi = np.where(np.arange(300) % 5 == 0, y, -1)  # 20% labelled
+    m = ParametricTSNE(**{**FAST, "reconstruction_weight": 1.0, "validation_fraction": 0.2}).fit(X, semi)
+    assert {"reconstruction", "classification", "val_loss", "val_accuracy"} <= set(m.history_)
+    assert list(m.classes_) == [0, 1, 2, 3, 4]
+    assert m.inverse_transform(m.transform(X[:4])).shape == (4, 20)
+    metrics = evaluate_model(m, X, y, X, y)
+    assert "reconstruction_mse" in metrics and "trustworthiness" in metrics
+    path = m.save(tmp_path / "m.safetensors")
+    back = load(path)
+    assert type(back) is ParametricTSNE and back.get_params() == {**m.get_params(), "device": "cpu"}
+    assert np.array_equal(back.transform(X), m.transform(X)) and list(back.classes_) == list(m.classes_)
+    assert np.allclose(back.inverse_transform(back.transform(X[:3])), m.reconstruct(X[:3]), atol=1e-6)
+    # refitted without labels: no head, no classes
+    m2 = clone(m).set_params(reconstruction_weight=0.0, validation_fraction=0.0).fit(X)
+    assert not hasattr(m2, "classes_") and m2.net_.head is None
+
+
+def test_encoder_only_map_saves_and_loads(clusters, tmp_path):
+    X, _ = clusters
+    m = ParametricTSNE(**FAST).fit(X)
+    back = load(m.save(tmp_path / "m.safetensors"))
+    assert np.array_equal(back.transform(X), m.transform(X))
+    assert "reconstruction_mse" not in evaluate_model(back, X)
+
+
+def test_unbounded_input_is_fine_without_a_decoder(clusters):
+    X, _ = clusters
+    assert X.min() < 0 and X.max() > 1  # BCE's [0, 1] rule applies to a decoder only
+    ParametricTSNE(**{**FAST, "epochs": 1}).fit(X)
+    with pytest.raises(InputError, match=r"needs X in \[0, 1\]"):
+        ParametricTSNE(**{**FAST, "epochs": 1, "reconstruction_weight": 1.0, "loss": "bce"}).fit(X)
+    m = ParametricTSNE(**{**FAST, "epochs": 1, "reconstruction_weight": 1.0}).fit(X)  # "auto": MSE on a linear output
+    assert (m.loss_, m.output_activation_) == ("mse", "linear")
+    assert m.inverse_transform(m.transform(X[:5])).shape == (5, X.shape[1])
+
+
+def test_scale_standard_reaches_the_map_and_the_reconstruction(clusters):
+    X, _ = clusters
+    shifted = X * 1000 + 5  # the same points in other units: the standardised map is the same
+    a = ParametricTSNE(**{**FAST, "epochs": 1, "reconstruction_weight": 1.0, "scale": "standard"})
+    b = ParametricTSNE(**{**FAST, "epochs": 1, "reconstruction_weight": 1.0, "scale": "standard"})
+    np.testing.assert_allclose(a.fit_transform(X), b.fit_transform(shifted), rtol=1e-3, atol=1e-3)
+    assert abs(b.reconstruct(shifted).mean() - shifted.mean()) < 0.5 * shifted.std()  # in the user's units
+
+
+def test_exaggeration_schedule_reaches_the_loss(clusters):
+    X, _ = clusters
+    seen = []
+    m = ParametricTSNE(**{**FAST, "epochs": 4, "early_exaggeration": 6.0, "early_exaggeration_epochs": 2})
+    m.set_params(callbacks=[lambda epoch, logs: seen.append(logs["loss"] - logs["repulsion"] - logs["attraction"])])
+    m.fit(X)
+    a = m.history_["attraction"]
+    assert seen == pytest.approx([5 * a[0], 5 * a[1], 0.0, 0.0], abs=1e-4)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_are_clear_errors(clusters):
+    X, _ = clusters
+    with pytest.raises(InputError, match=r"perplexity=30.0 needs more than 90 samples.*lower perplexity") as info:
+        ParametricTSNE(**{**FAST, "perplexity": 30.0}).fit(X[:50])
+    assert info.value.param == "perplexity"
+    with pytest.raises(InputError, match="validation_fraction=0.9 leaves 30 training samples") as info:
+        ParametricTSNE(**{**FAST, "validation_fraction": 0.9}).fit(X)
+    assert info.value.param == "validation_fraction"
+    with pytest.raises(InputError, match="found 3; pass more samples"):
+        ParametricTSNE(**{**FAST, "perplexity": 1.0}).fit(X[:3])
+    with pytest.raises(InputError, match="all 300 samples are identical"):
+        ParametricTSNE(**FAST).fit(np.ones((300, 20), dtype=np.float32))
+    bad = X.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        ParametricTSNE(**FAST).fit(bad)
+    with pytest.raises(InputError, match="no labelled samples"):
+        ParametricTSNE(**FAST).fit(X, np.full(300, -1))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
+    X, y = clusters
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    out = tmp_path / "run"
+    args = ["--epochs", "3", "--hidden-layer-sizes", "16", "--batch-size", "64", "--perplexity", "10"]
+    assert main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--method", "tsne", *args]) == 0
+    assert len(json.loads((out / "history.json").read_text())["attraction"]) == 3
+    model = str(out / "model.safetensors")
+    assert type(load(model)) is ParametricTSNE and load(model).perplexity == 10.0
+    assert main(["embed", model, str(tmp_path / "d.npz"), "--out", str(tmp_path / "z.npy")]) == 0
+    assert np.allclose(np.load(tmp_path / "z.npy"), load(model).transform(X), atol=1e-5)
+    d = str(tmp_path / "d.npz")
+    assert main(["evaluate", model, d, "--train-data", d]) == 0
+    assert "knn5_accuracy" in capsys.readouterr().out
+    sup = tmp_path / "sup"
+    assert main(["train", d, "--out", str(sup), "--method", "tsne", "--supervised", *args]) == 0
+    assert list(load(sup / "model.safetensors").classes_) == [0, 1, 2, 3, 4]
+    capsys.readouterr()
+    assert main(["train", d, "--out", str(tmp_path / "x"), "--perplexity", "5"]) == 2
+    assert "only apply to --method tsne" in capsys.readouterr().err
+    assert main(["train", d, "--out", str(tmp_path / "y"), "--method", "tsne", "--perplexity", "200"]) == 2
+    assert "--perplexity 200.0 needs more than 600 samples" in capsys.readouterr().err
