@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit._utils import (
     FLOAT32_MAX,
+    DataFormatError,
     InputError,
     LossFn,
     as_float32,
@@ -52,6 +53,7 @@ from aekit.accel import (
     settle,
     working_forward,
 )
+from aekit.batches import RowBlocks, StreamBatches
 from aekit.files import fitted_section, save_model
 from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import (
@@ -61,14 +63,42 @@ from aekit.objectives import (
     reconstruction_loss,
 )
 from aekit.optim import make_optimizer
+from aekit.params import PARAMS, validate
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
-from aekit.params import validate
-from aekit.resources import check_memory
-from aekit.training import Callback, LoopState, TrainConfig, epoch_printer, optimizer_step, train
+from aekit.resources import available_bytes, check_memory
+from aekit.sources import ArraySource, Source, as_source
+from aekit.training import Callback, Data, LoopState, TrainConfig, epoch_printer, optimizer_step, train
 
 log = logging.getLogger(__name__)
 
 UNLABELLED = -1
+#: data_loading="auto" streams data on disk whose float32 copy would exceed this fraction of the available
+#: memory (the memory path holds about three such copies at its peak: the conversion, the split, a shuffle)
+STREAM_FRACTION = 0.25
+
+
+def _read_all(source: Source) -> np.ndarray:
+    """Every row of ``source`` in memory, as stored: ``(n_samples, n_features)``."""
+    return source.read(0, source.n_samples)
+
+
+def _too_big(source: Source) -> bool:
+    """data_loading="auto": whether the float32 copy of ``source`` would take too much of the free memory."""
+    free = available_bytes(torch.device("cpu"))
+    return free is not None and 4 * source.n_samples * source.n_features > STREAM_FRACTION * free
+
+
+def _codes_converter(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Codes read from disk for ``inverse_transform``: float32 (never scaled: codes are not pixels), finite."""
+
+    def convert(raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        z = np.array(raw, dtype=np.float32)
+        if not np.isfinite(z).all():
+            bad = int(rows[np.flatnonzero(~np.isfinite(z).all(axis=1))[0]])
+            raise InputError(f"{name}: inverse_transform expects finite numeric codes; row {bad} is not")
+        return z
+
+    return convert
 
 
 @contextmanager
@@ -151,6 +181,102 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     values={"loss": self.loss},
                 )
 
+    # ------------------------------------------------------------------ large data
+
+    def _train_input(self, X: Any) -> np.ndarray | Source:
+        """``X`` for ``fit``: a float32 array (memory path) or a source that streams (see ``data_loading``)."""
+        PARAMS["data_loading"].check(self.data_loading)
+        source = as_source(X)
+        if self.data_loading == "memory" or (source is None and self.data_loading == "auto"):
+            return self._X(X if source is None or isinstance(X, np.ndarray) else _read_all(source), reset=True)
+        if source is None:  # data_loading="stream" on an array in memory
+            source = ArraySource(np.asarray(X))
+        if self.data_loading == "auto" and not _too_big(source):
+            log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
+            return self._X(X if isinstance(X, np.ndarray) else _read_all(source), reset=True)
+        log.info("streaming %s (%d rows)", source.name, source.n_samples)
+        self.n_features_in_ = source.n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return source
+
+    def _source(self, X: Any) -> Source | None:
+        """``X`` as a source for chunked inference (data on disk, or a source), checked against the fit; else None."""
+        source = as_source(X)
+        if source is not None and source.n_features != self.n_features_in_:
+            raise InputError(
+                f"{source.name} has {source.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input. Pass data with the features the model was fitted on"
+            )
+        return source
+
+    def _converter(self, source: Source, *, training: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``convert(raw rows, row ids) -> float32``: aekit's pixel rule and the checks of ``_X``, chunk by chunk.
+
+        Runs in the prefetch thread; a bad value fails naming the file and the row.
+        """
+        uint8 = is_uint8(source.read(0, 1))
+        unit = self._needs_unit_range()
+        name, caller = source.name, type(self).__name__
+
+        def convert(raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            x = as_float32(raw, uint8=uint8)
+            if np.shares_memory(x, raw):  # a float32 source: a copy, so a queued batch holds no window alive
+                x = x.copy()
+            if x.dtype.kind == "f" and not uint8:
+                finite = np.isfinite(x)
+                if not finite.all():
+                    i, j = np.argwhere(~finite)[0]
+                    raise DataFormatError(
+                        f"{name}: row {int(rows[i])}, column {int(j)} holds {raw[i, j]!r}, not a finite float32 "
+                        f"(|x| <= {FLOAT32_MAX:.4g}); clean, impute or scale the data"
+                    )
+            if unit and x.size and not in_unit_range(float(x.min()), float(x.max())):
+                lo, hi = float(x.min()), float(x.max())
+                if training:
+                    raise InputError(
+                        f"{{loss}} with a sigmoid output needs X in [0, 1], but {name} holds values in "
+                        f"[{lo:.4g}, {hi:.4g}] (rows {int(rows.min())} to {int(rows.max())}); scale the data "
+                        "(or store uint8 images) or use {loss='mse'}, {output_activation='linear'}",
+                        values={"loss": self.loss},
+                    )
+                warn_once(
+                    ("range", caller, name),
+                    f"{name} holds values outside [0, 1] ([{lo:.4g}, {hi:.4g}]) but this model was trained on "
+                    "data in [0, 1] (sigmoid output); scale it as it was scaled for fit. Shown once per process",
+                )
+            return x
+
+        return convert
+
+    def _stream_split(
+        self, source: Source, y_idx: np.ndarray | None, device: torch.device, seed: int
+    ) -> tuple[StreamBatches, StreamBatches | None]:
+        """Training batches streamed from ``source``, and validation ones (whole blocks held out)."""
+        blocks = RowBlocks.all(source.n_samples, source.block_rows)
+        val_blocks = None
+        if self.validation_fraction:
+            blocks, val_blocks = blocks.split(float(self.validation_fraction), seed)
+        common: dict[str, Any] = {"labels": y_idx, "device": device, "seed": seed, **self._stream_options}
+        train_batches = StreamBatches(
+            source,
+            self._converter(source, training=True),
+            blocks=blocks,
+            batch_size=int(self.batch_size),
+            min_batch=2 if self.batchnorm else 1,
+            **common,
+        )
+        if val_blocks is None:
+            return train_batches, None
+        val = StreamBatches(
+            source, self._converter(source, training=True), blocks=val_blocks, batch_size=4096, shuffle=False, **common
+        )
+        return train_batches, val
+
+    #: keyword arguments for ``batches.StreamBatches`` (``window``, ``depth``): set on an instance by tests and
+    #: benchmarks; not a parameter
+    _stream_options: Mapping[str, Any] = MappingProxyType({})
+
     # ------------------------------------------------------------------ building
 
     def _net_kwargs(self, n_features: int, n_classes: int | None) -> dict[str, Any]:
@@ -223,22 +349,40 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------ fitting
 
     def _fit(
-        self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None
+        self,
+        X: np.ndarray | Source,
+        y_idx: np.ndarray | None,
+        n_classes: int | None,
+        resume_from: str | os.PathLike[str] | None,
     ) -> None:
-        """validate -> plan -> build -> train; the fitted attributes exist before training starts."""
+        """validate -> plan -> build -> train; the fitted attributes exist before training starts.
+
+        ``X`` is a float32 array (memory path) or a source (stream path, see ``_train_input``).
+        """
         self._validate_params()
         self._check_conv_dropout(resume_from)
-        self._check_range(X)
+        if isinstance(X, np.ndarray):
+            self._check_range(X)  # streamed data are checked chunk by chunk as they are read
+            n, n_features = X.shape
+        else:
+            n, n_features = X.n_samples, X.n_features
         device = resolve_device(self.device)
         seed, run_random_state = self._run_seed(resume_from)
-        n, n_features = X.shape
+        data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
         check_memory(
-            self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, X.nbytes
+            self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, data_bytes
         )  # before allocating
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
-            tensors, val = self._split(X, y_idx, device)
-            fast = self._plan(device, tensors[0].shape[0])
+            tensors: Data
+            val: Data | None
+            if isinstance(X, np.ndarray):
+                tensors, val = self._split(X, y_idx, device)
+                n_train = tensors[0].shape[0]
+            else:
+                tensors, val = self._stream_split(X, y_idx, device, seed)
+                n_train = tensors.n
+            fast = self._plan(device, n_train)
             optimizer = make_optimizer(
                 self.optimizer,
                 net.parameters(),
@@ -390,7 +534,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         fast: Plan,
         net: AutoencoderNet,
         optimizer: torch.optim.Optimizer,
-        data: tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None],
+        data: tuple[Data, Data | None],
         callbacks: list[Callback],
         state: LoopState,
     ) -> None:
@@ -401,7 +545,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         tensors, val = data
         with _sigterm_as_interrupt():
             try:
-                loss_fn = self._build_loss(fast, net, optimizer, tensors[0].shape[1], self.device_)
+                loss_fn = self._build_loss(fast, net, optimizer, int(self.n_features_in_), self.device_)
                 step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
                 with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
                     state = train(
@@ -423,13 +567,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ inference
 
+    def _batch_size(self) -> int:
+        # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
+        return 128 if self.architecture == "conv" else 4096
+
     def _forward_batches(
-        self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None = None
+        self,
+        X: np.ndarray,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        batch_size: int | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        if (
-            batch_size is None
-        ):  # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
-            batch_size = 128 if self.architecture == "conv" else 4096
+        batch_size = batch_size or self._batch_size()
         net = self.net_
         net.eval()
         outs = []
@@ -437,22 +586,93 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)
                 outs.append(to_numpy(fn(xb)))
+                if out is not None:
+                    out[start : start + len(outs[-1])] = outs.pop()
+            if out is not None:
+                return out
             if not outs:  # no samples: the output's width from one dummy row
                 outs.append(to_numpy(fn(torch.zeros((1, *X.shape[1:]), dtype=torch.float32, device=self.device_)))[:0])
         return np.concatenate(outs)
 
-    def transform(self, X: Any) -> np.ndarray:
+    def _forward_source(
+        self,
+        source: Source,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        out: np.ndarray | None = None,
+        convert: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """``fn`` over every row of ``source``, read in order as contiguous slices by the prefetch thread.
+
+        Results go into ``out`` (e.g. a memory-mapped ``.npy``) chunk by chunk; without ``out`` they are
+        gathered in memory.
+        """
+        batches = StreamBatches(
+            source,
+            convert or self._converter(source, training=False),
+            blocks=RowBlocks.all(source.n_samples, max(source.block_rows, self._batch_size())),
+            batch_size=self._batch_size(),
+            seed=0,
+            device=self.device_,
+            shuffle=False,
+        )
+        net = self.net_
+        net.eval()
+        start = 0
+        with torch.inference_mode():
+            for (xb,) in batches.epoch(0):
+                z = to_numpy(fn(xb))
+                if out is None:
+                    out = np.empty((source.n_samples, z.shape[1]), dtype=np.float32)
+                out[start : start + len(z)] = z
+                start += len(z)
+        assert out is not None  # a source has at least one row
+        return out
+
+    def _check_out(self, out: np.ndarray | None, n: int, width: int) -> None:
+        if out is not None and (getattr(out, "shape", None) != (n, width) or out.dtype != np.float32):
+            raise InputError(
+                f"out must be a float32 array of shape ({n}, {width}), found "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}; "
+                "create it with np.lib.format.open_memmap(path, 'w+', np.float32, shape)"
+            )
+
+    def _apply(self, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int, out: np.ndarray | None) -> Any:
+        """``fn`` over ``X``: chunk by chunk from disk for data on disk, else through ``_X`` in memory."""
+        source = self._source(X)
+        if source is not None:
+            self._check_out(out, source.n_samples, width)
+            return self._forward_source(source, fn, out)
+        Xv = self._X(X, reset=False)
+        self._check_out(out, Xv.shape[0], width)
+        return self._forward_batches(Xv, fn, out=out)
+
+    def transform(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
         """Encode ``X`` ``(n_samples, n_features)`` to codes ``(n_samples, n_components)``.
 
-        For a variational model the code is the posterior mean (deterministic).
+        For a variational model the code is the posterior mean (deterministic). ``X`` may live
+        on disk (a memory-mapped ``.npy``, an h5py dataset, a zarr array, an
+        ``aekit.sources.ImageFolder``): it is then read in chunks. ``out``, a float32 array
+        ``(n_samples, n_components)`` (e.g. ``np.lib.format.open_memmap``), receives the codes
+        chunk by chunk, so codes larger than memory are never held whole; it is returned.
         """
         check_is_fitted(self, "net_")
-        X = self._X(X, reset=False)
-        return self._forward_batches(X, lambda xb: self.net_.encode(xb)["code"])
+        return self._apply(X, lambda xb: self.net_.encode(xb)["code"], self._n_features_out, out)
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Decode codes ``(n_samples, n_components)`` back to data space ``(n_samples, n_features)``."""
+    def inverse_transform(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode codes ``(n_samples, n_components)`` back to data space ``(n_samples, n_features)``.
+
+        Codes on disk are read in chunks; ``out`` as in ``transform``.
+        """
         check_is_fitted(self, "net_")
+        source = as_source(X)
+        if source is not None:
+            if source.n_features != self._n_features_out or source.dtype.kind not in "biuf":
+                raise InputError(
+                    f"inverse_transform expects codes of shape (n_samples, {self._n_features_out}), found "
+                    f"{source.name} with {source.n_features} columns; pass the output of transform"
+                )
+            self._check_out(out, source.n_samples, int(self.n_features_in_))
+            return self._forward_source(source, self.net_.decode, out, _codes_converter(source.name))
         Z = np.asarray(X)
         if Z.ndim != 2 or Z.shape[1] != self._n_features_out:
             raise InputError(
@@ -462,13 +682,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if Z.dtype.kind not in "biuf" or not np.all(np.isfinite(Z)):
             raise InputError("inverse_transform expects finite numeric codes")
         Z = np.ascontiguousarray(Z, dtype=np.float32)
-        return self._forward_batches(Z, self.net_.decode)
+        self._check_out(out, Z.shape[0], int(self.n_features_in_))
+        return self._forward_batches(Z, self.net_.decode, out=out)
 
-    def reconstruct(self, X: Any) -> np.ndarray:
-        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``."""
+    def reconstruct(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``; ``out`` as in ``transform``."""
         check_is_fitted(self, "net_")
-        X = self._X(X, reset=False)
-        return self._forward_batches(X, lambda xb: self.net_.decode(self.net_.encode(xb)["code"]))
+        return self._apply(X, lambda xb: self.net_.decode(self.net_.encode(xb)["code"]), int(self.n_features_in_), out)
 
     def reconstruction_error(self, X: Any) -> float:
         """Mean-per-element reconstruction loss (the training ``loss``) of ``X``."""

@@ -118,6 +118,17 @@ class Autoencoder(_AutoencoderBase):
         and losses in float32; faster training on CPUs with AVX512-BF16
         (benchmarks/results/speed.md), results close to but not bit-equal with
         float32. Inference (``transform`` etc.) always runs in float32.
+    data_loading : {"auto", "memory", "stream"}, default="auto"
+        How ``fit`` reads ``X``. "memory" converts it to one float32 array in RAM and
+        shuffles it fully every epoch (the reference path). "stream" reads batches from
+        ``X`` where it lives (a memory-mapped ``.npy``, an h5py dataset, a zarr array, an
+        ``aekit.sources.ImageFolder``) as contiguous slices, in an order shuffled by
+        blocks and within a window, converted by a background thread: memory stays a
+        few batches whatever the number of rows. "auto" keeps arrays that are in memory
+        on the memory path and streams data on disk when its float32 copy would take
+        more than a quarter of the available memory. The two paths draw different
+        orders, so their results differ (each is reproducible under ``random_state``);
+        with a validation split the stream path holds out whole blocks of rows.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.
     verbose : int, default=0
@@ -182,6 +193,7 @@ class Autoencoder(_AutoencoderBase):
         device: str = "auto",
         compile: bool | str = "auto",
         precision: str = "float32",
+        data_loading: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -217,6 +229,7 @@ class Autoencoder(_AutoencoderBase):
         self.device = device
         self.compile = compile
         self.precision = precision
+        self.data_loading = data_loading
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -225,9 +238,12 @@ class Autoencoder(_AutoencoderBase):
     def fit(self, X: Any, y: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> Autoencoder:
         """Train on ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
 
+        ``X`` may live on disk: a memory-mapped ``.npy``, an h5py dataset, a zarr array or an
+        ``aekit.sources.ImageFolder`` (see ``data_loading``).
+
         ``resume_from`` continues from a checkpoint written via ``checkpoint_path``.
         """
-        X = self._X(X, reset=True)
+        X = self._train_input(X)
         self._fit(X, None, None, resume_from)
         return self
 
@@ -308,6 +324,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         device: str = "auto",
         compile: bool | str = "auto",
         precision: str = "float32",
+        data_loading: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -348,6 +365,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.device = device
         self.compile = compile
         self.precision = precision
+        self.data_loading = data_loading
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -400,18 +418,18 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
     def fit(self, X: Any, y: Any, *, resume_from: str | os.PathLike[str] | None = None) -> SupervisedAutoencoder:
         """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
-        X = self._X(X, reset=True)
-        y_idx = self._encode_labels(y, X.shape[0])
+        X = self._train_input(X)
+        y_idx = self._encode_labels(y, len(X))
         self._fit(X, y_idx, len(self.classes_), resume_from)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)`` from the head."""
         check_is_fitted(self, "net_")
-        X = self._X(X, reset=False)
         head = self.net_.head
         assert head is not None  # fit builds a supervised net with a head
-        return self._forward_batches(X, lambda xb: torch.softmax(head(self.net_.encode(xb)["code"]), dim=1))
+        proba = lambda xb: torch.softmax(head(self.net_.encode(xb)["code"]), dim=1)  # noqa: E731
+        return self._apply(X, proba, len(self.classes_), None)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``."""

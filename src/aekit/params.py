@@ -24,6 +24,7 @@ import torch
 
 from aekit._utils import InputError
 from aekit.accel import COMPILE_MODES, PRECISIONS
+from aekit.batches import DATA_LOADING
 from aekit.modules import ACTIVATIONS, ARCHITECTURES, OUTPUT_ACTIVATIONS
 from aekit.objectives import NOISE_KINDS, RECONSTRUCTION_LOSSES
 from aekit.optim import OPTIMIZERS
@@ -329,6 +330,12 @@ _TABLE = [
         "fast paths: torch.compile / CUDA graphs (auto: where measured to pay)",
     ),
     Param("precision", Options(PRECISIONS), "float32", "arithmetic of the training forward/backward pass"),
+    Param(
+        "data_loading",
+        Options(DATA_LOADING),
+        "auto",
+        "memory: one float32 copy in RAM; stream: batches read from disk (auto: stream data that would not fit)",
+    ),
     Param("random_state", RandomState(), None, "seed of everything in fit", none_ok=True),
     Param(
         "verbose",
