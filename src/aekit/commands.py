@@ -31,13 +31,31 @@ log = logging.getLogger("aekit")
 FINISHED = ("completed", "early_stopping", "lr_floor")
 
 
-def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+def load_data(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, np.ndarray | None]:
+    """The data named on the command line, and its labels (None: unlabelled).
+
+    ``.npy`` files are memory-mapped. HDF5 files, zarr stores and folders of images are returned as a
+    ``sources`` source with ``stream`` (``train``, ``embed``: read in chunks), else read whole.
+    """
     from aekit._utils import InputError
     from aekit.data import load_array
     from aekit.mnist import load_mnist
+    from aekit.sources import Head, open_path, streamable
 
     y: np.ndarray | None
+    X: Any
     label_column = getattr(args, "label_column", None)
+    if args.data not in ("mnist", "mnist-test") and streamable(args.data) and not args.data.lower().endswith(".npy"):
+        if label_column is not None:
+            raise InputError(f"--label-column {label_column} applies to CSV files only, not {args.data}; drop it")
+        X, y = open_path(args.data, image_shape=getattr(args, "image_shape", None))
+        if args.limit is not None:
+            if args.limit < 1:
+                raise InputError(f"--limit={args.limit} must be >= 1")
+            X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
+        if not stream:
+            X = X.read(0, X.n_samples)
+        return X, y
     if args.data in ("mnist", "mnist-test"):
         if label_column is not None:
             raise InputError(f"--label-column {label_column} applies to CSV files only, not {args.data}; drop it")
@@ -144,8 +162,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     ck_name = "checkpoint.safetensors"
     # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
     with _out_dir(args, TRAIN_FILES, args.overwrite or args.resume) as out:
-        X, y = load_data(args)
+        X, y = load_data(args, stream=True)
         est = _estimator(args, y)
+        if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
+            est.set_params(image_shape=tuple(X.row_shape))  # images from a folder: C x H x W, kept in the model
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
         # stays until this run's files replace it together
         replacing = (out.path / ck_name).exists() and not args.resume
@@ -184,12 +204,54 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     with output_file(args.out, args.overwrite) as (out, name):
         est = load(args.model)
-        X, _ = load_data(args)
-        Z = est.transform(X)
-        write_codes(Z, out.staged(name))
+        if est.image_shape is not None and getattr(args, "image_shape", None) is None:
+            args.image_shape = est.image_shape  # a folder of images is resized as the model's were
+        X, _ = load_data(args, stream=True)
+        shape = write_codes_of(est, X, out.staged(name))
         out.commit()
-    print(f"codes {Z.shape}: {args.out}")
+    print(f"codes {shape}: {args.out}")
     return 0
+
+
+#: rows encoded per chunk when codes are written to a CSV file
+CSV_CHUNK = 65536
+
+
+def write_codes_of(est: Any, X: Any, path: Path) -> tuple[int, int]:
+    """``est.transform(X)`` written to ``path`` (.npy or .csv) chunk by chunk; returns the codes' shape.
+
+    A ``.npy`` is filled through ``np.lib.format.open_memmap`` and a CSV is appended to, so the codes of
+    data larger than memory are never held whole; the file is written under a temporary name and renamed.
+    """
+    import numpy as np
+
+    from aekit._utils import InputError, atomic_path
+    from aekit.sources import ArraySource, as_source
+
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise InputError(f"--out {path}: use a .npy or .csv file name")
+    source = as_source(X)
+    if source is None:  # in memory (MNIST, a CSV or .npz input): as before
+        Z = est.transform(X)
+        write_codes(Z, path)
+        return Z.shape
+    width = int(est.net_.code_size)
+    shape = (source.n_samples, width)
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            est.transform(source, out=codes)
+            codes.flush()
+            del codes
+        else:
+            with open(tmp, "w") as fh:
+                fh.write(",".join(f"z{i + 1}" for i in range(width)) + "\n")
+                for start in range(0, source.n_samples, CSV_CHUNK):
+                    stop = min(start + CSV_CHUNK, source.n_samples)
+                    chunk = ArraySource(source.read(start, stop), source.name)
+                    np.savetxt(fh, est.transform(chunk, out=None), delimiter=",", fmt="%.7g")
+    return shape
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

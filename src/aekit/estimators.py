@@ -419,7 +419,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     def fit(self, X: Any, y: Any, *, resume_from: str | os.PathLike[str] | None = None) -> SupervisedAutoencoder:
         """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
         X = self._train_input(X)
-        y_idx = self._encode_labels(y, len(X))
+        y_idx = self._encode_labels(y, X.shape[0] if isinstance(X, np.ndarray) else X.n_samples)
         self._fit(X, y_idx, len(self.classes_), resume_from)
         return self
 

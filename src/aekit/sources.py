@@ -226,19 +226,6 @@ def _is_gray(img: Any) -> bool:
 # ----------------------------------------------------------------------------- opening by name
 
 
-def _memmap_npy(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped read-only, its header checked first (shape, dtype, size on disk)."""
-    from aekit.data import _npy_header
-
-    with open(path, "rb") as fh:
-        shape, fortran, dtype = _npy_header(fh, path.stat().st_size, str(path))
-        offset = fh.tell()
-    _numeric(dtype, str(path))
-    if math.prod(shape) == 0:
-        return np.empty(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-
-
 def _pick(keys: Sequence[str], path: str, what: str) -> tuple[str, str | None]:
     """The features' key and the labels' key among a file's arrays (the names ``.npz`` files use)."""
     x_key = next((k for k in _X_KEYS if k in keys), None)
@@ -340,11 +327,31 @@ def open_path(
         raise InputError(f"{p}: no such file or folder")
     if p.suffix.lower() != ".npy":
         raise InputError(f"{p}: only .npy, .h5/.hdf5, .zarr and image folders stream; read {p.suffix} files whole")
-    return ArraySource(_memmap_npy(p), str(p)), None
+    from aekit.data import memmap_npy
+
+    return ArraySource(memmap_npy(p), str(p)), None
+
+
+class Head:
+    """The first ``n`` rows of a source (``--limit``)."""
+
+    def __init__(self, source: Source, n: int) -> None:
+        self.source = source
+        self.name, self.dtype, self.row_shape = source.name, source.dtype, source.row_shape
+        self.n_features, self.block_rows = source.n_features, source.block_rows
+        self.n_samples = min(n, source.n_samples)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.source.read(start, min(stop, self.n_samples))
+
+    def __len__(self) -> int:
+        return self.n_samples
 
 
 def is_out_of_core(X: Any) -> bool:
     """Whether ``X`` lives on disk (memmap, h5py, zarr, a source) rather than in memory."""
+    if isinstance(X, Head):
+        return is_out_of_core(X.source)
     if isinstance(X, np.memmap) or isinstance(X, (ArraySource, ImageFolder)):
         return not (isinstance(X, ArraySource) and type(X.array) is np.ndarray)
     if isinstance(X, np.ndarray):
