@@ -281,6 +281,16 @@ def _open_zarr(path: Path) -> tuple[Source, np.ndarray | None]:
     return ArraySource(node[x_key], f"{path}/{x_key}"), y
 
 
+def _matched(source: Source, y: np.ndarray | None, path: Path) -> tuple[Source, np.ndarray | None]:
+    """Features and labels that belong together (one label per row)."""
+    if y is not None and (y.ndim != 1 or len(y) != source.n_samples):
+        raise DataFormatError(
+            f"{path}: {source.name} has {source.n_samples} rows but its labels have shape {y.shape}; "
+            "store one label per row (or remove the labels)"
+        )
+    return source, y
+
+
 def _split_hdf5(text: str) -> tuple[Path, str | None] | None:
     """``file.h5`` or ``file.h5:dataset`` -> (file, dataset); None for anything else."""
     for suffix in HDF5_SUFFIXES:
@@ -316,11 +326,11 @@ def open_path(
         file, key = hdf5
         if not file.is_file():
             raise InputError(f"{file}: no such file")
-        return _open_hdf5(file, key)
+        return _matched(*_open_hdf5(file, key), file)
     p = Path(text)
     if p.is_dir():
         if p.suffix.lower() == ".zarr" or (p / "zarr.json").is_file() or (p / ".zarray").is_file():
-            return _open_zarr(p)
+            return _matched(*_open_zarr(p), p)
         folder = ImageFolder(p, image_shape)
         return folder, folder.labels
     if not p.is_file():
