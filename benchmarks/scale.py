@@ -88,6 +88,21 @@ def worker(kind: str, data: Path, rows: int, model: Path) -> None:
     )
 
 
+def tsne_worker(data: Path, rows: int, fit: int) -> None:
+    """AE(20) -> t-SNE on ``rows`` rows: t-SNE fitted on all of them (fit=0) or on ``fit``, the rest placed."""
+    import aekit
+    from aekit.visualize import AETSNE
+
+    X = np.load(data, mmap_mode="r")[:rows]
+    ae = aekit.Autoencoder(**aekit.PRESETS["dense20"], epochs=1, random_state=0).fit(np.asarray(X))
+    vis = AETSNE(ae, max_fit_samples=fit or None, random_state=0).fit(X)
+    print(
+        json.dumps(
+            {"kind": f"tsne-{fit or 'all'}", "rows": rows, "fit": fit or rows, **vis.timings_, "peak_rss": _vmhwm()}
+        )
+    )
+
+
 def run_child(cmd: list[str]) -> tuple[str, int, float]:
     """Run ``cmd``; its stdout, peak RSS from wait4 (bytes; includes the parent's at fork) and wall seconds."""
     t0 = time.perf_counter()
@@ -183,6 +198,20 @@ def markdown(meta: dict, results: list[dict], args: argparse.Namespace, data_byt
             f"| {r['rows']:,} | {r['embed_s']:.1f} | {r['samples_per_s']:,.0f} | {r['wall_s']:.1f} | "
             f"{gb(r['peak_rss'])} |",
         ]
+    tsne = [r for r in results if r["kind"].startswith("tsne")]
+    if tsne:
+        lines += [
+            "",
+            "## AE(20) -> t-SNE at large N: map fitted on a subsample, the rest placed (`AETSNE(max_fit_samples=)`)",
+            "",
+            "| rows | t-SNE fitted on | t-SNE fit s | placement s | total t-SNE s | peak RSS |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in tsne:
+            lines.append(
+                f"| {r['rows']:,} | {r['fit']:,} | {r['tsne_s']:.1f} | {r['placement_s']:.1f} | "
+                f"{r['tsne_s'] + r['placement_s']:.1f} | {gb(r['peak_rss'])} |"
+            )
     if args.note:
         lines += ["", args.note]
     return "\n".join(lines) + "\n"
@@ -199,8 +228,19 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a line appended to the report (e.g. why N is smaller)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--codes", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--tsne-fit", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--tsne",
+        nargs=2,
+        type=int,
+        metavar=("ROWS", "FIT"),
+        help="also AE(20) -> t-SNE on ROWS rows: exact (all rows) vs fitted on FIT rows with the rest placed",
+    )
     args = ap.parse_args()
     model = args.model or args.data.with_suffix(".model.safetensors")
+    if args.worker == "tsne":
+        tsne_worker(args.data, args.rows, args.tsne_fit)
+        return
     if args.worker == "embed":
         embed_worker(args.data, model, args.codes)
         return
@@ -217,6 +257,12 @@ def main() -> None:
             results.append(measure(kind, args.data, rows, model))
     if "embed" not in args.skip:
         results.append(embed(args.data, model, args.data.with_suffix(".codes.npy")))
+    if args.tsne:
+        for fit in (0, args.tsne[1]):
+            cmd = [sys.executable, __file__, "--worker", "tsne", "--data", str(args.data), "--rows", str(args.tsne[0])]
+            out, _, _ = run_child(cmd + ["--tsne-fit", str(fit)])
+            results.append(json.loads(out.strip().splitlines()[-1]))
+            print(results[-1], flush=True)
     meta = run_meta(threads=os.cpu_count())
     write_results(
         args.out, "scale", {"meta": meta, "results": results}, markdown(meta, results, args, args.data.stat().st_size)

@@ -267,3 +267,23 @@ def test_cli_trains_on_hdf5_and_embeds_in_chunks(tmp_path):
     r = _aekit("embed", "run/model.safetensors", "d.h5:nothing", "--out", "z2.npy", cwd=tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "d.h5: has no dataset 'nothing'" in r.stderr and not (tmp_path / "z2.npy").exists()
+
+
+# ----------------------------------------------------------------------------- AE -> t-SNE at large N
+
+
+def test_aetsne_fits_a_subsample_and_places_the_rest(npy):
+    pytest.importorskip("openTSNE")
+    from aekit.visualize import AETSNE
+
+    X, mm = npy
+    ae = Autoencoder(**{**SMALL, "n_components": 4}).fit(X)
+    vis = AETSNE(ae, perplexity=10, max_fit_samples=120, random_state=0, n_jobs=1)
+    emb = vis.fit_transform(mm)  # on disk: codes in chunks, the subsample's inputs read row by row
+    assert emb.shape == (300, 2) and np.isfinite(emb).all()
+    assert len(vis.fit_indices_) == 120 and vis.timings_["placement_s"] > 0
+    np.testing.assert_array_equal(emb[vis.fit_indices_], np.asarray(vis._tsne))
+    full = AETSNE(ae, perplexity=10, max_fit_samples=None, random_state=0, n_jobs=1).fit(X)
+    assert full.fit_indices_ is None and full.embedding_.shape == (300, 2)
+    with pytest.raises(InputError, match="max_fit_samples=1 must be an integer >= 2 or None"):
+        AETSNE(ae, max_fit_samples=1).fit(X)
