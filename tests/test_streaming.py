@@ -116,6 +116,18 @@ def test_worker_errors_reach_the_loop():
         list(b.epoch(0))
 
 
+def test_tensor_batches_ranks_share_the_global_batches():
+    X = torch.arange(50.0)[:, None]
+    torch.manual_seed(1)
+    whole = [b[0] for b in TensorBatches((X,), 10).epoch(0)]
+    parts = []
+    for r in range(3):
+        torch.manual_seed(1)  # every rank: the same seeded RNG, so the same permutation
+        parts.append([b[0] for b in TensorBatches((X,), 10, rank=r, world_size=3).epoch(0)])
+    for i, global_batch in enumerate(whole):
+        assert torch.equal(torch.cat([p[i] for p in parts]), global_batch)
+
+
 def test_tensor_batches_is_the_reference_order():
     torch.manual_seed(0)
     X = torch.arange(10.0)[:, None]

@@ -85,14 +85,28 @@ def shard(start: int, stop: int, rank: int, world_size: int) -> tuple[int, int]:
 
 
 class TensorBatches:
-    """In-memory tensors (same first dimension, on the device); one ``randperm`` gather per epoch."""
+    """In-memory tensors (same first dimension, on the device); one ``randperm`` gather per epoch.
+
+    With ``world_size`` ranks, every rank draws the same permutation (the same seeded RNG) and
+    takes its ``shard`` of every global batch of ``batch_size``.
+    """
 
     def __init__(
-        self, tensors: Sequence[torch.Tensor], batch_size: int, *, min_batch: int = 1, shuffle: bool = True
+        self,
+        tensors: Sequence[torch.Tensor],
+        batch_size: int,
+        *,
+        min_batch: int = 1,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.tensors = tuple(tensors)
-        self.n = int(self.tensors[0].shape[0])
-        self.bounds = batch_bounds(self.n, batch_size, min_batch)
+        total = int(self.tensors[0].shape[0])
+        self.bounds = [
+            shard(a, b, rank, world_size) for a, b in batch_bounds(total, batch_size, min_batch * world_size)
+        ]
+        self.n = sum(b - a for a, b in self.bounds)
         self.steps = len(self.bounds)
         self.device = self.tensors[0].device
         self.shuffle = shuffle
@@ -100,7 +114,7 @@ class TensorBatches:
     def epoch(self, epoch: int) -> Iterator[Batch]:
         data = self.tensors
         if self.shuffle:  # the caller's seeded torch RNG: the reference path's order
-            perm = torch.randperm(self.n, device=self.device)
+            perm = torch.randperm(int(data[0].shape[0]), device=self.device)
             data = tuple(t[perm] for t in data)  # one gather per epoch
         for start, stop in self.bounds:
             yield tuple(t[start:stop] for t in data)
