@@ -233,7 +233,7 @@ def test_transform_in_chunks_into_a_memmap(npy, tmp_path):
     with pytest.raises(InputError, match=r"out must be a float32 array of shape \(300, 2\)"):
         est.transform(mm, out=np.zeros((3, 2), np.float32))
     np.save(tmp_path / "wide.npy", np.zeros((5, 21), np.uint8))
-    with pytest.raises(InputError, match=r"wide\.npy has 21 features, but Autoencoder is expecting 20"):
+    with pytest.raises(InputError, match=r"wide\.npy: X has 21 features, but Autoencoder is expecting 20"):
         est.transform(np.load(tmp_path / "wide.npy", mmap_mode="r"))
 
 

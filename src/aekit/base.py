@@ -205,7 +205,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         source = as_source(X)
         if source is not None and source.n_features != self.n_features_in_:
             raise InputError(
-                f"{source.name} has {source.n_features} features, but {type(self).__name__} is expecting "
+                f"{source.name}: X has {source.n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input. Pass data with the features the model was fitted on"
             )
         return source
