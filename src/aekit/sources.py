@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import mmap
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,7 +95,11 @@ class ArraySource:
             )
         self.block_rows = max(1, BLOCK_BYTES // (self.n_features * self.dtype.itemsize))
 
+        self._file = _file_rows(array)
+
     def read(self, start: int, stop: int) -> np.ndarray:
+        if self._file is not None:
+            return self._pread(start, stop)
         try:
             rows = np.asarray(self.array[start:stop])
         except (OSError, ValueError, RuntimeError, KeyError) as exc:  # h5py/zarr: damaged chunks, a vanished file
@@ -104,11 +109,47 @@ class ArraySource:
             ) from exc
         return rows.reshape(stop - start, self.n_features)
 
+    def _pread(self, start: int, stop: int) -> np.ndarray:
+        """Rows of a memory-mapped file read with ``pread``: the pages stay in the kernel's cache, not in this
+        process (mapped pages that were read count in the process's resident memory until the kernel takes
+        them back, so reading a large memmap through its mapping grows RSS towards the file's size)."""
+        path, first, row_bytes = self._file  # type: ignore[misc]
+        out = np.empty((stop - start, self.n_features), dtype=self.dtype)
+        want, done = out.nbytes, 0
+        with out.data.cast("B") as view, open(path, "rb", buffering=0) as fh:
+            fd = fh.fileno()
+            while done < want:
+                got = os.preadv(fd, [view[done:]], first + start * row_bytes + done)
+                if got <= 0:
+                    raise DataFormatError(
+                        f"{self.name}: the file ends before row {stop} (it was truncated after it was opened); "
+                        "re-export it"
+                    )
+                done += got
+        return out
+
     def __len__(self) -> int:
         return self.n_samples
 
     def __repr__(self) -> str:
         return f"ArraySource({self.name!r}, shape=({self.n_samples}, {self.n_features}), dtype={self.dtype})"
+
+
+def _file_rows(array: Any) -> tuple[str, int, int] | None:
+    """(file, byte offset of row 0, bytes per row) of a C-ordered memmap (or a row slice of one); else None."""
+    if not hasattr(os, "preadv") or not isinstance(array, np.ndarray):
+        return None
+    root: Any = array
+    while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
+        root = root.base
+    if not isinstance(root, np.memmap) or not root.filename:
+        return None
+    row_bytes = math.prod(array.shape[1:]) * array.itemsize
+    inner = array.reshape(len(array), -1) if array.flags.c_contiguous else None
+    if inner is None or (len(array) > 1 and array.strides[0] != row_bytes):
+        return None
+    first = int(root.offset) + (array.ctypes.data - root.ctypes.data)
+    return str(root.filename), first, row_bytes
 
 
 def _describe(array: Any) -> str:
