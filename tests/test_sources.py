@@ -35,6 +35,20 @@ def test_array_and_memmap(tmp_path, X):
     source, y = open_path(tmp_path / "x.npy")
     assert y is None and source.row_shape == (3, 4)
     _check_rows(source, X)
+    assert source._file is not None  # read with preadv: no mapped pages held in this process
+    _check_rows(ArraySource(mm[10:40]), X[10:40])  # a row slice of a memmap reads the right bytes
+    assert ArraySource(mm[::2])._file is None  # not contiguous rows: through the mapping
+    _check_rows(ArraySource(mm[::2]), X[::2])
+
+
+def test_file_truncated_after_opening(tmp_path):
+    p = tmp_path / "x.npy"
+    np.save(p, np.zeros((100, 8), np.float32))
+    source, _ = open_path(p)
+    with open(p, "r+b") as fh:
+        fh.truncate(p.stat().st_size - 320)
+    with pytest.raises(DataFormatError, match=r"x\.npy: the file ends before row 100 .*re-export"):
+        source.read(0, 100)
 
 
 def test_hdf5(tmp_path, X):

@@ -116,6 +116,8 @@ class ArraySource:
         path, first, row_bytes = self._file  # type: ignore[misc]
         out = np.empty((stop - start, self.n_features), dtype=self.dtype)
         want, done = out.nbytes, 0
+        if want == 0:
+            return out
         with out.data.cast("B") as view, open(path, "rb", buffering=0) as fh:
             fd = fh.fileno()
             while done < want:
