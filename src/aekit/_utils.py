@@ -233,7 +233,11 @@ def uint8_pixels(X: Any, stacklevel: int = 1) -> bool | None:
     """
     if not is_uint8(X):
         return None
-    top = int(np.asarray(X).max()) if np.asarray(X).size else 0
+    return pixels_from_max(int(np.asarray(X).max()) if np.asarray(X).size else 0, stacklevel + 1)
+
+
+def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
+    """``uint8_pixels`` from the data's largest value ``top`` (e.g. found in a pass over a file)."""
     if top >= PIXEL_THRESHOLD:
         return True
     warn_once(

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit._utils import (
     FLOAT32_MAX,
+    DataFormatError,
     InputError,
     LossFn,
     TrainingWarning,
@@ -38,6 +39,7 @@ from aekit._utils import (
     is_uint8,
     isolated_rng,
     jsonable,
+    pixels_from_max,
     resolve_device,
     seed_from,
     to_numpy,
@@ -54,6 +56,7 @@ from aekit.accel import (
     settle,
     working_forward,
 )
+from aekit.batches import RowBlocks, StreamBatches
 from aekit.files import fitted_section, save_model
 from aekit.health import SAMPLE_ROWS, check_fit
 from aekit.modules import AutoencoderNet, build_net, start_at_mean_
@@ -64,14 +67,16 @@ from aekit.objectives import (
     reconstruction_loss,
 )
 from aekit.optim import make_optimizer
+from aekit.params import PARAMS, validate
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
-from aekit.params import validate
-from aekit.resources import check_memory
-from aekit.scaling import advice, fit_scaler, resolve
+from aekit.resources import available_bytes, check_memory
+from aekit.scaling import RangeStats, advice, fit_scaler, range_advice, resolve, scaler_from_stats
 from aekit.scaling import apply as apply_scaler
 from aekit.scaling import undo as undo_scaler
+from aekit.sources import ArraySource, ImageFolder, Source, as_source
 from aekit.training import (
     Callback,
+    Data,
     LoopState,
     TrainConfig,
     auto_epochs,
@@ -84,6 +89,54 @@ from aekit.training import (
 log = logging.getLogger(__name__)
 
 UNLABELLED = -1
+#: data_loading="auto" streams data on disk whose float32 copy would exceed this fraction of the available
+#: memory (the memory path holds about three such copies at its peak: the conversion, the split, a shuffle)
+STREAM_FRACTION = 0.25
+
+
+def _read_all(source: Source) -> np.ndarray:
+    """Every row of ``source`` in memory, as stored: ``(n_samples, n_features)``."""
+    return source.read(0, source.n_samples)
+
+
+def _too_big(source: Source) -> bool:
+    """data_loading="auto": whether the float32 copy of ``source`` would take too much of the free memory."""
+    free = available_bytes(torch.device("cpu"))
+    return free is not None and 4 * source.n_samples * source.n_features > STREAM_FRACTION * free
+
+
+def _checked_chunks(source: Source) -> Iterator[np.ndarray]:
+    """Every row of ``source`` in order, in chunks of about a megabyte, float rows checked for NaN and inf."""
+    step = max(source.block_rows, 2**18 // max(1, source.n_features))
+    for start in range(0, source.n_samples, step):
+        raw = source.read(start, min(start + step, source.n_samples))
+        if raw.dtype.kind == "f":
+            _check_finite(raw.astype(np.float32, copy=False), raw, np.arange(start, start + len(raw)), source.name)
+        yield raw
+
+
+def _check_finite(x: np.ndarray, raw: np.ndarray, rows: np.ndarray, name: str) -> None:
+    """Refuse a chunk ``x`` (float32 of ``raw``, the stored rows ``rows``) holding NaN or inf, naming the row."""
+    finite = np.isfinite(x)
+    if not finite.all():
+        i, j = np.argwhere(~finite)[0]
+        raise DataFormatError(
+            f"{name}: row {int(rows[i])}, column {int(j)} holds {raw[i, j]!r}, not a finite float32 "
+            f"(|x| <= {FLOAT32_MAX:.4g}); clean, impute or scale the data"
+        )
+
+
+def _codes_converter(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Codes read from disk for ``inverse_transform``: float32 (never scaled: codes are not pixels), finite."""
+
+    def convert(raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        z = np.array(raw, dtype=np.float32)
+        if not np.isfinite(z).all():
+            bad = int(rows[np.flatnonzero(~np.isfinite(z).all(axis=1))[0]])
+            raise InputError(f"{name}: inverse_transform expects finite numeric codes; row {bad} is not")
+        return z
+
+    return convert
 
 
 @contextmanager
@@ -211,6 +264,39 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_range
         return X
 
+    def _fit_source_range(self, source: Source) -> None:
+        """``_fit_range`` for data read from disk: the same decisions from one chunked pass over ``source``.
+
+        Folders of images are 0-255 pixels and need no pass; other sources are read once, in order,
+        for their per-feature minimum, maximum, mean and standard deviation (``scaling.RangeStats``).
+        """
+        uint8 = source.dtype == np.uint8
+        folder = isinstance(getattr(source, "source", source), ImageFolder)  # a --limit Head keeps its source
+        self.input_offset_, self.input_scale_ = None, None
+        if folder and self.scale in (None, "pixels"):  # 8-bit images: pixels, in [0, 1] once divided by 255
+            self.pixels_ = self.scale is None
+            if self.scale == "pixels":
+                self.input_offset_ = np.zeros(source.n_features, np.float32)
+                self.input_scale_ = np.full(source.n_features, 255.0, np.float32)
+            low, high = np.zeros(source.n_features), np.ones(source.n_features)
+        else:
+            stats = RangeStats.of_chunks(_checked_chunks(source))
+            self.pixels_ = bool(uint8 and self.scale is None and pixels_from_max(int(stats.high.max()), stacklevel=5))
+            if self.pixels_:
+                stats = stats.divided(255.0)
+            scaler = scaler_from_stats(stats, self.scale)
+            if scaler is not None:
+                self.input_offset_, self.input_scale_ = scaler
+            seen = stats.scaled(scaler)
+            low, high = seen.low, seen.high
+        unit = in_unit_range(float(low.min()), float(high.max()))
+        if not uint8 and self.scale is None:  # as _fit_range: floats in [0, 1] are read as images are
+            self.pixels_ = bool(unit)
+        self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
+        self._check_range_of(float(low.min()), float(high.max()), f" in {source.name}")
+        for note in range_advice(low, high, self.scale, self.loss_, self.output_activation_):
+            warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_source_range
+
     def _resolved(self) -> tuple[str, str]:
         """The fitted loss and output activation; before fit, "auto" as for data in [0, 1] (e.g. MNIST)."""
         if hasattr(self, "loss_"):
@@ -223,19 +309,113 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _check_range(self, X: np.ndarray) -> None:
         if self._needs_unit_range():
-            lo, hi = float(X.min()), float(X.max())
+            self._check_range_of(float(X.min()), float(X.max()))
+
+    def _check_range_of(self, lo: float, hi: float, where: str = "") -> None:
+        """Refuse training data in ``[lo, hi]`` (as the model reads them) where BCE or noise needs [0, 1]."""
+        if self._needs_unit_range():
             if not in_unit_range(lo, hi):
                 loss, out = self._resolved()
                 bce = loss == "bce"
                 why = "{loss}" if bce else "{noise} with a sigmoid output (its noise is clipped to [0, 1])"
                 auto = "{loss='auto'}" if bce else "{output_activation='auto'}"
                 raise InputError(  # the data is at fault (no param); the message names parameters as the fix
-                    f"{why} needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]"
+                    f"{why} needs X in [0, 1], found values in [{lo:.4g}, {hi:.4g}]{where}"
                     + (" after scaling" if self.scale is not None else "")
                     + f"; pass {{scale='minmax'}} to scale X into [0, 1], or {auto} "
                     "(a linear output for such data)",
                     values={"loss": self.loss, "noise": self.noise},
                 )
+
+    # ------------------------------------------------------------------ large data
+
+    def _train_input(self, X: Any) -> np.ndarray | Source:
+        """``X`` for ``fit``: a float32 array (memory path) or a source that streams (see ``data_loading``)."""
+        PARAMS["data_loading"].check(self.data_loading)
+        source = as_source(X)
+        if self.data_loading == "memory" or (source is None and self.data_loading == "auto"):
+            return self._X(X if source is None or isinstance(X, np.ndarray) else _read_all(source), reset=True)
+        if source is None:  # data_loading="stream" on an array in memory
+            source = ArraySource(np.asarray(X))
+        if self.data_loading == "auto" and not _too_big(source):
+            log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
+            return self._X(X if isinstance(X, np.ndarray) else _read_all(source), reset=True)
+        log.info("streaming %s (%d rows)", source.name, source.n_samples)
+        self.n_features_in_ = source.n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return source
+
+    def _source(self, X: Any) -> Source | None:
+        """``X`` as a source for chunked inference (data on disk, or a source), checked against the fit; else None."""
+        source = as_source(X)
+        if source is not None and source.n_features != self.n_features_in_:
+            raise InputError(
+                f"{source.name}: X has {source.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input. Pass data with the features the model was fitted on"
+            )
+        return source
+
+    def _converter(self, source: Source, *, training: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``convert(raw rows, row ids) -> float32`` as the model reads them: ``_X``'s pixel rule, ``scale``
+        and checks, chunk by chunk.
+
+        Runs in the prefetch thread; a bad value fails naming the file and the row.
+        """
+        uint8 = source.dtype == np.uint8
+        pixels = uint8 and bool(getattr(self, "pixels_", True))  # files from before pixels_: uint8 is pixels
+        scaler = self._scaler()
+        unit = self._needs_unit_range()
+        name, caller = source.name, type(self).__name__
+
+        def convert(raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            x = as_float32(raw, pixels=pixels)
+            if np.shares_memory(x, raw):  # a float32 source: a copy, so a queued batch holds no window alive
+                x = x.copy()
+            if not uint8:
+                _check_finite(x, raw, rows, name)
+            x = apply_scaler(x, scaler)
+            if unit and x.size and not in_unit_range(float(x.min()), float(x.max())):
+                lo, hi = float(x.min()), float(x.max())
+                if training:  # the pass of _fit_source_range saw other values: the file changed since
+                    self._check_range_of(lo, hi, f" in {name} (rows {int(rows.min())} to {int(rows.max())})")
+                warn_once(
+                    ("range", caller, name),
+                    f"{name} holds values outside [0, 1] ([{lo:.4g}, {hi:.4g}]) as this model reads them, but it "
+                    "was trained on data in [0, 1] (sigmoid output); pass data in the units it was fitted on. "
+                    "Shown once per process",
+                )
+            return x
+
+        return convert
+
+    def _stream_split(
+        self, source: Source, y_idx: np.ndarray | None, device: torch.device, seed: int
+    ) -> tuple[StreamBatches, StreamBatches | None]:
+        """Training batches streamed from ``source``, and validation ones (whole blocks held out)."""
+        blocks = RowBlocks.all(source.n_samples, source.block_rows)
+        val_blocks = None
+        if self.validation_fraction:
+            blocks, val_blocks = blocks.split(float(self.validation_fraction), seed)
+        common: dict[str, Any] = {"labels": y_idx, "device": device, "seed": seed, **self._stream_options}
+        train_batches = StreamBatches(
+            source,
+            self._converter(source, training=True),
+            blocks=blocks,
+            batch_size=int(self.batch_size),
+            min_batch=2 if self.batchnorm else 1,
+            **common,
+        )
+        if val_blocks is None:
+            return train_batches, None
+        val = StreamBatches(
+            source, self._converter(source, training=True), blocks=val_blocks, batch_size=4096, shuffle=False, **common
+        )
+        return train_batches, val
+
+    #: keyword arguments for ``batches.StreamBatches`` (``window``, ``depth``): set on an instance by tests and
+    #: benchmarks; not a parameter
+    _stream_options: Mapping[str, Any] = MappingProxyType({})
 
     # ------------------------------------------------------------------ building
 
@@ -309,25 +489,44 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------ fitting
 
     def _fit(
-        self, X: np.ndarray, y_idx: np.ndarray | None, n_classes: int | None, resume_from: str | os.PathLike[str] | None
+        self,
+        X: np.ndarray | Source,
+        y_idx: np.ndarray | None,
+        n_classes: int | None,
+        resume_from: str | os.PathLike[str] | None,
     ) -> None:
-        """validate -> plan -> build -> train; the fitted attributes exist before training starts."""
+        """validate -> plan -> build -> train; the fitted attributes exist before training starts.
+
+        ``X`` is a float32 array (memory path) or a source (stream path, see ``_train_input``).
+        """
         self._validate_params()
         self._check_conv_dropout(resume_from)
-        X = self._fit_range(X)
+        if isinstance(X, np.ndarray):
+            X = self._fit_range(X)
+            n, n_features = X.shape
+        else:  # streamed: scaled and checked chunk by chunk as they are read (see _converter)
+            self._fit_source_range(X)
+            n, n_features = X.n_samples, X.n_features
         device = resolve_device(self.device)
         seed, run_random_state = self._run_seed(resume_from)
-        n, n_features = X.shape
+        data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
         check_memory(
-            self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, X.nbytes
+            self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, data_bytes
         )  # before allocating
         with isolated_rng(seed, device):
             net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
-            tensors, val = self._split(X, y_idx, device)
-            self.epochs_ = self._resolve_epochs(tensors[0].shape[0])
-            if net.has_decoder and small_data(tensors[0].shape[0], int(self.batch_size)):  # MNIST: Keras' zero biases
-                start_at_mean_(net, self._train_mean(tensors[0]))
-            fast = self._plan(device, tensors[0].shape[0])
+            tensors: Data
+            val: Data | None
+            if isinstance(X, np.ndarray):
+                tensors, val = self._split(X, y_idx, device)
+                n_train = tensors[0].shape[0]
+            else:
+                tensors, val = self._stream_split(X, y_idx, device, seed)
+                n_train = tensors.n
+            self.epochs_ = self._resolve_epochs(n_train)
+            if net.has_decoder and small_data(n_train, int(self.batch_size)):  # MNIST: Keras' zero biases
+                start_at_mean_(net, self._train_mean(tensors))
+            fast = self._plan(device, n_train)
             optimizer = make_optimizer(
                 self.optimizer,
                 net.parameters(),
@@ -349,9 +548,16 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net.eval()
         self._check_health(X, y_idx)
 
-    def _train_mean(self, train: torch.Tensor) -> torch.Tensor:
-        """The mean training row ``(n_features,)`` of the training split's first tensor."""
-        return train.mean(dim=0)
+    def _train_mean(self, data: Data) -> torch.Tensor:
+        """The mean training row ``(n_features,)`` as the model reads it (streamed data: one pass; they are small)."""
+        if isinstance(data, Sequence):
+            return data[0].mean(dim=0)
+        total, n = None, 0
+        for batch in data.epoch(0):
+            part = batch[0].sum(dim=0, dtype=torch.float64)
+            total, n = (part if total is None else total + part), n + batch[0].shape[0]
+        assert total is not None  # a training split has rows
+        return (total / n).float()
 
     def _resolve_epochs(self, n_train: int) -> int:
         """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps."""
@@ -501,7 +707,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         fast: Plan,
         net: AutoencoderNet,
         optimizer: torch.optim.Optimizer,
-        data: tuple[list[torch.Tensor], tuple[torch.Tensor, ...] | None],
+        data: tuple[Data, Data | None],
         callbacks: list[Callback],
         state: LoopState,
     ) -> None:
@@ -532,13 +738,19 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self.best_epoch_ = state.best_epoch + 1  # 1-based, as the epochs of the verbose lines; 0: none yet
                 self.stop_reason_ = state.stop_reason or "error"
 
-    def _check_health(self, X: np.ndarray, y_idx: np.ndarray | None) -> None:
+    def _check_health(self, data: np.ndarray | Source, y_idx: np.ndarray | None) -> None:
         """``fit_warnings_``: the checks of ``aekit.health`` on a sample of the training data, each warned once."""
         if self.n_iter_ == 0 or self.stop_reason_ == "interrupted":  # nothing, or a part the user chose to stop
             return
-        rows = np.arange(len(X))
-        if len(X) > SAMPLE_ROWS:  # a seeded sample: the same warnings for the same fit
-            rows = np.sort(np.random.default_rng(self.seed_).choice(len(X), SAMPLE_ROWS, replace=False))
+        n = data.shape[0] if isinstance(data, np.ndarray) else data.n_samples
+        rows = np.arange(n)
+        if n > SAMPLE_ROWS:  # a seeded sample: the same warnings for the same fit
+            rows = np.sort(np.random.default_rng(self.seed_).choice(n, SAMPLE_ROWS, replace=False))
+        if isinstance(data, np.ndarray):
+            X = data[rows]
+        else:  # from disk: the sample's rows, one read each, as the model reads them
+            raw = np.concatenate([data.read(int(r), int(r) + 1) for r in rows])
+            X = self._converter(data, training=False)(raw, rows)
         net = self.net_
         bounded = net.mu is None and net.code_size == self.n_components  # a code layer, not a VAE or a feature map
 
@@ -549,11 +761,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 parts.append(net.head(code))
             return torch.cat([p.flatten(1).float() for p in parts], dim=1)
 
-        out = self._forward_batches(X[rows], outputs)
+        out = self._forward_batches(X, outputs)
         d, n_features = int(net.code_size), X.shape[1] if net.has_decoder else 0
         loss, output_activation = self._resolved()
         self.fit_warnings_ = check_fit(
-            X[rows],
+            X,
             out[:, :d],
             out[:, d : d + n_features] if net.has_decoder else None,
             loss=loss,
@@ -567,36 +779,126 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ inference
 
+    def _batch_size(self) -> int:
+        # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
+        return 128 if self.architecture == "conv" else 4096
+
     def _forward_batches(
-        self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None = None
+        self,
+        X: np.ndarray,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        batch_size: int | None = None,
+        out: np.ndarray | None = None,
+        post: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> np.ndarray:
-        if (
-            batch_size is None
-        ):  # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
-            batch_size = 128 if self.architecture == "conv" else 4096
+        """``fn`` over the rows of ``X`` in batches, then ``post`` on each result (e.g. ``_undo``); into ``out``."""
+        batch_size = batch_size or self._batch_size()
         net = self.net_
         net.eval()
         outs = []
         with torch.inference_mode():
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)
-                outs.append(to_numpy(fn(xb)))
+                outs.append(to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb))))
+                if out is not None:
+                    out[start : start + len(outs[-1])] = outs.pop()
+            if out is not None:
+                return out
             if not outs:  # no samples: the output's width from one dummy row
                 outs.append(to_numpy(fn(torch.zeros((1, *X.shape[1:]), dtype=torch.float32, device=self.device_)))[:0])
         return np.concatenate(outs)
 
-    def transform(self, X: Any) -> np.ndarray:
+    def _forward_source(
+        self,
+        source: Source,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        out: np.ndarray | None = None,
+        convert: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        post: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """``fn`` over every row of ``source``, read in order as contiguous slices by the prefetch thread.
+
+        Results go into ``out`` (e.g. a memory-mapped ``.npy``) chunk by chunk; without ``out`` they are
+        gathered in memory.
+        """
+        batches = StreamBatches(
+            source,
+            convert or self._converter(source, training=False),
+            blocks=RowBlocks.all(source.n_samples, max(source.block_rows, self._batch_size())),
+            batch_size=self._batch_size(),
+            seed=0,
+            device=self.device_,
+            shuffle=False,
+        )
+        net = self.net_
+        net.eval()
+        start = 0
+        with torch.inference_mode():
+            for (xb,) in batches.epoch(0):
+                z = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
+                if out is None:
+                    out = np.empty((source.n_samples, z.shape[1]), dtype=np.float32)
+                out[start : start + len(z)] = z
+                start += len(z)
+        assert out is not None  # a source has at least one row
+        return out
+
+    def _check_out(self, out: np.ndarray | None, n: int, width: int) -> None:
+        if out is not None and (getattr(out, "shape", None) != (n, width) or out.dtype != np.float32):
+            raise InputError(
+                f"out must be a float32 array of shape ({n}, {width}), found "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}; "
+                "create it with np.lib.format.open_memmap(path, 'w+', np.float32, shape)"
+            )
+
+    def _apply(
+        self,
+        X: Any,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        width: int,
+        out: np.ndarray | None,
+        post: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Any:
+        """``fn`` over ``X``: chunk by chunk from disk for data on disk, else through ``_X`` in memory."""
+        source = self._source(X)
+        if source is not None:
+            self._check_out(out, source.n_samples, width)
+            return self._forward_source(source, fn, out, post=post)
+        Xv = self._X(X, reset=False)
+        self._check_out(out, Xv.shape[0], width)
+        return self._forward_batches(Xv, fn, out=out, post=post)
+
+    def _undo(self, X: np.ndarray) -> np.ndarray:
+        """Model-space outputs (reconstructions) back in the user's units: ``scale`` undone."""
+        return undo_scaler(X, self._scaler())
+
+    def transform(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
         """Encode ``X`` ``(n_samples, n_features)`` to codes ``(n_samples, n_components)``.
 
-        For a variational model the code is the posterior mean (deterministic).
+        For a variational model the code is the posterior mean (deterministic). ``X`` may live
+        on disk (a memory-mapped ``.npy``, an h5py dataset, a zarr array, an
+        ``aekit.sources.ImageFolder``): it is then read in chunks. ``out``, a float32 array
+        ``(n_samples, n_components)`` (e.g. ``np.lib.format.open_memmap``), receives the codes
+        chunk by chunk, so codes larger than memory are never held whole; it is returned.
         """
         check_is_fitted(self, "net_")
-        X = self._X(X, reset=False)
-        return self._forward_batches(X, lambda xb: self.net_.encode(xb)["code"])
+        return self._apply(X, lambda xb: self.net_.encode(xb)["code"], self._n_features_out, out)
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Decode codes ``(n_samples, n_components)`` back to data space ``(n_samples, n_features)``."""
+    def inverse_transform(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode codes ``(n_samples, n_components)`` back to data space ``(n_samples, n_features)``.
+
+        Codes on disk are read in chunks; ``out`` as in ``transform``.
+        """
         check_is_fitted(self, "net_")
+        source = as_source(X)
+        if source is not None:
+            if source.n_features != self._n_features_out or source.dtype.kind not in "biuf":
+                raise InputError(
+                    f"inverse_transform expects codes of shape (n_samples, {self._n_features_out}), found "
+                    f"{source.name} with {source.n_features} columns; pass the output of transform"
+                )
+            self._check_out(out, source.n_samples, int(self.n_features_in_))
+            return self._forward_source(source, self.net_.decode, out, _codes_converter(source.name), post=self._undo)
         Z = np.asarray(X)
         if Z.ndim != 2 or Z.shape[1] != self._n_features_out:
             raise InputError(
@@ -606,15 +908,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if Z.dtype.kind not in "biuf" or not np.all(np.isfinite(Z)):
             raise InputError("inverse_transform expects finite numeric codes")
         Z = np.ascontiguousarray(Z, dtype=np.float32)
-        return undo_scaler(self._forward_batches(Z, self.net_.decode), self._scaler())
+        self._check_out(out, Z.shape[0], int(self.n_features_in_))
+        return self._forward_batches(Z, self.net_.decode, out=out, post=self._undo)
 
-    def reconstruct(self, X: Any) -> np.ndarray:
-        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``."""
+    def reconstruct(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``; ``out`` as in ``transform``."""
         check_is_fitted(self, "net_")
-        X = self._X(X, reset=False)
-        return undo_scaler(
-            self._forward_batches(X, lambda xb: self.net_.decode(self.net_.encode(xb)["code"])), self._scaler()
-        )
+        fn = lambda xb: self.net_.decode(self.net_.encode(xb)["code"])  # noqa: E731
+        return self._apply(X, fn, int(self.n_features_in_), out, post=self._undo)
 
     def reconstruction_error(self, X: Any) -> float:
         """Mean-per-element reconstruction loss (the training ``loss``, ``loss_``) of ``X``.

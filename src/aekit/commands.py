@@ -31,33 +31,48 @@ log = logging.getLogger("aekit")
 FINISHED = ("completed", "early_stopping", "lr_floor")
 
 
-def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
-    """The data a command's arguments name: features ``X`` and labels ``y`` (None when unknown)."""
-    X, y, _ = load_rows(args)
+def load_data(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, np.ndarray | None]:
+    """The data a command's arguments name: features ``X`` and labels ``y`` (None when unknown).
+
+    ``.npy`` files are memory-mapped. HDF5 files, zarr stores and folders of images are returned as a
+    ``sources`` source with ``stream`` (``train``, ``embed``: read in chunks), else read whole.
+    """
+    X, y, _ = load_rows(args, stream=stream)
     return X, y
 
 
-def load_rows(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), else the row number from 0."""
+def load_rows(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), else the row number from 0
+    (None for data read from disk in chunks: their row numbers are not held)."""
     import numpy as np
 
     from aekit._utils import InputError
     from aekit.data import load_rows as load_file
     from aekit.mnist import load_mnist
+    from aekit.sources import Head, open_path, streamable
 
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit={args.limit} must be >= 1")
     y: np.ndarray | None
     ids: np.ndarray | None = None
-    label_column = getattr(args, "label_column", None)
-    id_column = getattr(args, "id_column", None)
+    X: Any
     if args.data in ("mnist", "mnist-test"):
-        for flag, value in (("--label-column", label_column), ("--id-column", id_column)):
-            if value is not None:
-                raise InputError(f"{flag} {value} applies to CSV files only, not {args.data}; drop it")
+        _csv_only(args)
         m = load_mnist(_mnist_dir(args))
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
+    elif streamable(args.data) and not args.data.lower().endswith(".npy"):  # HDF5, zarr, a folder of images
+        _csv_only(args)
+        X, y = open_path(args.data, image_shape=getattr(args, "image_shape", None))
+        if args.limit is not None:
+            X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
+        if not stream:
+            return X.read(0, X.n_samples), y, np.arange(X.n_samples)
+        return X, y, None
     else:
         try:
-            X, y, ids = load_file(args.data, label_column=label_column, id_column=id_column)
+            X, y, ids = load_file(
+                args.data, label_column=getattr(args, "label_column", None), id_column=getattr(args, "id_column", None)
+            )
         except InputError as exc:
             if exc.param not in ("label_column", "id_column"):
                 raise
@@ -73,10 +88,20 @@ def load_rows(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, 
     if ids is None:
         ids = np.arange(len(X))
     if args.limit is not None:
-        if args.limit < 1:
-            raise InputError(f"--limit={args.limit} must be >= 1")
         X, y, ids = X[: args.limit], (None if y is None else y[: args.limit]), ids[: args.limit]
     return X, y, ids
+
+
+def _csv_only(args: argparse.Namespace) -> None:
+    """Refuse --label-column and --id-column for data that are not a CSV file."""
+    from aekit._utils import InputError
+
+    for flag, value in (
+        ("--label-column", getattr(args, "label_column", None)),
+        ("--id-column", getattr(args, "id_column", None)),
+    ):
+        if value is not None:
+            raise InputError(f"{flag} {value} applies to CSV files only, not {args.data}; drop it")
 
 
 def _mnist_dir(args: argparse.Namespace) -> str | None:
@@ -138,18 +163,25 @@ def write_codes(
             with open(tmp, "wb") as fh:
                 np.save(fh, Z)
             return p
-        extra = [(name, col) for name, col in (("id", ids), ("label", labels)) if col is not None]
-        if not extra:
-            header = ",".join(f"{prefix}{i + 1}" for i in range(Z.shape[1]))
-            np.savetxt(tmp, Z, delimiter=",", fmt="%.7g", header=header, comments="")
-            return p
-        cells = [[_csv_cell(v) for v in np.asarray(col).astype(str).tolist()] for _, col in extra]
-        row = ",".join(["%.7g"] * Z.shape[1])
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(",".join([name for name, _ in extra] + [f"{prefix}{i + 1}" for i in range(Z.shape[1])]) + "\n")
-            for i, z in enumerate(np.asarray(Z, dtype=np.float64).tolist()):
-                fh.write(",".join([c[i] for c in cells] + [row % tuple(z)]) + "\n")
+            fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None))
+            _csv_rows(fh, Z, ids, labels)
     return p
+
+
+def _csv_header(width: int, prefix: str, ids: bool, labels: bool) -> str:
+    names = (["id"] if ids else []) + (["label"] if labels else []) + [f"{prefix}{i + 1}" for i in range(width)]
+    return ",".join(names) + "\n"
+
+
+def _csv_rows(fh: Any, Z: np.ndarray, ids: np.ndarray | None, labels: np.ndarray | None) -> None:
+    """``Z``'s rows as CSV lines after their ``ids`` and ``labels`` cells (each None: no such column)."""
+    import numpy as np
+
+    cells = [[_csv_cell(v) for v in np.asarray(col).astype(str).tolist()] for col in (ids, labels) if col is not None]
+    row = ",".join(["%.7g"] * Z.shape[1])
+    for i, z in enumerate(np.asarray(Z, dtype=np.float64).tolist()):
+        fh.write(",".join([c[i] for c in cells] + [row % tuple(z)]) + "\n")
 
 
 def _csv_cell(text: str) -> str:
@@ -251,8 +283,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume: {out.path / ck_name} does not exist; a run keeps it when interrupted or with "
                 "--keep-checkpoint. Drop --resume to train from the start"
             )
-        X, y = load_data(args)
+        X, y = load_data(args, stream=True)
         est = _estimator(args, y)
+        if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
+            est.set_params(image_shape=tuple(X.row_shape))  # images from a folder: C x H x W, kept in the model
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
         # stays until this run's files replace it together
         replacing = (out.path / ck_name).exists() and not args.resume
@@ -292,12 +326,57 @@ def cmd_embed(args: argparse.Namespace) -> int:
     check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
         est = load(args.model)
-        X, y, ids = load_rows(args)
-        Z = est.transform(X)
-        write_codes(Z, out.staged(name), ids=ids, labels=y)
+        if est.image_shape is not None and getattr(args, "image_shape", None) is None:
+            args.image_shape = est.image_shape  # a folder of images is resized as the model's were
+        X, y, ids = load_rows(args, stream=True)
+        shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y)
         out.commit()
-    print(f"codes {Z.shape}: {args.out}")
+    print(f"codes {shape}: {args.out}")
     return 0
+
+
+#: rows encoded per chunk when codes are written to a CSV file
+CSV_CHUNK = 65536
+
+
+def write_codes_of(
+    est: Any, X: Any, path: Path, *, ids: np.ndarray | None = None, labels: np.ndarray | None = None
+) -> tuple[int, int]:
+    """``est.transform(X)`` written to ``path`` (.npy or .csv, as ``write_codes``) chunk by chunk; returns the
+    codes' shape.
+
+    A ``.npy`` is filled through ``np.lib.format.open_memmap`` and a CSV is appended to, so the codes of
+    data larger than memory are never held whole; the file is written under a temporary name and renamed.
+    A CSV's ``id`` column holds ``ids``, or the row numbers when ``ids`` is None.
+    """
+    import numpy as np
+
+    from aekit._utils import atomic_path
+    from aekit.sources import ArraySource, as_source
+
+    check_codes_path(path)
+    source = as_source(X)
+    if source is None:  # in memory (MNIST, a CSV or .npz input)
+        Z = est.transform(X)
+        write_codes(Z, path, ids=np.arange(len(Z)) if ids is None else ids, labels=labels)
+        return Z.shape
+    width = int(est.net_.code_size)
+    shape = (source.n_samples, width)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".npy":
+            codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            est.transform(source, out=codes)
+            codes.flush()
+            del codes
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(_csv_header(width, "z", True, labels is not None))
+                for start in range(0, source.n_samples, CSV_CHUNK):
+                    stop = min(start + CSV_CHUNK, source.n_samples)
+                    Z = est.transform(ArraySource(source.read(start, stop), source.name))
+                    rows = np.arange(start, stop) if ids is None else ids[start:stop]
+                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop])
+    return shape
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

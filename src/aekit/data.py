@@ -303,7 +303,9 @@ def _npy_header_bytes(fh: BinaryIO, source: str) -> io.BytesIO:
     return io.BytesIO(start + size_bytes + fh.read(length))
 
 
-def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _npy_header(
+    fh: BinaryIO, size: int, source: str, max_bytes: float = MAX_ARRAY_BYTES
+) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Validate a .npy header at the start of ``fh`` (``size`` bytes long) before anything is allocated.
 
     Returns the shape, whether the data are in Fortran order, and the dtype; ``fh`` is left at the data.
@@ -337,9 +339,9 @@ def _npy_header(fh: BinaryIO, size: int, source: str) -> tuple[tuple[int, ...], 
             f"{source}: declares shape {shape}; expected non-negative integers, the file is corrupted, re-export it"
         )
     n_bytes = math.prod(shape) * dtype.itemsize
-    if n_bytes > MAX_ARRAY_BYTES or math.prod(max(d, 1) for d in shape) > MAX_ARRAY_BYTES:
+    if n_bytes > max_bytes or math.prod(max(d, 1) for d in shape) > max_bytes:
         raise DataFormatError(
-            f"{source}: declares shape {shape} ({n_bytes:,} bytes), above the {MAX_ARRAY_BYTES:,}-byte limit; "
+            f"{source}: declares shape {shape} ({n_bytes:,} bytes), above the {max_bytes:,}-byte limit; "
             "split the data into smaller files"
         )
     remaining = size - len(header.getvalue())
@@ -360,9 +362,32 @@ def _read_npy(fh: BinaryIO, size: int, source: str, *, sized: bool = True) -> np
     return out.T if fortran else out
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    with open(path, "rb") as fh:
-        return _read_npy(fh, path.stat().st_size, str(path))
+def memmap_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only (``np.memmap``), its header checked first.
+
+    Shape, dtype (numeric, no objects) and the file's size against the declared shape are checked, so a
+    truncated file fails here, naming it, rather than at the first read. Nothing is read into memory: rows
+    are read when used. (No size limit: mapping allocates nothing.)
+    """
+    p = Path(path)
+    with open(p, "rb") as fh:
+        shape, fortran, dtype = _npy_header(fh, p.stat().st_size, str(p), max_bytes=math.inf)
+        offset = fh.tell()
+    _check_numeric(np.empty(0, dtype=dtype), str(p))
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(p, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def _first_nonfinite(X: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first NaN/inf of a float array, in blocks of rows (no full-size mask of a memmap)."""
+    rows = max(1, (1 << 22) // max(1, math.prod(X.shape[1:])))
+    for start in range(0, len(X), rows):
+        block = np.asarray(X[start : start + rows])
+        if not np.isfinite(block).all():
+            bad = np.argwhere(~np.isfinite(block))[0]
+            return start + int(bad[0]), int(bad[1])
+    return None
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -432,6 +457,7 @@ def load_array(
     Returns
     -------
     X : ndarray of shape (n_samples, n_features) or as stored
+        For ``.npy``, a read-only ``np.memmap``: rows are read from the file when used.
     y : ndarray of shape (n_samples,) or None
     """
     X, y, _ = load_rows(path, label_column=label_column)
@@ -469,7 +495,7 @@ def load_rows(
     ids: np.ndarray | None = None
     _check_csv_only(p, label_column=label_column, id_column=id_column)
     if suffix == ".npy":
-        X = _load_npy(p)
+        X = memmap_npy(p)  # read when used: training streams it if it is too large for memory
     elif suffix == ".npz":
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
@@ -487,8 +513,8 @@ def load_rows(
         )
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        bad = np.argwhere(~np.isfinite(X))[0]
+    bad = _first_nonfinite(X) if X.dtype.kind == "f" else None
+    if bad is not None:
         raise DataFormatError(
             f"{p}: non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}; clean or impute it"
         )

@@ -37,7 +37,7 @@ from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import classification_loss, corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param
-from aekit.training import Callback, LoopState, TrainConfig
+from aekit.training import Callback, Data, LoopState, TrainConfig
 from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative
 from aekit.tsne import check_inputs as check_tsne_inputs
 
@@ -146,6 +146,17 @@ class Autoencoder(_AutoencoderBase):
         and losses in float32; faster training on CPUs with AVX512-BF16
         (benchmarks/results/speed.md), results close to but not bit-equal with
         float32. Inference (``transform`` etc.) always runs in float32.
+    data_loading : {"auto", "memory", "stream"}, default="auto"
+        How ``fit`` reads ``X``. "memory" converts it to one float32 array in RAM and
+        shuffles it fully every epoch (the reference path). "stream" reads batches from
+        ``X`` where it lives (a memory-mapped ``.npy``, an h5py dataset, a zarr array, an
+        ``aekit.sources.ImageFolder``) as contiguous slices, in an order shuffled by
+        blocks and within a window, converted by a background thread: memory stays a
+        few batches whatever the number of rows. "auto" keeps arrays that are in memory
+        on the memory path and streams data on disk when its float32 copy would take
+        more than a quarter of the available memory. The two paths draw different
+        orders, so their results differ (each is reproducible under ``random_state``);
+        with a validation split the stream path holds out whole blocks of rows.
     random_state : int, RandomState or None
         Seeds everything in ``fit`` without touching the global RNG.
     verbose : int, default=0
@@ -224,6 +235,7 @@ class Autoencoder(_AutoencoderBase):
         device: str = "auto",
         compile: bool | str = "auto",
         precision: str = "float32",
+        data_loading: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -260,6 +272,7 @@ class Autoencoder(_AutoencoderBase):
         self.device = device
         self.compile = compile
         self.precision = precision
+        self.data_loading = data_loading
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -268,9 +281,12 @@ class Autoencoder(_AutoencoderBase):
     def fit(self, X: Any, y: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> Autoencoder:
         """Train on ``X`` ``(n_samples, n_features)``; ``y`` is ignored.
 
+        ``X`` may live on disk: a memory-mapped ``.npy``, an h5py dataset, a zarr array or an
+        ``aekit.sources.ImageFolder`` (see ``data_loading``).
+
         ``resume_from`` continues from a checkpoint written via ``checkpoint_path``.
         """
-        X = self._X(X, reset=True)
+        X = self._train_input(X)
         self._fit(X, None, None, resume_from)
         return self
 
@@ -353,6 +369,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         device: str = "auto",
         compile: bool | str = "auto",
         precision: str = "float32",
+        data_loading: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         callbacks: list[Callable[..., Any]] | None = None,
@@ -394,6 +411,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.device = device
         self.compile = compile
         self.precision = precision
+        self.data_loading = data_loading
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -446,18 +464,18 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
     def fit(self, X: Any, y: Any, *, resume_from: str | os.PathLike[str] | None = None) -> SupervisedAutoencoder:
         """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
-        X = self._X(X, reset=True)
-        y_idx = self._encode_labels(y, X.shape[0])
+        X = self._train_input(X)
+        y_idx = self._encode_labels(y, X.shape[0] if isinstance(X, np.ndarray) else X.n_samples)
         self._fit(X, y_idx, len(self.classes_), resume_from)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)`` from the head."""
         check_is_fitted(self, "net_")
-        X = self._X(X, reset=False)
         head = self.net_.head
         assert head is not None  # fit builds a supervised net with a head
-        return self._forward_batches(X, lambda xb: torch.softmax(head(self.net_.encode(xb)["code"]), dim=1))
+        proba = lambda xb: torch.softmax(head(self.net_.encode(xb)["code"]), dim=1)  # noqa: E731
+        return self._apply(X, proba, len(self.classes_), None)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``."""
@@ -684,8 +702,9 @@ class ParametricTSNE(_AutoencoderBase):
         rows = torch.arange(n, device=device)
         return [rows[:n_train]], ((rows[n_train:],) if n_val else None)
 
-    def _train_mean(self, train: torch.Tensor) -> torch.Tensor:
-        return self._graph.X[train].mean(dim=0)  # the training batches are row numbers
+    def _train_mean(self, data: Data) -> torch.Tensor:
+        assert isinstance(data, list)  # always in memory: the training batches are row numbers
+        return self._graph.X[data[0]].mean(dim=0)
 
     def _exaggeration_at(self, epoch: int) -> float:
         early = epoch < int(self.early_exaggeration_epochs)

@@ -24,6 +24,7 @@ import torch
 
 from aekit._utils import InputError
 from aekit.accel import COMPILE_MODES, PRECISIONS
+from aekit.batches import DATA_LOADING
 from aekit.modules import ACTIVATIONS, ARCHITECTURES, OUTPUT_ACTIVATIONS
 from aekit.objectives import NOISE_KINDS, RECONSTRUCTION_LOSSES
 from aekit.optim import OPTIMIZERS
@@ -387,6 +388,12 @@ _TABLE = [
         "fast paths: torch.compile / CUDA graphs (auto: where measured to pay)",
     ),
     Param("precision", Options(PRECISIONS), "float32", "arithmetic of the training forward/backward pass"),
+    Param(
+        "data_loading",
+        Options(DATA_LOADING),
+        "auto",
+        "memory: one float32 copy in RAM; stream: batches read from disk (auto: stream data that would not fit)",
+    ),
     Param("random_state", RandomState(), None, "seed of everything in fit", none_ok=True),
     Param(
         "verbose",
@@ -418,8 +425,9 @@ def estimator_params(supervised: bool) -> list[str]:
     return [p.name for p in _TABLE if (supervised or not p.supervised) and not p.tsne]
 
 
-#: the table's parameters that ``ParametricTSNE`` does not take (its code is deterministic)
-NOT_TSNE = ("variational", "beta")
+#: the table's parameters that ``ParametricTSNE`` does not take (its code is deterministic; its neighbour graph
+#: holds every row in memory)
+NOT_TSNE = ("variational", "beta", "data_loading")
 #: ``ParametricTSNE``'s defaults where they differ from the table's (an unbounded code, a neighbour-embedding
 #: recipe; benchmarks/results/tsne.md); the CLI's help shows them beside the table's
 TSNE_DEFAULTS: dict[str, Any] = {

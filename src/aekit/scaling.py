@@ -12,6 +12,8 @@ data there (fitted in ``fit``, applied by ``transform``, undone by ``inverse_tra
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,10 +48,82 @@ def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray
         offset, factor = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
     else:
         raise ValueError(f"scale={scale!r}; expected one of {SCALES} or None")  # validated before: a bug
+    return _finish(offset, factor, low, high)
+
+
+def _finish(offset: np.ndarray, factor: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 ``(offset, factor)``; constant features keep factor 1."""
+    factor = np.array(factor, dtype=np.float64)
     # spread at the level of float32's rounding of the feature's values is no spread (e.g. a constant 1e6)
     constant = factor <= 4 * np.finfo(np.float32).eps * np.maximum(np.abs(low), np.abs(high))
     factor[constant | (factor == 0)] = 1.0
-    return offset.astype(np.float32), factor.astype(np.float32)
+    return np.asarray(offset).astype(np.float32), factor.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RangeStats:
+    """Per-feature statistics of data read in chunks (data larger than memory): what ``fit`` needs to scale
+    them and to choose the loss, from one pass. All ``(n_features,)`` float64."""
+
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of_chunks(cls, chunks: Iterable[np.ndarray]) -> RangeStats:
+        """Min, max, mean and (population) standard deviation over row chunks ``(rows, n_features)``.
+
+        Chunks are combined with Chan et al.'s pairwise update, so the result does not drift with the
+        number of rows as a running sum of squares would.
+        """
+        n, low, high, mean, m2 = 0, None, None, None, None
+        for chunk in chunks:
+            x = np.asarray(chunk, dtype=np.float64)
+            if not len(x):
+                continue
+            k, m = len(x), x.mean(axis=0)
+            c2 = ((x - m) ** 2).sum(axis=0)
+            if low is None or high is None or mean is None or m2 is None:
+                low, high, mean, m2 = x.min(axis=0), x.max(axis=0), m, c2
+            else:
+                low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
+                delta = m - mean
+                m2 = m2 + c2 + delta**2 * n * k / (n + k)
+                mean = mean + delta * k / (n + k)
+            n += k
+        if low is None or high is None or mean is None or m2 is None:
+            raise ValueError("no rows")  # sources have at least one row: a bug
+        return cls(low, high, mean, np.sqrt(m2 / n))
+
+    def scaled(self, scaler: tuple[np.ndarray, np.ndarray] | None) -> RangeStats:
+        """The statistics of the data as the model reads them (``apply``: an affine map with factor > 0)."""
+        if scaler is None:
+            return self
+        offset, factor = (np.asarray(a, dtype=np.float64) for a in scaler)
+        return RangeStats(
+            (self.low - offset) / factor,
+            (self.high - offset) / factor,
+            (self.mean - offset) / factor,
+            self.std / factor,
+        )
+
+    def divided(self, by: float) -> RangeStats:
+        return RangeStats(self.low / by, self.high / by, self.mean / by, self.std / by)
+
+
+def scaler_from_stats(stats: RangeStats, scale: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``fit_scaler`` from chunked statistics (data read from disk); the same rules."""
+    if scale is None:
+        return None
+    n_features = len(stats.low)
+    if scale == "pixels":
+        return np.zeros(n_features, np.float32), np.full(n_features, 255.0, np.float32)
+    if scale == "minmax":
+        return _finish(stats.low, stats.high - stats.low, stats.low, stats.high)
+    if scale == "standard":
+        return _finish(stats.mean, stats.std, stats.low, stats.high)
+    raise ValueError(f"scale={scale!r}; expected one of {SCALES} or None")
 
 
 def apply(X: np.ndarray, scaler: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
@@ -89,7 +163,12 @@ def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str) 
     """
     if X.size == 0:
         return []
-    lo, hi = float(X.min()), float(X.max())
+    return range_advice(X.min(axis=0), X.max(axis=0), scale, loss, output_activation)
+
+
+def range_advice(low: np.ndarray, high: np.ndarray, scale: str | None, loss: str, output_activation: str) -> list[str]:
+    """``advice`` from the per-feature minima and maxima ``(n_features,)`` of the data as the model sees it."""
+    lo, hi = float(low.min()), float(high.max())
     notes = []
     if output_activation == "sigmoid" and loss != "bce" and not in_unit_range(lo, hi):
         notes.append(
@@ -98,7 +177,7 @@ def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str) 
             "(linear for such data), or scale='minmax' to bring X into [0, 1]"
         )
     if scale is None:
-        ranges = X.max(axis=0).astype(np.float64) - X.min(axis=0)  # not the std: sparse pixels keep a wide range
+        ranges = high.astype(np.float64) - low  # not the std: sparse pixels keep a wide range
         moving = ranges[ranges > 0]
         spread = float(moving.max() / moving.min()) if moving.size else 1.0
         if spread > SPREAD_LIMIT:

@@ -1,10 +1,10 @@
 """The training loop. It knows nothing about any model, nor about the hardware.
 
 ``train`` takes a module (only for ``train()``/``eval()`` and its weights), a
-``loss_fn(batch, training) -> {"loss": total, **named terms}``, an optimizer and
-in-memory tensors, and runs mini-batch epochs: one gather per epoch to shuffle,
-contiguous slices as batches, no host sync inside an epoch (losses are summed on
-the device and read once per epoch), validation, early stopping with best-weight
+``loss_fn(batch, training) -> {"loss": total, **named terms}``, an optimizer and a
+source of batches (``aekit.batches``: tensors in memory, shuffled by one gather per
+epoch, or rows streamed from disk), and runs mini-batch epochs: no host sync inside
+an epoch (losses are summed on the device and read once per epoch), validation, early stopping with best-weight
 restore, learning-rate schedules, callbacks, a progress bar, NaN/inf detection
 that keeps the last good weights, and Ctrl-C that stops and keeps the model.
 
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from aekit._utils import Callback, InputError, LossFn, Step, TrainingDivergedError
+from aekit.batches import Batches, TensorBatches
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +124,25 @@ def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
 
 
+Data = Sequence[torch.Tensor] | Batches  # tensors (batched here) or a source of batches
+
+
+def as_batches(data: Data, batch_size: int, *, min_batch: int = 1, shuffle: bool = True) -> Batches:
+    """``data`` as a source of batches: tensors become ``TensorBatches``; a source of batches stays itself."""
+    if isinstance(data, Sequence):
+        return TensorBatches(data, batch_size, min_batch=min_batch, shuffle=shuffle)
+    return data
+
+
 @torch.no_grad()
-def evaluate(module: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor], batch_size: int) -> dict[str, float]:
-    """Sample-weighted mean of every named loss over ``data``, in eval mode."""
+def evaluate(module: nn.Module, loss_fn: LossFn, data: Data, batch_size: int) -> dict[str, float]:
+    """Sample-weighted mean of every named loss over ``data`` (tensors or unshuffled batches), in eval mode."""
     was_training = module.training
     module.eval()
-    n = data[0].shape[0]
+    batches = as_batches(data, batch_size, shuffle=False)
+    n = batches.n
     sums: dict[str, torch.Tensor] = {}
-    for start in range(0, n, batch_size):
-        batch = tuple(t[start : start + batch_size] for t in data)
+    for batch in batches.epoch(0):
         for k, v in loss_fn(batch, False).items():
             sums[k] = sums.get(k, 0) + v.detach() * batch[0].shape[0]
     module.train(was_training)
@@ -151,19 +162,6 @@ def optimizer_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer) -> Step:
     return step
 
 
-def _steps_per_epoch(n: int, config: TrainConfig) -> int:
-    """Batches per epoch; a short last batch below ``min_batch`` samples joins the one before it."""
-    steps = math.ceil(n / config.batch_size)
-    if n < config.min_batch:
-        raise InputError(
-            f"got {n} training sample(s); this model trains on batches of at least {config.min_batch} samples "
-            "(BatchNorm), pass more data"
-        )
-    if steps > 1 and n - (steps - 1) * config.batch_size < config.min_batch:
-        steps -= 1  # the short last batch is merged into the one before it
-    return steps
-
-
 @dataclass
 class _Run:
     """One call of ``train``: its inputs and what follows from them."""
@@ -172,9 +170,9 @@ class _Run:
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
     step: Step
-    data: Sequence[torch.Tensor]
+    data: Batches
     config: TrainConfig
-    val_data: Sequence[torch.Tensor] | None
+    val_data: Data | None
     callbacks: list[Callback]
     steps: int  # batches per epoch
     base_lrs: list[float]  # each param group's initial lr (the schedules' reference)
@@ -182,7 +180,7 @@ class _Run:
 
     @property
     def n(self) -> int:
-        return self.data[0].shape[0]
+        return self.data.n
 
     @property
     def total_steps(self) -> int:
@@ -201,22 +199,15 @@ def _cosine_lr(run: _Run, global_step: int) -> None:
 
 def _run_epoch(run: _Run, epoch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Every step of one epoch: per-term loss sums (sample-weighted) and each step's loss, on the device."""
-    n, bs, steps, device = run.n, run.config.batch_size, run.steps, run.data[0].device
+    steps, device = run.steps, run.data.device
     run.module.train()
-    if run.config.shuffle:
-        perm = torch.randperm(n, device=device)
-        epoch_data = tuple(t[perm] for t in run.data)  # one gather per epoch
-    else:
-        epoch_data = tuple(run.data)
     if run.bar is not None:
         run.bar.set_description(f"epoch {epoch + 1}/{run.config.epochs}")
     sums: dict[str, torch.Tensor] = {}
     step_loss = torch.empty(steps, device=device)
-    for i in range(steps):
+    for i, batch in enumerate(run.data.epoch(epoch)):  # (B, n_features), (B,)?
         if run.config.lr_schedule == "cosine":
             _cosine_lr(run, epoch * steps + i)
-        end = n if i == steps - 1 else (i + 1) * bs
-        batch = tuple(t[i * bs : end] for t in epoch_data)
         losses = run.step(batch)
         step_loss[i] = losses["loss"].detach()
         m = batch[0].shape[0]
@@ -346,16 +337,17 @@ def _start(
     module: nn.Module,
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    data: Sequence[torch.Tensor],
+    data: Data,
     config: TrainConfig,
     step: Step | None,
-    val_data: Sequence[torch.Tensor] | None,
+    val_data: Data | None,
     callbacks: Iterable[Callback],
 ) -> _Run:
     """Check the inputs and record each param group's initial lr (kept across resumes)."""
     if config.lr_schedule not in SCHEDULES:
         raise InputError(f"lr_schedule={config.lr_schedule!r} must be one of {SCHEDULES}")
-    steps = _steps_per_epoch(data[0].shape[0], config)
+    batches = as_batches(data, config.batch_size, min_batch=config.min_batch, shuffle=config.shuffle)
+    steps = batches.steps
     base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
     for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
         g["initial_lr"] = lr
@@ -364,7 +356,7 @@ def _start(
         loss_fn,
         optimizer,
         step or optimizer_step(loss_fn, optimizer),
-        data,
+        batches,
         config,
         val_data,
         list(callbacks),
@@ -377,11 +369,11 @@ def train(
     module: nn.Module,
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    data: Sequence[torch.Tensor],
+    data: Data,
     config: TrainConfig,
     *,
     step: Step | None = None,
-    val_data: Sequence[torch.Tensor] | None = None,
+    val_data: Data | None = None,
     callbacks: Iterable[Callback] = (),
     state: LoopState | None = None,
 ) -> LoopState:
@@ -392,9 +384,13 @@ def train(
     loss_fn : callable
         ``loss_fn(batch, training) -> {"loss": total, **named terms}``; validation calls it
         with ``training=False``.
-    data : sequence of tensors
+    data : sequence of tensors, or a source of batches
         Tensors with the same first dimension (e.g. ``(X,)`` or ``(X, y)``), on the
-        module's device; batches are slices of them.
+        module's device, batched as ``config`` says; or an ``aekit.batches`` source
+        (``epoch(i)`` yields ``steps`` batches, e.g. rows streamed from disk), whose own
+        batch size and order then apply.
+    val_data : sequence of tensors, or a source of batches, optional
+        Evaluated after every epoch, unshuffled.
     step : callable, optional
         ``step(batch) -> losses``: one training step. Default ``optimizer_step(loss_fn, optimizer)``;
         if it has a ``close()`` method, that is called when training ends.

@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from aekit import metrics
 from aekit._utils import InputError, as_float32, is_uint8, seed_from
 from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, fit_stage
+from aekit.sources import as_source
 
 
 class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -51,13 +52,23 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``transform`` measures new points the same way.
     random_state : int or None
         Seeds the autoencoder (when it is fitted here) and t-SNE.
+    max_fit_samples : int or None, default=100000
+        Large N: t-SNE's map is fitted on a seeded random subsample of this many
+        points, and every other point is placed into it with openTSNE's ``transform``
+        (in chunks), as ``transform`` places new points; the fitted object keeps only
+        the subsample's inputs. None fits on every point (memory and time grow with
+        N; see ``benchmarks/results/scale.md`` for the cost of both).
+        ``X`` may also live on disk (a memory-mapped ``.npy``, h5py, zarr): the codes
+        are computed chunk by chunk.
 
     Attributes
     ----------
     autoencoder_ : the fitted autoencoder
     embedding_ : ndarray of shape (n_samples, n_components)
         t-SNE coordinates of the training samples.
-    timings_ : dict with ``autoencoder_s`` and ``tsne_s``
+    timings_ : dict with ``autoencoder_s``, ``tsne_s`` and ``placement_s`` (0 without a subsample)
+    fit_indices_ : ndarray of shape (n_fit,) or None
+        The rows t-SNE was fitted on when N exceeded ``max_fit_samples`` (None: all).
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         neighbors: str = "auto",
         distances: str = "input",
         random_state: int | None = None,
+        max_fit_samples: int | None = 100_000,
     ) -> None:
         self.autoencoder = autoencoder
         self.perplexity = perplexity
@@ -78,6 +90,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.neighbors = neighbors
         self.distances = distances
         self.random_state = random_state
+        self.max_fit_samples = max_fit_samples
 
     def fit(self, X: Any, y: Any = None) -> AETSNE:
         """Fit the autoencoder (unless already fitted) and t-SNE on its codes.
@@ -96,11 +109,20 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise InputError(f"n_components={self.n_components!r} must be an integer >= 1 (2 for a plot)")
         knn_method(self.neighbors, 1)  # a bad choice fails before any training
         _check_distances(self.distances)
-        X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
-        if 3 * self.perplexity >= len(X):
-            fits = (len(X) - 1) // 3  # the largest whole perplexity these samples allow
+        m = self.max_fit_samples
+        if m is not None and not (isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 2):
+            raise InputError(f"max_fit_samples={m!r} must be an integer >= 2 or None")
+        source = as_source(X)
+        if source is None:
+            X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
+        else:  # on disk: read in chunks by the autoencoder, and row by row for the t-SNE subsample
+            self.n_features_in_ = source.n_features
+        n = len(X) if source is None else source.n_samples
+        n_fit = n if m is None else min(n, int(m))
+        if 3 * self.perplexity >= n_fit:
+            fits = (n_fit - 1) // 3  # the largest whole perplexity these samples allow
             raise InputError(
-                f"{{perplexity}} needs more than {int(3 * self.perplexity)} samples, found {len(X)}; "
+                f"{{perplexity}} needs more than {int(3 * self.perplexity)} samples, found {n_fit}; "
                 + (f"lower it, e.g. {{perplexity={fits}}}" if fits >= 1 else "t-SNE needs at least 4 samples"),
                 param="perplexity",
                 values={"perplexity": self.perplexity},
@@ -119,13 +141,35 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 raise
         codes = ae.transform(X)
         t1 = time.perf_counter()
-        inputs = X if self.distances == "input" else None
-        self._tsne = _opentsne(codes, inputs, self.perplexity, seed, self.n_jobs, self.neighbors, self.n_components)
+        fit_rows = None if n_fit == n else np.sort(np.random.default_rng(seed).choice(n, n_fit, replace=False))
+        inputs = _input_rows(X, source, fit_rows) if self.distances == "input" else None
+        fit_codes = codes if fit_rows is None else codes[fit_rows]
+        self._tsne = _opentsne(fit_codes, inputs, self.perplexity, seed, self.n_jobs, self.neighbors, self.n_components)
         t2 = time.perf_counter()
         self.autoencoder_ = ae
-        self.embedding_ = np.array(self._tsne)  # a copy: openTSNE may re-centre its own array in place
-        self.timings_ = {"autoencoder_s": t1 - t0, "tsne_s": t2 - t1}
+        self.fit_indices_ = fit_rows
+        if fit_rows is None:
+            self.embedding_ = np.array(self._tsne)  # a copy: openTSNE may re-centre its own array in place
+        else:
+            self.embedding_ = self._place_rest(X, source, codes, fit_rows)
+        self.timings_ = {"autoencoder_s": t1 - t0, "tsne_s": t2 - t1, "placement_s": time.perf_counter() - t2}
         return self
+
+    def _place_rest(self, X: Any, source: Any, codes: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+        """The embedding of every row: the subsample's map, the other rows placed into it chunk by chunk."""
+        emb = np.empty((len(codes), self.n_components), dtype=np.float64)
+        rest = np.setdiff1d(np.arange(len(codes)), fit_rows)
+        for start in range(0, len(rest), PLACE_CHUNK):
+            rows = rest[start : start + PLACE_CHUNK]
+            if self.distances == "input":
+                query = np.hstack([_input_rows(X, source, rows), codes[rows]])
+            else:
+                query = codes[rows]
+            emb[rows] = np.asarray(self._tsne.transform(query))
+        # after the placements: openTSNE re-centres the map in place on its first transform, and the placed
+        # points are in the re-centred frame
+        emb[fit_rows] = np.asarray(self._tsne)
+        return emb
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         return self.fit(X, y).embedding_
@@ -143,6 +187,20 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.distances == "input":  # the index splits this back into inputs and codes
             return np.asarray(self._tsne.transform(np.hstack([np.asarray(X, dtype=np.float32), codes])))
         return np.asarray(self._tsne.transform(codes))
+
+
+#: AETSNE(max_fit_samples=...): points placed into the map per openTSNE transform call
+PLACE_CHUNK = 50_000
+
+
+def _input_rows(X: Any, source: Any, rows: np.ndarray | None) -> np.ndarray:
+    """Float32 inputs (pixels scaled as the autoencoders read them) of ``rows`` (None: all)."""
+    if source is None:
+        return np.asarray(X if rows is None else X[rows], dtype=np.float32)
+    if rows is None:
+        rows = np.arange(source.n_samples)
+    raw = np.stack([source.read(int(i), int(i) + 1)[0] for i in rows]) if len(rows) else source.read(0, 0)
+    return as_float32(raw)  # the pixel rule, as _unit_scaled
 
 
 def _unit_scaled(X: Any) -> Any:

@@ -1,0 +1,177 @@
+"""Row sources (aekit.sources): arrays, memmaps, HDF5, zarr, image folders, and their bad inputs."""
+
+import numpy as np
+import pytest
+
+from aekit._utils import DataFormatError, InputError
+from aekit.sources import ArraySource, Head, ImageFolder, as_source, is_out_of_core, open_path
+
+h5py = pytest.importorskip("h5py")
+zarr = pytest.importorskip("zarr")
+Image = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture
+def X():
+    return np.arange(50 * 12, dtype=np.uint8).reshape(50, 3, 4)  # images (n, H, W): one row each
+
+
+def _check_rows(source, X):
+    flat = X.reshape(len(X), -1)
+    assert (source.n_samples, source.n_features) == flat.shape
+    assert source.dtype == X.dtype
+    np.testing.assert_array_equal(source.read(0, len(X)), flat)
+    np.testing.assert_array_equal(source.read(7, 19), flat[7:19])
+    assert source.read(5, 5).shape == (0, flat.shape[1])
+
+
+def test_array_and_memmap(tmp_path, X):
+    _check_rows(ArraySource(X), X)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert is_out_of_core(mm) and not is_out_of_core(X)
+    assert as_source(X) is None  # in memory: the memory path
+    _check_rows(as_source(mm), X)
+    source, y = open_path(tmp_path / "x.npy")
+    assert y is None and source.row_shape == (3, 4)
+    _check_rows(source, X)
+    assert source._file is not None  # read with preadv: no mapped pages held in this process
+    _check_rows(ArraySource(mm[10:40]), X[10:40])  # a row slice of a memmap reads the right bytes
+    assert ArraySource(mm[::2])._file is None  # not contiguous rows: through the mapping
+    _check_rows(ArraySource(mm[::2]), X[::2])
+
+
+def test_file_truncated_after_opening(tmp_path):
+    p = tmp_path / "x.npy"
+    np.save(p, np.zeros((100, 8), np.float32))
+    source, _ = open_path(p)
+    with open(p, "r+b") as fh:
+        fh.truncate(p.stat().st_size - 320)
+    with pytest.raises(DataFormatError, match=r"x\.npy: the file ends before row 100 .*re-export"):
+        source.read(0, 100)
+
+
+def test_hdf5(tmp_path, X):
+    p = tmp_path / "d.h5"
+    with h5py.File(p, "w") as f:
+        f["X"] = X
+        f["y"] = np.arange(50) % 3
+        f["other"] = X[:10]
+    source, y = open_path(p)
+    _check_rows(source, X)
+    np.testing.assert_array_equal(y, np.arange(50) % 3)
+    assert "d.h5:X" in source.name
+    source, y = open_path(f"{p}:other")  # a named dataset
+    assert source.n_samples == 10 and y is None
+    with h5py.File(p, "r") as f:  # a dataset passed directly
+        _check_rows(as_source(f["X"]), X)
+
+
+def test_zarr(tmp_path, X):
+    arr = zarr.open_array(str(tmp_path / "a.zarr"), mode="w", shape=X.shape, dtype=X.dtype, chunks=(8, 3, 4))
+    arr[:] = X
+    _check_rows(open_path(tmp_path / "a.zarr")[0], X)
+    _check_rows(as_source(zarr.open_array(str(tmp_path / "a.zarr"), mode="r")), X)
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("X", shape=X.shape, dtype=X.dtype)[:] = X
+    group.create_array("y", shape=(50,), dtype=np.int64)[:] = np.arange(50)
+    source, y = open_path(tmp_path / "g.zarr")
+    _check_rows(source, X)
+    np.testing.assert_array_equal(y, np.arange(50))
+
+
+def _images(root, sizes, mode="RGB"):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (folder, (h, w)) in enumerate(sizes):
+        d = root / folder if folder else root
+        d.mkdir(parents=True, exist_ok=True)
+        shape = (h, w, 3) if mode == "RGB" else (h, w)
+        p = d / f"img{i}.png"
+        Image.fromarray((rng.random(shape) * 255).astype(np.uint8), mode=mode).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_image_folder_labels_from_subfolders(tmp_path):
+    _images(tmp_path, [("cat", (8, 6)), ("cat", (8, 6)), ("dog", (10, 12)), ("", (8, 6))])
+    folder = ImageFolder(tmp_path, image_shape=(3, 4, 4))
+    assert folder.n_samples == 4 and folder.n_features == 48 and folder.row_shape == (3, 4, 4)
+    # sorted paths: cat/img0, cat/img1, dog/img2, img3 (root level: unlabelled, "-1")
+    assert list(folder.labels) == ["cat", "cat", "dog", "-1"]
+    rows = folder.read(0, 4)
+    assert rows.shape == (4, 48) and rows.dtype == np.uint8
+    # channel first: the red plane of the first image, resized, is its first 16 values
+    img = Image.open(folder.files[0]).convert("RGB").resize((4, 4), Image.Resampling.BILINEAR)
+    np.testing.assert_array_equal(rows[0, :16], np.asarray(img)[:, :, 0].ravel())
+
+
+def test_image_folder_grayscale_and_default_shape(tmp_path):
+    _images(tmp_path, [("", (6, 5)), ("", (6, 5))], mode="L")
+    folder = ImageFolder(tmp_path)
+    assert folder.row_shape == (1, 6, 5) and folder.labels is None
+    assert ImageFolder(tmp_path, image_shape=(3, 3)).row_shape == (1, 3, 3)  # (H, W): grayscale
+    with pytest.raises(InputError, match="1 \\(grayscale\\) or 3 \\(RGB\\)"):
+        ImageFolder(tmp_path, image_shape=(2, 3, 3))
+
+
+def test_head():
+    h = Head(ArraySource(np.arange(20.0).reshape(10, 2)), 4)
+    assert h.n_samples == 4 and h.read(0, 10).shape == (4, 2)
+
+
+# ----------------------------------------------------------------------------- bad input: one line naming the file
+
+
+def test_truncated_npy(tmp_path):
+    p = tmp_path / "t.npy"
+    np.save(p, np.zeros((100, 8), np.float32))
+    p.write_bytes(p.read_bytes()[:-40])
+    with pytest.raises(DataFormatError, match=r"t\.npy: declares shape \(100, 8\).*truncated, re-export"):
+        open_path(p)
+
+
+def test_non_numeric_npy(tmp_path):
+    p = tmp_path / "s.npy"
+    np.save(p, np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(DataFormatError, match=r"s\.npy: array dtype <U1 is not numeric"):
+        open_path(p)
+
+
+def test_hdf5_without_its_dataset(tmp_path):
+    p = tmp_path / "d.h5"
+    with h5py.File(p, "w") as f:
+        f["features"] = np.zeros((4, 2))
+    with pytest.raises(DataFormatError, match=r"d\.h5: has no dataset 'missing'.*\['features'\].*d\.h5:NAME"):
+        open_path(f"{p}:missing")
+    with h5py.File(p, "w") as f:
+        f.create_group("g")
+    with pytest.raises(DataFormatError, match=r"d\.h5: holds no dataset at its top level; name one as"):
+        open_path(p)
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(DataFormatError, match=r"junk\.h5: not a readable HDF5 file"):
+        open_path(tmp_path / "junk.h5")
+
+
+def test_mismatched_features_and_labels(tmp_path):
+    p = tmp_path / "d.h5"
+    with h5py.File(p, "w") as f:
+        f["X"] = np.zeros((10, 2))
+        f["y"] = np.zeros(9)
+    with pytest.raises(DataFormatError, match=r"d\.h5: .* has 10 rows but its labels have shape \(9,\)"):
+        open_path(p)
+
+
+def test_undecodable_image(tmp_path):
+    _images(tmp_path, [("a", (4, 4)), ("b", (4, 4))])
+    (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    folder = ImageFolder(tmp_path)  # the first image sets the shape; the broken one fails when read
+    with pytest.raises(DataFormatError, match=r"broken\.png: cannot decode the image.*remove or re-save"):
+        folder.read(0, folder.n_samples)
+
+
+def test_empty_or_missing_folder(tmp_path):
+    with pytest.raises(DataFormatError, match="holds no images"):
+        ImageFolder(tmp_path)
+    with pytest.raises(InputError, match="no such"):
+        open_path(tmp_path / "nope.h5")
