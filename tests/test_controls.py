@@ -303,6 +303,7 @@ def test_demo_tsne_section_names_the_points_it_scores(tmp_path, monkeypatch):
         "trustworthiness": 0.9,
         "ae_seconds": 1.0,
         "tsne_seconds": 1.0,
+        "trust_points": n_test,  # compare_routes says how many points it scored
     }
     names = ("AE → 2-D", "t-SNE from raw", "AE(20) → t-SNE", "SAE(20) → t-SNE")
     monkeypatch.setattr(demo, "_fit_timed", lambda est, *a: 0.0)

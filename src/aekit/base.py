@@ -218,7 +218,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
-            caller = sys._getframe(1).f_code.co_name  # transform, predict_proba, ...: once per call site per process
+            # the public method (transform, reconstruct, ...) behind private helpers: once per call site per process
+            depth = 1
+            while sys._getframe(depth).f_code.co_name.startswith("_"):
+                depth += 1
+            caller = sys._getframe(depth).f_code.co_name
             scaled = "after this model's scale" if self._scaler() is not None else "as the model reads it"
             warn_once(
                 ("range", type(self).__name__, caller),
@@ -227,7 +231,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 "them. Pass X in the units it was fitted on (tabular data: scaled the same way, e.g. by the same "
                 "fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8), or fit with "
                 "scale='minmax' so that the model scales its input itself. Shown once per process",
-                stacklevel=3,
+                stacklevel=depth + 2,  # the line that called the public method
             )
         return X
 
