@@ -134,7 +134,7 @@ def test_vae_eval_is_deterministic():
         (dict(architecture="conv", n_features=30 * 30, image_shape=(30, 30)), "divisible by 4"),
         (dict(architecture="mlp"), "architecture"),
         (dict(activation="swish"), "activation"),
-        (dict(architecture="conv", n_features=500), "needs image_shape"),
+        (dict(architecture="conv", n_features=500), "needs the images' shape"),
     ],
 )
 def test_bad_architecture(kwargs, match):
