@@ -335,3 +335,22 @@ def test_cli_denoise_adds_noise_in_the_models_units_and_answers_in_the_users(tab
     noisy = add_noise(scaled, "gaussian", 0.5, random_state=0, clip=False) * est.input_scale_ + est.input_offset_
     np.testing.assert_allclose(np.load(tmp_path / "n.npy"), est.reconstruct(noisy), rtol=1e-5, atol=1e-3)
     assert "PSNR noisy" in capsys.readouterr().out
+
+
+def test_range_stats_of_chunks_match_numpy_whatever_the_chunking():
+    from aekit.scaling import RangeStats, scaler_from_stats
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(1001, 6)) * [1, 1e-3, 1e3, 5, 0, 2] + [0, 7, -1e4, 1e6, 3, 0]).astype(np.float32)
+    for sizes in ((1001,), (1, 1000), (333, 333, 335), tuple([7] * 143)):
+        bounds = np.cumsum((0, *sizes))
+        stats = RangeStats.of_chunks(X[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        np.testing.assert_array_equal(stats.low, X.min(axis=0))
+        np.testing.assert_array_equal(stats.high, X.max(axis=0))
+        np.testing.assert_allclose(stats.mean, X.mean(axis=0, dtype=np.float64), rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(stats.std, X.std(axis=0, dtype=np.float64), rtol=1e-9, atol=1e-9)
+        for scale in ("standard", "minmax"):  # the same scaler as from the array, the constant feature kept at 1
+            want, got = fit_scaler(X, scale), scaler_from_stats(stats, scale)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+            assert got[1][4] == 1.0
