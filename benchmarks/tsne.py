@@ -141,11 +141,9 @@ def _plot_maps(Z_tr: np.ndarray, y_tr: np.ndarray, Z_te: np.ndarray, y_te: np.nd
     """The training map and the test map (the same encoder) side by side."""
     from aekit import plots
 
+    titles = (f"ParametricTSNE: {len(Z_tr):,} training images", f"the same encoder: {len(Z_te):,} test images")
     with plots.offscreen():
-        fig, axes = plots.subplots(1, 2, figsize=(12, 5))
-        plots.latent_scatter(Z_tr, y_tr, ax=axes[0], title=f"ParametricTSNE: {len(Z_tr):,} training images")
-        plots.latent_scatter(Z_te, y_te, ax=axes[1], title=f"the same encoder: {len(Z_te):,} test images")
-        plots.save(fig, path)
+        plots.save(plots.train_test_maps(Z_tr, y_tr, Z_te, y_te, titles=titles), path)
 
 
 def run_parametric(
