@@ -111,6 +111,7 @@ def test_demo_ptsne_section_on_tiny_data(tmp_path, mnist, monkeypatch):
     assert f"| trustworthiness | {r['trustworthiness']:.3f} |" in text
     assert f"| embedding the 300 test images | {r['embed_seconds']:.2f} s |" in text
     assert "openTSNE fitted on the test images themselves" not in text  # section 6 did not run: no comparison
+    assert "This is a shortened run (1 epoch on 600 images; the estimator's default is 30)" in text
     assert (tmp_path / "ptsne_maps.png").stat().st_size > 1000 and "![train and test maps](ptsne_maps.png)" in text
 
 
@@ -127,3 +128,18 @@ def test_demo_ptsne_bad_combinations_are_one_line_errors(tmp_path, capsys):
     assert "unknown sections ['tnse']" in messages[0] and "'ptsne'" in messages[0]  # listed among the choices
     assert "epochs" in messages[1]
     assert not (tmp_path / "demo").exists()
+
+
+def test_demo_ptsne_lines_beside_section_6_and_after_a_full_length_run(tmp_path, mnist):
+    from aekit import demo
+    from aekit.mnist import MNIST
+
+    tiny = MNIST(mnist.X_train[:100], mnist.y_train[:100], mnist.X_test[:50], mnist.y_test[:50])
+    ctx = demo.Context(out=tmp_path, data=tiny, quick=False, epochs=None, progress=False)
+    assert demo._ptsne_line(ctx) == ""
+    ctx.results["tsne"] = {"t-SNE from raw": {"knn5_cv": 0.9461, "trustworthiness": 0.9791, "tsne_seconds": 12.34}}
+    assert "reaches 94.6% and 0.979 in 12.3 s" in demo._ptsne_line(ctx)
+    assert demo._ptsne_shortened(ctx, 30, 30) == ""  # the estimator's own length, all images: no note
+    assert "shortened run (29 epochs on 100 images" in demo._ptsne_shortened(ctx, 29, 30)
+    ctx.quick = True
+    assert "shortened run (30 epochs" in demo._ptsne_shortened(ctx, 30, 30)  # a subset of the images
