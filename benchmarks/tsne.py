@@ -11,7 +11,8 @@ the 60k training images (10k run) or on all 70k (70k run: "end to end").
 
 Parametric t-SNE (``aekit.ParametricTSNE``) has its own table: fitted on the 60k training
 images, scored on the 10k test images it never saw, beside openTSNE fitted on the same 60k
-and placing the test images with its ``transform``. ``--parametric`` runs that table alone
+and placing the test images with its ``transform``, and umap-learn's ``ParametricUMAP`` (the
+``bench`` extra: TensorFlow). ``--parametric`` runs that table alone
 and keeps the other rows of ``results/tsne.json``:
 
     python benchmarks/tsne.py --parametric                     # every variant
@@ -141,38 +142,55 @@ def _plot_maps(Z_tr: np.ndarray, y_tr: np.ndarray, Z_te: np.ndarray, y_te: np.nd
     """The training map and the test map (the same encoder) side by side."""
     from aekit import plots
 
+    titles = (f"ParametricTSNE: {len(Z_tr):,} training images", f"the same encoder: {len(Z_te):,} test images")
     with plots.offscreen():
-        fig, axes = plots.subplots(1, 2, figsize=(12, 5))
-        plots.latent_scatter(Z_tr, y_tr, ax=axes[0], title=f"ParametricTSNE: {len(Z_tr):,} training images")
-        plots.latent_scatter(Z_te, y_te, ax=axes[1], title=f"the same encoder: {len(Z_te):,} test images")
-        plots.save(fig, path)
+        plots.save(plots.train_test_maps(Z_tr, y_tr, Z_te, y_te, titles=titles), path)
+
+
+#: the comparison rows beside the ParametricTSNE variants: neither is aekit's
+OTHERS = ("opentsne", "parametric_umap")
+
+
+def _other_map(name: str, X_tr: np.ndarray, X_te: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """openTSNE (fit, then its ``transform``) or umap-learn's ParametricUMAP, with their defaults:
+    ``(Z_train, Z_test, fit seconds, embed seconds)``."""
+    t = time.perf_counter()
+    if name == "opentsne":
+        from openTSNE import TSNE
+
+        model = TSNE(n_jobs=-1, random_state=0).fit(X_tr)
+        fit_s = time.perf_counter() - t
+        t = time.perf_counter()
+        Z_te = np.asarray(model.transform(X_te))
+        return np.asarray(model), Z_te, fit_s, time.perf_counter() - t
+    import keras  # the bench extra's; ParametricUMAP's network is a Keras model on TensorFlow
+    from umap.parametric_umap import ParametricUMAP
+
+    keras.utils.set_random_seed(0)  # Keras draws its weights and batches from its own global seed
+    umap = ParametricUMAP(random_state=0, verbose=False, keras_fit_kwargs={"verbose": 0})
+    Z_tr = np.asarray(umap.fit_transform(X_tr))
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    Z_te = np.asarray(umap.transform(X_te))
+    return Z_tr, Z_te, fit_s, time.perf_counter() - t
 
 
 def run_parametric(
     variants: list[str], train_size: int, epochs: int | None, out_jsonl: Path | None, plot: Path | None = None
 ) -> list[dict]:
-    """Parametric t-SNE variants and openTSNE: fit on the training images, score the test images' map."""
-    d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
+    """Parametric t-SNE variants, openTSNE and ParametricUMAP: fit on the training images, score the test map."""
+    d = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))  # float32 in [0, 1]
     X_tr, y_tr = d.X_train[:train_size], d.y_train[:train_size]
     X_te, y_te = d.X_test, d.y_test
-    X_te_f = X_te.reshape(len(X_te), -1).astype(np.float32) / 255
     rows = []
     for name in variants:
-        t = time.perf_counter()
-        if name == "opentsne":
-            from openTSNE import TSNE
-
-            X_tr_f = X_tr.reshape(len(X_tr), -1).astype(np.float32) / 255
-            emb = TSNE(n_jobs=-1, random_state=0).fit(X_tr_f)
-            fit_s = time.perf_counter() - t
-            t = time.perf_counter()
-            Z_te = np.asarray(emb.transform(X_te_f))
-            embed_s = time.perf_counter() - t
-            Z_tr = np.asarray(emb)
-            params: dict = {}
+        params: dict = {}
+        if name in OTHERS:
+            Z_tr, Z_te, fit_s, embed_s = _other_map(name, X_tr, X_te)
         else:
             extra, which = VARIANTS[name]
             params = {**extra, **({"epochs": epochs} if epochs else {})}
+            t = time.perf_counter()
             est = aekit.ParametricTSNE(random_state=0, **params).fit(X_tr, _labels(y_tr, which))
             fit_s = time.perf_counter() - t
             t = time.perf_counter()
@@ -187,7 +205,7 @@ def run_parametric(
             "params": params,
             "fit_s": fit_s,
             "embed_s": embed_s,
-            **_map_scores(X_te_f, y_te, Z_te, Z_tr, y_tr),
+            **_map_scores(X_te, y_te, Z_te, Z_tr, y_tr),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -218,6 +236,9 @@ def run_million(fit_size: int, epochs: int | None, n_points: int = 1_000_000, ch
     return row
 
 
+OTHER_NAMES = {"opentsne": "openTSNE (fit + transform)", "parametric_umap": "umap-learn ParametricUMAP"}
+
+
 def parametric_markdown(rows: list[dict], meta: dict) -> list[str]:
     lines = [
         "",
@@ -225,21 +246,23 @@ def parametric_markdown(rows: list[dict], meta: dict) -> list[str]:
         "",
         f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, "
         f"scikit-learn {meta['sklearn']}, openTSNE {meta['opentsne']}, aekit {meta['aekit']}"
+        + (f", umap-learn {meta['umap']}, TensorFlow {meta['tensorflow']}" if "umap" in meta else "")
         + (f" · load average {meta['load']}: every time below is inflated by it" if "load" in meta else ""),
         "",
         "Fitted on the first N training images (seed 0), then the 10k test images are embedded. "
         "k-NN(5) test: 5-fold cross-validated accuracy within the test map; train → test: a k-NN(5) "
         "fitted on the training map and scored on the test map; T: trustworthiness of the test map "
         "(5 neighbours, 3,000 points). Embed: the time to place the 10k test images "
-        "(ParametricTSNE: one pass of the encoder; openTSNE: its `transform`, an optimisation into "
-        "its fitted map). `ParametricTSNE` defaults unless the parameters say otherwise; labels: "
+        "(ParametricTSNE and umap-learn's ParametricUMAP: one pass of the encoder; openTSNE: its `transform`, "
+        "an optimisation into its fitted map). `ParametricTSNE` defaults unless the parameters say otherwise "
+        "(openTSNE and ParametricUMAP: their defaults, seed 0); labels: "
         "`supervised` sees every training label, `10% labels` a seeded 10% (the rest -1).",
         "",
         "| method | N train | parameters | k-NN(5) test | train → test | T | fit | embed 10k |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        method = "openTSNE (fit + transform)" if r["variant"] == "opentsne" else f"ParametricTSNE, {r['variant']}"
+        method = OTHER_NAMES.get(r["variant"], f"ParametricTSNE, {r['variant']}")
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "—"
         lines.append(
             f"| {method} | {r['n_train']:,} | {params} | {100 * r['knn5_cv']:.1f}% | "
@@ -304,6 +327,16 @@ def markdown(rows: list[dict], meta: dict | None, parametric: dict | None = None
     return "\n".join(lines) + "\n"
 
 
+def _umap_versions(args: argparse.Namespace) -> dict:
+    """umap-learn's and TensorFlow's versions when the ParametricUMAP row ran."""
+    if "parametric_umap" not in args.variants.split(","):
+        return {}
+    import tensorflow
+    import umap
+
+    return {"umap": umap.__version__, "tensorflow": tensorflow.__version__}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,70000")
@@ -312,7 +345,9 @@ def main() -> None:
     ap.add_argument("--raw-sklearn-limit", type=int, default=10000, help="largest n for scikit-learn's t-SNE (slow)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--parametric", action="store_true", help="run the parametric t-SNE table alone")
-    ap.add_argument("--variants", default="opentsne," + ",".join(VARIANTS), help="parametric rows to run")
+    ap.add_argument(
+        "--variants", default=",".join([*OTHERS, *VARIANTS]), help="parametric rows (parametric_umap: bench extra)"
+    )
     ap.add_argument("--train-size", type=int, default=60000, help="training images of the parametric rows")
     ap.add_argument("--epochs", type=int, help="ParametricTSNE epochs (default: its own)")
     ap.add_argument("--jsonl", help="also append each parametric row to this file as it finishes")
@@ -336,7 +371,7 @@ def main() -> None:
             Path(args.jsonl) if args.jsonl else None,
             Path(args.plot) if args.plot else None,
         )
-        old["parametric"] = {"meta": run_meta(opentsne=openTSNE.__version__), "rows": prows}
+        old["parametric"] = {"meta": run_meta(opentsne=openTSNE.__version__, **_umap_versions(args)), "rows": prows}
         write_results(args.out, "tsne", old, markdown(old["rows"], old["meta"], old["parametric"]))
         return
     rows = []

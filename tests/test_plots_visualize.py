@@ -46,10 +46,11 @@ def draw_all():
             plots.image_grid([Z[:4, :1].repeat(4, 1)], ["a"], image_shape=(2, 2), n=4),
             plots.training_curves({"loss": [2, 1], "reconstruction": [1, 0.5], "classification": [3, 2]}),
             plots.latent_manifold(lambda g: np.tile(g[:, :1], (1, 4)), (-1, -1), (1, 1), n=3, image_shape=(2, 2)),
-            plot_routes({"a": route, "b": route}, y), plots.subplots(1, 2)[1]]
+            plot_routes({"a": route, "b": route}, y), plots.subplots(1, 2)[1],
+            plots.train_test_maps(Z, y, Z[:10] * 0.5, y[:10])]
 if pyplot:
     figs = draw_all()
-    assert len(plt.get_fignums()) == 6, plt.get_fignums()  # pyplot figures: plt.show() shows them
+    assert len(plt.get_fignums()) == 7, plt.get_fignums()  # pyplot figures: plt.show() shows them
     for i, f in enumerate(figs):
         plots.save(f, sys.argv[2] + f"/{i}.png")
     assert plt.get_fignums() == [], plt.get_fignums()  # save closes what it wrote
@@ -93,6 +94,19 @@ def test_save_takes_a_figure_an_axes_or_an_axes_array(tmp_path):
     assert _is_png(plots.save(axes, tmp_path / "axes.png"))
     with pytest.raises(InputError, match=r"save\(fig=\.\.\.\) takes a matplotlib Figure or Axes, found str"):
         plots.save("figure.png", tmp_path / "x.png")
+
+
+def test_train_test_maps_share_one_frame_and_one_colour_bar(tmp_path):
+    rng = np.random.default_rng(0)
+    Z_tr, Z_te = rng.uniform(0, 1, (200, 2)), rng.uniform(5, 6, (40, 2))  # the new points lie outside the training map
+    fig = plots.train_test_maps(Z_tr, np.arange(200) % 3, Z_te, np.arange(40) % 3, titles=("train", "test"))
+    scatter_axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in scatter_axes] == ["train", "test"] and len(fig.axes) == 3  # + one colour bar
+    limits = {(ax.get_xlim(), ax.get_ylim()) for ax in scatter_axes}
+    assert len(limits) == 1  # the same frame: a new point is drawn where the training map would put it
+    (x0, x1), (y0, y1) = limits.pop()
+    assert x0 < 0 and x1 > 6 and y0 < 0 and y1 > 6  # both sets inside it
+    assert _is_png(plots.save(fig, tmp_path / "maps.png"))
 
 
 def test_marker_size_and_alpha_follow_the_number_of_points():

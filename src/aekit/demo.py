@@ -492,6 +492,80 @@ def _explore_page(ctx: Context, emb: np.ndarray) -> str:
     )
 
 
+def section_ptsne(ctx: Context) -> str:
+    """Parametric t-SNE: a map of the training images whose encoder places the test images in one pass."""
+    from aekit.estimators import ParametricTSNE
+    from aekit.visualize import TRUST_SAMPLES
+
+    d = ctx.data
+    default = ParametricTSNE().epochs  # the estimator's own defaults, shortened like every recipe
+    epochs = ctx.ep(default) if isinstance(default, int) else default
+    est = ParametricTSNE(epochs=epochs, random_state=0, verbose=int(ctx.progress))
+    secs = ctx.fit("ParametricTSNE", est, d.X_train)
+    est.save(ctx.out / "ptsne.safetensors")
+    t = time.perf_counter()
+    Z_te = est.transform(d.X_test)  # (n_test, 2): one pass of the encoder, no optimisation
+    embed_secs = time.perf_counter() - t
+    Z_tr = est.transform(d.X_train)
+    r: dict[str, Any] = {
+        "knn5_cv": metrics.knn_cv_accuracy(Z_te, d.y_test),
+        "knn_train_to_test": metrics.knn_accuracy(Z_tr, d.y_train, Z_te, d.y_test),
+        "trustworthiness": metrics.trustworthiness(d.X_test, Z_te, max_samples=TRUST_SAMPLES),
+        "trust_points": min(len(d.X_test), TRUST_SAMPLES),
+        "seconds": secs,
+        "embed_seconds": embed_secs,
+        "epochs": est.n_iter_,
+    }
+    ctx.results["ptsne"] = r
+    titles = (
+        f"ParametricTSNE: {len(Z_tr):,} training images",
+        f"the same encoder: {len(Z_te):,} test images (k-NN {100 * r['knn5_cv']:.1f}%)",
+    )
+    plots.save(plots.train_test_maps(Z_tr, d.y_train, Z_te, d.y_test, titles=titles), ctx.out / "ptsne_maps.png")
+    return f"""## 7. Parametric t-SNE: a map for images it never saw
+
+`ParametricTSNE` (its defaults: dense 784 → 256 → 256 → 2, ReLU, t-SNE's loss with perplexity 30,
+Adam) trained on the {len(d.X_train):,} training images for {_n(r["epochs"], "epoch")}; its encoder then
+places the {len(d.X_test):,} test images with one forward pass. k-NN(5) and trustworthiness as in
+section 6 (5-fold within the test map; 5 neighbours against the pixels on {r["trust_points"]:,} points);
+train → test: a k-NN(5) fitted on the training map, scored on the test map.
+
+| metric (MNIST test set) | value |
+|---|---|
+| k-NN(5) in the test map (5-fold) | {_fmt(r["knn5_cv"], True)} |
+| k-NN(5) train map → test map | {_fmt(r["knn_train_to_test"], True)} |
+| trustworthiness | {r["trustworthiness"]:.3f} |
+| training time | {r["seconds"]:.0f} s |
+| embedding the {len(d.X_test):,} test images | {r["embed_seconds"]:.2f} s |
+{_ptsne_line(ctx)}{_ptsne_shortened(ctx, r["epochs"], default)}
+![train and test maps](ptsne_maps.png)
+"""
+
+
+def _ptsne_shortened(ctx: Context, epochs: int, default: int | str) -> str:
+    """A note under a run shorter than ParametricTSNE's own: its map is not the estimator's; "" for a full run."""
+    if not ctx.quick and (not isinstance(default, int) or epochs >= default):
+        return ""
+    return (
+        f"\nThis is a shortened run ({_n(epochs, 'epoch')} on {len(ctx.data.X_train):,} images; the estimator's "
+        f"default is {default}): a map learnt from sampled neighbour pairs keeps improving over many more passes, "
+        "so these are not the estimator's numbers. `make demo` trains the full length on all 60,000 images; "
+        "`benchmarks/tsne.py --parametric` measures it beside openTSNE's map of the same images.\n"
+    )
+
+
+def _ptsne_line(ctx: Context) -> str:
+    """openTSNE's map of the test images (section 6, when it ran) beside the parametric one; "" without it."""
+    raw = ctx.results.get("tsne", {}).get("t-SNE from raw")
+    if raw is None:
+        return ""
+    return (
+        f"\nopenTSNE fitted on the test images themselves (section 6) reaches {_fmt(raw['knn5_cv'], True)} and "
+        f"{raw['trustworthiness']:.3f} in {raw['tsne_seconds']:.1f} s; it has no encoder, so placing new images "
+        "into its map is another optimisation (`benchmarks/tsne.py --parametric` times both side by side).\n"
+    )
+
+
 def _warnings_note(found: list[str]) -> str:
     """A section's training warnings (``fit_warnings_`` of its fits) as a Markdown note; "" for none."""
     if not found:
@@ -511,6 +585,7 @@ SECTIONS: dict[str, Callable[[Context], str]] = {
     "denoising": section_denoising,
     "vae": section_vae,
     "tsne": section_tsne,
+    "ptsne": section_ptsne,
 }
 
 

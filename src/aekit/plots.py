@@ -181,6 +181,46 @@ def latent_scatter(
     return ax
 
 
+def train_test_maps(
+    Z_train: np.ndarray,
+    y_train: np.ndarray | None,
+    Z_test: np.ndarray,
+    y_test: np.ndarray | None,
+    *,
+    titles: tuple[str, str] = ("training points", "new points"),
+) -> Any:
+    """The map of the points a model was fitted on beside the map of new points, in the same frame.
+
+    For parametric maps (``ParametricTSNE``, an autoencoder's 2-D code): both panels share
+    their axis limits, so a new point lands where the training map puts its kind.
+
+    Parameters
+    ----------
+    Z_train : ndarray of shape (n_train, >=2)
+    y_train : ndarray of shape (n_train,), optional
+    Z_test : ndarray of shape (n_test, >=2)
+    y_test : ndarray of shape (n_test,), optional
+        Labels colour the points (one colour bar, on the right).
+    titles : (str, str)
+        The two panels' titles.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, axes = subplots(1, 2, figsize=(12, 5))
+    latent_scatter(Z_train, y_train, ax=axes[0], colorbar=False, title=titles[0])
+    latent_scatter(Z_test, y_test, ax=axes[1], title=titles[1])
+    both = np.concatenate([np.asarray(Z_train)[:, :2], np.asarray(Z_test)[:, :2]])
+    lo, hi = both.min(axis=0), both.max(axis=0)
+    pad = 0.03 * np.where(hi > lo, hi - lo, 1.0)
+    for ax in axes:
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    fig.tight_layout()
+    return fig
+
+
 def _label_colours(k: int) -> Any:
     """The first ``k`` colours of tab10 (k <= 10: neighbours in the list differ most), else tab20 resampled."""
     import matplotlib
