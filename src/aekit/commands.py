@@ -343,7 +343,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume = str(out.path / ck_name) if args.resume else None
         try:
             est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
-        except AekitError:  # e.g. diverged: the model of the last complete epoch is kept, then the error shown
+        # e.g. diverged, or (data-parallel) another rank failed, or a signal that came while this rank saw it
+        # fail: the model of the last complete epoch is kept, then the error shown
+        except (AekitError, KeyboardInterrupt):
             _keep_trained(out, est)
             raise
         curve = _keep_trained(out, est)
