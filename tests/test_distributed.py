@@ -289,6 +289,10 @@ def test_cli_nproc_trains_and_resumes(tmp_path: Path) -> None:
     assert "(3 epochs, completed)" in resumed.stdout
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history["loss"]) == 3
+    # the same 3 epochs by one process, uninterrupted: the resumed run continued the same order
+    assert cli_main(["train", str(tmp_path / "X.npy"), "--out", str(tmp_path / "one"), *flags, "--epochs", "3"]) == 0
+    one = json.loads((tmp_path / "one" / "history.json").read_text())
+    np.testing.assert_allclose(history["loss"], one["loss"], rtol=1e-5)
 
 
 @needs_gloo

@@ -533,8 +533,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.epochs_ = self._resolve_epochs(n_train)
             if net.has_decoder and small_data(n_train, int(self.batch_size)):  # MNIST: Keras' zero biases
                 start_at_mean_(net, self._train_mean(tensors))
-            if distributed.is_distributed():
-                tensors, val = self._shard(tensors, val, seed)
             fast = self._plan(device, n_train)
             optimizer = make_optimizer(
                 self.optimizer,
@@ -546,6 +544,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
             fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
             state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state)
+            if distributed.is_distributed():  # after _resume: a checkpoint's RNG state draws the order
+                tensors, val = self._shard(tensors, val, seed)
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
             self.net_ = net
             self.device_ = device
@@ -574,16 +574,19 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _shard(self, tensors: Data, val: Data | None, seed: int) -> tuple[Data, Data | None]:
         """Data-parallel: in-memory tensors as this rank's part of every global batch (streamed data already is).
 
-        The permutations come from a copy of the seeded RNG as it stands (the same on every rank, and the
-        same draws as one process makes when no random layer draws in between); the random layers of each
-        rank then draw from their own seed.
+        Every rank draws the same permutations: from the seeded RNG, as one process does (and as a
+        checkpoint stores it), when nothing else draws from it; with random layers (noise, dropout,
+        sampling), which draw on each rank from its own seed, from a copy of the seeded RNG as it stands.
         """
+        random_layers = self._draws_in_training()
         if isinstance(tensors, Sequence):
             rank, size = distributed.rank(), distributed.world_size()
             device = tensors[0].device
-            generator = torch.Generator(device=device)
-            default = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else None
-            generator.set_state(torch.get_rng_state() if default is None else default.get_state())
+            generator = None
+            if random_layers:
+                generator = torch.Generator(device=device)
+                default = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else None
+                generator.set_state(torch.get_rng_state() if default is None else default.get_state())
             tensors = TensorBatches(
                 tensors,
                 int(self.batch_size),
@@ -594,8 +597,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
             if val is not None and isinstance(val, Sequence):
                 val = TensorBatches(val, 4096, shuffle=False, rank=rank, world_size=size)
-        torch.manual_seed(seed + 7919 * distributed.rank())  # noise, dropout, sampling: independent across ranks
+        if random_layers:  # noise, dropout, sampling: independent across ranks
+            torch.manual_seed(seed + 7919 * distributed.rank())
         return tensors, val
+
+    def _draws_in_training(self) -> bool:
+        """Whether a training step draws random numbers (noise, dropout, a variational code)."""
+        return bool(self.noise) or float(self.dropout) > 0 or bool(self.variational)
 
     def _resolve_epochs(self, n_train: int) -> int:
         """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps."""
