@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -116,14 +117,23 @@ def test_generator_copy_draws_the_default_rngs_permutations() -> None:
     assert parts[0].global_sizes == [8] * 6 + [2]
 
 
-def test_ddp_step_weights_each_rank_by_its_share() -> None:
-    """One process (world size 1): the weight is 1 and the step is the plain one."""
-    net = torch.nn.Linear(3, 1)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    step = distributed.ddp_step(lambda b, training: {"loss": net(b[0]).pow(2).mean()}, opt, [4, 2])
-    before = net.weight.detach().clone()
-    step((torch.ones(4, 3),))
-    assert not torch.equal(before, net.weight)
+def test_ddp_step_is_the_plain_step_in_one_process() -> None:
+    """World size 1: each batch's weight ``part * 1 / global batch`` is 1, so the update is optimizer_step's."""
+    from aekit.training import optimizer_step
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(3, 1) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+
+    def loss_of(net: torch.nn.Module):  # noqa: ANN202
+        return lambda b, training: {"loss": net(b[0]).pow(2).mean()}
+
+    steps = [distributed.ddp_step(loss_of(nets[0]), opts[0], [4, 2]), optimizer_step(loss_of(nets[1]), opts[1])]
+    for batch in (torch.ones(4, 3), torch.full((2, 3), 2.0)):
+        for step in steps:
+            step((batch,))
+    assert torch.equal(nets[0].weight, nets[1].weight) and not torch.equal(nets[0].weight, torch.zeros(1, 3))
 
 
 @pytest.mark.parametrize("value", ["0", "x", "-2", "100000"])
@@ -168,10 +178,12 @@ def two_rank_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (out / "fit.py").write_text(FIT_SCRIPT)
     done = _torchrun(out / "fit.py", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
-    single = subprocess.run(
-        [sys.executable, str(out / "fit.py"), str(out)], env=_env(), capture_output=True, text=True, timeout=HANG_GUARD
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
+    argv = sys.argv
+    sys.argv = [str(out / "fit.py"), str(out)]
+    try:  # the single process: this one (no torchrun variables here)
+        runpy.run_path(str(out / "fit.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
     return out
 
 
@@ -258,18 +270,19 @@ def _rank_of(pid: int) -> str | None:
     return found[0] if found else None
 
 
+def _cli_nproc_run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "aekit", "train", str(tmp_path / "X.npy"), "--out", str(tmp_path / "run")]
+    command += [*CLI_FLAGS, *extra]
+    return subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=HANG_GUARD)
+
+
+CLI_FLAGS = ["--hidden-layer-sizes", "16", "--n-components", "3", "--random-state", "0", "--batch-size", "32"]
+
+
 @needs_gloo
-def test_cli_nproc_trains_and_resumes(tmp_path: Path) -> None:
+def test_cli_nproc_trains(tmp_path: Path) -> None:
     np.save(tmp_path / "X.npy", np.random.default_rng(0).random((204, 12), dtype=np.float32))
-    base = [sys.executable, "-m", "aekit", "train", str(tmp_path / "X.npy"), "--out", str(tmp_path / "run")]
-    flags = ["--hidden-layer-sizes", "16", "--n-components", "3", "--random-state", "0", "--batch-size", "32"]
-    first = subprocess.run(
-        [*base, "--nproc", "2", *flags, "--epochs", "2", "--keep-checkpoint"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-    )
+    first = _cli_nproc_run(tmp_path, "--nproc", "2", "--epochs", "2", "--keep-checkpoint")
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("model: ") == 1  # rank 0 alone reports
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
@@ -278,19 +291,22 @@ def test_cli_nproc_trains_and_resumes(tmp_path: Path) -> None:
         "model.safetensors",
         "training_curve.png",
     ]
-    resumed = subprocess.run(
-        [*base, "--nproc=2", *flags, "--epochs", "3", "--resume"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-    )
+
+
+@needs_gloo
+@pytest.mark.slow
+def test_cli_nproc_resumes_where_one_process_would_be(tmp_path: Path) -> None:
+    np.save(tmp_path / "X.npy", np.random.default_rng(0).random((204, 12), dtype=np.float32))
+    first = _cli_nproc_run(tmp_path, "--nproc", "2", "--epochs", "2", "--keep-checkpoint")
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = _cli_nproc_run(tmp_path, "--nproc=2", "--epochs", "3", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "(3 epochs, completed)" in resumed.stdout
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history["loss"]) == 3
     # the same 3 epochs by one process, uninterrupted: the resumed run continued the same order
-    assert cli_main(["train", str(tmp_path / "X.npy"), "--out", str(tmp_path / "one"), *flags, "--epochs", "3"]) == 0
+    one_process = ["train", str(tmp_path / "X.npy"), "--out", str(tmp_path / "one"), *CLI_FLAGS, "--epochs", "3"]
+    assert cli_main(one_process) == 0
     one = json.loads((tmp_path / "one" / "history.json").read_text())
     np.testing.assert_allclose(history["loss"], one["loss"], rtol=1e-5)
 
