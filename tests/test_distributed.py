@@ -59,11 +59,12 @@ def test_from_env_reads_torchrun_variables() -> None:
     assert distributed.from_env(launch) == distributed.Env(rank=1, world_size=2, local_rank=1)
     assert distributed.from_env({}) is None
     assert distributed.from_env({**launch, "RANK": "0", "WORLD_SIZE": "1"}) is None  # one process: not parallel
+    assert distributed.from_env({"RANK": "1", "WORLD_SIZE": "2"}) is None  # not torchrun's: no rendezvous address
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{"RANK": "x"}, {"RANK": "2"}, {"LOCAL_RANK": "-1"}, {"MASTER_ADDR": None}],
+    [{"RANK": "x"}, {"RANK": "2"}, {"LOCAL_RANK": "-1"}, {"WORLD_SIZE": "0"}],
 )
 def test_from_env_refuses_what_no_launcher_writes(bad: dict[str, str | None]) -> None:
     launch = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}

@@ -81,9 +81,11 @@ class Env:
 def from_env(environ: Mapping[str, str]) -> Env | None:
     """The ``torchrun`` launch described by ``environ`` (``os.environ``), or None outside one (or with one process).
 
-    Raises ``InputError`` for values that no launcher writes (not integers, rank out of range).
+    A launch sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; without all four (e.g. a
+    scheduler that sets only some of them) this process trains alone. Raises ``InputError`` for values
+    that no launcher writes (not integers, rank out of range).
     """
-    if "WORLD_SIZE" not in environ or "RANK" not in environ:
+    if not all(k in environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
         return None
     try:
         env = Env(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", environ["RANK"])))
@@ -97,13 +99,7 @@ def from_env(environ: Mapping[str, str]) -> Env | None:
             f"RANK={env.rank} (LOCAL_RANK={env.local_rank}) is not a rank of WORLD_SIZE={env.world_size}; "
             "launch with torchrun (or unset them for one process)"
         )
-    if env.world_size == 1:
-        return None
-    if "MASTER_ADDR" not in environ or "MASTER_PORT" not in environ:
-        raise InputError(
-            f"WORLD_SIZE={env.world_size} without MASTER_ADDR and MASTER_PORT: launch with torchrun, which sets them"
-        )
-    return env
+    return None if env.world_size == 1 else env
 
 
 def _dist_ok() -> bool:
