@@ -8,7 +8,11 @@ each in its own subprocess so that its peak resident memory (VmHWM) is its own:
   all N rows, memory-mapped;
 - ``memory`` and ``stream-slice``: one epoch on the first ``--slice`` rows, in memory (the
   reference path) and streamed, side by side: the throughput ratio;
-- ``embed``: ``aekit embed`` of all N rows into a ``.npy`` (written chunk by chunk).
+- ``embed``: ``aekit embed`` of all N rows into a ``.npy`` (written chunk by chunk);
+- ``--ddp ROWS``: one epoch of the reference dense AE on the first ROWS MNIST training images,
+  in memory, by one process (with all cores' threads, and with one thread) and by 2 data-parallel
+  gloo processes under ``torch.distributed.run`` (the cores shared out), with the largest
+  difference of their codes.
 
     python benchmarks/scale.py --rows 1000000 --data /tmp/scale.npy
     python benchmarks/scale.py --rows 10000000 --data /big/disk/scale.npy   # ~7.5 GB on disk
@@ -86,6 +90,44 @@ def worker(kind: str, data: Path, rows: int, model: Path) -> None:
             }
         )
     )
+
+
+def ddp_worker(rows: int, codes: Path) -> None:
+    """One epoch on ``rows`` MNIST images, in memory; under torchrun rank 0 reports (a JSON line) and saves codes."""
+    import aekit
+    from aekit import distributed
+    from aekit.mnist import load_mnist
+
+    X = load_mnist().X_train[:rows]
+    est = aekit.Autoencoder(epochs=1, random_state=0, data_loading="memory", compile=False, device="cpu")
+    est.fit(X)
+    if distributed.is_writer():
+        np.save(codes, est.transform(X))
+        ranks = distributed.world_size()
+        epoch_s = est.history_["time"][0]
+        threads = os.environ.get("OMP_NUM_THREADS")
+        loss = est.history_["loss"][0]
+        row = {"kind": f"ddp-{ranks}x{threads}", "rows": rows, "ranks": ranks, "epoch_s": epoch_s, "loss": loss}
+        print(json.dumps({**row, "samples_per_s": rows / epoch_s, "threads": threads}))
+
+
+def ddp_compare(rows: int, work: Path) -> list[dict]:
+    """The reference epoch by one process (all cores' threads, then one) and by 2 ranks (cores shared out)."""
+    results = []
+    cores = os.cpu_count() or 1
+    for ranks, threads in ((1, cores), (1, 1), (2, max(1, cores // 2))):
+        codes = work / f"ddp_codes_{ranks}x{threads}.npy"
+        head = [sys.executable] if ranks == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        head += [] if ranks == 1 else [f"--nproc-per-node={ranks}"]
+        cmd = [*head, __file__, "--worker", "ddp", "--rows", str(rows), "--codes", str(codes)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)}
+        load = os.getloadavg()[0]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        results.append({**json.loads(out.strip().splitlines()[-1]), "load_before": load})
+        print(results[-1], flush=True)
+    one = np.load(work / f"ddp_codes_1x{cores}.npy")
+    results[-1]["max_code_diff"] = float(np.abs(one - np.load(work / f"ddp_codes_{results[-1]['kind'][4:]}.npy")).max())
+    return results
 
 
 def tsne_worker(data: Path, rows: int, fit: int) -> None:
@@ -212,9 +254,38 @@ def markdown(meta: dict, results: list[dict], args: argparse.Namespace, data_byt
                 f"| {r['rows']:,} | {r['fit']:,} | {r['tsne_s']:.1f} | {r['placement_s']:.1f} | "
                 f"{r['tsne_s'] + r['placement_s']:.1f} | {gb(r['peak_rss'])} |"
             )
+    ddp = [r for r in results if r["kind"].startswith("ddp")]
+    if len(ddp) == 3:
+        lines += ["", *ddp_markdown(ddp)]
     if args.note:
         lines += ["", args.note]
     return "\n".join(lines) + "\n"
+
+
+def ddp_markdown(ddp: list[dict]) -> list[str]:
+    """The data-parallel section: one process (all threads, one thread), then 2 ranks."""
+    many, single, two = ddp
+    lines = [
+        "## Data-parallel: 2 gloo ranks against one process, on the same cores",
+        "",
+        f"The reference dense AE, one epoch on the first {two['rows']:,} MNIST training images, in memory; "
+        "each run its own process(es), one after the other; 2 ranks through `torch.distributed.run --standalone`.",
+        "",
+        "| run | threads per process | load average before | epoch s | samples/s | train loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in ddp:
+        lines.append(
+            f"| {r['ranks']} process{'es' if r['ranks'] > 1 else ''} | {r['threads']} | {r['load_before']:.1f} | "
+            f"{r['epoch_s']:.1f} | {r['samples_per_s']:,.0f} | {r['loss']:.6f} |"
+        )
+    best = max(many["samples_per_s"], single["samples_per_s"])
+    lines += [
+        "",
+        f"Throughput, 2 ranks / the faster single process: **{two['samples_per_s'] / best:.2f}**; largest "
+        f"difference between the codes of the 2-rank model and the single process's: {two['max_code_diff']:.2g}.",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -229,6 +300,7 @@ def main() -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--codes", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--tsne-fit", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--ddp", type=int, metavar="ROWS", help="also 2 data-parallel ranks vs one process on ROWS rows")
     ap.add_argument(
         "--tsne",
         nargs=2,
@@ -240,6 +312,9 @@ def main() -> None:
     model = args.model or args.data.with_suffix(".model.safetensors")
     if args.worker == "tsne":
         tsne_worker(args.data, args.rows, args.tsne_fit)
+        return
+    if args.worker == "ddp":
+        ddp_worker(args.rows, args.codes)
         return
     if args.worker == "embed":
         embed_worker(args.data, model, args.codes)
@@ -263,6 +338,8 @@ def main() -> None:
             out, _, _ = run_child(cmd + ["--tsne-fit", str(fit)])
             results.append(json.loads(out.strip().splitlines()[-1]))
             print(results[-1], flush=True)
+    if args.ddp:
+        results += ddp_compare(args.ddp, args.data.parent)
     meta = run_meta(threads=os.cpu_count())
     write_results(
         args.out, "scale", {"meta": meta, "results": results}, markdown(meta, results, args, args.data.stat().st_size)

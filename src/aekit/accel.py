@@ -80,6 +80,7 @@ def plan(
     cuda_graphs: bool = True,
     working_copies: bool = True,
     fused: bool | None = None,
+    data_parallel: bool = False,
 ) -> Plan:
     """Decide the fast paths of one fit. Pure: reads nothing but its arguments.
 
@@ -95,6 +96,12 @@ def plan(
         False forbids that path (for tests and benchmarks that compare it with the plain one).
     fused : bool, optional
         Force the optimizer's fused kernel on or off; None decides.
+    data_parallel : bool
+        Training through ``DistributedDataParallel`` (``aekit.distributed``): the step stays eager,
+        with no CUDA graph, compilation or working copies. DDP's gradient all-reduce runs from
+        backward hooks on its own stream and buckets, which a graph captured by ``CudaGraphStep``
+        does not replay (and compiling through DDP's hooks would need its own tuning, unmeasured
+        here); the working copies run a forward pass that bypasses DDP's wrapper.
 
     Returns
     -------
@@ -108,6 +115,14 @@ def plan(
         the conv body's forward pass eager (compiled, it was slower).
     """
     check_compile(compile)
+    if data_parallel:
+        return Plan(
+            cuda_graph=False,
+            fused_optimizer=bool(fused),
+            working_copies=False,
+            forward_compile=False,
+            graphless_forward_compile=False,
+        )
     graph = cuda_graphs and _graph_applies(device_type, optimizer, compile)
     compile_mode = False if (graph and compile == "auto") else compile
     if fused is None:

@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from aekit import distributed
 from aekit._utils import (
     FLOAT32_MAX,
     DataFormatError,
@@ -56,7 +57,7 @@ from aekit.accel import (
     settle,
     working_forward,
 )
-from aekit.batches import RowBlocks, StreamBatches
+from aekit.batches import RowBlocks, StreamBatches, TensorBatches
 from aekit.files import fitted_section, save_model
 from aekit.health import SAMPLE_ROWS, check_fit
 from aekit.modules import AutoencoderNet, build_net, start_at_mean_
@@ -402,6 +403,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.validation_fraction:
             blocks, val_blocks = blocks.split(float(self.validation_fraction), seed)
         common: dict[str, Any] = {"labels": y_idx, "device": device, "seed": seed, **self._stream_options}
+        if distributed.is_distributed():  # each rank reads its part of every global batch
+            common.update(rank=distributed.rank(), world_size=distributed.world_size())
         train_batches = StreamBatches(
             source,
             self._converter(source, training=True),
@@ -511,7 +514,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         else:  # streamed: scaled and checked chunk by chunk as they are read (see _converter)
             self._fit_source_range(X)
             n, n_features = X.n_samples, X.n_features
-        device = resolve_device(self.device)
+        device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
         seed, run_random_state = self._run_seed(resume_from)
         data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
         check_memory(
@@ -526,7 +529,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 n_train = tensors[0].shape[0]
             else:
                 tensors, val = self._stream_split(X, y_idx, device, seed)
-                n_train = tensors.n
+                n_train = sum(tensors.global_sizes)  # every rank's rows
             self.epochs_ = self._resolve_epochs(n_train)
             if net.has_decoder and small_data(n_train, int(self.batch_size)):  # MNIST: Keras' zero biases
                 start_at_mean_(net, self._train_mean(tensors))
@@ -541,6 +544,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
             fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
             state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state)
+            if distributed.is_distributed():  # after _resume: a checkpoint's RNG state draws the order
+                tensors, val = self._shard(tensors, val, seed)
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
             self.net_ = net
             self.device_ = device
@@ -561,7 +566,44 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             part = batch[0].sum(dim=0, dtype=torch.float64)
             total, n = (part if total is None else total + part), n + batch[0].shape[0]
         assert total is not None  # a training split has rows
+        if distributed.is_distributed():  # each rank read its part
+            both = distributed.all_sum({"total": total, "n": float(n)})
+            total, n = both["total"], int(both["n"])
         return (total / n).float()
+
+    def _shard(self, tensors: Data, val: Data | None, seed: int) -> tuple[Data, Data | None]:
+        """Data-parallel: in-memory tensors as this rank's part of every global batch (streamed data already is).
+
+        Every rank draws the same permutations: from the seeded RNG, as one process does (and as a
+        checkpoint stores it), when nothing else draws from it; with random layers (noise, dropout,
+        sampling), which draw on each rank from its own seed, from a copy of the seeded RNG as it stands.
+        """
+        random_layers = self._draws_in_training()
+        if isinstance(tensors, Sequence):
+            rank, size = distributed.rank(), distributed.world_size()
+            device = tensors[0].device
+            generator = None
+            if random_layers:
+                generator = torch.Generator(device=device)
+                default = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else None
+                generator.set_state(torch.get_rng_state() if default is None else default.get_state())
+            tensors = TensorBatches(
+                tensors,
+                int(self.batch_size),
+                min_batch=self._train_config(1).min_batch,
+                rank=rank,
+                world_size=size,
+                generator=generator,
+            )
+            if val is not None and isinstance(val, Sequence):
+                val = TensorBatches(val, 4096, shuffle=False, rank=rank, world_size=size)
+        if random_layers:  # noise, dropout, sampling: independent across ranks
+            torch.manual_seed(seed + 7919 * distributed.rank())
+        return tensors, val
+
+    def _draws_in_training(self) -> bool:
+        """Whether a training step draws random numbers (noise, dropout, a variational code)."""
+        return bool(self.noise) or float(self.dropout) > 0 or bool(self.variational)
 
     def _resolve_epochs(self, n_train: int) -> int:
         """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps."""
@@ -644,6 +686,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             batchnorm=self.batchnorm,
             variational=self.variational,
             steps=self.epochs_ * math.ceil(n_train / int(self.batch_size)),
+            data_parallel=distributed.is_distributed(),
             **self._plan_overrides,
         )
 
@@ -669,13 +712,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
             run_params["random_state"] = run_random_state
         callbacks = list(self.callbacks or [])
-        if int(self.verbose) >= 2:  # first: the line is printed even when a later callback stops training
+        writer = distributed.is_writer()  # data-parallel: rank 0 alone prints and writes checkpoints
+        if int(self.verbose) >= 2 and writer:  # first: the line is printed even when a later callback stops training
             callbacks.insert(0, epoch_printer(self.epochs_))
         if resume_from is not None:
             from aekit.files import load_checkpoint
 
             state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params)
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and writer:
             from aekit.files import checkpoint_callback
 
             # the loop updates this very state object in place
@@ -692,7 +736,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             min_delta=float(self.min_delta),
             restore_best_weights=bool(self.restore_best_weights),
             lr_schedule=self.lr_schedule,
-            progress=int(self.verbose) == 1,  # 2 and more: one line per epoch instead (see _resume)
+            progress=int(self.verbose) == 1 and distributed.is_writer(),  # 2 and more: one line per epoch instead
             min_batch=2 if self.batchnorm else 1,  # BatchNorm cannot normalise a batch of one sample
         )
 
@@ -717,13 +761,20 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     ) -> None:
         """Run the loop on ``data`` (training, validation); the fitted attributes follow.
 
-        SIGTERM stops it as Ctrl-C does.
+        SIGTERM stops it as Ctrl-C does. Data-parallel (``aekit.distributed``), the forward pass goes
+        through ``DistributedDataParallel`` and the loop reduces its sums and decisions over the ranks.
         """
         tensors, val = data
-        with _sigterm_as_interrupt():
+        ddp = distributed.is_distributed()
+        with _sigterm_as_interrupt(), distributed.guard():
             try:
-                loss_fn = self._build_loss(fast, net, optimizer, int(self.n_features_in_), self.device_)
-                step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
+                if ddp:  # the plan holds no CUDA graph, compilation or working copies here (accel.plan)
+                    wrapped = cast(AutoencoderNet, distributed.wrap(net, self.device_))  # called as the net is
+                    loss_fn = self._loss_fn(wrapped, int(self.n_features_in_), self.device_)
+                    step = distributed.ddp_step(loss_fn, optimizer, cast(Any, tensors).global_sizes)
+                else:
+                    loss_fn = self._build_loss(fast, net, optimizer, int(self.n_features_in_), self.device_)
+                    step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
                 with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
                     state = train(
                         net,
@@ -735,6 +786,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                         val_data=val,
                         callbacks=callbacks,
                         state=state,
+                        reduce=distributed.all_sum if ddp else None,
                     )
             finally:
                 self.history_ = state.history
@@ -996,8 +1048,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Write the fitted model to one ``.safetensors`` file (weights + JSON metadata, see ``aekit.files``).
 
         The file is written under a temporary name and renamed, so a crash never
-        leaves a half-written file and never harms the previous one.
+        leaves a half-written file and never harms the previous one. In a data-parallel run
+        (``aekit.distributed``) only rank 0 writes; the other ranks return ``path`` unwritten.
         """
         check_is_fitted(self, "net_")
+        if not distributed.is_writer():  # data-parallel: rank 0 writes the model its ranks share
+            return Path(path)
         params, fitted = self._json_params(), fitted_section(self)
         return save_model(path, self.net_, type(self).__name__, params, fitted, overwrite=overwrite)

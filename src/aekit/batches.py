@@ -87,8 +87,10 @@ def shard(start: int, stop: int, rank: int, world_size: int) -> tuple[int, int]:
 class TensorBatches:
     """In-memory tensors (same first dimension, on the device); one ``randperm`` gather per epoch.
 
-    With ``world_size`` ranks, every rank draws the same permutation (the same seeded RNG) and
-    takes its ``shard`` of every global batch of ``batch_size``.
+    With ``world_size`` ranks, every rank draws the same permutation and takes its ``shard`` of
+    every global batch of ``batch_size``; ``generator`` (a copy of the seeded RNG's state, the same on
+    every rank) then draws the permutations, so that random layers drawing different amounts on each
+    rank cannot make the ranks' orders differ.
     """
 
     def __init__(
@@ -100,12 +102,14 @@ class TensorBatches:
         shuffle: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        generator: torch.Generator | None = None,
     ) -> None:
         self.tensors = tuple(tensors)
         total = int(self.tensors[0].shape[0])
-        self.bounds = [
-            shard(a, b, rank, world_size) for a, b in batch_bounds(total, batch_size, min_batch * world_size)
-        ]
+        global_bounds = batch_bounds(total, batch_size, min_batch * world_size)
+        self.global_sizes = [b - a for a, b in global_bounds]  # every rank's samples in each step
+        self.bounds = [shard(a, b, rank, world_size) for a, b in global_bounds]
+        self.generator = generator
         self.n = sum(b - a for a, b in self.bounds)
         self.steps = len(self.bounds)
         self.device = self.tensors[0].device
@@ -114,7 +118,11 @@ class TensorBatches:
     def epoch(self, epoch: int) -> Iterator[Batch]:
         data = self.tensors
         if self.shuffle:  # the caller's seeded torch RNG: the reference path's order
-            perm = torch.randperm(int(data[0].shape[0]), device=self.device)
+            n = int(data[0].shape[0])
+            if self.generator is None:
+                perm = torch.randperm(n, device=self.device)
+            else:
+                perm = torch.randperm(n, device=self.device, generator=self.generator)
             data = tuple(t[perm] for t in data)  # one gather per epoch
         for start, stop in self.bounds:
             yield tuple(t[start:stop] for t in data)
@@ -226,6 +234,7 @@ class StreamBatches:
         self.seed, self.device, self.shuffle, self.window, self.depth = seed, device, shuffle, window, depth
         self.rank, self.world_size = rank, world_size
         self.global_bounds = batch_bounds(blocks.n_rows, batch_size, min_batch * world_size)
+        self.global_sizes = [b - a for a, b in self.global_bounds]  # every rank's samples in each step
         self.bounds = [shard(a, b, rank, world_size) for a, b in self.global_bounds]
         self.steps = len(self.bounds)
         self.n = sum(b - a for a, b in self.bounds)

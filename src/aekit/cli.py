@@ -66,6 +66,22 @@ def _metavar(p: Param) -> str:
     return {"random_state": "N|none", "device": "NAME"}.get(p.name, "V")
 
 
+def _nproc(text: str) -> int:
+    """``--nproc``: a whole number of local processes, at least 1 and at most one per CPU core."""
+    import os
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    cores = os.cpu_count() or 1
+    if not 1 <= n <= cores:
+        raise argparse.ArgumentTypeError(
+            f"--nproc must be a whole number of processes from 1 to {cores} (this machine's CPU cores), got {text!r}"
+        )
+    return n
+
+
 def _converter(p: Param) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -164,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing model in --out")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.safetensors")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    p.add_argument(
+        "--nproc",
+        type=_nproc,
+        metavar="N",
+        help="train on N local processes, data-parallel (launches torch.distributed.run; --batch-size stays "
+        "the global batch; on CUDA, one process per GPU)",
+    )
     p.add_argument(
         "--keep-checkpoint",
         action="store_true",
@@ -446,6 +469,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # aekit train --nproc launches the same command
     for name, value in vars(args).items():  # a NUL byte reaches no file system call (only main(argv) can pass one)
         if isinstance(value, str) and "\0" in value:
             flag = name if name in ("data", "model") else "--" + name.replace("_", "-")

@@ -272,9 +272,58 @@ def _keep_trained(out: OutputFolder, est: Any) -> bool:
     return False
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from aekit._utils import AekitError, InputError
+def _launch(args: argparse.Namespace) -> int:
+    """``aekit train --nproc N``: the same command on N processes under ``torch.distributed.run``; its exit code.
 
+    The launcher runs in its own process group, so that Ctrl-C reaches it once, from here: it then
+    stops every rank (each keeps or drops its work as one process does) and exits 130.
+    """
+    import signal
+    import subprocess
+
+    from aekit import distributed
+    from aekit._utils import InputError
+
+    if distributed.from_env(os.environ) is not None:
+        raise InputError("--nproc: this command already runs under torchrun; drop --nproc")
+    command = distributed.launch_command(args.nproc, distributed.without_flag(args.argv, "--nproc"))
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))  # cores shared out
+    proc = subprocess.Popen(command, env=env, process_group=0)
+    interrupts = 0
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (cli.main): ask the launcher to stop the ranks
+            interrupts += 1
+            proc.send_signal(signal.SIGINT if interrupts == 1 else signal.SIGKILL)
+
+
+def _train_rank(args: argparse.Namespace) -> int:
+    """A data-parallel rank other than 0: trains its part, writes nothing and prints nothing (rank 0 does)."""
+    import warnings
+
+    warnings.simplefilter("ignore")  # rank 0 shows them and logs the run, once
+    logging.getLogger("aekit").setLevel(logging.ERROR)
+    X, y = load_data(args, stream=True)
+    est = _estimator(args, y)
+    if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
+        est.set_params(image_shape=tuple(X.row_shape))
+    resume = str(Path(args.out) / "checkpoint.safetensors") if args.resume else None
+    est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
+    return 130 if est.stop_reason_ == "interrupted" else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit import distributed
+    from aekit._utils import AekitError, InputError, resolve_device
+
+    if getattr(args, "nproc", None) not in (None, 1):
+        return _launch(args)
+    if distributed.from_env(os.environ) is not None:  # under torchrun: every rank joins before any can fail
+        distributed.setup(resolve_device(getattr(args, "device", "auto")))
+        if not distributed.is_writer():
+            return _train_rank(args)
     ck_name = "checkpoint.safetensors"
     # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
     with _out_dir(args, TRAIN_FILES, args.overwrite or args.resume) as out:
@@ -294,7 +343,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume = str(out.path / ck_name) if args.resume else None
         try:
             est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
-        except AekitError:  # e.g. diverged: the model of the last complete epoch is kept, then the error shown
+        # e.g. diverged, or (data-parallel) another rank failed, or a signal that came while this rank saw it
+        # fail: the model of the last complete epoch is kept, then the error shown
+        except (AekitError, KeyboardInterrupt):
             _keep_trained(out, est)
             raise
         curve = _keep_trained(out, est)

@@ -706,6 +706,9 @@ class ParametricTSNE(_AutoencoderBase):
         assert isinstance(data, list)  # always in memory: the training batches are row numbers
         return self._graph.X[data[0]].mean(dim=0)
 
+    def _draws_in_training(self) -> bool:  # every step draws a neighbour of each point
+        return True
+
     def _exaggeration_at(self, epoch: int) -> float:
         early = epoch < int(self.early_exaggeration_epochs)
         return float(self.early_exaggeration if early else self.exaggeration)

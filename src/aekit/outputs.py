@@ -249,9 +249,9 @@ def save_training(out: OutputFolder, est: Any) -> bool:
 
     Returns False when the curve could not be drawn: a plot never costs the model.
     """
-    from aekit import plots
-
     with deferred_signals():  # Ctrl-C or SIGTERM now: the files are saved first, then the signal acts
+        from aekit import plots  # matplotlib loads slowly: a signal then would cost the model
+
         est.set_params(checkpoint_path=str(out.path / "checkpoint.safetensors"))  # its final name, not the staged one
         est.save(out.staged("model.safetensors"))
         with atomic_path(out.staged("history.json")) as tmp:

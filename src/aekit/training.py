@@ -18,7 +18,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "SCHEDULES",
     "Callback",
     "LoopState",
+    "Reduce",
     "LossFn",
     "Step",
     "TrainConfig",
@@ -125,6 +126,8 @@ def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
 
 
 Data = Sequence[torch.Tensor] | Batches  # tensors (batched here) or a source of batches
+#: ``reduce(values) -> values summed over the processes`` of a data-parallel run (``distributed.all_sum``)
+Reduce = Callable[[Mapping[str, torch.Tensor | float]], dict[str, torch.Tensor]]
 
 
 def as_batches(data: Data, batch_size: int, *, min_batch: int = 1, shuffle: bool = True) -> Batches:
@@ -135,8 +138,13 @@ def as_batches(data: Data, batch_size: int, *, min_batch: int = 1, shuffle: bool
 
 
 @torch.no_grad()
-def evaluate(module: nn.Module, loss_fn: LossFn, data: Data, batch_size: int) -> dict[str, float]:
-    """Sample-weighted mean of every named loss over ``data`` (tensors or unshuffled batches), in eval mode."""
+def evaluate(
+    module: nn.Module, loss_fn: LossFn, data: Data, batch_size: int, reduce: Reduce | None = None
+) -> dict[str, float]:
+    """Sample-weighted mean of every named loss over ``data`` (tensors or unshuffled batches), in eval mode.
+
+    With ``reduce`` (data-parallel), ``data`` is this rank's part and the means are over every rank's.
+    """
     was_training = module.training
     module.eval()
     batches = as_batches(data, batch_size, shuffle=False)
@@ -146,7 +154,13 @@ def evaluate(module: nn.Module, loss_fn: LossFn, data: Data, batch_size: int) ->
         for k, v in loss_fn(batch, False).items():
             sums[k] = sums.get(k, 0) + v.detach() * batch[0].shape[0]
     module.train(was_training)
+    if reduce is not None:
+        total = reduce({**sums, _N: float(n)})
+        return {k: float(total[k]) / float(total[_N]) for k in sums}
     return {k: float(v) / n for k, v in sums.items()}
+
+
+_N = "\0n"  # the sample count among reduced loss sums (no loss term has this name)
 
 
 def optimizer_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer) -> Step:
@@ -177,6 +191,7 @@ class _Run:
     steps: int  # batches per epoch
     base_lrs: list[float]  # each param group's initial lr (the schedules' reference)
     bar: Any = None  # tqdm progress bar, or None
+    reduce: Reduce | None = None  # data-parallel: sums over the ranks, so that every rank decides alike
 
     @property
     def n(self) -> int:
@@ -222,6 +237,8 @@ def _check_finite(
     run: _Run, state: LoopState, epoch: int, step_loss: torch.Tensor, good: dict[str, torch.Tensor]
 ) -> None:
     """Raise ``TrainingDivergedError`` (back to the weights of ``good``) if a step's loss was NaN/inf."""
+    if run.reduce is not None:  # NaN/inf on any rank: every rank stops at the same step
+        step_loss = run.reduce({"loss": step_loss})["loss"]
     finite = torch.isfinite(step_loss)
     if bool(finite.all()):  # one sync per epoch
         return
@@ -237,9 +254,13 @@ def _check_finite(
 
 def _epoch_logs(run: _Run, state: LoopState, sums: dict[str, torch.Tensor], t0: float) -> dict[str, float]:
     """The epoch's logs (losses, validation, lr, time), appended to the history; the epoch counts as done."""
-    logs = {k: float(v) / run.n for k, v in sums.items()}
+    if run.reduce is not None:
+        total = run.reduce({**sums, _N: float(run.n)})
+        logs = {k: float(total[k]) / float(total[_N]) for k in sums}
+    else:
+        logs = {k: float(v) / run.n for k, v in sums.items()}
     if run.val_data is not None:
-        val = evaluate(run.module, run.loss_fn, run.val_data, run.config.eval_batch_size)
+        val = evaluate(run.module, run.loss_fn, run.val_data, run.config.eval_batch_size, run.reduce)
         logs.update({f"val_{k}": v for k, v in val.items()})
     logs["lr"] = run.optimizer.param_groups[0]["lr"]
     logs["time"] = time.perf_counter() - t0
@@ -314,6 +335,8 @@ def _should_stop(run: _Run, state: LoopState, epoch: int, logs: dict[str, float]
     stop = any(
         [bool(cb(epoch, logs)) for cb in run.callbacks]
     )  # every callback runs (e.g. the checkpoint) before one stops
+    if run.reduce is not None:  # a callback that stops one rank stops them all
+        stop = float(run.reduce({"stop": float(stop)})["stop"]) > 0
     if run.config.early_stopping and (state.wait >= run.config.patience or floor):
         state.stop_reason = "early_stopping" if state.wait >= run.config.patience else "lr_floor"
         return True
@@ -342,6 +365,7 @@ def _start(
     step: Step | None,
     val_data: Data | None,
     callbacks: Iterable[Callback],
+    reduce: Reduce | None = None,
 ) -> _Run:
     """Check the inputs and record each param group's initial lr (kept across resumes)."""
     if config.lr_schedule not in SCHEDULES:
@@ -362,6 +386,7 @@ def _start(
         list(callbacks),
         steps,
         base_lrs,
+        reduce=reduce,
     )
 
 
@@ -376,6 +401,7 @@ def train(
     val_data: Data | None = None,
     callbacks: Iterable[Callback] = (),
     state: LoopState | None = None,
+    reduce: Reduce | None = None,
 ) -> LoopState:
     """Train ``module`` in place and return the loop state (with ``history``).
 
@@ -396,6 +422,10 @@ def train(
         if it has a ``close()`` method, that is called when training ends.
     state : LoopState, optional
         Resume from here (epochs already done, history, early-stopping state).
+    reduce : callable, optional
+        Data-parallel training (``aekit.distributed.all_sum``): ``data`` and ``val_data`` are this
+        process's parts; loss sums, sample counts, the NaN check and callbacks' stop requests are
+        summed over the processes, so that the history and every decision are the same on each.
 
     Raises
     ------
@@ -404,7 +434,7 @@ def train(
         last good epoch.
     """
     state = state or LoopState()
-    run = _start(module, loss_fn, optimizer, data, config, step, val_data, callbacks)
+    run = _start(module, loss_fn, optimizer, data, config, step, val_data, callbacks, reduce)
     run.bar = _progress_bar(config.progress, run.total_steps, state.epoch * run.steps)
     good: dict[str, torch.Tensor] | None = None
     try:
@@ -423,6 +453,10 @@ def train(
             module.load_state_dict(good)
         state.stop_reason = "interrupted"
         log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
+    except BaseException:
+        if good is not None and reduce is not None:  # data-parallel, e.g. another rank failed: the last complete
+            module.load_state_dict(good)  # epoch's weights, the same on every rank
+        raise
     finally:
         if run.bar is not None:
             run.bar.close()
