@@ -142,8 +142,10 @@ def run(args: argparse.Namespace) -> dict:
 
     mnist = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
     samples = min(args.samples, len(mnist.X_train) // 2)
-    stacks = ("aekit", "keras") if args.keras else ("aekit",)
-    ns = argparse.Namespace(epochs=args.epochs, threads=0, chunk=args.chunk, floor=False, stacks=stacks)
+    stacks = ("aekit", *(f"aekit@{label}" for label in args.variants)) + (("keras",) if args.keras else ())
+    ns = argparse.Namespace(
+        epochs=args.epochs, threads=0, chunk=args.chunk, floor=False, stacks=stacks, stack_env=args.variants
+    )
     out: dict = {"conditions": {}}
     with tempfile.TemporaryDirectory(prefix="aekit-contention-") as tmp_name:
         tmp = Path(tmp_name)
@@ -164,6 +166,7 @@ def run(args: argparse.Namespace) -> dict:
                     for m in args.models:
                         r = speed.run_model(m, ns, data, samples, {False: 1.0, True: 1.0}, tmp)
                         for s in stacks:
+                            r[s].pop("versions", None) if "@" in s else None
                             for k in ("flops_per_s", "fraction_of_peak"):  # no peak measured here
                                 r[s].pop(k, None)
                         rows.append(r)
@@ -174,6 +177,7 @@ def run(args: argparse.Namespace) -> dict:
                 "wall_s": time.perf_counter() - t0,
             }
     out["samples"] = samples
+    out["stacks"] = stacks
     return out
 
 
@@ -184,7 +188,7 @@ def derive(r: dict, cores: int) -> None:
     for cond, c in r["conditions"].items():
         for x in c["results"]:
             q = quiet.get(x["model"])
-            for stack in ("aekit", "keras"):
+            for stack in r["stacks"]:
                 if stack not in x or q is None or stack not in q:
                     continue
                 s = x[stack]
@@ -263,6 +267,27 @@ def report(r: dict) -> str:
             rows,
         )
     )
+    variants = [s for s in r["stacks"] if "@" in s]
+    if variants:
+        out += [
+            "",
+            "### aekit variants (other OpenMP/thread environments, taking turns beside the stacks above)",
+            "",
+            ", ".join(f"`{s}`: {r['variant_env'][s.partition('@')[2]]}" for s in variants),
+            "",
+        ]
+        rows = [
+            [cond, x["model"], s, f"{x[s]['median_epoch_s']:.2f}"]
+            + [f"{x[s][k]:.2f}" if k in x[s] else "—" for k in ("slowdown", "over_fair")]
+            + [f"{x[s]['median_epoch_s'] / x['aekit']['median_epoch_s']:.2f}"]
+            for cond, c in r["conditions"].items()
+            for x in c["results"]
+            for s in variants
+            if s in x
+        ]
+        out.append(
+            speed.md_table(["condition", "model", "variant", "s/epoch", "slowdown", "×fair", "variant / aekit"], rows)
+        )
     out += ["", "## Per-epoch times (s)", ""]
     rows = [
         [cond, x["model"]]
@@ -282,11 +307,26 @@ def main() -> None:
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help=f"from {','.join(CONDITIONS)}")
     parser.add_argument("--chunk", type=int, default=20, help="training steps per turn (0: whole epochs)")
     parser.add_argument("--no-keras", dest="keras", action="store_false", help="aekit only")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL:K=V[,K=V]",
+        help="another aekit worker taking turns with this environment (K= unsets K); e.g. "
+        "'libgomp:AEKIT_OMP_SPIN=0,GOMP_SPINCOUNT=' (libgomp's default spin), 'passive:OMP_WAIT_POLICY=PASSIVE'",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 epochs of 640 images, turns of 2 steps")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for contention.md and .json")
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.samples, args.chunk = 2, 640, 2
+    try:
+        args.variants = {
+            label: {k: v or None for k, _, v in (kv.partition("=") for kv in env.split(",") if kv)}
+            for label, _, env in (spec.partition(":") for spec in args.variant)
+        }
+    except ValueError:
+        parser.error("--variant expects LABEL:K=V[,K=V]")
     args.models = [m for m in args.models.split(",") if m]
     args.conditions = [c for c in args.conditions.split(",") if c]
     if bad := [m for m in args.models if m not in MODELS] + [c for c in args.conditions if c not in CONDITIONS]:
@@ -307,6 +347,7 @@ def main() -> None:
         epochs=args.epochs,
         chunk=args.chunk,
         aekit_openmp=openmp_setting(),
+        variant_env={k: ", ".join(f"{n}={v or '(unset)'}" for n, v in e.items()) for k, e in args.variants.items()},
         note=note,
     )
     derive(r, r["machine"]["usable_cpus"])

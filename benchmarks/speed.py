@@ -363,8 +363,17 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
 class Worker:
     """One worker subprocess; stderr (and stray stdout) go to a log file."""
 
-    def __init__(self, role: str, args: argparse.Namespace, model: str = "", data: str = "", logdir: Path = Path(".")):
-        self.name = f"{role}-{model}" if model else role
+    def __init__(
+        self,
+        role: str,
+        args: argparse.Namespace,
+        model: str = "",
+        data: str = "",
+        logdir: Path = Path("."),
+        env: dict[str, str | None] | None = None,
+        name: str = "",
+    ):
+        self.name = f"{name or role}-{model}" if model else role
         self.logpath = logdir / f"{self.name}.log"
         self.log = open(self.logpath, "w")  # noqa: SIM115
         cmd = [
@@ -383,7 +392,15 @@ class Worker:
             "--data",
             data,
         ]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            # env: added to this process's environment; a None value unsets the variable
+            env=None if env is None else {k: v for k, v in {**os.environ, **env}.items() if v is not None},
+        )
 
     def read(self) -> dict:
         for line in self.proc.stdout:
@@ -441,7 +458,19 @@ def run_model(
     print(f"[{model}] starting workers", flush=True)
     stacks = tuple(getattr(args, "stacks", ("aekit", "keras")))  # benchmarks/contention.py may run aekit alone
     stacks += ("floor",) if args.floor and base_model(model)[0] in ("dense", "sae") else ()
-    workers = {stack: Worker(stack, args, model, data, logdir) for stack in stacks}
+    # a stack "aekit@label" is another aekit worker with the environment args.stack_env[label] (contention.py)
+    workers = {
+        stack: Worker(
+            stack.partition("@")[0],
+            args,
+            model,
+            data,
+            logdir,
+            env=getattr(args, "stack_env", {}).get(stack.partition("@")[2]),
+            name=stack,
+        )
+        for stack in stacks
+    }
     epochs: dict[str, list[dict]] = {stack: [] for stack in workers}
     turns: dict[str, list[tuple[int, float]]] = {stack: [] for stack in workers}  # (epoch, seconds) of every full turn
     acc = {
