@@ -21,7 +21,7 @@ on ``n`` cores, gets ``n·c/(c + b)`` cores if the scheduler is fair, so its fai
 ``max(1, (c + b)/n)``. Inside ``GridSearchCV(n_jobs=j)`` each fit's fair share is ``n/j`` cores:
 fair slowdown ``max(1, c·j/n)``.
 
-    python benchmarks/contention.py                 # full run: ~25-40 min on 2 cores, writes benchmarks/results/
+    python benchmarks/contention.py                 # full run: ~20-40 min on 2 idle cores, writes benchmarks/results/
     python benchmarks/contention.py --quick --out /tmp/contention-quick     # smoke test, ~2 min
 """
 
