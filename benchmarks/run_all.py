@@ -15,6 +15,7 @@ PY = sys.executable
 
 COMMANDS = [
     [PY, "benchmarks/speed.py"],  # aekit vs Keras/TF training + transform speed -> benchmarks/results/speed.{md,json}
+    [PY, "benchmarks/contention.py"],  # speed on a busy CPU, quiet / busy / GridSearchCV -> results/contention.*
     [PY, "benchmarks/quality.py"],  # the reference claims, aekit beside Keras -> benchmarks/results/quality.{md,json}
     [
         PY,

@@ -183,7 +183,8 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
 
     import aekit
 
-    torch.set_num_threads(threads)
+    if threads:  # 0: aekit's own choice (aekit.threads)
+        torch.set_num_threads(threads)
     d = np.load(data)
     X, y, X_test = d["X"], d["y"], d["X_test"]
     model, bf16 = base_model(model)
@@ -225,7 +226,8 @@ def keras_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
     import keras_reference as kr
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    if threads:  # 0: TensorFlow's own choice
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     d = np.load(data)
     X, y, X_test = d["X"], d["y"], d["X_test"]
     model, bf16 = base_model(model)
@@ -361,8 +363,17 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
 class Worker:
     """One worker subprocess; stderr (and stray stdout) go to a log file."""
 
-    def __init__(self, role: str, args: argparse.Namespace, model: str = "", data: str = "", logdir: Path = Path(".")):
-        self.name = f"{role}-{model}" if model else role
+    def __init__(
+        self,
+        role: str,
+        args: argparse.Namespace,
+        model: str = "",
+        data: str = "",
+        logdir: Path = Path("."),
+        env: dict[str, str | None] | None = None,
+        name: str = "",
+    ):
+        self.name = f"{name or role}-{model}" if model else role
         self.logpath = logdir / f"{self.name}.log"
         self.log = open(self.logpath, "w")  # noqa: SIM115
         cmd = [
@@ -381,7 +392,15 @@ class Worker:
             "--data",
             data,
         ]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            # env: added to this process's environment; a None value unsets the variable
+            env=None if env is None else {k: v for k, v in {**os.environ, **env}.items() if v is not None},
+        )
 
     def read(self) -> dict:
         for line in self.proc.stdout:
@@ -437,8 +456,21 @@ def run_model(
     model: str, args: argparse.Namespace, data: str, samples: int, peak: dict[bool, float], logdir: Path
 ) -> dict:
     print(f"[{model}] starting workers", flush=True)
-    stacks = ("aekit", "keras") + (("floor",) if args.floor and base_model(model)[0] in ("dense", "sae") else ())
-    workers = {stack: Worker(stack, args, model, data, logdir) for stack in stacks}
+    stacks = tuple(getattr(args, "stacks", ("aekit", "keras")))  # benchmarks/contention.py may run aekit alone
+    stacks += ("floor",) if args.floor and base_model(model)[0] in ("dense", "sae") else ()
+    # a stack "aekit@label" is another aekit worker with the environment args.stack_env[label] (contention.py)
+    workers = {
+        stack: Worker(
+            stack.partition("@")[0],
+            args,
+            model,
+            data,
+            logdir,
+            env=getattr(args, "stack_env", {}).get(stack.partition("@")[2]),
+            name=stack,
+        )
+        for stack in stacks
+    }
     epochs: dict[str, list[dict]] = {stack: [] for stack in workers}
     turns: dict[str, list[tuple[int, float]]] = {stack: [] for stack in workers}  # (epoch, seconds) of every full turn
     acc = {
@@ -483,6 +515,8 @@ def run_model(
     }
     for stack in workers:
         res[stack] = summarize(final[stack], epochs[stack], samples, flops, peak[base_model(model)[1]])
+    if "keras" not in workers:
+        return res
     res["ratio_aekit_over_keras"] = res["aekit"]["median_epoch_s"] / res["keras"]["median_epoch_s"]
     res["paired_turn_ratios"] = paired_ratios(turns["aekit"], turns["keras"])
     if "floor" in workers:
@@ -834,7 +868,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60000, help="first N MNIST training samples")
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(MODELS)}")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for speed.md and speed.json")
-    parser.add_argument("--threads", type=int, default=2, help="compute threads for torch and TF (intra-op)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="compute threads for torch and TF (intra-op); 0: each library's choice"
+    )
     parser.add_argument(
         "--chunk", type=int, default=50, help="training steps per turn before the other stack's turn (0: whole epochs)"
     )

@@ -1,5 +1,7 @@
 """The fast paths: the plan (a table of inputs -> plans), compilation, precision, CUDA graphs, malloc tuning."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,8 @@ CONV = {"architecture": "conv"}
         ({**BF16, "working_copies": False}, _plan(False, False, False, "auto")),
         ({"fused": True}, _plan(False, True, False, "auto")),
         ({**CUDA, "optimizer": "adam", "fused": False}, _plan(True, False, False, False, "auto")),
+        # the thread count chosen by aekit.threads rides along unchanged
+        ({"threads": 3}, replace(_plan(False, False, False, "auto"), threads=3)),
     ],
 )
 def test_plan_table(inputs, expected):

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aekit.threads import configure_openmp
+
+configure_openmp()  # before anything loads torch: OpenMP reads its wait policy once, when it is loaded
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

@@ -11,11 +11,12 @@ loop). What makes it fast on a given machine lives here:
 - precision (``PRECISIONS``, ``autocast``, ``working_forward``);
 - ``CudaGraphStep``: the training step captured once as a CUDA graph and replayed;
 - ``heap_reuse``: glibc malloc tuning while training;
+- the CPU thread count (``Plan.threads``, chosen by ``aekit.threads``, which also bounds OpenMP's spin-waiting);
 - ``Conv2d``: a convolution with a CPU-shaped path for few output channels.
 
 Measured speeds are in benchmarks/results/speed.md (CPU) and gpu.md (CUDA); the A/B runs
 behind each default in docs/performance.md.
-Imports: ``_utils`` and ``optim`` only (``modules`` imports ``Conv2d`` from here).
+Imports: ``_utils``, ``optim`` and ``threads`` only (``modules`` imports ``Conv2d`` from here).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from torch.func import functional_call
 
 from aekit._utils import CudaGraphError, InputError, LossFn, Step, capturing
 from aekit.optim import KerasRMSprop
+from aekit.threads import threads_for_run as threads_for_run  # the seam's callers get thread settings from here
+from aekit.threads import using_threads as using_threads
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class Plan:
     working_copies: bool  # bfloat16 through the optimizer's working copies (working_forward), not autocast
     forward_compile: bool | str  # maybe_compile's mode for the loss function (forward pass)
     graphless_forward_compile: bool | str  # forward_compile should the CUDA graph be dropped (see settle)
+    threads: int | None = None  # CPU compute threads during the fit (threads.using_threads); None: PyTorch's count
 
     @property
     def working_dtype(self) -> torch.dtype | None:
@@ -81,6 +85,7 @@ def plan(
     working_copies: bool = True,
     fused: bool | None = None,
     data_parallel: bool = False,
+    threads: int | None = None,
 ) -> Plan:
     """Decide the fast paths of one fit. Pure: reads nothing but its arguments.
 
@@ -102,6 +107,9 @@ def plan(
         backward hooks on its own stream and buckets, which a graph captured by ``CudaGraphStep``
         does not replay (and compiling through DDP's hooks would need its own tuning, unmeasured
         here); the working copies run a forward pass that bypasses DDP's wrapper.
+    threads : int, optional
+        CPU compute threads for the run, from ``threads.threads_for_run`` (the cores this process may use,
+        never more than PyTorch's count); None leaves PyTorch's count. Passed in so that ``plan`` stays pure.
 
     Returns
     -------
@@ -122,6 +130,7 @@ def plan(
             working_copies=False,
             forward_compile=False,
             graphless_forward_compile=False,
+            threads=threads,
         )
     graph = cuda_graphs and _graph_applies(device_type, optimizer, compile)
     compile_mode = False if (graph and compile == "auto") else compile
@@ -136,6 +145,7 @@ def plan(
         working_copies=working,
         forward_compile=_forward_compile(compile_mode, architecture),
         graphless_forward_compile=_forward_compile(compile, architecture),
+        threads=threads,
     )
 
 

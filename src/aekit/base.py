@@ -55,6 +55,8 @@ from aekit.accel import (
     maybe_compile,
     plan,
     settle,
+    threads_for_run,
+    using_threads,
     working_forward,
 )
 from aekit.batches import RowBlocks, StreamBatches, TensorBatches
@@ -687,6 +689,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             variational=self.variational,
             steps=self.epochs_ * math.ceil(n_train / int(self.batch_size)),
             data_parallel=distributed.is_distributed(),
+            threads=threads_for_run(),
             **self._plan_overrides,
         )
 
@@ -775,7 +778,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 else:
                     loss_fn = self._build_loss(fast, net, optimizer, int(self.n_features_in_), self.device_)
                     step = build_step(fast, optimizer_step(loss_fn, optimizer), optimizer, int(self.batch_size))
-                with heap_reuse():  # reuse freed activation memory instead of page-faulting it in every step
+                # reuse freed activation memory instead of page-faulting it in every step; threads: see aekit.threads
+                with heap_reuse(), using_threads(fast.threads):
                     state = train(
                         net,
                         loss_fn,
@@ -852,7 +856,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         net.eval()
         outs = []
-        with torch.inference_mode():
+        with torch.inference_mode(), using_threads(threads_for_run()):
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)
                 outs.append(to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb))))
@@ -889,7 +893,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         net.eval()
         start = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), using_threads(threads_for_run()):
             for (xb,) in batches.epoch(0):
                 z = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
                 if out is None:

@@ -1,0 +1,125 @@
+"""How many CPU threads aekit computes with, and how they wait for each other.
+
+Two settings, both chosen so that the same seed gives the same numbers as before:
+
+- **How threads wait** (set once, before PyTorch loads). PyTorch's CPU kernels, MKL and oneDNN
+  share one OpenMP (libgomp) thread team. At the end of every parallel region a thread that
+  finishes first spins until its partner is done; libgomp's default spin is 300,000 ``pause``
+  iterations, milliseconds on current x86 CPUs. When other processes keep the cores busy, the
+  partner is often descheduled and the spinning thread burns its time slice waiting for it, region
+  after region: the dense AE's epoch took ~10× its time under load. A bounded spin
+  (``GOMP_SPINCOUNT``) then sleeps instead. libgomp reads its environment once, when it is loaded
+  (``import torch``), so ``configure_openmp`` runs from ``aekit/__init__`` and only does something
+  when torch is not loaded yet and the user set neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``.
+  How threads wait changes no arithmetic.
+- **How many threads** (per ``fit`` and inference call): at most the cores this process may use:
+  its CPU affinity and, in a container, the cgroup CPU quota (PyTorch counts the host's cores,
+  so in a container limited to 2 CPUs on a 64-core host it would start 32 or 64 threads). Never
+  more than PyTorch's current count, so ``torch.set_num_threads``, ``OMP_NUM_THREADS`` and joblib's
+  limit for its workers (``GridSearchCV(n_jobs=...)`` gives each worker ``cores // n_jobs``) are kept.
+  The count depends on the machine's configuration, never on its momentary load: the thread
+  count changes results in the last bits (oneDNN splits a convolution's weight gradient over the
+  batch by thread, MKL's products and full reductions such as the loss split by thread), so a
+  count chosen from the load would make the same seed give other numbers on a busy machine.
+
+``AEKIT_THREADS`` overrides the count: ``auto`` (default), a number, or ``torch`` (leave PyTorch's
+count alone). ``AEKIT_OMP_SPIN=0`` leaves the OpenMP environment alone. See docs/performance.md.
+Imports nothing from aekit at import time and not torch (this runs before torch is loaded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+#: libgomp spin iterations before a waiting thread sleeps (its default: 300,000); A/B runs in docs/performance.md
+SPINCOUNT = 1000
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def openmp_env(environ: Mapping[str, str], torch_loaded: bool) -> dict[str, str]:
+    """The variables ``configure_openmp`` adds to ``environ``: a bounded spin, unless too late or set by the user."""
+    if torch_loaded or environ.get("AEKIT_OMP_SPIN", "1") == "0":
+        return {}
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return {}
+    return {"GOMP_SPINCOUNT": str(SPINCOUNT)}
+
+
+def configure_openmp() -> None:
+    """Bound OpenMP's spin-waiting for this process and its children (before torch loads; see the module doc)."""
+    os.environ.update(openmp_env(os.environ, "torch" in sys.modules))
+
+
+def cgroup_cpus(root: Path = CGROUP, self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in cores (``cpu.max`` of cgroup v2, or v1's CFS quota); None: none."""
+    dirs = [root]
+    with contextlib.suppress(OSError):
+        for line in self_cgroup.read_text().splitlines():
+            if line.startswith("0::"):  # cgroup v2: this process's own group, then the root
+                dirs.insert(0, root / line[3:].strip().lstrip("/"))
+    for d in dirs:
+        with contextlib.suppress(OSError, ValueError):
+            quota, period = (d / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+    with contextlib.suppress(OSError, ValueError):
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    return None
+
+
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (at least 1)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        n = os.cpu_count() or 1
+    quota = cgroup_cpus()
+    if quota is not None:
+        n = min(n, max(1, math.floor(quota)))  # 1.5 CPUs: one thread never waits for a descheduled partner
+    return max(1, n)
+
+
+def choose_threads(current: int, cores: int, setting: str = "auto") -> int | None:
+    """The thread count for a fit or an inference call; None: leave PyTorch's ``current`` count.
+
+    ``setting`` is ``AEKIT_THREADS``: "auto" (``min(current, cores)``), a positive integer, or "torch".
+    """
+    from aekit._utils import InputError  # not at import: _utils loads torch, and this module runs before it
+
+    setting = setting.strip().lower() or "auto"
+    if setting == "torch":
+        return None
+    if setting == "auto":
+        return max(1, min(current, cores))
+    if setting.isdigit() and int(setting) >= 1:
+        return int(setting)
+    raise InputError(f"AEKIT_THREADS={setting!r} must be 'auto', 'torch' or a positive integer; unset it for 'auto'")
+
+
+def threads_for_run() -> int | None:
+    """``choose_threads`` for this process now: PyTorch's count, the available cores, ``AEKIT_THREADS``."""
+    import torch
+
+    return choose_threads(torch.get_num_threads(), available_cores(), os.environ.get("AEKIT_THREADS", "auto"))
+
+
+@contextlib.contextmanager
+def using_threads(n: int | None) -> Iterator[None]:
+    """PyTorch computes with ``n`` threads inside the block (None: unchanged); the count is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,116 @@
+"""The threading policy (aekit.threads): how many threads, how they wait, and that neither changes results."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit import threads
+from aekit._utils import InputError
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    ("environ", "torch_loaded", "expected"),
+    [
+        ({}, False, {"GOMP_SPINCOUNT": str(threads.SPINCOUNT)}),
+        ({}, True, {}),  # too late: libgomp read its environment when torch loaded
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, False, {}),  # the user's choice stays
+        ({"GOMP_SPINCOUNT": "5"}, False, {}),
+        ({"AEKIT_OMP_SPIN": "0"}, False, {}),
+    ],
+)
+def test_openmp_env_bounds_the_spin_unless_set_or_too_late(environ, torch_loaded, expected):
+    assert threads.openmp_env(environ, torch_loaded) == expected
+
+
+def _cgroup(tmp_path, files):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return threads.cgroup_cpus(tmp_path, tmp_path / "self_cgroup")
+
+
+def test_cgroup_quota_v2_own_group_first_then_root_then_v1(tmp_path):
+    assert _cgroup(tmp_path / "a", {"cpu.max": "150000 100000\n"}) == 1.5
+    assert _cgroup(tmp_path / "b", {"cpu.max": "max 100000\n"}) is None
+    own = {"self_cgroup": "0::/job/7\n", "job/7/cpu.max": "200000 100000\n", "cpu.max": "max 100000\n"}
+    assert _cgroup(tmp_path / "c", own) == 2.0
+    v1 = {"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}
+    assert _cgroup(tmp_path / "d", v1) == 3.0
+    assert _cgroup(tmp_path / "e", {**v1, "cpu/cpu.cfs_quota_us": "-1\n"}) is None
+    assert _cgroup(tmp_path / "f", {}) is None
+
+
+def test_available_cores_is_capped_by_the_quota(monkeypatch):
+    monkeypatch.setattr(threads, "cgroup_cpus", lambda: 1.5)
+    assert threads.available_cores() == 1
+    monkeypatch.setattr(threads, "cgroup_cpus", lambda: None)
+    assert threads.available_cores() == len(os.sched_getaffinity(0))
+
+
+def test_choose_threads():
+    assert threads.choose_threads(64, 2) == 2  # a container's quota on a big host
+    assert threads.choose_threads(1, 2) == 1  # joblib's / the user's limit is kept
+    assert threads.choose_threads(64, 2, "torch") is None
+    assert threads.choose_threads(1, 2, " 3 ") == 3
+    with pytest.raises(InputError, match="AEKIT_THREADS='many' must be"):
+        threads.choose_threads(2, 2, "many")
+
+
+def test_using_threads_restores_the_count():
+    before = torch.get_num_threads()
+    with threads.using_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with threads.using_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def _weights(est):
+    return torch.cat([p.detach().flatten() for p in est.net_.parameters()]).numpy()
+
+
+def test_policy_fits_with_its_count_and_changes_no_numbers(monkeypatch):
+    """A fit under the policy equals a plain fit at the thread count it chose, and leaves torch's count as it was."""
+    X = np.random.default_rng(0).random((300, 20), dtype=np.float32)
+    kw = {"hidden_layer_sizes": (16,), "n_components": 2, "epochs": 2, "batch_size": 64, "random_state": 0}
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(threads, "available_cores", lambda: 1)
+    policy = aekit.Autoencoder(**kw, callbacks=[lambda e, logs: seen.append(torch.get_num_threads())]).fit(X)
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    monkeypatch.setenv("AEKIT_THREADS", "torch")
+    with threads.using_threads(1):
+        plain = aekit.Autoencoder(**kw).fit(X)
+    np.testing.assert_array_equal(_weights(policy), _weights(plain))
+    np.testing.assert_array_equal(policy.transform(X), plain.transform(X))
+
+
+_CHILD = """
+import json, os, numpy as np, aekit, torch
+X = np.random.default_rng(0).random((400, 30), dtype=np.float32)
+est = aekit.Autoencoder(hidden_layer_sizes=(32, 16), epochs=2, batch_size=32, random_state=0, device="cpu").fit(X)
+w = torch.cat([p.detach().flatten() for p in est.net_.parameters()]).numpy()
+print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "threads": torch.get_num_threads(), "w": w.tolist()}))
+"""
+
+
+def test_bounded_spin_changes_no_numbers():
+    """Fresh processes (libgomp reads its environment once): bounded spin vs libgomp's default, same weights."""
+    runs = []
+    for extra in ({}, {"AEKIT_OMP_SPIN": "0"}):
+        env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "AEKIT_OMP_SPIN")}
+        env = {**env, **extra, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "2"}
+        out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert runs[0]["spin"] == str(threads.SPINCOUNT) and runs[1]["spin"] is None
+    assert runs[0]["threads"] == runs[1]["threads"] == min(2, threads.available_cores())
+    assert runs[0]["w"] == runs[1]["w"]
