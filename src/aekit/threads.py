@@ -4,11 +4,10 @@ Two settings, both chosen so that the same seed gives the same numbers as before
 
 - **How threads wait** (set once, before PyTorch loads). PyTorch's CPU kernels, MKL and oneDNN
   share one OpenMP (libgomp) thread team. At the end of every parallel region a thread that
-  finishes first spins until its partner is done; libgomp's default spin is 300,000 ``pause``
-  iterations, milliseconds on current x86 CPUs. When other processes keep the cores busy, the
-  partner is often descheduled and the spinning thread burns its time slice waiting for it, region
-  after region: the dense AE's epoch took ~10× its time under load. A bounded spin
-  (``GOMP_SPINCOUNT``) then sleeps instead. libgomp reads its environment once, when it is loaded
+  finishes first spins until its partner is done, by default for milliseconds. When other
+  processes keep the cores busy, the partner is often descheduled and the spinning thread burns
+  its time slice waiting for it, region after region (benchmarks/results/contention.md). A
+  bounded spin (``GOMP_SPINCOUNT``) then sleeps instead. libgomp reads its environment once, when it is loaded
   (``import torch``), so ``configure_openmp`` runs from ``aekit/__init__`` and only does something
   when torch is not loaded yet and the user set neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``.
   How threads wait changes no arithmetic.
@@ -36,7 +35,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-#: libgomp spin iterations before a waiting thread sleeps (its default: 300,000); A/B runs in docs/performance.md
+#: libgomp spin iterations before a waiting thread sleeps (libgomp's own default is far higher); A/B runs in
+#: benchmarks/results/contention.md
 SPINCOUNT = 1000
 CGROUP = Path("/sys/fs/cgroup")
 
