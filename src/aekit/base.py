@@ -108,6 +108,19 @@ def _too_big(source: Source) -> bool:
     return free is not None and 4 * source.n_samples * source.n_features > STREAM_FRACTION * free
 
 
+def classification_terms(
+    terms: dict[str, torch.Tensor], logits: torch.Tensor, y: torch.Tensor, training: bool
+) -> torch.Tensor:
+    """The head's loss on labels ``y`` (-1: unlabelled) into ``terms``, and when evaluating its accuracy on the
+    labelled rows; returns the loss."""
+    terms["classification"] = classification_loss(logits, y)
+    if not training:
+        labelled = (y >= 0).float()
+        hits = (logits.argmax(1) == y).float() * labelled
+        terms["accuracy"] = hits.sum() / labelled.sum().clamp(min=1.0)
+    return terms["classification"]
+
+
 def _checked_chunks(source: Source) -> Iterator[np.ndarray]:
     """Every row of ``source`` in order, in chunks of about a megabyte, float rows checked for NaN and inf."""
     step = max(source.block_rows, 2**18 // max(1, source.n_features))
@@ -480,13 +493,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 terms["kl"] = kl_divergence(out["mu"], out["logvar"], n_features)
                 total = total + beta * terms["kl"]
             if "class_logits" in out:
-                y = batch[1]
-                terms["classification"] = classification_loss(out["class_logits"], y)
-                total = total + w_cls * terms["classification"]
-                if not training:
-                    labelled = (y >= 0).float()
-                    hits = (out["class_logits"].argmax(1) == y).float() * labelled
-                    terms["accuracy"] = hits.sum() / labelled.sum().clamp(min=1.0)
+                total = total + w_cls * classification_terms(terms, out["class_logits"], batch[1], training)
             terms["loss"] = total
             return terms
 

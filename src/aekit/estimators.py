@@ -31,10 +31,10 @@ from aekit._utils import (
     seed_from,
 )
 from aekit.accel import autocast
-from aekit.base import UNLABELLED, _AutoencoderBase
+from aekit.base import UNLABELLED, _AutoencoderBase, classification_terms
 from aekit.files import MODEL_DAMAGED, check_tensors, corrupted_metadata, read_model
 from aekit.modules import AutoencoderNet, build_net
-from aekit.objectives import classification_loss, corrupt, reconstruction_loss, tsne_loss
+from aekit.objectives import corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param
 from aekit.training import Callback, Data, LoopState, TrainConfig
@@ -762,13 +762,7 @@ class ParametricTSNE(_AutoencoderBase):
                 terms["reconstruction"] = reconstruction_loss(out["recon_logits"], x, loss_kind, out_act)
                 total = total + w_rec * terms["reconstruction"]
             if "class_logits" in out and graph.y is not None:
-                y = graph.y[both]
-                terms["classification"] = classification_loss(out["class_logits"], y)
-                total = total + w_cls * terms["classification"]
-                if not training:
-                    labelled = (y >= 0).float()
-                    hits = (out["class_logits"].argmax(1) == y).float() * labelled
-                    terms["accuracy"] = hits.sum() / labelled.sum().clamp(min=1.0)
+                total = total + w_cls * classification_terms(terms, out["class_logits"], graph.y[both], training)
             terms["loss"] = total
             return terms
 
