@@ -142,7 +142,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         codes = ae.transform(X)
         t1 = time.perf_counter()
         fit_rows = None if n_fit == n else np.sort(np.random.default_rng(seed).choice(n, n_fit, replace=False))
-        inputs = _input_rows(X, source, fit_rows) if self.distances == "input" else None
+        inputs = _input_rows(X, source, fit_rows, ae) if self.distances == "input" else None
         fit_codes = codes if fit_rows is None else codes[fit_rows]
         self._tsne = _opentsne(fit_codes, inputs, self.perplexity, seed, self.n_jobs, self.neighbors, self.n_components)
         t2 = time.perf_counter()
@@ -162,7 +162,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         for start in range(0, len(rest), PLACE_CHUNK):
             rows = rest[start : start + PLACE_CHUNK]
             if self.distances == "input":
-                query = np.hstack([_input_rows(X, source, rows), codes[rows]])
+                query = np.hstack([_input_rows(X, source, rows, self.autoencoder_), codes[rows]])
             else:
                 query = codes[rows]
             emb[rows] = np.asarray(self._tsne.transform(query))
@@ -193,14 +193,14 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 PLACE_CHUNK = 50_000
 
 
-def _input_rows(X: Any, source: Any, rows: np.ndarray | None) -> np.ndarray:
-    """Float32 inputs (pixels scaled as the autoencoders read them) of ``rows`` (None: all)."""
+def _input_rows(X: Any, source: Any, rows: np.ndarray | None, ae: Any) -> np.ndarray:
+    """Float32 inputs (pixels scaled as the fitted autoencoder ``ae`` read them) of ``rows`` (None: all)."""
     if source is None:
         return np.asarray(X if rows is None else X[rows], dtype=np.float32)
     if rows is None:
         rows = np.arange(source.n_samples)
     raw = np.stack([source.read(int(i), int(i) + 1)[0] for i in rows]) if len(rows) else source.read(0, 0)
-    return as_float32(raw)  # the pixel rule, as _unit_scaled
+    return as_float32(raw, pixels=is_uint8(raw) and bool(getattr(ae, "pixels_", True)))  # fit's decision, every chunk
 
 
 def _unit_scaled(X: Any) -> Any:
