@@ -47,6 +47,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # speed.py: its workers and turns
 import speed  # noqa: E402
 
+#: OpenMP's wait as this process was started with: aekit's workers decide theirs at their own ``import aekit``
+#: (each condition's load), so what this driver's import adds is taken out again before workers start
+USER_SPIN = os.environ.get("GOMP_SPINCOUNT")
+
 CONDITIONS = ("quiet", "busy1", "busy2", "gridsearch")
 MODELS = ("dense", "sae", "conv")
 GRID_JOBS = 2
@@ -140,6 +144,9 @@ def gridsearch(model: str, args: argparse.Namespace, X: np.ndarray, y: np.ndarra
 def run(args: argparse.Namespace) -> dict:
     import aekit
 
+    if USER_SPIN is None:
+        os.environ.pop("GOMP_SPINCOUNT", None)
+
     mnist = aekit.load_mnist(os.environ.get("AEKIT_MNIST_DIR"))
     samples = min(args.samples, len(mnist.X_train) // 2)
     stacks = ("aekit", *(f"aekit@{label}" for label in args.variants)) + (("keras",) if args.keras else ())
@@ -214,7 +221,8 @@ def report(r: dict) -> str:
         f"- versions: {', '.join(f'{k} {val}' for k, val in v.items())}; aekit git {r['git']}",
         f"- command: `{r['command']}`",
         f"- {r['samples']} MNIST training images, {r['epochs']} epochs per stack and condition, turns of "
-        f"{r['chunk']} steps; each library's own thread choice; aekit's OpenMP environment: {r['aekit_openmp']}",
+        f"{r['chunk']} steps; each library's own thread choice; OpenMP/thread variables set for aekit's "
+        f"workers: {r['aekit_openmp']} (`aekit spin`: what each worker chose at its `import aekit`)",
         "",
     ]
     if r.get("note"):
@@ -243,6 +251,7 @@ def report(r: dict) -> str:
                     f"{s['over_fair']:.2f}" if "over_fair" in s else "—",
                 ]
             row.append(f"{x['ratio_aekit_over_keras']:.2f}" if "ratio_aekit_over_keras" in x else "—")
+            row.append(spin(x["aekit"]))
             other = x["aekit"].get("epoch_other_load_cores")
             row.append(f"{statistics.mean(other):.1f}" if other else "—")
             row.append(f"{c['loadavg_before'][0]:.2f} → {c['loadavg_after'][0]:.2f}")
@@ -261,6 +270,7 @@ def report(r: dict) -> str:
                 "Keras fair",
                 "Keras ×fair",
                 "aekit / Keras",
+                "aekit spin",
                 "other cores (aekit epochs)",
                 "load average",
             ],
@@ -279,14 +289,16 @@ def report(r: dict) -> str:
         rows = [
             [cond, x["model"], s, f"{x[s]['median_epoch_s']:.2f}"]
             + [f"{x[s][k]:.2f}" if k in x[s] else "—" for k in ("slowdown", "over_fair")]
-            + [f"{x[s]['median_epoch_s'] / x['aekit']['median_epoch_s']:.2f}"]
+            + [f"{x[s]['median_epoch_s'] / x['aekit']['median_epoch_s']:.2f}", spin(x[s])]
             for cond, c in r["conditions"].items()
             for x in c["results"]
             for s in variants
             if s in x
         ]
         out.append(
-            speed.md_table(["condition", "model", "variant", "s/epoch", "slowdown", "×fair", "variant / aekit"], rows)
+            speed.md_table(
+                ["condition", "model", "variant", "s/epoch", "slowdown", "×fair", "variant / aekit", "spin"], rows
+            )
         )
     out += ["", "## Per-epoch times (s)", ""]
     rows = [
@@ -360,9 +372,16 @@ def main() -> None:
 
 
 def openmp_setting() -> str:
-    """How aekit's workers wait (they inherit this process's environment, where ``import aekit`` set it)."""
+    """The OpenMP/thread environment aekit's workers start from (each then decides its spin at ``import aekit``)."""
     keys = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "AEKIT_OMP_SPIN", "AEKIT_THREADS", "OMP_NUM_THREADS")
-    return ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ) or "libgomp defaults"
+    return ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ) or "none set"
+
+
+def spin(stack: dict) -> str:
+    """How an aekit worker's threads waited: the ``GOMP_SPINCOUNT`` it ran with, or libgomp's default."""
+    if "gomp_spincount" not in stack:
+        return "—"
+    return "default" if stack["gomp_spincount"] is None else f"bounded ({stack['gomp_spincount']})"
 
 
 def versions(r: dict) -> dict:

@@ -178,10 +178,9 @@ def peak_worker(threads: int) -> None:
 
 
 def aekit_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -> None:
+    import aekit  # noqa: I001 - before torch, as users are told: aekit chooses OpenMP's wait before torch loads
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
-
-    import aekit
 
     if threads:  # 0: aekit's own choice (aekit.threads)
         torch.set_num_threads(threads)
@@ -215,6 +214,7 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
             "transform": {"aekit.transform": throughput(lambda: est.transform(X_test), len(X_test))},
             "maxrss_mib": maxrss_mib(),
             "threads": torch.get_num_threads(),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),  # None: libgomp's default spin
             "versions": {"torch": torch.__version__, "aekit": aekit.__version__, "numpy": np.__version__},
         }
     )
@@ -459,26 +459,22 @@ def run_model(
     stacks = tuple(getattr(args, "stacks", ("aekit", "keras")))  # benchmarks/contention.py may run aekit alone
     stacks += ("floor",) if args.floor and base_model(model)[0] in ("dense", "sae") else ()
     # a stack "aekit@label" is another aekit worker with the environment args.stack_env[label] (contention.py)
-    workers = {
-        stack: Worker(
-            stack.partition("@")[0],
-            args,
-            model,
-            data,
-            logdir,
-            env=getattr(args, "stack_env", {}).get(stack.partition("@")[2]),
-            name=stack,
-        )
-        for stack in stacks
-    }
-    epochs: dict[str, list[dict]] = {stack: [] for stack in workers}
-    turns: dict[str, list[tuple[int, float]]] = {stack: [] for stack in workers}  # (epoch, seconds) of every full turn
-    acc = {
-        stack: [0.0, 0.0, 0.0] for stack in workers
-    }  # machine busy s, wall s, own CPU s since the last epoch message
+    workers: dict[str, Worker] = {}
+    epochs: dict[str, list[dict]] = {stack: [] for stack in stacks}
+    turns: dict[str, list[tuple[int, float]]] = {stack: [] for stack in stacks}  # (epoch, seconds) of every full turn
+    acc = {stack: [0.0, 0.0, 0.0] for stack in stacks}  # machine busy s, wall s, own CPU s since the last epoch message
     try:
-        for w in workers.values():
-            assert w.read()["event"] == "ready"
+        for stack in stacks:  # one after another: a worker's start-up (its imports) is no load on the next one's
+            workers[stack] = Worker(
+                stack.partition("@")[0],
+                args,
+                model,
+                data,
+                logdir,
+                env=getattr(args, "stack_env", {}).get(stack.partition("@")[2]),
+                name=stack,
+            )
+            assert workers[stack].read()["event"] == "ready"
         while any(len(epochs[s]) < args.epochs for s in workers):
             for stack, w in workers.items():  # alternate turns: aekit, keras, aekit, ...
                 if len(epochs[stack]) == args.epochs:

@@ -17,17 +17,39 @@ from .conftest import ROOT
 
 
 @pytest.mark.parametrize(
-    ("environ", "torch_loaded", "expected"),
+    ("environ", "torch_loaded", "busy", "expected"),
     [
-        ({}, False, {"GOMP_SPINCOUNT": str(threads.SPINCOUNT)}),
-        ({}, True, {}),  # too late: libgomp read its environment when torch loaded
-        ({"OMP_WAIT_POLICY": "PASSIVE"}, False, {}),  # the user's choice stays
-        ({"GOMP_SPINCOUNT": "5"}, False, {}),
-        ({"AEKIT_OMP_SPIN": "0"}, False, {}),
+        ({}, False, True, {"GOMP_SPINCOUNT": str(threads.SPINCOUNT)}),
+        ({}, False, False, {}),  # an idle machine keeps libgomp's default: threads stay hot between regions
+        ({}, True, True, {}),  # too late: libgomp read its environment when torch loaded
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, False, True, {}),  # the user's choice stays
+        ({"GOMP_SPINCOUNT": "5"}, False, True, {}),
+        ({"AEKIT_OMP_SPIN": "0"}, False, True, {}),
+        ({"AEKIT_OMP_SPIN": "1"}, False, False, {"GOMP_SPINCOUNT": str(threads.SPINCOUNT)}),
+        ({"AEKIT_OMP_SPIN": "auto"}, False, False, {}),
     ],
 )
-def test_openmp_env_bounds_the_spin_unless_set_or_too_late(environ, torch_loaded, expected):
-    assert threads.openmp_env(environ, torch_loaded) == expected
+def test_openmp_env_bounds_the_spin_when_busy_unless_set_or_too_late(environ, torch_loaded, busy, expected):
+    assert threads.openmp_env(environ, torch_loaded, lambda: busy) == expected
+
+
+def test_other_load_takes_the_load_average_or_the_runnable_tasks_besides_this_one(tmp_path):
+    f = tmp_path / "loadavg"
+    f.write_text("0.20 0.30 0.40 3/345 999\n")  # two others runnable now, a low average (just started)
+    assert threads.other_load(f) == 2.0
+    f.write_text("1.50 0.30 0.40 1/345 999\n")  # only this process now, but busy over the last minute
+    assert threads.other_load(f) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("load", "omp", "busy"), [(0.0, None, False), (0.4, None, False), (1.0, None, True), (1.0, "1", False)]
+)
+def test_machine_busy_when_others_reach_the_cores_its_threads_use(monkeypatch, load, omp, busy):
+    monkeypatch.setattr(threads, "other_load", lambda: load)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    environ = {} if omp is None else {"OMP_NUM_THREADS": omp}  # one thread on two cores leaves one spare
+    assert threads.machine_busy(environ) is busy
 
 
 def _cgroup(tmp_path, files):
@@ -105,7 +127,7 @@ print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "threads": torch.get
 def test_bounded_spin_changes_no_numbers():
     """Fresh processes (libgomp reads its environment once): bounded spin vs libgomp's default, same weights."""
     runs = []
-    for extra in ({}, {"AEKIT_OMP_SPIN": "0"}):
+    for extra in ({"AEKIT_OMP_SPIN": "1"}, {"AEKIT_OMP_SPIN": "0"}):
         env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "AEKIT_OMP_SPIN")}
         env = {**env, **extra, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "2"}
         out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)

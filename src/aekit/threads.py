@@ -2,15 +2,18 @@
 
 Two settings, both chosen so that the same seed gives the same numbers as before:
 
-- **How threads wait** (set once, before PyTorch loads). PyTorch's CPU kernels, MKL and oneDNN
-  share one OpenMP (libgomp) thread team. At the end of every parallel region a thread that
-  finishes first spins until its partner is done, by default for milliseconds. When other
-  processes keep the cores busy, the partner is often descheduled and the spinning thread burns
-  its time slice waiting for it, region after region (benchmarks/results/contention.md). A
-  bounded spin (``GOMP_SPINCOUNT``) then sleeps instead. libgomp reads its environment once, when it is loaded
-  (``import torch``), so ``configure_openmp`` runs from ``aekit/__init__`` and only does something
-  when torch is not loaded yet and the user set neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``.
-  How threads wait changes no arithmetic.
+- **How threads wait** (decided once, before PyTorch loads). PyTorch's CPU kernels, MKL and
+  oneDNN share one OpenMP (libgomp) thread team. At the end of every parallel region a thread that
+  finishes first spins until its partner is done, by default for milliseconds. On an idle machine
+  that keeps the threads hot between the many small regions of a step. When other processes keep
+  the cores busy, the partner is often descheduled and the spinning thread burns its time slice
+  waiting for it, region after region (benchmarks/results/contention.md). A bounded spin
+  (``GOMP_SPINCOUNT``) then sleeps instead. libgomp reads its environment once, when it is loaded
+  (``import torch``), so ``configure_openmp`` runs from ``aekit/__init__``: when torch is not loaded
+  yet and the user set neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``, it bounds the spin if the
+  machine is busy *now*: other processes' demand (the 1-minute load average, or the tasks runnable
+  besides this one) reaches the cores aekit's threads would share. An idle machine keeps libgomp's
+  default. How threads wait changes no arithmetic.
 - **How many threads** (per ``fit`` and inference call): at most the cores this process may use:
   its CPU affinity and, in a container, the cgroup CPU quota (PyTorch counts the host's cores,
   so in a container limited to 2 CPUs on a 64-core host it would start 32 or 64 threads). Never
@@ -22,7 +25,8 @@ Two settings, both chosen so that the same seed gives the same numbers as before
   count chosen from the load would make the same seed give other numbers on a busy machine.
 
 ``AEKIT_THREADS`` overrides the count: ``auto`` (default), a number, or ``torch`` (leave PyTorch's
-count alone). ``AEKIT_OMP_SPIN=0`` leaves the OpenMP environment alone. See docs/performance.md.
+count alone). ``AEKIT_OMP_SPIN`` overrides the wait: ``auto`` (default: bounded when busy), ``1``
+(always bounded) or ``0`` (leave the OpenMP environment alone). See docs/performance.md.
 Imports nothing from aekit at import time and not torch (this runs before torch is loaded).
 """
 
@@ -32,7 +36,8 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 #: libgomp spin iterations before a waiting thread sleeps (libgomp's own default is far higher); A/B runs in
@@ -41,18 +46,51 @@ SPINCOUNT = 1000
 CGROUP = Path("/sys/fs/cgroup")
 
 
-def openmp_env(environ: Mapping[str, str], torch_loaded: bool) -> dict[str, str]:
-    """The variables ``configure_openmp`` adds to ``environ``: a bounded spin, unless too late or set by the user."""
-    if torch_loaded or environ.get("AEKIT_OMP_SPIN", "1") == "0":
+def openmp_env(environ: Mapping[str, str], torch_loaded: bool, busy: Callable[[], bool]) -> dict[str, str]:
+    """The variables ``configure_openmp`` adds to ``environ``: a bounded spin when ``busy()``, unless too late
+    or set by the user. ``AEKIT_OMP_SPIN``: "auto" (default), "1" (bounded whatever the load), "0" (nothing)."""
+    setting = environ.get("AEKIT_OMP_SPIN", "auto").strip().lower() or "auto"
+    if torch_loaded or setting in ("0", "off", "false", "no"):
         return {}
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return {}
+    if setting == "auto" and not busy():
         return {}
     return {"GOMP_SPINCOUNT": str(SPINCOUNT)}
 
 
+def other_load(loadavg: Path = Path("/proc/loadavg"), reads: int = 3) -> float:
+    """Other processes' CPU demand in cores: the larger of the 1-minute load average and the tasks runnable
+    now besides this one (the fewest of a few reads a millisecond apart, so a passing blip does not count)."""
+    runnable: list[int] = []
+    avg = 0.0
+    for i in range(reads):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = loadavg.read_text().split()
+            avg = float(fields[0])
+            runnable.append(int(fields[3].split("/")[0]) - 1)  # "R/T": R counts this process too
+        if i + 1 < reads:
+            time.sleep(0.001)
+    if not runnable:  # no /proc (macOS): the load average alone
+        with contextlib.suppress(AttributeError, OSError):
+            avg = os.getloadavg()[0]
+    return max(avg, float(min(runnable, default=0)))
+
+
+def machine_busy(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether other processes' demand reaches the cores aekit's threads would use: a spinning thread would
+    then wait for a descheduled partner. Threads: the usable cores, or fewer if ``OMP_NUM_THREADS`` says so."""
+    threads = available_cores()
+    with contextlib.suppress(ValueError):
+        threads = min(threads, max(1, int(environ.get("OMP_NUM_THREADS", "").split(",")[0])))
+    spare = max(0, (os.cpu_count() or threads) - threads)
+    return other_load() >= spare + 0.5
+
+
 def configure_openmp() -> None:
-    """Bound OpenMP's spin-waiting for this process and its children (before torch loads; see the module doc)."""
-    os.environ.update(openmp_env(os.environ, "torch" in sys.modules))
+    """Bound OpenMP's spin-waiting for this process and its children when the machine is busy (see the module
+    doc); called once, before torch loads."""
+    os.environ.update(openmp_env(os.environ, "torch" in sys.modules, machine_busy))
 
 
 def cgroup_cpus(root: Path = CGROUP, self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
