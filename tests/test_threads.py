@@ -33,12 +33,12 @@ def test_openmp_env_bounds_the_spin_when_busy_unless_set_or_too_late(environ, to
     assert threads.openmp_env(environ, torch_loaded, lambda: busy) == expected
 
 
-def test_other_load_takes_the_load_average_or_the_runnable_tasks_besides_this_one(tmp_path):
+def test_other_load_counts_the_tasks_runnable_now_besides_this_one(tmp_path):
     f = tmp_path / "loadavg"
-    f.write_text("0.20 0.30 0.40 3/345 999\n")  # two others runnable now, a low average (just started)
+    f.write_text("0.20 0.30 0.40 3/345 999\n")  # two others runnable now, a low average (they just started)
     assert threads.other_load(f) == 2.0
-    f.write_text("1.50 0.30 0.40 1/345 999\n")  # only this process now, but busy over the last minute
-    assert threads.other_load(f) == 1.5
+    f.write_text("1.50 0.30 0.40 1/345 999\n")  # only this process: the average is the minute that has passed
+    assert threads.other_load(f) == 0.0
 
 
 @pytest.mark.parametrize(

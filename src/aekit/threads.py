@@ -11,9 +11,8 @@ Two settings, both chosen so that the same seed gives the same numbers as before
   (``GOMP_SPINCOUNT``) then sleeps instead. libgomp reads its environment once, when it is loaded
   (``import torch``), so ``configure_openmp`` runs from ``aekit/__init__``: when torch is not loaded
   yet and the user set neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``, it bounds the spin if the
-  machine is busy *now*: other processes' demand (the 1-minute load average, or the tasks runnable
-  besides this one) reaches the cores aekit's threads would share. An idle machine keeps libgomp's
-  default. How threads wait changes no arithmetic.
+  machine is busy *now*: the tasks runnable besides this one reach the cores aekit's threads
+  would share. An idle machine keeps libgomp's default. How threads wait changes no arithmetic.
 - **How many threads** (per ``fit`` and inference call): at most the cores this process may use:
   its CPU affinity and, in a container, the cgroup CPU quota (PyTorch counts the host's cores,
   so in a container limited to 2 CPUs on a 64-core host it would start 32 or 64 threads). Never
@@ -59,22 +58,22 @@ def openmp_env(environ: Mapping[str, str], torch_loaded: bool, busy: Callable[[]
     return {"GOMP_SPINCOUNT": str(SPINCOUNT)}
 
 
-def other_load(loadavg: Path = Path("/proc/loadavg"), reads: int = 3) -> float:
-    """Other processes' CPU demand in cores: the larger of the 1-minute load average and the tasks runnable
-    now besides this one (the fewest of a few reads a millisecond apart, so a passing blip does not count)."""
+def other_load(loadavg: Path = Path("/proc/loadavg"), reads: int = 5) -> float:
+    """Other tasks competing for the CPUs now: those runnable besides this one, the fewest of a few reads
+    2 ms apart, so a passing blip does not count. Not the load average: it lags by a minute, counting the
+    work that has just ended (often the user's own previous step) and missing a competitor started seconds
+    ago. Without /proc (macOS) the 1-minute load average stands in."""
     runnable: list[int] = []
-    avg = 0.0
     for i in range(reads):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = loadavg.read_text().split()
-            avg = float(fields[0])
-            runnable.append(int(fields[3].split("/")[0]) - 1)  # "R/T": R counts this process too
+            runnable.append(int(loadavg.read_text().split()[3].split("/")[0]) - 1)  # "R/T": R counts this one
         if i + 1 < reads:
-            time.sleep(0.001)
-    if not runnable:  # no /proc (macOS): the load average alone
-        with contextlib.suppress(AttributeError, OSError):
-            avg = os.getloadavg()[0]
-    return max(avg, float(min(runnable, default=0)))
+            time.sleep(0.002)
+    if runnable:
+        return float(max(0, min(runnable)))
+    with contextlib.suppress(AttributeError, OSError):
+        return os.getloadavg()[0]
+    return 0.0
 
 
 def machine_busy(environ: Mapping[str, str] = os.environ) -> bool:
