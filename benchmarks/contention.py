@@ -381,7 +381,9 @@ def spin(stack: dict) -> str:
     """How an aekit worker's threads waited: the ``GOMP_SPINCOUNT`` it ran with, or libgomp's default."""
     if "gomp_spincount" not in stack:
         return "—"
-    return "default" if stack["gomp_spincount"] is None else f"bounded ({stack['gomp_spincount']})"
+    seen = stack.get("openmp_choice", {}).get("others_runnable")
+    seen = "" if seen is None else f"; {seen:g} other tasks runnable at import"
+    return ("default" if stack["gomp_spincount"] is None else f"bounded ({stack['gomp_spincount']})") + seen
 
 
 def versions(r: dict) -> dict:

@@ -215,6 +215,7 @@ def aekit_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
             "maxrss_mib": maxrss_mib(),
             "threads": torch.get_num_threads(),
             "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),  # None: libgomp's default spin
+            "openmp_choice": dict(aekit.threads.OPENMP_CHOICE),  # what its import saw
             "versions": {"torch": torch.__version__, "aekit": aekit.__version__, "numpy": np.__version__},
         }
     )

@@ -33,19 +33,35 @@ def test_openmp_env_bounds_the_spin_when_busy_unless_set_or_too_late(environ, to
     assert threads.openmp_env(environ, torch_loaded, lambda: busy) == expected
 
 
-def test_other_load_counts_the_tasks_runnable_now_besides_this_one(tmp_path):
+def test_others_runnable_counts_the_tasks_runnable_now_besides_this_one(tmp_path):
     f = tmp_path / "loadavg"
     f.write_text("0.20 0.30 0.40 3/345 999\n")  # two others runnable now, a low average (they just started)
-    assert threads.other_load(f) == 2.0
+    assert threads.others_runnable(1.5, f, window_s=0.01) == 2.0
     f.write_text("1.50 0.30 0.40 1/345 999\n")  # only this process: the average is the minute that has passed
-    assert threads.other_load(f) == 0.0
+    assert threads.others_runnable(1.5, f) == 0.0
+    assert threads.others_runnable(1.5, tmp_path / "missing") is None
+
+
+def test_others_runnable_takes_the_fewest_over_its_window(tmp_path, monkeypatch):
+    """A task that passed during the first read does not make the machine busy; one read suffices when idle."""
+    reads = iter(["0 0 0 4/9 1", "0 0 0 1/9 1", "0 0 0 4/9 1"])
+    seen = []
+
+    class Fake:
+        def read_text(self):
+            seen.append(1)
+            return next(reads)
+
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    assert threads.others_runnable(1.5, Fake(), window_s=10) == 0.0
+    assert len(seen) == 2  # stopped at the first idle read
 
 
 @pytest.mark.parametrize(
     ("load", "omp", "busy"), [(0.0, None, False), (0.4, None, False), (1.0, None, True), (1.0, "1", False)]
 )
 def test_machine_busy_when_others_reach_the_cores_its_threads_use(monkeypatch, load, omp, busy):
-    monkeypatch.setattr(threads, "other_load", lambda: load)
+    monkeypatch.setattr(threads, "others_runnable", lambda at_least: load)
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     environ = {} if omp is None else {"OMP_NUM_THREADS": omp}  # one thread on two cores leaves one spare

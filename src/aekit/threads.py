@@ -58,38 +58,53 @@ def openmp_env(environ: Mapping[str, str], torch_loaded: bool, busy: Callable[[]
     return {"GOMP_SPINCOUNT": str(SPINCOUNT)}
 
 
-def other_load(loadavg: Path = Path("/proc/loadavg"), reads: int = 5) -> float:
-    """Other tasks competing for the CPUs now: those runnable besides this one, the fewest of a few reads
-    2 ms apart, so a passing blip does not count. Not the load average: it lags by a minute, counting the
-    work that has just ended (often the user's own previous step) and missing a competitor started seconds
-    ago. Without /proc (macOS) the 1-minute load average stands in."""
-    runnable: list[int] = []
-    for i in range(reads):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            runnable.append(int(loadavg.read_text().split()[3].split("/")[0]) - 1)  # "R/T": R counts this one
-        if i + 1 < reads:
-            time.sleep(0.002)
-    if runnable:
-        return float(max(0, min(runnable)))
-    with contextlib.suppress(AttributeError, OSError):
-        return os.getloadavg()[0]
-    return 0.0
+def others_runnable(at_least: float, loadavg: Path = Path("/proc/loadavg"), window_s: float = 0.05) -> float | None:
+    """The fewest tasks runnable besides this one over ``window_s`` (reads 5 ms apart); None without /proc.
+
+    Reading stops at the first count below ``at_least``, so an idle machine costs one read, and a
+    passing task (a shell command, a monitor's probe) does not make the machine busy. Not the load
+    average: it lags by a minute, counting the work that has just ended (often the user's own
+    previous step) and missing a competitor started seconds ago.
+    """
+    fewest: int | None = None
+    deadline = time.monotonic() + window_s
+    while True:
+        try:
+            n = int(loadavg.read_text().split()[3].split("/")[0]) - 1  # "R/T": R counts this process too
+        except (OSError, ValueError, IndexError):
+            return None if fewest is None else float(fewest)
+        fewest = n if fewest is None else min(fewest, n)
+        if fewest < at_least or time.monotonic() >= deadline:
+            return float(max(0, fewest))
+        time.sleep(0.005)
+
+
+#: what ``configure_openmp`` saw and chose, for whoever asks why a run waits as it does (benchmarks do)
+OPENMP_CHOICE: dict[str, object] = {}
 
 
 def machine_busy(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether other processes' demand reaches the cores aekit's threads would use: a spinning thread would
-    then wait for a descheduled partner. Threads: the usable cores, or fewer if ``OMP_NUM_THREADS`` says so."""
+    """Whether the tasks runnable besides this one reach the cores aekit's threads would use: a spinning
+    thread would then wait for a descheduled partner. Threads: the usable cores, or ``OMP_NUM_THREADS``."""
     threads = available_cores()
     with contextlib.suppress(ValueError):
         threads = min(threads, max(1, int(environ.get("OMP_NUM_THREADS", "").split(",")[0])))
     spare = max(0, (os.cpu_count() or threads) - threads)
-    return other_load() >= spare + 0.5
+    others = others_runnable(at_least=spare + 0.5)
+    if others is None:  # no /proc (macOS): the 1-minute load average stands in
+        with contextlib.suppress(AttributeError, OSError):
+            others = os.getloadavg()[0]
+    OPENMP_CHOICE.update(others_runnable=others, threads=threads, cpus=os.cpu_count())
+    return others is not None and others >= spare + 0.5
 
 
 def configure_openmp() -> None:
     """Bound OpenMP's spin-waiting for this process and its children when the machine is busy (see the module
     doc); called once, before torch loads."""
-    os.environ.update(openmp_env(os.environ, "torch" in sys.modules, machine_busy))
+    added = openmp_env(os.environ, "torch" in sys.modules, machine_busy)
+    os.environ.update(added)
+    OPENMP_CHOICE["GOMP_SPINCOUNT"] = os.environ.get("GOMP_SPINCOUNT")  # None: libgomp's default
+    OPENMP_CHOICE["set_by_aekit"] = bool(added)
 
 
 def cgroup_cpus(root: Path = CGROUP, self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
