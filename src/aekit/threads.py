@@ -72,11 +72,12 @@ def others_runnable(at_least: float, loadavg: Path = Path("/proc/loadavg"), wind
         try:
             n = int(loadavg.read_text().split()[3].split("/")[0]) - 1  # "R/T": R counts this process too
         except (OSError, ValueError, IndexError):
-            return None if fewest is None else float(fewest)
+            break
         fewest = n if fewest is None else min(fewest, n)
         if fewest < at_least or time.monotonic() >= deadline:
-            return float(max(0, fewest))
+            break
         time.sleep(0.005)
+    return None if fewest is None else float(max(0, fewest))
 
 
 #: what ``configure_openmp`` saw and chose, for whoever asks why a run waits as it does (benchmarks do)

@@ -200,7 +200,7 @@ def _input_rows(X: Any, source: Any, rows: np.ndarray | None, ae: Any) -> np.nda
     if rows is None:
         rows = np.arange(source.n_samples)
     raw = np.stack([source.read(int(i), int(i) + 1)[0] for i in rows]) if len(rows) else source.read(0, 0)
-    return as_float32(raw, pixels=is_uint8(raw) and bool(getattr(ae, "pixels_", True)))  # fit's decision, every chunk
+    return as_float32(raw, pixels=ae._reads_pixels(raw, reset=False))  # the pixel rule fit decided
 
 
 def _unit_scaled(X: Any) -> Any:
