@@ -17,7 +17,7 @@ from aekit.cli import main
 from aekit.metrics import evaluate_model
 from aekit.objectives import student_t_log_kernel, tsne_loss
 from aekit.params import NOT_TSNE, PARAMS, TSNE_DEFAULTS, tsne_params, validate
-from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative
+from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative, label_affinities
 
 FAST = dict(
     hidden_layer_sizes=(32,),
@@ -121,6 +121,22 @@ def test_affinities_and_draws_follow_p(clusters):
     assert np.allclose(counts / 20000, probs[0], atol=0.02)
 
 
+def test_label_affinities_remove_pairs_across_classes():
+    neighbours = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+    probs = np.array([[0.5, 0.3, 0.2], [0.6, 0.2, 0.2], [0.4, 0.4, 0.2], [1 / 3, 1 / 3, 1 / 3]], dtype=np.float32)
+    y = np.array([0, 0, 1, -1])  # point 3 unlabelled
+    full = label_affinities(neighbours, probs, y, 1.0)
+    assert np.allclose(full.sum(1), 1)
+    assert np.allclose(full[0], [0.5 / 0.7, 0, 0.2 / 0.7])  # 0 -> 2 crosses classes; 0 -> 3 is unlabelled
+    assert np.allclose(full[2], [0, 0, 1])  # only the unlabelled neighbour is left
+    assert np.allclose(full[3], probs[3])  # an unlabelled point's pairs are left alone
+    half = label_affinities(neighbours, probs, y, 0.5)
+    assert np.allclose(half[0], np.array([0.5, 0.15, 0.2]) / 0.85)
+    assert np.allclose(label_affinities(neighbours, probs, y, 0.0), probs)
+    alone = label_affinities(np.array([[1], [0]]), np.ones((2, 1), np.float32), np.array([0, 1]), 1.0)
+    assert np.allclose(alone, 1)  # every neighbour of another class: the row keeps its own (nothing else to draw)
+
+
 # ---------------------------------------------------------------- the estimator
 
 
@@ -167,6 +183,22 @@ def test_reconstruction_and_labels(clusters, tmp_path):
     # refitted without labels: no head, no classes
     m2 = clone(m).set_params(reconstruction_weight=0.0, validation_fraction=0.0).fit(X)
     assert not hasattr(m2, "classes_") and m2.net_.head is None
+
+
+@pytest.mark.filterwarnings("ignore::aekit.TrainingWarning")  # no head weight: the head stays at chance
+def test_target_weight_separates_labels_the_neighbours_mix():
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 2
+    X = rng.standard_normal((300, 20)).astype(np.float32)
+    X[:, 1] += 2 * y - 1  # the labels' direction is one of twenty: many input neighbours mix them
+    from aekit.metrics import knn_cv_accuracy
+
+    def separation(target_weight: float) -> float:
+        params = {**FAST, "epochs": 40, "classification_weight": 0.0, "target_weight": target_weight}
+        m = ParametricTSNE(**params).fit(X, y)
+        return knn_cv_accuracy(m.transform(X), y)
+
+    assert separation(1.0) > separation(0.0) + 0.05
 
 
 def test_encoder_only_map_saves_and_loads(clusters, tmp_path):

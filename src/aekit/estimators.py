@@ -38,7 +38,7 @@ from aekit.objectives import corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param
 from aekit.training import Callback, Data, LoopState, TrainConfig
-from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative
+from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative, label_affinities
 from aekit.tsne import check_inputs as check_tsne_inputs
 
 log = logging.getLogger(__name__)
@@ -518,6 +518,10 @@ class ParametricTSNE(_AutoencoderBase):
     early_exaggeration_epochs : int, default=1
     exaggeration : float, default=1.0
         The attraction's multiplier after the early epochs (> 1: more compact clusters).
+    target_weight : float, default=1.0
+        With labels: the fraction of the affinity between two labelled neighbours of different
+        classes that is removed (UMAP's ``target_weight``); 1 lets no such pair attract, so the
+        map separates the classes; 0 leaves the affinities to the inputs.
     activation : str or None, default="relu"
     code_activation : str, default="linear"
         The map's coordinates are unbounded.
@@ -581,6 +585,7 @@ class ParametricTSNE(_AutoencoderBase):
         early_exaggeration: float = 4.0,
         early_exaggeration_epochs: int = 1,
         exaggeration: float = 1.0,
+        target_weight: float = 1.0,
         optimizer: str = "adam",
         learning_rate: float = 0.001,
         momentum: float = 0.01,
@@ -625,6 +630,7 @@ class ParametricTSNE(_AutoencoderBase):
         self.early_exaggeration = early_exaggeration
         self.early_exaggeration_epochs = early_exaggeration_epochs
         self.exaggeration = exaggeration
+        self.target_weight = target_weight
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -692,6 +698,8 @@ class ParametricTSNE(_AutoencoderBase):
         n_train = n - n_val
         knn_seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from the fit's seed: the same search for the same seed
         neighbours, probs = conditional_affinities(X[:n_train], X[n_train:], float(self.perplexity), knn_seed)
+        if y_idx is not None and float(self.target_weight) > 0:
+            probs = label_affinities(neighbours, probs, y_idx[order], float(self.target_weight))
         self._graph = NeighbourGraph(
             X=torch.from_numpy(X).to(device),
             neighbours=torch.from_numpy(neighbours).to(device),

@@ -355,6 +355,13 @@ _TABLE = [
     Param("early_exaggeration", Interval(float, 1.0), 4.0, "attraction multiplier of the first epochs", tsne=True),
     Param("early_exaggeration_epochs", Interval(int, 0), 1, "epochs with early_exaggeration", tsne=True),
     Param("exaggeration", Interval(float, 1.0), 1.0, "attraction multiplier after the early epochs", tsne=True),
+    Param(
+        "target_weight",
+        _UNIT,
+        1.0,
+        "with labels: how much of the affinity between neighbours of different classes is removed",
+        tsne=True,
+    ),
     Param("optimizer", Options(OPTIMIZERS), "rmsprop", "optimizer, Keras semantics (eps=1e-7)"),
     Param("learning_rate", Interval(float, 0.0, MAX_LEARNING_RATE, low_open=True), 0.002, "learning rate"),
     Param("momentum", _UNIT, 0.01, "momentum of rmsprop and sgd"),

@@ -127,6 +127,22 @@ def _rows(affinities: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     return cols.astype(np.int64), vals.astype(np.float32)
 
 
+def label_affinities(neighbours: np.ndarray, probs: np.ndarray, y: np.ndarray, target_weight: float) -> np.ndarray:
+    """p(j | i) with the labels' say: pairs of labelled points of different classes keep ``1 - target_weight``.
+
+    ``neighbours``, ``probs`` ``(n, k)`` as from ``conditional_affinities``; ``y`` ``(n,)`` class
+    indices, -1 unlabelled (a pair with an unlabelled point is left alone). Rows are normalised
+    again; a row whose every neighbour lost its affinity keeps its own (there is nothing else to
+    draw). Like UMAP's ``target_weight``: the map is pulled apart along the classes, so that a
+    supervised map separates them instead of only feeding its head.
+    """
+    yi, yj = y[:, None], y[neighbours]  # (n, 1), (n, k)
+    across = (yi >= 0) & (yj >= 0) & (yi != yj)
+    scaled = np.where(across, probs * (1.0 - target_weight), probs)
+    total = scaled.sum(1, keepdims=True)
+    return np.where(total > 0, scaled / np.where(total > 0, total, 1.0), probs).astype(np.float32)
+
+
 def cumulative(probs: np.ndarray) -> np.ndarray:
     """Running sums along rows, the last set to exactly 1 (so that every uniform draw finds an entry)."""
     cum = np.cumsum(probs, axis=1, dtype=np.float64)
