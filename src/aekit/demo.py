@@ -524,7 +524,7 @@ def section_ptsne(ctx: Context) -> str:
     plots.save(plots.train_test_maps(Z_tr, d.y_train, Z_te, d.y_test, titles=titles), ctx.out / "ptsne_maps.png")
     return f"""## 7. Parametric t-SNE: a map for images it never saw
 
-`ParametricTSNE` (its defaults: dense 784 → 256 → 256 → 2, ReLU, t-SNE's loss with perplexity 30,
+`ParametricTSNE` (its defaults: dense 784 → 500 → 500 → 2000 → 2, ReLU, t-SNE's loss with perplexity 30,
 Adam) trained on the {len(d.X_train):,} training images for {_n(r["epochs"], "epoch")}; its encoder then
 places the {len(d.X_test):,} test images with one forward pass. k-NN(5) and trustworthiness as in
 section 6 (5-fold within the test map; 5 neighbours against the pixels on {r["trust_points"]:,} points);

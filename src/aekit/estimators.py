@@ -506,7 +506,7 @@ class ParametricTSNE(_AutoencoderBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(256, 256)
+    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
         Encoder widths (and the decoder's, mirrored, with ``reconstruction_weight`` > 0).
     perplexity : float, default=30.0
         About how many neighbours each point keeps; needs more than ``3 * perplexity`` samples.
@@ -560,7 +560,7 @@ class ParametricTSNE(_AutoencoderBase):
     def __init__(
         self,
         *,
-        hidden_layer_sizes: Sequence[int] = (256, 256),
+        hidden_layer_sizes: Sequence[int] = (500, 500, 2000),
         n_components: int | None = 2,
         architecture: str = "dense",
         activation: str | None = "relu",

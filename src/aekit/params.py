@@ -442,7 +442,7 @@ TSNE_DEFAULTS: dict[str, Any] = {
     "code_activation": "linear",
     "reconstruction_weight": 0.0,
     "classification_weight": 1.0,
-    "hidden_layer_sizes": (256, 256),
+    "hidden_layer_sizes": (500, 500, 2000),
     "optimizer": "adam",
     "learning_rate": 0.001,
     "batch_size": 256,
