@@ -520,8 +520,8 @@ class ParametricTSNE(_AutoencoderBase):
         The attraction's multiplier after the early epochs (> 1: more compact clusters).
     target_weight : float, default=1.0
         With labels: the fraction of the affinity between two labelled neighbours of different
-        classes that is removed (UMAP's ``target_weight``); 1 lets no such pair attract, so the
-        map separates the classes; 0 leaves the affinities to the inputs.
+        classes that is removed (named after UMAP's parameter of that role); 1 lets no such pair
+        attract, so the map separates the classes; 0 leaves the affinities to the inputs.
     activation : str or None, default="relu"
     code_activation : str, default="linear"
         The map's coordinates are unbounded.

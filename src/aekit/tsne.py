@@ -133,8 +133,8 @@ def label_affinities(neighbours: np.ndarray, probs: np.ndarray, y: np.ndarray, t
     ``neighbours``, ``probs`` ``(n, k)`` as from ``conditional_affinities``; ``y`` ``(n,)`` class
     indices, -1 unlabelled (a pair with an unlabelled point is left alone). Rows are normalised
     again; a row whose every neighbour lost its affinity keeps its own (there is nothing else to
-    draw). Like UMAP's ``target_weight``: the map is pulled apart along the classes, so that a
-    supervised map separates them instead of only feeding its head.
+    draw). The role of UMAP's ``target_weight``: the map's own loss pulls the classes apart, not
+    only the head's gradient.
     """
     yi, yj = y[:, None], y[neighbours]  # (n, 1), (n, k)
     across = (yi >= 0) & (yj >= 0) & (yi != yj)
