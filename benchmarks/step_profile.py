@@ -27,6 +27,7 @@ from aekit.objectives import classification_loss, reconstruction_loss  # noqa: E
 from aekit.optim import make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("matrix products", "optimizer update", "zero_grad", "activations", "everything else")
 ACTIVATIONS = ("aten::tanh", "aten::tanh_backward", "aten::sigmoid", "aten::sigmoid_backward")
 
 
@@ -55,7 +56,7 @@ def make_step(model: str, batch: int = 128):
 def wall_ms(step, steps: int) -> float:
     """Median of five timings of ``steps // 5`` steps, per step."""
     times = []
-    for r in range(5):
+    for _ in range(5):
         t = time.perf_counter()
         for i in range(steps // 5):
             step(i)
@@ -89,8 +90,13 @@ def profile(model: str, steps: int) -> dict:
         for i in range(steps):
             step(i)
     events = {e.key: e for e in prof.key_averages()}
-    self_ms = lambda *names: sum(events[n].self_cpu_time_total for n in names if n in events) / steps / 1e3  # noqa: E731
-    total_ms = lambda name: next((e.cpu_time_total for k, e in events.items() if k.startswith(name)), 0) / steps / 1e3  # noqa: E731
+
+    def self_ms(*names: str) -> float:
+        return sum(events[n].self_cpu_time_total for n in names if n in events) / steps / 1e3
+
+    def total_ms(prefix: str) -> float:  # an event and everything under it
+        return next((e.cpu_time_total for k, e in events.items() if k.startswith(prefix)), 0) / steps / 1e3
+
     profiled = sum(e.self_cpu_time_total for e in events.values()) / steps / 1e3
     parts = {
         "matrix products": self_ms("aten::mm", "aten::addmm"),
@@ -127,10 +133,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
     ]
     for r in rows:
         p, total = r["parts_ms"], r["profiled_ms"]
-        share = lambda k: f"{p[k]:.2f} ms ({p[k] / total:.0%})"  # noqa: E731
+        shares = [f"{p[k]:.2f} ms ({p[k] / total:.0%})" for k in PARTS]
         lines.append(
-            f"| {r['model']} | {r['wall_ms']:.2f} ms | {share('matrix products')} | {share('optimizer update')} | "
-            f"{share('zero_grad')} | {share('activations')} | {share('everything else')} | "
+            f"| {r['model']} | {r['wall_ms']:.2f} ms | {' | '.join(shares)} | "
             f"{total / p['matrix products']:.2f} | {r['update_floor_ms']:.2f} ms |"
         )
     lines += [
