@@ -12,13 +12,14 @@ import sklearn
 import torch
 
 import aekit
+from aekit.threads import numerics
 
 
 def run_meta(**extra: object) -> dict:
     """Date, machine and versions for a results table."""
     return {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{numerics()} of {os.cpu_count()} CPUs",
         "python": platform.python_version(),
         "torch": torch.__version__,
         "sklearn": sklearn.__version__,

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aekit.threads import cpu_model
+
 HERE = Path(__file__).resolve().parent
 BASE_MODELS = ("dense", "sae", "conv", "denoising")  # "denoising" is optional
 # "<model>-bf16": mixed precision on both sides (aekit precision="bfloat16", Keras policy "mixed_bfloat16")
@@ -542,17 +544,9 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,
         "platform": platform.platform(),

@@ -152,3 +152,14 @@ def test_bounded_spin_changes_no_numbers():
     assert runs[0]["spin"] == str(threads.SPINCOUNT) and runs[1]["spin"] is None
     assert runs[0]["threads"] == runs[1]["threads"] == min(2, threads.available_cores())
     assert runs[0]["w"] == runs[1]["w"]
+
+
+def test_numerics_names_cpu_kernels_and_this_runs_threads(monkeypatch):
+    import torch
+
+    from aekit.threads import cpu_model, numerics
+
+    monkeypatch.setenv("AEKIT_THREADS", "1")
+    text = numerics()
+    assert text.startswith(cpu_model() + ", ") and cpu_model()
+    assert f"{torch.backends.cpu.get_cpu_capability()} kernels" in text and text.endswith(", 1 thread")

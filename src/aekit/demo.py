@@ -25,6 +25,7 @@ from aekit import metrics, plots
 from aekit._utils import InputError, atomic_path
 from aekit.estimators import fit_stage
 from aekit.mnist import MNIST, load_mnist
+from aekit.threads import numerics
 
 
 @dataclass
@@ -599,8 +600,9 @@ def _header(ctx: Context) -> str:
 
 Mode: {mode}. Training set {len(ctx.data.X_train):,} images, test set {len(ctx.data.X_test):,}.
 aekit {__version__}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__},
-Python {platform.python_version()}, {platform.machine()} with {os.cpu_count()} CPUs,
-{time.strftime("%Y-%m-%d")}. Seeds fixed (random_state=0): rerunning gives the same numbers on CPU.
+Python {platform.python_version()}, {time.strftime("%Y-%m-%d")}; {numerics()} of {os.cpu_count()} CPUs.
+Seeds fixed (random_state=0): a rerun with the same CPU model, kernels and threads gives the same
+numbers; on other CPUs products round differently in the last bits and the runs land near these.
 """
 
 
@@ -639,7 +641,7 @@ def run_demo(
                 f"{out_dir} holds files a demo writes ({', '.join(clash[:3])}{', ...' if len(clash) > 3 else ''}); "
                 "pass --overwrite to replace them, or choose another --out"
             )
-    run = {"quick": quick, "epochs": epochs}
+    run = {"quick": quick, "epochs": epochs, "numerics": numerics()}
     kept_md: dict[str, str] = {}
     kept_keys: dict[str, list[str]] = {}  # section -> the results.json keys it wrote
     kept_results: dict[str, Any] = {}

@@ -176,3 +176,30 @@ def using_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere what ``platform`` knows)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def numerics() -> str:
+    """What decides a seeded CPU run's last bits here: CPU model, kernel instruction set, thread count.
+
+    The same seed gives the same numbers only where all three match: MKL and PyTorch pick their
+    kernels by instruction set (AVX2, AVX-512), and the kernels and the thread count set the order
+    of the additions in products and sums. Training amplifies a last-bit difference, so a 20-epoch
+    run on another CPU type lands near, not on, the same numbers.
+    """
+    import torch
+
+    n = threads_for_run() or torch.get_num_threads()
+    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels, {n} thread{'s' * (n != 1)}"
