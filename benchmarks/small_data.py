@@ -112,15 +112,20 @@ def baselines(split: Split) -> dict[str, dict[str, float] | None]:
     return out
 
 
-def aekit_runs(split: Split, tabular: bool, seeds: range) -> dict[str, dict[str, list]]:
-    """AE(2) k-NN and SAE(2) head accuracy per seed, with fit seconds, resolved epochs and warnings."""
+def aekit_runs(split: Split, tabular: bool, seeds: range, params: dict | None = None) -> dict[str, dict[str, list]]:
+    """AE(2) k-NN and SAE(2) head accuracy per seed, with fit seconds, resolved epochs and warnings.
+
+    ``params``: estimator parameters instead of the defaults (each estimator takes those it has).
+    """
     Xtr, Xte, ytr, yte = split
     switch = {"scale": "standard"} if tabular else {}
     runs: dict[str, dict[str, list]] = {}
     for kind in ("ae", "sae"):
+        cls = SupervisedAutoencoder if kind == "sae" else Autoencoder
+        own = {k: v for k, v in (params or {}).items() if k in cls().get_params()}
         r: dict[str, list] = {"score": [], "seconds": [], "epochs": [], "warnings": []}
         for seed in seeds:
-            est = (SupervisedAutoencoder if kind == "sae" else Autoencoder)(random_state=seed, **switch)
+            est = cls(random_state=seed, **switch, **own)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", TrainingWarning)  # kept in fit_warnings_, counted below
                 t = time.perf_counter()
@@ -134,6 +139,12 @@ def aekit_runs(split: Split, tabular: bool, seeds: range) -> dict[str, dict[str,
             print(f"  {kind} seed {seed}: {score:.3f} in {secs:.1f} s ({est.epochs_} epochs)", flush=True)
         runs[kind] = r
     return runs
+
+
+def _params_text(params: dict | None) -> str:
+    if not params:
+        return 'the estimators\' defaults otherwise (`epochs="auto"`)'
+    return "the defaults except " + ", ".join(f"`{k}={v!r}`" for k, v in params.items())
 
 
 def _pct(x: float | None) -> str:
@@ -154,7 +165,7 @@ def markdown(meta: dict, rows: dict[str, dict], seeds: range) -> str:
         "Each set split 70/30 (stratified, seed 0). Images as they are ([0, 1]); tabular sets as they are, "
         'with `scale="standard"` for aekit (loss and output activation "auto"), standardised by a StandardScaler '
         "fitted on the training split for the baselines. "
-        f'aekit: the estimators\' defaults otherwise (`epochs="auto"`), seeds {seeds_text}, `device="cpu"`. '
+        f'aekit: {_params_text(meta.get("params"))}, seeds {seeds_text}, `device="cpu"`. '
         "k-NN(5) is fitted on the training split's embedding and scored on the test split's "
         "(openTSNE: test points placed by `embedding.transform`; UMAP: `transform`).",
         "",
@@ -195,7 +206,15 @@ def main() -> None:
     parser.add_argument(
         "--update", action="store_true", help="rerun only --data's rows and keep the other rows of small_data.json"
     )
+    parser.add_argument(
+        "--params",
+        default="",
+        help="estimator parameters as JSON instead of the defaults, e.g. '{\"hidden_layer_sizes\": [64, 32]}'",
+    )
+    parser.add_argument("--name", default="small_data", help="results file name (default small_data)")
     args = parser.parse_args()
+    import json
+
     import openTSNE
     import torch
 
@@ -205,6 +224,7 @@ def main() -> None:
         umap_version = umap.__version__
     except ImportError:
         umap_version = "not installed"
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.params or "{}").items()}
     names = [n for n in args.data.split(",") if n and not (args.quick and n == "mnist2000")]
     seeds = range(3 if args.quick else args.seeds)
     meta = run_meta(
@@ -214,6 +234,7 @@ def main() -> None:
         omp_num_threads=os.environ.get("OMP_NUM_THREADS", "unset"),
         load_before=" ".join(f"{x:.1f}" for x in os.getloadavg()),
         seeds=list(seeds),
+        params=params,
     )
     rows: dict[str, dict] = {}
     splits = {name: loaded for name in names if (loaded := load(name)) is not None}
@@ -223,7 +244,7 @@ def main() -> None:
             "n_train": int(split[0].shape[0]),
             "n_features": int(split[0].shape[1]),
             "raw_knn": knn(split[0], split[2], split[1], split[3]),
-            "aekit": aekit_runs(raw, tabular, seeds),
+            "aekit": aekit_runs(raw, tabular, seeds, params),
             "run": meta["date"],
         }
     # after every aekit fit: once UMAP (numba) has run, torch's CPU kernels in this process ran ~5x slower
@@ -231,15 +252,13 @@ def main() -> None:
         rows[name]["baselines"] = baselines(split)
     meta["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     if args.update:  # the other rows as the last full run left them, in their order
-        import json
-
-        last = json.loads((Path(args.out) / "small_data.json").read_text())
+        last = json.loads((Path(args.out) / f"{args.name}.json").read_text())
         kept = {name: {"run": last["meta"]["date"], **row} for name, row in last["rows"].items()}
         rows = {name: rows.get(name, row) for name, row in kept.items()} | rows
     text = markdown(meta, rows, seeds)
     print(text)
     if not args.quick:
-        write_results(args.out, "small_data", {"meta": meta, "rows": rows}, text)
+        write_results(args.out, args.name, {"meta": meta, "rows": rows}, text)
 
 
 if __name__ == "__main__":
