@@ -151,7 +151,7 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def markdown(meta: dict, rows: dict[str, dict], seeds: range) -> str:
+def markdown(meta: dict, rows: dict[str, dict], seeds: range, results_name: str = "small_data") -> str:
     seeds_text = f"{seeds.start}-{seeds.stop - 1}"
     lines = [
         "# Small data sets: aekit's defaults beside PCA, openTSNE and UMAP",
@@ -185,11 +185,12 @@ def markdown(meta: dict, rows: dict[str, dict], seeds: range) -> str:
         )
     reruns = sorted({r["run"] for r in rows.values() if r.get("run") and r["run"] != meta["date"]})
     if reruns:
-        lines += ["", f"Rows not rerun in this run keep their numbers from {', '.join(reruns)} (`small_data.json`)."]
+        kept_from = ", ".join(reruns)
+        lines += ["", f"Rows not rerun in this run keep their numbers from {kept_from} (`{results_name}.json`)."]
     lines += [
         "",
         "Goals (issue 21): AE(2) k-NN at least PCA(2)'s; the SAE(2) head within 3 points of k-NN on the raw "
-        "features on every seed. Per-seed numbers and the warnings' texts: `small_data.json`.",
+        f"features on every seed. Per-seed numbers and the warnings' texts: `{results_name}.json`.",
         "",
     ]
     if meta["umap"] == "not installed":
@@ -255,7 +256,7 @@ def main() -> None:
         last = json.loads((Path(args.out) / f"{args.name}.json").read_text())
         kept = {name: {"run": last["meta"]["date"], **row} for name, row in last["rows"].items()}
         rows = {name: rows.get(name, row) for name, row in kept.items()} | rows
-    text = markdown(meta, rows, seeds)
+    text = markdown(meta, rows, seeds, args.name)
     print(text)
     if not args.quick:
         write_results(args.out, args.name, {"meta": meta, "rows": rows}, text)
