@@ -287,3 +287,19 @@ def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
     assert "only apply to --method tsne" in capsys.readouterr().err
     assert main(["train", d, "--out", str(tmp_path / "y"), "--method", "tsne", "--perplexity", "200"]) == 2
     assert "--perplexity 200.0 needs more than 600 samples" in capsys.readouterr().err
+
+
+def test_a_map_saved_before_target_weight_existed_loads_with_its_training_behaviour(clusters, tmp_path):
+    import json
+
+    from safetensors.torch import load_file, safe_open, save_file
+
+    X, y = clusters
+    path = ParametricTSNE(**{**FAST, "epochs": 1}).fit(X, y).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    params = json.loads(meta["params"])
+    del params["target_weight"]  # what a file of an earlier aekit holds
+    save_file(load_file(str(path)), str(path), metadata={**meta, "params": json.dumps(params)})
+    assert load(path).target_weight == 0.0  # labels did not touch its affinities
+    assert load(ParametricTSNE(**{**FAST, "epochs": 1}).fit(X, y).save(tmp_path / "n.safetensors")).target_weight == 1

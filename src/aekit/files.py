@@ -299,6 +299,8 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     if "epochs_" not in fitted and isinstance(params.get("epochs"), int):  # written before epochs="auto" existed
         fitted["epochs_"] = params["epochs"]
+    if estimator == "ParametricTSNE" and "target_weight" not in params:  # written before target_weight existed:
+        params["target_weight"] = 0.0  # its labels reached the map through the head only; a refit does the same
     return ModelFile(estimator, params, fitted, read_tensors(p, "aekit model file", _MODEL_FIX))
 
 
