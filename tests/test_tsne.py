@@ -12,7 +12,7 @@ from sklearn.manifold import trustworthiness
 
 import aekit
 from aekit import ParametricTSNE, load
-from aekit._utils import InputError
+from aekit._utils import InputError, ModelFileError
 from aekit.cli import main
 from aekit.metrics import evaluate_model
 from aekit.objectives import student_t_log_kernel, tsne_loss
@@ -290,8 +290,6 @@ def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
 
 
 def test_a_map_saved_before_target_weight_existed_loads_with_its_training_behaviour(clusters, tmp_path):
-    import json
-
     from safetensors.torch import load_file, safe_open, save_file
 
     X, y = clusters
@@ -303,3 +301,16 @@ def test_a_map_saved_before_target_weight_existed_loads_with_its_training_behavi
     save_file(load_file(str(path)), str(path), metadata={**meta, "params": json.dumps(params)})
     assert load(path).target_weight == 0.0  # labels did not touch its affinities
     assert load(ParametricTSNE(**{**FAST, "epochs": 1}).fit(X, y).save(tmp_path / "n.safetensors")).target_weight == 1
+
+    # a checkpoint of such a run resumes with the value its run had, not the new default
+    ck = tmp_path / "ck.safetensors"
+    stop = [lambda epoch, logs: epoch == 0]
+    ParametricTSNE(**{**FAST, "epochs": 3}, checkpoint_path=str(ck), callbacks=stop).fit(X, y)
+    with safe_open(str(ck), "pt") as f:
+        meta = f.metadata()
+    params = json.loads(meta["params"])
+    del params["target_weight"]
+    save_file(load_file(str(ck)), str(ck), metadata={**meta, "params": json.dumps(params)})
+    with pytest.raises(ModelFileError, match="target_weight"):
+        ParametricTSNE(**{**FAST, "epochs": 3}).fit(X, y, resume_from=ck)
+    assert ParametricTSNE(**{**FAST, "epochs": 3}, target_weight=0.0).fit(X, y, resume_from=ck).n_iter_ == 3

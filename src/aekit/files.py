@@ -282,6 +282,11 @@ def _model_kind(p: Path, meta: dict[str, str]) -> None:
         )
 
 
+#: Parameters whose default is not what a run did before they existed: the value that reproduces it.
+#: target_weight: before it, a ParametricTSNE's labels reached the map through the classifier head only.
+BEFORE_THEY_EXISTED: dict[str, Any] = {"target_weight": 0.0}
+
+
 def read_model(path: str | os.PathLike[str]) -> ModelFile:
     """Read and decode a model file; its tensors are checked against a network by ``check_tensors``.
 
@@ -299,8 +304,8 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     if "epochs_" not in fitted and isinstance(params.get("epochs"), int):  # written before epochs="auto" existed
         fitted["epochs_"] = params["epochs"]
-    if estimator == "ParametricTSNE" and "target_weight" not in params:  # written before target_weight existed:
-        params["target_weight"] = 0.0  # its labels reached the map through the head only; a refit does the same
+    if estimator == "ParametricTSNE":  # parameters younger than the file: what its run did
+        params = {**BEFORE_THEY_EXISTED, **params}
     return ModelFile(estimator, params, fitted, read_tensors(p, "aekit model file", _MODEL_FIX))
 
 
@@ -593,9 +598,11 @@ def load_checkpoint(
     p = Path(path)
     ck = read_checkpoint_metadata(p)
     if expected_params is not None:
-        # a parameter the checkpoint does not name is younger than the file: its run had the default
+        # a parameter the checkpoint does not name is younger than the file: its run had the default, or
+        # what BEFORE_THEY_EXISTED says it did
         written = {
-            k: ck.params[k] if k in ck.params else getattr(PARAMS.get(k), "default", None) for k in expected_params
+            k: ck.params[k] if k in ck.params else BEFORE_THEY_EXISTED.get(k, getattr(PARAMS.get(k), "default", None))
+            for k in expected_params
         }
         changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and written[k] != expected_params[k]}
         changed |= {"epochs"} - set(ck.params)  # every run writes it: the bound of the loop's counters
