@@ -250,6 +250,32 @@ def test_precision_validated_and_saved(tmp_path):
     assert np.array_equal(a.transform(X), b.transform(X))
 
 
+def test_inference_runs_in_the_models_precision(tmp_path):
+    """precision="bfloat16" reaches transform/inverse_transform/predict (float32 results), also when set after
+    fitting a float32 model; float32 inference is unchanged by it."""
+    from aekit import ParametricTSNE, SupervisedAutoencoder
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(300, 24)).astype(np.float32)
+    y = np.arange(300) % 3
+    kw = dict(hidden_layer_sizes=(32,), epochs=2, batch_size=64, random_state=0, device="cpu")
+    sae = SupervisedAutoencoder(**kw).fit(X, y)
+    Z32, R32, P32 = sae.transform(X), sae.inverse_transform(sae.transform(X)), sae.predict_proba(X)
+    sae.set_params(precision="bfloat16")
+    Z16, R16, P16 = sae.transform(X), sae.inverse_transform(Z32), sae.predict_proba(X)
+    for a, b in ((Z32, Z16), (R32, R16), (P32, P16)):
+        assert b.dtype == np.float32 and a.shape == b.shape
+        assert not np.array_equal(a, b)  # the products really ran in bfloat16 ...
+        assert np.allclose(a, b, atol=0.05 * np.abs(a).max())  # ... and track float32
+    sae.set_params(precision="float32")
+    assert np.array_equal(sae.transform(X), Z32)
+    tsne = ParametricTSNE(**{**kw, "epochs": 1}, perplexity=10, precision="bfloat16").fit(X)
+    np.save(tmp_path / "x.npy", X)
+    from_disk = tsne.transform(np.load(tmp_path / "x.npy", mmap_mode="r"))  # read from disk chunk by chunk
+    assert from_disk.dtype == np.float32 and np.array_equal(from_disk, tsne.transform(X))
+    assert not np.array_equal(from_disk, tsne.set_params(precision="float32").transform(X))
+
+
 # ----------------------------------------------------------------------------- CUDA graphs (faked on a CPU)
 
 

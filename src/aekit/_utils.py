@@ -316,7 +316,9 @@ def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu").numpy()
+    """A CPU array; bfloat16 and float16 results (inference in ``precision="bfloat16"``) come back as float32."""
+    t = t.detach().to("cpu")
+    return (t.float() if t.dtype in (torch.bfloat16, torch.float16) else t).numpy()
 
 
 def check_parents(path: str | os.PathLike[str], what: str = "") -> None:

@@ -850,6 +850,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # conv activations are ~30x larger per sample: small batches stay in cache (docs/performance.md)
         return 128 if self.architecture == "conv" else 4096
 
+    def _inference_precision(self) -> contextlib.AbstractContextManager[Any]:
+        """transform, predict, inverse_transform run in ``precision`` too (results returned as float32):
+        bfloat16 products are faster where the hardware has them (measured: benchmarks/results/tsne.md).
+        ``set_params(precision="bfloat16")`` after fitting gives a float32-trained model fast inference."""
+        if self.precision == "bfloat16":
+            return torch.autocast(self.device_.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _forward_batches(
         self,
         X: np.ndarray,
@@ -863,7 +871,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         net.eval()
         outs = []
-        with torch.inference_mode(), using_threads(threads_for_run()):
+        with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)
                 outs.append(to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb))))
@@ -900,7 +908,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         net.eval()
         start = 0
-        with torch.inference_mode(), using_threads(threads_for_run()):
+        with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for (xb,) in batches.epoch(0):
                 z = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
                 if out is None:
