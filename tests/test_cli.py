@@ -53,6 +53,14 @@ def test_train_embed_roundtrip(tmp_path, capsys):
     assert (tmp_path / "codes.csv").read_text().startswith("id,label,z1,z2,z3\n")
     assert table[:, 0].tolist() == list(range(64)) and table[:, 1].tolist() == (np.arange(64) % 2).tolist()
     assert np.allclose(table[:, 2:], est.transform(X), atol=1e-5)
+    fast = ["embed", str(out / "model.safetensors"), str(tmp_path / "d.npz"), "--out", str(tmp_path / "c16.npy")]
+    assert main([*fast, "--precision", "bfloat16"]) == 0  # the encoder's pass in bfloat16, codes in float32
+    assert np.array_equal(np.load(tmp_path / "c16.npy"), est.set_params(precision="bfloat16").transform(X))
+    assert not np.array_equal(np.load(tmp_path / "c16.npy"), table[:, 2:].astype(np.float32))
+    from aekit.accel import PRECISIONS
+
+    for precision in PRECISIONS:  # the flag takes every precision the estimators do
+        assert main([*fast, "--overwrite", "--precision", precision]) == 0
     # a second train into the same folder refuses to overwrite the model
     before = (out / "model.safetensors").read_bytes()
     rc = main(["train", str(tmp_path / "d.npz"), "--out", str(out), "--epochs", "1"])

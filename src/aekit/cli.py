@@ -200,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
     _add_data_args(p)
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),  # accel.PRECISIONS, not imported here: it loads torch
+        help="arithmetic of the encoder's pass (default: the model's; bfloat16 is faster on CPUs with AMX)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_embed)
 

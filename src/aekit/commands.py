@@ -377,6 +377,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
         est = load(args.model)
+        if args.precision:
+            est.set_params(precision=args.precision)
         if est.image_shape is not None and getattr(args, "image_shape", None) is None:
             args.image_shape = est.image_shape  # a folder of images is resized as the model's were
         X, y, ids = load_rows(args, stream=True)
