@@ -141,11 +141,13 @@ class Autoencoder(_AutoencoderBase):
         is plain eager PyTorch. Falls back to eager if compilation or capture fails.
         The measurements behind these choices: docs/performance.md.
     precision : {"float32", "bfloat16"}, default="float32"
-        Arithmetic of the training forward/backward pass. "bfloat16" is mixed
-        precision (``torch.autocast``): products in bfloat16, weights, optimizer
-        and losses in float32; faster training on CPUs with AVX512-BF16
-        (benchmarks/results/speed.md), results close to but not bit-equal with
-        float32. Inference (``transform`` etc.) always runs in float32.
+        Arithmetic of the forward/backward pass in training and of inference.
+        "bfloat16" is mixed precision (``torch.autocast``): products in bfloat16,
+        weights, optimizer and losses in float32; faster on CPUs with AVX512-BF16
+        or AMX (benchmarks/results/speed.md), results close to but not bit-equal
+        with float32. ``transform``, ``predict`` and ``inverse_transform`` follow it
+        and return float32; ``set_params(precision=...)`` after fitting changes
+        only inference.
     data_loading : {"auto", "memory", "stream"}, default="auto"
         How ``fit`` reads ``X``. "memory" converts it to one float32 array in RAM and
         shuffles it fully every epoch (the reference path). "stream" reads batches from

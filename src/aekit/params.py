@@ -394,7 +394,7 @@ _TABLE = [
         "auto",
         "fast paths: torch.compile / CUDA graphs (auto: where measured to pay)",
     ),
-    Param("precision", Options(PRECISIONS), "float32", "arithmetic of the training forward/backward pass"),
+    Param("precision", Options(PRECISIONS), "float32", "arithmetic of training and inference"),
     Param(
         "data_loading",
         Options(DATA_LOADING),
