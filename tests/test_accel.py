@@ -269,6 +269,9 @@ def test_inference_runs_in_the_models_precision(tmp_path):
         assert np.allclose(a, b, atol=0.05 * np.abs(a).max())  # ... and track float32
     sae.set_params(precision="float32")
     assert np.array_equal(sae.transform(X), Z32)
+    with pytest.raises(InputError, match=r"precision='float16' must be one of \['float32', 'bfloat16'\]"):
+        sae.set_params(precision="float16").transform(X)
+    sae.set_params(precision="float32")
     tsne = ParametricTSNE(**{**kw, "epochs": 1}, perplexity=10, precision="bfloat16").fit(X)
     np.save(tmp_path / "x.npy", X)
     from_disk = tsne.transform(np.load(tmp_path / "x.npy", mmap_mode="r"))  # read from disk chunk by chunk

@@ -48,6 +48,7 @@ from aekit._utils import (
     warn_once,
 )
 from aekit.accel import (
+    PRECISIONS,
     Plan,
     autocast,
     build_step,
@@ -854,6 +855,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """transform, predict, inverse_transform run in ``precision`` too (results returned as float32):
         bfloat16 products are faster where the hardware has them (measured: benchmarks/results/tsne.md).
         ``set_params(precision="bfloat16")`` after fitting gives a float32-trained model fast inference."""
+        if self.precision not in PRECISIONS:  # set_params after fit is not validated until the next fit
+            raise InputError(f"precision={self.precision!r} must be one of {list(PRECISIONS)}")
         if self.precision == "bfloat16":
             return torch.autocast(self.device_.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
