@@ -197,6 +197,40 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     assert "aekitExplore" in (tmp_path / "v" / "explore.html").read_text()  # the interactive map beside the PNG
 
 
+def test_precision_flag_reaches_every_command_that_runs_a_model(tmp_path, capsys, monkeypatch):
+    """--precision on embed, evaluate, denoise, explore and visualize --model: the model's passes in that arithmetic."""
+    from aekit import commands
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(60, 10)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(60) % 3)
+    d, r = str(tmp_path / "d.npz"), str(tmp_path / "r")
+    assert main(["train", d, "--out", r, "--epochs", "1", "--hidden-layer-sizes", "8", "--n-components", "2"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    float32 = load(model)
+    assert float32.precision == "float32"
+    loaded = []
+    real_load_model = commands.load_model
+    monkeypatch.setattr(commands, "load_model", lambda args: loaded.append(real_load_model(args)) or loaded[-1])
+    runs = {
+        "embed": ["embed", model, d, "--out", str(tmp_path / "c.npy")],
+        "evaluate": ["evaluate", model, d, "--train-data", d],
+        "denoise": ["denoise", model, d, "--out", str(tmp_path / "den.npy")],
+        "explore": ["explore", d, "--model", model, "--out", str(tmp_path / "e.html")],
+        "visualize": ["visualize", d, "--model", model, "--perplexity", "5", "--out", str(tmp_path / "v")],
+    }
+    for name, argv in runs.items():
+        assert main([*argv, "--precision", "bfloat16"]) == 0, name
+        assert loaded[-1].precision == "bfloat16", name
+    den = np.load(tmp_path / "den.npy")
+    assert np.array_equal(den, float32.set_params(precision="bfloat16").reconstruct(X))
+    assert not np.array_equal(den, load(model).reconstruct(X))  # not the float32 pass
+    assert main(runs["denoise"] + ["--overwrite"]) == 0 and loaded[-1].precision == "float32"  # default: the model's
+    capsys.readouterr()
+    assert main(runs["visualize"][:-1] + [str(tmp_path / "w"), "--precision", "bfloat16", "--epochs", "2"]) == 2
+    assert "--epochs: model flags set up the AE" in capsys.readouterr().err  # only --precision goes with --model
+
+
 def test_train_that_completes_no_epoch_writes_no_model(tmp_path, capsys):
     """Divergence (or Ctrl-C) in epoch 1: no untrained model is written, an existing one is kept."""
     X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)

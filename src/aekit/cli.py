@@ -153,6 +153,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """``--precision`` of the subcommands that run a saved model (``commands.load_model`` applies it)."""
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),  # accel.PRECISIONS, not imported here: it loads torch
+        help="arithmetic of the model's passes (default: the model's; bfloat16 is faster on CPUs with AMX)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aekit import __version__
     from aekit.objectives import NOISE_KINDS
@@ -200,11 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
     _add_data_args(p)
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
-    p.add_argument(
-        "--precision",
-        choices=("float32", "bfloat16"),  # accel.PRECISIONS, not imported here: it loads torch
-        help="arithmetic of the encoder's pass (default: the model's; bfloat16 is faster on CPUs with AMX)",
-    )
+    _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_embed)
 
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-data",
         help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)",
     )
+    _add_precision_flag(p)
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_evaluate)
@@ -259,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{noise_factor.doc} (default: {noise_factor.default})",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
+    _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_denoise)
 
@@ -313,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--perplexity", type=float, default=30.0, help="t-SNE perplexity for a model with wider codes (default: 30)"
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of t-SNE (default: 0)")
+    _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_explore)
 

@@ -370,15 +370,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_embed(args: argparse.Namespace) -> int:
+def load_model(args: argparse.Namespace) -> Any:
+    """The model file ``args.model``, its inference arithmetic set by ``--precision`` where given."""
     from aekit.estimators import load
+
+    est = load(args.model)
+    if getattr(args, "precision", None):
+        est.set_params(precision=args.precision)
+    return est
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.outputs import output_file
 
     check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
-        est = load(args.model)
-        if args.precision:
-            est.set_params(precision=args.precision)
+        est = load_model(args)
         if est.image_shape is not None and getattr(args, "image_shape", None) is None:
             args.image_shape = est.image_shape  # a folder of images is resized as the model's were
         X, y, ids = load_rows(args, stream=True)
@@ -506,7 +513,6 @@ def _labelled_pair(
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aekit._utils import atomic_path
-    from aekit.estimators import load
     from aekit.metrics import evaluate_model
     from aekit.outputs import output_file
 
@@ -516,7 +522,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             name,
         )
     ):
-        est = load(args.model)
+        est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args)
         results = evaluate_model(est, X, y, X_tr, y_tr)
         width = max(map(len, results))
@@ -533,7 +539,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit import metrics
     from aekit._utils import InputError, as_float32, is_uint8
-    from aekit.estimators import load
     from aekit.objectives import add_noise
     from aekit.outputs import output_file
     from aekit.params import check_noise_factor
@@ -543,7 +548,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
-        est = load(args.model)
+        est = load_model(args)
         X, _ = load_data(args)
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
         X_in = clean
@@ -578,11 +583,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit._utils import InputError
-    from aekit.estimators import load
     from aekit.params import PRESETS
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
-    given = [name for name in visualize_flags() if name in vars(args)]
+    # --precision also governs a given model's passes (load_model); the other flags only a model trained here
+    given = [name for name in visualize_flags() if name in vars(args) and not (args.model and name == "precision")]
     if args.model and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise InputError(
@@ -597,7 +602,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         if args.compare and y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         # every AE here is the given model or one of the flags' (no other default model is trained)
-        ae = load(args.model) if args.model else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
+        ae = load_model(args) if args.model else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
         vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
         emb = vis.fit_transform(X, y)
         routes = {}
@@ -721,9 +726,7 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
         emb = read_codes(args.embedding)
         model, axes = None, ("dim 1", "dim 2")
     else:
-        from aekit.estimators import load
-
-        model = load(args.model)
+        model = load_model(args)
         emb, axes = model.transform(X), ("z1", "z2")
         if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
             from aekit.visualize import AETSNE
