@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -295,6 +296,39 @@ def dense_layers(model: str) -> list[tuple[int, int, int]]:
     return body + head
 
 
+def product_buffers(model: str, b: int, dtype: Any) -> list[dict[str, Any]]:
+    """Preallocated operands of every dense layer's products at batch size ``b`` (random values, seed 0)."""
+    import torch
+
+    layers = dense_layers(model)
+    g = torch.Generator().manual_seed(0)
+    r = lambda *shape: (torch.rand(*shape, generator=g) * 2 - 1).to(dtype)  # noqa: E731
+    acts = [r(b, DENSE[0])] + [r(b, out) for _, _, out in layers]  # acts[i + 1]: layer i's output
+    return [
+        {
+            "x": acts[src + 1],
+            "W": r(out, fan_in),
+            "y": acts[i + 1],
+            "g": r(b, out),
+            "dx": r(b, fan_in),
+            "dW": r(out, fan_in),
+        }
+        for i, (src, fan_in, out) in enumerate(layers)
+    ]
+
+
+def run_products(layers: list[dict[str, Any]]) -> None:
+    """One training step's matrix products on ``product_buffers``: forward, then weight and input gradients."""
+    import torch
+
+    for layer in layers:
+        torch.mm(layer["x"], layer["W"].t(), out=layer["y"])
+    for i, layer in reversed(list(enumerate(layers))):
+        torch.mm(layer["g"].t(), layer["x"], out=layer["dW"])
+        if i:  # the first layer needs no input gradient
+            torch.mm(layer["g"], layer["W"], out=layer["dx"])
+
+
 def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -> None:
     """The matrix products of the model's training step and nothing else: a lower bound on its step time.
 
@@ -308,35 +342,13 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
     torch.set_num_threads(threads)
     n = int(np.load(data)["X"].shape[0])
     dtype = torch.bfloat16 if base_model(model)[1] else torch.float32
-    layers = dense_layers(model)
     bs = 128  # the dense AE's and the SAE's batch size
 
-    def buffers(b: int) -> list[dict[str, torch.Tensor]]:
-        g = torch.Generator().manual_seed(0)
-        r = lambda *shape: (torch.rand(*shape, generator=g) * 2 - 1).to(dtype)  # noqa: E731
-        acts = [r(b, DENSE[0])] + [r(b, out) for _, _, out in layers]  # acts[i + 1]: layer i's output
-        return [
-            {
-                "x": acts[src + 1],
-                "W": r(out, fan_in),
-                "y": acts[i + 1],
-                "g": r(b, out),
-                "dx": r(b, fan_in),
-                "dW": r(out, fan_in),
-            }
-            for i, (src, fan_in, out) in enumerate(layers)
-        ]
-
     sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
-    bufs = {b: buffers(b) for b in set(sizes)}
+    bufs = {b: product_buffers(model, b, dtype) for b in set(sizes)}
 
     def step(b: int) -> None:
-        for layer in bufs[b]:
-            torch.mm(layer["x"], layer["W"].t(), out=layer["y"])
-        for i, layer in reversed(list(enumerate(bufs[b]))):
-            torch.mm(layer["g"].t(), layer["x"], out=layer["dW"])
-            if i:
-                torch.mm(layer["g"], layer["W"], out=layer["dx"])
+        run_products(bufs[b])
 
     for b in bufs:
         step(b)  # warm-up
@@ -353,7 +365,7 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
         {
             "event": "final",
             "batch_size": bs,
-            "products_per_step": 3 * len(layers) - 1,
+            "products_per_step": 3 * len(dense_layers(model)) - 1,
             "maxrss_mib": maxrss_mib(),
             "threads": torch.get_num_threads(),
         }

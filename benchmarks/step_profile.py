@@ -20,8 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run_meta, write_results  # noqa: E402
+from speed import product_buffers, run_products  # noqa: E402
 
 import aekit  # noqa: E402,F401  (threads policy before the first kernel)
+from aekit.accel import heap_reuse  # noqa: E402
 from aekit.modules import build_net  # noqa: E402
 from aekit.objectives import classification_loss, reconstruction_loss  # noqa: E402
 from aekit.optim import make_optimizer  # noqa: E402
@@ -31,8 +33,11 @@ PARTS = ("matrix products", "optimizer update", "zero_grad", "activations", "eve
 ACTIVATIONS = ("aten::tanh", "aten::tanh_backward", "aten::sigmoid", "aten::sigmoid_backward")
 
 
-def make_step(model: str, batch: int = 128):
-    """The model's training step (forward, loss, backward, compiled RMSprop) and its weight count."""
+def make_step(model: str, batch: int = 128, update: bool = True):
+    """The model's training step (forward, loss, backward, compiled RMSprop) and its weight count.
+
+    ``update=False``: the same step without ``opt.step()`` (the weights stay put).
+    """
     torch.manual_seed(0)
     sae = model == "sae"
     net = build_net(n_features=784, n_classes=10 if sae else None)
@@ -48,7 +53,8 @@ def make_step(model: str, batch: int = 128):
             loss = loss + 0.1 * classification_loss(out["class_logits"], y[rows])
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        if update:
+            opt.step()
 
     return step, sum(p.numel() for p in net.parameters())
 
@@ -81,7 +87,35 @@ def update_floor_ms(n_weights: int) -> float:
     return 1e3 * best * 20 / 12  # the add moves 12 bytes per element; the update 20
 
 
+def unprofiled_ms(model: str, steps: int) -> dict[str, float]:
+    """Per-step wall times without the profiler: the step, the step without its update, its products alone.
+
+    The products are ``speed.py``'s floor (the same shapes, bare ``torch.mm`` into preallocated tensors). The
+    three take turns of ``steps // 5`` steps, five rounds, so a change in the machine's pace hits all three.
+    """
+    layers = product_buffers(model, 128, torch.float32)
+    runs = {"step": make_step(model)[0], "step without update": make_step(model, update=False)[0]}
+    runs["products"] = lambda i: run_products(layers)
+    for run in runs.values():
+        for i in range(30):  # warm-up, and the update's compilation
+            run(i)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(5):
+        for name, run in runs.items():
+            t = time.perf_counter()
+            for i in range(steps // 5):
+                run(i)
+            times[name].append((time.perf_counter() - t) / (steps // 5))
+    return {k: 1e3 * sorted(v)[2] for k, v in times.items()}
+
+
 def profile(model: str, steps: int) -> dict:
+    with heap_reuse():  # as fit runs the step
+        unprofiled = unprofiled_ms(model, steps)
+        return {**profiled(model, steps), "unprofiled_ms": unprofiled}
+
+
+def profiled(model: str, steps: int) -> dict:
     step, n_weights = make_step(model)
     for i in range(30):  # warm-up, and the update's compilation
         step(i)
@@ -148,7 +182,23 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "bandwidth of a bare `torch.add` over arrays of the model's size, caches flushed first (in a step the "
         "forward and backward pass evict them) — what any RMSprop step must move, fused or not.",
         "",
+        "The profiler adds time to every small operation, so the same parts once more without it: the step, the "
+        "step without its update, and its matrix products alone (`speed.py`'s floor: the same shapes, bare "
+        "`torch.mm` into preallocated tensors), taking turns in one process (median of five rounds).",
+        "",
+        "| model | step | without the update | products alone | step / products | the update (difference) "
+        "| forward and backward beyond the products |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for r in rows:
+        u = r["unprofiled_ms"]
+        update, beyond = u["step"] - u["step without update"], u["step without update"] - u["products"]
+        lines.append(
+            f"| {r['model']} | {u['step']:.2f} ms | {u['step without update']:.2f} ms | {u['products']:.2f} ms "
+            f"| {u['step'] / u['products']:.2f} | {update:.2f} ms ({update / u['step']:.0%}) "
+            f"| {beyond:.2f} ms ({beyond / u['step']:.0%}) |"
+        )
+    lines.append("")
     return "\n".join(lines)
 
 
