@@ -291,6 +291,25 @@ def test_aetsne_input_distances_use_code_neighbours_and_input_geometry(blobs):
         AETSNE(ae, distances="pixels").fit(X)
 
 
+def test_aetsne_input_distances_are_the_scaled_models(blobs):
+    """With scale="standard" the input distances are measured as the model reads the data, not in raw units."""
+    X, _ = blobs
+    wide = X.copy()
+    wide[:, 0] *= 1000.0  # one feature that would rule raw distances
+    ae = Autoencoder(**{**SMALL, "n_components": 3, "scale": "standard"}).fit(wide)
+    vis = AETSNE(ae, perplexity=10, random_state=0).fit(wide)
+    nb, dist = vis._tsne.affinities.knn_index.build()
+    read = (wide - ae.input_offset_) / ae.input_scale_
+    np.testing.assert_allclose(dist, np.linalg.norm(read[:, None, :] - read[nb], axis=2), rtol=1e-4, atol=1e-4)
+    raw = np.linalg.norm(wide[:, None, :] - wide[nb], axis=2)
+    assert not np.allclose(dist, raw, rtol=0.1)
+    index = vis._tsne.affinities.knn_index
+    placed = []
+    index.query = lambda data, k: placed.append(data) or type(index).query(index, data, k)
+    vis.transform(wide[:4])  # new points too: their inputs as the model reads them
+    np.testing.assert_allclose(placed[0][:, : X.shape[1]], read[:4], rtol=1e-5, atol=1e-5)
+
+
 def test_tsne_with_input_space_both_libraries(blobs):
     from aekit.visualize import tsne
 

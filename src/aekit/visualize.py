@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from aekit import metrics
 from aekit._utils import InputError, as_float32, is_uint8, seed_from
 from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, fit_stage
+from aekit.scaling import apply as apply_scaler
 from aekit.sources import as_source
 
 
@@ -185,7 +186,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = validate_data(self, _unit_scaled(X), reset=False, dtype=[np.float32, np.float64])
         codes = self.autoencoder_.transform(X)
         if self.distances == "input":  # the index splits this back into inputs and codes
-            return np.asarray(self._tsne.transform(np.hstack([np.asarray(X, dtype=np.float32), codes])))
+            return np.asarray(self._tsne.transform(np.hstack([_input_rows(X, None, None, self.autoencoder_), codes])))
         return np.asarray(self._tsne.transform(codes))
 
 
@@ -194,13 +195,20 @@ PLACE_CHUNK = 50_000
 
 
 def _input_rows(X: Any, source: Any, rows: np.ndarray | None, ae: Any) -> np.ndarray:
-    """Float32 inputs (pixels scaled as the fitted autoencoder ``ae`` read them) of ``rows`` (None: all)."""
+    """Float32 inputs of ``rows`` (None: all) as the fitted autoencoder ``ae`` reads them, ``(n, n_features)``.
+
+    Pixels scaled by the rule its fit decided, then its ``scale``: the input distances are the model's,
+    so that ``scale="standard"`` keeps one wide feature from ruling them, as it does for the codes.
+    """
     if source is None:
-        return np.asarray(X if rows is None else X[rows], dtype=np.float32)
-    if rows is None:
-        rows = np.arange(source.n_samples)
-    raw = np.stack([source.read(int(i), int(i) + 1)[0] for i in rows]) if len(rows) else source.read(0, 0)
-    return as_float32(raw, pixels=ae._reads_pixels(raw, reset=False))  # the pixel rule fit decided
+        flat = np.asarray(X if rows is None else X[rows], dtype=np.float32)
+    else:
+        if rows is None:
+            rows = np.arange(source.n_samples)
+        raw = np.stack([source.read(int(i), int(i) + 1)[0] for i in rows]) if len(rows) else source.read(0, 0)
+        flat = as_float32(raw, pixels=ae._reads_pixels(raw, reset=False))
+    flat = flat.reshape(len(flat), -1)
+    return np.ascontiguousarray(apply_scaler(flat, ae._scaler()), dtype=np.float32)
 
 
 def _unit_scaled(X: Any) -> Any:
