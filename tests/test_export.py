@@ -1,5 +1,7 @@
 """Models that travel: encoder_/decoder_, ONNX against transform/inverse_transform, projector files."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,26 @@ def test_cli_export(fitted, mnist_dir, tmp_path, capsys):
     blocker.write_text("x")
     assert main(["export", str(model), "--format", "onnx", "--out", str(blocker)]) == 2
     assert "is a file; expected a folder" in capsys.readouterr().err
+
+
+def test_a_map_without_decoder_exports_its_encoder_alone(tmp_path, capsys, caplog):
+    """A ParametricTSNE fitted without reconstruction is an encoder: encoder.onnx only, no stale decoder beside it."""
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'aekit[export]'")
+    from aekit import ParametricTSNE
+
+    X = np.random.default_rng(0).uniform(size=(120, 10)).astype(np.float32)
+    est = ParametricTSNE(hidden_layer_sizes=(16,), perplexity=5, epochs=1, random_state=0).fit(X)
+    assert not est.net_.has_decoder
+    est.save(tmp_path / "map.safetensors")
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "decoder.onnx").write_bytes(b"a previous model's decoder")
+    argv = ["export", str(tmp_path / "map.safetensors"), "--format", "onnx", "--out", str(out), "--overwrite"]
+    with caplog.at_level(logging.WARNING, logger="torch.onnx"):
+        assert main(argv) == 0
+    assert not [r for r in caplog.records if "torchvision" in r.getMessage()]  # notes on ops these models never use
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.onnx"]
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"onnx: {out / 'encoder.onnx'}"
+    codes = ort.InferenceSession(str(out / "encoder.onnx")).run(None, {"x": X[:7]})[0]
+    assert np.abs(codes - est.transform(X[:7])).max() <= 1e-4

@@ -751,13 +751,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _out_dir(args, files) as out:
         est = load(args.model)
         if args.format == "onnx":
-            paths = export.to_onnx(est, out.staging(files))
+            written = export.onnx_files(est)  # a map without a decoder: the encoder alone
+            paths = export.to_onnx(est, out.staging(written))
+            out.commit(remove=[name for name in files if name not in written])  # no stale decoder beside it
         else:
             X, y = load_data(args)
             shape = _image_shape(args, X, est)
             paths = export.to_projector(
                 est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape
             )
-        out.commit()
+            out.commit()
     print(f"{args.format}: " + ", ".join(str(Path(args.out) / p.name) for p in paths.values()))
     return 0

@@ -41,7 +41,21 @@ def _plain(module: torch.nn.Module) -> torch.nn.Module:
     return m
 
 
+def _no_torchvision_notes(record: logging.LogRecord) -> bool:
+    """The exporter lists every torchvision op it skips when torchvision is absent: irrelevant to these models."""
+    return not record.getMessage().startswith("torchvision is not installed")
+
+
 def _onnx_file(module: torch.nn.Module, width: int, path: Path, names: tuple[str, str], meta: dict[str, str]) -> None:
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    registry_log.addFilter(_no_torchvision_notes)
+    try:
+        _export(module, width, path, names, meta)
+    finally:
+        registry_log.removeFilter(_no_torchvision_notes)
+
+
+def _export(module: torch.nn.Module, width: int, path: Path, names: tuple[str, str], meta: dict[str, str]) -> None:
     import onnx
 
     with atomic_path(path) as tmp, warnings.catch_warnings():
@@ -71,6 +85,12 @@ def _input_units(est: Any) -> str:
     return "float32 (batch, n_features) in the units fit saw"
 
 
+def onnx_files(est: Any) -> tuple[str, ...]:
+    """The ONNX files ``to_onnx`` writes for the fitted ``est``: the encoder's, and the decoder's where it has one
+    (a ``ParametricTSNE`` fitted with ``reconstruction_weight=0`` is an encoder alone)."""
+    return ONNX_FILES if est.net_.has_decoder else ONNX_FILES[:1]
+
+
 def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``encoder.onnx`` and ``decoder.onnx`` of a fitted autoencoder into ``out_dir``.
 
@@ -80,24 +100,27 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     ``inverse_transform``, in the same units). The batch axis is dynamic. Needs
     ``onnx`` and ``onnxscript`` (``pip install aekit[export]``).
 
+    A model without a decoder (``onnx_files``) gets ``encoder.onnx`` alone.
+
     Returns
     -------
-    dict mapping "encoder" and "decoder" to the written paths.
+    dict mapping "encoder" (and "decoder") to the written paths.
     """
     out = Path(out_dir)
     n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
     meta = {"aekit.input": _input_units(est), "aekit.model": type(est).__name__}
     if getattr(est, "image_shape", None) is not None:
         meta["aekit.image_shape"] = ",".join(map(str, est.image_shape))
-    paths = {"encoder": out / ONNX_FILES[0], "decoder": out / ONNX_FILES[1]}
+    paths = dict(zip(("encoder", "decoder"), (out / name for name in onnx_files(est)), strict=False))
     _onnx_file(est.encoder_, n_in, paths["encoder"], ("x", "code"), meta)
-    _onnx_file(
-        est.decoder_,
-        n_code,
-        paths["decoder"],
-        ("code", "x_hat"),
-        {**meta, "aekit.input": "float32 (batch, n_components) codes"},
-    )
+    if "decoder" in paths:
+        _onnx_file(
+            est.decoder_,
+            n_code,
+            paths["decoder"],
+            ("code", "x_hat"),
+            {**meta, "aekit.input": "float32 (batch, n_components) codes"},
+        )
     return paths
 
 
