@@ -37,6 +37,28 @@ def test_semi_supervised_unlabelled_train_only_reconstruction(blobs):
     assert float(classification_loss(logits, torch.tensor([-1, -1]))) == 0.0
 
 
+def test_unlabelled_samples_are_left_out_of_accuracies(blobs):
+    """score and evaluate_model count a -1 neither right nor wrong; all -1 is an error, not a zero."""
+    from aekit.metrics import evaluate_model
+
+    X, y = blobs
+    sae = SupervisedAutoencoder(**{**SMALL, "epochs": 30}).fit(X, y)
+    semi = np.where(np.arange(len(y)) % 3 == 0, -1, y)
+    labelled = semi != -1
+    right = sae.predict(X) == y
+    assert sae.score(X, semi) == pytest.approx(right[labelled].mean())
+    assert sae.score(X, semi) != pytest.approx(right.mean() * labelled.mean())  # not counting -1 as wrong
+    text = np.array(["a", "b", "c"])[y]
+    assert SupervisedAutoencoder(**SMALL).fit(X, text).score(X, np.where(labelled, text, "-1")) >= 0
+    m = evaluate_model(sae, X, semi, X, semi)
+    assert m["head_accuracy"] == pytest.approx(right[labelled].mean())
+    full = evaluate_model(sae, X[labelled], y[labelled], X[labelled], y[labelled])
+    assert m["knn5_accuracy"] == pytest.approx(full["knn5_accuracy"])  # -1 is no class of the code classifiers
+    assert m["logistic_accuracy"] == pytest.approx(full["logistic_accuracy"])
+    with pytest.raises(InputError, match="all 180 samples are unlabelled"):
+        sae.score(X, np.full(len(y), -1))
+
+
 def test_weights_control_the_loss_terms(blobs):
     X, y = blobs
     only_rec = SupervisedAutoencoder(**SMALL, classification_weight=0.0).fit(X, y)

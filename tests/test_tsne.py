@@ -180,9 +180,19 @@ def test_reconstruction_and_labels(clusters, tmp_path):
     assert type(back) is ParametricTSNE and back.get_params() == {**m.get_params(), "device": "cpu"}
     assert np.array_equal(back.transform(X), m.transform(X)) and list(back.classes_) == list(m.classes_)
     assert np.allclose(back.inverse_transform(back.transform(X[:3])), m.reconstruct(X[:3]), atol=1e-6)
-    # refitted without labels: no head, no classes
+    # the head predicts; score and the metrics leave the unlabelled samples out
+    assert back.predict(X[:5]).shape == (5,) and back.predict_proba(X[:5]).shape == (5, 5)
+    labelled = semi != -1
+    head = float(np.mean(m.predict(X)[labelled] == semi[labelled]))
+    assert m.score(X, semi) == pytest.approx(head)
+    assert evaluate_model(m, X, semi)["head_accuracy"] == pytest.approx(head)
+    # refitted without labels: no head, no classes, no predict (the reason in the message)
     m2 = clone(m).set_params(reconstruction_weight=0.0, validation_fraction=0.0).fit(X)
     assert not hasattr(m2, "classes_") and m2.net_.head is None
+    assert not hasattr(m2, "predict") and "head_accuracy" not in evaluate_model(m2, X, y)
+    with pytest.raises(AttributeError) as raised:
+        m2.predict(X)
+    assert "fitted without labels; fit(X, y)" in str(raised.value.__cause__)  # the reason, shown in the traceback
 
 
 @pytest.mark.filterwarnings("ignore::aekit.TrainingWarning")  # no head weight: the head stays at chance

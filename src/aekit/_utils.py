@@ -250,6 +250,33 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
     return False
 
 
+#: the label of an unlabelled sample (semi-supervised fits); the text "-1" among text labels
+UNLABELLED = -1
+
+
+def unlabelled(y: np.ndarray) -> np.ndarray:
+    """Which samples are unlabelled: -1 among numbers, the text "-1" among text labels (a CSV's label column)."""
+    if y.dtype.kind in "iuf":
+        return y == UNLABELLED
+    if y.dtype.kind == "O":
+        missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and not np.isfinite(v))]
+        if missing:
+            raise InputError(
+                f"y has {len(missing)} missing labels (None or NaN), the first at index {missing[0]}; "
+                "mark unlabelled samples with -1 instead"
+            )
+        return np.array(
+            [
+                (isinstance(v, (int, np.integer)) and v == UNLABELLED) or (isinstance(v, str) and v.strip() == "-1")
+                for v in y
+            ],
+            dtype=bool,
+        )
+    if y.dtype.kind in "US":
+        return np.char.strip(y.astype(str)) == "-1"
+    return np.zeros(y.shape[0], dtype=bool)
+
+
 def as_float32(X: Any, *, pixels: bool | None = None) -> np.ndarray:
     """``X`` as a float32 array, 0-255 pixels divided by 255 into [0, 1]: aekit's one pixel rule.
 

@@ -92,7 +92,6 @@ from aekit.training import (
 
 log = logging.getLogger(__name__)
 
-UNLABELLED = -1
 #: data_loading="auto" streams data on disk whose float32 copy would exceed this fraction of the available
 #: memory (the memory path holds about three such copies at its peak: the conversion, the split, a shuffle)
 STREAM_FRACTION = 0.25

@@ -22,16 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from aekit._utils import (
+    UNLABELLED,
     InputError,
     ModelFileError,
     resolve_device,
     seed_from,
+    unlabelled,
 )
 from aekit.accel import autocast
-from aekit.base import UNLABELLED, _AutoencoderBase, classification_terms
+from aekit.base import _AutoencoderBase, classification_terms
 from aekit.files import MODEL_DAMAGED, check_tensors, corrupted_metadata, read_model
 from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import corrupt, reconstruction_loss, tsne_loss
@@ -315,7 +318,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     A classifier and a transformer at once: ``predict``/``predict_proba``/``score``
     (accuracy) and ``transform``/``inverse_transform``. Labels may be any values;
     ``y == -1`` (or the text ``"-1"`` among text labels) marks an unlabelled sample, which trains
-    only the reconstruction.
+    only the reconstruction (and ``score`` leaves out).
 
     Parameters
     ----------
@@ -437,15 +440,15 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
                 "use Autoencoder for unlabelled data, or y=-1 per unlabelled sample"
             )
         y = _labels_1d(y, n)
-        unlabelled = _unlabelled(y)
-        if unlabelled.any() and y.dtype.kind in "if" and bool(np.any(y[~unlabelled] < 0)):
+        no_label = unlabelled(y)
+        if no_label.any() and y.dtype.kind in "if" and bool(np.any(y[~no_label] < 0)):
             warnings.warn(
-                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(unlabelled.sum())} of them "
+                f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(no_label.sum())} of them "
                 "here), so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
                 UserWarning,
                 stacklevel=3,
             )
-        labelled = y[~unlabelled]
+        labelled = y[~no_label]
         if labelled.size == 0:
             raise InputError("y has no labelled samples (all -1); train an Autoencoder instead, or label some samples")
         from sklearn.utils.multiclass import type_of_target
@@ -457,11 +460,11 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             )
         self.classes_ = np.unique(labelled)
         if len(self.classes_) < 2:
-            note = f" ({int(unlabelled.sum())} samples labelled -1 count as unlabelled)" if unlabelled.any() else ""
+            note = f" ({int(no_label.sum())} samples labelled -1 count as unlabelled)" if no_label.any() else ""
             only = self.classes_[0].item() if isinstance(self.classes_[0], np.generic) else self.classes_[0]
             raise InputError(f"y holds only one class ({only!r}){note}; a classifier needs at least 2 classes")
         idx = np.full(n, UNLABELLED, dtype=np.int64)
-        idx[~unlabelled] = np.searchsorted(self.classes_, labelled)
+        idx[~no_label] = np.searchsorted(self.classes_, labelled)
         return idx
 
     def fit(self, X: Any, y: Any, *, resume_from: str | os.PathLike[str] | None = None) -> SupervisedAutoencoder:
@@ -484,6 +487,10 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         check_is_fitted(self, "net_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of ``predict`` on the labelled samples; those with ``y == -1`` (unlabelled) are left out."""
+        return labelled_accuracy(self, X, y, sample_weight)
+
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
@@ -500,7 +507,8 @@ class ParametricTSNE(_AutoencoderBase):
     KL divergence with a Student-t kernel of ``dof`` degrees of freedom
     (``objectives.tsne_loss``), with early exaggeration. ``reconstruction_weight`` > 0 adds the
     decoder (an autoencoder-regularised map with ``inverse_transform``); labels ``y`` (-1 for
-    unlabelled samples) add the classifier head of ``SupervisedAutoencoder``.
+    unlabelled samples) add the classifier head of ``SupervisedAutoencoder``, with ``predict``,
+    ``predict_proba`` and ``score`` (accuracy on the labelled samples).
 
     An epoch draws every training point once, with one of its neighbours (drawn by its
     affinity), so a batch of ``batch_size`` points runs ``2 * batch_size`` rows through the
@@ -654,6 +662,29 @@ class ParametricTSNE(_AutoencoderBase):
 
     _encode_labels = SupervisedAutoencoder._encode_labels  # the same labels, -1 unlabelled, classes_
 
+    def _has_head(self) -> bool:  # available_if: predict and its kin exist for a map fitted with labels
+        if not hasattr(self, "classes_"):
+            raise AttributeError(
+                "this map has no classifier head: it was fitted without labels; "
+                "fit(X, y) (y = -1 for unlabelled samples) adds one, with predict"
+            )
+        return True
+
+    @available_if(_has_head)
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n_samples, n_classes)`` from the head of a map fitted with labels."""
+        return SupervisedAutoencoder.predict_proba(self, X)  # the same head
+
+    @available_if(_has_head)
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels ``(n_samples,)``, values from ``classes_``, from the head of a map fitted with labels."""
+        return SupervisedAutoencoder.predict(self, X)
+
+    @available_if(_has_head)
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The head's accuracy on the labelled samples (``y == -1`` left out), for a map fitted with labels."""
+        return labelled_accuracy(self, X, y, sample_weight)
+
     def fit(self, X: Any, y: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> ParametricTSNE:
         """Train the map on ``X`` ``(n_samples, n_features)``; labels ``y`` ``(n_samples,)`` add the head (-1: none).
 
@@ -795,27 +826,16 @@ def _labels_1d(y: Any, n: int) -> np.ndarray:
     return y
 
 
-def _unlabelled(y: np.ndarray) -> np.ndarray:
-    """Which samples are unlabelled: -1 among numbers, the text "-1" among text labels (a CSV's label column)."""
-    if y.dtype.kind in "iuf":
-        return y == UNLABELLED
-    if y.dtype.kind == "O":
-        missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and not np.isfinite(v))]
-        if missing:
-            raise InputError(
-                f"y has {len(missing)} missing labels (None or NaN), the first at index {missing[0]}; "
-                "mark unlabelled samples with -1 instead"
-            )
-        return np.array(
-            [
-                (isinstance(v, (int, np.integer)) and v == UNLABELLED) or (isinstance(v, str) and v.strip() == "-1")
-                for v in y
-            ],
-            dtype=bool,
-        )
-    if y.dtype.kind in "US":
-        return np.char.strip(y.astype(str)) == "-1"
-    return np.zeros(y.shape[0], dtype=bool)
+def labelled_accuracy(est: Any, X: Any, y: Any, sample_weight: Any = None) -> float:
+    """``est.predict``'s accuracy on the samples of ``X`` whose label ``y`` is not -1 (unlabelled)."""
+    from sklearn.metrics import accuracy_score
+
+    y = column_or_1d(np.asarray(y), warn=True)
+    keep = ~unlabelled(y)
+    if not keep.any():
+        raise InputError(f"y: all {len(y)} samples are unlabelled (-1); accuracy needs labelled samples")
+    weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
+    return float(accuracy_score(y[keep], est.predict(X)[keep], sample_weight=weight))
 
 
 ESTIMATORS: dict[str, type[_AutoencoderBase]] = {

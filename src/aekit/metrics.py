@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aekit._utils import InputError, as_float32, in_unit_range, is_uint8
+from aekit._utils import InputError, as_float32, in_unit_range, is_uint8, unlabelled
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
 
@@ -120,8 +120,9 @@ def evaluate_model(
     Reconstruction BCE (for data in [0, 1]) and MSE (mean per element) and PSNR (peak: 1 for data
     in [0, 1], else the data's range) on ``X_test``, for a model with a decoder; with labels,
     k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes; k-NN from 5
-    training samples on); trustworthiness of the codes on ``trust_samples`` test points (from 11 on); the head's
-    accuracy for a supervised model; the parameter count.
+    training samples on); trustworthiness of the codes on ``trust_samples`` test points (from 11
+    on); the head's accuracy for a model with a head; the parameter count. Samples labelled -1
+    (unlabelled) are left out of every accuracy.
     """
     from aekit.summary import count_parameters
 
@@ -141,14 +142,20 @@ def evaluate_model(
     n = min(trust_samples, len(X_ref))
     if n > 10:  # trustworthiness with 5 neighbours needs more than 10 points
         out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
-    if y_test is not None and X_train is not None and y_train is not None:
-        Z_train = est.transform(X_train)  # type: ignore[attr-defined]
+    if y_test is None:
+        return out
+    y_test = np.asarray(y_test)
+    test = ~unlabelled(y_test)  # unlabelled samples (-1) are neither right nor wrong: left out of accuracies
+    if X_train is not None and y_train is not None and test.any():
+        y_train = np.asarray(y_train)
+        train = ~unlabelled(y_train)
+        Z_train, y_train = est.transform(X_train)[train], y_train[train]  # type: ignore[attr-defined]
         if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
-            out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test, y_test)
+            out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test[test], y_test[test])
         if len(np.unique(y_train)) >= 2:  # a classifier needs two classes to learn
-            out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test, y_test)
-    if y_test is not None and hasattr(est, "predict"):
-        out["head_accuracy"] = float(np.mean(est.predict(X_test) == y_test))
+            out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test[test], y_test[test])
+    if hasattr(est, "predict") and test.any():  # a ParametricTSNE has predict when fitted with labels
+        out["head_accuracy"] = float(np.mean(est.predict(X_test)[test] == y_test[test]))
     return out
 
 
