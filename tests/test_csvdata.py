@@ -21,6 +21,27 @@ def test_quoted_cells_may_hold_the_delimiter(tmp_path):
         load_array(p, label_column="label")
 
 
+def test_a_text_column_is_refused_with_the_option_that_names_it(tmp_path, capsys):
+    """Row ids or labels left among the features: the error names the column and the option that takes it."""
+    from aekit.cli import main
+
+    p = tmp_path / "w.csv"
+    p.write_text("sample_id,alcohol,ash,cultivar\nW000,1.5,2.0,a\nW001,1.7,2.1,b\nW002,1.1,2.3,a\n")
+    with pytest.raises(DataFormatError, match=r"column 0 \('sample_id'\).*pass id_column='sample_id'; else drop") as e:
+        load_array(p, label_column="cultivar")
+    assert "label_column=" not in str(e.value)  # a label column is given: the text column is not the labels
+    with pytest.raises(DataFormatError, match=r"id_column='sample_id'; if it holds the labels, label_column='sample"):
+        load_array(p)
+    assert main(["train", str(p), "--out", str(tmp_path / "r")]) == 2
+    assert "pass --id-column 'sample_id'; if it holds the labels, --label-column 'sample_id'" in capsys.readouterr().err
+    X, y = load_array(p, label_column="cultivar", id_column="sample_id")  # the fix works
+    assert X.shape == (3, 2) and list(y) == ["a", "b", "a"]
+    p.write_text("a,b\n1,2\n3,x\n5,6\n")  # a stray cell in a number column: no id or label advice
+    with pytest.raises(DataFormatError, match="numbers only besides the label column") as e:
+        load_array(p)
+    assert "id_column" not in str(e.value)
+
+
 def test_a_frame_written_by_pandas_reads_back(tmp_path, caplog):
     """DataFrame.to_csv() with its defaults: an index column, quoted text labels holding commas."""
     frame = pd.DataFrame({"f1": [0.25, 0.5, 0.75], "f2": [1, 2, 3], "label": ["a, b", "c", "a, b"]}, index=[10, 11, 12])

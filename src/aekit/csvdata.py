@@ -235,8 +235,12 @@ def _is_pandas_index(table: pd.DataFrame, header: list[str] | None, label_idx: i
     return values is None or bool(np.all(values == np.round(values)))  # None: text, such as names or dates
 
 
-def _features(src: _Source, table: pd.DataFrame, columns: list[int]) -> np.ndarray:
-    """The feature columns as C-ordered float64 ``(n_samples, len(columns))``; a text cell is refused with its place."""
+def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given: bool = True) -> np.ndarray:
+    """The feature columns as C-ordered float64 ``(n_samples, len(columns))``; a text cell is refused with its place.
+
+    A column of text alone (row ids, names, the labels) gets the fix that names it: ``id_column`` or
+    ``label_column`` (the latter only while no label column is given).
+    """
     X = np.empty((len(table), len(columns)))
     for k, j in enumerate(columns):
         column = table[j]
@@ -249,9 +253,19 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int]) -> np.ndarr
             name = f" ({src.header[j]!r})" if src.header else ""
             cell = str(cells[row])
             what = f"could not convert string {cell!r} to a number" if cell.strip() else "an empty cell"
+            where = f"{src.path}: {what} at {src.where(row)}, column {j}{name} (counted from 0); "
+            if any(_floats(c) is not None for c in cells[:1000]):  # a number column with a stray cell
+                raise DataFormatError(
+                    where + "the CSV must hold numbers only besides the label column (one header row allowed)"
+                )
+            shown = repr(src.header[j] if src.header else j)
+            fix = f"if it holds row ids, pass {{id_column={shown}}}"
+            if not label_given:
+                fix += f"; if it holds the labels, {{label_column={shown}}}"
             raise DataFormatError(
-                f"{src.path}: {what} at {src.where(row)}, column {j}{name} (counted from 0); "
-                "the CSV must hold numbers only besides the label column (one header row allowed)"
+                where + f"a text column is no feature: {fix}; else drop it or encode it as numbers",
+                param="id_column",
+                values={"id_column": None, "label_column": None},
             )
         X[:, k] = values
     return X
@@ -267,7 +281,8 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
         if missing.size:
             src.check_ragged()  # pandas pads a short row with empty cells
             raise DataFormatError(
-                f"{src.path}: missing label at {src.where(int(missing[0]))}; give every sample a label, or drop the row"
+                f"{src.path}: missing label at {src.where(int(missing[0]))}; "
+                "give every sample a label, write -1 for an unlabelled one, or drop the row"
             )
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5")
@@ -275,7 +290,7 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
             if missing.size:
                 raise DataFormatError(
                     f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; "
-                    "give every sample a label, or drop the row"
+                    "give every sample a label, write -1 for an unlabelled one, or drop the row"
                 )
             return raw
         y = parsed
@@ -337,7 +352,9 @@ def read_csv_rows(
             path,
             "" if id_idx is not None else " but as the rows' ids",
         )
-    X = _features(src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)])
+    X = _features(
+        src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)], label_idx is not None
+    )
     y = None if label_idx is None else _labels(src, table[label_idx])
     ids_idx = id_idx if id_idx is not None else index_col
     return X, y, None if ids_idx is None else _ids(table[ids_idx])

@@ -441,7 +441,7 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_array(
-    path: str | os.PathLike[str], *, label_column: str | int | None = None
+    path: str | os.PathLike[str], *, label_column: str | int | None = None, id_column: str | int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Load a user's data: ``.npy``, ``.npz`` (keys ``X``/``y``) or ``.csv``.
 
@@ -453,6 +453,8 @@ def load_array(
         (read by pandas: see :func:`aekit.csvdata.read_csv`).
     label_column : str or int, optional
         For CSV: the column (name or index) holding labels.
+    id_column : str or int, optional
+        For CSV: a column (name or index) of row ids, left out of ``X`` (``load_rows`` returns them).
 
     Returns
     -------
@@ -460,7 +462,7 @@ def load_array(
         For ``.npy``, a read-only ``np.memmap``: rows are read from the file when used.
     y : ndarray of shape (n_samples,) or None
     """
-    X, y, _ = load_rows(path, label_column=label_column)
+    X, y, _ = load_rows(path, label_column=label_column, id_column=id_column)
     return X, y
 
 
