@@ -117,6 +117,29 @@ def test_bad_choice_is_an_argparse_usage_error(capsys):
     assert "invalid choice: 'pixels'" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["embed", "m.safetensors", "x.npy", "--out", "c.npy", "--image-shape", "3,16,16"],
+            "aekit embed: error: unrecognized arguments: --image-shape 3,16,16 (see aekit embed --help)",
+        ),
+        (["train", "x.npy", "--out", "o", "--hidden-layer-sizes", "32,,16"], "--hidden-layer-sizes has an empty item"),
+        (["train", "x.npy", "--out", "o", "--hidden-layer-sizes", "32,16,"], "--hidden-layer-sizes has an empty item"),
+    ],
+)
+def test_usage_errors_name_the_subcommand_and_refuse_empty_sizes(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_summary_refuses_an_empty_layer_size(capsys):
+    assert main(["summary", "13,32,,2"]) == 2  # not silently 13,32,2
+    assert "must be comma-separated integers" in capsys.readouterr().err
+    assert main(["summary", "13, 32 ,2"]) == 0  # blanks around a size are fine
+
+
 def test_wrong_feature_count_in_embed(tmp_path, capsys):
     X = np.random.default_rng(0).uniform(size=(32, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)

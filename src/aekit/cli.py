@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each epoch")
         # an error naming one of these (its dest) shows it as this command's flag: ``--noise-factor 1.5``
         flags = {a.dest for a in p._actions if a.option_strings and a.dest not in ("help", "verbose")}
-        p.set_defaults(param_flags=frozenset(flags))
+        p.set_defaults(param_flags=frozenset(flags), command_parser=p)
     return parser
 
 
@@ -481,7 +481,9 @@ def _main(argv: Sequence[str] | None) -> int:
     from aekit._utils import AekitError  # with torch: inside main's guard
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's parser says it, pointing at its own --help
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # aekit train --nproc launches the same command
     for name, value in vars(args).items():  # a NUL byte reaches no file system call (only main(argv) can pass one)
         if isinstance(value, str) and "\0" in value:

@@ -451,7 +451,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         rows = module_table(load(args.model).net_)
     elif args.layers:
         try:
-            sizes = [int(s) for s in args.layers.replace(" ", "").split(",") if s]
+            sizes = [int(s) for s in args.layers.replace(" ", "").split(",")]  # "13,,2" is refused, not 13,2
         except ValueError:
             raise InputError(
                 f"layer sizes {args.layers!r} must be comma-separated integers, e.g. 784,100,20,100,784"

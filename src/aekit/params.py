@@ -178,10 +178,16 @@ class Sizes:
         return f"a sequence of {count}positive integers up to {self.high:,}, e.g. {self.example}"
 
     def from_text(self, text: str) -> Any:
+        example = self.example.strip("()").replace(" ", "")
+        if not text.strip():
+            return ()  # no sizes (a network without hidden layers, where allowed)
+        parts = [v.strip() for v in text.split(",")]
+        if not all(parts):  # "32,,16": a size left out is a typo, not a request for two layers
+            return _fail(f"has an empty item between commas; expects comma-separated integers, e.g. {example}")
         try:
-            return tuple(int(v) for v in text.split(",") if v.strip())
+            return tuple(int(v) for v in parts)
         except ValueError:
-            return _fail(f"expects comma-separated integers, e.g. {self.example.strip('()').replace(' ', '')}")
+            return _fail(f"expects comma-separated integers, e.g. {example}")
 
 
 @dataclass(frozen=True)
