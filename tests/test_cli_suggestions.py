@@ -29,7 +29,7 @@ SMALL = ["--hidden-layer-sizes", "8", "--n-components", "2", "--epochs", "1", "-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, str]:
-    """Data in [0, 1] (.npz with labels, 16 features), 5 features, a tabular CSV outside [0, 1], a model."""
+    """Data in [0, 1] (.npz with labels, 16 features), 5 features, CSVs outside [0, 1] (one with text ids), a model."""
     d = tmp_path_factory.mktemp("suggest")
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(60, 16)).astype(np.float32)
@@ -39,10 +39,11 @@ def world(tmp_path_factory) -> dict[str, str]:
     species = np.array(["setosa", "versicolor", "virginica"])[np.arange(60) % 3]
     rows = [",".join([*(f"{v:.3f}" for v in r), s]) for r, s in zip(rng.uniform(0, 8, (60, 4)), species, strict=True)]
     (d / "tab.csv").write_text("a,b,c,d,species\n" + "\n".join(rows) + "\n")
+    (d / "ids.csv").write_text("sample,a,b,c,d,species\n" + "".join(f"s{i},{r}\n" for i, r in enumerate(rows)))
     Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batch_size=32, random_state=0, device="cpu").fit(
         X
     ).save(d / "ae.safetensors")
-    names = ("unit.npz", "unit5.npy", "emb3.npy", "tab.csv", "ae.safetensors")
+    names = ("unit.npz", "unit5.npy", "emb3.npy", "tab.csv", "ids.csv", "ae.safetensors")
     return {"dir": str(d), **{n.split(".")[0]: str(d / n) for n in names}, "missing": str(d / "missing.safetensors")}
 
 
@@ -53,6 +54,8 @@ CASES: list[tuple[str, str, str]] = [
     ("train", "data-range-supervised", "train {tab} --label-column species --supervised --loss bce --out {t}/o"),
     ("train", "bce-on-linear", "train {unit} --loss bce --output-activation linear --out {t}/o"),
     ("train", "label-column-name", "train {tab} --label-column kind --out {t}/o"),
+    ("train", "text-column-ids", "train {ids} --label-column species --out {t}/o"),
+    ("train", "text-column-ids-or-labels", "train {ids} --out {t}/o"),
     ("train", "label-column-index", "train {tab} --label-column 9 --out {t}/o"),
     ("train", "label-column-npy", "train {unit5} --label-column 0 --out {t}/o"),
     ("train", "no-labels", "train {unit5} --supervised --out {t}/o"),
@@ -110,6 +113,7 @@ CASES: list[tuple[str, str, str]] = [
     # export
     ("export", "missing-model", "export {missing} --format onnx --out {t}/e"),
     ("export", "feature-count", "export {ae} {unit5} --format projector --out {t}/e"),
+    ("export", "projector-needs-data", "export {ae} --format projector --out {t}/e"),
     ("export", "image-shape", "export {ae} {unit} --format projector --image-shape 3,3 --out {t}/e"),
     # summary
     ("summary", "layers", "summary 784,x"),

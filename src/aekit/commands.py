@@ -745,6 +745,7 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
 
 def cmd_export(args: argparse.Namespace) -> int:
     from aekit import export
+    from aekit._utils import InputError
     from aekit.estimators import load
 
     files = export.ONNX_FILES if args.format == "onnx" else export.PROJECTOR_FILES
@@ -755,6 +756,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             paths = export.to_onnx(est, out.staging(written))
             out.commit(remove=[name for name in files if name not in written])  # no stale decoder beside it
         else:
+            if args.data in ("mnist", "mnist-test") and int(est.n_features_in_) != 28 * 28:
+                raise InputError(
+                    f"--format projector embeds data: {args.data} (the default) has 784 features, the model "
+                    f"takes {int(est.n_features_in_)}; pass the data to embed, e.g. aekit export MODEL data.csv "
+                    "--format projector --out DIR"
+                )
             X, y = load_data(args)
             shape = _image_shape(args, X, est)
             paths = export.to_projector(
