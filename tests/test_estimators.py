@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -320,3 +321,24 @@ def test_inverse_transform_of_no_codes_keeps_the_feature_width():
     X = np.random.default_rng(0).uniform(size=(20, 16)).astype(np.float32)
     ae = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batchnorm=True, random_state=0).fit(X)
     assert ae.inverse_transform(np.empty((0, 2))).shape == (0, 16)
+
+
+def test_read_only_input_raises_no_torch_warning():
+    """A pandas frame's (read-only) values through inverse_transform, transform and score: no PyTorch warning.
+
+    PyTorch warns once per process, so the check runs in a fresh one, with every warning an error.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, aekit\n"
+        "X = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)\n"
+        "ae = aekit.Autoencoder(hidden_layer_sizes=(8,), epochs=1, scale='standard', random_state=0).fit(X)\n"
+        "X.flags.writeable = False\n"
+        "Z = ae.transform(X); Z.flags.writeable = False\n"
+        "ae.inverse_transform(Z); ae.score(X)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -337,6 +337,16 @@ def capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
+def read_only_view(X: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy(X)`` without PyTorch's warning for read-only arrays (memory maps, pandas frames'
+    values): the inference paths only read their input."""
+    if X.flags.writeable:
+        return torch.from_numpy(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        return torch.from_numpy(X)
+
+
 def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     """float32 tensor on ``device`` sharing memory with ``X`` where possible."""
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
