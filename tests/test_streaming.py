@@ -330,3 +330,26 @@ def test_aetsne_fits_a_subsample_and_places_the_rest(npy):
     assert full.fit_indices_ is None and full.embedding_.shape == (300, 2)
     with pytest.raises(InputError, match="max_fit_samples=1 must be an integer >= 2 or None"):
         AETSNE(ae, max_fit_samples=1).fit(X)
+
+
+def test_codes_of_an_image_folder_name_their_files(tmp_path, capsys):
+    """embed and visualize write each image's file (relative to the folder) as its row's id."""
+    from PIL import Image
+
+    from aekit.cli import main
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in (1, 2, 10):
+            Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    data, run = str(tmp_path / "imgs"), str(tmp_path / "run")
+    assert main(["train", data, "--out", run, "--epochs", "1", "--hidden-layer-sizes", "8", "--batch-size", "4"]) == 0
+    model = str(tmp_path / "run" / "model.safetensors")
+    assert main(["embed", model, data, "--out", str(tmp_path / "c.csv")]) == 0
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert lines[0] == "id,label,z1,z2"
+    files = ["a/1.png", "a/10.png", "a/2.png", "b/1.png", "b/10.png", "b/2.png"]  # ImageFolder's sorted order
+    assert [row.split(",")[:2] for row in lines[1:]] == [[f, f[0]] for f in files]
+    assert main(["embed", model, data, "--limit", "2", "--out", str(tmp_path / "c2.csv"), "--overwrite"]) == 0
+    assert [row.split(",")[0] for row in (tmp_path / "c2.csv").read_text().splitlines()[1:]] == files[:2]

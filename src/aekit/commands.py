@@ -42,8 +42,9 @@ def load_data(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, n
 
 
 def load_rows(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
-    """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), else the row number from 0
-    (None for data read from disk in chunks: their row numbers are not held)."""
+    """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), an image's file (relative to
+    the folder), else the row number from 0 (None for other data read from disk in chunks: their row numbers
+    are not held)."""
     import numpy as np
 
     from aekit._utils import InputError
@@ -63,11 +64,15 @@ def load_rows(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, n
     elif streamable(args.data) and not args.data.lower().endswith(".npy"):  # HDF5, zarr, a folder of images
         _csv_only(args)
         X, y = open_path(args.data, image_shape=getattr(args, "image_shape", None))
+        files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
+        if files is not None:
+            ids = np.array([p.relative_to(X.root).as_posix() for p in files])
         if args.limit is not None:
             X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
+            ids = None if ids is None else ids[: args.limit]
         if not stream:
-            return X.read(0, X.n_samples), y, np.arange(X.n_samples)
-        return X, y, None
+            return X.read(0, X.n_samples), y, np.arange(X.n_samples) if ids is None else ids
+        return X, y, ids
     else:
         try:
             X, y, ids = load_file(
