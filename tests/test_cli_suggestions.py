@@ -55,6 +55,7 @@ CASES: list[tuple[str, str, str]] = [
     ("train", "bce-on-linear", "train {unit} --loss bce --output-activation linear --out {t}/o"),
     ("train", "label-column-name", "train {tab} --label-column kind --out {t}/o"),
     ("train", "text-column-ids", "train {ids} --label-column species --out {t}/o"),
+    ("train", "tsne-perplexity", "train {unit5} --method tsne --out {t}/o"),
     ("train", "text-column-ids-or-labels", "train {ids} --out {t}/o"),
     ("train", "label-column-index", "train {tab} --label-column 9 --out {t}/o"),
     ("train", "label-column-npy", "train {unit5} --label-column 0 --out {t}/o"),

@@ -254,7 +254,9 @@ def test_exaggeration_schedule_reaches_the_loss(clusters):
 
 def test_bad_inputs_are_clear_errors(clusters):
     X, _ = clusters
-    with pytest.raises(InputError, match=r"perplexity=30.0 needs more than 90 samples.*lower perplexity") as info:
+    with pytest.raises(
+        InputError, match=r"perplexity=30.0 needs more than 90 samples.*lower it, to at most perplexity=16.33, or"
+    ) as info:
         ParametricTSNE(**{**FAST, "perplexity": 30.0}).fit(X[:50])
     assert info.value.param == "perplexity"
     with pytest.raises(InputError, match="validation_fraction=0.9 leaves 30 training samples") as info:

@@ -128,7 +128,8 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> N
         "data",
         nargs="?",
         default="mnist",
-        help="'mnist' (train split), 'mnist-test', or a .npy/.npz/.csv file (default: mnist)",
+        help="'mnist' (train split), 'mnist-test', a .npy/.npz/.csv/.tsv file, an .h5 or .zarr array, "
+        "or a folder of images (default: mnist)",
     )
     parser.add_argument(
         "--mnist-dir", help="folder with the MNIST IDX files (else $AEKIT_MNIST_DIR, the cache, or a verified download)"
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (each epoch of a training)")
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -344,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
     for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)
-        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each epoch")
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress")
         # an error naming one of these (its dest) shows it as this command's flag: ``--noise-factor 1.5``
         flags = {a.dest for a in p._actions if a.option_strings and a.dest not in ("help", "verbose")}
         p.set_defaults(param_flags=frozenset(flags), command_parser=p)

@@ -503,7 +503,10 @@ def load_rows(
     elif suffix in (".csv", ".tsv", ".txt"):
         X, y, ids = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column)
     else:
-        raise InputError(f"{p}: unsupported file type {suffix!r}; use .npy, .npz or .csv")
+        raise InputError(
+            f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt), .h5/.hdf5, "
+            "a .zarr store or a folder of images"
+        )
     _check_numeric(X, str(p))
     if X.ndim < 2:
         raise DataFormatError(

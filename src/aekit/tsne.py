@@ -62,10 +62,13 @@ def check_inputs(X: np.ndarray, perplexity: float, n_train: int, validation_frac
                 param="validation_fraction",
                 values={"validation_fraction": validation_fraction},
             )
-        fix = f"lower perplexity to at most {most:.4g}" if most >= 1 else "pass more samples"
+        fix = (
+            f"lower it, to at most {{perplexity={most:.4g}}}, or pass more samples"
+            if most >= 1
+            else "pass more samples"
+        )
         raise InputError(
-            f"{{perplexity}} needs more than {k} samples (3 * perplexity neighbours each), found {n_train}; "
-            f"{fix} or pass more samples",
+            f"{{perplexity}} needs more than {k} samples (3 * perplexity neighbours each), found {n_train}; {fix}",
             param="perplexity",
             values={"perplexity": perplexity},
         )
