@@ -95,7 +95,6 @@ def test_train_embed_roundtrip(tmp_path, capsys):
         (["summary", "784,x"], "comma-separated integers"),
         (["embed", "bad.csv", "good.npy", "--out", "c.npy"], "not a valid aekit model"),
         (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
-        (["train", "good.npy", "--out", "o", "--precision", "half"], "--precision 'half' must be one of"),
     ],
 )
 def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):
@@ -125,6 +124,8 @@ def test_bad_choice_is_an_argparse_usage_error(capsys):
             "aekit embed: error: unrecognized arguments: --image-shape 3,16,16 (see aekit embed --help)",
         ),
         (["train", "x.npy", "--out", "o", "--hidden-layer-sizes", "32,,16"], "--hidden-layer-sizes has an empty item"),
+        (["train", "x.npy", "--out", "o", "--precision", "half"], "--precision expects one of float32, bfloat16"),
+        (["train", "x.npy", "--out", "o", "--scale", "standrd"], "expects one of none, minmax, standard, pixels"),
         (["train", "x.npy", "--out", "o", "--hidden-layer-sizes", "32,16,"], "--hidden-layer-sizes has an empty item"),
     ],
 )

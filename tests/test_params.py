@@ -273,3 +273,13 @@ def test_presets_name_table_parameters_with_valid_values():
         assert set(preset) <= set(PARAMS), name
         validate({**defaults, **preset})
         assert is_supervised(preset) == name.startswith("sae"), name
+
+
+def test_options_from_the_command_line_match_a_choice_or_name_them_all():
+    from aekit.params import PARAMS
+
+    scale, loss = PARAMS["scale"].constraint, PARAMS["loss"].constraint
+    assert scale.from_text("none") is None and scale.from_text("Standard") == "standard"
+    assert loss.from_text("MSE") == "mse"  # any case, given back as the choice itself
+    with pytest.raises(ValueError, match="expects one of none, minmax, standard, pixels"):
+        scale.from_text("standrd")

@@ -597,7 +597,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise InputError(
             f"{flags}: model flags set up the AE that visualize trains, but --model {args.model} is trained "
-            f"already; drop {flags} (or --model, to train one here)"
+            f"already; drop {flags}, or drop --model to train one here"
         )
     files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (
         ["comparison.png"] if args.compare else []

@@ -145,7 +145,11 @@ class Options:
             return None
         if True in self.choices and word in ("true", "false"):
             return word == "true"
-        return text
+        for c in self.choices:  # the command line's spelling of a choice, in any case ("MSE")
+            if isinstance(c, str) and c.lower() == word:
+                return c
+        shown = ["none" if c is None else str(c).lower() if isinstance(c, bool) else c for c in self.choices]
+        return _fail(f"expects one of {', '.join(shown)}")
 
 
 @dataclass(frozen=True)
