@@ -138,6 +138,23 @@ def test_interrupt_mid_epoch_keeps_last_epoch_and_resumes_identically(tmp_path, 
     _assert_identical(resumed, _fit(_est({}), X), X)
 
 
+def test_interrupt_in_the_first_epoch_says_no_epoch_completed(X, caplog):
+    """No "keeping that model" for a model that trained no epoch (the CLI writes none)."""
+    import torch
+
+    def ctrl_c(module, inputs):
+        raise KeyboardInterrupt
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(ctrl_c)  # the first forward pass of epoch 1
+    try:
+        est = _fit(_est({}), X)
+    finally:
+        handle.remove()
+    assert est.stop_reason_ == "interrupted" and est.n_iter_ == 0
+    assert "interrupted in its first epoch; no epoch completed" in caplog.text
+    assert "keeping that model" not in caplog.text
+
+
 def test_interrupt_in_callback_keeps_the_weights_n_iter_counts(X):
     """Ctrl-C in an epoch-end callback (e.g. SIGTERM while the checkpoint is written): the epoch counts and is kept."""
     part = _fit(_est({}, callbacks=[_stop_at(2, "ctrl-c")]), X)

@@ -452,7 +452,10 @@ def train(
         if good is not None:  # mid-epoch: back to the end of the last complete epoch
             module.load_state_dict(good)
         state.stop_reason = "interrupted"
-        log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
+        if state.epoch:
+            log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
+        else:  # nothing trained: the caller decides what an untrained model is worth (the CLI writes none)
+            log.warning("training interrupted in its first epoch; no epoch completed")
     except BaseException:
         if good is not None and reduce is not None:  # data-parallel, e.g. another rank failed: the last complete
             module.load_state_dict(good)  # epoch's weights, the same on every rank
