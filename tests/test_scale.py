@@ -244,8 +244,23 @@ def test_metrics_read_uint8_as_the_model_does():
     digits = np.random.default_rng(0).integers(0, 17, (60, 10), dtype=np.uint8)
     est = Autoencoder(**SMALL, scale="standard").fit(digits)
     out = evaluate_model(est, digits)
-    expected = float(np.mean((est.reconstruct(digits) - digits.astype(np.float32)) ** 2))
-    assert out["reconstruction_mse"] == pytest.approx(expected, rel=1e-5)
+    read = (digits.astype(np.float32) - est.input_offset_) / est.input_scale_  # numbers, standardised
+    expected = float(np.mean(((est.reconstruct(digits) - est.input_offset_) / est.input_scale_ - read) ** 2))
+    assert out["reconstruction_mse"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_metrics_of_a_scaled_model_are_in_its_units(tabular):
+    """evaluate_model measures as training does: after the scale, where no wide feature rules the numbers."""
+    from aekit.metrics import evaluate_model, trustworthiness
+
+    X, _ = tabular
+    est = Autoencoder(**SMALL, scale="standard").fit(X)
+    out = evaluate_model(est, X)
+    assert out["reconstruction_mse"] == pytest.approx(est.reconstruction_error(X), rel=1e-4)  # MSE, as trained
+    raw = float(np.mean((est.reconstruct(X) - X) ** 2))
+    assert raw > 100 * out["reconstruction_mse"]  # in raw units the thousands would rule it
+    read = (X - est.input_offset_) / est.input_scale_
+    assert out["trustworthiness"] == pytest.approx(trustworthiness(read, est.transform(X), max_samples=len(X)))
 
 
 # ----------------------------------------------------------------------------- warnings
@@ -300,8 +315,9 @@ def test_cli_train_scale_and_embed_apply_it(tabular, tmp_path, capsys):
     codes = tmp_path / "codes.npy"
     assert main(["embed", str(out / "model.safetensors"), str(tmp_path / "x.npy"), "--out", str(codes)]) == 0
     np.testing.assert_array_equal(np.load(codes), est.transform(X))
-    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r2"), "--scale", "robust"]) == 2
-    assert "--scale" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a usage error, before any data is read
+        main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r2"), "--scale", "robust"])
+    assert exc.value.code == 2 and "--scale expects one of none, minmax" in capsys.readouterr().err
 
 
 def test_onnx_export_takes_raw_features(tabular, tmp_path):

@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from aekit._utils import InputError, as_float32, in_unit_range, is_uint8, unlabelled
+from aekit.scaling import apply as apply_scaler
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
 
@@ -118,7 +119,9 @@ def evaluate_model(
     """The standard numbers for a fitted aekit estimator, through its public methods only.
 
     Reconstruction BCE (for data in [0, 1]) and MSE (mean per element) and PSNR (peak: 1 for data
-    in [0, 1], else the data's range) on ``X_test``, for a model with a decoder; with labels,
+    in [0, 1], else the data's range) on ``X_test``, for a model with a decoder, and the
+    trustworthiness below, all measured as the model reads the data (after its fitted ``scale``,
+    as training measures its loss: one wide feature does not rule them); with labels,
     k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes; k-NN from 5
     training samples on); trustworthiness of the codes on ``trust_samples`` test points (from 11
     on); the head's accuracy for a model with a head; the parameter count. Samples labelled -1
@@ -131,6 +134,10 @@ def evaluate_model(
     X_raw = np.asarray(X_test)
     X_ref = as_float32(X_raw, pixels=is_uint8(X_raw) and bool(getattr(est, "pixels_", True)))  # as the model reads it
     X_ref = X_ref.reshape(len(X_ref), -1)  # images (n, H, W) / (n, C, H, W): compared flat
+    offset, factor = getattr(est, "input_offset_", None), getattr(est, "input_scale_", None)
+    if offset is not None and factor is not None:  # a fitted scale: measured in its units, as training measures
+        X_ref = apply_scaler(X_ref, (offset, factor))
+        X_hat = None if X_hat is None else apply_scaler(X_hat.reshape(len(X_hat), -1), (offset, factor))
     out: dict[str, float] = {"parameters": float(count_parameters(est.net_))}  # type: ignore[attr-defined]
     if X_hat is not None:
         unit = unit_range(X_ref)
