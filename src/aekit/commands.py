@@ -554,7 +554,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
         est = load_model(args)
-        X, _ = load_data(args)
+        X, y, ids = load_rows(args)
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
         X_in = clean
         sigmoid = est.output_activation_ == "sigmoid"
@@ -569,7 +569,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             )
             X_in = undo(noisy, scaler)
         denoised = est.reconstruct(X_in)
-        write_codes(denoised, out.staged(name), prefix="x")  # reconstructions: features, not codes
+        write_codes(denoised, out.staged(name), prefix="x", ids=ids, labels=y)  # reconstructions: x1, x2, ...
         out.commit()
     print(f"denoised {denoised.shape}: {args.out}")
     if args.add_noise:
