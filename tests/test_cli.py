@@ -649,3 +649,17 @@ def test_visualize_with_a_model_trains_nothing(tmp_path, capsys, monkeypatch, ir
     assert main([*argv, str(tmp_path / "w"), "--epochs", "3"]) == 2  # a model flag with --model: refused up front
     assert "--epochs: model flags set up the AE that visualize trains" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_log_lines_read_as_aekit_lines():
+    """The CLI's log lines, warnings and -v progress alike, start with "aekit:"; other libraries keep their name."""
+    import logging
+
+    from aekit.cli import _LogLines
+
+    def line(name: str, level: int, msg: str) -> str:
+        return _LogLines().format(logging.LogRecord(name, level, __file__, 1, msg, None, None))
+
+    assert line("aekit.csvdata", logging.WARNING, "its first column") == "aekit: warning: its first column"
+    assert line("aekit.training", logging.INFO, "epoch 1/2") == "aekit: epoch 1/2"
+    assert line("torch.onnx", logging.WARNING, "note") == "WARNING torch.onnx: note"

@@ -454,6 +454,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+class _LogLines(logging.Formatter):
+    """aekit's log lines as its warnings read (``aekit: warning: ...``); progress (-v) as ``aekit: ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not record.name.startswith("aekit"):
+            return f"{record.levelname} {record.name}: {text}"  # another library's line keeps its origin
+        return f"aekit: {text}" if record.levelno < logging.WARNING else f"aekit: {record.levelname.lower()}: {text}"
+
+
 def _one_line_warnings() -> Callable[[], None]:
     """Show aekit's warnings as one line each (``aekit: warning: ...``), not Python's file:line and source line;
     returns the function that restores the previous format."""
@@ -492,9 +502,11 @@ def _main(argv: Sequence[str] | None) -> int:
             msg = f"{flag} {value!r} holds a NUL byte; no file name can, pass a real path"
             print(f"aekit: error: {msg}", file=sys.stderr)
             return 2
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    before = list(logging.getLogger().handlers)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if handler not in before:  # the handler basicConfig made, not one the caller set up
+            handler.setFormatter(_LogLines())
     restore = _one_line_warnings()
     try:
         return int(args.func(args))
