@@ -140,9 +140,9 @@ def test_cli_explore_embedding(tmp_path, capsys):
     assert _config(out.read_text())["tile"] == [8, 8]
     assert main(args) == 2 and "exists; pass --overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0 and _config(out.read_text())["features"][:2] == [
-        "x0",
         "x1",
-    ]  # tabular without --image-shape
+        "x2",
+    ]  # tabular without --image-shape (numbered from 1, as the CSV outputs)
     np.save(tmp_path / "short.npy", np.zeros((7, 2)))
     code = main(
         [
@@ -200,7 +200,7 @@ def test_cli_explore_model(tmp_path):
     # a 2-D code is the map itself (wider codes go through AETSNE, as `aekit visualize`; t-SNE is slow for this suite)
     assert main(["explore", d, "--model", model, "--out", str(tmp_path / "m.html")]) == 0
     page = (tmp_path / "m.html").read_text()
-    assert '"z1"' in page and _config(page)["features"][0] == "x0" and _config(page)["labelled"]
+    assert '"z1"' in page and _config(page)["features"][0] == "x1" and _config(page)["labelled"]
 
 
 def test_demo_tsne_section_page(tmp_path):

@@ -225,7 +225,7 @@ def _features(features: np.ndarray | None, names: Sequence[str] | None) -> tuple
         raise InputError(
             f"feature_names has {len(names)} names but features have {F.shape[1]} columns; pass one name per column"
         )
-    shown = list(names if names is not None else [f"x{i}" for i in range(F.shape[1])])[:HOVER_FEATURES]
+    shown = list(names if names is not None else [f"x{i + 1}" for i in range(F.shape[1])])[:HOVER_FEATURES]  # as CSVs
     return [str(s) for s in shown], F[:, :HOVER_FEATURES].astype(np.float32)
 
 
