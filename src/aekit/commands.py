@@ -767,10 +767,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                     f"takes {int(est.n_features_in_)}; pass the data to embed, e.g. aekit export MODEL data.csv "
                     "--format projector --out DIR"
                 )
-            X, y = load_data(args)
+            X, y, ids = load_rows(args)
             shape = _image_shape(args, X, est)
             paths = export.to_projector(
-                est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape
+                est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape, ids=ids
             )
             out.commit()
     print(f"{args.format}: " + ", ".join(str(Path(args.out) / p.name) for p in paths.values()))

@@ -128,11 +128,15 @@ def _tsv(rows: np.ndarray) -> str:
     return "".join("\t".join(f"{v:.7g}" for v in r) + "\n" for r in rows)
 
 
-def _metadata(n: int, labels: np.ndarray | None) -> str:
+def _metadata(ids: np.ndarray, labels: np.ndarray | None) -> str:
+    index = [_cell(v) for v in ids]
     if labels is None:  # one column: TensorBoard wants no header then
-        return "".join(f"{i}\n" for i in range(n))
-    clean = [str(v).replace("\t", " ").replace("\n", " ") for v in labels]
-    return "index\tlabel\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(clean))
+        return "".join(f"{i}\n" for i in index)
+    return "index\tlabel\n" + "".join(f"{i}\t{_cell(v)}\n" for i, v in zip(index, labels, strict=True))
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("\t", " ").replace("\n", " ")
 
 
 def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray, tuple[int, int]]:
@@ -167,6 +171,7 @@ def to_projector(
     *,
     image_shape: Sequence[int] | None = None,
     tensor_name: str = "aekit codes",
+    ids: Any = None,
 ) -> dict[str, Path]:
     """Write TensorBoard projector files.
 
@@ -179,6 +184,9 @@ def to_projector(
     labels : array of shape (n_samples,), optional
     images : array of shape (n_samples, ...), optional
         As for ``aekit.explore.explore``; without images no sprite is written.
+    ids : array of shape (n_samples,), optional
+        Each row's id for the metadata's ``index`` column (a CSV's id column, an image's file);
+        default the row number from 0.
 
     Returns
     -------
@@ -195,6 +203,7 @@ def to_projector(
         )
     n = len(E)
     y = _check_rows("labels", labels, n)
+    index = _check_rows("ids", ids, n)
     imgs = _check_rows("images", images, n)
     stack = image_stack(imgs, image_shape) if imgs is not None else None  # bad images fail before any file is written
     out = Path(out_dir)
@@ -203,7 +212,7 @@ def to_projector(
         "metadata": out / "metadata.tsv",
         "config": out / "projector_config.pbtxt",
     }
-    for key, text in (("embedding", _tsv(E)), ("metadata", _metadata(n, y))):
+    for key, text in (("embedding", _tsv(E)), ("metadata", _metadata(np.arange(n) if index is None else index, y))):
         with atomic_path(paths[key]) as tmp:
             tmp.write_text(text, encoding="utf-8")
     config = (
