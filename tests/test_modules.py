@@ -134,7 +134,8 @@ def test_vae_eval_is_deterministic():
         (dict(architecture="conv", n_features=30 * 30, image_shape=(30, 30)), "divisible by 4"),
         (dict(architecture="mlp"), "architecture"),
         (dict(activation="swish"), "activation"),
-        (dict(architecture="conv", n_features=500), "needs the images' shape"),
+        (dict(architecture="conv", n_features=32 * 48), r"needs the images' shape .* image_shape=\(32, 48\)"),
+        (dict(architecture="conv", n_features=500), r"\(20, 25\), does not divide by 4 .* architecture='dense'"),
     ],
 )
 def test_bad_architecture(kwargs, match):

@@ -328,9 +328,19 @@ def _image_shape(
     if image_shape is None:
         side = int(round(n_features**0.5))
         if side * side != n_features:
+            h, w = example_image_shape(n_features)
+            down = 2 ** len(conv_filters)
+            if h % down or w % down:  # no shape to suggest: the pooling would refuse it next
+                raise InputError(
+                    f"{{architecture='conv'}} needs images: {n_features} features are not a square, and their "
+                    f"nearest (height, width), {(h, w)}, does not divide by {down} for {len(conv_filters)} pooling "
+                    "levels; for tabular data use {architecture='dense'}",
+                    param="architecture",
+                    values={},
+                )
             raise InputError(
                 f"{{architecture='conv'}} needs the images' shape for {n_features} features (not a square): "
-                f"pass {{image_shape={example_image_shape(n_features)}}} (height, width) or (channels, height, width)",
+                f"pass {{image_shape={(h, w)}}} (height, width) or (channels, height, width)",
                 param="image_shape",
                 values={},
             )
