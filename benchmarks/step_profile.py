@@ -158,7 +158,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "# Where the training step's time goes",
         "",
         f"{meta['date']} · {meta['machine']} · Python {meta['python']}, torch {meta['torch']}, aekit {meta['aekit']}"
-        f" · {rows[0]['threads']} threads · load average at the start {meta['load']}",
+        f" · load average at the start {meta['load']}",
         "",
         "The float32 step of a reference-length CPU `fit` (eager forward and backward, RMSprop's update "
         "compiled into one kernel), batch 128, profiled with `torch.profiler`; times per step, as shares of "
