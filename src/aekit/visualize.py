@@ -44,7 +44,8 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     distances : {"input", "code"}, default="input"
         Where the distances behind t-SNE's affinities are measured. The
         neighbours are always found among the codes (fast); "input" then measures
-        each point's distances to them in the input space (the pixels), so the
+        each point's distances to them in the input space (the pixels; the features
+        after the autoencoder's ``scale``, as it reads them), so the
         affinities follow the data's own geometry; "code" uses the code distances
         (plain AE → t-SNE). On MNIST (10k) "input" scored a better k-NN accuracy
         and trustworthiness than both "code" and t-SNE from the raw pixels; see
