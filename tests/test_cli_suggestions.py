@@ -39,11 +39,12 @@ def world(tmp_path_factory) -> dict[str, str]:
     species = np.array(["setosa", "versicolor", "virginica"])[np.arange(60) % 3]
     rows = [",".join([*(f"{v:.3f}" for v in r), s]) for r, s in zip(rng.uniform(0, 8, (60, 4)), species, strict=True)]
     (d / "tab.csv").write_text("a,b,c,d,species\n" + "\n".join(rows) + "\n")
+    (d / "embtext.csv").write_text("name,d1,d2\n" + "".join(f"p{i},{i},{i}\n" for i in range(60)))
     (d / "ids.csv").write_text("sample,a,b,c,d,species\n" + "".join(f"s{i},{r}\n" for i, r in enumerate(rows)))
     Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batch_size=32, random_state=0, device="cpu").fit(
         X
     ).save(d / "ae.safetensors")
-    names = ("unit.npz", "unit5.npy", "emb3.npy", "tab.csv", "ids.csv", "ae.safetensors")
+    names = ("unit.npz", "unit5.npy", "emb3.npy", "tab.csv", "ids.csv", "embtext.csv", "ae.safetensors")
     return {"dir": str(d), **{n.split(".")[0]: str(d / n) for n in names}, "missing": str(d / "missing.safetensors")}
 
 
@@ -105,6 +106,7 @@ CASES: list[tuple[str, str, str]] = [
     ("explore", "feature-count", "explore {unit5} --model {ae} --out {t}/x.html"),
     ("explore", "model-or-embedding", "explore {unit} --out {t}/x.html"),
     ("explore", "embedding-rows", "explore {unit} --embedding {emb3} --out {t}/x.html"),
+    ("explore", "embedding-text-column", "explore {unit} --embedding {embtext} --out {t}/x.html"),
     ("explore", "image-shape", "explore {unit} --model {ae} --image-shape 3,3 --out {t}/x.html"),
     (
         "explore",

@@ -36,6 +36,9 @@ def test_a_text_column_is_refused_with_the_option_that_names_it(tmp_path, capsys
     assert "pass --id-column 'sample_id'; if it holds the labels, --label-column 'sample_id'" in capsys.readouterr().err
     X, y = load_array(p, label_column="cultivar", id_column="sample_id")  # the fix works
     assert X.shape == (3, 2) and list(y) == ["a", "b", "a"]
+    p.write_text("a,{b}\n1,x\n3,y\n")  # a name the message template cannot hold: the column by its index
+    with pytest.raises(DataFormatError, match=r"pass id_column=1; if it holds the labels, label_column=1;"):
+        load_array(p)
     p.write_text("a,b\n1,2\n3,x\n5,6\n")  # a stray cell in a number column: no id or label advice
     with pytest.raises(DataFormatError, match="numbers only besides the label column") as e:
         load_array(p)

@@ -135,7 +135,9 @@ def test_vae_eval_is_deterministic():
         (dict(architecture="mlp"), "architecture"),
         (dict(activation="swish"), "activation"),
         (dict(architecture="conv", n_features=32 * 48), r"needs the images' shape .* image_shape=\(32, 48\)"),
-        (dict(architecture="conv", n_features=500), r"\(20, 25\), does not divide by 4 .* architecture='dense'"),
+        (dict(architecture="conv", n_features=500), r"no \(height, width\), grey or RGB, .* architecture='dense'"),
+        (dict(architecture="conv", n_features=1200), r"image_shape=\(3, 20, 20\)"),  # RGB 20x20: not (30, 40)
+        (dict(architecture="conv", n_features=240), r"image_shape=\(12, 20\)"),
     ],
 )
 def test_bad_architecture(kwargs, match):

@@ -333,7 +333,7 @@ def test_aetsne_fits_a_subsample_and_places_the_rest(npy):
 
 
 def test_codes_of_an_image_folder_name_their_files(tmp_path, capsys):
-    """embed and visualize write each image's file (relative to the folder) as its row's id."""
+    """embed writes each image's file (relative to the folder) as its row's id (visualize reads ids the same way)."""
     from PIL import Image
 
     from aekit.cli import main

@@ -49,8 +49,16 @@ def test_unlabelled_samples_are_left_out_of_accuracies(blobs):
     assert sae.score(X, semi) == pytest.approx(right[labelled].mean())
     assert sae.score(X, semi) != pytest.approx(right.mean() * labelled.mean())  # not counting -1 as wrong
     text = np.array(["a", "b", "c"])[y]
-    assert SupervisedAutoencoder(**SMALL).fit(X, text).score(X, np.where(labelled, text, "-1")) >= 0
+    named = SupervisedAutoencoder(**SMALL).fit(X, text)
+    named_right = named.predict(X) == text
+    assert named.score(X, np.where(labelled, text, "-1")) == pytest.approx(named_right[labelled].mean())
+    weight = np.where(np.arange(len(y)) % 2 == 0, 2.0, 1.0)  # sample_weight follows the kept samples
+    kept = labelled.astype(float) * weight
+    assert sae.score(X, semi, sample_weight=weight) == pytest.approx((right * kept).sum() / kept.sum())
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        sae.score(X, semi[:50])
     m = evaluate_model(sae, X, semi, X, semi)
+    assert evaluate_model(sae, X, semi[:, None], X, semi[:, None]) == m  # a column of labels reads the same
     assert m["head_accuracy"] == pytest.approx(right[labelled].mean())
     full = evaluate_model(sae, X[labelled], y[labelled], X[labelled], y[labelled])
     assert m["knn5_accuracy"] == pytest.approx(full["knn5_accuracy"])  # -1 is no class of the code classifiers

@@ -193,6 +193,12 @@ def test_reconstruction_and_labels(clusters, tmp_path):
     with pytest.raises(AttributeError) as raised:
         m2.predict(X)
     assert "fitted without labels; fit(X, y)" in str(raised.value.__cause__)  # the reason, shown in the traceback
+    with pytest.raises(InputError):  # a labelled refit that fails before training leaves no head to predict with
+        clone(m2).set_params(reconstruction_weight=1.0, loss="bce").fit(X * 10, y)
+    failed = m2.set_params(reconstruction_weight=1.0, loss="bce")
+    with pytest.raises(InputError):
+        failed.fit(X * 10, y)
+    assert not hasattr(failed, "predict")
 
 
 @pytest.mark.filterwarnings("ignore::aekit.TrainingWarning")  # no head weight: the head stays at chance
@@ -255,7 +261,7 @@ def test_exaggeration_schedule_reaches_the_loss(clusters):
 def test_bad_inputs_are_clear_errors(clusters):
     X, _ = clusters
     with pytest.raises(
-        InputError, match=r"perplexity=30.0 needs more than 90 samples.*lower it, to at most perplexity=16.33, or"
+        InputError, match=r"perplexity=30.0 needs more than 90 samples.*lower it, to at most perplexity=16, or"
     ) as info:
         ParametricTSNE(**{**FAST, "perplexity": 30.0}).fit(X[:50])
     assert info.value.param == "perplexity"

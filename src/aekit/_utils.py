@@ -337,14 +337,17 @@ def capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
+# PyTorch warns when a read-only array (a memory map, a pandas frame's values) becomes a tensor; aekit's
+# inference loops only read their input, so the warning is silenced for calls made from aekit's modules alone
+# (one filter at import: a catch_warnings per batch would reset the once-per-place registry of other warnings)
+warnings.filterwarnings(
+    "ignore", message="The given NumPy array is not writable", category=UserWarning, module=r"aekit(\.|$)"
+)
+
+
 def read_only_view(X: np.ndarray) -> torch.Tensor:
-    """``torch.from_numpy(X)`` without PyTorch's warning for read-only arrays (memory maps, pandas frames'
-    values): the inference paths only read their input."""
-    if X.flags.writeable:
-        return torch.from_numpy(X)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-        return torch.from_numpy(X)
+    """``torch.from_numpy(X)`` of an input the caller only reads (it may be read-only: see the filter above)."""
+    return torch.from_numpy(X)
 
 
 def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -158,6 +158,7 @@ def _add_precision_flag(p: argparse.ArgumentParser) -> None:
     """``--precision`` of the subcommands that run a saved model (``commands.load_model`` applies it)."""
     p.add_argument(
         "--precision",
+        type=str.lower,  # any case, as the estimator flags take it
         choices=("float32", "bfloat16"),  # accel.PRECISIONS, not imported here: it loads torch
         help="arithmetic of the model's passes (default: the model's; bfloat16 is faster on CPUs with AMX)",
     )

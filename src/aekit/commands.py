@@ -37,11 +37,13 @@ def load_data(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, n
     ``.npy`` files are memory-mapped. HDF5 files, zarr stores and folders of images are returned as a
     ``sources`` source with ``stream`` (``train``, ``embed``: read in chunks), else read whole.
     """
-    X, y, _ = load_rows(args, stream=stream)
+    X, y, _ = load_rows(args, stream=stream, with_ids=False)
     return X, y
 
 
-def load_rows(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+def load_rows(
+    args: argparse.Namespace, *, stream: bool = False, with_ids: bool = True
+) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), an image's file (relative to
     the folder), else the row number from 0 (None for other data read from disk in chunks: their row numbers
     are not held)."""
@@ -65,7 +67,7 @@ def load_rows(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, n
         _csv_only(args)
         X, y = open_path(args.data, image_shape=getattr(args, "image_shape", None))
         files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
-        if files is not None:
+        if files is not None and with_ids:  # (built only when written: a million paths take memory)
             ids = np.array([p.relative_to(X.root).as_posix() for p in files])
         if args.limit is not None:
             X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
@@ -208,11 +210,22 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
     if p.suffix.lower() == ".csv" and p.is_file():
         with open(p, encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])
-    X, _, _ = load_file(
-        p,
-        label_column="label" if "label" in header else None,
-        id_column="id" if "id" in header else None,
-    )
+    from aekit._utils import DataFormatError
+
+    try:
+        X, _, _ = load_file(
+            p,
+            label_column="label" if "label" in header else None,
+            id_column="id" if "id" in header else None,
+        )
+    except DataFormatError as exc:
+        if exc.param != "id_column":
+            raise
+        # a text column: the data's --id-column/--label-column do not apply to this file
+        raise DataFormatError(
+            f"{p}: a text column where codes were expected; a codes CSV holds numbers, besides an 'id' and a "
+            "'label' column (as aekit embed and visualize write it): rename or drop the column"
+        ) from exc
     return X
 
 

@@ -258,7 +258,8 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
                 raise DataFormatError(
                     where + "the CSV must hold numbers only besides the label column (one header row allowed)"
                 )
-            shown = repr(src.header[j] if src.header else j)
+            header = src.header[j] if src.header else None
+            shown = repr(header) if header is not None and not set("{}") & set(header) else str(j)  # braces: index
             fix = f"if it holds row ids, pass {{id_column={shown}}}"
             if not label_given:
                 fix += f"; if it holds the labels, {{label_column={shown}}}"

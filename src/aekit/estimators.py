@@ -663,7 +663,7 @@ class ParametricTSNE(_AutoencoderBase):
     _encode_labels = SupervisedAutoencoder._encode_labels  # the same labels, -1 unlabelled, classes_
 
     def _has_head(self) -> bool:  # available_if: predict and its kin exist for a map fitted with labels
-        if not hasattr(self, "classes_"):
+        if not hasattr(self, "classes_") or getattr(getattr(self, "net_", None), "head", None) is None:
             raise AttributeError(
                 "this map has no classifier head: it was fitted without labels; "
                 "fit(X, y) (y = -1 for unlabelled samples) adds one, with predict"
@@ -829,8 +829,10 @@ def _labels_1d(y: Any, n: int) -> np.ndarray:
 def labelled_accuracy(est: Any, X: Any, y: Any, sample_weight: Any = None) -> float:
     """``est.predict``'s accuracy on the samples of ``X`` whose label ``y`` is not -1 (unlabelled)."""
     from sklearn.metrics import accuracy_score
+    from sklearn.utils.validation import check_consistent_length
 
     y = column_or_1d(np.asarray(y), warn=True)
+    check_consistent_length(X, y, sample_weight)  # sklearn's own message for mismatched lengths
     keep = ~unlabelled(y)
     if not keep.any():
         raise InputError(f"y: all {len(y)} samples are unlabelled (-1); accuracy needs labelled samples")

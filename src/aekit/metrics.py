@@ -151,10 +151,10 @@ def evaluate_model(
         out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
     if y_test is None:
         return out
-    y_test = np.asarray(y_test)
+    y_test = np.asarray(y_test).reshape(-1)  # a column of labels (n, 1) reads as (n,)
     test = ~unlabelled(y_test)  # unlabelled samples (-1) are neither right nor wrong: left out of accuracies
     if X_train is not None and y_train is not None and test.any():
-        y_train = np.asarray(y_train)
+        y_train = np.asarray(y_train).reshape(-1)
         train = ~unlabelled(y_train)
         Z_train, y_train = est.transform(X_train)[train], y_train[train]  # type: ignore[attr-defined]
         if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes

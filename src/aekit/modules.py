@@ -322,25 +322,40 @@ def example_image_shape(n_features: int) -> tuple[int, int]:
     return h, max(1, n_features // h)
 
 
+def _poolable_shape(n_features: int, down: int) -> tuple[int, ...] | None:
+    """The most nearly square (height, width), or (3, height, width), of ``n_features`` values whose sides divide
+    by ``down``; None if there is none (for messages)."""
+    found: list[tuple[float, tuple[int, ...]]] = []
+    for c in (1, 3):
+        if n_features % c:
+            continue
+        area = n_features // c
+        for h in range(down, math.isqrt(area) + 1, down):
+            w = area // h
+            if area % h == 0 and w % down == 0:
+                found.append((h / w, (h, w) if c == 1 else (c, h, w)))
+    return max(found)[1] if found else None
+
+
 def _image_shape(
     image_shape: Sequence[int] | None, n_features: int, conv_filters: Sequence[int]
 ) -> tuple[int, int, int]:
     if image_shape is None:
         side = int(round(n_features**0.5))
         if side * side != n_features:
-            h, w = example_image_shape(n_features)
             down = 2 ** len(conv_filters)
-            if h % down or w % down:  # no shape to suggest: the pooling would refuse it next
+            shape = _poolable_shape(n_features, down)
+            if shape is None:  # no shape to suggest: the pooling would refuse any
                 raise InputError(
-                    f"{{architecture='conv'}} needs images: {n_features} features are not a square, and their "
-                    f"nearest (height, width), {(h, w)}, does not divide by {down} for {len(conv_filters)} pooling "
-                    "levels; for tabular data use {architecture='dense'}",
+                    f"{{architecture='conv'}} needs images: no (height, width), grey or RGB, holds {n_features} "
+                    f"features with sides divisible by {down} ({len(conv_filters)} pooling levels); "
+                    "for tabular data use {architecture='dense'}",
                     param="architecture",
                     values={},
                 )
             raise InputError(
                 f"{{architecture='conv'}} needs the images' shape for {n_features} features (not a square): "
-                f"pass {{image_shape={(h, w)}}} (height, width) or (channels, height, width)",
+                f"pass it, e.g. {{image_shape={shape}}} (height, width) or (channels, height, width)",
                 param="image_shape",
                 values={},
             )

@@ -54,7 +54,7 @@ def check_inputs(X: np.ndarray, perplexity: float, n_train: int, validation_frac
     """The errors of data that t-SNE's affinities cannot be computed on, each naming the parameter and a fix."""
     k = neighbours_needed(perplexity)
     if n_train <= k:
-        most = (n_train - 1) / 3
+        most = (n_train - 1) // 3  # the largest whole perplexity these samples allow (3 * it < n_train)
         if validation_fraction and X.shape[0] > k:
             raise InputError(
                 f"{{validation_fraction}} leaves {n_train} training samples, not more than the {k} neighbours "
@@ -62,11 +62,7 @@ def check_inputs(X: np.ndarray, perplexity: float, n_train: int, validation_frac
                 param="validation_fraction",
                 values={"validation_fraction": validation_fraction},
             )
-        fix = (
-            f"lower it, to at most {{perplexity={most:.4g}}}, or pass more samples"
-            if most >= 1
-            else "pass more samples"
-        )
+        fix = f"lower it, to at most {{perplexity={most}}}, or pass more samples" if most >= 1 else "pass more samples"
         raise InputError(
             f"{{perplexity}} needs more than {k} samples (3 * perplexity neighbours each), found {n_train}; {fix}",
             param="perplexity",
