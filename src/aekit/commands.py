@@ -46,7 +46,7 @@ def load_rows(
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), an image's file (relative to
     the folder), else the row number from 0 (None for other data read from disk in chunks: their row numbers
-    are not held)."""
+    are not held). ``with_ids=False`` skips building an image folder's ids (``load_data``)."""
     import numpy as np
 
     from aekit._utils import InputError
@@ -203,6 +203,7 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
     left out); any other .npy/.npz/.csv of numbers as it is."""
     import csv
 
+    from aekit._utils import DataFormatError
     from aekit.data import load_rows as load_file
 
     p = Path(path)
@@ -210,8 +211,6 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
     if p.suffix.lower() == ".csv" and p.is_file():
         with open(p, encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])
-    from aekit._utils import DataFormatError
-
     try:
         X, _, _ = load_file(
             p,
