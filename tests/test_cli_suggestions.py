@@ -39,13 +39,19 @@ def world(tmp_path_factory) -> dict[str, str]:
     species = np.array(["setosa", "versicolor", "virginica"])[np.arange(60) % 3]
     rows = [",".join([*(f"{v:.3f}" for v in r), s]) for r, s in zip(rng.uniform(0, 8, (60, 4)), species, strict=True)]
     (d / "tab.csv").write_text("a,b,c,d,species\n" + "\n".join(rows) + "\n")
+    from PIL import Image
+
+    (d / "imgs" / "a").mkdir(parents=True)
+    for i in range(12):  # a folder of 4x4 grey images: 16 values each, as the model takes
+        Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).save(d / "imgs" / "a" / f"{i}.png")
     (d / "embtext.csv").write_text("name,d1,d2\n" + "".join(f"p{i},{i},{i}\n" for i in range(60)))
     (d / "ids.csv").write_text("sample,a,b,c,d,species\n" + "".join(f"s{i},{r}\n" for i, r in enumerate(rows)))
     Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batch_size=32, random_state=0, device="cpu").fit(
         X
     ).save(d / "ae.safetensors")
     names = ("unit.npz", "unit5.npy", "emb3.npy", "tab.csv", "ids.csv", "embtext.csv", "ae.safetensors")
-    return {"dir": str(d), **{n.split(".")[0]: str(d / n) for n in names}, "missing": str(d / "missing.safetensors")}
+    files = {n.split(".")[0]: str(d / n) for n in names}
+    return {"dir": str(d), **files, "imgs": str(d / "imgs"), "missing": str(d / "missing.safetensors")}
 
 
 #: (subcommand, case, command line): ``{name}`` are the world's files, ``{t}`` a fresh folder for the outputs
@@ -107,6 +113,7 @@ CASES: list[tuple[str, str, str]] = [
     ("explore", "model-or-embedding", "explore {unit} --out {t}/x.html"),
     ("explore", "embedding-rows", "explore {unit} --embedding {emb3} --out {t}/x.html"),
     ("explore", "embedding-text-column", "explore {unit} --embedding {embtext} --out {t}/x.html"),
+    ("explore", "image-folder-size", "explore {imgs} --model {ae} --image-shape 2,2 --out {t}/x.html"),
     ("explore", "image-shape", "explore {unit} --model {ae} --image-shape 3,3 --out {t}/x.html"),
     (
         "explore",
@@ -117,6 +124,7 @@ CASES: list[tuple[str, str, str]] = [
     ("export", "missing-model", "export {missing} --format onnx --out {t}/e"),
     ("export", "feature-count", "export {ae} {unit5} --format projector --out {t}/e"),
     ("export", "projector-needs-data", "export {ae} --format projector --out {t}/e"),
+    ("export", "image-folder-size", "export {ae} {imgs} --format projector --image-shape 2,2 --out {t}/e"),
     ("export", "image-shape", "export {ae} {unit} --format projector --image-shape 3,3 --out {t}/e"),
     # summary
     ("summary", "layers", "summary 784,x"),

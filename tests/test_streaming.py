@@ -353,3 +353,7 @@ def test_codes_of_an_image_folder_name_their_files(tmp_path, capsys):
     assert [row.split(",")[:2] for row in lines[1:]] == [[f, f[0]] for f in files]
     assert main(["embed", model, data, "--limit", "2", "--out", str(tmp_path / "c2.csv"), "--overwrite"]) == 0
     assert [row.split(",")[0] for row in (tmp_path / "c2.csv").read_text().splitlines()[1:]] == files[:2]
+    capsys.readouterr()
+    explore = ["explore", data, "--model", model, "--image-shape", "2,2", "--out", str(tmp_path / "e.html")]
+    assert main(explore) == 2  # images read at another size: the --image-shape the model takes
+    assert "images read as 4 values each, but the model takes 16; pass --image-shape 1,4,4" in capsys.readouterr().err

@@ -695,6 +695,31 @@ def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> 
     return tuple(model.image_shape) if getattr(model, "image_shape", None) else None
 
 
+def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
+    """A folder of images read at a size ``model`` does not take: the --image-shape that it does, in one line."""
+    import math
+
+    from aekit._utils import InputError
+
+    n, found = int(model.n_features_in_), math.prod(X.shape[1:])
+    if n == found or not _is_image_folder(args.data):
+        return
+    shape = getattr(model, "image_shape", None)
+    for c in () if shape else (1, 3):  # a dense model: the square grey or RGB images its width holds
+        side = math.isqrt(n // c)
+        if n % c == 0 and side * side == n // c:
+            shape = (side, side) if c == 1 else (c, side, side)
+            break
+    fix = f"pass --image-shape {','.join(map(str, shape))} to resize them" if shape else "resize them to match"
+    raise InputError(f"{args.data}: its images read as {found} values each, but the model takes {n}; {fix}")
+
+
+def _is_image_folder(data: str) -> bool:
+    p = Path(data)
+    zarr = p.suffix.lower() == ".zarr" or (p / "zarr.json").is_file() or (p / ".zarray").is_file()
+    return p.is_dir() and not zarr
+
+
 def _write_explore(
     path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | None, shape: tuple[int, ...] | None, **kw: Any
 ) -> bool:
@@ -744,6 +769,7 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
         model, axes = None, ("dim 1", "dim 2")
     else:
         model = load_model(args)
+        check_image_size(args, X, model)
         emb, axes = model.transform(X), ("z1", "z2")
         if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
             from aekit.visualize import AETSNE
@@ -780,6 +806,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     "--format projector --out DIR"
                 )
             X, y, ids = load_rows(args)
+            check_image_size(args, X, est)
             shape = _image_shape(args, X, est)
             paths = export.to_projector(
                 est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape, ids=ids
