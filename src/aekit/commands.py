@@ -700,9 +700,10 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
     import math
 
     from aekit._utils import InputError
+    from aekit.sources import image_folder
 
     n, found = int(model.n_features_in_), math.prod(X.shape[1:])
-    if n == found or not _is_image_folder(args.data):
+    if n == found or not image_folder(args.data):
         return
     shape = getattr(model, "image_shape", None)
     for c in () if shape else (1, 3):  # a dense model: the square grey or RGB images its width holds
@@ -712,12 +713,6 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
             break
     fix = f"pass --image-shape {','.join(map(str, shape))} to resize them" if shape else "resize them to match"
     raise InputError(f"{args.data}: its images read as {found} values each, but the model takes {n}; {fix}")
-
-
-def _is_image_folder(data: str) -> bool:
-    p = Path(data)
-    zarr = p.suffix.lower() == ".zarr" or (p / "zarr.json").is_file() or (p / ".zarray").is_file()
-    return p.is_dir() and not zarr
 
 
 def _write_explore(

@@ -347,6 +347,17 @@ def _split_hdf5(text: str) -> tuple[Path, str | None] | None:
     return None
 
 
+def is_zarr(p: Path) -> bool:
+    """Is the folder ``p`` a zarr store (by its suffix or its metadata file) rather than a folder of images?"""
+    return p.suffix.lower() == ".zarr" or (p / "zarr.json").is_file() or (p / ".zarray").is_file()
+
+
+def image_folder(path: str | os.PathLike[str]) -> bool:
+    """Does ``path`` name a folder of images (``open_path`` reads it as an ``ImageFolder``)?"""
+    p = Path(path)
+    return p.is_dir() and not is_zarr(p)
+
+
 def streamable(path: str | os.PathLike[str]) -> bool:
     """Whether ``open_path`` reads ``path`` (else it is a file that ``data.load_array`` reads into memory)."""
     text = os.fspath(path)
@@ -372,7 +383,7 @@ def open_path(
         return _matched(*_open_hdf5(file, key), file)
     p = Path(text)
     if p.is_dir():
-        if p.suffix.lower() == ".zarr" or (p / "zarr.json").is_file() or (p / ".zarray").is_file():
+        if is_zarr(p):
             return _matched(*_open_zarr(p), p)
         folder = ImageFolder(p, image_shape)
         return folder, folder.labels
