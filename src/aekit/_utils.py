@@ -345,11 +345,6 @@ warnings.filterwarnings(
 )
 
 
-def read_only_view(X: np.ndarray) -> torch.Tensor:
-    """``torch.from_numpy(X)`` of an input the caller only reads (it may be read-only: see the filter above)."""
-    return torch.from_numpy(X)
-
-
 def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     """float32 tensor on ``device`` sharing memory with ``X`` where possible."""
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)

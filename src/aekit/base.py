@@ -41,7 +41,6 @@ from aekit._utils import (
     isolated_rng,
     jsonable,
     pixels_from_max,
-    read_only_view,
     resolve_device,
     seed_from,
     to_numpy,
@@ -876,7 +875,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         outs = []
         with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for start in range(0, X.shape[0], batch_size):
-                xb = read_only_view(X[start : start + batch_size]).to(self.device_)
+                xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)  # may be read-only: _utils
                 outs.append(to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb))))
                 if out is not None:
                     out[start : start + len(outs[-1])] = outs.pop()
@@ -1007,7 +1006,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net.eval()
         with torch.inference_mode():
             for start in range(0, Xv.shape[0], 4096):
-                xb = read_only_view(Xv[start : start + 4096]).to(self.device_)
+                xb = torch.from_numpy(Xv[start : start + 4096]).to(self.device_)
                 logits = net.decoder(net.encode(xb)["code"])
                 total += float(reconstruction_loss(logits, xb, *self._resolved())) * xb.shape[0]
         return total / Xv.shape[0]
