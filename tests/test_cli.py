@@ -120,8 +120,8 @@ def test_bad_choice_is_an_argparse_usage_error(capsys):
     "argv, message",
     [
         (
-            ["embed", "m.safetensors", "x.npy", "--out", "c.npy", "--image-shape", "3,16,16"],
-            "aekit embed: error: unrecognized arguments: --image-shape 3,16,16 (see aekit embed --help)",
+            ["embed", "m.safetensors", "x.npy", "--out", "c.npy", "--perplexity", "5"],
+            "aekit embed: error: unrecognized arguments: --perplexity 5 (see aekit embed --help)",
         ),
         (["train", "x.npy", "--out", "o", "--hidden-layer-sizes", "32,,16"], "--hidden-layer-sizes has an empty item"),
         (["train", "x.npy", "--out", "o", "--precision", "half"], "--precision expects one of float32, bfloat16"),

@@ -86,17 +86,20 @@ CASES: list[tuple[str, str, str]] = [
     ("embed", "feature-count-csv", "embed {ae} {tab} --out {t}/c.csv"),
     ("embed", "label-column", "embed {ae} {tab} --label-column kind --out {t}/c.csv"),
     ("embed", "out-suffix", "embed {ae} {unit} --out {t}/c.txt"),
+    ("embed", "image-folder-size", "embed {ae} {imgs} --image-shape 2,2 --out {t}/c.csv"),
     # evaluate
     ("evaluate", "missing-model", "evaluate {missing} {unit}"),
     ("evaluate", "feature-count", "evaluate {ae} {unit5}"),
     ("evaluate", "train-data-feature-count", "evaluate {ae} {unit} --train-data {tab}"),
     ("evaluate", "label-column", "evaluate {ae} {tab} --label-column kind"),
+    ("evaluate", "image-folder-size", "evaluate {ae} {imgs} --image-shape 2,2"),
     # denoise
     ("denoise", "missing-model", "denoise {missing} {unit} --out {t}/d.npy"),
     ("denoise", "feature-count", "denoise {ae} {unit5} --out {t}/d.npy"),
     ("denoise", "noise-factor", "denoise {ae} {unit} --add-noise --noise masking --noise-factor 1.5 --out {t}/d.npy"),
     ("denoise", "noise-factor-negative", "denoise {ae} {unit} --add-noise --noise-factor -1 --out {t}/d.npy"),
     ("denoise", "seed", "denoise {ae} {unit} --add-noise --seed -1 --out {t}/d.npy"),
+    ("denoise", "image-folder-size", "denoise {ae} {imgs} --image-shape 2,2 --out {t}/d.npy"),
     # visualize
     ("visualize", "data-range", "visualize {tab} --label-column species --perplexity 5 --loss bce --out {t}/v"),
     ("visualize", "data-range-compare", "visualize {tab} --label-column species --compare --loss bce --out {t}/v"),
@@ -105,6 +108,7 @@ CASES: list[tuple[str, str, str]] = [
     ("visualize", "label-column", "visualize {tab} --label-column kind --out {t}/v"),
     ("visualize", "compare-without-labels", "visualize {unit5} --compare --out {t}/v"),
     ("visualize", "perplexity-too-large", "visualize {unit} --model {ae} --out {t}/v"),
+    ("visualize", "image-folder-size", "visualize {imgs} --model {ae} --image-shape 2,2 --out {t}/v"),
     ("visualize", "model-and-estimator-flags", "visualize {unit} --model {ae} --loss mse --out {t}/v"),
     ("visualize", "noise-factor", "visualize {unit} --noise masking --noise-factor 1.5 --out {t}/v"),
     # explore

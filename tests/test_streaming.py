@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from aekit import Autoencoder, SupervisedAutoencoder
+from aekit import Autoencoder, SupervisedAutoencoder, load
 from aekit._utils import DataFormatError, InputError
 from aekit.batches import RowBlocks, StreamBatches, TensorBatches, epoch_order, shard
 from aekit.sources import ArraySource, ImageFolder
@@ -304,8 +304,6 @@ def test_cli_trains_on_hdf5_and_embeds_in_chunks(tmp_path):
     assert r.returncode == 0, r.stderr
     r = _aekit("embed", "run/model.safetensors", "d.h5:X", "--out", "z.npy", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    from aekit import load
-
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), load(tmp_path / "run/model.safetensors").transform(X))
     r = _aekit("embed", "run/model.safetensors", "d.h5:nothing", "--out", "z2.npy", cwd=tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
@@ -357,3 +355,40 @@ def test_codes_of_an_image_folder_name_their_files(tmp_path, capsys):
     explore = ["explore", data, "--model", model, "--image-shape", "2,2", "--out", str(tmp_path / "e.html")]
     assert main(explore) == 2  # images read at another size: the --image-shape the model takes
     assert "images read as 4 values each, but the model takes 16; pass --image-shape 1,4,4" in capsys.readouterr().err
+
+
+def test_model_subcommands_read_a_folder_at_the_models_image_size(tmp_path, capsys):
+    """embed, evaluate and denoise resize a folder of other-sized images as the model's training images were,
+    and a model that knows no image size names the --image-shape it takes (a flag each of them has)."""
+    from PIL import Image
+
+    from aekit.cli import main
+
+    rng = np.random.default_rng(0)
+    for name, side in (("small", 4), ("large", 8)):
+        for c in ("a", "b"):
+            (tmp_path / name / c).mkdir(parents=True)
+            for i in range(4):
+                pixels = (rng.random((side, side)) * 255).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / name / c / f"{i}.png")
+    small, large = str(tmp_path / "small"), str(tmp_path / "large")
+    common = ["--epochs", "1", "--hidden-layer-sizes", "8", "--batch-size", "4"]
+    assert main(["train", small, "--out", str(tmp_path / "run"), *common]) == 0
+    model = str(tmp_path / "run" / "model.safetensors")
+    resized = ImageFolder(large, image_shape=(1, 4, 4))
+    codes = load(model).transform(resized)
+    assert main(["embed", model, large, "--out", str(tmp_path / "c.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), codes)
+    assert main(["denoise", model, large, "--out", str(tmp_path / "d.npy")]) == 0
+    assert np.load(tmp_path / "d.npy").shape == (8, 16)
+    assert main(["evaluate", model, large]) == 0
+    # a model trained on an array knows no image size: refused with the size it takes, which then works
+    np.save(tmp_path / "x.npy", resized.read(0, 8))
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run2"), *common]) == 0
+    model2 = str(tmp_path / "run2" / "model.safetensors")
+    capsys.readouterr()
+    for argv in (["embed", model2, large, "--out", str(tmp_path / "c2.npy")], ["evaluate", model2, large]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "images read as 64 values each, but the model takes 16; pass --image-shape 4,4" in err
+        assert main([*argv, "--image-shape", "4,4"]) == 0

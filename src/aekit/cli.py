@@ -144,6 +144,18 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> N
     parser.add_argument("--limit", type=int, help="use only the first N samples")
 
 
+def _add_image_shape_flag(parser: argparse.ArgumentParser, also: str = "") -> None:
+    """--image-shape of a subcommand that runs a trained model on data."""
+    from aekit.params import PARAMS
+
+    parser.add_argument(
+        "--image-shape",
+        type=_converter(PARAMS["image_shape"]),
+        metavar="H,W",
+        help="read a folder of images at this size (default: the model's training images' size)" + also,
+    )
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -211,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
     _add_data_args(p)
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
+    _add_image_shape_flag(p)
     _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_embed)
@@ -248,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-data",
         help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)",
     )
+    _add_image_shape_flag(p)
     _add_precision_flag(p)
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -267,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{noise_factor.doc} (default: {noise_factor.default})",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
+    _add_image_shape_flag(p)
     _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_denoise)
@@ -305,12 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedding", help="or a saved 2-D embedding (.npy/.csv, e.g. from `aekit visualize`) of the same data"
     )
     p.add_argument("--out", required=True, help="the HTML file to write")
-    p.add_argument(
-        "--image-shape",
-        type=_converter(PARAMS["image_shape"]),
-        metavar="H,W",
-        help="thumbnails for .npy/.csv images (MNIST: 28,28 by default)",
-    )
+    _add_image_shape_flag(p, "; the thumbnails' shape for .npy/.csv images (MNIST: 28,28)")
     p.add_argument(
         "--max-thumbnails",
         type=int,
@@ -337,12 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="onnx: encoder.onnx + decoder.onnx; projector: codes of the data, labels, sprite",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--image-shape",
-        type=_converter(PARAMS["image_shape"]),
-        metavar="H,W",
-        help="projector sprite for .npy/.csv images (MNIST: 28,28)",
-    )
+    _add_image_shape_flag(p, "; the sprite's shape for .npy/.csv images (MNIST: 28,28)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
     for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)

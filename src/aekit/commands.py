@@ -397,15 +397,25 @@ def load_model(args: argparse.Namespace) -> Any:
     return est
 
 
+def model_rows(
+    args: argparse.Namespace, model: Any, *, stream: bool = False, with_ids: bool = True
+) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """``load_rows`` for a trained ``model``: a folder of images is read at the model's image shape unless
+    --image-shape says another, and one read at a size the model does not take is refused in one line."""
+    if getattr(model, "image_shape", None) is not None and getattr(args, "image_shape", None) is None:
+        args.image_shape = tuple(model.image_shape)  # resized as the model's training images were
+    X, y, ids = load_rows(args, stream=stream, with_ids=with_ids)
+    check_image_size(args, X, model)
+    return X, y, ids
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.outputs import output_file
 
     check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
         est = load_model(args)
-        if est.image_shape is not None and getattr(args, "image_shape", None) is None:
-            args.image_shape = est.image_shape  # a folder of images is resized as the model's were
-        X, y, ids = load_rows(args, stream=True)
+        X, y, ids = model_rows(args, est, stream=True)
         shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y)
         out.commit()
     print(f"codes {shape}: {args.out}")
@@ -507,17 +517,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _labelled_pair(
-    args: argparse.Namespace,
+    args: argparse.Namespace, model: Any
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Test data from ``args.data``; train data for code classifiers from ``args.train_data``."""
-    X, y = load_data(args)
+    X, y, _ = model_rows(args, model, with_ids=False)
     X_tr = y_tr = None
     train_data = args.train_data
     if train_data is None and args.data == "mnist-test":  # (on the training split itself k-NN would see its own points)
         train_data = "mnist"
     if y is not None and train_data:
         ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None})
-        X_tr, y_tr = load_data(ns)
+        X_tr, y_tr, _ = model_rows(ns, model, with_ids=False)
         if y_tr is None:
             print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)
     elif y is not None:
@@ -540,7 +550,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     ):
         est = load_model(args)
-        X, y, X_tr, y_tr = _labelled_pair(args)
+        X, y, X_tr, y_tr = _labelled_pair(args, est)
         results = evaluate_model(est, X, y, X_tr, y_tr)
         width = max(map(len, results))
         for k, v in results.items():
@@ -566,7 +576,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
         est = load_model(args)
-        X, y, ids = load_rows(args)
+        X, y, ids = model_rows(args, est)
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
         X_in = clean
         sigmoid = est.output_activation_ == "sigmoid"
@@ -603,8 +613,13 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit.params import PRESETS
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
-    # --precision also governs a given model's passes (load_model); the other flags only a model trained here
-    given = [name for name in visualize_flags() if name in vars(args) and not (args.model and name == "precision")]
+    # with --model, --precision still sets its passes' arithmetic (load_model) and --image-shape the size a
+    # folder of images is read at; the other flags only set up a model trained here
+    given = [
+        name
+        for name in visualize_flags()
+        if name in vars(args) and not (args.model and name in ("precision", "image_shape"))
+    ]
     if args.model and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise InputError(
@@ -615,11 +630,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         ["comparison.png"] if args.compare else []
     )
     with _out_dir(args, files) as out:
-        X, y, ids = load_rows(args)
+        model = load_model(args) if args.model else None
+        X, y, ids = model_rows(args, model) if model is not None else load_rows(args)
         if args.compare and y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         # every AE here is the given model or one of the flags' (no other default model is trained)
-        ae = load_model(args) if args.model else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
+        ae = model if model is not None else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
         vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
         emb = vis.fit_transform(X, y)
         routes = {}
@@ -702,7 +718,8 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
     from aekit._utils import InputError
     from aekit.sources import image_folder
 
-    n, found = int(model.n_features_in_), math.prod(X.shape[1:])
+    n = int(model.n_features_in_)
+    found = X.n_features if hasattr(X, "n_features") else math.prod(X.shape[1:])  # a source read in chunks
     if n == found or not image_folder(args.data):
         return
     shape = getattr(model, "image_shape", None)
@@ -758,13 +775,13 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
     """The 2-D points of ``aekit explore``, the data, labels, the model (or None) and the axes' names."""
     from aekit._utils import InputError
 
-    X, y = load_data(args)
     if args.embedding:
+        X, y = load_data(args)
         emb = read_codes(args.embedding)
         model, axes = None, ("dim 1", "dim 2")
     else:
         model = load_model(args)
-        check_image_size(args, X, model)
+        X, y, _ = model_rows(args, model, with_ids=False)
         emb, axes = model.transform(X), ("z1", "z2")
         if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
             from aekit.visualize import AETSNE
@@ -800,8 +817,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     f"takes {int(est.n_features_in_)}; pass the data to embed, e.g. aekit export MODEL data.csv "
                     "--format projector --out DIR"
                 )
-            X, y, ids = load_rows(args)
-            check_image_size(args, X, est)
+            X, y, ids = model_rows(args, est)
             shape = _image_shape(args, X, est)
             paths = export.to_projector(
                 est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape, ids=ids
