@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -593,6 +594,43 @@ def test_embed_keeps_row_ids_and_labels(tmp_path, capsys, iris_like):
     assert main(["embed", model, str(tmp_path / "d.npz"), "--out", str(tmp_path / "d.csv")]) == 0
     table = np.loadtxt(tmp_path / "d.csv", delimiter=",", skiprows=1)
     assert table[:, 0].tolist() == list(range(6)) and table[:, 1].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_a_csv_trained_model_matches_columns_by_name(tmp_path, capsys, caplog, iris_like):
+    """A model trained on a CSV with a header keeps its features' names: a CSV with its columns in another order
+    (and one more) gives the same codes, one lacking a column is refused naming it, denoise writes the names."""
+    import pandas as pd
+
+    csv, _ = iris_like
+    rows = ["--id-column", "sample", "--label-column", "species"]
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    assert main(["train", str(csv), *rows, *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    est = load(model)
+    assert list(est.feature_names_in_) == ["a", "b", "c", "d"]
+    assert main(["embed", model, str(csv), *rows, "--out", str(tmp_path / "c.npy")]) == 0
+    frame = pd.read_csv(csv)
+    shuffled = frame[["species", "d", "sample", "b", "a", "c"]]
+    shuffled.insert(2, "extra", 1.0)
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    capsys.readouterr()
+    assert main(["embed", model, str(tmp_path / "shuffled.csv"), *rows, "--out", str(tmp_path / "s.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), np.load(tmp_path / "c.npy"))
+    assert "'extra' are not among the model's features and are left out" in caplog.text
+    frame.drop(columns=["c"]).to_csv(tmp_path / "lacking.csv", index=False)
+    assert main(["embed", model, str(tmp_path / "lacking.csv"), *rows, "--out", str(tmp_path / "l.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "lacking.csv: lacks the column(s) 'c' of the 4 the model was trained on" in err
+    assert not (tmp_path / "l.npy").exists()
+    assert main(["denoise", model, str(tmp_path / "shuffled.csv"), *rows, "--out", str(tmp_path / "d.csv")]) == 0
+    assert (tmp_path / "d.csv").read_text().splitlines()[0] == "id,label,a,b,c,d"
+    # data without names are read by position, without sklearn's warning about it
+    frame[["a", "b", "c", "d"]].to_csv(tmp_path / "x.csv", header=False, index=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["embed", model, str(tmp_path / "x.csv"), "--out", str(tmp_path / "x_codes.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "x_codes.npy"), np.load(tmp_path / "c.npy"), rtol=1e-6)
+    assert not [w for w in seen if "feature names" in str(w.message)]
 
 
 def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, iris_like, fast_tsne):

@@ -495,6 +495,8 @@ def _one_line_warnings() -> Callable[[], None]:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    import warnings
+
     from aekit._utils import AekitError  # with torch: inside main's guard
 
     parser = build_parser()
@@ -515,7 +517,11 @@ def _main(argv: Sequence[str] | None) -> int:
             handler.setFormatter(_LogLines())
     restore = _one_line_warnings()
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            # a CSV's columns are matched to a model's features by name in the commands (model_columns); other
+            # data name none and are read by position, as the model was trained: sklearn's warning adds nothing
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return int(args.func(args))
     except (AekitError, OSError) as exc:  # input errors; anything else is a bug and shows its traceback
         print(f"aekit: error: {_one_line(exc, getattr(args, 'param_flags', frozenset()))}", file=sys.stderr)
         return 2

@@ -41,12 +41,26 @@ def load_data(args: argparse.Namespace, *, stream: bool = False) -> tuple[Any, n
     return X, y
 
 
+def training_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
+    """``load_data`` for ``train``: a CSV with a header as a pandas DataFrame, so the model keeps its features'
+    names (``feature_names_in_``) and later commands can match a CSV's columns by name."""
+    names: list[str] = []
+    X, y, _ = load_rows(args, stream=True, with_ids=False, names=names)
+    if names:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=names, copy=False)
+    return X, y
+
+
 def load_rows(
-    args: argparse.Namespace, *, stream: bool = False, with_ids: bool = True
+    args: argparse.Namespace, *, stream: bool = False, with_ids: bool = True, names: list[Any] | None = None
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), an image's file (relative to
     the folder), else the row number from 0 (None for other data read from disk in chunks: their row numbers
-    are not held). ``with_ids=False`` skips building an image folder's ids (``load_data``)."""
+    are not held). ``with_ids=False`` skips building an image folder's ids (``load_data``).
+
+    ``names``, a list, receives the features' names from a CSV's header (nothing where the data name none)."""
     import numpy as np
 
     from aekit._utils import InputError
@@ -77,9 +91,14 @@ def load_rows(
         return X, y, ids
     else:
         try:
-            X, y, ids = load_file(
-                args.data, label_column=getattr(args, "label_column", None), id_column=getattr(args, "id_column", None)
+            X, y, ids, found = load_file(
+                args.data,
+                label_column=getattr(args, "label_column", None),
+                id_column=getattr(args, "id_column", None),
+                with_names=True,
             )
+            if names is not None and found is not None:
+                names.extend(found)
         except InputError as exc:
             if exc.param not in ("label_column", "id_column"):
                 raise
@@ -152,12 +171,14 @@ def write_codes(
     *,
     ids: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
 ) -> Path:
     """Write ``Z (n_samples, n_columns)`` to a .npy or .csv file.
 
     .npy holds ``Z`` alone, a plain float array (its rows are in the data's order: row ``i`` is sample
     ``i``). A .csv has a header row ``[id,][label,]z1,z2,...``: with ``ids`` an ``id`` column (the
-    input's row ids or row numbers), with ``labels`` a ``label`` column, then the columns of ``Z``.
+    input's row ids or row numbers), with ``labels`` a ``label`` column, then the columns of ``Z``
+    (named ``names`` where given, else ``prefix`` and their number).
     """
     import numpy as np
 
@@ -171,14 +192,14 @@ def write_codes(
                 np.save(fh, Z)
             return p
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None))
+            fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None, names))
             _csv_rows(fh, Z, ids, labels)
     return p
 
 
-def _csv_header(width: int, prefix: str, ids: bool, labels: bool) -> str:
-    names = (["id"] if ids else []) + (["label"] if labels else []) + [f"{prefix}{i + 1}" for i in range(width)]
-    return ",".join(names) + "\n"
+def _csv_header(width: int, prefix: str, ids: bool, labels: bool, names: Sequence[str] | None = None) -> str:
+    columns = [_csv_cell(str(n)) for n in names] if names is not None else [f"{prefix}{i + 1}" for i in range(width)]
+    return ",".join((["id"] if ids else []) + (["label"] if labels else []) + columns) + "\n"
 
 
 def _csv_rows(fh: Any, Z: np.ndarray, ids: np.ndarray | None, labels: np.ndarray | None) -> None:
@@ -322,7 +343,7 @@ def _train_rank(args: argparse.Namespace) -> int:
 
     warnings.simplefilter("ignore")  # rank 0 shows them and logs the run, once
     logging.getLogger("aekit").setLevel(logging.ERROR)
-    X, y = load_data(args, stream=True)
+    X, y = training_data(args)
     est = _estimator(args, y)
     if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
         est.set_params(image_shape=tuple(X.row_shape))
@@ -349,7 +370,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume: {out.path / ck_name} does not exist; a run keeps it when interrupted or with "
                 "--keep-checkpoint. Drop --resume to train from the start"
             )
-        X, y = load_data(args, stream=True)
+        X, y = training_data(args)
         est = _estimator(args, y)
         if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
             est.set_params(image_shape=tuple(X.row_shape))  # images from a folder: C x H x W, kept in the model
@@ -404,9 +425,45 @@ def model_rows(
     --image-shape says another, and one read at a size the model does not take is refused in one line."""
     if getattr(model, "image_shape", None) is not None and getattr(args, "image_shape", None) is None:
         args.image_shape = tuple(model.image_shape)  # resized as the model's training images were
-    X, y, ids = load_rows(args, stream=stream, with_ids=with_ids)
+    names: list[str] = []
+    X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names)
     check_image_size(args, X, model)
-    return X, y, ids
+    return model_columns(X, names, model, args.data), y, ids
+
+
+def _feature_names(model: Any) -> list[str] | None:
+    """The names of the features ``model`` was trained on (a CSV's header, a DataFrame's columns), or None."""
+    names = getattr(model, "feature_names_in_", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def model_columns(X: Any, names: list[str], model: Any, data: str) -> Any:
+    """The columns of ``X`` (a CSV's, named ``names``) that ``model`` was trained on, in its order.
+
+    A model trained on a CSV with a header knows its features' names: a CSV naming them in another order, or
+    with more columns, gives those columns; one lacking any is refused naming them. Data without names (or a
+    model without them) are taken by position.
+    """
+    from aekit._utils import InputError
+
+    want = _feature_names(model) or []
+    if not want or not names or names == want:
+        return X
+    missing = [n for n in want if n not in names]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(
+            f"{data}: lacks the column(s) {shown} of the {len(want)} the model was trained on; pass data with "
+            "those columns (in any order)"
+        )
+    extra = [n for n in names if n not in want]
+    if extra:
+        log.warning(
+            "%s: column(s) %s are not among the model's features and are left out",
+            data,
+            ", ".join(repr(n) for n in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""),
+        )
+    return X[:, [names.index(n) for n in want]]
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -591,7 +648,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             )
             X_in = undo(noisy, scaler)
         denoised = est.reconstruct(X_in)
-        write_codes(denoised, out.staged(name), prefix="x", ids=ids, labels=y)  # reconstructions: x1, x2, ...
+        # reconstructions: the model's feature names (trained on a CSV with a header), else x1, x2, ...
+        write_codes(denoised, out.staged(name), prefix="x", ids=ids, labels=y, names=_feature_names(est))
         out.commit()
     print(f"denoised {denoised.shape}: {args.out}")
     if args.add_noise:
@@ -631,7 +689,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     )
     with _out_dir(args, files) as out:
         model = load_model(args) if args.model else None
-        X, y, ids = model_rows(args, model) if model is not None else load_rows(args)
+        names: list[str] = []
+        X, y, ids = model_rows(args, model) if model is not None else load_rows(args, names=names)
+        names = (_feature_names(model) or []) if model is not None else names
         if args.compare and y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         # every AE here is the given model or one of the flags' (no other default model is trained)
@@ -662,6 +722,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             X,
             y,
             _image_shape(args, X, vis.autoencoder_),
+            names,
             title=f"AE({code_size}) → t-SNE, {args.data}",
             axis_labels=("t-SNE 1", "t-SNE 2"),
         )
@@ -733,9 +794,16 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
 
 
 def _write_explore(
-    path: Path, emb: np.ndarray, X: np.ndarray, y: np.ndarray | None, shape: tuple[int, ...] | None, **kw: Any
+    path: Path,
+    emb: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    shape: tuple[int, ...] | None,
+    feature_names: Sequence[str] | None = None,
+    **kw: Any,
 ) -> bool:
-    """explore.html beside a visualization; False (with a note) when the optional packages are missing."""
+    """explore.html beside a visualization (``feature_names``: the hover's names of tabular features); False
+    (with a note) when the optional packages are missing."""
     from aekit.explore import explore
 
     try:  # the explore extra is optional: without it visualize still writes its PNG
@@ -745,7 +813,8 @@ def _write_explore(
         print(f"note: {path.name} skipped ({exc.name} is not installed); pip install 'aekit[explore]'", file=sys.stderr)
         return False
     images, features = (X, None) if shape else (None, X)
-    explore(emb, y, images, path=path, image_shape=shape, features=features, **kw)
+    names = None if shape or not feature_names else feature_names
+    explore(emb, y, images, path=path, image_shape=shape, features=features, feature_names=names, **kw)
     return True
 
 
@@ -760,28 +829,42 @@ def cmd_explore(args: argparse.Namespace) -> int:
         )
     check_writable(args.out, "--out")
     with output_file(args.out, args.overwrite) as (out, name):
-        emb, X, y, model, axes = _explore_points(args)
+        emb, X, y, model, axes, names = _explore_points(args)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
         if _write_explore(
-            out.staged(name), emb, X, y, shape, title=title, axis_labels=axes, max_thumbnails=args.max_thumbnails
+            out.staged(name),
+            emb,
+            X,
+            y,
+            shape,
+            names,
+            title=title,
+            axis_labels=axes,
+            max_thumbnails=args.max_thumbnails,
         ):
             out.commit()
     print(f"map of {len(emb):,} points: {args.out}")
     return 0
 
 
-def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, tuple[str, str]]:
-    """The 2-D points of ``aekit explore``, the data, labels, the model (or None) and the axes' names."""
+def _explore_points(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, tuple[str, str], list[str] | None]:
+    """The 2-D points of ``aekit explore``, the data, labels, the model (or None), the axes' names and the
+    features' names (None where the data name none)."""
     from aekit._utils import InputError
 
+    names: list[str] | None
     if args.embedding:
-        X, y = load_data(args)
+        names = []
+        X, y, _ = load_rows(args, with_ids=False, names=names)
         emb = read_codes(args.embedding)
         model, axes = None, ("dim 1", "dim 2")
     else:
         model = load_model(args)
         X, y, _ = model_rows(args, model, with_ids=False)
+        names = _feature_names(model)
         emb, axes = model.transform(X), ("z1", "z2")
         if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
             from aekit.visualize import AETSNE
@@ -795,7 +878,7 @@ def _explore_points(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, n
             f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; "
             "pass the data it was computed from (same --limit)"
         )
-    return emb, X, y, model, axes
+    return emb, X, y, model, axes, names or None
 
 
 def cmd_export(args: argparse.Namespace) -> int:

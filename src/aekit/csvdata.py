@@ -307,15 +307,18 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     integers or text (pandas' index) is dropped with a warning; ``label_column`` (name or index) is taken
     out as ``y``: int64 if every label is an integer, else float64, else text.
     """
-    X, y, _ = read_csv_rows(path, label_column, max_bytes=max_bytes)
+    X, y, _, _ = read_csv_rows(path, label_column, max_bytes=max_bytes)
     return X, y
 
 
 def read_csv_rows(
     path: Path, label_column: str | int | None, *, max_bytes: int, id_column: str | int | None = None
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """``read_csv`` plus the rows' ids ``(n_samples,)``: the ``id_column`` (name or index; not a feature), else
-    a pandas index column, else None. Ids are int64 when they all are integers, else text."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
+    """``read_csv`` plus the rows' ids ``(n_samples,)`` and the features' names.
+
+    Ids: the ``id_column`` (name or index; not a feature), else a pandas index column, else None; int64 when
+    they all are integers, else text. Names: the header's cells of the feature columns, None without a header
+    or with pandas' column numbers ``0,1,2,...`` (no names)."""
     size = path.stat().st_size
     if size > max_bytes:
         raise DataFormatError(
@@ -339,7 +342,7 @@ def read_csv_rows(
                 fh.seek(0)  # the first row is data
             wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE and id_idx is None else None
             if wide is not None:
-                return (*wide, None)
+                return (*wide, None, _names(src.header, [j for j in range(src.n_cols) if j != label_idx]))
             table = _parse(src, fh)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
@@ -353,12 +356,18 @@ def read_csv_rows(
             path,
             "" if id_idx is not None else " but as the rows' ids",
         )
-    X = _features(
-        src, table, [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)], label_idx is not None
-    )
+    columns = [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)]
+    X = _features(src, table, columns, label_idx is not None)
     y = None if label_idx is None else _labels(src, table[label_idx])
     ids_idx = id_idx if id_idx is not None else index_col
-    return X, y, None if ids_idx is None else _ids(table[ids_idx])
+    return X, y, None if ids_idx is None else _ids(table[ids_idx]), _names(src.header, columns)
+
+
+def _names(header: list[str] | None, columns: list[int]) -> list[str] | None:
+    """The header's names of ``columns``; None where the file names none (no header, pandas' 0,1,2,...)."""
+    if header is None or _is_index_header(header) or _is_index_header(header[1:]):
+        return None
+    return [header[j] for j in columns]
 
 
 def _ids(column: pd.Series) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 import struct
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, overload
 
 import numpy as np
 
@@ -484,24 +484,55 @@ def _check_csv_only(p: Path, **columns: str | int | None) -> None:
             )
 
 
+_Rows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+@overload
 def load_rows(
-    path: str | os.PathLike[str], *, label_column: str | int | None = None, id_column: str | int | None = None
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    path: str | os.PathLike[str],
+    *,
+    label_column: str | int | None = ...,
+    id_column: str | int | None = ...,
+    with_names: Literal[False] = ...,
+) -> _Rows: ...
+
+
+@overload
+def load_rows(
+    path: str | os.PathLike[str],
+    *,
+    label_column: str | int | None = ...,
+    id_column: str | int | None = ...,
+    with_names: Literal[True],
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]: ...
+
+
+def load_rows(
+    path: str | os.PathLike[str],
+    *,
+    label_column: str | int | None = None,
+    id_column: str | int | None = None,
+    with_names: bool = False,
+) -> _Rows | tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
     """``load_array`` plus the rows' ids ``(n_samples,)`` of a CSV: its ``id_column`` (name or index, not a
-    feature) or its pandas index column; None for other files and CSVs without one."""
+    feature) or its pandas index column; None for other files and CSVs without one.
+
+    ``with_names=True`` adds a fourth item, the features' names from a CSV's header (None where the file
+    names none)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     suffix = p.suffix.lower()
     y: np.ndarray | None = None
     ids: np.ndarray | None = None
+    names: list[str] | None = None
     _check_csv_only(p, label_column=label_column, id_column=id_column)
     if suffix == ".npy":
         X = memmap_npy(p)  # read when used: training streams it if it is too large for memory
     elif suffix == ".npz":
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
-        X, y, ids = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column)
+        X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column)
     else:
         raise InputError(
             f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt), .h5/.hdf5, "
@@ -531,7 +562,7 @@ def load_rows(
         )
     if y is not None:
         _check_labels(y, len(X), p)
-    return X, y, ids
+    return (X, y, ids, names) if with_names else (X, y, ids)
 
 
 def _check_labels(y: np.ndarray, n: int, p: Path) -> None:
