@@ -162,6 +162,50 @@ def test_interrupt_in_callback_keeps_the_weights_n_iter_counts(X):
     _assert_identical(part, _fit(_est({}, epochs=part.n_iter_), X), X)
 
 
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_a_signal_that_breaks_the_compiled_step_stops_training(X, monkeypatch, how):
+    """The lost SIGTERM: a signal handled inside torch.compile's tracer raises no KeyboardInterrupt but Dynamo's
+    own error, which the fused RMSprop step took for a compilation problem, falling back to eager and training
+    on. The step's failure after the signal is the interrupt (here the tracer is played by a function that
+    swallows the handler's KeyboardInterrupt and fails, as Dynamo did)."""
+    from aekit import optim
+
+    def traced(*args):
+        try:
+            signal.raise_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        raise RuntimeError("Unsupported: Attempt to trace generator")
+
+    monkeypatch.setattr(optim, "_compiled_rmsprop", lambda: traced)
+    est = _est({}, epochs=3)
+    est._plan_overrides = {"fused": True}  # the compiled step ("auto" compiles it on long runs only)
+    _fit(est, X)
+    assert est.stop_reason_ == "interrupted" and est.n_iter_ == 0
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_raise_if_interrupted_reads_the_chain_and_the_count():
+    from aekit._utils import interrupts, note_interrupt, raise_if_interrupted
+
+    since = interrupts()
+    plain = RuntimeError("no compiler")
+    raise_if_interrupted(plain, since)  # a real compilation problem: the caller falls back
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("wrapped") from exc
+    except RuntimeError as wrapped:
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted(wrapped, since)
+    note_interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        raise_if_interrupted(plain, since)
+    raise_if_interrupted(plain, interrupts())
+
+
 def test_resume_refuses_other_parameters(tmp_path, X):
     ck = tmp_path / "ck.safetensors"
     _fit(_est({}, checkpoint_path=str(ck), epochs=2), X)

@@ -40,6 +40,7 @@ from aekit._utils import (
     is_uint8,
     isolated_rng,
     jsonable,
+    note_interrupt,
     pixels_from_max,
     resolve_device,
     seed_from,
@@ -156,20 +157,25 @@ def _codes_converter(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While training, SIGTERM behaves like Ctrl-C: stop and keep the model."""
+def _interrupts() -> Iterator[None]:
+    """While training, SIGTERM behaves like Ctrl-C: stop and keep the model. Both are noted as they come
+    (``note_interrupt``), so that a fast path whose failure they cause does not fall back and go on."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        note_interrupt()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own; another's stays
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before if before is not None else signal.SIG_DFL)  # None: set outside Python
 
 
 class _Scaler(torch.nn.Module):
@@ -776,7 +782,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         tensors, val = data
         ddp = distributed.is_distributed()
-        with _sigterm_as_interrupt(), distributed.guard():
+        with _interrupts(), distributed.guard():
             try:
                 if ddp:  # the plan holds no CUDA graph, compilation or working copies here (accel.plan)
                     wrapped = cast(AutoencoderNet, distributed.wrap(net, self.device_))  # called as the net is
