@@ -633,6 +633,26 @@ def test_a_csv_trained_model_matches_columns_by_name(tmp_path, capsys, caplog, i
     assert not [w for w in seen if "feature names" in str(w.message)]
 
 
+def test_csv_columns_named_like_attributes_or_output_columns(tmp_path, capsys):
+    """Columns named row_shape or dtype are features (a DataFrame answers X.row_shape with its column); names
+    that are denoise's id/label columns give x1, x2, ... so the file reads back; --image-shape is refused
+    where there is no folder of images to resize."""
+    rng = np.random.default_rng(0)
+    rows = "\n".join(",".join(f"{v:.3f}" for v in r) for r in rng.normal(size=(40, 4)))
+    (tmp_path / "t.csv").write_text("row_shape,dtype,id,label\n" + rows + "\n")
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "16", "--scale", "standard"]
+    assert main(["train", str(tmp_path / "t.csv"), *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert list(load(model).feature_names_in_) == ["row_shape", "dtype", "id", "label"]
+    assert main(["denoise", model, str(tmp_path / "t.csv"), "--out", str(tmp_path / "d.csv")]) == 0
+    assert (tmp_path / "d.csv").read_text().splitlines()[0] == "id,x1,x2,x3,x4"
+    capsys.readouterr()
+    assert (
+        main(["embed", model, str(tmp_path / "t.csv"), "--image-shape", "2,2", "--out", str(tmp_path / "c.npy")]) == 2
+    )
+    assert "--image-shape resizes a folder of images, but" in capsys.readouterr().err
+
+
 def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, iris_like, fast_tsne):
     """`visualize iris.csv --loss bce` is refused; the fix it names works there, for every panel."""
     csv, names = iris_like

@@ -208,10 +208,18 @@ def warn_once(key: Hashable, message: str, category: type[Warning] = UserWarning
     warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 
+def attribute(X: Any, name: str, default: Any = None) -> Any:
+    """``getattr(X, name, default)``, but a DataFrame's column named ``name`` (which ``X.dtype`` or
+    ``X.row_shape`` would return) is no attribute of the data: ``default`` then."""
+    if hasattr(X, "columns") and not hasattr(type(X), name):
+        return default
+    return getattr(X, name, default)
+
+
 def is_uint8(X: Any) -> bool:
     """uint8 data: an array, or a DataFrame whose every column is uint8."""
-    dtypes = getattr(X, "dtypes", None)  # a DataFrame: one dtype per column
-    return getattr(X, "dtype", None) == np.uint8 or (
+    dtypes = attribute(X, "dtypes")  # a DataFrame: one dtype per column
+    return attribute(X, "dtype") == np.uint8 or (
         dtypes is not None and len(dtypes) > 0 and all(d == np.uint8 for d in dtypes)
     )
 

@@ -168,14 +168,16 @@ def _interrupts() -> Iterator[None]:
         note_interrupt()
         raise KeyboardInterrupt
 
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    previous = {}
+    if signal.getsignal(signal.SIGTERM) is not None:  # None: a handler set outside Python, kept
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own; another's stays
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         for sig, before in previous.items():
-            signal.signal(sig, before if before is not None else signal.SIG_DFL)  # None: set outside Python
+            signal.signal(sig, before)
 
 
 class _Scaler(torch.nn.Module):

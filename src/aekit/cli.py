@@ -152,7 +152,7 @@ def _add_image_shape_flag(parser: argparse.ArgumentParser, also: str = "") -> No
         "--image-shape",
         type=_converter(PARAMS["image_shape"]),
         metavar="H,W",
-        help="read a folder of images at this size (default: the model's training images' size)" + also,
+        help="read a folder of images at this size (default: the size the model was trained at, where known)" + also,
     )
 
 

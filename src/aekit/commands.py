@@ -341,11 +341,13 @@ def _train_rank(args: argparse.Namespace) -> int:
     """A data-parallel rank other than 0: trains its part, writes nothing and prints nothing (rank 0 does)."""
     import warnings
 
+    from aekit._utils import attribute
+
     warnings.simplefilter("ignore")  # rank 0 shows them and logs the run, once
     logging.getLogger("aekit").setLevel(logging.ERROR)
     X, y = training_data(args)
     est = _estimator(args, y)
-    if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
+    if len(attribute(X, "row_shape", ())) == 3 and est.image_shape is None:
         est.set_params(image_shape=tuple(X.row_shape))
     resume = str(Path(args.out) / "checkpoint.safetensors") if args.resume else None
     est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
@@ -354,7 +356,7 @@ def _train_rank(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from aekit import distributed
-    from aekit._utils import AekitError, InputError, resolve_device
+    from aekit._utils import AekitError, InputError, attribute, resolve_device
 
     if getattr(args, "nproc", None) not in (None, 1):
         return _launch(args)
@@ -372,7 +374,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         X, y = training_data(args)
         est = _estimator(args, y)
-        if getattr(X, "row_shape", None) and len(X.row_shape) == 3 and est.image_shape is None:
+        if len(attribute(X, "row_shape", ())) == 3 and est.image_shape is None:
             est.set_params(image_shape=tuple(X.row_shape))  # images from a folder: C x H x W, kept in the model
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
         # stays until this run's files replace it together
@@ -431,6 +433,19 @@ def model_rows(
     return model_columns(X, names, model, args.data), y, ids
 
 
+def _folder_only(args: argparse.Namespace) -> None:
+    """Refuse --image-shape for data that are no folder of images (embed, evaluate, denoise): there it would
+    change nothing."""
+    from aekit._utils import InputError
+    from aekit.sources import image_folder
+
+    if args.image_shape is not None and not image_folder(args.data):
+        raise InputError(
+            f"--image-shape resizes a folder of images, but {args.data} is none; drop --image-shape (rows are read "
+            "as they are stored)"
+        )
+
+
 def _feature_names(model: Any) -> list[str] | None:
     """The names of the features ``model`` was trained on (a CSV's header, a DataFrame's columns), or None."""
     names = getattr(model, "feature_names_in_", None)
@@ -449,21 +464,23 @@ def model_columns(X: Any, names: list[str], model: Any, data: str) -> Any:
     want = _feature_names(model) or []
     if not want or not names or names == want:
         return X
-    missing = [n for n in want if n not in names]
+    position = {name: i for i, name in enumerate(names)}  # (wide CSVs: no list scans)
+    missing = [n for n in want if n not in position]
     if missing:
         shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise InputError(
             f"{data}: lacks the column(s) {shown} of the {len(want)} the model was trained on; pass data with "
             "those columns (in any order)"
         )
-    extra = [n for n in names if n not in want]
+    wanted = set(want)
+    extra = [n for n in names if n not in wanted]
     if extra:
         log.warning(
             "%s: column(s) %s are not among the model's features and are left out",
             data,
             ", ".join(repr(n) for n in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""),
         )
-    return X[:, [names.index(n) for n in want]]
+    return X[:, [position[n] for n in want]]
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -471,6 +488,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
+        _folder_only(args)
         est = load_model(args)
         X, y, ids = model_rows(args, est, stream=True)
         shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y)
@@ -606,6 +624,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             name,
         )
     ):
+        _folder_only(args)
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
         results = evaluate_model(est, X, y, X_tr, y_tr)
@@ -632,6 +651,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
+        _folder_only(args)
         est = load_model(args)
         X, y, ids = model_rows(args, est)
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
@@ -648,8 +668,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             )
             X_in = undo(noisy, scaler)
         denoised = est.reconstruct(X_in)
-        # reconstructions: the model's feature names (trained on a CSV with a header), else x1, x2, ...
-        write_codes(denoised, out.staged(name), prefix="x", ids=ids, labels=y, names=_feature_names(est))
+        # reconstructions: the model's feature names (trained on a CSV with a header), else x1, x2, ...; also
+        # x1, x2, ... where a name is the id or label column's (the file must read back as data)
+        names = _feature_names(est)
+        names = None if names is None or {"id", "label"} & set(names) else names
+        write_codes(denoised, out.staged(name), prefix="x", ids=ids, labels=y, names=names)
         out.commit()
     print(f"denoised {denoised.shape}: {args.out}")
     if args.add_noise:
