@@ -162,36 +162,40 @@ def test_interrupt_in_callback_keeps_the_weights_n_iter_counts(X):
     _assert_identical(part, _fit(_est({}, epochs=part.n_iter_), X), X)
 
 
-@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
-def test_a_signal_that_breaks_the_compiled_step_stops_training(X, monkeypatch, how):
-    """The lost SIGTERM: a signal handled inside torch.compile's tracer raises no KeyboardInterrupt but Dynamo's
-    own error, which the fused RMSprop step took for a compilation problem, falling back to eager and training
-    on. The step's failure after the signal is the interrupt (here the tracer is played by a function that
-    swallows the handler's KeyboardInterrupt and fails, as Dynamo did)."""
+def test_sigterm_is_handled_by_a_builtin_while_training(X):
+    """The lost SIGTERM: a handler written in Python runs as a frame of its own inside whatever the main thread
+    runs; inside the compiled RMSprop step torch.compile traced that frame and the interrupt was lost (about one
+    SIGTERM in fifteen, the run trained on). While fitting, SIGTERM's handler is Python's builtin SIGINT handler,
+    which has no frame; before and after, the caller's."""
+    seen = []
+    before = signal.getsignal(signal.SIGTERM)
+    est = _fit(_est({}, epochs=2, callbacks=[lambda epoch, logs: seen.append(signal.getsignal(signal.SIGTERM))]), X)
+    assert seen == [signal.default_int_handler] * 2 and est.stop_reason_ == "completed"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_compiled_step_failing_from_an_interrupt_stops_training(X, monkeypatch):
+    """A compiled step whose failure carries the KeyboardInterrupt in its chain (the compiler's own error)
+    is the interrupt, not a reason to fall back to the eager step and train on."""
     from aekit import optim
 
     def traced(*args):
         try:
-            signal.raise_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
-        except KeyboardInterrupt:
-            pass
-        raise RuntimeError("Unsupported: Attempt to trace generator")
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("InternalTorchDynamoError: KeyboardInterrupt") from exc
 
     monkeypatch.setattr(optim, "_compiled_rmsprop", lambda: traced)
     est = _est({}, epochs=3)
     est._plan_overrides = {"fused": True}  # the compiled step ("auto" compiles it on long runs only)
     _fit(est, X)
     assert est.stop_reason_ == "interrupted" and est.n_iter_ == 0
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_raise_if_interrupted_reads_the_chain_and_the_count():
-    from aekit._utils import interrupts, note_interrupt, raise_if_interrupted
+def test_raise_if_interrupted_reads_the_chain():
+    from aekit._utils import raise_if_interrupted
 
-    since = interrupts()
-    plain = RuntimeError("no compiler")
-    raise_if_interrupted(plain, since)  # a real compilation problem: the caller falls back
+    raise_if_interrupted(RuntimeError("no compiler"))  # a real compilation problem: the caller falls back
     try:
         try:
             raise KeyboardInterrupt
@@ -199,11 +203,7 @@ def test_raise_if_interrupted_reads_the_chain_and_the_count():
             raise RuntimeError("wrapped") from exc
     except RuntimeError as wrapped:
         with pytest.raises(KeyboardInterrupt):
-            raise_if_interrupted(wrapped, since)
-    note_interrupt()
-    with pytest.raises(KeyboardInterrupt):
-        raise_if_interrupted(plain, since)
-    raise_if_interrupted(plain, interrupts())
+            raise_if_interrupted(wrapped)
 
 
 def test_resume_refuses_other_parameters(tmp_path, X):

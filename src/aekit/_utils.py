@@ -375,29 +375,11 @@ def check_parents(path: str | os.PathLike[str], what: str = "") -> None:
             )
 
 
-#: how many SIGINT/SIGTERM aekit's own handlers have turned into KeyboardInterrupt (``note_interrupt``)
-_INTERRUPTS = [0]
-
-
-def note_interrupt() -> int:
-    """Count a signal that a handler is about to raise as KeyboardInterrupt; returns the count before it."""
-    _INTERRUPTS[0] += 1
-    return _INTERRUPTS[0] - 1
-
-
-def interrupts() -> int:
-    """The number of interrupts noted so far (``note_interrupt``): a fast path takes it before it runs."""
-    return _INTERRUPTS[0]
-
-
-def raise_if_interrupted(exc: BaseException, since: int) -> None:
+def raise_if_interrupted(exc: BaseException) -> None:
     """Raise ``KeyboardInterrupt`` if Ctrl-C or SIGTERM caused ``exc``, a fast path's failure.
 
-    A signal handler runs wherever the main thread is; inside a ``torch.compile``d call, Dynamo can turn
-    the KeyboardInterrupt it raises into an error of its own (e.g. "Unsupported: Attempt to trace
-    generator"), which a fallback to the eager path would swallow: the run would go on as if the signal
-    had never come. So a failure with a KeyboardInterrupt in its chain, or after an interrupt noted
-    since ``since`` (``interrupts()`` taken before the call), is the interrupt.
+    Inside a ``torch.compile``d call an interrupt can surface as the compiler's own error with the
+    KeyboardInterrupt in its chain; a fallback to the eager path would swallow it and train on.
     """
     seen: set[int] = set()
     e: BaseException | None = exc
@@ -406,8 +388,6 @@ def raise_if_interrupted(exc: BaseException, since: int) -> None:
             raise KeyboardInterrupt from exc
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    if interrupts() != since:
-        raise KeyboardInterrupt from exc
 
 
 #: signals whose delivery ``deferred_signals`` holds back until a write is complete

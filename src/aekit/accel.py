@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from aekit._utils import CudaGraphError, InputError, LossFn, Step, capturing, interrupts, raise_if_interrupted
+from aekit._utils import CudaGraphError, InputError, LossFn, Step, capturing, raise_if_interrupted
 from aekit.optim import KerasRMSprop
 from aekit.threads import threads_for_run as threads_for_run  # the seam's callers get thread settings from here
 from aekit.threads import using_threads as using_threads
@@ -219,11 +219,10 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
     state = {"fn": compiled}
 
     def run(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
-        since = interrupts()
         try:
             return state["fn"](batch, training)
         except Exception as exc:  # compilation problems surface at the first call
-            raise_if_interrupted(exc, since)  # Ctrl-C / SIGTERM that Dynamo turned into its own error
+            raise_if_interrupted(exc)  # Ctrl-C / SIGTERM that Dynamo turned into its own error
             if state["fn"] is loss_fn or capturing():  # inside a CUDA graph capture the graph falls back instead
                 raise
             log.warning("torch.compile failed (%s: %s); training continues without it", type(exc).__name__, exc)
@@ -359,11 +358,10 @@ class CudaGraphStep:
                     return self.step(batch)
             finally:  # also on Ctrl-C: a weight restore on the current stream waits for this step
                 current.wait_stream(side)
-        since = interrupts()
         try:
             self._capture(batch)
         except Exception as exc:  # an op that cannot be captured: nothing ran, train on eagerly
-            raise_if_interrupted(exc, since)
+            raise_if_interrupted(exc)
             root = exc.__context__ or exc  # capture_end's error hides the op's own
             log.warning(
                 "CUDA graph capture of the training step failed (%s: %s); training continues without it",

@@ -40,7 +40,6 @@ from aekit._utils import (
     is_uint8,
     isolated_rng,
     jsonable,
-    note_interrupt,
     pixels_from_max,
     resolve_device,
     seed_from,
@@ -158,26 +157,20 @@ def _codes_converter(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray
 
 @contextmanager
 def _interrupts() -> Iterator[None]:
-    """While training, SIGTERM behaves like Ctrl-C: stop and keep the model. Both are noted as they come
-    (``note_interrupt``), so that a fast path whose failure they cause does not fall back and go on."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    """While training, SIGTERM behaves like Ctrl-C: stop and keep the model.
+
+    Its handler is Python's own SIGINT handler, a builtin that raises KeyboardInterrupt: a handler written in
+    Python runs as a frame of its own wherever the main thread is, and inside a compiled step torch.compile
+    traced that frame and lost the interrupt (the run trained on). A builtin has no frame to trace.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is None:
+        yield  # (None: a handler set outside Python, kept)
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        note_interrupt()
-        raise KeyboardInterrupt
-
-    previous = {}
-    if signal.getsignal(signal.SIGTERM) is not None:  # None: a handler set outside Python, kept
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own; another's stays
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:
-        for sig, before in previous.items():
-            signal.signal(sig, before)
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Scaler(torch.nn.Module):

@@ -427,10 +427,7 @@ def _interrupted_import(exc: BaseException) -> bool:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    from aekit._utils import note_interrupt
-
     _SIGNALLED.append(signum)
-    note_interrupt()
     raise KeyboardInterrupt
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from aekit._utils import InputError, capturing, interrupts, raise_if_interrupted
+from aekit._utils import InputError, capturing, raise_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,12 @@ class KerasRMSprop(torch.optim.Optimizer):
         vs = [self.state[p]["velocity"] for p in params]
         bufs = [self.state[p]["momentum"] for p in params] if group["momentum"] > 0 else vs
         copies = [self._working[p][0].detach() for p in params] if self.working_dtype is not None else []
-        since = interrupts()
         try:
             _compiled_rmsprop()(
                 params, grads, vs, bufs, copies, lr, float(group["rho"]), float(group["momentum"]), float(group["eps"])
             )
         except Exception as exc:  # compilation problems surface here, before anything is updated
-            raise_if_interrupted(exc, since)  # Ctrl-C / SIGTERM that Dynamo turned into its own error
+            raise_if_interrupted(exc)  # Ctrl-C / SIGTERM that Dynamo turned into its own error
             if capturing():  # the CUDA graph capture falls back as a whole
                 raise
             log.warning(
