@@ -286,7 +286,7 @@ class _FakeCuda:
     """Just enough of torch.cuda for CudaGraphStep's bookkeeping on a CPU: a "captured" step is recorded and
     "replayed" by running it again with the learning-rate tensors the capture saw (as the real graph reads them)."""
 
-    def __init__(self, monkeypatch, failing_captures=0):
+    def __init__(self, monkeypatch, failing_captures=0, error=RuntimeError):
         import contextlib
 
         # the first ``failing_captures`` captures break off midway, leaving the random generator "stuck" (as
@@ -324,7 +324,7 @@ class _FakeCuda:
                     t.copy_(v)
             if fake.captures <= fake.failing:
                 fake.stuck = True
-                raise RuntimeError("operation not permitted when stream is capturing")
+                raise error("operation not permitted when stream is capturing")
             fake.stuck = False
 
         class Stream:
@@ -385,6 +385,20 @@ def test_cuda_graph_step_bookkeeping_with_a_faked_gpu(monkeypatch):
     opt = graphed[2]
     assert isinstance(opt.param_groups[0]["lr"], float)
     assert all(p.grad is None for p in opt.param_groups[0]["params"])  # released by close()
+
+
+def test_ctrl_c_during_a_capture_stops_and_leaves_the_generator_working(monkeypatch, caplog):
+    """Ctrl-C while the step is captured: no eager fallback and no warning, but the tidying of a failed capture
+    (the CUDA generator reset), so that a later fit in the same process can draw random numbers."""
+    net, X, loss_fn = _toy()
+    opt = KerasRMSprop(net.parameters(), lr=0.01)
+    fake = _FakeCuda(monkeypatch, failing_captures=1, error=KeyboardInterrupt)
+    step = CudaGraphStep(optimizer_step(loss_fn, opt), opt, full_batch=16)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(5):  # 3 warm-up steps, then the capture
+            step((X[:16],))
+    assert fake.captures == 2 and not fake.stuck and step.failed  # reset by a second, complete capture
+    assert "capture of the training step failed" not in caplog.text
 
 
 def test_cuda_graph_step_gives_way_with_a_faked_gpu(monkeypatch, caplog):

@@ -375,19 +375,20 @@ def check_parents(path: str | os.PathLike[str], what: str = "") -> None:
             )
 
 
-def raise_if_interrupted(exc: BaseException) -> None:
-    """Raise ``KeyboardInterrupt`` if Ctrl-C or SIGTERM caused ``exc``, a fast path's failure.
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C or SIGTERM caused ``exc``, a fast path's failure: a KeyboardInterrupt in its chain.
 
-    Inside a ``torch.compile``d call an interrupt can surface as the compiler's own error with the
-    KeyboardInterrupt in its chain; a fallback to the eager path would swallow it and train on.
+    Inside a ``torch.compile``d call an interrupt can surface as the compiler's own error; a fallback to
+    the eager path must not take it for a compilation problem, swallow it and train on.
     """
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         if isinstance(e, KeyboardInterrupt):
-            raise KeyboardInterrupt from exc
+            return True
         seen.add(id(e))
         e = e.__cause__ or e.__context__
+    return False
 
 
 #: signals whose delivery ``deferred_signals`` holds back until a write is complete

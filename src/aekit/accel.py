@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from aekit._utils import CudaGraphError, InputError, LossFn, Step, capturing, raise_if_interrupted
+from aekit._utils import CudaGraphError, InputError, LossFn, Step, capturing, caused_by_interrupt
 from aekit.optim import KerasRMSprop
 from aekit.threads import threads_for_run as threads_for_run  # the seam's callers get thread settings from here
 from aekit.threads import using_threads as using_threads
@@ -222,7 +222,8 @@ def maybe_compile(loss_fn: LossFn, mode: bool | str, device: torch.device) -> Lo
         try:
             return state["fn"](batch, training)
         except Exception as exc:  # compilation problems surface at the first call
-            raise_if_interrupted(exc)  # Ctrl-C / SIGTERM that Dynamo turned into its own error
+            if caused_by_interrupt(exc):  # Ctrl-C / SIGTERM that the compiler turned into its own error
+                raise KeyboardInterrupt from exc
             if state["fn"] is loss_fn or capturing():  # inside a CUDA graph capture the graph falls back instead
                 raise
             log.warning("torch.compile failed (%s: %s); training continues without it", type(exc).__name__, exc)
@@ -360,9 +361,15 @@ class CudaGraphStep:
                 current.wait_stream(side)
         try:
             self._capture(batch)
-        except Exception as exc:  # an op that cannot be captured: nothing ran, train on eagerly
-            raise_if_interrupted(exc)
+        except (Exception, KeyboardInterrupt) as exc:  # an op that cannot be captured: nothing ran, go on eagerly
             root = exc.__context__ or exc  # capture_end's error hides the op's own
+            if isinstance(exc, KeyboardInterrupt) or caused_by_interrupt(exc):
+                # Ctrl-C mid-capture: tidy up as after a failed capture (a later fit in this process must find
+                # the generator working), then stop
+                self._give_up()
+                with contextlib.suppress(Exception):
+                    self._reset_rng(batch[0].device, root)
+                raise KeyboardInterrupt from exc
             log.warning(
                 "CUDA graph capture of the training step failed (%s: %s); training continues without it",
                 type(root).__name__,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from aekit._utils import InputError, capturing, raise_if_interrupted
+from aekit._utils import InputError, capturing, caused_by_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,8 @@ class KerasRMSprop(torch.optim.Optimizer):
                 params, grads, vs, bufs, copies, lr, float(group["rho"]), float(group["momentum"]), float(group["eps"])
             )
         except Exception as exc:  # compilation problems surface here, before anything is updated
-            raise_if_interrupted(exc)  # Ctrl-C / SIGTERM that Dynamo turned into its own error
+            if caused_by_interrupt(exc):  # Ctrl-C / SIGTERM that the compiler turned into its own error
+                raise KeyboardInterrupt from exc
             if capturing():  # the CUDA graph capture falls back as a whole
                 raise
             log.warning(
