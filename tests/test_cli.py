@@ -622,6 +622,11 @@ def test_a_csv_trained_model_matches_columns_by_name(tmp_path, capsys, caplog, i
     err = capsys.readouterr().err
     assert "lacking.csv: lacks the column(s) 'c' of the 4 the model was trained on" in err
     assert not (tmp_path / "l.npy").exists()
+    frame.drop(columns=["sample"]).to_csv(tmp_path / "no_ids.csv", index=False)
+    by_a = ["--id-column", "a", "--label-column", "species", "--out", str(tmp_path / "l.npy")]
+    assert main(["embed", model, str(tmp_path / "no_ids.csv"), *by_a]) == 2  # a feature read as the ids
+    err = capsys.readouterr().err
+    assert "lacks the column(s) 'a' of the 4 the model was trained on; drop --id-column a: the model" in err
     assert main(["denoise", model, str(tmp_path / "shuffled.csv"), *rows, "--out", str(tmp_path / "d.csv")]) == 0
     assert (tmp_path / "d.csv").read_text().splitlines()[0] == "id,label,a,b,c,d"
     # data without names are read by position, without sklearn's warning about it

@@ -430,7 +430,8 @@ def model_rows(
     names: list[str] = []
     X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names)
     check_image_size(args, X, model)
-    return model_columns(X, names, model, args.data), y, ids
+    taken = {str(v): f"--{k.replace('_', '-')}" for k in ("id_column", "label_column") if (v := getattr(args, k, None))}
+    return model_columns(X, names, model, args.data, taken), y, ids
 
 
 def _folder_only(args: argparse.Namespace) -> None:
@@ -452,12 +453,13 @@ def _feature_names(model: Any) -> list[str] | None:
     return None if names is None else [str(n) for n in names]
 
 
-def model_columns(X: Any, names: list[str], model: Any, data: str) -> Any:
+def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[str, str] | None = None) -> Any:
     """The columns of ``X`` (a CSV's, named ``names``) that ``model`` was trained on, in its order.
 
     A model trained on a CSV with a header knows its features' names: a CSV naming them in another order, or
-    with more columns, gives those columns; one lacking any is refused naming them. Data without names (or a
-    model without them) are taken by position.
+    with more columns, gives those columns; one lacking any is refused naming them (and, from ``taken``, the
+    flag that made one of them ids or labels here). Data without names (or a model without them) are taken
+    by position.
     """
     from aekit._utils import InputError
 
@@ -468,10 +470,12 @@ def model_columns(X: Any, names: list[str], model: Any, data: str) -> Any:
     missing = [n for n in want if n not in position]
     if missing:
         shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise InputError(
-            f"{data}: lacks the column(s) {shown} of the {len(want)} the model was trained on; pass data with "
-            "those columns (in any order)"
-        )
+        taken = taken or {}
+        flags = [f"{taken[n]} {n}" for n in missing if n in taken]  # a feature read as ids or labels here
+        fix = "pass data with those columns (in any order)"
+        if flags:
+            fix = f"drop {', '.join(flags)}: the model was trained with it as a feature"
+        raise InputError(f"{data}: lacks the column(s) {shown} of the {len(want)} the model was trained on; {fix}")
     wanted = set(want)
     extra = [n for n in names if n not in wanted]
     if extra:
