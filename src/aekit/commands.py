@@ -716,9 +716,12 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     )
     with _out_dir(args, files) as out:
         model = load_model(args) if args.model else None
-        names: list[str] = []
-        X, y, ids = model_rows(args, model) if model is not None else load_rows(args, names=names)
-        names = (_feature_names(model) or []) if model is not None else names
+        names: list[str] | None = []  # the features' names for the map's hover: the model's, else the CSV's
+        if model is not None:
+            X, y, ids = model_rows(args, model)
+            names = _feature_names(model)
+        else:
+            X, y, ids = load_rows(args, names=names)
         if args.compare and y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         # every AE here is the given model or one of the flags' (no other default model is trained)
