@@ -638,6 +638,27 @@ def test_a_csv_trained_model_matches_columns_by_name(tmp_path, capsys, caplog, i
     assert not [w for w in seen if "feature names" in str(w.message)]
 
 
+def test_resuming_on_a_csv_with_its_columns_reordered_is_refused(tmp_path, capsys, iris_like):
+    """The checkpoint knows its run's feature names: resuming on reordered columns would train on mixed-up
+    features, so it stops with the fix; the run folder is left as it was. The same columns resume."""
+    import pandas as pd
+
+    csv, _ = iris_like
+    rows = ["--id-column", "sample", "--label-column", "species", "--out", str(tmp_path / "r")]
+    small = ["--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard", "--random-state", "0"]
+    assert main(["train", str(csv), *rows, *small, "--epochs", "1", "--keep-checkpoint"]) == 0
+    frame = pd.read_csv(csv)
+    frame[["species", "sample", "b", "a", "c", "d"]].to_csv(tmp_path / "swapped.csv", index=False)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "swapped.csv"), *rows, *small, "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "feature names are not those the checkpoint's run was fitted on" in err and "Traceback" not in err
+    assert {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir()} == before
+    assert main(["train", str(csv), *rows, *small, "--epochs", "2", "--resume"]) == 0
+    assert load(str(tmp_path / "r" / "model.safetensors")).n_iter_ == 2
+
+
 def test_csv_columns_named_like_attributes_or_output_columns(tmp_path, capsys):
     """Columns named row_shape or dtype are features (a DataFrame answers X.row_shape with its column); names
     that are denoise's id/label columns give x1, x2, ... so the file reads back; --image-shape is refused

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,10 +151,10 @@ def test_checkpoint_wrong_shapes_refused(files, tmp_path):
         load_checkpoint(ckpt, *_fresh(wide))
 
 
-@pytest.mark.parametrize("version", ["2", "0", "", "1.0"])
+@pytest.mark.parametrize("version", ["3", "0", "", "1.0"])
 def test_wrong_format_version_refused(files, tmp_path, version):
     model, ckpt, est = files
-    with pytest.raises(ModelFileError, match=f"model format {version}, this aekit reads format 1"):
+    with pytest.raises(ModelFileError, match=f"model format {version}, this aekit reads formats 1 and 2; upgrade"):
         aekit.load(_rewrite(model, tmp_path / "v.safetensors", meta=lambda m: {**m, "aekit_format": version}))
     with pytest.raises(ModelFileError, match=f"checkpoint format '{version}'"):
         load_checkpoint(
@@ -445,6 +446,78 @@ def test_feature_names_survive_save_and_load(tmp_path, data):
     np.testing.assert_array_equal(back.transform(df), est.transform(df))
     with pytest.raises(ValueError, match="Feature names"):
         back.transform(df.iloc[:, ::-1])
+
+
+def test_many_and_unusual_feature_names_survive_save_and_load(tmp_path):
+    """Names are tensors of UTF-8 bytes: 150,000 of them (beyond the JSON bound), empty, non-ASCII, a surrogate."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    names = [f"gene_{i:06d}_ß" for i in range(150_000)]
+    names[:3] = ["", "日本語 column", "bad \udcff byte"]
+    df = pd.DataFrame(rng.random((3, len(names)), dtype=np.float32), columns=names)
+    est = Autoencoder(hidden_layer_sizes=(2,), n_components=1, epochs=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(df)
+    back = aekit.load(est.save(tmp_path / "m.safetensors"))
+    assert list(back.feature_names_in_) == names and back.feature_names_in_.dtype == object
+
+
+def test_resuming_compares_feature_names_only_where_both_runs_have_them(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(data, columns=[f"f{i}" for i in range(data.shape[1])])
+    ck = str(tmp_path / "ck.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Autoencoder(**PARAMS, checkpoint_path=ck).fit(df)
+        with pytest.raises(ModelFileError, match="feature names are not those the checkpoint's run was fitted on"):
+            Autoencoder(**{**PARAMS, "epochs": PARAMS["epochs"] + 1}).fit(df.iloc[:, ::-1], resume_from=ck)
+        longer = Autoencoder(**{**PARAMS, "epochs": PARAMS["epochs"] + 1}).fit(data, resume_from=ck)  # no names
+        assert longer.n_iter_ == PARAMS["epochs"] + 1
+        Autoencoder(**PARAMS, checkpoint_path=ck).fit(data)  # a run without names: any names resume it
+        assert Autoencoder(**{**PARAMS, "epochs": PARAMS["epochs"] + 1}).fit(df, resume_from=ck).n_iter_ > 1
+
+
+_UTF8, _ENDS = "fitted.feature_names_in_.utf8", "fitted.feature_names_in_.ends"
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda t: t.__setitem__(_UTF8, torch.tensor([0xFF, 0xFE, 0x41], dtype=torch.uint8)), "name 0. is other bytes"),
+        (lambda t: t[_ENDS].__setitem__(0, 99), "ends that cut the"),
+        (lambda t: t.__setitem__(_ENDS, t[_ENDS][:-1]), r"\.ends is shape \(1,\) torch.int64, expected shape \(2,\)"),
+        (lambda t: t.__setitem__(_UTF8, t[_UTF8].float()), "a 1-D uint8 tensor"),
+        (lambda t: t.pop(_ENDS), "together"),
+    ],
+)
+def test_tampered_feature_names_are_refused(tmp_path, edit, match):
+    pd = pytest.importorskip("pandas")
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    df = pd.DataFrame(np.random.default_rng(0).random((20, 2), dtype=np.float32), columns=["ab", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Autoencoder(hidden_layer_sizes=(2,), n_components=1, epochs=1).fit(df).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    edit(tensors)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(ModelFileError, match=match):
+        aekit.load(tmp_path / "bad.safetensors")
+
+
+def test_a_model_that_its_file_could_not_hold_is_not_written(tmp_path, data):
+    """save refuses what load would refuse, before writing: the file already there is kept."""
+    est = Autoencoder(**PARAMS).fit(data)
+    path = est.save(tmp_path / "m.safetensors")
+    before = path.read_bytes()
+    est.history_ = {"loss": [0.123456789] * 1_000_000}  # a million epochs of history: beyond the fitted entry's bound
+    with pytest.raises(ValueError, match=r"not written: .* most of them history_ .*the model is still in memory"):
+        est.save(path)
+    assert path.read_bytes() == before
 
 
 def test_path_objects_as_parameters(tmp_path, data):

@@ -163,15 +163,36 @@ def test_save_and_load_keep_the_scale_and_the_resolved_choices(tabular, tmp_path
     assert back.reconstruction_error(X) == est.reconstruction_error(X)
 
 
-def test_a_file_whose_scale_does_not_fit_its_features_is_refused(tabular, tmp_path):
+def _as_format_1(path, out):
+    """The file an aekit of model format 1 wrote: the scaler and the names in the fitted JSON, no fitted.* tensors."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    fitted = json.loads(meta["fitted"])
+    fitted["input_offset_"] = [float(v) for v in tensors.pop("fitted.input_offset_")]
+    fitted["input_scale_"] = [float(v) for v in tensors.pop("fitted.input_scale_")]
+    save_file(tensors, str(out), metadata={**meta, "fitted": json.dumps(fitted), "aekit_format": "1"})
+    return out
+
+
+def test_a_format_1_file_with_its_scaler_in_json_loads_and_is_checked(tabular, tmp_path):
     import json
 
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     X, _ = tabular
-    path = Autoencoder(**SMALL, scale="minmax").fit(X).save(tmp_path / "m.safetensors")
-    with safe_open(str(path), framework="pt") as f:
+    est = Autoencoder(**SMALL, scale="minmax").fit(X)
+    old = _as_format_1(est.save(tmp_path / "m.safetensors"), tmp_path / "old.safetensors")
+    back = aekit.load(old)
+    np.testing.assert_array_equal(back.input_scale_, est.input_scale_)
+    np.testing.assert_array_equal(back.transform(X), est.transform(X))
+    with safe_open(str(old), framework="pt") as f:
         meta = f.metadata()
     for edit, match in [
         (lambda d: d["input_scale_"].pop(), r"fitted.input_scale_ is 2 values, expected 3 values"),
@@ -182,9 +203,53 @@ def test_a_file_whose_scale_does_not_fit_its_features_is_refused(tabular, tmp_pa
         fitted = json.loads(meta["fitted"])
         edit(fitted)
         bad = tmp_path / "bad.safetensors"
-        save_file(load_file(str(path)), str(bad), metadata={**meta, "fitted": json.dumps(fitted)})
+        save_file(load_file(str(old)), str(bad), metadata={**meta, "fitted": json.dumps(fitted)})
         with pytest.raises(ModelFileError, match=match):
             aekit.load(bad)
+    # format 2 with the scaler in both places: refused, not guessed between
+    both = tmp_path / "both.safetensors"
+    save_file(load_file(str(tmp_path / "m.safetensors")), str(both), metadata={**meta, "aekit_format": "2"})
+    with pytest.raises(ModelFileError, match="the scaler once"):
+        aekit.load(both)
+
+
+def test_a_file_whose_scale_does_not_fit_its_features_is_refused(tabular, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    X, _ = tabular
+    path = Autoencoder(**SMALL, scale="minmax").fit(X).save(tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    scale, offset = "fitted.input_scale_", "fitted.input_offset_"
+    for edit, match in [
+        (lambda t: t.__setitem__(scale, t[scale][:2]), r"fitted.input_scale_ is shape \(2,\) torch.float32, expected "),
+        (lambda t: t.__setitem__(scale, t[scale].double()), r"input_scale_ is shape \(3,\) torch.float64"),
+        (lambda t: t.pop(scale), "fitted.input_offset_ and fitted.input_scale_ together"),
+        (lambda t: t[scale].__setitem__(0, 0.0), "positive finite scales"),
+        (lambda t: t[offset].__setitem__(1, float("nan")), "finite offsets"),
+        (lambda t: t.__setitem__("fitted.other", torch.zeros(3)), r"\['fitted.other'\]"),
+    ]:
+        tensors = load_file(str(path))
+        edit(tensors)
+        bad = tmp_path / "bad.safetensors"
+        save_file(tensors, str(bad), metadata=meta)
+        with pytest.raises(ModelFileError, match=match):
+            aekit.load(bad)
+
+
+def test_a_wide_scaled_model_saves_and_loads(tmp_path):
+    """Per-feature attributes are tensors: a scaler of 300,000 features outgrew the JSON metadata's bound."""
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((4, 300_000)) * 3 + 1).astype(np.float32)
+    est = Autoencoder(hidden_layer_sizes=(2,), n_components=1, scale="standard", epochs=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingWarning)
+        est.fit(X)
+    back = aekit.load(est.save(tmp_path / "wide.safetensors"))
+    np.testing.assert_array_equal(back.input_offset_, est.input_offset_)
+    np.testing.assert_array_equal(back.input_scale_, est.input_scale_)
+    np.testing.assert_array_equal(back.transform(X), est.transform(X))
 
 
 def test_golden_files_load_as_before_the_switch():

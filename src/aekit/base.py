@@ -61,7 +61,7 @@ from aekit.accel import (
     working_forward,
 )
 from aekit.batches import RowBlocks, StreamBatches, TensorBatches
-from aekit.files import fitted_section, save_model
+from aekit.files import NAMES_DIGEST, feature_tensors, fitted_section, names_digest, save_model
 from aekit.health import SAMPLE_ROWS, check_fit
 from aekit.modules import AutoencoderNet, build_net, start_at_mean_
 from aekit.objectives import (
@@ -718,6 +718,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # what this run learns: "auto" as resolved (a checkpoint of loss="bce" resumes under loss="auto" on [0, 1] data)
         run_params["loss"], run_params["output_activation"] = self._resolved()
         run_params["epochs"] = self.epochs_  # the checkpoint's bound of the loop's counters: this run's length
+        if hasattr(self, "feature_names_in_"):  # a resumed run must read the columns in the same order
+            run_params[NAMES_DIGEST] = names_digest(self.feature_names_in_)
         if (
             run_random_state is not None
         ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
@@ -1077,4 +1079,5 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not distributed.is_writer():  # data-parallel: rank 0 writes the model its ranks share
             return Path(path)
         params, fitted = self._json_params(), fitted_section(self)
-        return save_model(path, self.net_, type(self).__name__, params, fitted, overwrite=overwrite)
+        features = feature_tensors(self)
+        return save_model(path, self.net_, type(self).__name__, params, fitted, features=features, overwrite=overwrite)

@@ -6,6 +6,8 @@ renamed, so a crash never leaves a half-written file under the final name.
 
 - A model file (``aekit_format`` = ``MODEL_FORMAT``) holds the network's weights, the
   estimator's class name, its parameters, its fitted attributes and the library versions.
+  Fitted attributes with one value per feature (the scaler, the feature names) are tensors
+  ``fitted.*`` since format 2: as JSON they outgrew the metadata's bound on wide data.
   This module knows the format, not the estimators: ``estimators.load`` rebuilds one.
 - A checkpoint (``aekit_checkpoint`` = ``CHECKPOINT_FORMAT``) holds weights, optimizer
   state, the loop state and torch's CPU RNG, written after every epoch; on CPU a run
@@ -41,11 +43,15 @@ from aekit.params import PARAMS
 from aekit.schema import SchemaError, check, parse
 from aekit.training import LoopState
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
+#: the model formats this aekit reads: 1 kept per-feature attributes in the JSON metadata
+READABLE_MODEL_FORMATS = ("1", "2")
 CHECKPOINT_FORMAT = 1
 
 # parameters a resumed run may change: how it runs, not what it learns
 _RESUMABLE_CHANGES = ("epochs", "verbose", "device", "compile", "precision", "checkpoint_path")
+#: a checkpoint's record of its run's feature names (a digest: the names may be many), compared on resuming
+NAMES_DIGEST = "feature_names_sha256"
 _MODEL_FIX = "check the path; models are written by Autoencoder.save or `aekit train`"
 _CHECKPOINT_FIX = (
     "train with checkpoint_path=... first (the CLI writes --out/checkpoint.safetensors), or train from the start"
@@ -180,7 +186,10 @@ class ModelFile(NamedTuple):
 
 
 def fitted_section(est: Any) -> dict[str, Any]:
-    """An estimator's fitted attributes as the JSON values of a model file's ``fitted`` entry."""
+    """An estimator's fitted attributes as the JSON values of a model file's ``fitted`` entry.
+
+    Those with one value per feature are not among them: ``feature_tensors`` stores them.
+    """
     fitted: dict[str, Any] = {
         "n_features_in_": int(est.n_features_in_),
         "history_": est.history_,
@@ -196,19 +205,93 @@ def fitted_section(est: Any) -> dict[str, Any]:
             fitted[name] = str(getattr(est, name))
     if getattr(est, "pixels_", None) is not None:
         fitted["pixels_"] = bool(est.pixels_)
-    if getattr(est, "input_offset_", None) is not None:  # float32 values: JSON's doubles hold them exactly
-        fitted["input_offset_"] = [float(v) for v in est.input_offset_]
-        fitted["input_scale_"] = [float(v) for v in est.input_scale_]
     if hasattr(est, "epochs_"):  # epochs="auto" resolved
         fitted["epochs_"] = int(est.epochs_)
     if hasattr(est, "fit_warnings_"):
         fitted["fit_warnings_"] = [str(w) for w in est.fit_warnings_]
-    if hasattr(est, "feature_names_in_"):
-        fitted["feature_names_in_"] = [str(n) for n in est.feature_names_in_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
         fitted["classes_"] = est.classes_.tolist()
         fitted["classes_dtype"] = est.classes_.dtype.str
     return fitted
+
+
+#: per-feature fitted attributes as tensors: the scaler (float32) and the names (UTF-8 bytes, and the
+#: end of each name in them)
+_SCALER = ("fitted.input_offset_", "fitted.input_scale_")
+_NAMES = ("fitted.feature_names_in_.utf8", "fitted.feature_names_in_.ends")
+
+
+def feature_tensors(est: Any) -> dict[str, torch.Tensor]:
+    """An estimator's per-feature fitted attributes as the ``fitted.*`` tensors of a model file."""
+    tensors: dict[str, torch.Tensor] = {}
+    if getattr(est, "input_offset_", None) is not None:
+        for key, values in zip(_SCALER, (est.input_offset_, est.input_scale_), strict=True):
+            tensors[key] = torch.from_numpy(np.array(values, dtype=np.float32))
+    if hasattr(est, "feature_names_in_"):
+        tensors.update(names_tensors(est.feature_names_in_))
+    return tensors
+
+
+def names_tensors(names: Any) -> dict[str, torch.Tensor]:
+    """Feature names as two tensors: their UTF-8 bytes one after another, and where each one ends."""
+    # surrogatepass: a name Python holds (a DataFrame column) always encodes, and decodes back as it was
+    encoded = [str(n).encode("utf-8", "surrogatepass") for n in names]
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+    return {_NAMES[0]: torch.from_numpy(blob), _NAMES[1]: torch.from_numpy(ends)}
+
+
+def _vector(tensors: dict[str, torch.Tensor], key: str, n: int, dtype: torch.dtype) -> torch.Tensor:
+    t = tensors[key]
+    if t.dtype != dtype or tuple(t.shape) != (n,):
+        raise SchemaError(key, f"shape ({n},) {dtype} (n_features_in_)", f"shape {tuple(t.shape)} {t.dtype}")
+    return t
+
+
+def decode_names(tensors: dict[str, torch.Tensor], n: int) -> np.ndarray:
+    """The ``n`` feature names stored by ``names_tensors``, checked: an object array of str."""
+    blob, ends = tensors[_NAMES[0]], _vector(tensors, _NAMES[1], n, torch.int64)
+    if blob.dtype != torch.uint8 or blob.dim() != 1:
+        raise SchemaError(_NAMES[0], "a 1-D uint8 tensor", f"shape {tuple(blob.shape)} {blob.dtype}")
+    stops = ends.numpy()
+    starts = np.concatenate([[0], stops[:-1]])
+    lengths = stops - starts
+    if n and (lengths.min() < 0 or lengths.max() > 4 * schema.MAX_TEXT or stops[-1] != blob.numel()):
+        cut = f"ends that cut the {blob.numel()} bytes into names of at most {4 * schema.MAX_TEXT}"
+        raise SchemaError(_NAMES[1], cut, "other ends")
+    raw = blob.numpy().tobytes()
+    names = np.empty(n, dtype=object)
+    for i, (a, b) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        try:
+            names[i] = raw[a:b].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise SchemaError(f"{_NAMES[0]} (name {i})", "UTF-8 text", "other bytes") from None
+    return names
+
+
+def _decode_feature_tensors(tensors: dict[str, torch.Tensor], fitted: dict[str, Any]) -> None:
+    """Move a model file's ``fitted.*`` tensors out of ``tensors`` into ``fitted``, checked."""
+    mine = {k: tensors.pop(k) for k in [k for k in tensors if k.startswith("fitted.")]}
+    stray = sorted(set(mine) - {*_SCALER, *_NAMES})
+    if stray:
+        raise SchemaError("tensors", f"fitted attributes among {[*_SCALER, *_NAMES]}", f"{stray[:3]}")
+    n = int(fitted["n_features_in_"])
+    for group in (_SCALER, _NAMES):
+        if 0 < sum(k in mine for k in group) < len(group):
+            raise SchemaError("tensors", f"{' and '.join(group)} together", "only one of them")
+    if _SCALER[0] in mine:
+        if fitted.get("input_offset_") is not None:  # a file holds the scaler once: as JSON (format 1) or tensors
+            raise SchemaError("tensors", "the scaler once", "both the fitted entry's and tensors")
+        offset, factor = (_vector(mine, k, n, torch.float32) for k in _SCALER)
+        if not (bool(torch.isfinite(offset).all()) and bool((factor >= np.finfo(np.float32).tiny).all())):
+            raise SchemaError(_SCALER[1], "finite offsets and positive finite scales", "other values")
+        if not bool(torch.isfinite(factor).all()):
+            raise SchemaError(_SCALER[1], "finite scales", "inf")
+        fitted["input_offset_"], fitted["input_scale_"] = offset.numpy(), factor.numpy()
+    if _NAMES[0] in mine:
+        if "feature_names_in_" in fitted:
+            raise SchemaError("tensors", "the feature names once", "both the fitted entry's and tensors")
+        fitted["feature_names_in_"] = decode_names(mine, n)
 
 
 def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
@@ -250,13 +333,19 @@ def save_model(
     params: dict[str, Any],
     fitted: dict[str, Any],
     *,
+    features: dict[str, torch.Tensor] | None = None,
     overwrite: bool = True,
 ) -> Path:
-    """Write a model file: ``net``'s weights, the estimator's class name, JSON ``params`` and ``fitted``."""
+    """Write a model file: ``net``'s weights, the estimator's class name, JSON ``params`` and ``fitted``,
+    and the per-feature ``features`` tensors (``feature_tensors``).
+
+    A file ``read_model`` would refuse is not written (``ValueError``; whatever is at ``path`` is kept).
+    """
     p = Path(path)
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) or choose another path")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    tensors |= features or {}
     metadata = {
         "aekit_format": str(MODEL_FORMAT),
         "estimator": estimator,
@@ -264,6 +353,15 @@ def save_model(
         "fitted": json.dumps(fitted),
         "versions": json.dumps(_versions()),
     }
+    for key, cap in (("params", schema.MAX_SMALL_JSON), ("fitted", schema.MAX_LARGE_JSON)):
+        if len(metadata[key]) > cap:
+            sizes = {k: len(json.dumps(v)) for k, v in (params if key == "params" else fitted).items()}
+            big = max(sizes, key=sizes.__getitem__)
+            raise ValueError(
+                f"{p}: not written: the model's {key} take {len(metadata[key]):,} characters of JSON, "
+                f"most of them {big} ({sizes[big]:,}), and a model file holds at most {cap:,}; "
+                "the model is still in memory: save a smaller one (fewer epochs of history_, fewer classes)"
+            )
     _write(p, tensors, metadata)
     return p
 
@@ -276,9 +374,10 @@ def _model_kind(p: Path, meta: dict[str, str]) -> None:
                 "or load model.safetensors"
             )
         raise ModelFileError(f"{p}: a safetensors file without aekit metadata; save models with Autoencoder.save")
-    if meta["aekit_format"] != str(MODEL_FORMAT):
+    if meta["aekit_format"] not in READABLE_MODEL_FORMATS:
         raise ModelFileError(
-            f"{p}: model format {meta['aekit_format'][:20]}, this aekit reads format {MODEL_FORMAT}; upgrade aekit"
+            f"{p}: model format {meta['aekit_format'][:20]}, this aekit reads formats "
+            f"{' and '.join(READABLE_MODEL_FORMATS)}; upgrade aekit"
         )
 
 
@@ -306,7 +405,10 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
         fitted["epochs_"] = params["epochs"]
     if estimator == "ParametricTSNE":  # parameters younger than the file: what its run did
         params = {**BEFORE_THEY_EXISTED, **params}
-    return ModelFile(estimator, params, fitted, read_tensors(p, "aekit model file", _MODEL_FIX))
+    tensors = read_tensors(p, "aekit model file", _MODEL_FIX)
+    with corrupted_metadata(p, "model file", MODEL_DAMAGED):
+        _decode_feature_tensors(tensors, fitted)
+    return ModelFile(estimator, params, fitted, tensors)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -580,6 +682,25 @@ def _load_optimizer(
         raise ModelFileError(f"{p}: optimizer state does not fit this model ({exc}); {_OPTIMIZER_FIX}") from exc
 
 
+def names_digest(names: Any) -> str:
+    """A digest of feature names, in order: what a checkpoint keeps to recognise its run's columns."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([str(n) for n in names]).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_names(p: Path, run: str | None, written: str | None) -> None:
+    """Refuse to resume on columns named otherwise or in another order (training on them would mix features).
+
+    Either side without names (a NumPy array; a checkpoint written before names were kept) is not compared.
+    """
+    if run is not None and written is not None and run != written:
+        raise ModelFileError(
+            f"{p}: X's feature names are not those the checkpoint's run was fitted on (other names or another "
+            "order); resume with the columns as they were, in the same order, or train from the start"
+        )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     net: nn.Module,
@@ -600,6 +721,8 @@ def load_checkpoint(
     if expected_params is not None:
         # a parameter the checkpoint does not name is younger than the file: its run had the default, or
         # what BEFORE_THEY_EXISTED says it did
+        _check_names(p, expected_params.get(NAMES_DIGEST), ck.params.get(NAMES_DIGEST))
+        expected_params = {k: v for k, v in expected_params.items() if k != NAMES_DIGEST}
         written = {
             k: ck.params[k] if k in ck.params else BEFORE_THEY_EXISTED.get(k, getattr(PARAMS.get(k), "default", None))
             for k in expected_params
