@@ -228,11 +228,11 @@ def feature_tensors(est: Any) -> dict[str, torch.Tensor]:
         for key, values in zip(_SCALER, (est.input_offset_, est.input_scale_), strict=True):
             tensors[key] = torch.from_numpy(np.array(values, dtype=np.float32))
     if hasattr(est, "feature_names_in_"):
-        tensors.update(names_tensors(est.feature_names_in_))
+        tensors.update(_names_tensors(est.feature_names_in_))
     return tensors
 
 
-def names_tensors(names: Any) -> dict[str, torch.Tensor]:
+def _names_tensors(names: Any) -> dict[str, torch.Tensor]:
     """Feature names as two tensors: their UTF-8 bytes one after another, and where each one ends."""
     # surrogatepass: a name Python holds (a DataFrame column) always encodes, and decodes back as it was
     encoded = [str(n).encode("utf-8", "surrogatepass") for n in names]
@@ -248,8 +248,8 @@ def _vector(tensors: dict[str, torch.Tensor], key: str, n: int, dtype: torch.dty
     return t
 
 
-def decode_names(tensors: dict[str, torch.Tensor], n: int) -> np.ndarray:
-    """The ``n`` feature names stored by ``names_tensors``, checked: an object array of str."""
+def _decode_names(tensors: dict[str, torch.Tensor], n: int) -> np.ndarray:
+    """The ``n`` feature names stored by ``_names_tensors``, checked: an object array of str."""
     blob, ends = tensors[_NAMES[0]], _vector(tensors, _NAMES[1], n, torch.int64)
     if blob.dtype != torch.uint8 or blob.dim() != 1:
         raise SchemaError(_NAMES[0], "a 1-D uint8 tensor", f"shape {tuple(blob.shape)} {blob.dtype}")
@@ -283,15 +283,14 @@ def _decode_feature_tensors(tensors: dict[str, torch.Tensor], fitted: dict[str, 
         if fitted.get("input_offset_") is not None:  # a file holds the scaler once: as JSON (format 1) or tensors
             raise SchemaError("tensors", "the scaler once", "both the fitted entry's and tensors")
         offset, factor = (_vector(mine, k, n, torch.float32) for k in _SCALER)
-        if not (bool(torch.isfinite(offset).all()) and bool((factor >= np.finfo(np.float32).tiny).all())):
-            raise SchemaError(_SCALER[1], "finite offsets and positive finite scales", "other values")
-        if not bool(torch.isfinite(factor).all()):
-            raise SchemaError(_SCALER[1], "finite scales", "inf")
+        tiny = float(np.finfo(np.float32).tiny)
+        if not (bool(torch.isfinite(offset).all()) and bool(((factor >= tiny) & torch.isfinite(factor)).all())):
+            raise SchemaError(" and ".join(_SCALER), "finite offsets and positive finite scales", "other values")
         fitted["input_offset_"], fitted["input_scale_"] = offset.numpy(), factor.numpy()
     if _NAMES[0] in mine:
         if "feature_names_in_" in fitted:
             raise SchemaError("tensors", "the feature names once", "both the fitted entry's and tensors")
-        fitted["feature_names_in_"] = decode_names(mine, n)
+        fitted["feature_names_in_"] = _decode_names(mine, n)
 
 
 def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
