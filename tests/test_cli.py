@@ -747,3 +747,46 @@ def test_log_lines_read_as_aekit_lines():
     assert line("aekit.csvdata", logging.WARNING, "its first column") == "aekit: warning: its first column"
     assert line("aekit.training", logging.INFO, "epoch 1/2") == "aekit: epoch 1/2"
     assert line("torch.onnx", logging.WARNING, "note") == "WARNING torch.onnx: note"
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (
+            ["--method", "tsne", "--preset", "vae"],
+            "--preset vae is a recipe for autoencoders (--variational), not for --method tsne",
+        ),
+        (["--preset", "sae_long"], "--preset sae_long is a recipe for supervised models; add --supervised"),
+    ],
+)
+def test_a_preset_for_another_kind_of_model_names_the_right_fix(tmp_path, capsys, flags, said):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 6), dtype=np.float32))
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_misplaced_arguments_name_what_was_meant(tmp_path, capsys, caplog):
+    """A run folder as MODEL points at its model file; a model where data belong says so; explore writes .html
+    only (it once wrote over the input CSV); an .onnx --out is a folder name; onnx export says data go unread."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 6), dtype=np.float32))
+    x, run = str(tmp_path / "x.npy"), tmp_path / "r"
+    assert main(["train", x, "--out", str(run), "--epochs", "1", "--hidden-layer-sizes", "4"]) == 0
+    model = str(run / "model.safetensors")
+    capsys.readouterr()
+    cases = [
+        (["embed", str(run), x, "--out", str(tmp_path / "c.npy")], f"{run} is a folder; pass {model}"),
+        (["embed", model, model, "--out", str(tmp_path / "c.npy")], "an aekit model or checkpoint file, given where"),
+        (["explore", x, "--model", model, "--out", x, "--overwrite"], "the map is one HTML page; use a file name"),
+        (["export", model, "--format", "onnx", "--out", str(tmp_path / "e.onnx")], "writes a folder (encoder.onnx"),
+    ]
+    for argv, said in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+    assert np.load(x).shape == (40, 6)  # the data named as --out are untouched
+    assert not (tmp_path / "c.npy").exists() and not (tmp_path / "e.onnx").exists()
+    pytest.importorskip("onnx")
+    assert main(["export", model, x, "--format", "onnx", "--out", str(tmp_path / "e")]) == 0
+    assert f"--format onnx exports the model alone; {x} is not read" in caplog.text

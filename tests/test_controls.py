@@ -14,6 +14,7 @@ import torch
 
 import aekit
 from aekit import Autoencoder, SupervisedAutoencoder
+from aekit._utils import InputError
 from aekit.cli import main
 from aekit.objectives import RECONSTRUCTION_LOSSES, reconstruction_loss
 from aekit.training import LoopState, TrainConfig, epoch_line, train
@@ -208,6 +209,40 @@ def test_a_finished_run_deletes_its_checkpoint_unless_asked(tmp_path, capsys):
     assert main(["train", data, "--out", str(tmp_path / "b"), *TINY[2:], "--epochs", "3", "--resume"]) == 0
     assert aekit.load(tmp_path / "b" / "model.safetensors").n_iter_ == 3
     assert not (tmp_path / "b" / "checkpoint.safetensors").exists()  # that run finished too
+
+
+def test_resuming_without_epochs_continues_the_run_and_a_shorter_run_is_refused(tmp_path, capsys):
+    """Resuming, epochs="auto" (no --epochs) is the checkpoint's run's length; a length its epochs already
+    reached is refused with the fix, and the checkpoint is kept for it (it once ended "completed" and was deleted)."""
+    data, out = _npy(tmp_path), str(tmp_path / "b")
+    assert main(["train", data, "--out", out, *TINY[2:], "--epochs", "3", "--keep-checkpoint"]) == 0
+    ck = tmp_path / "b" / "checkpoint.safetensors"
+    kept = ck.read_bytes()
+    capsys.readouterr()
+    assert main(["train", data, "--out", out, *TINY[2:], "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "its run has done 3 epochs, and --epochs 2 ends it there; pass --epochs 4 or more" in err
+    assert ck.read_bytes() == kept
+    # a run stopped after one of its 3 epochs: resumed without --epochs, it runs to 3 ("auto" would be more)
+    stop = aekit.Autoencoder(
+        epochs=3,
+        hidden_layer_sizes=(4,),
+        batch_size=16,
+        random_state=0,
+        checkpoint_path=str(tmp_path / "c.safetensors"),
+        callbacks=[lambda e, logs: True],
+    )
+    stop.fit(np.load(data))
+    assert stop.n_iter_ == 1
+    resumed = aekit.Autoencoder(
+        hidden_layer_sizes=(4,), batch_size=16, random_state=0, checkpoint_path=str(tmp_path / "c.safetensors")
+    )
+    resumed.fit(np.load(data), resume_from=tmp_path / "c.safetensors")
+    assert resumed.epochs_ == 3 and resumed.n_iter_ == 3
+    with pytest.raises(InputError, match=r"its run has done 3 epochs, and epochs=3 ends it there; pass epochs=4 or"):
+        aekit.Autoencoder(hidden_layer_sizes=(4,), batch_size=16, random_state=0, epochs=3).fit(
+            np.load(data), resume_from=tmp_path / "c.safetensors"
+        )
 
 
 def test_an_interrupted_run_keeps_its_checkpoint(tmp_path, monkeypatch, capsys):

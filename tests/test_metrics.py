@@ -95,6 +95,16 @@ def test_evaluate_model_on_a_handful_of_samples_reports_what_it_can():
     assert {"trustworthiness", "knn5_accuracy", "logistic_accuracy"} <= set(m)
 
 
+def test_evaluate_model_on_data_of_another_width_says_so():
+    """A scaled map without a decoder: the width is checked before the scaler meets the data (once a traceback)."""
+    from aekit.estimators import ParametricTSNE
+
+    X = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    tsne = ParametricTSNE(hidden_layer_sizes=(8,), perplexity=5, epochs=1, scale="standard", random_state=0).fit(X)
+    with pytest.raises(InputError, match="X has 7 features, but ParametricTSNE is expecting 5 features"):
+        metrics.evaluate_model(tsne, np.zeros((20, 7), np.float32))
+
+
 def test_unit_range_allows_float_rounding_and_psnr_of_constant_data_is_finite():
     from sklearn.preprocessing import MinMaxScaler
 

@@ -3,6 +3,7 @@
 import inspect
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from sklearn.base import clone
 from sklearn.manifold import trustworthiness
 
 import aekit
-from aekit import ParametricTSNE, load
+from aekit import ParametricTSNE, TrainingWarning, load
 from aekit._utils import InputError, ModelFileError
 from aekit.cli import main
 from aekit.metrics import evaluate_model
@@ -333,3 +334,20 @@ def test_a_map_saved_before_target_weight_existed_loads_with_its_training_behavi
     with pytest.raises(ModelFileError, match="target_weight"):
         ParametricTSNE(**{**FAST, "epochs": 3}).fit(X, y, resume_from=ck)
     assert ParametricTSNE(**{**FAST, "epochs": 3}, target_weight=0.0).fit(X, y, resume_from=ck).n_iter_ == 3
+
+
+def test_a_diverged_map_is_told():
+    """A learning rate far too high blows the map up without an error: its t-SNE loss ends above the 0 of a
+    map that puts every point on one spot, and the fit says so; a sound fit says nothing."""
+    X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    X[:100] += 4.0  # two groups: neighbours to learn
+    small = dict(hidden_layer_sizes=(16,), perplexity=10, epochs=3, random_state=0)
+    with pytest.warns(
+        TrainingWarning, match=r"the t-SNE loss \(attraction \+ repulsion\) ended at [0-9.e+]+, no lower"
+    ):
+        bad = ParametricTSNE(**small, learning_rate=10.0).fit(X)
+    assert any("learning_rate" in w for w in bad.fit_warnings_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        good = ParametricTSNE(**small).fit(X)
+    assert good.fit_warnings_ == [] and good.history_["attraction"][-1] + good.history_["repulsion"][-1] < 0

@@ -540,7 +540,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             else:
                 tensors, val = self._stream_split(X, y_idx, device, seed)
                 n_train = sum(tensors.global_sizes)  # every rank's rows
-            self.epochs_ = self._resolve_epochs(n_train)
+            self.epochs_ = self._resolve_epochs(n_train, resume_from)
             if net.has_decoder and small_data(n_train, int(self.batch_size)):  # MNIST: Keras' zero biases
                 start_at_mean_(net, self._train_mean(tensors))
             fast = self._plan(device, n_train)
@@ -615,11 +615,33 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Whether a training step draws random numbers (noise, dropout, a variational code)."""
         return bool(self.noise) or float(self.dropout) > 0 or bool(self.variational)
 
-    def _resolve_epochs(self, n_train: int) -> int:
-        """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps."""
-        if isinstance(self.epochs, str):  # "auto" (validated)
-            return auto_epochs(n_train, int(self.batch_size))
-        return int(self.epochs)
+    def _resolve_epochs(self, n_train: int, resume_from: str | os.PathLike[str] | None = None) -> int:
+        """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps.
+
+        Resuming, "auto" continues the checkpoint's run to the length it had; a length that its epochs
+        have already reached is refused (``InputError``): the run would end at once as "completed" and
+        the CLI would delete the checkpoint that the user meant to continue.
+        """
+        auto = isinstance(self.epochs, str)  # "auto" (validated)
+        if resume_from is None:
+            return auto_epochs(n_train, int(self.batch_size)) if auto else int(self.epochs)
+        from aekit.files import read_checkpoint_metadata
+
+        ck = read_checkpoint_metadata(resume_from)
+        planned, done = ck.params.get("epochs"), int(ck.loop["epoch"])
+        if auto:
+            epochs = int(planned) if planned is not None else auto_epochs(n_train, int(self.batch_size))
+        else:
+            epochs = int(self.epochs)
+        if epochs <= done:
+            more = max(int(planned or 0), done + 1)
+            raise InputError(
+                f"{resume_from}: its run has done {done} epochs, and {{epochs}} ends it there; "
+                f"pass {{epochs={more}}} or more to continue it",
+                param="epochs",
+                values={"epochs": self.epochs},
+            )
+        return epochs
 
     def _check_conv_dropout(self, resume_from: str | os.PathLike[str] | None) -> None:
         if self.dropout and self.architecture == "conv":
@@ -843,6 +865,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             code_activation=self.code_activation if bounded else None,
             y_true=None if y_idx is None else y_idx[rows],
             y_pred=None if net.head is None else out[:, d + n_features :].argmax(axis=1),
+            history=self.history_,
         )
         for message in self.fit_warnings_:
             warnings.warn(message, TrainingWarning, stacklevel=4)  # _check_health <- _fit <- fit <- the caller

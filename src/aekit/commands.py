@@ -276,6 +276,12 @@ def _estimator(
     cls = ParametricTSNE if tsne else SupervisedAutoencoder if supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
     if unknown and preset and unknown <= set(PRESETS[preset]):
+        if tsne:  # a map has neither a variational code nor the autoencoders' other settings
+            keys = ", ".join(sorted("--" + u.replace("_", "-") for u in unknown))
+            raise InputError(
+                f"--preset {preset} is a recipe for autoencoders ({keys}), not for --method tsne; "
+                "drop the preset or --method tsne"
+            )
         raise InputError(f"--preset {preset} is a recipe for supervised models; add --supervised (and labels)")
     if unknown:
         flags = sorted("--" + u.replace("_", "-") for u in unknown)
@@ -917,6 +923,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from aekit.estimators import load
 
     files = export.ONNX_FILES if args.format == "onnx" else export.PROJECTOR_FILES
+    if args.format == "onnx" and Path(args.out).suffix.lower() == ".onnx":  # it would become a folder of that name
+        raise InputError(
+            f"--out {args.out}: --format onnx writes a folder ({', '.join(files)}); pass a folder name, "
+            f"e.g. --out {Path(args.out).with_suffix('')}"
+        )
+    if args.format == "onnx" and args.data != "mnist-test":
+        log.warning("--format onnx exports the model alone; %s is not read", args.data)
     with _out_dir(args, files) as out:
         est = load(args.model)
         if args.format == "onnx":

@@ -533,6 +533,11 @@ def load_rows(
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
         X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column)
+    elif suffix == ".safetensors":  # a model or checkpoint where data belong: the arguments' order, likely
+        raise InputError(
+            f"{p}: an aekit model or checkpoint file, given where data were expected; the commands that run a "
+            "model take the model first, then the data (aekit embed MODEL DATA)"
+        )
     else:
         raise InputError(
             f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt), .h5/.hdf5, "

@@ -49,6 +49,8 @@ def check_writable(path: str | os.PathLike[str], flag: str = "path") -> Path:
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{flag} {p} is a folder; expected a file name such as {p / 'explore.html'}")
+    if p.suffix.lower() not in (".html", ".htm"):  # a map written over a .png, or over the data it shows
+        raise InputError(f"{flag} {p}: the map is one HTML page; use a file name ending in .html")
     parent = p.parent
     while not parent.exists() and parent != parent.parent:  # atomic_path creates missing folders
         parent = parent.parent

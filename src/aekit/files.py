@@ -97,6 +97,9 @@ def _safetensors(p: Path, what: str, fix: str, tensors: bool) -> tuple[dict[str,
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
 
+    if p.is_dir():  # a run folder: name the file in it that was likely meant
+        name = "checkpoint.safetensors" if what == "checkpoint" else "model.safetensors"
+        raise ModelFileError(f"{p} is a folder; " + (f"pass {p / name}" if (p / name).is_file() else fix))
     if not p.is_file():
         raise ModelFileError(f"{p}: no such {what}; {fix}")
     try:

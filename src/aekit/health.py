@@ -2,9 +2,9 @@
 
 A run can finish without an error and still have failed: the classifier head at chance,
 a reconstruction no better than the data's mean, every code on a corner of the code
-activation's box. ``fit`` runs ``check_fit`` on a sample of its training data (at most
-``SAMPLE_ROWS`` rows), stores the sentences as ``fit_warnings_`` and raises each once as a
-``TrainingWarning``. The checks take arrays and names, never an estimator.
+activation's box, a t-SNE map no better than one spot. ``fit`` runs ``check_fit`` on a sample
+of its training data (at most ``SAMPLE_ROWS`` rows), stores the sentences as ``fit_warnings_``
+and raises each once as a ``TrainingWarning``. The checks take arrays and names, never an estimator.
 """
 
 from __future__ import annotations
@@ -92,6 +92,22 @@ def codes_on_corners(Z: np.ndarray, code_activation: str | None) -> str | None:
     )
 
 
+def map_no_better_than_a_point(history: dict[str, list[float]]) -> str | None:
+    """A warning if a t-SNE map's last epoch ended with its loss (KL up to a constant, without exaggeration)
+    at or above 0: the loss of the map that puts every point on one spot, which has learned nothing.
+    A diverged map (too high a learning rate) ends far above it."""
+    if not history.get("attraction") or not history.get("repulsion"):
+        return None
+    kl = history["attraction"][-1] + history["repulsion"][-1]
+    if not kl >= 0:  # below the one-spot map (NaN: the loop has already stopped on it)
+        return None
+    return (
+        f"the t-SNE loss (attraction + repulsion) ended at {kl:.3g}, no lower than the 0 of a map that puts "
+        "every point on one spot: the map has not learned the data's neighbours; lower learning_rate, train "
+        "longer (more epochs) or check the data's scaling"
+    )
+
+
 def check_fit(
     X: np.ndarray,
     Z: np.ndarray,
@@ -102,6 +118,7 @@ def check_fit(
     code_activation: str | None,
     y_true: np.ndarray | None = None,
     y_pred: np.ndarray | None = None,
+    history: dict[str, list[float]] | None = None,
 ) -> list[str]:
     """The warnings about a fit, from a sample of its training data.
 
@@ -115,10 +132,13 @@ def check_fit(
         The decoder's output before the output activation; None for a network without a decoder.
     y_true, y_pred : ndarray of shape (n_samples,), optional
         Class indices (-1: unlabelled) and the head's predictions, for a supervised model.
+    history : dict of str to list of float, optional
+        The fit's ``history_``: a t-SNE map's loss terms are judged from it.
     """
     found = [
         head_at_chance(y_true, y_pred) if y_true is not None and y_pred is not None else None,
         None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation),
         codes_on_corners(Z, code_activation),
+        None if history is None else map_no_better_than_a_point(history),
     ]
     return [w for w in found if w is not None]

@@ -129,6 +129,7 @@ def evaluate_model(
     """
     from aekit.summary import count_parameters
 
+    Z_test = est.transform(X_test)  # type: ignore[attr-defined]  # first: its checks of X name what is wrong
     decoder = est.net_.has_decoder  # type: ignore[attr-defined]  # a t-SNE map without one reconstructs nothing
     X_hat = est.reconstruct(X_test) if decoder else None  # type: ignore[attr-defined]
     X_raw = np.asarray(X_test)
@@ -145,7 +146,6 @@ def evaluate_model(
             out["reconstruction_bce"] = reconstruction_bce(X_ref, X_hat)
         out["reconstruction_mse"] = reconstruction_mse(X_ref, X_hat)
         out["psnr_db"] = psnr(X_ref, X_hat, 1.0 if unit else None)
-    Z_test = est.transform(X_test)  # type: ignore[attr-defined]
     n = min(trust_samples, len(X_ref))
     if n > 10:  # trustworthiness with 5 neighbours needs more than 10 points
         out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
