@@ -173,7 +173,7 @@ def test_wrong_feature_count_in_embed(tmp_path, capsys):
         )
         == 2
     )
-    assert "X has 5 features" in capsys.readouterr().err
+    assert "x5.npy: rows of 5 features, but the model takes 6" in capsys.readouterr().err
 
 
 def test_module_entry_point_exit_code():
@@ -437,7 +437,7 @@ def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):
     )
     assert main(["denoise", model, str(csv), "--out", str(tmp_path / "d.csv")]) == 2
     err = capsys.readouterr().err
-    assert "X has 7 features" in err and "--label-column" in err
+    assert "lab.csv: rows of 7 features" in err and "name it: --label-column" in err
     assert main(["denoise", model, str(csv), "--label-column", "label", "--out", str(tmp_path / "d.csv")]) == 0
     table = (tmp_path / "d.csv").read_text().splitlines()  # the rows keep their ids and labels, as embed's
     assert table[0].startswith("id,label,x1,x2,") and [r.split(",")[:2] for r in table[1:3]] == [["0", "0"], ["1", "1"]]
@@ -790,3 +790,29 @@ def test_misplaced_arguments_name_what_was_meant(tmp_path, capsys, caplog):
     pytest.importorskip("onnx")
     assert main(["export", model, x, "--format", "onnx", "--out", str(tmp_path / "e")]) == 0
     assert f"--format onnx exports the model alone; {x} is not read" in caplog.text
+
+
+def test_data_of_another_width_name_the_file_and_the_flag_that_fits(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.random((40, 6), dtype=np.float32))
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    rows = "\n".join(",".join(f"{v:.3f}" for v in r) + f",{i % 2}" for i, r in enumerate(rng.random((20, 6))))
+    (tmp_path / "labelled.csv").write_text(rows + "\n")  # no header: 7 columns, the last the labels
+    np.save(tmp_path / "wide.npy", rng.random((20, 9), dtype=np.float32))
+    capsys.readouterr()
+    for data, said in [
+        (
+            "labelled.csv",
+            "labelled.csv: rows of 7 features, but the model takes 6; if one column holds labels "
+            "or row ids, name it: --label-column or --id-column",
+        ),
+        ("wide.npy", "wide.npy: rows of 9 features, but the model takes 6; pass data with the features"),
+    ]:
+        assert main(["embed", model, str(tmp_path / data), "--out", str(tmp_path / "c.npy")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+    assert (
+        main(["embed", model, str(tmp_path / "labelled.csv"), "--label-column", "6", "--out", str(tmp_path / "c.npy")])
+        == 0
+    )

@@ -217,10 +217,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 raise
             hint = ""
             if not reset and "features, but" in str(exc):
-                hint = (
-                    " Pass data with the features the model was fitted on"
-                    " (for a CSV with a label column, name it: --label-column)"
-                )
+                hint = " Pass data with the features the model was fitted on"
             raise InputError(f"{exc}{hint}") from exc
         beyond = first_beyond_float32(np.asarray(X))
         if beyond is not None:  # finite in float64, inf once cast: refuse here rather than train on inf

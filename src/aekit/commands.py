@@ -437,7 +437,28 @@ def model_rows(
     X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names)
     check_image_size(args, X, model)
     taken = {str(v): f"--{k.replace('_', '-')}" for k in ("id_column", "label_column") if (v := getattr(args, k, None))}
-    return model_columns(X, names, model, args.data, taken), y, ids
+    X = model_columns(X, names, model, args.data, taken)
+    check_width(args, X, model)
+    return X, y, ids
+
+
+def check_width(args: argparse.Namespace, X: Any, model: Any) -> None:
+    """Rows of another width than ``model`` takes: one line naming the file, and for a CSV read without
+    --label-column or --id-column the flag that leaves such a column out."""
+    import math
+
+    from aekit._utils import InputError
+
+    n = int(model.n_features_in_)
+    found = X.n_features if hasattr(X, "n_features") else math.prod(X.shape[1:])  # a source read in chunks
+    if found == n:
+        return
+    hint = "; pass data with the features the model was trained on"
+    if Path(str(args.data)).suffix.lower() in (".csv", ".tsv", ".txt") and found == n + 1:
+        missing = [f for f in ("--label-column", "--id-column") if getattr(args, f[2:].replace("-", "_"), None) is None]
+        if missing:  # one column too many: the labels or the ids, read as a feature
+            hint = f"; if one column holds labels or row ids, name it: {' or '.join(missing)}"
+    raise InputError(f"{args.data}: rows of {found} features, but the model takes {n}{hint}")
 
 
 def _folder_only(args: argparse.Namespace) -> None:
