@@ -816,3 +816,19 @@ def test_data_of_another_width_name_the_file_and_the_flag_that_fits(tmp_path, ca
         main(["embed", model, str(tmp_path / "labelled.csv"), "--label-column", "6", "--out", str(tmp_path / "c.npy")])
         == 0
     )
+
+
+def test_the_range_warning_is_one_line_once_in_the_cli(tmp_path, capsys):
+    """evaluate on a CSV runs transform (inside scikit-learn's set_output wrapper) and reconstruct: one aekit
+    line (it was said twice, once as a raw Python warning)."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.random((40, 6), dtype=np.float32))
+    np.savetxt(tmp_path / "big.csv", 5 * rng.random((40, 6)), delimiter=",", fmt="%.4f")
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1"]) == 0
+    # a process of its own: pytest records warnings instead of letting the CLI print them
+    argv = ["evaluate", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "big.csv")]
+    done = subprocess.run([sys.executable, "-m", "aekit", *argv], capture_output=True, text=True, timeout=300)
+    err = done.stderr
+    assert done.returncode == 0, err
+    assert err.count("X holds values outside [0, 1]") == 1 and "aekit: warning: X holds values outside" in err
+    assert "UserWarning" not in err

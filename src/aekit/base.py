@@ -192,6 +192,12 @@ class _Scaler(torch.nn.Module):
         return x * self.factor + self.offset if self.undo else (x - self.offset) / self.factor
 
 
+def _in_sklearn_wrapper(frame: Any) -> bool:
+    """Is ``frame`` scikit-learn's ``set_output`` wrapper around ``transform`` (a frame between the caller and
+    aekit's method)?"""
+    return frame.f_code.co_name == "wrapped" and "sklearn" in Path(frame.f_code.co_filename).parts
+
+
 class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery; use ``Autoencoder`` or ``SupervisedAutoencoder``."""
 
@@ -232,14 +238,16 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
-            # the public method (transform, reconstruct, ...) behind private helpers: once per call site per process
+            # the public method (transform, reconstruct, ...) behind private helpers, and behind scikit-learn's
+            # set_output wrapper of transform: the warning points at the line that called it
             depth = 1
             while sys._getframe(depth).f_code.co_name.startswith("_"):
                 depth += 1
-            caller = sys._getframe(depth).f_code.co_name
+            while _in_sklearn_wrapper(sys._getframe(depth + 1)):
+                depth += 1
             scaled = "after this model's scale" if self._scaler() is not None else "as the model reads it"
-            warn_once(
-                ("range", type(self).__name__, caller),
+            warn_once(  # once per process and estimator class: evaluate's transform and reconstruct say it once
+                ("range", type(self).__name__),
                 f"X holds values outside [0, 1] {scaled} (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]), "
                 "but this model was trained on data in [0, 1] (sigmoid output); its reconstructions cannot reach "
                 "them. Pass X in the units it was fitted on (tabular data: scaled the same way, e.g. by the same "
