@@ -527,3 +527,16 @@ def test_path_objects_as_parameters(tmp_path, data):
     assert (
         aekit.load(tmp_path / "m.safetensors").checkpoint_path is None
     )  # a loaded model never writes where its file says
+
+
+def test_resuming_with_another_estimator_names_both(tmp_path, data):
+    ck = str(tmp_path / "ck.safetensors")
+    Autoencoder(**PARAMS, checkpoint_path=ck).fit(data)
+    said = r"written by Autoencoder.fit, resumed by ParametricTSNE.fit; resume with the estimator that wrote it"
+    with pytest.raises(ModelFileError, match=said):
+        aekit.ParametricTSNE(hidden_layer_sizes=(8,), perplexity=3, epochs=3, random_state=0).fit(data, resume_from=ck)
+    with safe_open(ck, framework="pt") as f:  # the checkpoint's parameters stay the estimator's own
+        assert Autoencoder(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(f.metadata()["params"]).items()}
+        )
+        assert json.loads(f.metadata()["run"]) == {"estimator": "Autoencoder"}

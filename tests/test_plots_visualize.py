@@ -236,6 +236,11 @@ def test_compare_routes(tmp_path, blobs, monkeypatch):
     monkeypatch.setattr(visualize, "_opentsne", first_coordinates)
     routes = compare_routes(X, y, ae20=Autoencoder(**SMALL).fit(X), perplexity=10, skip_2d=True)
     assert list(routes) == ["t-SNE from raw", "AE(2) → t-SNE"]  # no AE → 2-D route, none trained for it
+    from aekit import ParametricTSNE
+
+    tsne_map = ParametricTSNE(hidden_layer_sizes=(8,), perplexity=10, epochs=2, random_state=0).fit(X)
+    routes = compare_routes(X, y, ae2=tsne_map, ae20=Autoencoder(**SMALL).fit(X), perplexity=10)
+    assert list(routes)[0] == "parametric t-SNE"  # a map given for the 2-D panel is not called an AE
 
 
 def test_neighbour_search_rule_and_bad_choice_fails_before_training(monkeypatch):

@@ -352,7 +352,8 @@ def test_tampered_checkpoint_refused_before_anything_is_loaded(files, tmp_path, 
 @pytest.mark.parametrize(("meta", "tensors", "match"), CHECKPOINT_CASES, ids=CHECKPOINT_IDS)
 def test_tampered_checkpoint_refused_by_fit_resume(files, tmp_path, meta, tensors, match):
     bad = _tampered_checkpoint(files, tmp_path / "ck.safetensors", meta, tensors)
-    est = Autoencoder(**aekit.load(files["ae"]).get_params())
+    params = aekit.load(files["ae"]).get_params()
+    est = Autoencoder(**{**params, "epochs": params["epochs"] + 1})  # a longer run: the checkpoint's is complete
     with pytest.raises(ModelFileError, match=match):
         est.fit(np.load(files["X"]), resume_from=bad)
     assert not hasattr(est, "net_")  # refused before the run had a model
@@ -364,9 +365,10 @@ def test_tampered_checkpoint_refused_by_train_resume(files, tmp_path, capsys, me
     shutil.copytree(files["run"], run)
     _tampered_checkpoint(files, run / "checkpoint.safetensors", meta, tensors)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    assert main(["train", str(files["X"]), "--out", str(run), *TRAIN, "--resume"]) == 2
+    assert main(["train", str(files["X"]), "--out", str(run), *TRAIN[:1], "3", *TRAIN[2:], "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"aekit: error: {run / 'checkpoint.safetensors'}: ") and err.count("\n") == 1
+    assert "its run has done" not in err  # refused for the tampering, not for the run's length
     assert "Traceback" not in err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing in the run folder changed
 

@@ -61,7 +61,7 @@ from aekit.accel import (
     working_forward,
 )
 from aekit.batches import RowBlocks, StreamBatches, TensorBatches
-from aekit.files import NAMES_DIGEST, feature_tensors, fitted_section, names_digest, save_model
+from aekit.files import feature_tensors, fitted_section, run_record, save_model
 from aekit.health import SAMPLE_ROWS, check_fit
 from aekit.modules import AutoencoderNet, build_net, start_at_mean_
 from aekit.objectives import (
@@ -628,18 +628,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         the CLI would delete the checkpoint that the user meant to continue.
         """
         auto = isinstance(self.epochs, str)  # "auto" (validated)
+        epochs = auto_epochs(n_train, int(self.batch_size)) if auto else int(self.epochs)
         if resume_from is None:
-            return auto_epochs(n_train, int(self.batch_size)) if auto else int(self.epochs)
+            return epochs
         from aekit.files import read_checkpoint_metadata
 
         ck = read_checkpoint_metadata(resume_from)
         planned, done = ck.params.get("epochs"), int(ck.loop["epoch"])
-        if auto:
-            epochs = int(planned) if planned is not None else auto_epochs(n_train, int(self.batch_size))
-        else:
-            epochs = int(self.epochs)
+        if planned is None:  # a file without its run's length: load_checkpoint refuses it, naming that
+            return epochs
+        epochs = int(planned) if auto else epochs
         if epochs <= done:
-            more = max(int(planned or 0), done + 1)
+            more = max(int(planned), done + 1)
             raise InputError(
                 f"{resume_from}: its run has done {done} epochs, and {{epochs}} ends it there; "
                 f"pass {{epochs={more}}} or more to continue it",
@@ -745,8 +745,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # what this run learns: "auto" as resolved (a checkpoint of loss="bce" resumes under loss="auto" on [0, 1] data)
         run_params["loss"], run_params["output_activation"] = self._resolved()
         run_params["epochs"] = self.epochs_  # the checkpoint's bound of the loop's counters: this run's length
-        if hasattr(self, "feature_names_in_"):  # a resumed run must read the columns in the same order
-            run_params[NAMES_DIGEST] = names_digest(self.feature_names_in_)
+        run = run_record(self)  # a resumed run: the same estimator, reading the columns in the same order
         if (
             run_random_state is not None
         ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's
@@ -758,12 +757,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if resume_from is not None:
             from aekit.files import load_checkpoint
 
-            state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params)
+            state = load_checkpoint(resume_from, net, optimizer, expected_params=run_params, expected_run=run)
         if self.checkpoint_path is not None and writer:
             from aekit.files import checkpoint_callback
 
             # the loop updates this very state object in place
-            callbacks.append(checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed))
+            callbacks.append(
+                checkpoint_callback(self.checkpoint_path, net, optimizer, lambda: state, run_params, seed, run)
+            )
         return state, callbacks
 
     def _train_config(self, epochs: int) -> TrainConfig:

@@ -50,8 +50,6 @@ CHECKPOINT_FORMAT = 1
 
 # parameters a resumed run may change: how it runs, not what it learns
 _RESUMABLE_CHANGES = ("epochs", "verbose", "device", "compile", "precision", "checkpoint_path")
-#: a checkpoint's record of its run's feature names (a digest: the names may be many), compared on resuming
-NAMES_DIGEST = "feature_names_sha256"
 _MODEL_FIX = "check the path; models are written by Autoencoder.save or `aekit train`"
 _CHECKPOINT_FIX = (
     "train with checkpoint_path=... first (the CLI writes --out/checkpoint.safetensors), or train from the start"
@@ -423,11 +421,13 @@ def save_checkpoint(
     state: LoopState,
     params: dict[str, Any],
     seed: int | None = None,
+    run: dict[str, str] | None = None,
 ) -> None:
     """Write a checkpoint of a run: weights, optimizer state, loop state and torch's CPU RNG.
 
     ``seed``: the integer seed the run drew (from ``random_state=None`` too): a resumed run reuses it,
-    so that its validation split is the same one.
+    so that its validation split is the same one. ``run``: what a resuming run must match beyond the
+    parameters (``run_record``).
     """
     tensors: dict[str, torch.Tensor] = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     opt = optimizer.state_dict()
@@ -450,6 +450,7 @@ def save_checkpoint(
         "aekit_checkpoint": str(CHECKPOINT_FORMAT),
         "params": json.dumps(params),
         "seed": json.dumps(seed),
+        "run": json.dumps(run or {}),
         "param_groups": json.dumps(opt["param_groups"]),
         "scalar_keys": json.dumps(sorted(scalar_keys)),
         "loop": json.dumps(
@@ -475,6 +476,7 @@ class CheckpointMeta(NamedTuple):
     groups: list[dict[str, Any]]  # the optimizer's parameter groups
     scalar_keys: set[str]  # the optimizer tensors that are one-element (0-d) state, e.g. opt.0.step
     loop: dict[str, Any]  # the loop state: epoch, history, early-stopping counters
+    run: dict[str, str]  # the estimator class and feature names' digest; {} in files from before them
 
 
 def _checkpoint_kind(p: Path, meta: dict[str, str]) -> None:
@@ -507,7 +509,8 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> CheckpointMeta:
         groups = check(schema.PARAM_GROUPS, entry(meta, "param_groups"), "param_groups")
         scalar_keys = check(schema.SCALAR_KEYS, entry(meta, "scalar_keys"), "scalar_keys")
         loop = schema.check_loop(entry(meta, "loop", schema.MAX_LARGE_JSON), params.get("epochs", schema.MAX_COUNT))
-    return CheckpointMeta(params, seed, groups, set(scalar_keys), loop)
+        run = check(schema.CHECKPOINT_RUN, entry(meta, "run"), "run") if "run" in meta else {}
+    return CheckpointMeta(params, seed, groups, set(scalar_keys), loop, run)
 
 
 def _loop_state(loop: dict[str, Any]) -> LoopState:
@@ -684,11 +687,17 @@ def _load_optimizer(
         raise ModelFileError(f"{p}: optimizer state does not fit this model ({exc}); {_OPTIMIZER_FIX}") from exc
 
 
-def names_digest(names: Any) -> str:
-    """A digest of feature names, in order: what a checkpoint keeps to recognise its run's columns."""
+def run_record(estimator: Any) -> dict[str, str]:
+    """What a checkpoint records of a run beyond its parameters: the estimator class, and a digest of the
+    feature names in order (when the data named them), which a resuming run must match."""
     import hashlib
 
-    return hashlib.sha256(json.dumps([str(n) for n in names]).encode("utf-8", "surrogatepass")).hexdigest()
+    run = {"estimator": type(estimator).__name__}
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:  # a digest: the names may be many
+        text = json.dumps([str(n) for n in names]).encode("utf-8", "surrogatepass")
+        run["feature_names_sha256"] = hashlib.sha256(text).hexdigest()
+    return run
 
 
 def _check_names(p: Path, run: str | None, written: str | None) -> None:
@@ -703,12 +712,23 @@ def _check_names(p: Path, run: str | None, written: str | None) -> None:
         )
 
 
+def _check_estimator(p: Path, run: str | None, written: str | None) -> None:
+    """Refuse a checkpoint of another estimator class in one line naming both (not every parameter that
+    differs between them). Checkpoints written before the class was kept are compared by parameters alone."""
+    if run is not None and written is not None and run != written:
+        raise ModelFileError(
+            f"{p}: written by {written[:64]}.fit, resumed by {run}.fit; resume with the estimator that wrote it "
+            "(aekit train: the same --method and --supervised), or train from the start"
+        )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
     *,
     expected_params: dict[str, Any] | None = None,
+    expected_run: dict[str, str] | None = None,
 ) -> LoopState:
     """Restore ``net``, ``optimizer`` and torch's CPU RNG in place; return the loop state.
 
@@ -720,11 +740,12 @@ def load_checkpoint(
     """
     p = Path(path)
     ck = read_checkpoint_metadata(p)
+    if expected_run is not None:  # either side without an entry (an older file, data without names): not compared
+        _check_estimator(p, expected_run.get("estimator"), ck.run.get("estimator"))
+        _check_names(p, expected_run.get("feature_names_sha256"), ck.run.get("feature_names_sha256"))
     if expected_params is not None:
         # a parameter the checkpoint does not name is younger than the file: its run had the default, or
         # what BEFORE_THEY_EXISTED says it did
-        _check_names(p, expected_params.get(NAMES_DIGEST), ck.params.get(NAMES_DIGEST))
-        expected_params = {k: v for k, v in expected_params.items() if k != NAMES_DIGEST}
         written = {
             k: ck.params[k] if k in ck.params else BEFORE_THEY_EXISTED.get(k, getattr(PARAMS.get(k), "default", None))
             for k in expected_params
@@ -767,10 +788,11 @@ def checkpoint_callback(
     get_state: Callable[[], LoopState],
     params: dict[str, Any],
     seed: int | None = None,
+    run: dict[str, str] | None = None,
 ) -> Callable[[int, dict[str, float]], None]:
     """A training callback that writes a checkpoint at the end of every epoch."""
 
     def callback(epoch: int, logs: dict[str, float]) -> None:
-        save_checkpoint(path, net, optimizer, get_state(), params, seed)
+        save_checkpoint(path, net, optimizer, get_state(), params, seed, run)
 
     return callback

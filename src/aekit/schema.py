@@ -351,6 +351,15 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- checkpoints
 
 # "epochs" bounds the loop's counters; files written by the estimators always have it
+#: what a checkpoint records of its run beyond the parameters, compared on resuming: the estimator class
+#: and a digest of the feature names (checkpoints written before it have no "run" entry)
+CHECKPOINT_RUN = Obj(
+    {
+        "estimator": Str(64, r"[A-Za-z]+", "a class name"),
+        "feature_names_sha256": Str(64, r"[0-9a-f]{64}", "a SHA-256 digest in hex"),
+    },
+    optional=frozenset({"estimator", "feature_names_sha256"}),
+)
 CHECKPOINT_PARAMS = Obj(
     {"epochs": Int(1, MAX_COUNT), "random_state": SEED},
     optional=frozenset({"epochs", "random_state"}),

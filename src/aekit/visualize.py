@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics
 from aekit._utils import InputError, as_float32, is_uint8, seed_from
-from aekit.estimators import PRESETS, Autoencoder, SupervisedAutoencoder, fit_stage
+from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, fit_stage
 from aekit.scaling import apply as apply_scaler
 from aekit.sources import as_source
 
@@ -424,7 +424,8 @@ def compare_routes(
     if not skip_2d:
         ae, secs = fitted(ae2, {})
         t = time.perf_counter()
-        routes["AE → 2-D"] = {
+        # a given 2-D model may be a parametric t-SNE map rather than an autoencoder
+        routes["parametric t-SNE" if isinstance(ae, ParametricTSNE) else "AE → 2-D"] = {
             "embedding": ae.transform(X),
             "seconds": secs + time.perf_counter() - t,
             "ae_seconds": secs,
