@@ -287,7 +287,7 @@ def test_batchnorm_with_a_last_batch_of_one_sample(n):
     X = np.random.default_rng(0).uniform(size=(n, 12)).astype(np.float32)
     est = Autoencoder(**{**SMALL, "batchnorm": True}).fit(X)
     assert est.n_iter_ == SMALL["epochs"] and np.isfinite(est.history_["loss"]).all()
-    with pytest.raises(InputError, match="at least 2 samples"):
+    with pytest.raises(InputError, match="minimum of 2 is required by Autoencoder. Fit on more samples"):
         Autoencoder(**{**SMALL, "batchnorm": True}).fit(X[:1])
     with pytest.raises(InputError, match="batch_size=1 must be an integer >= 2"):
         Autoencoder(**{**SMALL, "batchnorm": True, "batch_size": 1}).fit(X)
@@ -342,3 +342,14 @@ def test_read_only_input_raises_no_torch_warning():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_fit_refuses_one_sample_and_names_a_text_column():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(InputError, match=r"1 sample\(s\) .* minimum of 2 is required by Autoencoder. Fit on more"):
+        Autoencoder(hidden_layer_sizes=(2,), epochs=1).fit(np.ones((1, 5), np.float32))
+    frame = pd.DataFrame({"a": [0.1, 0.2, 0.3], "kind": pd.Categorical(["x", "y", "x"]), "b": [True, False, True]})
+    with pytest.raises(InputError, match="X's column 'kind' holds text or categories .* OneHotEncoder"):
+        Autoencoder(hidden_layer_sizes=(2,), epochs=1).fit(frame)
+    est = Autoencoder(hidden_layer_sizes=(2,), epochs=1, random_state=0).fit(np.random.default_rng(0).random((4, 5)))
+    assert est.transform(np.ones((1, 5), np.float32)).shape == (1, 2)  # one sample is fine once fitted

@@ -147,3 +147,12 @@ def test_text_minus_one_marks_unlabelled_samples_among_text_labels(blobs, dtype)
     sae = SupervisedAutoencoder(**{**SMALL, "epochs": 2}).fit(X, names)
     assert list(sae.classes_) == ["cat", "dog", "eel"]
     assert "-1" not in set(sae.predict(X))
+
+
+def test_a_continuous_target_as_labels_is_told():
+    """Nearly one class per sample (a regression target such as load_diabetes'): said once, not refused."""
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 5)).astype(np.float32)
+    y = np.arange(60) % 40  # 40 classes for 60 samples
+    with pytest.warns(UserWarning, match="y holds 40 classes among 60 labelled samples, fewer than two per class"):
+        SupervisedAutoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X, y)

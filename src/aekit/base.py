@@ -192,6 +192,22 @@ class _Scaler(torch.nn.Module):
         return x * self.factor + self.offset if self.undo else (x - self.offset) / self.factor
 
 
+def _data_error(exc: ValueError, X: Any) -> InputError:
+    """scikit-learn's refusal of ``X`` as aekit's ``InputError``, with the fix: a DataFrame's text column named."""
+    text = [c for c, dt in getattr(X, "dtypes", {}).items() if getattr(dt, "kind", "O") not in "biuf"]
+    if text and ("convert" in str(exc) or "cast" in str(exc)):
+        return InputError(
+            f"X's column {str(text[0])!r} holds text or categories ({exc}); aekit takes numbers: drop the "
+            "column, or encode it first (e.g. scikit-learn's OneHotEncoder in a Pipeline)"
+        )
+    hint = ""
+    if "features, but" in str(exc):
+        hint = " Pass data with the features the model was fitted on"
+    elif "minimum of 2 is required" in str(exc):
+        hint = " Fit on more samples: a model of one sample learns nothing of the data"
+    return InputError(f"{exc}{hint}")
+
+
 def _in_sklearn_wrapper(frame: Any) -> bool:
     """Is ``frame`` scikit-learn's ``set_output`` wrapper around ``transform`` (a frame between the caller and
     aekit's method)?"""
@@ -216,15 +232,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         pixels = self._reads_pixels(X, reset)
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
             X = np.asarray(X).reshape(X.shape[0], -1)
-        try:
-            X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1)
+        try:  # fit: one sample teaches nothing (a scale fitted on it zeroes it); inference: any number
+            X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1 + reset)
         except ValueError as exc:  # sklearn's plain ValueError (NaN, inf, no samples, feature count): a user error
             if isinstance(exc, InputError):
                 raise
-            hint = ""
-            if not reset and "features, but" in str(exc):
-                hint = " Pass data with the features the model was fitted on"
-            raise InputError(f"{exc}{hint}") from exc
+            raise _data_error(exc, X) from exc
         beyond = first_beyond_float32(np.asarray(X))
         if beyond is not None:  # finite in float64, inf once cast: refuse here rather than train on inf
             raise InputError(

@@ -32,6 +32,7 @@ from aekit._utils import (
     resolve_device,
     seed_from,
     unlabelled,
+    warn_once,
 )
 from aekit.accel import autocast
 from aekit.base import _AutoencoderBase, classification_terms
@@ -463,6 +464,14 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             note = f" ({int(no_label.sum())} samples labelled -1 count as unlabelled)" if no_label.any() else ""
             only = self.classes_[0].item() if isinstance(self.classes_[0], np.generic) else self.classes_[0]
             raise InputError(f"y holds only one class ({only!r}){note}; a classifier needs at least 2 classes")
+        if 2 * len(self.classes_) > labelled.size:  # fewer than two samples per class: a measurement, not classes?
+            warn_once(
+                ("classes", len(self.classes_), labelled.size),
+                f"y holds {len(self.classes_)} classes among {labelled.size} labelled samples, fewer than two per "
+                "class: if y is a continuous target (a regression), the classifier head cannot learn it; fit "
+                "without y, or bin y into a few classes",
+                stacklevel=3,
+            )
         idx = np.full(n, UNLABELLED, dtype=np.int64)
         idx[~no_label] = np.searchsorted(self.classes_, labelled)
         return idx
