@@ -832,3 +832,38 @@ def test_the_range_warning_is_one_line_once_in_the_cli(tmp_path, capsys):
     assert done.returncode == 0, err
     assert err.count("X holds values outside [0, 1]") == 1 and "aekit: warning: X holds values outside" in err
     assert "UserWarning" not in err
+
+
+def test_columns_a_model_never_used_are_left_out_even_text(tmp_path, capsys, caplog, iris_like):
+    """A model trained with --id-column sample on a CSV: another CSV with a text note column, and its ids not
+    named as such, still embeds; both columns are said to be left out (a text column was an error)."""
+    import pandas as pd
+
+    csv, _ = iris_like
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--scale", "standard", "--label-column", "species"]
+    assert main(["train", str(csv), "--id-column", "sample", *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert (
+        main(
+            [
+                "embed",
+                model,
+                str(csv),
+                "--id-column",
+                "sample",
+                "--label-column",
+                "species",
+                "--out",
+                str(tmp_path / "c.npy"),
+            ]
+        )
+        == 0
+    )
+    frame = pd.read_csv(csv)
+    frame.insert(3, "note", "text")
+    frame.to_csv(tmp_path / "noted.csv", index=False)
+    capsys.readouterr()
+    argv = ["embed", model, str(tmp_path / "noted.csv"), "--label-column", "species", "--out", str(tmp_path / "n.npy")]
+    assert main(argv) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), np.load(tmp_path / "c.npy"))
+    assert "column(s) 'sample', 'note' are not among the model's features and are left out" in caplog.text

@@ -54,13 +54,19 @@ def training_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
 
 
 def load_rows(
-    args: argparse.Namespace, *, stream: bool = False, with_ids: bool = True, names: list[Any] | None = None
+    args: argparse.Namespace,
+    *,
+    stream: bool = False,
+    with_ids: bool = True,
+    names: list[Any] | None = None,
+    keep: Sequence[str] | None = None,
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_data`` plus the rows' ids: the CSV's --id-column (or pandas index), an image's file (relative to
     the folder), else the row number from 0 (None for other data read from disk in chunks: their row numbers
     are not held). ``with_ids=False`` skips building an image folder's ids (``load_data``).
 
-    ``names``, a list, receives the features' names from a CSV's header (nothing where the data name none)."""
+    ``names``, a list, receives the features' names from a CSV's header (nothing where the data name none);
+    ``keep``: a model's feature names, the only columns of such a CSV that are read (``data.load_rows``)."""
     import numpy as np
 
     from aekit._utils import InputError
@@ -96,6 +102,7 @@ def load_rows(
                 label_column=getattr(args, "label_column", None),
                 id_column=getattr(args, "id_column", None),
                 with_names=True,
+                keep=keep,
             )
             if names is not None and found is not None:
                 names.extend(found)
@@ -434,7 +441,7 @@ def model_rows(
     if getattr(model, "image_shape", None) is not None and getattr(args, "image_shape", None) is None:
         args.image_shape = tuple(model.image_shape)  # resized as the model's training images were
     names: list[str] = []
-    X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names)
+    X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names, keep=_feature_names(model))
     check_image_size(args, X, model)
     taken = {str(v): f"--{k.replace('_', '-')}" for k in ("id_column", "label_column") if (v := getattr(args, k, None))}
     X = model_columns(X, names, model, args.data, taken)

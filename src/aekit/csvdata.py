@@ -12,7 +12,7 @@ import itertools
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
@@ -312,13 +312,19 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
 
 
 def read_csv_rows(
-    path: Path, label_column: str | int | None, *, max_bytes: int, id_column: str | int | None = None
+    path: Path,
+    label_column: str | int | None,
+    *,
+    max_bytes: int,
+    id_column: str | int | None = None,
+    keep: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
     """``read_csv`` plus the rows' ids ``(n_samples,)`` and the features' names.
 
     Ids: the ``id_column`` (name or index; not a feature), else a pandas index column, else None; int64 when
     they all are integers, else text. Names: the header's cells of the feature columns, None without a header
-    or with pandas' column numbers ``0,1,2,...`` (no names)."""
+    or with pandas' column numbers ``0,1,2,...`` (no names). ``keep``: names of the only feature columns to read,
+    when the header names any of them (a model's features: other columns, text ones too, are left out)."""
     size = path.stat().st_size
     if size > max_bytes:
         raise DataFormatError(
@@ -357,10 +363,28 @@ def read_csv_rows(
             "" if id_idx is not None else " but as the rows' ids",
         )
     columns = [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)]
+    columns = _kept(path, src.header, columns, keep)
     X = _features(src, table, columns, label_idx is not None)
     y = None if label_idx is None else _labels(src, table[label_idx])
     ids_idx = id_idx if id_idx is not None else index_col
     return X, y, None if ids_idx is None else _ids(table[ids_idx]), _names(src.header, columns)
+
+
+def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequence[str] | None) -> list[int]:
+    """The ``columns`` whose header names are in ``keep``, the others said to be left out; all of them when the
+    file names none of ``keep`` (data read by position)."""
+    names = _names(header, columns)
+    if keep is None or names is None or not set(keep) & set(names):
+        return columns
+    wanted = set(keep)
+    extra = [n for n in names if n not in wanted]
+    if extra:
+        log.warning(
+            "%s: column(s) %s are not among the model's features and are left out",
+            path,
+            ", ".join(repr(n) for n in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""),
+        )
+    return [j for j, n in zip(columns, names, strict=True) if n in wanted]
 
 
 def _names(header: list[str] | None, columns: list[int]) -> list[str] | None:

@@ -13,6 +13,7 @@ import math
 import os
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal, overload
 
@@ -494,6 +495,7 @@ def load_rows(
     label_column: str | int | None = ...,
     id_column: str | int | None = ...,
     with_names: Literal[False] = ...,
+    keep: Sequence[str] | None = ...,
 ) -> _Rows: ...
 
 
@@ -504,6 +506,7 @@ def load_rows(
     label_column: str | int | None = ...,
     id_column: str | int | None = ...,
     with_names: Literal[True],
+    keep: Sequence[str] | None = ...,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]: ...
 
 
@@ -513,12 +516,14 @@ def load_rows(
     label_column: str | int | None = None,
     id_column: str | int | None = None,
     with_names: bool = False,
+    keep: Sequence[str] | None = None,
 ) -> _Rows | tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
     """``load_array`` plus the rows' ids ``(n_samples,)`` of a CSV: its ``id_column`` (name or index, not a
     feature) or its pandas index column; None for other files and CSVs without one.
 
     ``with_names=True`` adds a fourth item, the features' names from a CSV's header (None where the file
-    names none)."""
+    names none). ``keep``: feature names (a model's); a CSV whose header names any of them is read for those
+    columns only, the others left out with a warning (a text column the model never used is no error)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
@@ -532,7 +537,7 @@ def load_rows(
     elif suffix == ".npz":
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
-        X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column)
+        X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep)
     elif suffix == ".safetensors":  # a model or checkpoint where data belong: the arguments' order, likely
         raise InputError(
             f"{p}: an aekit model or checkpoint file, given where data were expected; the commands that run a "
