@@ -8,7 +8,7 @@ import pytest
 
 from aekit import load_array, load_mnist, read_idx
 from aekit._utils import DataFormatError, InputError
-from aekit.data import parse_idx_bytes
+from aekit.data import load_rows, parse_idx_bytes
 from aekit.mnist import MNIST_FILES
 
 
@@ -236,3 +236,11 @@ def test_csv_index_column_rule_keeps_nameless_data_columns(tmp_path):
     p.write_text(",a,b\ns1,0.5,0.25\ns2,0.75\n")  # a short row is still an error, not a silent drop
     with pytest.raises(DataFormatError, match="data row 1 .* has 2 cells, the first row 3"):
         load_array(p)
+
+
+def test_csv_boolean_columns_are_numbers(tmp_path):
+    """True/False cells (pandas' to_csv of a bool column) read as 1/0, as a boolean DataFrame column fits."""
+    (tmp_path / "b.csv").write_text("a,flag,b\n0.1,True,1\n0.2,False,2\n0.3,True,3\n")
+    X, y, ids, names = load_rows(tmp_path / "b.csv", with_names=True)
+    np.testing.assert_array_equal(X[:, 1], [1.0, 0.0, 1.0])
+    assert names == ["a", "flag", "b"] and y is None and ids is None

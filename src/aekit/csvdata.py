@@ -244,7 +244,7 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
     X = np.empty((len(table), len(columns)))
     for k, j in enumerate(columns):
         column = table[j]
-        values = column.to_numpy(np.float64) if column.dtype.kind in "iuf" else _floats(column.to_numpy(dtype=str))
+        values = column.to_numpy(np.float64) if column.dtype.kind in "biuf" else _floats(column.to_numpy(dtype=str))
         if values is None:
             cells = column.to_numpy(dtype=str)
             row = next(i for i, c in enumerate(cells) if _floats(c) is None)
