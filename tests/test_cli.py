@@ -867,3 +867,18 @@ def test_columns_a_model_never_used_are_left_out_even_text(tmp_path, capsys, cap
     assert main(argv) == 0, capsys.readouterr().err
     np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), np.load(tmp_path / "c.npy"))
     assert "column(s) 'sample', 'note' are not among the model's features and are left out" in caplog.text
+
+
+def test_evaluate_a_csv_test_set_beside_npz_training_data(tmp_path, capsys):
+    """--label-column names the test CSV's column; an .npz of training data with its own y is read as it is."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 6), dtype=np.float32), np.arange(60) % 2
+    np.savez(tmp_path / "train.npz", X=X, y=y)
+    (tmp_path / "test.csv").write_text(
+        "\n".join(",".join(f"{v:.4f}" for v in r) + f",{c}" for r, c in zip(X, y, strict=True))
+    )
+    assert main(["train", str(tmp_path / "train.npz"), "--out", str(tmp_path / "r"), "--epochs", "1"]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    argv = ["evaluate", model, str(tmp_path / "test.csv"), "--label-column", "6", "--train-data"]
+    assert main([*argv, str(tmp_path / "train.npz"), "--json", str(tmp_path / "m.json")]) == 0
+    assert "knn5_accuracy" in json.loads((tmp_path / "m.json").read_text())

@@ -639,7 +639,10 @@ def _labelled_pair(
     if train_data is None and args.data == "mnist-test":  # (on the training split itself k-NN would see its own points)
         train_data = "mnist"
     if y is not None and train_data:
-        ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None})
+        # the CSV flags name the test CSV's columns: training data of another format have none to name
+        csv = Path(train_data).suffix.lower() in (".csv", ".tsv", ".txt")
+        flags = {} if csv else {"label_column": None, "id_column": None}
+        ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None, **flags})
         X_tr, y_tr, _ = model_rows(ns, model, with_ids=False)
         if y_tr is None:
             print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)
