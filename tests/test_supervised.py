@@ -156,3 +156,13 @@ def test_a_continuous_target_as_labels_is_told():
     y = np.arange(60) % 40  # 40 classes for 60 samples
     with pytest.warns(UserWarning, match="y holds 40 classes among 60 labelled samples, fewer than two per class"):
         SupervisedAutoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X, y)
+
+
+def test_labels_of_numbers_beside_the_text_minus_one_and_mixed_labels():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).random((6, 3)).astype(np.float32)
+    est = SupervisedAutoencoder(hidden_layer_sizes=(2,), epochs=1, random_state=0)
+    est.fit(X, pd.Series([0, 1, "-1", 1, 0, "-1"], dtype=object))  # '-1' marks unlabelled, the rest are numbers
+    assert est.classes_.tolist() == [0, 1] and est.classes_.dtype.kind == "i"
+    with pytest.raises(InputError, match=r"y mixes text and other values \(int, str\); give the labels one type"):
+        est.fit(X, pd.Series([0, "a", "-1", 1, 0, "b"], dtype=object))

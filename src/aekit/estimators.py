@@ -454,7 +454,15 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             raise InputError("y has no labelled samples (all -1); train an Autoencoder instead, or label some samples")
         from sklearn.utils.multiclass import type_of_target
 
+        kinds = {type(v).__name__ for v in labelled} if labelled.dtype == object else set()
+        if kinds and "str" not in kinds:  # numbers held as objects (a Series that also held the text '-1')
+            labelled = np.asarray(labelled.tolist())
         kind = type_of_target(labelled)
+        if kind not in ("binary", "multiclass") and "str" in kinds and len(kinds) > 1:
+            raise InputError(
+                f"y mixes text and other values ({', '.join(sorted(kinds))}); give the labels one type: numbers "
+                "with -1 for unlabelled samples, or text with '-1'"
+            )
         if kind not in ("binary", "multiclass"):
             raise InputError(
                 f"Unknown label type: y must hold class labels (binary or multiclass), found {kind!r} targets"
