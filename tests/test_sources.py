@@ -175,3 +175,26 @@ def test_empty_or_missing_folder(tmp_path):
         ImageFolder(tmp_path)
     with pytest.raises(InputError, match="no such"):
         open_path(tmp_path / "nope.h5")
+
+
+def test_image_folder_reads_images_as_a_viewer_shows_them(tmp_path):
+    """16-bit grey is scaled to 8 bits (Pillow's conversion clips it white), EXIF orientation is applied,
+    and hidden files and folders (.ipynb_checkpoints, macOS ._x.png) are no images and no classes."""
+    Image = pytest.importorskip("PIL.Image")
+    for d in ("a", "b", ".ipynb_checkpoints"):
+        (tmp_path / d).mkdir()
+    ramp = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "a" / "deep.png")  # mode I;16
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / "b" / "grey.png")
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / ".ipynb_checkpoints" / "grey-checkpoint.png")
+    Image.fromarray(np.full((8, 8), 100, np.uint8)).save(tmp_path / "b" / "._grey.png")
+    folder = ImageFolder(tmp_path, (1, 8, 8))
+    assert folder.labels.tolist() == ["a", "b"] and [p.name for p in folder.files] == ["deep.png", "grey.png"]
+    deep = folder.read(0, 1).reshape(8, 8)
+    np.testing.assert_array_equal(deep, np.clip(np.rint(ramp / 257.0), 0, 255).astype(np.uint8))
+    phone = Image.fromarray(np.zeros((8, 16), np.uint8))  # 16 wide, 8 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": 8 wide, 16 high as shown
+    (tmp_path / "c").mkdir()
+    phone.save(tmp_path / "c" / "phone.jpg", exif=exif.tobytes())
+    assert ImageFolder(tmp_path / "c").row_shape == (1, 16, 8)

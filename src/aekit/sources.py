@@ -197,7 +197,14 @@ class ImageFolder:
         self.name = str(self.root)
         if not self.root.is_dir():
             raise InputError(f"{self.root}: no such folder")
-        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = sorted(
+            p
+            for p in self.root.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            # hidden names are no data: .ipynb_checkpoints copies, macOS ._x.png resource files
+            and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
+            and p.is_file()
+        )
         if not files:
             raise DataFormatError(
                 f"{self.root}: holds no images ({', '.join(IMAGE_SUFFIXES)}); pass a folder of images "
@@ -229,11 +236,12 @@ class ImageFolder:
         return (channels, first.height, first.width)
 
     def _open(self, path: Path) -> Any:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
 
         try:
             img = Image.open(path)
             img.load()
+            img = ImageOps.exif_transpose(img)  # as a viewer shows it: a phone's EXIF orientation applied
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise DataFormatError(
                 f"{path}: cannot decode the image ({exc}); remove or re-save the file (PNG or JPEG)"
@@ -246,7 +254,7 @@ class ImageFolder:
         c, h, w = self.row_shape
         out = np.empty((stop - start, c, h, w), dtype=np.uint8)
         for i, path in enumerate(self.files[start:stop]):
-            img = self._open(path).convert("L" if c == 1 else "RGB")
+            img = _eight_bit(self._open(path)).convert("L" if c == 1 else "RGB")
             if img.size != (w, h):
                 img = img.resize((w, h), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.uint8)
@@ -258,6 +266,17 @@ class ImageFolder:
 
     def __repr__(self) -> str:
         return f"ImageFolder({self.name!r}, {self.n_samples} images of {self.row_shape})"
+
+
+def _eight_bit(img: Any) -> Any:
+    """16-bit grey (PNG's I;16, read as "I" by some Pillow versions) scaled to 8 bits; Pillow's own
+    conversion clips at 255, which turns most of a 16-bit image white."""
+    from PIL import Image
+
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
 def _is_gray(img: Any) -> bool:
