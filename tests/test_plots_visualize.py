@@ -382,3 +382,24 @@ def test_aetsne_interrupted_keeps_its_autoencoder_and_unfitted_has_no_feature_na
     assert vis.autoencoder_.n_iter_ == 2 and not hasattr(vis, "embedding_")
     with pytest.raises(NotFittedError):
         AETSNE().get_feature_names_out()
+
+
+def test_images_are_drawn_whatever_their_units_and_channels():
+    """uint8 pixels were drawn white (colour limits fixed at 0..1); RGB (3, H, W) images raised; a label
+    count that does not match the codes is named."""
+    rng = np.random.default_rng(0)
+    with plots.offscreen():
+        u8 = (rng.random((5, 64)) * 255).astype(np.uint8)
+        shown = plots.image_grid([u8], ["u8"], image_shape=(8, 8)).axes[0].images[0].get_array()
+        np.testing.assert_allclose(shown, u8[0].reshape(8, 8) / 255.0)
+        wide = rng.normal(size=(5, 64)) * 40  # standardised or 0-255 floats: stretched into view
+        shown = plots.image_grid([wide], ["w"], image_shape=(8, 8)).axes[0].images[0].get_array()
+        assert 0 <= shown.min() and shown.max() <= 1 and shown.max() - shown.min() > 0.5
+        rgb = rng.random((5, 3 * 4 * 6))
+        assert plots.image_grid([rgb], ["rgb"], image_shape=(3, 4, 6)).axes[0].images[0].get_array().shape == (4, 6, 3)
+        fig = plots.latent_manifold(
+            lambda g: rng.random((len(g), 3 * 4 * 6)), [-1, -1], [1, 1], n=3, image_shape=(3, 4, 6)
+        )
+        assert fig.axes[0].images[0].get_array().shape == (12, 18, 3)
+        with pytest.raises(InputError, match="y has 10 labels for 50 codes"):
+            plots.latent_scatter(rng.random((50, 2)), np.arange(10))

@@ -160,6 +160,8 @@ def latent_scatter(
     Z = np.asarray(Z)
     if Z.ndim != 2 or Z.shape[1] < 2:
         raise InputError(f"latent_scatter needs codes of shape (n, >=2), found {Z.shape}")
+    if y is not None and len(np.asarray(y).reshape(-1)) != len(Z):
+        raise InputError(f"y has {len(np.asarray(y).reshape(-1))} labels for {len(Z)} codes; pass one label per code")
     if ax is None:
         _, ax = subplots(figsize=(6, 5))
     auto_s, auto_alpha = marker_style(len(Z))
@@ -241,6 +243,23 @@ def _saturation_title(title: str, Z: np.ndarray, bounds: tuple[float, float] | N
     return f"{title}\n{note}" if title else note
 
 
+def for_display(images: Any, image_shape: Sequence[int]) -> np.ndarray:
+    """Images ``(n, n_features)`` as ``imshow`` draws them in [0, 1]: ``(n, H, W)`` grey or ``(n, H, W, 3)``
+    colour. uint8 pixels are divided by 255; other values outside [0, 1] (0-255 floats, standardised data)
+    are stretched from their own minimum to maximum, rather than drawn white or black."""
+    a = np.asarray(images)
+    a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    finite = a[np.isfinite(a)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        lo, hi = float(finite.min()), float(finite.max())
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    shape = tuple(int(v) for v in image_shape)
+    a = a.reshape(len(a), *shape)
+    if len(shape) == 3:  # (C, H, W): one channel is grey, three are colour, drawn as (H, W, C)
+        a = a[:, 0] if shape[0] == 1 else a.transpose(0, 2, 3, 1)
+    return a
+
+
 def image_grid(
     rows: Sequence[np.ndarray],
     row_labels: Sequence[str],
@@ -254,9 +273,10 @@ def image_grid(
     n = min(n, *(len(r) for r in rows))
     fig, axes = subplots(len(rows), n, figsize=(1.2 * n, 1.3 * len(rows)), squeeze=False)
     for i, (imgs, label) in enumerate(zip(rows, row_labels, strict=True)):
+        shown = for_display(np.asarray(imgs)[:n], image_shape)
         for j in range(n):
             ax = axes[i, j]
-            ax.imshow(np.asarray(imgs[j]).reshape(image_shape), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(shown[j], cmap="gray" if shown.ndim == 3 else None, vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
@@ -401,11 +421,19 @@ def latent_manifold(
     xs = np.linspace(lo[0], hi[0], n)
     ys = np.linspace(hi[1], lo[1], n)
     grid = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
-    imgs = np.asarray(decode(grid))
-    h, w = image_shape[-2], image_shape[-1]
-    mosaic = imgs.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    imgs = for_display(decode(grid), image_shape)  # (n*n, H, W) or (n*n, H, W, 3)
+    h, w = imgs.shape[1], imgs.shape[2]
+    mosaic = imgs.reshape(n, n, h, w, -1).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, -1)
     fig, ax = subplots(figsize=(7, 7))
-    ax.imshow(mosaic, cmap="gray", extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto")
+    grey = mosaic.shape[-1] == 1
+    ax.imshow(
+        mosaic[..., 0] if grey else mosaic,
+        cmap="gray" if grey else None,
+        vmin=0,
+        vmax=1,
+        extent=(lo[0], hi[0], lo[1], hi[1]),
+        aspect="auto",
+    )
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
     ax.set_title(title)
