@@ -239,9 +239,9 @@ class ImageFolder:
         from PIL import Image, ImageOps, UnidentifiedImageError
 
         try:
-            img = Image.open(path)
-            img.load()
-            img = ImageOps.exif_transpose(img)  # as a viewer shows it: a phone's EXIF orientation applied
+            stored = Image.open(path)
+            stored.load()
+            img = ImageOps.exif_transpose(stored)  # as a viewer shows it: a phone's EXIF orientation applied
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise DataFormatError(
                 f"{path}: cannot decode the image ({exc}); remove or re-save the file (PNG or JPEG)"
