@@ -882,3 +882,10 @@ def test_evaluate_a_csv_test_set_beside_npz_training_data(tmp_path, capsys):
     argv = ["evaluate", model, str(tmp_path / "test.csv"), "--label-column", "6", "--train-data"]
     assert main([*argv, str(tmp_path / "train.npz"), "--json", str(tmp_path / "m.json")]) == 0
     assert "knn5_accuracy" in json.loads((tmp_path / "m.json").read_text())
+
+
+def test_a_single_image_file_points_at_a_folder(tmp_path, capsys):
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "one.png")
+    assert main(["train", str(tmp_path / "one.png"), "--out", str(tmp_path / "r")]) == 2
+    assert "one.png: a single image; aekit reads images from a folder" in capsys.readouterr().err

@@ -78,6 +78,12 @@ def test_zarr(tmp_path, X):
     source, y = open_path(tmp_path / "g.zarr")
     _check_rows(source, X)
     np.testing.assert_array_equal(y, np.arange(50))
+    other = zarr.open_group(str(tmp_path / "o.zarr"), mode="w")  # no array named X: the fix is a path that works
+    other.create_array("pix", shape=X.shape, dtype=X.dtype)[:] = X
+    other.create_array("lab", shape=(50,), dtype=np.int64)[:] = np.arange(50)
+    with pytest.raises(DataFormatError, match=r"o\.zarr/NAME"):
+        open_path(tmp_path / "o.zarr")
+    _check_rows(open_path(f"{tmp_path / 'o.zarr'}/pix")[0], X)
 
 
 def _images(root, sizes, mode="RGB"):

@@ -21,6 +21,7 @@ import numpy as np
 
 from aekit._utils import FLOAT32_MAX, DataFormatError, InputError, as_float32, first_beyond_float32
 from aekit.csvdata import read_csv_rows
+from aekit.sources import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -488,6 +489,21 @@ def _check_csv_only(p: Path, **columns: str | int | None) -> None:
 _Rows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
+def _not_data(p: Path, suffix: str) -> InputError:
+    """The error for a file aekit does not read as data, naming what it likely is."""
+    if suffix == ".safetensors":  # a model or checkpoint where data belong: the arguments' order, likely
+        return InputError(
+            f"{p}: an aekit model or checkpoint file, given where data were expected; the commands that run a "
+            "model take the model first, then the data (aekit embed MODEL DATA)"
+        )
+    if suffix in IMAGE_SUFFIXES:
+        return InputError(f"{p}: a single image; aekit reads images from a folder: put it in one and pass the folder")
+    return InputError(
+        f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt), .h5/.hdf5, "
+        "a .zarr store or a folder of images"
+    )
+
+
 @overload
 def load_rows(
     path: str | os.PathLike[str],
@@ -538,16 +554,8 @@ def load_rows(
         X, y = _load_npz(p)
     elif suffix in (".csv", ".tsv", ".txt"):
         X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep)
-    elif suffix == ".safetensors":  # a model or checkpoint where data belong: the arguments' order, likely
-        raise InputError(
-            f"{p}: an aekit model or checkpoint file, given where data were expected; the commands that run a "
-            "model take the model first, then the data (aekit embed MODEL DATA)"
-        )
     else:
-        raise InputError(
-            f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt), .h5/.hdf5, "
-            "a .zarr store or a folder of images"
-        )
+        raise _not_data(p, suffix)
     _check_numeric(X, str(p))
     if X.ndim < 2:
         raise DataFormatError(

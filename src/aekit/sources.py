@@ -295,7 +295,7 @@ def _pick(keys: Sequence[str], path: str, what: str) -> tuple[str, str | None]:
         if len(keys) != 1:
             raise DataFormatError(
                 f"{path}: holds {what} {sorted(keys)}; name the features one of {list(_X_KEYS)}, "
-                f"or name the {what[:-1]} after the file, as {path}:NAME"
+                f"or name the {what[:-1]} after the file, as {path}{'/' if path.endswith('.zarr') else ':'}NAME"
             )
         x_key = keys[0]
     return x_key, next((k for k in _Y_KEYS if k in keys), None)
