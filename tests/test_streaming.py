@@ -343,6 +343,8 @@ def test_codes_of_an_image_folder_name_their_files(tmp_path, capsys):
             Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     data, run = str(tmp_path / "imgs"), str(tmp_path / "run")
     assert main(["train", data, "--out", run, "--epochs", "1", "--hidden-layer-sizes", "8", "--batch-size", "4"]) == 0
+    # the shape comes from the first file: said where it is chosen, not only in the guide
+    assert "note: images read as 1,4,4 (channels, height, width), the first file's (a/1.png)" in capsys.readouterr().err
     model = str(tmp_path / "run" / "model.safetensors")
     assert main(["embed", model, data, "--out", str(tmp_path / "c.csv")]) == 0
     lines = (tmp_path / "c.csv").read_text().splitlines()

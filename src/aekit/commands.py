@@ -53,6 +53,19 @@ def training_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
     return X, y
 
 
+def _note_image_shape(args: argparse.Namespace, folder: Any) -> None:
+    """For a folder of images read without --image-shape: the guide's rule (the first file's size and colour),
+    said where it acts."""
+    if getattr(folder, "files", None) is None or getattr(args, "image_shape", None) is not None:
+        return
+    first = folder.files[0].relative_to(folder.root).as_posix()
+    print(
+        f"note: images read as {','.join(map(str, folder.row_shape))} (channels, height, width), the first file's "
+        f"({first}); --image-shape sets another",
+        file=sys.stderr,
+    )
+
+
 def load_rows(
     args: argparse.Namespace,
     *,
@@ -87,6 +100,7 @@ def load_rows(
         _csv_only(args)
         X, y = open_path(args.data, image_shape=getattr(args, "image_shape", None))
         files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
+        _note_image_shape(args, X)
         if files is not None and with_ids:  # (built only when written: a million paths take memory)
             ids = np.array([p.relative_to(X.root).as_posix() for p in files])
         if args.limit is not None:
