@@ -269,13 +269,15 @@ class ImageFolder:
 
 
 def _eight_bit(img: Any) -> Any:
-    """16-bit grey (PNG's I;16, read as "I" by some Pillow versions) scaled to 8 bits; Pillow's own
-    conversion clips at 255, which turns most of a 16-bit image white."""
+    """16-bit grey (PNG's I;16; 32-bit "I" holding 16-bit values) scaled to 8 bits; Pillow's own conversion
+    clips at 255, which turns most of a 16-bit image white."""
     from PIL import Image
 
     if not (img.mode.startswith("I;16") or img.mode == "I"):
         return img
     values = np.asarray(img, dtype=np.float64)
+    if img.mode == "I" and not 255 < values.max() <= 65535:  # 8-bit values, or a range not 16-bit: as Pillow
+        return img
     return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
