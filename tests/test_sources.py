@@ -57,12 +57,23 @@ def test_hdf5(tmp_path, X):
         f["X"] = X
         f["y"] = np.arange(50) % 3
         f["other"] = X[:10]
+        f["grp/pix"] = X
+        f["grp/y"] = np.arange(50) % 2
     source, y = open_path(p)
     _check_rows(source, X)
     np.testing.assert_array_equal(y, np.arange(50) % 3)
     assert "d.h5:X" in source.name
     source, y = open_path(f"{p}:other")  # a named dataset
     assert source.n_samples == 10 and y is None
+    source, y = open_path(f"{p}:X")  # a named dataset keeps the labels beside it (one per row)
+    np.testing.assert_array_equal(y, np.arange(50) % 3)
+    source, y = open_path(f"{p}:grp/pix")
+    _check_rows(source, X)
+    np.testing.assert_array_equal(y, np.arange(50) % 2)
+    with pytest.raises(
+        DataFormatError, match=r"'grp' is a group holding \['pix', 'y'\]; name a dataset as .*:grp/NAME"
+    ):
+        open_path(f"{p}:grp")
     with h5py.File(p, "r") as f:  # a dataset passed directly
         _check_rows(as_source(f["X"]), X)
 

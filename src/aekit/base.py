@@ -137,7 +137,7 @@ def _check_finite(x: np.ndarray, raw: np.ndarray, rows: np.ndarray, name: str) -
     if not finite.all():
         i, j = np.argwhere(~finite)[0]
         raise DataFormatError(
-            f"{name}: row {int(rows[i])}, column {int(j)} holds {raw[i, j]!r}, not a finite float32 "
+            f"{name}: row {int(rows[i])}, column {int(j)} holds {raw[i, j].item()!r}, not a finite float32 "
             f"(|x| <= {FLOAT32_MAX:.4g}); clean, impute or scale the data"
         )
 

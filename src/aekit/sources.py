@@ -319,9 +319,22 @@ def _open_hdf5(path: Path, key: str | None) -> tuple[Source, np.ndarray | None]:
         key, y_key = _pick(names, str(path), "datasets")
     else:
         y_key = None
+    if key in f and isinstance(f[key], h5py.Group):  # a group named where a dataset belongs: what it holds
+        inside = sorted(f[key].keys())
+        raise DataFormatError(f"{path}: {key!r} is a group holding {inside[:10]}; name a dataset as {path}:{key}/NAME")
     if key not in f or not isinstance(f[key], h5py.Dataset):
         found = sorted(k for k, v in f.items() if isinstance(v, h5py.Dataset))
         raise DataFormatError(f"{path}: has no dataset {key!r} (top-level datasets: {found}); name one as {path}:NAME")
+    if y_key is None:  # a named dataset's labels: beside it, under one of the labels' names, one per row
+        group = f[key].parent
+        y_key = next(
+            (
+                f"{group.name.rstrip('/')}/{k}"
+                for k in _Y_KEYS
+                if isinstance(group.get(k), h5py.Dataset) and len(group[k]) == len(f[key])
+            ),
+            None,
+        )
     y = np.asarray(f[y_key]) if y_key is not None else None
     return ArraySource(f[key], f"{path}:{key}"), y
 
