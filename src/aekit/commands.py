@@ -463,15 +463,20 @@ def model_rows(
     return X, y, ids
 
 
+def _width(X: Any) -> int:
+    """Values per row: of a source read in chunks, or of an array of rows or images."""
+    import math
+
+    return int(X.n_features) if hasattr(X, "n_features") else math.prod(X.shape[1:])
+
+
 def check_width(args: argparse.Namespace, X: Any, model: Any) -> None:
     """Rows of another width than ``model`` takes: one line naming the file, and for a CSV read without
     --label-column or --id-column the flag that leaves such a column out."""
-    import math
 
     from aekit._utils import InputError
 
-    n = int(model.n_features_in_)
-    found = X.n_features if hasattr(X, "n_features") else math.prod(X.shape[1:])  # a source read in chunks
+    n, found = int(model.n_features_in_), _width(X)
     if found == n:
         return
     hint = "; pass data with the features the model was trained on"
@@ -510,6 +515,7 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     by position.
     """
     from aekit._utils import InputError
+    from aekit.csvdata import listed, warn_left_out
 
     want = _feature_names(model) or []
     if not want or not names or names == want:
@@ -517,7 +523,7 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     position = {name: i for i, name in enumerate(names)}  # (wide CSVs: no list scans)
     missing = [n for n in want if n not in position]
     if missing:
-        shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = listed(missing)
         taken = taken or {}
         flags = [f"{taken[n]} {n}" for n in missing if n in taken]  # a feature read as ids or labels here
         fix = "pass data with those columns (in any order)"
@@ -525,13 +531,7 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
             fix = f"drop {', '.join(flags)}: the model was trained with it as a feature"
         raise InputError(f"{data}: lacks the column(s) {shown} of the {len(want)} the model was trained on; {fix}")
     wanted = set(want)
-    extra = [n for n in names if n not in wanted]
-    if extra:
-        log.warning(
-            "%s: column(s) %s are not among the model's features and are left out",
-            data,
-            ", ".join(repr(n) for n in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""),
-        )
+    warn_left_out(data, [n for n in names if n not in wanted])  # a CSV too wide for the reader to leave them out
     return X[:, [position[n] for n in want]]
 
 
@@ -860,8 +860,7 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
     from aekit._utils import InputError
     from aekit.sources import image_folder
 
-    n = int(model.n_features_in_)
-    found = X.n_features if hasattr(X, "n_features") else math.prod(X.shape[1:])  # a source read in chunks
+    n, found = int(model.n_features_in_), _width(X)
     if n == found or not image_folder(args.data):
         return
     shape = getattr(model, "image_shape", None)

@@ -377,14 +377,19 @@ def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequen
     if keep is None or names is None or not set(keep) & set(names):
         return columns
     wanted = set(keep)
-    extra = [n for n in names if n not in wanted]
-    if extra:
-        log.warning(
-            "%s: column(s) %s are not among the model's features and are left out",
-            path,
-            ", ".join(repr(n) for n in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""),
-        )
+    warn_left_out(path, [n for n in names if n not in wanted])
     return [j for j, n in zip(columns, names, strict=True) if n in wanted]
+
+
+def listed(names: Sequence[str]) -> str:
+    """Column names for a message: the first five, quoted, and how many more."""
+    return ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def warn_left_out(where: str | Path, extra: Sequence[str]) -> None:
+    """Say which columns of ``where`` are not the model's features and are not read."""
+    if extra:
+        log.warning("%s: column(s) %s are not among the model's features and are left out", where, listed(extra))
 
 
 def _names(header: list[str] | None, columns: list[int]) -> list[str] | None:
