@@ -228,6 +228,37 @@ def test_conv_on_images():
         Autoencoder(architecture="conv", image_shape=(7, 7), epochs=1).fit(X)
 
 
+CONV_TINY = dict(
+    architecture="conv", conv_filters=(4,), hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0
+)
+
+
+def test_conv_takes_the_images_shape_from_the_data_and_keeps_it(tmp_path):
+    X = np.random.default_rng(0).uniform(size=(32, 3, 8, 6)).astype(np.float32)  # not square: no guess would do
+    ae = Autoencoder(**CONV_TINY).fit(X)
+    assert ae.image_shape is None and ae.image_shape_ == (3, 8, 6)  # the parameter stays the user's
+    assert ae.net_.encoder[0][0].unflattened_size == (3, 8, 6)
+    ae.save(tmp_path / "m.safetensors")
+    back = aekit.load(tmp_path / "m.safetensors")
+    assert back.image_shape_ == (3, 8, 6)
+    np.testing.assert_array_equal(back.transform(X), ae.transform(X))
+    np.testing.assert_array_equal(back.transform(X.reshape(32, -1)), ae.transform(X))  # rows as well as images
+    with pytest.raises(InputError, match=r"shape \(6, 8, 3\), but the model was fitted on images of shape"):
+        back.transform(X.reshape(32, 6, 8, 3))  # as many values, another shape: refused, not read scrambled
+    grey = Autoencoder(**CONV_TINY).fit(X[:, 0])
+    assert grey.image_shape_ == (8, 6)
+    assert grey.transform(X[:, :1]).shape == (32, 2)  # (n, 1, H, W) are the same grey images
+
+
+def test_channels_last_images_are_named_for_conv_and_read_as_rows_by_dense():
+    X = np.random.default_rng(0).uniform(size=(32, 8, 8, 3)).astype(np.float32)
+    with pytest.raises(InputError, match=r"channels last.*X\.transpose\(0, 3, 1, 2\)"):
+        Autoencoder(**CONV_TINY).fit(X)
+    assert Autoencoder(**CONV_TINY).fit(X.transpose(0, 3, 1, 2)).image_shape_ == (3, 8, 8)
+    dense = Autoencoder(**{**CONV_TINY, "architecture": "dense"}).fit(X)
+    assert dense.image_shape_ is None  # no (8, 8, 3) "channels" recorded for thumbnails
+
+
 @pytest.mark.parametrize("name", sorted(aekit.PRESETS))
 def test_every_preset_fits_and_encodes(name):
     X = np.random.default_rng(0).uniform(size=(64, 784)).astype(np.float32)

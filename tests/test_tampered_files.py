@@ -143,6 +143,16 @@ MODEL_CASES = [  # (file, metadata edit, what the message says)
         r"params.image_shape\[0\] is inf, expected a finite number",
     ),
     (
+        "conv",
+        _set("fitted", "image_shape_", "[4, 5]"),
+        r"fitted.image_shape_ is \[4, 5\], expected a shape of 16 values",
+    ),
+    (
+        "conv",
+        _set("fitted", "image_shape_", "[16]"),
+        r"fitted.image_shape_ is a list of 1 items, expected a list of 2 to 3 items",
+    ),
+    (
         "sae",
         _set("fitted", "classes_", "[1e30, 1, 2]"),
         r"fitted.classes_\[0\] is 1e\+30, expected a value of dtype <i8",

@@ -230,6 +230,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         With ``reset`` (fit) the scaler is not applied yet: ``_fit_range`` fits it after validation.
         """
         pixels = self._reads_pixels(X, reset)
+        self._image_rows(tuple(np.shape(X)[1:]) if getattr(X, "ndim", 2) > 2 else (), reset)
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
             X = np.asarray(X).reshape(X.shape[0], -1)
         try:  # fit: one sample teaches nothing (a scale fitted on it zeroes it); inference: any number
@@ -269,6 +270,43 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 stacklevel=depth + 2,  # the line that called the public method
             )
         return X
+
+    def _image_rows(self, row_shape: tuple[int, ...], reset: bool) -> None:
+        """Learn (``fit``) or check (later calls) the images' shape of rows that arrive as images.
+
+        ``fit`` sets ``image_shape_``: the ``image_shape`` parameter, else the shape of the images in X
+        (``(n, H, W)``, ``(n, C, H, W)``, a folder of images), else None (rows). The conv body is built
+        on it and the model file keeps it, so a conv fit on images needs no parameter. Later calls refuse
+        images of another shape with as many values (a transposed stack would be read scrambled).
+        """
+        image = tuple(int(s) for s in row_shape) if len(row_shape) in (2, 3) else None
+        if reset:
+            if image is not None and self.image_shape is None and len(image) == 3:
+                c, _, last = image
+                channels_last = last in (1, 3, 4) and c not in (1, 2, 3, 4)  # (n, H, W, C): PIL's, TensorFlow's
+                if channels_last and self.architecture != "conv":
+                    image = None  # a dense body reads any order; no thumbnails drawn with the channels as width
+                elif channels_last:
+                    raise InputError(
+                        f"X holds images of shape {image}, channels last; aekit reads (channels, height, width): "
+                        f"pass X.transpose(0, 3, 1, 2), or {{image_shape={image}}} to read them as they are",
+                        param="image_shape",
+                        values={},
+                    )
+            self.image_shape_ = tuple(int(s) for s in self.image_shape) if self.image_shape is not None else image
+            return
+        known = getattr(self, "image_shape_", None) or self.image_shape
+        if image is None or known is None:
+            return
+
+        def grey(shape: tuple[int, ...]) -> tuple[int, ...]:  # (1, H, W) and (H, W) are the same images
+            return shape[1:] if len(shape) == 3 and shape[0] == 1 else shape
+
+        if grey(image) != grey(tuple(known)):
+            raise InputError(
+                f"X holds images of shape {image}, but the model was fitted on images of shape {tuple(known)}; "
+                "pass images of that shape (reshape or transpose them)"
+            )
 
     def _reads_pixels(self, X: Any, reset: bool) -> bool:
         """Whether ``X`` (as passed, before conversion) is 0-255 pixels to divide by 255.
@@ -373,21 +411,32 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         PARAMS["data_loading"].check(self.data_loading)
         source = as_source(X)
         if self.data_loading == "memory" or (source is None and self.data_loading == "auto"):
-            return self._X(X if source is None or isinstance(X, np.ndarray) else _read_all(source), reset=True)
+            return self._in_memory(X, source)
         if source is None:  # data_loading="stream" on an array in memory
             source = ArraySource(np.asarray(X))
         if self.data_loading == "auto" and not _too_big(source):
             log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
-            return self._X(X if isinstance(X, np.ndarray) else _read_all(source), reset=True)
+            return self._in_memory(X, source)
         log.info("streaming %s (%d rows)", source.name, source.n_samples)
+        self._image_rows(tuple(source.row_shape), reset=True)
         self.n_features_in_ = source.n_features
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return source
 
+    def _in_memory(self, X: Any, source: Source | None) -> np.ndarray:
+        """``fit``'s X read whole: ``_X`` of the array, or of a source's rows (its images' shape kept)."""
+        if source is None or isinstance(X, np.ndarray):
+            return self._X(X, reset=True)
+        rows = self._X(_read_all(source), reset=True)
+        self._image_rows(tuple(source.row_shape), reset=True)
+        return rows
+
     def _source(self, X: Any) -> Source | None:
         """``X`` as a source for chunked inference (data on disk, or a source), checked against the fit; else None."""
         source = as_source(X)
+        if source is not None:
+            self._image_rows(tuple(source.row_shape), reset=False)
         if source is not None and source.n_features != self.n_features_in_:
             raise InputError(
                 f"{source.name}: X has {source.n_features} features, but {type(self).__name__} is expecting "
@@ -471,7 +520,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             "output_activation": self._resolved()[1],
             "batchnorm": self.batchnorm,
             "dropout": self.dropout,
-            "image_shape": self.image_shape,
+            "image_shape": getattr(self, "image_shape_", None) or self.image_shape,  # fitted: the data's
             "conv_filters": tuple(self.conv_filters),
             "kernel_size": self.kernel_size,
             "variational": self.variational,

@@ -67,17 +67,18 @@ def _metavar(p: Param) -> str:
 
 
 def _nproc(text: str) -> int:
-    """``--nproc``: a whole number of local processes, at least 1 and at most one per CPU core."""
-    import os
+    """``--nproc``: a whole number of local processes, at least 1 and at most one per CPU core it may use."""
+    from aekit.threads import available_cores
 
     try:
         n = int(text)
     except ValueError:
         n = 0
-    cores = os.cpu_count() or 1
+    cores = available_cores()  # its CPU affinity and cgroup quota: a container of 2 CPUs on a 64-core host has 2
     if not 1 <= n <= cores:
         raise argparse.ArgumentTypeError(
-            f"--nproc must be a whole number of processes from 1 to {cores} (this machine's CPU cores), got {text!r}"
+            f"--nproc must be a whole number of processes from 1 to {cores} (the CPU cores aekit may use here), "
+            f"got {text!r}"
         )
     return n
 

@@ -348,12 +348,13 @@ def _launch(args: argparse.Namespace) -> int:
 
     from aekit import distributed
     from aekit._utils import InputError
+    from aekit.threads import available_cores
 
     if distributed.from_env(os.environ) is not None:
         raise InputError("--nproc: this command already runs under torchrun; drop --nproc")
     command = distributed.launch_command(args.nproc, distributed.without_flag(args.argv, "--nproc"))
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))  # cores shared out
+    env.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // args.nproc)))  # cores shared out
     proc = subprocess.Popen(command, env=env, process_group=0)
     interrupts = 0
     while True:
@@ -368,14 +369,10 @@ def _train_rank(args: argparse.Namespace) -> int:
     """A data-parallel rank other than 0: trains its part, writes nothing and prints nothing (rank 0 does)."""
     import warnings
 
-    from aekit._utils import attribute
-
     warnings.simplefilter("ignore")  # rank 0 shows them and logs the run, once
     logging.getLogger("aekit").setLevel(logging.ERROR)
     X, y = training_data(args)
     est = _estimator(args, y)
-    if len(attribute(X, "row_shape", ())) == 3 and est.image_shape is None:
-        est.set_params(image_shape=tuple(X.row_shape))
     resume = str(Path(args.out) / "checkpoint.safetensors") if args.resume else None
     est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
     return 130 if est.stop_reason_ == "interrupted" else 0
@@ -383,7 +380,7 @@ def _train_rank(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from aekit import distributed
-    from aekit._utils import AekitError, InputError, attribute, resolve_device
+    from aekit._utils import AekitError, InputError, resolve_device
 
     if getattr(args, "nproc", None) not in (None, 1):
         return _launch(args)
@@ -401,8 +398,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         X, y = training_data(args)
         est = _estimator(args, y)
-        if len(attribute(X, "row_shape", ())) == 3 and est.image_shape is None:
-            est.set_params(image_shape=tuple(X.row_shape))  # images from a folder: C x H x W, kept in the model
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
         # stays until this run's files replace it together
         replacing = (out.path / ck_name).exists() and not args.resume
@@ -452,8 +447,8 @@ def model_rows(
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_rows`` for a trained ``model``: a folder of images is read at the model's image shape unless
     --image-shape says another, and one read at a size the model does not take is refused in one line."""
-    if getattr(model, "image_shape", None) is not None and getattr(args, "image_shape", None) is None:
-        args.image_shape = tuple(model.image_shape)  # resized as the model's training images were
+    if model_image_shape(model) is not None and getattr(args, "image_shape", None) is None:
+        args.image_shape = model_image_shape(model)  # resized as the model's training images were
     names: list[str] = []
     X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names, keep=_feature_names(model))
     check_image_size(args, X, model)
@@ -461,6 +456,12 @@ def model_rows(
     X = model_columns(X, names, model, args.data, taken)
     check_width(args, X, model)
     return X, y, ids
+
+
+def model_image_shape(model: Any) -> tuple[int, ...] | None:
+    """The shape of the images ``model`` was fitted on (learnt from them, or its image_shape); None: rows."""
+    shape = getattr(model, "image_shape_", None) or getattr(model, "image_shape", None)
+    return tuple(shape) if shape else None
 
 
 def _width(X: Any) -> int:
@@ -850,7 +851,7 @@ def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> 
         return tuple(args.image_shape)
     if args.data in ("mnist", "mnist-test"):
         return (28, 28)
-    return tuple(model.image_shape) if getattr(model, "image_shape", None) else None
+    return model_image_shape(model)
 
 
 def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
@@ -863,7 +864,7 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
     n, found = int(model.n_features_in_), _width(X)
     if n == found or not image_folder(args.data):
         return
-    shape = getattr(model, "image_shape", None)
+    shape = model_image_shape(model)
     for c in () if shape else (1, 3):  # a dense model: the square grey or RGB images its width holds
         side = math.isqrt(n // c)
         if n % c == 0 and side * side == n // c:

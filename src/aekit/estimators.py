@@ -92,7 +92,9 @@ class Autoencoder(_AutoencoderBase):
     dropout : float, default=0.0
         Dropout after every hidden layer of the dense body (architecture="dense" only).
     image_shape : tuple, optional
-        ``(H, W)`` or ``(C, H, W)`` for the conv body; square single-channel if None.
+        ``(H, W)`` or ``(C, H, W)`` for the conv body. If None: the shape of the images in
+        ``X`` (an ``(n, H, W)`` or ``(n, C, H, W)`` array, a folder of images), else square
+        single-channel.
     conv_filters : tuple of int, default=(32, 16)
     kernel_size : int, default=3
     variational : bool, default=False
@@ -202,6 +204,9 @@ class Autoencoder(_AutoencoderBase):
         The loss and output activation the model trained with ("auto" resolved).
     pixels_ : bool
         Whether uint8 input is read as 0-255 pixels (divided by 255), as decided in ``fit``.
+    image_shape_ : tuple or None
+        The images' shape the model reads: ``image_shape``, else that of the images in ``X``;
+        None for rows. Images of another shape are refused later.
     input_offset_, input_scale_ : ndarray of shape (n_features,) or None
         The fitted ``scale``: the model reads ``(X - input_offset_) / input_scale_``; None
         without one.
@@ -912,6 +917,7 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
         est = cls(**{**model.params, "device": device, "checkpoint_path": None, "callbacks": None})
         est._validate_params()
         est.loss_, est.output_activation_ = _resolved_choices(est, model.fitted)  # the network's output needs them
+        est.image_shape_ = model.fitted["image_shape_"]  # and a conv body its images' shape
         net_kwargs = est._net_kwargs(model.fitted["n_features_in_"], None if classes is None else len(classes))
         with torch.device("meta"):  # shapes only, nothing allocated: tampered metadata cannot exhaust memory
             expected = build_net(**net_kwargs).state_dict()

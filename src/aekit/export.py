@@ -109,8 +109,9 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     out = Path(out_dir)
     n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
     meta = {"aekit.input": _input_units(est), "aekit.model": type(est).__name__}
-    if getattr(est, "image_shape", None) is not None:
-        meta["aekit.image_shape"] = ",".join(map(str, est.image_shape))
+    shape = getattr(est, "image_shape_", None) or getattr(est, "image_shape", None)
+    if shape is not None:
+        meta["aekit.image_shape"] = ",".join(map(str, shape))
     paths = dict(zip(("encoder", "decoder"), (out / name for name in onnx_files(est)), strict=False))
     _onnx_file(est.encoder_, n_in, paths["encoder"], ("x", "code"), meta)
     if "decoder" in paths:

@@ -204,6 +204,8 @@ def fitted_section(est: Any) -> dict[str, Any]:
     for name in ("loss_", "output_activation_"):
         if hasattr(est, name):
             fitted[name] = str(getattr(est, name))
+    if getattr(est, "image_shape_", None) is not None:
+        fitted["image_shape_"] = [int(v) for v in est.image_shape_]
     if getattr(est, "pixels_", None) is not None:
         fitted["pixels_"] = bool(est.pixels_)
     if hasattr(est, "epochs_"):  # epochs="auto" resolved
@@ -319,6 +321,8 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
     for name in ("loss_", "output_activation_"):  # absent from older files: their parameters were never "auto"
         if name in fitted:
             attrs[name] = fitted[name]
+    # older files: None, and the image_shape parameter stands (the data's shape was not learnt then)
+    attrs["image_shape_"] = tuple(fitted["image_shape_"]) if "image_shape_" in fitted else None
     attrs["pixels_"] = fitted.get("pixels_", True)  # older files: uint8 input was always 0-255 pixels
     scaler = "input_offset_" in fitted
     attrs["input_offset_"] = np.asarray(fitted["input_offset_"], dtype=np.float32) if scaler else None

@@ -282,6 +282,7 @@ MODEL_FITTED = Obj(
         "loss_": Str(32, r"[a-z0-9_]+", "a lower-case name"),
         "output_activation_": Str(32, r"[a-z0-9_]+", "a lower-case name"),
         "pixels_": Bool(),
+        "image_shape_": ListOf(Int(1, MAX_COUNT), min_len=2, max_len=3),  # (H, W) or (C, H, W) of image rows
         "input_offset_": ListOf(Num(-MAX_FLOAT32, MAX_FLOAT32), max_len=MAX_COUNT),
         "input_scale_": ListOf(Num(float(np.finfo(np.float32).tiny), MAX_FLOAT32), max_len=MAX_COUNT),
     },
@@ -300,6 +301,7 @@ MODEL_FITTED = Obj(
             "loss_",
             "output_activation_",
             "pixels_",
+            "image_shape_",
             "input_offset_",
             "input_scale_",
         }
@@ -331,6 +333,12 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
         raise SchemaError("fitted", "classes_ and classes_dtype together", "only one of them")
     if ("input_offset_" in fitted) != ("input_scale_" in fitted):
         raise SchemaError("fitted", "input_offset_ and input_scale_ together", "only one of them")
+    if "image_shape_" in fitted and math.prod(fitted["image_shape_"]) != fitted["n_features_in_"]:
+        raise SchemaError(
+            "fitted.image_shape_",
+            f"a shape of {fitted['n_features_in_']} values (n_features_in_)",
+            str(fitted["image_shape_"]),  # 2 or 3 integers, checked above,
+        )
     for name in ("input_offset_", "input_scale_"):
         if name in fitted and len(fitted[name]) != fitted["n_features_in_"]:
             raise SchemaError(
