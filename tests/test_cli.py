@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from aekit import load
+from aekit._utils import TrainingDivergedError
 from aekit.cli import main
 
 
@@ -889,3 +890,25 @@ def test_a_single_image_file_points_at_a_folder(tmp_path, capsys):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "one.png")
     assert main(["train", str(tmp_path / "one.png"), "--out", str(tmp_path / "r")]) == 2
     assert "one.png: a single image; aekit reads images from a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stop", "how", "hint"),
+    [(KeyboardInterrupt(), "interrupted", True), (TrainingDivergedError("loss nan"), "diverged", False)],
+)
+def test_a_training_stopped_early_keeps_its_model_and_says_how_to_go_on(tmp_path, capsys, monkeypatch, stop, how, hint):
+    # the path a rank takes when the launcher stops it (another rank failed), or a loss that turned NaN
+    from aekit import Autoencoder
+    from aekit.commands import _keep_then_raise
+    from aekit.outputs import output_folder
+
+    est = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0)
+    est.fit(np.random.default_rng(0).random((40, 6), dtype=np.float32))
+    monkeypatch.chdir(tmp_path)  # --out run, as typed
+    with pytest.raises(type(stop)), output_folder(Path("run"), ("model.safetensors",), overwrite=False) as out:
+        (out.path / "checkpoint.safetensors").write_bytes(b"kept")  # as the epoch's checkpoint would be
+        _keep_then_raise(out, Path("run"), est, stop)
+    captured = capsys.readouterr()
+    assert f"model: {Path('run') / 'model.safetensors'} (1 epoch, {how})" in captured.out
+    assert ("resume with the same command plus --resume" in captured.err) == hint  # a NaN run would diverge again
+    assert load(tmp_path / "run" / "model.safetensors").n_iter_ == 1

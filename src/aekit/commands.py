@@ -19,7 +19,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # (not typing's: one import less before main's guard; type checkers know the name)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
     import numpy as np
 
@@ -326,15 +326,16 @@ def visualize_flags() -> tuple[str, ...]:
     )
 
 
-def _keep_trained(out: OutputFolder, est: Any) -> bool:
-    """Save a model that trained at least one epoch (``save_training``); an untrained one never replaces a file."""
+def _keep_trained(out: OutputFolder, est: Any) -> bool | None:
+    """Save a model that trained at least one epoch (``save_training``: whether its curve was drawn); None: an
+    untrained one, which never replaces a file."""
     from aekit.outputs import save_training
 
     if getattr(est, "n_iter_", 0) > 0 and hasattr(est, "net_"):
         return save_training(out, est)
     if getattr(est, "stop_reason_", "") in ("interrupted", "diverged"):
         print(f"no epoch completed ({est.stop_reason_}): no model written to {out.path}", file=sys.stderr)
-    return False
+    return None
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -407,29 +408,41 @@ def cmd_train(args: argparse.Namespace) -> int:
             est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
         # e.g. diverged, or (data-parallel) another rank failed, or a signal that came while this rank saw it
         # fail: the model of the last complete epoch is kept, then the error shown
-        except (AekitError, KeyboardInterrupt):
-            _keep_trained(out, est)
-            raise
+        except (AekitError, KeyboardInterrupt) as exc:
+            _keep_then_raise(out, Path(args.out), est, exc)
         curve = _keep_trained(out, est)
         if est.n_iter_ == 0:
             return 130 if est.stop_reason_ == "interrupted" else 2
         if est.stop_reason_ in FINISHED and not args.keep_checkpoint:  # a finished run needs no resuming
             (out.path / ck_name).unlink(missing_ok=True)
-    where = Path(args.out)
-    print(
-        f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, "
-        f"{est.stop_reason_})"
-    )
+    _say_kept(Path(args.out), est, est.stop_reason_, curve=bool(curve))
+    return 130 if est.stop_reason_ == "interrupted" else 0
+
+
+def _keep_then_raise(out: OutputFolder, where: Path, est: Any, exc: BaseException) -> NoReturn:
+    """A training stopped by an error or a signal (under --nproc: the launcher stopping this rank because another
+    failed): keep its model, say where and how to go on, then raise what stopped it."""
+    from aekit._utils import TrainingDivergedError
+
+    stopped = exc
+    try:
+        kept = _keep_trained(out, est)
+    except KeyboardInterrupt as late:  # a signal that came while the model was saved: it waited until it was
+        kept, stopped = True, late
+    if kept is not None:
+        how = "diverged" if isinstance(stopped, TrainingDivergedError) else "failed"
+        _say_kept(where, est, "interrupted" if isinstance(stopped, KeyboardInterrupt) else how)
+    raise stopped
+
+
+def _say_kept(where: Path, est: Any, how: str, *, curve: bool = False) -> None:
+    """The lines that end a training that wrote its model: where it is, and how to go on when it stopped early."""
+    print(f"model: {where / 'model.safetensors'} ({est.n_iter_} epoch{'s' if est.n_iter_ != 1 else ''}, {how})")
     if curve:
         print(f"training curve: {where / 'training_curve.png'}")
-    if est.stop_reason_ == "interrupted":
-        if (where / ck_name).exists():
-            print(
-                f"interrupted: resume with the same command plus --resume (checkpoint {where / ck_name})",
-                file=sys.stderr,
-            )
-        return 130
-    return 0
+    ck = where / "checkpoint.safetensors"
+    if how in ("interrupted", "failed") and ck.exists():
+        print(f"{how}: resume with the same command plus --resume (checkpoint {ck})", file=sys.stderr)
 
 
 def load_model(args: argparse.Namespace) -> Any:

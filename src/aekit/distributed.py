@@ -28,6 +28,7 @@ import datetime
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -304,6 +305,8 @@ def launcher_main(argv: Sequence[str] | None = None) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
 
+    if "LOGLEVEL" not in os.environ:  # torchrun's own lines (SIGTERM sent, a rank's exit code) repeat aekit's last
+        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         main(list(sys.argv[1:] if argv is None else argv))
     except ChildFailedError as exc:
@@ -311,7 +314,15 @@ def launcher_main(argv: Sequence[str] | None = None) -> None:
         code = failure.exitcode
         if code in (130, -2):
             sys.exit(130)
-        print(f"aekit: error: rank {first} failed (exit code {code}); its message is above", file=sys.stderr)
+        if code < 0:  # killed by a signal: no message of its own (SIGKILL: often the out-of-memory killer)
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            oom = "; the system's out-of-memory killer sends SIGKILL" if name == "SIGKILL" else ""
+            print(f"aekit: error: rank {first} was killed by {name}{oom}", file=sys.stderr)
+        else:
+            print(f"aekit: error: rank {first} failed (exit code {code}); its message is above", file=sys.stderr)
         sys.exit(code if 0 < code < 256 else 1)
     except (KeyboardInterrupt, SignalException):
         print("aekit: interrupted", file=sys.stderr)
