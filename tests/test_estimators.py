@@ -145,7 +145,7 @@ def test_load_rejects_non_model(tmp_path):
     "X, match",
     [
         (np.array([[0.1, np.nan], [0.2, 0.3]]), "NaN"),
-        (np.array([[0.1, np.inf], [0.2, 0.3]]), "infinity"),
+        (np.array([[0.1, np.inf], [0.2, 0.3]]), r"^X contains infinity \(1 value; the first at row 0, column 1\)"),
         (np.zeros(5), "2D array"),
         (np.zeros((0, 3)), "0 sample"),
     ],
@@ -162,6 +162,16 @@ def test_wrong_feature_count(blobs):
         ae.transform(X[:, :5])
     with pytest.raises(InputError, match=r"codes of shape \(n_samples, 2\)"):
         ae.inverse_transform(np.zeros((3, 5)))
+
+
+def test_inverse_transform_refuses_codes_in_another_order(blobs):
+    X, _ = blobs
+    ae = Autoencoder(**SMALL).set_output(transform="pandas").fit(X)
+    Z = ae.transform(X)
+    np.testing.assert_array_equal(ae.inverse_transform(Z), ae.inverse_transform(Z.to_numpy()))
+    with pytest.raises(InputError, match="column 0 is 'autoencoder1', but this model's code 0 is 'autoencoder0'"):
+        ae.inverse_transform(Z[Z.columns[::-1]])
+    assert ae.inverse_transform(Z.set_axis(["u", "v"], axis=1)).shape == X.shape  # other names: the user's own
 
 
 @pytest.mark.parametrize(

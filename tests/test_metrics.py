@@ -118,3 +118,25 @@ def test_unit_range_allows_float_rounding_and_psnr_of_constant_data_is_finite():
     )
     const = np.full((4, 3), 3.0)
     assert metrics.psnr(const, const + 0.3, data_range=None) == pytest.approx(20.0)  # peak: its magnitude, 3
+
+
+def test_neg_reconstruction_mse_scores_in_the_users_units():
+    from sklearn.model_selection import GridSearchCV
+
+    from aekit import Autoencoder
+    from aekit.metrics import neg_reconstruction_mse
+
+    X = np.random.default_rng(0).normal(50.0, 20.0, size=(96, 6)).astype(np.float32)  # tabular, far from [0, 1]
+    ae = Autoencoder(hidden_layer_sizes=(8,), epochs=2, batch_size=16, scale="standard", random_state=0).fit(X)
+    assert neg_reconstruction_mse(ae, X) == pytest.approx(-np.mean((X - ae.reconstruct(X)) ** 2), rel=1e-6)
+    assert neg_reconstruction_mse(ae, X) < 10 * ae.score(X)  # in the data's units, not the scaled ones
+    pixels = (np.random.default_rng(1).random((64, 16)) * 255).astype(np.uint8)
+    img = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(pixels)
+    assert -1.0 <= neg_reconstruction_mse(img, pixels) < 0  # compared in [0, 1], as reconstructed
+    search = GridSearchCV(
+        Autoencoder(hidden_layer_sizes=(8,), epochs=2, batch_size=16, random_state=0),
+        {"scale": ["standard", "minmax"]},
+        scoring=neg_reconstruction_mse,
+        cv=2,
+    ).fit(X)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 
@@ -204,6 +206,8 @@ def test_aetsne_fit_transform_and_new_points(blobs):
     emb = vis.fit_transform(X)
     assert emb.shape == (180, 2)
     assert vis.transform(X[:5]).shape == (5, 2)
+    twin = copy.deepcopy(vis)  # openTSNE's embedding keeps its affinities: the copy places new points too
+    np.testing.assert_allclose(twin.transform(X[:5]), vis.transform(X[:5]), rtol=1e-5, atol=1e-5)
     again = AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0).fit_transform(X)
     assert np.allclose(emb, again)
     fitted = vis.autoencoder_

@@ -232,6 +232,13 @@ def test_transform_in_chunks_into_a_memmap(npy, tmp_path):
     np.testing.assert_allclose(est.inverse_transform(codes), est.inverse_transform(np.asarray(codes)), atol=1e-6)
     with pytest.raises(InputError, match=r"out must be a float32 array of shape \(300, 2\)"):
         est.transform(mm, out=np.zeros((3, 2), np.float32))
+    # arrays in memory into out (the in-memory path wrote nothing and failed): codes, reconstructions, decoded codes
+    codes, recon = np.empty((300, 2), np.float32), np.empty((300, 20), np.float32)
+    assert est.transform(X, out=codes) is codes and est.reconstruct(X, out=recon) is recon
+    np.testing.assert_array_equal(codes, est.transform(X))
+    np.testing.assert_array_equal(recon, est.reconstruct(X))
+    decoded = est.inverse_transform(codes, out=np.empty((300, 20), np.float32))
+    np.testing.assert_array_equal(decoded, est.inverse_transform(codes))
     np.save(tmp_path / "wide.npy", np.zeros((5, 21), np.uint8))
     with pytest.raises(InputError, match=r"wide\.npy: X has 21 features, but Autoencoder is expecting 20"):
         est.transform(np.load(tmp_path / "wide.npy", mmap_mode="r"))

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -120,11 +122,48 @@ def test_corruption_kinds(kind):
 
 def test_label_minus_one_is_named_in_errors_and_warned_about(blobs):
     X, y = blobs
-    with pytest.raises(InputError, match=r"only one class .*60 samples labelled -1 count as unlabelled"):
-        SupervisedAutoencoder(**SMALL).fit(X, np.where(y > 0, 1, -1))
+    with pytest.raises(InputError, match=r"only one class .*60 samples labelled -1 count as unlabelled; if -1 is a "):
+        SupervisedAutoencoder(**SMALL).fit(X, np.where(y > 0, 1, -1))  # {-1, +1}: the fix is named
     with pytest.warns(UserWarning, match="negative labels besides -1"):
         est = SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, y - 2)  # -2, -1, 0: -1 is "unlabelled"
     assert list(est.classes_) == [-2, 0]
+
+
+def test_minus_one_as_common_as_a_class_is_warned_about_once(blobs, recwarn):
+    X, y = blobs  # three classes of 60
+    with pytest.warns(UserWarning, match=r"y: 60 samples have y == -1, no more than the largest class.*LabelEncoder"):
+        SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, y - 1)  # -1, 0, 1 (sentiment): -1 left out
+    recwarn.clear()
+    SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, y - 1)  # once per process: not in every CV fold
+    assert not [w for w in recwarn if "y == -1" in str(w.message)]
+    few = np.where(np.arange(len(y)) % 10 == 0, -1, y)  # semi-supervised: most samples unlabelled
+    many = np.where(np.arange(len(y)) % 10 == 0, y, -1)
+    from aekit._utils import _WARNED
+
+    _WARNED.clear()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="y: .* samples have y == -1")
+        SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, many)  # 162 unlabelled > 20 per class: silent
+    with pytest.warns(UserWarning, match="y: 18 samples have y == -1"):
+        SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, few)
+
+
+def test_a_classifier_alone_is_no_reconstruction_failure_and_no_loss_is_refused(blobs):
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*reconstruction has not left")  # its decoder is off on purpose
+        SupervisedAutoencoder(**{**SMALL, "epochs": 1, "reconstruction_weight": 0.0}).fit(X, y)
+    with pytest.raises(InputError, match=r"reconstruction_weight=0.0 and classification_weight=0.0 are both 0"):
+        SupervisedAutoencoder(**{**SMALL, "reconstruction_weight": 0.0, "classification_weight": 0.0}).fit(X, y)
+
+
+def test_training_warnings_point_at_the_users_line_through_scikit_learn(blobs):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = blobs
+    with pytest.warns(Warning) as record:
+        cross_val_score(SupervisedAutoencoder(**{**SMALL, "epochs": 1}), X, y - 1, cv=2)
+    assert record and all(w.filename == __file__ for w in record), {w.filename for w in record}
 
 
 def test_missing_text_labels_are_a_clear_error(blobs):

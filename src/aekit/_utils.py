@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 import warnings
@@ -193,6 +194,25 @@ def in_unit_range(lo: float, hi: float) -> bool:
 
 #: the keys ``warn_once`` has warned about in this process
 _WARNED: set[Hashable] = set()
+
+
+#: the packages between a user's line and aekit's warning: scikit-learn's meta-estimators, joblib's workers
+_NOT_USERS = ("aekit", "sklearn", "joblib")
+#: aekit's own callers of the estimators: a warning points at them (the CLI shows those as one line)
+_USERS_IN_AEKIT = ("aekit.cli", "aekit.commands", "aekit.demo", "aekit.__main__")
+
+
+def outside_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in the calling function that points at the first frame
+    outside aekit, scikit-learn and joblib: the user's line, also when ``fit_transform``, a Pipeline or a
+    cross-validation called aekit."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] not in _NOT_USERS or module in _USERS_IN_AEKIT:
+            break
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def warn_once(key: Hashable, message: str, category: type[Warning] = UserWarning, stacklevel: int = 1) -> None:

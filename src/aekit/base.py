@@ -40,6 +40,7 @@ from aekit._utils import (
     is_uint8,
     isolated_rng,
     jsonable,
+    outside_stacklevel,
     pixels_from_max,
     resolve_device,
     seed_from,
@@ -200,6 +201,21 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
             f"X's column {str(text[0])!r} holds text or categories ({exc}); aekit takes numbers: drop the "
             "column, or encode it first (e.g. scikit-learn's OneHotEncoder in a Pipeline)"
         )
+    if "contains NaN" in str(exc) or "contains infinity" in str(exc):  # sklearn's advice runs over lines
+        nan = "NaN" in str(exc)
+        what = "NaN" if nan else "infinity"
+        with contextlib.suppress(Exception):  # where the first one is, when X reads as numbers
+            values = np.asarray(X, dtype=np.float64)
+            bad = np.argwhere(~np.isfinite(values.reshape(len(values), -1)))
+            if len(bad):
+                n = f"{len(bad)} value{'s' if len(bad) > 1 else ''}"
+                what += f" ({n}; the first at row {bad[0][0]}, column {bad[0][1]})"
+        fix = (
+            "aekit needs complete rows: fill the gaps (e.g. scikit-learn's SimpleImputer in a Pipeline) or drop them"
+            if nan
+            else "aekit needs finite values: clip or drop them"
+        )
+        return InputError(f"X contains {what}; {fix}")
     hint = ""
     if "features, but" in str(exc):
         hint = " Pass data with the features the model was fitted on"
@@ -924,10 +940,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         out = self._forward_batches(X, outputs)
         d, n_features = int(net.code_size), X.shape[1] if net.has_decoder else 0
         loss, output_activation = self._resolved()
+        judged = net.has_decoder and self._loss_weights()[0] > 0  # a decoder left untrained on purpose is no failure
         self.fit_warnings_ = check_fit(
             X,
             out[:, :d],
-            out[:, d : d + n_features] if net.has_decoder else None,
+            out[:, d : d + n_features] if judged else None,
             loss=loss,
             output_activation=output_activation,
             code_activation=self.code_activation if bounded else None,
@@ -936,7 +953,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             history=self.history_,
         )
         for message in self.fit_warnings_:
-            warnings.warn(message, TrainingWarning, stacklevel=4)  # _check_health <- _fit <- fit <- the caller
+            warnings.warn(message, TrainingWarning, stacklevel=outside_stacklevel())  # the user's fit line
 
     # ------------------------------------------------------------------ inference
 
@@ -970,9 +987,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for start in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)  # may be read-only: _utils
-                outs.append(to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb))))
+                result = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
                 if out is not None:
-                    out[start : start + len(outs[-1])] = outs.pop()
+                    out[start : start + len(result)] = result
+                else:
+                    outs.append(result)
             if out is not None:
                 return out
             if not outs:  # no samples: the output's width from one dummy row
@@ -1075,6 +1094,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             raise InputError(
                 f"inverse_transform expects codes of shape (n_samples, {self._n_features_out}), found {Z.shape}; "
                 "pass the output of transform"
+            )
+        names = [str(c) for c in getattr(X, "columns", ())]  # a DataFrame of codes (set_output(transform="pandas"))
+        expected = [str(c) for c in self.get_feature_names_out()]
+        if names and names != expected and sorted(names) == sorted(expected):  # reordered: decoded scrambled
+            i = next(i for i, (a, b) in enumerate(zip(names, expected, strict=True)) if a != b)
+            raise InputError(
+                f"inverse_transform: the codes' column {i} is {names[i]!r}, but this model's code {i} is "
+                f"{expected[i]!r}; pass the columns in transform's order (codes[model.get_feature_names_out()])"
             )
         if Z.dtype.kind not in "biuf" or not np.all(np.isfinite(Z)):
             raise InputError("inverse_transform expects finite numeric codes")

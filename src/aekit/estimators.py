@@ -29,6 +29,7 @@ from aekit._utils import (
     UNLABELLED,
     InputError,
     ModelFileError,
+    outside_stacklevel,
     resolve_device,
     seed_from,
     unlabelled,
@@ -302,7 +303,12 @@ class Autoencoder(_AutoencoderBase):
         return self
 
     def score(self, X: Any, y: Any = None) -> float:
-        """Negative mean reconstruction loss (higher is better, for model selection)."""
+        """Negative mean reconstruction loss (higher is better, for model selection).
+
+        The training loss as the model reads ``X`` (after ``scale``; a VAE's KL term left out), so
+        it compares models of one ``loss``, ``scale`` and ``beta``; to choose among those, score
+        with ``scoring=aekit.metrics.neg_reconstruction_mse`` (the error in ``X``'s units).
+        """
         return -self.reconstruction_error(X)
 
     def sample(self, n_samples: int, random_state: int | None = None) -> np.ndarray:
@@ -438,6 +444,16 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
     def _loss_weights(self) -> tuple[float, float]:
         return float(self.reconstruction_weight), float(self.classification_weight)
 
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self._loss_weights() == (0.0, 0.0):  # a loss of 0: nothing would train, silently
+            raise InputError(
+                "{reconstruction_weight} and {classification_weight} are both 0: nothing would train; give "
+                "either a positive weight (reconstruction_weight=0 trains a classifier alone)",
+                param="reconstruction_weight",
+                values={"reconstruction_weight": 0.0, "classification_weight": 0.0},
+            )
+
     def _encode_labels(self, y: Any, n: int) -> np.ndarray:
         """Map labels to indices 0..n_classes-1; unlabelled (-1) stays -1. Sets ``classes_``."""
         if y is None:
@@ -452,7 +468,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
                 f"y holds negative labels besides -1; -1 marks unlabelled samples ({int(no_label.sum())} of them "
                 "here), so class -1 is not learned. Encode the classes as 0..k-1 (e.g. LabelEncoder) if -1 is a class",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=outside_stacklevel(),
             )
         labelled = y[~no_label]
         if labelled.size == 0:
@@ -474,16 +490,30 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             )
         self.classes_ = np.unique(labelled)
         if len(self.classes_) < 2:
-            note = f" ({int(no_label.sum())} samples labelled -1 count as unlabelled)" if no_label.any() else ""
+            note = (
+                f" ({int(no_label.sum())} samples labelled -1 count as unlabelled; if -1 is a class, encode the "
+                "classes as 0..k-1, e.g. with LabelEncoder)"
+                if no_label.any()
+                else ""
+            )
             only = self.classes_[0].item() if isinstance(self.classes_[0], np.generic) else self.classes_[0]
             raise InputError(f"y holds only one class ({only!r}){note}; a classifier needs at least 2 classes")
+        largest = int(np.unique(labelled, return_counts=True)[1].max())
+        if 0 < int(no_label.sum()) <= largest:  # as many as a class: -1 may be a class here ({-1, 0, 1} sentiment)
+            warn_once(
+                ("unlabelled", type(self).__name__),  # once per process: not again in every fold of a CV
+                f"y: {int(no_label.sum())} samples have y == -1, no more than the largest class; -1 marks a sample "
+                "as unlabelled: they are left out of the head's training and of score, not learnt as a class. If "
+                "-1 is a class, encode the classes as 0..k-1 (e.g. with LabelEncoder)",
+                stacklevel=outside_stacklevel(),
+            )
         if 2 * len(self.classes_) > labelled.size:  # fewer than two samples per class: a measurement, not classes?
             warn_once(
                 ("classes", len(self.classes_), labelled.size),
                 f"y holds {len(self.classes_)} classes among {labelled.size} labelled samples, fewer than two per "
                 "class: if y is a continuous target (a regression), the classifier head cannot learn it; fit "
                 "without y, or bin y into a few classes",
-                stacklevel=3,
+                stacklevel=outside_stacklevel(),
             )
         idx = np.full(n, UNLABELLED, dtype=np.int64)
         idx[~no_label] = np.searchsorted(self.classes_, labelled)

@@ -641,7 +641,12 @@ def _check_checkpoint_tensors(
     _check_rng(p, tensors.get("rng.cpu"))
     weights = net.state_dict()
     check_tensors(
-        p, tensors, weights, prefix="net.", fix="resume with the parameters that wrote it", corrupt=CHECKPOINT_DAMAGED
+        p,
+        tensors,
+        weights,
+        prefix="net.",
+        fix="resume on data of the same features, with the parameters that wrote it",
+        corrupt=CHECKPOINT_DAMAGED,
     )
     if any(k.startswith("best.") for k in tensors):  # the best epoch's weights, kept by early stopping
         check_tensors(

@@ -6,6 +6,8 @@ features ("mean per pixel"); PSNR uses that MSE over the whole set.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import trustworthiness as _sk_trustworthiness
@@ -50,6 +52,21 @@ def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
     """Mean squared error, mean per element."""
     X, X_hat = _pair(X, X_hat)
     return float(np.mean((X - X_hat) ** 2))
+
+
+def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
+    """Minus the mean squared error of ``estimator.reconstruct(X)``, in ``X``'s own units: a scorer.
+
+    ``score`` is minus the training loss as the model reads the data, so it compares models of
+    one ``loss``, ``scale`` and ``beta`` only (MSE and Huber differ in size for the same errors;
+    scaled units differ). Pass this function as ``scoring=`` to ``GridSearchCV`` or
+    ``cross_val_score`` to choose among those: every candidate is measured the same way.
+    uint8 images read as pixels are compared in [0, 1], as reconstructed.
+    """
+    X_hat = np.asarray(estimator.reconstruct(X), dtype=np.float64)
+    X_in = np.asarray(X)
+    target = as_float32(X_in, pixels=bool(is_uint8(X_in) and getattr(estimator, "pixels_", False)))
+    return -reconstruction_mse(np.asarray(target, dtype=np.float64).reshape(X_hat.shape), X_hat)
 
 
 def unit_range(X: np.ndarray) -> bool:

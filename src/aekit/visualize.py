@@ -9,7 +9,7 @@ of the reference text: AE straight to 2-D, t-SNE from raw pixels, AE(20) → t-S
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -93,6 +93,23 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.distances = distances
         self.random_state = random_state
         self.max_fit_samples = max_fit_samples
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AETSNE:
+        # openTSNE's fitted embedding is an ndarray subclass: ndarray's own deepcopy drops its affinities
+        # and optimizer state (its transform then fails). Its __reduce__ (what pickling uses) keeps them
+        import copy
+
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            if isinstance(value, np.ndarray) and hasattr(value, "affinities"):  # openTSNE's TSNEEmbedding
+                rebuild, args, state = cast(tuple[Any, ...], value.__reduce__())[:3]
+                value_copy = rebuild(*args)
+                value_copy.__setstate__(copy.deepcopy(state, memo))
+                setattr(new, name, value_copy)
+            else:
+                setattr(new, name, copy.deepcopy(value, memo))
+        return new
 
     def fit(self, X: Any, y: Any = None) -> AETSNE:
         """Fit the autoencoder (unless already fitted) and t-SNE on its codes.
