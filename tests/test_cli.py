@@ -213,7 +213,8 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     assert load(model).precision == "bfloat16"  # the CLI flag reached the estimator and the file
     assert main(["evaluate", model, d, "--train-data", d, "--json", str(tmp_path / "m.json")]) == 0
     m = json.loads((tmp_path / "m.json").read_text())
-    assert m["parameters"] > 0 and 0 <= m["knn5_accuracy"] <= 1 and m["psnr_db"] > 0
+    assert isinstance(m["parameters"], int) and m["parameters"] > 0  # a count, not 536.0
+    assert 0 <= m["knn5_accuracy"] <= 1 and m["psnr_db"] > 0
     assert main(["denoise", model, d, "--out", str(tmp_path / "den.npy"), "--add-noise"]) == 0
     out = capsys.readouterr().out
     assert "PSNR noisy" in out and np.load(tmp_path / "den.npy").shape == (120, 16)
@@ -693,7 +694,7 @@ def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, ir
     out = capsys.readouterr().out
     assert "AE → 2-D" in out and "AE(20) → t-SNE" in out and (tmp_path / "v" / "comparison.png").exists()
     lines = (tmp_path / "v" / "embedding.csv").read_text().splitlines()
-    assert lines[0] == "id,label,z1,z2" and lines[1].startswith("s0,setosa,") and len(lines) == 91
+    assert lines[0] == "id,label,tsne1,tsne2" and lines[1].startswith("s0,setosa,") and len(lines) == 91
     assert np.load(tmp_path / "v" / "embedding.npy").shape == (90, 2)
     # the embedding CSV reads back into explore (its id and label columns are not coordinates)
     html = tmp_path / "m.html"
@@ -926,3 +927,47 @@ def test_training_warnings_are_one_line_on_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "aekit: warning: the reconstruction has not left its starting plateau" in done.stderr
     assert "TrainingWarning" not in done.stderr and "sys.exit" not in done.stderr
+
+
+def test_a_bad_flag_value_is_named_before_an_existing_out_is(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 4), dtype=np.float32))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"a model of an earlier run")
+    base = ["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run")]
+    for flag, value in (("--epochs", "0"), ("--learning-rate", "nan")):
+        assert main([*base, flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"aekit: error: {flag} ") and "--overwrite" not in err  # not "pass --overwrite" first
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == b"a model of an earlier run"
+
+
+def test_overwrite_leaves_no_file_of_the_previous_run_that_this_one_did_not_write(tmp_path):
+    X = np.random.default_rng(0).random((30, 16), dtype=np.float32)
+    np.save(tmp_path / "x.npy", X)
+    assert main(["train", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r"), "--epochs", "1"]) == 0
+    export = ["export", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "x.npy"), "--format", "projector"]
+    assert main([*export, "--image-shape", "4,4", "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "sprite.png").exists()
+    assert main([*export, "--out", str(tmp_path / "p"), "--overwrite"]) == 0  # no images this time
+    assert not (tmp_path / "p" / "sprite.png").exists()  # no sprite the new config does not name
+
+
+def test_a_mistyped_flag_gets_the_nearest_flag_as_a_suggestion(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "x.npy", "--out", str(tmp_path / "o"), "--hiden-layer-sizes", "4"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--hiden-layer-sizes 4 (did you mean --hidden-layer-sizes?)" in err
+    with pytest.raises(SystemExit):
+        main(["train", "x.npy", "--out", str(tmp_path / "o"), "--zzz"])
+    assert "did you mean" not in capsys.readouterr().err  # nothing near: no guess
+
+
+def test_a_npy_of_images_keeps_its_shape_for_the_model_and_the_pictures(tmp_path):
+    images = (np.random.default_rng(0).random((40, 6, 10)) * 255).astype(np.uint8)  # not square: no guess would do
+    np.save(tmp_path / "i.npy", images)
+    assert main(["train", str(tmp_path / "i.npy"), "--out", str(tmp_path / "r"), "--epochs", "1"]) == 0
+    model = tmp_path / "r" / "model.safetensors"
+    assert load(model).image_shape_ == (6, 10)
+    argv = ["export", str(model), str(tmp_path / "i.npy"), "--format", "projector", "--out", str(tmp_path / "p")]
+    assert main(argv) == 0
+    assert "single_image_dim: 10\n    single_image_dim: 6" in (tmp_path / "p" / "projector_config.pbtxt").read_text()

@@ -172,6 +172,18 @@ def test_cli_explore_embedding(tmp_path, capsys):
     assert code == 2 and "64 values per row but --image-shape 5,5" in err and not (tmp_path / "c.html").exists()
     assert main(["explore", str(tmp_path / "X.npy"), "--out", str(tmp_path / "d.html")]) == 2
     assert "exactly one of --model" in capsys.readouterr().err
+    wide = [
+        "explore",
+        str(tmp_path / "X.npy"),
+        "--embedding",
+        str(tmp_path / "X.npy"),
+        "--out",
+        str(tmp_path / "e.html"),
+    ]
+    assert main(wide) == 2  # the data given as the embedding: the flag and the command that makes one are named
+    assert "holds an array of shape (120, 64); expected 2-D coordinates (n, 2), as aekit visualize" in (
+        capsys.readouterr().err
+    )
 
 
 def test_cli_explore_model(tmp_path):
@@ -215,3 +227,38 @@ def test_demo_tsne_section_page(tmp_path):
         28,
         28,
     ]
+
+
+def test_cli_explore_matches_an_embedding_csv_to_the_data_by_id(tmp_path, capsys):
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame(rng.uniform(size=(60, 4)), columns=list("abcd"))
+    table.insert(0, "id", [f"r{i}" for i in range(60)])
+    table["label"] = [f"c{i % 3}" for i in range(60)]
+    table.to_csv(tmp_path / "t.csv", index=False)
+    emb = pd.DataFrame({"id": table["id"], "label": table["label"], "z1": np.arange(60.0), "z2": -np.arange(60.0)})
+    emb.sample(frac=1.0, random_state=0).to_csv(tmp_path / "shuffled.csv", index=False)  # sorted elsewhere
+    base = ["explore", str(tmp_path / "t.csv"), "--id-column", "id", "--label-column", "label"]
+    out = tmp_path / "m.html"
+    assert main([*base, "--embedding", str(tmp_path / "shuffled.csv"), "--out", str(out)]) == 0
+    assert "rows matched to" in capsys.readouterr().err
+    config = _config(out.read_text())
+    assert config["ids"] == [f"r{i}" for i in range(60)]  # shown on hover and saved with a selection
+    emb.iloc[:50].to_csv(tmp_path / "part.csv", index=False)  # rows of other data
+    assert main([*base, "--embedding", str(tmp_path / "part.csv"), "--out", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err
+    assert "has no row of id 'r50'" in err and len(err.strip().splitlines()) == 1
+    from aekit.commands import aligned_by_id
+
+    z = emb.sample(frac=1.0, random_state=0)
+    got = aligned_by_id(z[["z1", "z2"]].to_numpy(), list(z["id"]), table["id"].to_numpy(), "--embedding e", "t.csv")
+    np.testing.assert_array_equal(got[:, 0], np.arange(60.0))  # each point back beside its own row
+
+
+def test_label_minus_one_is_named_unlabelled_in_the_legend():
+    from aekit.explore import _classes
+
+    names, codes = _classes(np.array([2, -1, 0, 2]), 4)
+    assert names == ["unlabelled (-1)", "0", "2"] and codes.tolist() == [2, 0, 1, 2]
+    assert _classes(np.array(["cat", "-1"]), 2)[0] == ["unlabelled (-1)", "cat"]  # a CSV's text labels too

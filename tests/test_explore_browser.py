@@ -4,6 +4,7 @@ Skips with one line when chromium or Playwright is missing: `make browser` (as r
 with apt) or `apt-get install chromium`, and `pip install playwright`.
 """
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -65,6 +66,13 @@ def page_file(data, tmp_path_factory):
 
 @pytest.fixture
 def browser_page(page_file, tmp_path):
+    with opened(page_file, tmp_path) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def opened(page_file, tmp_path):
+    """The page in chromium, every request outside the file refused and recorded, errors recorded."""
     outside, errors = [], []
     with sync_api.sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
@@ -170,3 +178,25 @@ def test_select_region_and_save_indices(browser_page, data, tmp_path):
         src = tmp_path / name
         if src.exists():
             shutil.copy(src, tmp_path / f"kept_{name}")
+
+
+def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
+    E, y, images = data
+    ids = np.array([f"<b>row{i}</b>" if i == KNOWN else f"row{i}" for i in range(N)])  # markup is shown as text
+    path = explore(E, y, images, path=tmp_path / "ids.html", ids=ids)
+    with opened(path, tmp_path) as (page, outside, errors):
+        x, y0 = page.evaluate(TO_SCREEN, list(KNOWN_AT))
+        page.mouse.move(x - 40, y0 - 40)
+        page.mouse.move(x, y0, steps=4)
+        page.wait_for_function("document.querySelector('#aekit-tip').style.display === 'block'", timeout=10_000)
+        tip = page.locator("#aekit-tip")
+        assert f"<b>row{KNOWN}</b>" in tip.inner_text() and tip.locator("b b").count() == 0
+        page.evaluate(f"() => {{ aekitExplore.picked = [[{KNOWN}, 2, 0], [3, 3, 1]]; }}")
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Save CSV").click()
+        lines = Path(dl.value.path()).read_text().splitlines()
+        assert lines == ["index,id,label", f"{KNOWN},<b>row{KNOWN}</b>,2", "3,row3,3"]
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Save JSON").click()
+        assert json.loads(Path(dl.value.path()).read_text())["ids"] == [f"<b>row{KNOWN}</b>", "row3"]
+        assert errors == [] and outside == []

@@ -1,5 +1,6 @@
 """Models that travel: encoder_/decoder_, ONNX against transform/inverse_transform, projector files."""
 
+import json
 import logging
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_projector_files(mnist_small, tmp_path):
     assert meta[0] == "index\tlabel" and meta[1] == f"0\t{y_test[0]}" and len(meta) == 101
     ids = np.array([f"img\t{i}.png" for i in range(100)])  # the rows' own ids (a tab cannot break the table)
     meta = to_projector(codes, tmp_path / "ids", y_test[:100], ids=ids)["metadata"].read_text().splitlines()
-    assert meta[1] == f"img 0.png\t{y_test[0]}" and len(meta) == 101
+    assert meta[:2] == ["id\tlabel", f"img 0.png\t{y_test[0]}"] and len(meta) == 101  # ids, not row numbers
     assert to_projector(codes, tmp_path / "one", ids=ids)["metadata"].read_text().splitlines()[0] == "img 0.png"
     from PIL import Image
 
@@ -158,3 +159,27 @@ def test_a_map_without_decoder_exports_its_encoder_alone(tmp_path, capsys, caplo
     assert captured.out.strip() == f"onnx: {out / 'encoder.onnx'}"
     codes = ort.InferenceSession(str(out / "encoder.onnx")).run(None, {"x": X[:7]})[0]
     assert np.abs(codes - est.transform(X[:7])).max() <= 1e-4
+
+
+def test_a_supervised_model_exports_its_classifier_with_classes_and_feature_names(tmp_path):
+    """classifier.onnx gives predict_proba in the user's units (the scale in the graph); the metadata says the
+    classes' order and the columns' order."""
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'aekit[export]'")
+    pd = pytest.importorskip("pandas")
+    from aekit import SupervisedAutoencoder
+    from aekit.export import to_onnx
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(50.0, 10.0, size=(90, 4)).astype(np.float32), columns=["ü", "b", "c", "d"])
+    y = np.array(["cat", "dog", "eel"])[np.arange(90) % 3]
+    est = SupervisedAutoencoder(hidden_layer_sizes=(8,), epochs=2, scale="standard", random_state=0).fit(X, y)
+    paths = to_onnx(est, tmp_path)
+    assert sorted(paths) == ["classifier", "decoder", "encoder"]
+    session = ort.InferenceSession(str(paths["classifier"]))
+    proba = session.run(None, {"x": X.to_numpy()[:7]})[0]
+    np.testing.assert_allclose(proba, est.predict_proba(X.iloc[:7]), atol=1e-5)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["aekit.classes"]) == ["cat", "dog", "eel"]
+    assert json.loads(meta["aekit.feature_names"]) == ["ü", "b", "c", "d"]
+    plain = Autoencoder(hidden_layer_sizes=(8,), epochs=1, random_state=0).fit(X.to_numpy() / 100)
+    assert sorted(to_onnx(plain, tmp_path / "plain")) == ["decoder", "encoder"]  # no head, no names: no entries

@@ -93,6 +93,9 @@ def test_evaluate_model_on_a_handful_of_samples_reports_what_it_can():
     } & set(m)
     m = metrics.evaluate_model(ae, X, y, X, y)
     assert {"trustworthiness", "knn5_accuracy", "logistic_accuracy"} <= set(m)
+    names = np.array(["cat", "dog"])[y]  # training labels of another scheme: accuracies of 0 would mislead
+    with pytest.raises(InputError, match=r"y_train and y_test share no class \(train: '0', '1'; test: 'cat', 'dog'\)"):
+        metrics.evaluate_model(ae, X, names, X, y)
 
 
 def test_evaluate_model_on_data_of_another_width_says_so():

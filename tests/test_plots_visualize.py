@@ -1,4 +1,5 @@
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -238,8 +239,11 @@ def test_compare_routes(tmp_path, blobs, monkeypatch):
         return np.asarray(codes, dtype=np.float64)[:, :n_components].copy()  # (which routes, not how good)
 
     monkeypatch.setattr(visualize, "_opentsne", first_coordinates)
-    routes = compare_routes(X, y, ae20=Autoencoder(**SMALL).fit(X), perplexity=10, skip_2d=True)
+    trained = Autoencoder(**SMALL).fit(X)
+    trained.history_["time"] = [100.0, 23.0]  # as if its epochs had been slow
+    routes = compare_routes(X, y, ae20=trained, perplexity=10, skip_2d=True)
     assert list(routes) == ["t-SNE from raw", "AE(2) → t-SNE"]  # no AE → 2-D route, none trained for it
+    assert routes["AE(2) → t-SNE"]["ae_seconds"] == 123.0  # a model trained before: its training still counts
     from aekit import ParametricTSNE
 
     tsne_map = ParametricTSNE(hidden_layer_sizes=(8,), perplexity=10, epochs=2, random_state=0).fit(X)
@@ -407,3 +411,12 @@ def test_images_are_drawn_whatever_their_units_and_channels():
         assert fig.axes[0].images[0].get_array().shape == (12, 18, 3)
         with pytest.raises(InputError, match="y has 10 labels for 50 codes"):
             plots.latent_scatter(rng.random((50, 2)), np.arange(10))
+
+
+def test_labels_with_control_characters_are_drawn_without_missing_glyphs(tmp_path):
+    labels = np.array(["cat\tdog", "line\nbreak", "café"] * 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of a glyph that no font has (\t drawn as a box)
+        ax = plots.latent_scatter(np.random.default_rng(0).random((30, 2)), labels)
+        plots.save(ax, tmp_path / "s.png")
+    assert [t.get_text() for t in ax.figure.axes[1].get_yticklabels()] == ["café", "cat dog", "line break"]

@@ -124,13 +124,13 @@ def _add_estimator_flags(
         )
 
 
-def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
+def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True, default: str = "mnist") -> None:
     parser.add_argument(
         "data",
         nargs="?",
-        default="mnist",
+        default=default,
         help="'mnist' (train split), 'mnist-test', a .npy/.npz/.csv/.tsv file, an .h5 or .zarr array, "
-        "or a folder of images (default: mnist)",
+        f"or a folder of images (default: {default})",
     )
     parser.add_argument(
         "--mnist-dir", help="folder with the MNIST IDX files (else $AEKIT_MNIST_DIR, the cache, or a verified download)"
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
     _add_image_shape_flag(p)
     _add_precision_flag(p)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("summary", help="parameter table: weights, biases, totals per layer")
@@ -249,15 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write into a folder that holds a previous demo (replaces its models and report)",
     )
-    p.add_argument("--progress", action="store_true")
+    p.add_argument("--progress", action="store_true", help="show progress bars also when stderr is no terminal")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "evaluate", help="metrics of a trained model: reconstruction, PSNR, code accuracy, trustworthiness"
     )
-    p.add_argument("model")
-    _add_data_args(p)
-    p.set_defaults(data="mnist-test")
+    p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
+    _add_data_args(p, default="mnist-test")
     p.add_argument(
         "--train-data",
         help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)",
@@ -269,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("denoise", help="run data through a (denoising) model; writes the reconstructions")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
     _add_data_args(p)
     p.add_argument("--out", required=True, help="output file (.npy or .csv)")
     p.add_argument("--add-noise", action="store_true", help="corrupt the data first and report PSNR noisy vs denoised")
@@ -284,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
     _add_image_shape_flag(p)
     _add_precision_flag(p)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("visualize", help="AE → t-SNE embedding, scatter plot and the three-route comparison")
@@ -305,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of the AE and t-SNE (default: 0)")
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace files of an earlier run in --out")
     _add_estimator_flags(
         p,
         visualize_flags(),
@@ -334,22 +333,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of t-SNE (default: 0)")
     _add_precision_flag(p)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out page")
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("export", help="a trained model as ONNX (encoder + decoder) or TensorBoard projector files")
-    p.add_argument("model")
-    _add_data_args(p)
-    p.set_defaults(data="mnist-test")
+    p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
+    _add_data_args(p, default="mnist-test")
     p.add_argument(
         "--format",
         choices=["onnx", "projector"],
         required=True,
-        help="onnx: encoder.onnx + decoder.onnx; projector: codes of the data, labels, sprite",
+        help="onnx: encoder.onnx + decoder.onnx (+ classifier.onnx with a head); projector: codes of the data, "
+        "labels, sprite",
     )
     p.add_argument("--out", required=True, help="output folder")
     _add_image_shape_flag(p, "; the sprite's shape for .npy/.csv images (MNIST: 28,28)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace files of an earlier export in --out")
     p.set_defaults(func=cmd_export)
     for p in sub.choices.values():  # -v also after the subcommand (SUPPRESS: does not reset a -v given before it)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress")
@@ -495,6 +494,19 @@ def _one_line_warnings() -> Callable[[], None]:
     return restore
 
 
+def _did_you_mean(unknown: Sequence[str], args: argparse.Namespace) -> str:
+    """For a mistyped flag (``--hiden-layer-sizes``): the subcommand's nearest flag, as a suggestion."""
+    import difflib
+
+    flags = [f for action in args.command_parser._actions for f in action.option_strings if f.startswith("--")]
+    for word in unknown:
+        if word.startswith("--"):
+            near = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.75)
+            if near:
+                return f" (did you mean {near[0]}?)"
+    return ""
+
+
 def _main(argv: Sequence[str] | None) -> int:
     import warnings
 
@@ -503,7 +515,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # the subcommand's parser says it, pointing at its own --help
-        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(unknown, args)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # aekit train --nproc launches the same command
     for name, value in vars(args).items():  # a NUL byte reaches no file system call (only main(argv) can pass one)
         if isinstance(value, str) and "\0" in value:

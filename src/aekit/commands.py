@@ -50,7 +50,23 @@ def training_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
         import pandas as pd
 
         X = pd.DataFrame(X, columns=names, copy=False)
+    shape = _file_image_shape(args.data)
+    if shape is not None and getattr(X, "ndim", 0) == 2:  # rows read flat: as images again, a view (no copy)
+        X = X.reshape(len(X), *shape)  # the estimator learns their shape (image_shape_) and checks their layout
     return X, y
+
+
+def _file_image_shape(data: str) -> tuple[int, ...] | None:
+    """The shape of one image of a .npy file of images, ``(n, H, W)`` or ``(n, C, H, W)``; None for rows."""
+    import numpy as np
+
+    if not str(data).lower().endswith(".npy") or not Path(data).is_file():
+        return None
+    try:
+        shape = np.load(data, mmap_mode="r").shape  # the header only
+    except (OSError, ValueError):
+        return None
+    return tuple(int(v) for v in shape[1:]) if len(shape) in (3, 4) else None
 
 
 def _note_image_shape(args: argparse.Namespace, folder: Any) -> None:
@@ -243,6 +259,11 @@ def _csv_cell(text: str) -> str:
 def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
     """Codes or an embedding as ``write_codes`` wrote them (.npy, or a .csv whose ``id``/``label`` columns are
     left out); any other .npy/.npz/.csv of numbers as it is."""
+    return read_codes_and_ids(path)[0]
+
+
+def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
+    """``read_codes``, and the rows' ids as text where the file has an ``id`` column (a CSV ``embed`` wrote)."""
     import csv
 
     from aekit._utils import DataFormatError
@@ -254,7 +275,7 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
         with open(p, encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])
     try:
-        X, _, _ = load_file(
+        X, _, ids = load_file(
             p,
             label_column="label" if "label" in header else None,
             id_column="id" if "id" in header else None,
@@ -267,7 +288,34 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
             f"{p}: a text column where codes were expected; a codes CSV holds numbers, besides an 'id' and a "
             "'label' column (as aekit embed and visualize write it): rename or drop the column"
         ) from exc
-    return X
+    return X, ([str(v) for v in ids] if "id" in header and ids is not None else None)
+
+
+def aligned_by_id(emb: np.ndarray, emb_ids: list[str] | None, ids: np.ndarray, what: str, data: str) -> np.ndarray:
+    """The rows of ``emb`` (``what``: e.g. "--embedding codes.csv") in the order of the data's ``ids``, matched by
+    the ``id`` column it was written with: a CSV sorted or filtered elsewhere would otherwise pair each point with
+    another row. As it is without an ``id`` column."""
+    import numpy as np
+
+    from aekit._utils import InputError
+
+    if emb_ids is None:
+        return emb
+    want = [str(v) for v in ids]
+    if emb_ids == want:
+        return emb
+    where = {v: i for i, v in enumerate(emb_ids)}
+    missing = next((v for v in want if v not in where), None)
+    if missing is not None:
+        why = f"has no row of id {missing!r}, a row of {data}"
+    elif len(where) != len(emb_ids):
+        why = "repeats an id"
+    elif len(emb_ids) != len(want):
+        why = f"has {len(emb_ids)} rows for the {len(want)} samples of {data}"
+    else:
+        print(f"note: {what}: rows matched to {data} by their ids (the file's order differs)", file=sys.stderr)
+        return emb[np.asarray([where[v] for v in want])]
+    raise InputError(f"{what} {why}; pass the data it was computed from, with the same --id-column (and --limit)")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -278,12 +326,18 @@ TRAIN_FILES = ("model.safetensors", "checkpoint.safetensors", "history.json", "t
 
 
 def _estimator(
-    args: argparse.Namespace, y: np.ndarray | None, names: Sequence[str] | None = None, **defaults: Any
+    args: argparse.Namespace,
+    y: np.ndarray | None,
+    names: Sequence[str] | None = None,
+    *,
+    labels_read: bool = True,
+    **defaults: Any,
 ) -> Any:
     """The estimator the flags describe (validated: bad values fail before anything is written).
 
     ``names``: the estimator flags of this command (default: all of ``params.FLAGS``); ``defaults``: this
     command's own defaults under the preset and the flags (``aekit visualize``: a 20-D code).
+    ``labels_read=False``: the flags alone are checked, before the data are read (and --out is opened).
     """
     from aekit._utils import InputError
     from aekit.estimators import Autoencoder, ParametricTSNE, SupervisedAutoencoder
@@ -308,7 +362,7 @@ def _estimator(
         flags = sorted("--" + u.replace("_", "-") for u in unknown)
         where = "--method autoencoder" if tsne else "--method tsne" if PARAMS[min(unknown)].tsne else "--supervised"
         raise InputError(f"{flags} only apply to {where} models")
-    if supervised and y is None:
+    if supervised and y is None and labels_read:
         raise InputError(
             f"{args.data} has no labels; pass --label-column for a CSV, a .npz with 'y', or drop --supervised"
         )
@@ -383,6 +437,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aekit import distributed
     from aekit._utils import AekitError, InputError, resolve_device
 
+    _estimator(args, None, labels_read=False)  # a bad flag value: said before --out's files or any rank
     if getattr(args, "nproc", None) not in (None, 1):
         return _launch(args)
     if distributed.from_env(os.environ) is not None:  # under torchrun: every rank joins before any can fail
@@ -779,6 +834,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (
         ["comparison.png"] if args.compare else []
     )
+    if not args.model:  # a bad flag value: said before --out's files
+        _estimator(args, None, visualize_flags(), labels_read=False, **PRESETS["dense20"])
     with _out_dir(args, files) as out:
         model = load_model(args) if args.model else None
         names: list[str] | None = []  # the features' names for the map's hover: the model's, else the CSV's
@@ -807,10 +864,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             )
         # every file is written into the staging folder, then all are put in place together
         write_codes(emb, out.staged("embedding.npy"))
-        write_codes(emb, out.staged("embedding.csv"), ids=ids, labels=y)
+        write_codes(emb, out.staged("embedding.csv"), "tsne", ids=ids, labels=y)  # t-SNE coordinates, not codes
         code_size = vis.autoencoder_.net_.code_size
         with plots.offscreen():  # files only: no display, the user's backend untouched
-            plots.save(plots.latent_scatter(emb, y, title=f"AE({code_size}) → t-SNE"), out.staged("tsne.png"))
+            ax = plots.latent_scatter(emb, y, title=f"AE({code_size}) → t-SNE", axis_labels=("t-SNE 1", "t-SNE 2"))
+            plots.save(ax, out.staged("tsne.png"))
         html = _write_explore(
             out.staged("explore.html"),
             emb,
@@ -820,12 +878,14 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             names,
             title=f"AE({code_size}) → t-SNE, {args.data}",
             axis_labels=("t-SNE 1", "t-SNE 2"),
+            ids=None if ids is None or ids.dtype.kind in "iu" else ids,
         )
         if routes:
             assert y is not None  # --compare needs labels (checked above)
             with plots.offscreen():
                 plots.save(plot_routes(routes, y), out.staged("comparison.png"))
-        out.commit(remove=() if html else ["explore.html"])  # no map of a previous run beside this embedding
+        # no map or comparison of a previous run (--overwrite) beside this embedding
+        out.commit(remove=[f for f, made in (("explore.html", html), ("comparison.png", bool(routes))) if not made])
     where = Path(args.out)
     print(f"embedding {emb.shape}: {where / 'embedding.npy'}; plot: {where / 'tsne.png'}")
     if html:
@@ -864,7 +924,7 @@ def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> 
         return tuple(args.image_shape)
     if args.data in ("mnist", "mnist-test"):
         return (28, 28)
-    return model_image_shape(model)
+    return model_image_shape(model) or _file_image_shape(args.data)
 
 
 def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
@@ -923,7 +983,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         )
     check_writable(args.out, "--out")
     with output_file(args.out, args.overwrite) as (out, name):
-        emb, X, y, model, axes, names = _explore_points(args)
+        emb, X, y, ids, model, axes, names = _explore_points(args)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
         if _write_explore(
@@ -936,6 +996,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             title=title,
             axis_labels=axes,
             max_thumbnails=args.max_thumbnails,
+            ids=ids,
         ):
             out.commit()
     print(f"map of {len(emb):,} points: {args.out}")
@@ -944,20 +1005,27 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 def _explore_points(
     args: argparse.Namespace,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, tuple[str, str], list[str] | None]:
-    """The 2-D points of ``aekit explore``, the data, labels, the model (or None), the axes' names and the
-    features' names (None where the data name none)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, Any, tuple[str, str], list[str] | None]:
+    """The 2-D points of ``aekit explore``, the data, labels, the rows' ids (None: row numbers), the model (or
+    None), the axes' names and the features' names (None where the data name none)."""
     from aekit._utils import InputError
 
     names: list[str] | None
     if args.embedding:
         names = []
-        X, y, _ = load_rows(args, with_ids=False, names=names)
-        emb = read_codes(args.embedding)
+        X, y, ids = load_rows(args, names=names)
+        emb, emb_ids = read_codes_and_ids(args.embedding)
+        if emb.ndim != 2 or emb.shape[1] != 2:
+            raise InputError(
+                f"--embedding {args.embedding} holds an array of shape {emb.shape}; expected 2-D coordinates "
+                "(n, 2), as aekit visualize writes them (embedding.csv); for data or wider codes, pass --model"
+            )
+        if ids is not None:
+            emb = aligned_by_id(emb, emb_ids, ids, f"--embedding {args.embedding}", args.data)
         model, axes = None, ("dim 1", "dim 2")
     else:
         model = load_model(args)
-        X, y, _ = model_rows(args, model, with_ids=False)
+        X, y, ids = model_rows(args, model)
         names = _feature_names(model)
         emb, axes = model.transform(X), ("z1", "z2")
         if emb.shape[1] != 2:  # a wider code: AE → t-SNE with this model
@@ -972,7 +1040,9 @@ def _explore_points(
             f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; "
             "pass the data it was computed from (same --limit)"
         )
-    return emb, X, y, model, axes, names or None
+    if ids is not None and ids.dtype.kind in "iu":  # row numbers, not ids of the user's: the page counts rows itself
+        ids = None
+    return emb, X, y, ids, model, axes, names or None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -1006,6 +1076,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             paths = export.to_projector(
                 est.transform(X), out.staging(files), y, X if shape else None, image_shape=shape, ids=ids
             )
-            out.commit()
+            made = {p.name for p in paths.values()}
+            out.commit(remove=[name for name in files if name not in made])  # no stale sprite beside it
     print(f"{args.format}: " + ", ".join(str(Path(args.out) / p.name) for p in paths.values()))
     return 0

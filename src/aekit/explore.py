@@ -210,13 +210,18 @@ def _palette(k: int) -> list[str]:
     return [Turbo256[int(i)] for i in np.linspace(0, 255, k)]
 
 
+#: the legend's name of the points labelled -1
+UNLABELLED_NAME = "unlabelled (-1)"
+
+
 def _classes(labels: np.ndarray | None, n: int) -> tuple[list[str], np.ndarray]:
     """Class names (legend order) and each point's class number."""
     if labels is None:
         return ["all points"], np.zeros(n, dtype=np.int64)
     lab = labels if labels.dtype.kind in "biuf" else labels.astype(str)
     classes, codes = np.unique(lab, return_inverse=True)
-    return [str(c) for c in classes], codes.reshape(-1)
+    # -1 marks an unlabelled sample (aekit's rule, e.g. the loose images of a folder): named so in the legend
+    return [UNLABELLED_NAME if str(c) in ("-1", "-1.0") else str(c) for c in classes], codes.reshape(-1)
 
 
 def _features(features: np.ndarray | None, names: Sequence[str] | None) -> tuple[list[str], np.ndarray | None]:
@@ -378,10 +383,11 @@ _JS = r"""
   };
   const esc = (s) => String(s).replace(/[&<>"]/g,
                                       (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
+  AE.name = (i) => (cfg().ids ? esc(cfg().ids[i]) : "#" + i);  // a point's own id where the data have one
   function card(src, i, cls, classes, scale) {
     const c = cfg(), d = src.data, url = AE.thumb(d.slot[i], scale);
     let h = url ? `<img src="${url}" alt="point ${d.idx[i]}">` : (url === "" ? "<i>loading…</i><br>" : "");
-    h += `<b>#${d.idx[i]}</b>` + (c.labelled ? ` &nbsp;label <b>${esc(classes[cls])}</b>` : "");
+    h += `<b>${AE.name(d.idx[i])}</b>` + (c.labelled ? ` &nbsp;label <b>${esc(classes[cls])}</b>` : "");
     if (c.features.length) {
       const tr = (f, j) => `<tr><td>${esc(f)}</td><td>${Number(d["f" + j][i]).toPrecision(4)}</td></tr>`;
       h += "<table>" + c.features.map(tr).join("") + "</table>";
@@ -441,11 +447,13 @@ _JS = r"""
     const step = Math.max(1, picked.length / 60), gal = [];
     for (let j = 0; j < Math.min(60, picked.length); j++) {
       const q = picked[Math.floor(j * step)], url = AE.thumb(q[2], 1);
-      if (url) gal.push(`<img src="${url}" title="#${q[0]}" style="margin:1px;image-rendering:pixelated;width:40px">`);
+      const style = "margin:1px;image-rendering:pixelated;width:40px";
+      if (url) gal.push(`<img src="${url}" title="${AE.name(q[0])}" style="${style}">`);
     }
     if (gal.length) h += `<div style="margin-top:6px">${gal.join("")}</div>`;
     else if (!cfg().sheets) {
-      h += "<br>indices: " + picked.slice(0, 40).map((q) => q[0]).join(", ") + (picked.length > 40 ? ", …" : "");
+      h += (cfg().ids ? "<br>ids: " : "<br>indices: ") + picked.slice(0, 40).map((q) => AE.name(q[0])).join(", ")
+        + (picked.length > 40 ? ", …" : "");
     }
     div.text = h;
   };
@@ -454,10 +462,12 @@ _JS = r"""
     let text;
     if (fmt === "csv") {
       const q = (s) => (/[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
-      const line = (e) => e[0] + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n";
-      text = (c.labelled ? "index,label\n" : "index\n") + p.map(line).join("");
+      const line = (e) => e[0] + (c.ids ? "," + q(c.ids[e[0]]) : "")
+        + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n";
+      text = "index" + (c.ids ? ",id" : "") + (c.labelled ? ",label\n" : "\n") + p.map(line).join("");
     } else {
       const o = {indices: p.map((e) => e[0])};
+      if (c.ids) o.ids = p.map((e) => c.ids[e[0]]);
       if (c.labelled) o.labels = p.map((e) => classes[e[1]]);
       text = JSON.stringify(o);
     }
@@ -507,11 +517,13 @@ def explore_html(
     max_thumbnails: int = 100_000,
     thumbnail_size: int = 32,
     random_state: int = 0,
+    ids: Any = None,
 ) -> str:
     """The page of ``explore`` as a string (see there)."""
     E = _check_embedding(embedding)
     n = len(E)
     y = _check_rows("labels", labels, n)
+    point_ids = _check_rows("ids", ids, n)
     imgs = _check_rows("images", images, n)
     F = _check_rows("features", features, n)
     stack = image_stack(imgs, image_shape) if imgs is not None else None
@@ -541,6 +553,7 @@ def explore_html(
         "tile": list(thumbs.tile) if thumbs else [0, 0],
         "cols": int(math.isqrt(SHEET_TILES)),
         "per_sheet": SHEET_TILES,
+        "ids": None if point_ids is None else [str(v) for v in point_ids.tolist()],
     }
     return _page(layout, title, thumbs, cfg)
 
@@ -559,6 +572,7 @@ def explore(
     max_thumbnails: int = 100_000,
     thumbnail_size: int = 32,
     random_state: int = 0,
+    ids: Any = None,
 ) -> Path:
     """Write an interactive map of a 2-D embedding as one self-contained HTML file.
 
@@ -587,6 +601,9 @@ def explore(
         Longer side of a thumbnail in pixels; larger images are shrunk.
     random_state : int, default=0
         Seeds the subset of thumbnails.
+    ids : array of shape (n_samples,), optional
+        Each point's own id (a CSV's id column, an image's file), shown on hover and saved
+        with the selection beside its index.
 
     Returns
     -------
@@ -605,6 +622,7 @@ def explore(
         max_thumbnails=max_thumbnails,
         thumbnail_size=thumbnail_size,
         random_state=random_state,
+        ids=ids,
     )
     with atomic_path(p) as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -10,6 +10,7 @@ metadata (``aekit.input``).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
@@ -26,7 +27,9 @@ from aekit.accel import Conv2d
 
 log = logging.getLogger(__name__)
 
-ONNX_FILES = ("encoder.onnx", "decoder.onnx")
+ONNX_FILES = ("encoder.onnx", "decoder.onnx", "classifier.onnx")
+#: feature names longer than this (as JSON) stay out of the ONNX metadata (a file's header, not a table)
+MAX_NAMES_JSON = 1 << 20
 PROJECTOR_FILES = ("embedding.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt")
 #: TensorBoard's projector refuses sprite images larger than this on a side
 SPRITE_MAX_PX = 8192
@@ -86,9 +89,25 @@ def _input_units(est: Any) -> str:
 
 
 def onnx_files(est: Any) -> tuple[str, ...]:
-    """The ONNX files ``to_onnx`` writes for the fitted ``est``: the encoder's, and the decoder's where it has one
-    (a ``ParametricTSNE`` fitted with ``reconstruction_weight=0`` is an encoder alone)."""
-    return ONNX_FILES if est.net_.has_decoder else ONNX_FILES[:1]
+    """The ONNX files ``to_onnx`` writes for the fitted ``est``: the encoder's, the decoder's where it has one
+    (a ``ParametricTSNE`` fitted with ``reconstruction_weight=0`` is an encoder alone) and the classifier's where
+    it has a head (fitted with labels)."""
+    return tuple(
+        name
+        for name, has in zip(ONNX_FILES, (True, est.net_.has_decoder, est.net_.head is not None), strict=True)
+        if has
+    )
+
+
+class _Classifier(torch.nn.Module):
+    """``predict_proba`` as one module: the encoder (its scaler included), the head, a softmax."""
+
+    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(self.encoder(x)), dim=1)
 
 
 def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -100,11 +119,16 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     ``inverse_transform``, in the same units). The batch axis is dynamic. Needs
     ``onnx`` and ``onnxscript`` (``pip install aekit[export]``).
 
-    A model without a decoder (``onnx_files``) gets ``encoder.onnx`` alone.
+    A model without a decoder (``onnx_files``) gets no ``decoder.onnx``; a model with a
+    classifier head (``SupervisedAutoencoder``, a map fitted with labels) also gets
+    ``classifier.onnx``: ``x`` → ``proba`` ``(batch, n_classes)``, as ``predict_proba``,
+    its classes in the metadata ``aekit.classes`` (JSON, the order of ``classes_``).
+    Every file's metadata holds the feature names (``aekit.feature_names``, JSON) where
+    the model has them: the order ``x``'s columns must follow.
 
     Returns
     -------
-    dict mapping "encoder" (and "decoder") to the written paths.
+    dict mapping "encoder" (and "decoder", "classifier") to the written paths.
     """
     out = Path(out_dir)
     n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
@@ -112,8 +136,23 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     shape = getattr(est, "image_shape_", None) or getattr(est, "image_shape", None)
     if shape is not None:
         meta["aekit.image_shape"] = ",".join(map(str, shape))
-    paths = dict(zip(("encoder", "decoder"), (out / name for name in onnx_files(est)), strict=False))
+    if hasattr(est, "feature_names_in_"):
+        names = json.dumps([str(n) for n in est.feature_names_in_], ensure_ascii=False)
+        if len(names) <= MAX_NAMES_JSON:
+            meta["aekit.feature_names"] = names
+        else:
+            log.warning("ONNX metadata: %d feature names are too long to include", len(est.feature_names_in_))
+    paths = {name.removesuffix(".onnx"): out / name for name in onnx_files(est)}
     _onnx_file(est.encoder_, n_in, paths["encoder"], ("x", "code"), meta)
+    if "classifier" in paths:
+        classes = json.dumps([c.item() if isinstance(c, np.generic) else c for c in est.classes_], ensure_ascii=False)
+        _onnx_file(
+            _Classifier(est.encoder_, est.net_.head),
+            n_in,
+            paths["classifier"],
+            ("x", "proba"),
+            {**meta, "aekit.classes": classes},
+        )
     if "decoder" in paths:
         _onnx_file(
             est.decoder_,
@@ -133,7 +172,8 @@ def _metadata(ids: np.ndarray, labels: np.ndarray | None) -> str:
     index = [_cell(v) for v in ids]
     if labels is None:  # one column: TensorBoard wants no header then
         return "".join(f"{i}\n" for i in index)
-    return "index\tlabel\n" + "".join(f"{i}\t{_cell(v)}\n" for i, v in zip(index, labels, strict=True))
+    name = "index" if np.asarray(ids).dtype.kind in "iu" else "id"  # row numbers, or the rows' own ids
+    return f"{name}\tlabel\n" + "".join(f"{i}\t{_cell(v)}\n" for i, v in zip(index, labels, strict=True))
 
 
 def _cell(value: Any) -> str:
@@ -186,8 +226,8 @@ def to_projector(
     images : array of shape (n_samples, ...), optional
         As for ``aekit.explore.explore``; without images no sprite is written.
     ids : array of shape (n_samples,), optional
-        Each row's id for the metadata's ``index`` column (a CSV's id column, an image's file);
-        default the row number from 0.
+        Each row's id for the metadata's ``id`` column (a CSV's id column, an image's file);
+        default the row number from 0 (the column is then ``index``).
 
     Returns
     -------

@@ -156,7 +156,7 @@ def evaluate_model(
     if offset is not None and factor is not None:  # a fitted scale: measured in its units, as training measures
         X_ref = apply_scaler(X_ref, (offset, factor))
         X_hat = None if X_hat is None else apply_scaler(X_hat.reshape(len(X_hat), -1), (offset, factor))
-    out: dict[str, float] = {"parameters": float(count_parameters(est.net_))}  # type: ignore[attr-defined]
+    out: dict[str, float] = {"parameters": int(count_parameters(est.net_))}  # type: ignore[attr-defined]
     if X_hat is not None:
         unit = unit_range(X_ref)
         if unit:  # BCE is defined for targets in [0, 1] only
@@ -173,6 +173,11 @@ def evaluate_model(
     if X_train is not None and y_train is not None and test.any():
         y_train = np.asarray(y_train).reshape(-1)
         train = ~unlabelled(y_train)
+        if train.any() and not _texts(y_train[train]) & _texts(y_test[test]):  # every answer would be wrong
+            raise InputError(
+                f"y_train and y_test share no class (train: {_some(y_train[train])}; test: {_some(y_test[test])}); "
+                "the codes' k-NN and logistic accuracy need training labels of the test set's classes"
+            )
         Z_train, y_train = est.transform(X_train)[train], y_train[train]  # type: ignore[attr-defined]
         if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
             out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test[test], y_test[test])
@@ -181,6 +186,17 @@ def evaluate_model(
     if hasattr(est, "predict") and test.any():  # a ParametricTSNE has predict when fitted with labels
         out["head_accuracy"] = float(np.mean(est.predict(X_test)[test] == y_test[test]))
     return out
+
+
+def _texts(labels: np.ndarray) -> set[str]:
+    """The distinct labels as text (1 and "1" alike: a lenient test of whether two label sets share a class)."""
+    return {str(v) for v in labels.tolist()}
+
+
+def _some(labels: np.ndarray) -> str:
+    """The first few distinct labels, for a message."""
+    values = sorted(_texts(labels))
+    return ", ".join(repr(v) for v in values[:4]) + (", ..." if len(values) > 4 else "")
 
 
 def code_bounds(activation: str | None) -> tuple[float, float] | None:

@@ -159,18 +159,21 @@ class OutputFolder:
         already placed are taken back)."""
         with deferred_signals():
             placed: list[Path] = []
+            # staged and written (a writer given the staging folder may leave a file out: a sprite without images)
+            stage = self._stage
+            made = [name for name in self._staged if stage is not None and (stage / name).exists()]
             try:
-                for name in self._staged:
-                    if self._stage is not None and (self._stage / name).exists():
-                        place(self._stage / name, self.path / name, overwrite=self.overwrite)
-                        placed.append(self.path / name)
+                for name in made:
+                    assert stage is not None  # (made is empty without one)
+                    place(stage / name, self.path / name, overwrite=self.overwrite)
+                    placed.append(self.path / name)
             except BaseException:
                 if not self.overwrite:
                     for p in placed:
                         p.unlink(missing_ok=True)
                 raise
             for name in remove:
-                if name not in self._staged:
+                if name not in made:
                     (self.path / name).unlink(missing_ok=True)
             self.committed = True
 

@@ -121,6 +121,11 @@ def marker_style(n: int) -> tuple[float, float]:
     return float(np.clip(300.0 / np.sqrt(n), 0.5, 30.0)), float(np.clip(0.9 * (1000.0 / n) ** 0.3, 0.2, 0.9))
 
 
+def _one_line(label: Any) -> str:
+    """A label as drawable text: tabs, newlines and other control characters (no glyph in any font) as spaces."""
+    return "".join(" " if ch.isspace() or not ch.isprintable() else ch for ch in str(label))
+
+
 def latent_scatter(
     Z: np.ndarray,
     y: np.ndarray | None = None,
@@ -131,6 +136,7 @@ def latent_scatter(
     alpha: float | None = None,
     colorbar: bool = True,
     bounds: tuple[float, float] | None = None,
+    axis_labels: tuple[str, str] = ("z1", "z2"),
 ) -> Any:
     """Scatter the first two code dimensions, coloured by label, with a colour bar.
 
@@ -152,6 +158,8 @@ def latent_scatter(
     bounds : (float, float), optional
         The code activation's range (``code_bounds("tanh")`` = ``(-1, 1)``). When most
         codes sit on it (saturated), the title says so.
+    axis_labels : (str, str), default=("z1", "z2")
+        The axes' names (e.g. ("t-SNE 1", "t-SNE 2") for a t-SNE map).
 
     Returns
     -------
@@ -174,12 +182,12 @@ def latent_scatter(
         sc = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, **style)
         if colorbar:
             cb = ax.figure.colorbar(sc, ax=ax, ticks=range(len(classes)))
-            cb.ax.set_yticklabels([str(c) for c in classes])
+            cb.ax.set_yticklabels([_one_line(c) for c in classes])
             cb.set_label("label")
             cb.solids.set_alpha(1)  # the legend's colours at full strength, whatever the markers' alpha
     ax.set_title(_saturation_title(title, Z[:, :2], bounds))
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
     return ax
 
 

@@ -420,11 +420,12 @@ def compare_routes(
 ) -> dict[str, dict[str, Any]]:
     """Embed ``X`` three (or four) ways and score each: k-NN(5) 5-fold accuracy, trustworthiness, seconds.
 
-    ``ae2``/``ae20`` are autoencoders (fitted ones are used as is, unfitted ones are
-    fitted on ``X`` and their training counts in the time; None: the reference AE with a
-    2-D or 20-D code); ``sae20`` adds the supervised route (SAE codes → t-SNE);
-    ``skip_2d`` leaves the AE → 2-D route out. ``distances`` as in ``AETSNE``. Each route
-    also holds ``trust_points``: how many points its trustworthiness was measured on.
+    ``ae2``/``ae20`` are autoencoders (unfitted ones are fitted on ``X``, fitted ones are
+    used as is; either way the training counts in the route's time, for a fitted one the
+    epochs' times in its ``history_``; None: the reference AE with a 2-D or 20-D code);
+    ``sae20`` adds the supervised route (SAE codes → t-SNE); ``skip_2d`` leaves the
+    AE → 2-D route out. ``distances`` as in ``AETSNE``. Each route also holds
+    ``trust_points``: how many points its trustworthiness was measured on.
     """
     _check_distances(distances)
     X = np.asarray(_unit_scaled(X), dtype=np.float32)
@@ -434,8 +435,9 @@ def compare_routes(
         t = time.perf_counter()
         if est is None:
             est = (SupervisedAutoencoder if supervised else Autoencoder)(random_state=random_state, **default)
-        if not hasattr(est, "net_"):
-            fit_stage(est, X, y if supervised else None)
+        if hasattr(est, "net_"):  # trained before: what its epochs took, so that every route counts its training
+            return est, float(sum(getattr(est, "history_", {}).get("time", [])))
+        fit_stage(est, X, y if supervised else None)
         return est, time.perf_counter() - t
 
     if not skip_2d:
