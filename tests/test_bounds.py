@@ -148,11 +148,17 @@ def test_a_csv_header_naming_two_columns_alike_is_refused(tmp_path):
         load_array(tmp_path / "d.csv")
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".npz"])
-def test_a_label_column_for_a_file_without_columns_is_refused(tmp_path, suffix):
+@pytest.mark.parametrize(
+    ("suffix", "match"),
+    [
+        (".npy", "label_column=0 applies to CSV files only"),
+        (".npz", r"has no array '0' for the labels \(label_column='0'\); it holds \['arr_0'\]"),  # names an array
+    ],
+)
+def test_a_label_column_for_a_file_without_columns_is_refused(tmp_path, suffix, match):
     p = tmp_path / f"d{suffix}"
     (np.save if suffix == ".npy" else np.savez)(p, np.zeros((2, 2)))
-    with pytest.raises(InputError, match="label_column=0 applies to CSV files only") as info:
+    with pytest.raises(InputError, match=match) as info:
         load_array(p, label_column=0)
     assert info.value.param == "label_column"
 

@@ -971,3 +971,18 @@ def test_a_npy_of_images_keeps_its_shape_for_the_model_and_the_pictures(tmp_path
     argv = ["export", str(model), str(tmp_path / "i.npy"), "--format", "projector", "--out", str(tmp_path / "p")]
     assert main(argv) == 0
     assert "single_image_dim: 10\n    single_image_dim: 6" in (tmp_path / "p" / "projector_config.pbtxt").read_text()
+
+
+def test_label_column_names_the_labels_array_of_an_hdf5_file(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["grp/pix"] = np.random.default_rng(0).random((60, 5), dtype=np.float32)
+        f["grp/digit"] = np.arange(60) % 3
+    data = f"{tmp_path / 'd.h5'}:grp/pix"
+    base = ["train", data, "--supervised", "--epochs", "1", "--hidden-layer-sizes", "8"]
+    assert main([*base, "--label-column", "digit", "--out", str(tmp_path / "r")]) == 0
+    assert list(load(tmp_path / "r" / "model.safetensors").classes_) == [0, 1, 2]
+    assert main([*base, "--label-column", "nope", "--out", str(tmp_path / "s")]) == 2
+    assert "has no dataset 'nope' for the labels (--label-column 'nope'); it holds ['digit', 'pix']" in (
+        capsys.readouterr().err
+    )

@@ -215,3 +215,30 @@ def test_image_folder_reads_images_as_a_viewer_shows_them(tmp_path):
     (tmp_path / "c").mkdir()
     phone.save(tmp_path / "c" / "phone.jpg", exif=exif.tobytes())
     assert ImageFolder(tmp_path / "c").row_shape == (1, 16, 8)
+
+
+def test_labels_named_in_hdf5_zarr_and_npz(tmp_path, X):
+    """Labels stored under another name than y/labels/target: named (the CLI's --label-column)."""
+    from aekit.data import load_array
+
+    digits = np.arange(50) % 4
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["grp/pix"], f["grp/digit"], f["top"] = X, digits, np.arange(50) % 2
+    source, y = open_path(f"{tmp_path / 'd.h5'}:grp/pix", labels="digit")  # beside the dataset
+    _check_rows(source, X)
+    np.testing.assert_array_equal(y, digits)
+    np.testing.assert_array_equal(open_path(f"{tmp_path / 'd.h5'}:grp/pix", labels="/top")[1], np.arange(50) % 2)
+    with pytest.raises(DataFormatError, match=r"no dataset 'nope' for the labels .*it holds \['digit', 'pix'\]"):
+        open_path(f"{tmp_path / 'd.h5'}:grp/pix", labels="nope")
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("pix", shape=X.shape, dtype=X.dtype)[:] = X
+    group.create_array("digit", shape=(50,), dtype=np.int64)[:] = digits
+    source, y = open_path(tmp_path / "g.zarr", labels="digit")  # the other array is then the features
+    _check_rows(source, X)
+    np.testing.assert_array_equal(y, digits)
+    np.savez(tmp_path / "d.npz", pix=X.reshape(50, -1), digit=digits)
+    Xn, yn = load_array(tmp_path / "d.npz", label_column="digit")
+    assert Xn.shape == (50, X[0].size)
+    np.testing.assert_array_equal(yn, digits)
+    with pytest.raises(InputError, match="a folder of images takes its labels from its subfolders"):
+        open_path(tmp_path, labels="digit")

@@ -136,7 +136,11 @@ def _add_data_args(parser: argparse.ArgumentParser, *, labels: bool = True, defa
         "--mnist-dir", help="folder with the MNIST IDX files (else $AEKIT_MNIST_DIR, the cache, or a verified download)"
     )
     if labels:
-        parser.add_argument("--label-column", help="CSV column (name or index) holding labels")
+        parser.add_argument(
+            "--label-column",
+            help="CSV column (name or index) holding labels; for an .npz, HDF5 file or zarr group: the name of the "
+            "array of labels (default: y, labels, label, target or targets)",
+        )
     parser.add_argument(
         "--id-column",
         help="CSV column (name or index) holding row ids: not a feature; embed and visualize write the ids beside the "

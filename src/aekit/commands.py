@@ -101,7 +101,7 @@ def load_rows(
     from aekit._utils import InputError
     from aekit.data import load_rows as load_file
     from aekit.mnist import load_mnist
-    from aekit.sources import Head, open_path, streamable
+    from aekit.sources import Head, streamable
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit={args.limit} must be >= 1")
@@ -113,8 +113,9 @@ def load_rows(
         m = load_mnist(_mnist_dir(args))
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
     elif streamable(args.data) and not args.data.lower().endswith(".npy"):  # HDF5, zarr, a folder of images
-        _csv_only(args)
-        X, y = open_path(args.data, image_shape=getattr(args, "image_shape", None))
+        _csv_only(args, labels_too=False)  # --label-column names an HDF5 dataset or a zarr array of labels
+        labels = getattr(args, "label_column", None)
+        X, y = _open_named(args, labels)
         files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
         _note_image_shape(args, X)
         if files is not None and with_ids:  # (built only when written: a million paths take memory)
@@ -155,16 +156,31 @@ def load_rows(
     return X, y, ids
 
 
-def _csv_only(args: argparse.Namespace) -> None:
-    """Refuse --label-column and --id-column for data that are not a CSV file."""
+def _csv_only(args: argparse.Namespace, *, labels_too: bool = True) -> None:
+    """Refuse --id-column (and, unless ``labels_too`` is False, --label-column) for data that are not a CSV file."""
     from aekit._utils import InputError
 
     for flag, value in (
-        ("--label-column", getattr(args, "label_column", None)),
+        ("--label-column", getattr(args, "label_column", None) if labels_too else None),
         ("--id-column", getattr(args, "id_column", None)),
     ):
         if value is not None:
             raise InputError(f"{flag} {value} applies to CSV files only, not {args.data}; drop it")
+
+
+def _open_named(args: argparse.Namespace, labels: Any) -> tuple[Any, Any]:
+    """``sources.open_path`` of ``args.data``, its labels' dataset named by --label-column (errors say the flag)."""
+    from aekit._utils import InputError
+    from aekit.sources import open_path
+
+    try:
+        return open_path(
+            args.data, image_shape=getattr(args, "image_shape", None), labels=None if labels is None else str(labels)
+        )
+    except InputError as exc:
+        if exc.param != "label_column":
+            raise
+        raise type(exc)(exc.render(lambda name, shown: f"--label-column {shown}")) from exc
 
 
 def _mnist_dir(args: argparse.Namespace) -> str | None:

@@ -392,7 +392,7 @@ def _first_nonfinite(X: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_npz(path: Path, labels: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         zf = zipfile.ZipFile(path)
     except _ZIP_ERRORS as exc:
@@ -418,12 +418,19 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 f"{path}: declares {total:,} uncompressed bytes, above the {MAX_ARRAY_BYTES:,}-byte limit; "
                 "split the data into smaller files"
             )
-        x_key = next((k for k in _X_KEYS if k in infos), None)
+        if labels is not None and labels not in infos:
+            raise DataFormatError(
+                f"{path}: has no array {labels!r} for the labels ({{label_column}}); it holds {sorted(infos)}",
+                param="label_column",
+                values={"label_column": labels},
+            )
+        features = [k for k in infos if k != labels]
+        x_key = next((k for k in _X_KEYS if k in features), None)
         if x_key is None:
-            if len(infos) != 1:
+            if len(features) != 1:
                 raise DataFormatError(f"{path}: holds arrays {sorted(infos)}; name the features one of {list(_X_KEYS)}")
-            x_key = next(iter(infos))
-        y_key = next((k for k in _Y_KEYS if k in infos), None)
+            x_key = features[0]
+        y_key = labels if labels is not None else next((k for k in _Y_KEYS if k in infos), None)
 
         def read(key: str) -> np.ndarray:
             info = infos[key]
@@ -454,7 +461,8 @@ def load_array(
         and optionally ``y``; ``.csv`` holds numbers, optionally a header row
         (read by pandas: see :func:`aekit.csvdata.read_csv`).
     label_column : str or int, optional
-        For CSV: the column (name or index) holding labels.
+        For CSV: the column (name or index) holding labels; for ``.npz``: the array's name
+        (default ``y``, ``labels``, ...).
     id_column : str or int, optional
         For CSV: a column (name or index) of row ids, left out of ``X`` (``load_rows`` returns them).
 
@@ -469,12 +477,15 @@ def load_array(
 
 
 def _check_csv_only(p: Path, **columns: str | int | None) -> None:
-    """Column options (``label_column``, ``id_column``) given for an .npy/.npz file: refused, not ignored."""
+    """Column options (``label_column``, ``id_column``) given for an .npy/.npz file: refused, not ignored (an
+    .npz's ``label_column`` names the array of labels)."""
     suffix = p.suffix.lower()
     for name, column in columns.items():
+        if name == "label_column" and suffix == ".npz":
+            continue
         if column is not None and suffix in (".npy", ".npz"):  # ignoring it would guess what the caller meant
             what = (
-                "labels come from an .npz array named y (or labels)"
+                "one array: save X and y together in an .npz (its labels array is named by this option)"
                 if name == "label_column"
                 else "row ids are its row numbers"
             )
@@ -551,7 +562,7 @@ def load_rows(
     if suffix == ".npy":
         X = memmap_npy(p)  # read when used: training streams it if it is too large for memory
     elif suffix == ".npz":
-        X, y = _load_npz(p)
+        X, y = _load_npz(p, None if label_column is None else str(label_column))
     elif suffix in (".csv", ".tsv", ".txt"):
         X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep)
     else:

@@ -303,7 +303,16 @@ def _pick(keys: Sequence[str], path: str, what: str) -> tuple[str, str | None]:
     return x_key, next((k for k in _Y_KEYS if k in keys), None)
 
 
-def _open_hdf5(path: Path, key: str | None) -> tuple[Source, np.ndarray | None]:
+def _named_labels(path: Path, name: str, found: Sequence[str], what: str) -> DataFormatError:
+    """No labels under ``name`` (``label_column``): what the file holds instead."""
+    return DataFormatError(
+        f"{path}: has no {what} {name!r} for the labels ({{label_column}}); it holds {sorted(found)[:10]}",
+        param="label_column",
+        values={"label_column": name},
+    )
+
+
+def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[Source, np.ndarray | None]:
     try:
         import h5py
     except ImportError as exc:
@@ -316,7 +325,7 @@ def _open_hdf5(path: Path, key: str | None) -> tuple[Source, np.ndarray | None]:
         names = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
         if not names:
             raise DataFormatError(f"{path}: holds no dataset at its top level; name one as {path}:GROUP/DATASET")
-        key, y_key = _pick(names, str(path), "datasets")
+        key, y_key = _pick([n for n in names if n != labels], str(path), "datasets")
     else:
         y_key = None
     if key in f and isinstance(f[key], h5py.Group):  # a group named where a dataset belongs: what it holds
@@ -325,7 +334,12 @@ def _open_hdf5(path: Path, key: str | None) -> tuple[Source, np.ndarray | None]:
     if key not in f or not isinstance(f[key], h5py.Dataset):
         found = sorted(k for k, v in f.items() if isinstance(v, h5py.Dataset))
         raise DataFormatError(f"{path}: has no dataset {key!r} (top-level datasets: {found}); name one as {path}:NAME")
-    if y_key is None:  # a named dataset's labels: beside it, under one of the labels' names, one per row
+    if labels is not None:  # named: beside the dataset (a relative name), or from the file's root ("/grp/y")
+        group = f[key].parent
+        y_key = labels if labels.startswith("/") else f"{group.name.rstrip('/')}/{labels}"
+        if not isinstance(f.get(y_key), h5py.Dataset):
+            raise _named_labels(path, labels, [k for k, v in group.items() if isinstance(v, h5py.Dataset)], "dataset")
+    elif y_key is None:  # a named dataset's labels: beside it, under one of the labels' names, one per row
         group = f[key].parent
         y_key = next(
             (
@@ -339,7 +353,7 @@ def _open_hdf5(path: Path, key: str | None) -> tuple[Source, np.ndarray | None]:
     return ArraySource(f[key], f"{path}:{key}"), y
 
 
-def _open_zarr(path: Path) -> tuple[Source, np.ndarray | None]:
+def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, np.ndarray | None]:
     try:
         import zarr
     except ImportError as exc:
@@ -349,11 +363,17 @@ def _open_zarr(path: Path) -> tuple[Source, np.ndarray | None]:
     except Exception as exc:  # zarr raises many kinds (missing metadata, bad JSON, codec errors)
         raise DataFormatError(f"{path}: not a readable zarr store ({exc}); re-export it") from exc
     if isinstance(node, zarr.Array):
+        if labels is not None:
+            raise _named_labels(path, labels, [], "array (a zarr array holds no labels; a group holds X and y)")
         return ArraySource(node, str(path)), None
     names = [k for k, _ in node.arrays()]
     if not names:
         raise DataFormatError(f"{path}: the zarr group holds no arrays; expected X (and y)")
-    x_key, y_key = _pick(names, str(path), "arrays")
+    x_key, y_key = _pick([k for k in names if k != labels], str(path), "arrays")
+    if labels is not None:
+        if labels not in names:
+            raise _named_labels(path, labels, names, "array")
+        y_key = labels
     y = np.asarray(node[y_key]) if y_key is not None else None
     return ArraySource(node[x_key], f"{path}/{x_key}"), y
 
@@ -400,13 +420,15 @@ def streamable(path: str | os.PathLike[str]) -> bool:
 
 
 def open_path(
-    path: str | os.PathLike[str], *, image_shape: Sequence[int] | None = None
+    path: str | os.PathLike[str], *, image_shape: Sequence[int] | None = None, labels: str | None = None
 ) -> tuple[Source, np.ndarray | None]:
     """A file or folder opened as a source, and its labels (None when it has none).
 
     ``.npy``: memory-mapped; ``.h5``/``.hdf5`` (``file.h5:dataset`` names the dataset, else ``X``,
     ``data``, ... or the only one; labels from ``y``/``labels``); a ``.zarr`` store (an array, or a
     group with ``X`` and ``y``); any other folder: images (``image_shape`` as in ``ImageFolder``).
+    ``labels`` names the dataset or array of an HDF5 file or zarr group that holds the labels
+    (an HDF5 name is taken beside the features' dataset unless it starts with "/").
     """
     text = os.fspath(path)
     hdf5 = _split_hdf5(text)
@@ -414,20 +436,32 @@ def open_path(
         file, key = hdf5
         if not file.is_file():
             raise InputError(f"{file}: no such file")
-        return _matched(*_open_hdf5(file, key), file)
+        return _matched(*_open_hdf5(file, key, labels), file)
     p = Path(text)
     if p.is_dir():
         if is_zarr(p):
-            return _matched(*_open_zarr(p), p)
+            return _matched(*_open_zarr(p, labels), p)
+        if labels is not None:
+            raise _no_named_labels(p, labels, "a folder of images takes its labels from its subfolders")
         folder = ImageFolder(p, image_shape)
         return folder, folder.labels
     if not p.is_file():
         raise InputError(f"{p}: no such file or folder")
     if p.suffix.lower() != ".npy":
         raise InputError(f"{p}: only .npy, .h5/.hdf5, .zarr and image folders stream; read {p.suffix} files whole")
+    if labels is not None:
+        raise _no_named_labels(p, labels, "a .npy file holds one array; save X and y together with numpy.savez")
     from aekit.data import memmap_npy
 
     return ArraySource(memmap_npy(p), str(p)), None
+
+
+def _no_named_labels(path: Path, labels: str, why: str) -> InputError:
+    return InputError(
+        f"{{label_column}} names labels, but {why} ({path}); drop it",
+        param="label_column",
+        values={"label_column": labels},
+    )
 
 
 class Head:
