@@ -540,3 +540,14 @@ def test_resuming_with_another_estimator_names_both(tmp_path, data):
             **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(f.metadata()["params"]).items()}
         )
         assert json.loads(f.metadata()["run"]) == {"estimator": "Autoencoder"}
+
+
+def test_load_places_the_tensors_and_keeps_the_device_parameter(tmp_path):
+    from sklearn.base import clone
+
+    X = np.random.default_rng(0).random((40, 6), dtype=np.float32)
+    ae = aekit.Autoencoder(hidden_layer_sizes=(8,), epochs=1, random_state=0).fit(X)  # device="auto"
+    ae.save(tmp_path / "m.safetensors")
+    back = aekit.load(tmp_path / "m.safetensors", device="cpu")
+    assert back.device_.type == "cpu" and next(back.net_.parameters()).device.type == "cpu"
+    assert back.device == "auto" and clone(back).device == "auto"  # a clone refits where the original would

@@ -934,7 +934,9 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     """Load a model written by ``save``; runs no code from the file (safetensors + JSON).
 
     Names, shapes, finiteness and the format version are checked. Tensors are
-    placed on ``device`` (CPU by default, whatever device trained the model).
+    placed on ``device`` (CPU by default, whatever device trained the model); the
+    ``device`` parameter stays as saved, so that a clone refits where the original did
+    (the default "auto": a GPU where there is one).
     """
     p = Path(path)
     model = read_model(p)
@@ -944,7 +946,7 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     classes = model.fitted.get("classes_")
     with corrupted_metadata(p, "model metadata", MODEL_DAMAGED):  # parameters that fit the schema, not the estimator
         # a loaded model never writes where its file says
-        est = cls(**{**model.params, "device": device, "checkpoint_path": None, "callbacks": None})
+        est = cls(**{**model.params, "checkpoint_path": None, "callbacks": None})
         est._validate_params()
         est.loss_, est.output_activation_ = _resolved_choices(est, model.fitted)  # the network's output needs them
         est.image_shape_ = model.fitted["image_shape_"]  # and a conv body its images' shape
