@@ -233,7 +233,7 @@ def run_million(fit_size: int, epochs: int | None, n_points: int = 1_000_000, ch
         rows = np.arange(start, min(start + chunk, n_points)) % len(pool)
         est.transform(pool[rows])
     embed_s = time.perf_counter() - t
-    row = {"fit_size": fit_size, "epochs": est.epochs, "n_points": n_points, "fit_s": fit_s, "embed_s": embed_s}
+    row = {"fit_size": fit_size, "epochs": est.epochs_, "n_points": n_points, "fit_s": fit_s, "embed_s": embed_s}
     print(json.dumps(row), flush=True)
     return row
 

@@ -986,3 +986,33 @@ def test_label_column_names_the_labels_array_of_an_hdf5_file(tmp_path, capsys):
     assert "has no dataset 'nope' for the labels (--label-column 'nope'); it holds ['digit', 'pix']" in (
         capsys.readouterr().err
     )
+
+
+def test_integer_ids_of_the_users_are_ids_and_odd_images_are_rows_for_pictures(tmp_path):
+    """An --id-column of integers (customer numbers) is shown as ids, not taken for row numbers; images no
+    thumbnail can show (2 channels) are exported as rows instead of failing."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.random((40, 4)), columns=list("abcd"))
+    table.insert(0, "customer", np.arange(1001, 1041))
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert (
+        main(
+            ["train", str(tmp_path / "t.csv"), "--id-column", "customer", "--epochs", "1"]
+            + ["--out", str(tmp_path / "r")]
+        )
+        == 0
+    )
+    model = str(tmp_path / "r" / "model.safetensors")
+    export = ["export", model, str(tmp_path / "t.csv"), "--id-column", "customer", "--format", "projector"]
+    assert main([*export, "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "metadata.tsv").read_text().splitlines()[:2] == ["1001", "1002"]
+    from aekit._utils import own_ids
+
+    assert own_ids(np.arange(1001, 1041)) is not None and own_ids(np.arange(40)) is None
+    np.save(tmp_path / "two.npy", rng.random((30, 2, 4, 4), dtype=np.float32))  # 2 channels: no thumbnail shape
+    assert main(["train", str(tmp_path / "two.npy"), "--epochs", "1", "--out", str(tmp_path / "r2")]) == 0
+    argv = ["export", str(tmp_path / "r2" / "model.safetensors"), str(tmp_path / "two.npy"), "--format", "projector"]
+    assert main([*argv, "--out", str(tmp_path / "p2")]) == 0
+    assert not (tmp_path / "p2" / "sprite.png").exists()

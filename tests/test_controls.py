@@ -33,7 +33,7 @@ def test_min_delta_and_restore_best_weights_reach_the_loop():
 
 
 def test_min_delta_is_validated():
-    with pytest.raises(ValueError, match=r"min_delta=-1.0 must be a number in \[0, inf\]"):
+    with pytest.raises(ValueError, match=r"min_delta=-1.0 must be a finite number >= 0"):
         Autoencoder(min_delta=-1.0).fit(np.zeros((8, 3), np.float32))
 
 

@@ -253,8 +253,10 @@ def test_conv_takes_the_images_shape_from_the_data_and_keeps_it(tmp_path):
     assert back.image_shape_ == (3, 8, 6)
     np.testing.assert_array_equal(back.transform(X), ae.transform(X))
     np.testing.assert_array_equal(back.transform(X.reshape(32, -1)), ae.transform(X))  # rows as well as images
-    with pytest.raises(InputError, match=r"shape \(6, 8, 3\), but the model was fitted on images of shape"):
-        back.transform(X.reshape(32, 6, 8, 3))  # as many values, another shape: refused, not read scrambled
+    with pytest.raises(InputError, match=r"shape \(3, 6, 8\), but the model was fitted on images of shape"):
+        back.transform(X.reshape(32, 3, 6, 8))  # as many values, another shape: refused, not read scrambled
+    with pytest.raises(InputError, match=r"shape \(8, 6, 3\), channels last"):
+        back.transform(X.transpose(0, 2, 3, 1))
     grey = Autoencoder(**CONV_TINY).fit(X[:, 0])
     assert grey.image_shape_ == (8, 6)
     assert grey.transform(X[:, :1]).shape == (32, 2)  # (n, 1, H, W) are the same grey images
@@ -267,6 +269,16 @@ def test_channels_last_images_are_named_for_conv_and_read_as_rows_by_dense():
     assert Autoencoder(**CONV_TINY).fit(X.transpose(0, 3, 1, 2)).image_shape_ == (3, 8, 8)
     dense = Autoencoder(**{**CONV_TINY, "architecture": "dense"}).fit(X)
     assert dense.image_shape_ is None  # no (8, 8, 3) "channels" recorded for thumbnails
+    keras = Autoencoder(**CONV_TINY).fit(X[..., :1])  # (n, H, W, 1), Keras' grey layout: the same bytes as (H, W)
+    assert keras.image_shape_ == (8, 8)
+    np.testing.assert_array_equal(keras.transform(X[..., :1]), keras.transform(X[..., 0]))
+
+
+def test_images_that_contradict_image_shape_are_refused_in_fit():
+    X = np.random.default_rng(0).uniform(size=(32, 8, 12)).astype(np.float32)
+    with pytest.raises(InputError, match=r"X holds images of shape \(8, 12\), but image_shape=\(12, 8\)"):
+        Autoencoder(**{**CONV_TINY, "image_shape": (12, 8)}).fit(X)  # it would train on them scrambled
+    assert Autoencoder(**{**CONV_TINY, "image_shape": (1, 8, 12)}).fit(X).image_shape_ == (1, 8, 12)
 
 
 @pytest.mark.parametrize("name", sorted(aekit.PRESETS))

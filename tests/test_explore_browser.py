@@ -183,6 +183,8 @@ def test_select_region_and_save_indices(browser_page, data, tmp_path):
 def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
     E, y, images = data
     ids = np.array([f"<b>row{i}</b>" if i == KNOWN else f"row{i}" for i in range(N)])  # markup is shown as text
+    y = y.copy()
+    y[3] = -1  # unlabelled: "unlabelled (-1)" in the legend, -1 in a saved selection (it joins back to the data)
     path = explore(E, y, images, path=tmp_path / "ids.html", ids=ids)
     with opened(path, tmp_path) as (page, outside, errors):
         x, y0 = page.evaluate(TO_SCREEN, list(KNOWN_AT))
@@ -191,12 +193,14 @@ def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
         page.wait_for_function("document.querySelector('#aekit-tip').style.display === 'block'", timeout=10_000)
         tip = page.locator("#aekit-tip")
         assert f"<b>row{KNOWN}</b>" in tip.inner_text() and tip.locator("b b").count() == 0
-        page.evaluate(f"() => {{ aekitExplore.picked = [[{KNOWN}, 2, 0], [3, 3, 1]]; }}")
+        assert page.get_by_text("unlabelled (-1)").count() >= 1  # the legend
+        page.evaluate(f"() => {{ aekitExplore.picked = [[{KNOWN}, 3, 0], [3, 0, 1]]; }}")  # classes -1, 0, 1, 2, ...
         with page.expect_download() as dl:
             page.get_by_role("button", name="Save CSV").click()
         lines = Path(dl.value.path()).read_text().splitlines()
-        assert lines == ["index,id,label", f"{KNOWN},<b>row{KNOWN}</b>,2", "3,row3,3"]
+        assert lines == ["index,id,label", f"{KNOWN},<b>row{KNOWN}</b>,2", "3,row3,-1"]
         with page.expect_download() as dl:
             page.get_by_role("button", name="Save JSON").click()
-        assert json.loads(Path(dl.value.path()).read_text())["ids"] == [f"<b>row{KNOWN}</b>", "row3"]
+        saved = json.loads(Path(dl.value.path()).read_text())
+        assert saved["ids"] == [f"<b>row{KNOWN}</b>", "row3"] and saved["labels"] == ["2", "-1"]
         assert errors == [] and outside == []

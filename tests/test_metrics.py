@@ -94,8 +94,11 @@ def test_evaluate_model_on_a_handful_of_samples_reports_what_it_can():
     m = metrics.evaluate_model(ae, X, y, X, y)
     assert {"trustworthiness", "knn5_accuracy", "logistic_accuracy"} <= set(m)
     names = np.array(["cat", "dog"])[y]  # training labels of another scheme: accuracies of 0 would mislead
-    with pytest.raises(InputError, match=r"y_train and y_test share no class \(train: '0', '1'; test: 'cat', 'dog'\)"):
-        metrics.evaluate_model(ae, X, names, X, y)
+    with pytest.raises(InputError, match=r"y_train and y_test share no class \(train: 'ant', 'bee'; test: 'cat'"):
+        metrics.evaluate_model(ae, X, names, X, np.array(["ant", "bee"])[y])
+    with pytest.raises(InputError, match=r"y_train holds numbers \('0', '1'\) but y_test text \('cat', 'dog'\)"):
+        metrics.evaluate_model(ae, X, names, X, y)  # (scikit-learn refused the mix with a traceback)
+    assert "knn5_accuracy" in metrics.evaluate_model(ae, X, y, X, y.astype(float))  # 1 and 1.0: one class
 
 
 def test_evaluate_model_on_data_of_another_width_says_so():

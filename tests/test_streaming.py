@@ -363,7 +363,7 @@ def test_codes_of_an_image_folder_name_their_files(tmp_path, capsys):
     capsys.readouterr()
     explore = ["explore", data, "--model", model, "--image-shape", "2,2", "--out", str(tmp_path / "e.html")]
     assert main(explore) == 2  # images read at another size: the --image-shape the model takes
-    assert "images read as 4 values each, but the model takes 16; pass --image-shape 1,4,4" in capsys.readouterr().err
+    assert "images read as 4 values each, but the model takes 16; pass --image-shape 4,4" in capsys.readouterr().err
 
 
 def test_model_subcommands_read_a_folder_at_the_models_image_size(tmp_path, capsys):

@@ -193,7 +193,7 @@ def test_reconstruction_and_labels(clusters, tmp_path):
     assert not hasattr(m2, "predict") and "head_accuracy" not in evaluate_model(m2, X, y)
     with pytest.raises(AttributeError) as raised:
         m2.predict(X)
-    assert "fitted without labels; fit(X, y)" in str(raised.value.__cause__)  # the reason, shown in the traceback
+    assert "fitted without labels; fit(X, y)" in str(raised.value)  # the reason and the fix, on top
     with pytest.raises(InputError):  # a labelled refit that fails before training leaves no head to predict with
         clone(m2).set_params(reconstruction_weight=1.0, loss="bce").fit(X * 10, y)
     failed = m2.set_params(reconstruction_weight=1.0, loss="bce")
@@ -277,7 +277,7 @@ def test_bad_inputs_are_clear_errors(clusters):
     bad[3, 4] = np.nan
     with pytest.raises(InputError, match=r"^X contains NaN \(1 value; the first at row 3, column 4\); .*SimpleImputer"):
         ParametricTSNE(**FAST).fit(bad)  # one line: not scikit-learn's paragraph
-    with pytest.raises(InputError, match="no labelled samples"):
+    with pytest.raises(InputError, match=r"no labelled samples \(all -1\); fit\(X\) without y"):
         ParametricTSNE(**FAST).fit(X, np.full(300, -1))
 
 
@@ -351,3 +351,33 @@ def test_a_diverged_map_is_told():
         warnings.simplefilter("error", TrainingWarning)
         good = ParametricTSNE(**small).fit(X)
     assert good.fit_warnings_ == [] and good.history_["attraction"][-1] + good.history_["repulsion"][-1] < 0
+
+
+def test_an_untrained_map_is_told():
+    """A learning rate far too low leaves the network's first map: its loss is below 0 (no divergence) but
+    stays where the first epoch left it; a trained map's moves far more (a sound fit says nothing)."""
+    from sklearn.datasets import load_digits
+
+    X = (load_digits().data[:600] / 16).astype(np.float32)
+    small = dict(hidden_layer_sizes=(16,), perplexity=10, epochs=20, random_state=0)
+    with pytest.warns(TrainingWarning, match=r"stayed between -[0-9.]+ and -[0-9.]+ over 20 epochs: the map has"):
+        still = ParametricTSNE(**small, learning_rate=1e-9).fit(X)
+    assert len(still.fit_warnings_) == 1 and "raise learning_rate" in still.fit_warnings_[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        assert ParametricTSNE(**small).fit(X).fit_warnings_ == []
+
+
+def test_a_map_fits_on_a_folder_of_images_and_keeps_their_shape(tmp_path):
+    """ParametricTSNE.fit read a source (a folder of images) as an array and failed with a TypeError."""
+    Image = pytest.importorskip("PIL.Image")
+    from aekit.sources import ImageFolder
+
+    rng = np.random.default_rng(0)
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(30):
+            Image.fromarray((rng.random((6, 10, 3)) * 255).astype(np.uint8)).save(tmp_path / c / f"{i}.png")
+    folder = ImageFolder(tmp_path)
+    tsne = ParametricTSNE(**{**FAST, "perplexity": 5.0}).fit(folder, folder.labels)
+    assert tsne.image_shape_ == (3, 6, 10) and tsne.transform(folder).shape == (60, 2)

@@ -215,6 +215,15 @@ def outside_stacklevel() -> int:
     return level
 
 
+def own_ids(ids: Any) -> np.ndarray | None:
+    """``ids`` if they are the rows' own ids (a CSV's id column, an image's file), None for no ids or for the
+    row numbers 0..n-1 that stand in for them (integer ids of the user's that are not those are kept)."""
+    if ids is None:
+        return None
+    a = np.asarray(ids)
+    return None if a.dtype.kind in "iu" and np.array_equal(a, np.arange(len(a))) else a
+
+
 def warn_once(key: Hashable, message: str, category: type[Warning] = UserWarning, stacklevel: int = 1) -> None:
     """``warnings.warn`` the first time ``key`` comes in this process, then never again.
 

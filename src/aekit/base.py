@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import signal
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -80,6 +79,7 @@ from aekit.scaling import apply as apply_scaler
 from aekit.scaling import undo as undo_scaler
 from aekit.sources import ArraySource, ImageFolder, Source, as_source
 from aekit.training import (
+    AUTO_EPOCHS,
     Callback,
     Data,
     LoopState,
@@ -206,7 +206,8 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
         what = "NaN" if nan else "infinity"
         with contextlib.suppress(Exception):  # where the first one is, when X reads as numbers
             values = np.asarray(X, dtype=np.float64)
-            bad = np.argwhere(~np.isfinite(values.reshape(len(values), -1)))
+            rows = values.reshape(len(values), -1)
+            bad = np.argwhere(np.isnan(rows) if nan else np.isinf(rows))
             if len(bad):
                 n = f"{len(bad)} value{'s' if len(bad) > 1 else ''}"
                 what += f" ({n}; the first at row {bad[0][0]}, column {bad[0][1]})"
@@ -224,10 +225,19 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
     return InputError(f"{exc}{hint}")
 
 
-def _in_sklearn_wrapper(frame: Any) -> bool:
-    """Is ``frame`` scikit-learn's ``set_output`` wrapper around ``transform`` (a frame between the caller and
-    aekit's method)?"""
-    return frame.f_code.co_name == "wrapped" and "sklearn" in Path(frame.f_code.co_filename).parts
+def _grey(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """An image shape with a single channel dropped: (1, H, W) and (H, W, 1) are the grey images (H, W)."""
+    if len(shape) == 3 and shape[0] == 1:
+        return shape[1:]
+    if len(shape) == 3 and shape[2] == 1 and shape[0] != 1:
+        return shape[:2]
+    return shape
+
+
+def fitted_image_shape(est: Any) -> tuple[int, ...] | None:
+    """The images' shape a fitted (or loaded) estimator reads: learnt in fit, else its ``image_shape``; None: rows."""
+    shape = getattr(est, "image_shape_", None) or getattr(est, "image_shape", None)
+    return tuple(int(v) for v in shape) if shape else None
 
 
 class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -268,13 +278,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
-            # the public method (transform, reconstruct, ...) behind private helpers, and behind scikit-learn's
-            # set_output wrapper of transform: the warning points at the line that called it
-            depth = 1
-            while sys._getframe(depth).f_code.co_name.startswith("_"):
-                depth += 1
-            while _in_sklearn_wrapper(sys._getframe(depth + 1)):
-                depth += 1
             scaled = "after this model's scale" if self._scaler() is not None else "as the model reads it"
             warn_once(  # once per process and estimator class: evaluate's transform and reconstruct say it once
                 ("range", type(self).__name__),
@@ -283,7 +286,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 "them. Pass X in the units it was fitted on (tabular data: scaled the same way, e.g. by the same "
                 "fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8), or fit with "
                 "scale='minmax' so that the model scales its input itself. Shown once per process",
-                stacklevel=depth + 2,  # the line that called the public method
+                stacklevel=outside_stacklevel(),  # the line that called transform, reconstruct, ...
             )
         return X
 
@@ -292,37 +295,33 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         ``fit`` sets ``image_shape_``: the ``image_shape`` parameter, else the shape of the images in X
         (``(n, H, W)``, ``(n, C, H, W)``, a folder of images), else None (rows). The conv body is built
-        on it and the model file keeps it, so a conv fit on images needs no parameter. Later calls refuse
-        images of another shape with as many values (a transposed stack would be read scrambled).
+        on it and the model file keeps it, so a conv fit on images needs no parameter. Images of another
+        shape with as many values are refused, in ``fit`` against the parameter and later against the
+        fitted shape (a transposed stack would be read scrambled). ``(n, H, W, 1)`` is grey ``(H, W)``.
         """
-        image = tuple(int(s) for s in row_shape) if len(row_shape) in (2, 3) else None
-        if reset:
-            if image is not None and self.image_shape is None and len(image) == 3:
-                c, _, last = image
-                channels_last = last in (1, 3, 4) and c not in (1, 2, 3, 4)  # (n, H, W, C): PIL's, TensorFlow's
-                if channels_last and self.architecture != "conv":
-                    image = None  # a dense body reads any order; no thumbnails drawn with the channels as width
-                elif channels_last:
-                    raise InputError(
-                        f"X holds images of shape {image}, channels last; aekit reads (channels, height, width): "
-                        f"pass X.transpose(0, 3, 1, 2), or {{image_shape={image}}} to read them as they are",
-                        param="image_shape",
-                        values={},
-                    )
-            self.image_shape_ = tuple(int(s) for s in self.image_shape) if self.image_shape is not None else image
-            return
-        known = getattr(self, "image_shape_", None) or self.image_shape
-        if image is None or known is None:
-            return
-
-        def grey(shape: tuple[int, ...]) -> tuple[int, ...]:  # (1, H, W) and (H, W) are the same images
-            return shape[1:] if len(shape) == 3 and shape[0] == 1 else shape
-
-        if grey(image) != grey(tuple(known)):
-            raise InputError(
-                f"X holds images of shape {image}, but the model was fitted on images of shape {tuple(known)}; "
-                "pass images of that shape (reshape or transpose them)"
+        image = _grey(tuple(int(s) for s in row_shape)) if len(row_shape) in (2, 3) else None
+        if image is not None and len(image) == 3 and image[2] in (3, 4) and image[0] not in (1, 2, 3, 4):
+            if reset and self.image_shape is None and self.architecture != "conv":
+                image = None  # (n, H, W, C), PIL's and TensorFlow's order: a dense body reads rows in any order
+            else:
+                raise InputError(
+                    f"X holds images of shape {image}, channels last; aekit reads (channels, height, width): "
+                    "pass X.transpose(0, 3, 1, 2) (a file: save it so)"
+                )
+        known = self.image_shape if reset else (getattr(self, "image_shape_", None) or self.image_shape)
+        if image is not None and known is not None and image != _grey(tuple(int(s) for s in known)):
+            fitted = (
+                f"{{image_shape={tuple(known)}}}"
+                if reset
+                else f"the model was fitted on images of shape {tuple(known)}"
             )
+            raise InputError(
+                f"X holds images of shape {image}, but {fitted}; pass images of that shape (reshape or transpose them)",
+                param="image_shape" if reset else None,
+                values={},
+            )
+        if reset:
+            self.image_shape_ = tuple(int(s) for s in self.image_shape) if self.image_shape is not None else image
 
     def _reads_pixels(self, X: Any, reset: bool) -> bool:
         """Whether ``X`` (as passed, before conversion) is 0-255 pixels to divide by 255.
@@ -353,7 +352,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.pixels_ = bool(unit and self.scale is None)
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range(X)
-        for note in advice(X, self.scale, self.loss_, self.output_activation_):
+        for note in advice(X, self.scale, self.loss_, self.output_activation_, self._saturating()):
             warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_range
         return X
 
@@ -387,8 +386,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.pixels_ = bool(unit)
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range_of(float(low.min()), float(high.max()), f" in {source.name}")
-        for note in range_advice(low, high, self.scale, self.loss_, self.output_activation_):
+        for note in range_advice(low, high, self.scale, self.loss_, self.output_activation_, self._saturating()):
             warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_source_range
+
+    def _saturating(self) -> bool:
+        """Whether large inputs can pin units to their bounds (tanh or sigmoid hidden units or code)."""
+        hidden = self.activation or ("relu" if self.architecture == "conv" else "tanh")  # None: the body's own
+        return hidden in ("tanh", "sigmoid") or self.code_activation in ("tanh", "sigmoid")
 
     def _resolved(self) -> tuple[str, str]:
         """The fitted loss and output activation; before fit, "auto" as for data in [0, 1] (e.g. MNIST)."""
@@ -519,6 +523,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         )
         return train_batches, val
 
+    #: the length of ``epochs="auto"`` on data that give enough optimizer steps (``training.auto_epochs``)
+    _reference_epochs = AUTO_EPOCHS
+
     #: keyword arguments for ``batches.StreamBatches`` (``window``, ``depth``): set on an instance by tests and
     #: benchmarks; not a parameter
     _stream_options: Mapping[str, Any] = MappingProxyType({})
@@ -536,7 +543,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             "output_activation": self._resolved()[1],
             "batchnorm": self.batchnorm,
             "dropout": self.dropout,
-            "image_shape": getattr(self, "image_shape_", None) or self.image_shape,  # fitted: the data's
+            "image_shape": fitted_image_shape(self),  # learnt from the data in fit
             "conv_filters": tuple(self.conv_filters),
             "kernel_size": self.kernel_size,
             "variational": self.variational,
@@ -706,7 +713,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         the CLI would delete the checkpoint that the user meant to continue.
         """
         auto = isinstance(self.epochs, str)  # "auto" (validated)
-        epochs = auto_epochs(n_train, int(self.batch_size)) if auto else int(self.epochs)
+        epochs = auto_epochs(n_train, int(self.batch_size), self._reference_epochs) if auto else int(self.epochs)
         if resume_from is None:
             return epochs
         from aekit.files import read_checkpoint_metadata

@@ -66,7 +66,10 @@ def _file_image_shape(data: str) -> tuple[int, ...] | None:
         shape = np.load(data, mmap_mode="r").shape  # the header only
     except (OSError, ValueError):
         return None
-    return tuple(int(v) for v in shape[1:]) if len(shape) in (3, 4) else None
+    if len(shape) not in (3, 4):
+        return None
+    image = tuple(int(v) for v in shape[1:])
+    return image[:2] if len(image) == 3 and image[2] == 1 and image[0] != 1 else image  # (H, W, 1): grey (H, W)
 
 
 def _note_image_shape(args: argparse.Namespace, folder: Any) -> None:
@@ -309,7 +312,7 @@ def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[s
 
 def aligned_by_id(emb: np.ndarray, emb_ids: list[str] | None, ids: np.ndarray, what: str, data: str) -> np.ndarray:
     """The rows of ``emb`` (``what``: e.g. "--embedding codes.csv") in the order of the data's ``ids``, matched by
-    the ``id`` column it was written with: a CSV sorted or filtered elsewhere would otherwise pair each point with
+    the ``id`` column it was written with: a CSV sorted elsewhere would otherwise pair each point with
     another row. As it is without an ``id`` column."""
     import numpy as np
 
@@ -366,6 +369,11 @@ def _estimator(
     tsne = getattr(args, "method", "autoencoder") == "tsne"
     cls = ParametricTSNE if tsne else SupervisedAutoencoder if supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
+    if tsne and preset and PRESETS[preset].get("n_components", 2) is None and "n_components" not in vars(args):
+        raise InputError(
+            f"--preset {preset} is a recipe for autoencoders (a spatial code: --n-components none), not for "
+            "--method tsne; drop the preset or --method tsne"
+        )
     if unknown and preset and unknown <= set(PRESETS[preset]):
         if tsne:  # a map has neither a variational code nor the autoencoders' other settings
             keys = ", ".join(sorted("--" + u.replace("_", "-") for u in unknown))
@@ -499,10 +507,10 @@ def _keep_then_raise(out: OutputFolder, where: Path, est: Any, exc: BaseExceptio
     try:
         kept = _keep_trained(out, est)
     except KeyboardInterrupt as late:  # a signal that came while the model was saved: it waited until it was
-        kept, stopped = True, late
+        kept, stopped = (out.path / "training_curve.png").exists(), late
     if kept is not None:
         how = "diverged" if isinstance(stopped, TrainingDivergedError) else "failed"
-        _say_kept(where, est, "interrupted" if isinstance(stopped, KeyboardInterrupt) else how)
+        _say_kept(where, est, "interrupted" if isinstance(stopped, KeyboardInterrupt) else how, curve=kept)
     raise stopped
 
 
@@ -531,8 +539,10 @@ def model_rows(
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_rows`` for a trained ``model``: a folder of images is read at the model's image shape unless
     --image-shape says another, and one read at a size the model does not take is refused in one line."""
-    if model_image_shape(model) is not None and getattr(args, "image_shape", None) is None:
-        args.image_shape = model_image_shape(model)  # resized as the model's training images were
+    from aekit.sources import image_folder
+
+    if image_folder(args.data) and model_image_shape(model) is not None and getattr(args, "image_shape", None) is None:
+        args.image_shape = model_image_shape(model)  # a folder is resized as the model's training images were
     names: list[str] = []
     X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names, keep=_feature_names(model))
     check_image_size(args, X, model)
@@ -544,8 +554,14 @@ def model_rows(
 
 def model_image_shape(model: Any) -> tuple[int, ...] | None:
     """The shape of the images ``model`` was fitted on (learnt from them, or its image_shape); None: rows."""
-    shape = getattr(model, "image_shape_", None) or getattr(model, "image_shape", None)
-    return tuple(shape) if shape else None
+    from aekit.base import fitted_image_shape
+
+    return fitted_image_shape(model)
+
+
+def _drawable(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """``shape`` if thumbnails can be drawn at it ((H, W), or (C, H, W) with 1 or 3 channels), else None."""
+    return shape if shape is not None and (len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))) else None
 
 
 def _width(X: Any) -> int:
@@ -830,7 +846,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
-    from aekit._utils import InputError
+    from aekit._utils import InputError, own_ids
     from aekit.params import PRESETS
     from aekit.visualize import AETSNE, compare_routes, plot_routes
 
@@ -894,7 +910,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             names,
             title=f"AE({code_size}) → t-SNE, {args.data}",
             axis_labels=("t-SNE 1", "t-SNE 2"),
-            ids=None if ids is None or ids.dtype.kind in "iu" else ids,
+            ids=own_ids(ids),
         )
         if routes:
             assert y is not None  # --compare needs labels (checked above)
@@ -935,12 +951,13 @@ def _two_d_route(args: argparse.Namespace, model: Any, y: np.ndarray) -> dict[st
 
 
 def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> tuple[int, ...] | None:
-    """The images' shape for thumbnails: --image-shape, MNIST's 28x28, or a conv model's; None: tabular data."""
+    """The images' shape for thumbnails: --image-shape, MNIST's 28x28, the model's (learnt from its images), or a
+    .npy's images' shape; None: tabular data, or images no thumbnail shows (channels last, 2 or 4 channels)."""
     if getattr(args, "image_shape", None):
         return tuple(args.image_shape)
     if args.data in ("mnist", "mnist-test"):
         return (28, 28)
-    return model_image_shape(model) or _file_image_shape(args.data)
+    return _drawable(model_image_shape(model)) or _drawable(_file_image_shape(args.data))
 
 
 def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
@@ -1024,7 +1041,7 @@ def _explore_points(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, Any, tuple[str, str], list[str] | None]:
     """The 2-D points of ``aekit explore``, the data, labels, the rows' ids (None: row numbers), the model (or
     None), the axes' names and the features' names (None where the data name none)."""
-    from aekit._utils import InputError
+    from aekit._utils import InputError, own_ids
 
     names: list[str] | None
     if args.embedding:
@@ -1056,9 +1073,7 @@ def _explore_points(
             f"--embedding {args.embedding} has {len(emb)} rows but {args.data} has {len(X)} samples; "
             "pass the data it was computed from (same --limit)"
         )
-    if ids is not None and ids.dtype.kind in "iu":  # row numbers, not ids of the user's: the page counts rows itself
-        ids = None
-    return emb, X, y, ids, model, axes, names or None
+    return emb, X, y, own_ids(ids), model, axes, names or None  # row numbers: the page counts rows itself
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -499,8 +499,8 @@ def section_ptsne(ctx: Context) -> str:
     from aekit.visualize import TRUST_SAMPLES
 
     d = ctx.data
-    default = ParametricTSNE().epochs  # the estimator's own defaults, shortened like every recipe
-    epochs = ctx.ep(default) if isinstance(default, int) else default
+    default = ParametricTSNE._reference_epochs  # "auto"'s length on MNIST-sized data
+    epochs = ctx.ep(default)  # shortened like every recipe
     est = ParametricTSNE(epochs=epochs, random_state=0, verbose=int(ctx.progress))
     secs = ctx.fit("ParametricTSNE", est, d.X_train)
     est.save(ctx.out / "ptsne.safetensors")

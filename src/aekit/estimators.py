@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from aekit._utils import (
@@ -42,6 +43,7 @@ from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param
+from aekit.sources import as_source
 from aekit.training import Callback, Data, LoopState, TrainConfig
 from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative, label_affinities
 from aekit.tsne import check_inputs as check_tsne_inputs
@@ -472,7 +474,8 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             )
         labelled = y[~no_label]
         if labelled.size == 0:
-            raise InputError("y has no labelled samples (all -1); train an Autoencoder instead, or label some samples")
+            instead = "fit(X) without y" if isinstance(self, ParametricTSNE) else "train an Autoencoder instead"
+            raise InputError(f"y has no labelled samples (all -1); {instead}, or label some samples")
         from sklearn.utils.multiclass import type_of_target
 
         kinds = {type(v).__name__ for v in labelled} if labelled.dtype == object else set()
@@ -549,6 +552,22 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         return tags
 
 
+class _with_head:  # noqa: N801  # a decorator, named as one
+    """scikit-learn's ``available_if(_has_head)`` with the check's own message on top: a map fitted without
+    labels has no ``predict`` (``hasattr`` is False) and says how to get one (``available_if`` says only
+    "has no attribute", the reason in the exception's cause)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.fn  # the class's attribute: the function (docs, introspection)
+        obj._has_head()  # AttributeError, with the fix, when there is no head
+        return types.MethodType(self.fn, obj)
+
+
 class ParametricTSNE(_AutoencoderBase):
     """Parametric t-SNE: the encoder itself is trained with t-SNE's loss, so a new point's map position is one pass.
 
@@ -600,7 +619,9 @@ class ParametricTSNE(_AutoencoderBase):
     batch_size : int, default=256
         Points per step (and as many drawn neighbours); the repulsion is estimated from the
         batch's pairs, so larger batches estimate it better.
-    epochs : int, default=30
+    epochs : int or "auto", default="auto"
+        As in ``Autoencoder``, with 30 epochs (not 20) where the data give enough steps
+        (MNIST's 60,000 images: 30); small data sets get more.
     (all other parameters as in ``Autoencoder``; there is no variational code)
 
     Attributes
@@ -652,7 +673,7 @@ class ParametricTSNE(_AutoencoderBase):
         learning_rate: float = 0.001,
         momentum: float = 0.01,
         batch_size: int = 256,
-        epochs: int | str = 30,
+        epochs: int | str = "auto",
         lr_schedule: str | None = None,
         validation_fraction: float = 0.0,
         early_stopping: bool = False,
@@ -714,25 +735,35 @@ class ParametricTSNE(_AutoencoderBase):
 
     _encode_labels = SupervisedAutoencoder._encode_labels  # the same labels, -1 unlabelled, classes_
 
-    def _has_head(self) -> bool:  # available_if: predict and its kin exist for a map fitted with labels
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.n_components is None:  # a conv autoencoder's spatial code: a "map" of many dimensions
+            raise InputError(
+                "{n_components} keeps a conv autoencoder's spatial code; a map needs its size: "
+                "{n_components=2} for a 2-D map",
+                param="n_components",
+                values={"n_components": None},
+            )
+
+    def _has_head(self) -> bool:  # predict and its kin exist for a map fitted with labels (_with_head)
         if not hasattr(self, "classes_") or getattr(getattr(self, "net_", None), "head", None) is None:
             raise AttributeError(
-                "this map has no classifier head: it was fitted without labels; "
-                "fit(X, y) (y = -1 for unlabelled samples) adds one, with predict"
+                f"{type(self).__name__} has no classifier head: it was fitted without labels; "
+                "fit(X, y) (y = -1 for unlabelled samples) adds one, with predict, predict_proba and score"
             )
         return True
 
-    @available_if(_has_head)
+    @_with_head
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)`` from the head of a map fitted with labels."""
         return SupervisedAutoencoder.predict_proba(self, X)  # the same head
 
-    @available_if(_has_head)
+    @_with_head
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``, from the head of a map fitted with labels."""
         return SupervisedAutoencoder.predict(self, X)
 
-    @available_if(_has_head)
+    @_with_head
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """The head's accuracy on the labelled samples (``y == -1`` left out), for a map fitted with labels."""
         return labelled_accuracy(self, X, y, sample_weight)
@@ -743,7 +774,7 @@ class ParametricTSNE(_AutoencoderBase):
         ``resume_from`` continues from a checkpoint written via ``checkpoint_path`` (the
         affinities are computed again, the same for the same ``X`` and ``random_state``).
         """
-        X = self._X(X, reset=True)
+        X = self._in_memory(X, as_source(X))  # a source (a folder of images, HDF5) is read whole: the map needs it
         self._validate_params()
         n_val = max(1, int(round(len(X) * self.validation_fraction))) if self.validation_fraction else 0
         check_tsne_inputs(X, float(self.perplexity), len(X) - n_val, float(self.validation_fraction))
@@ -767,6 +798,8 @@ class ParametricTSNE(_AutoencoderBase):
 
     def _needs_unit_range(self) -> bool:  # only a decoder's BCE or sigmoid output constrains X
         return float(self.reconstruction_weight) > 0 and super()._needs_unit_range()
+
+    _reference_epochs = 30  # epochs="auto" on MNIST-sized data: the recipe measured in benchmarks/results/tsne.md
 
     def _train_config(self, epochs: int) -> TrainConfig:  # the repulsion needs two points in a batch
         return dataclasses.replace(super()._train_config(epochs), min_batch=2)

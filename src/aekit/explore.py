@@ -463,12 +463,12 @@ _JS = r"""
     if (fmt === "csv") {
       const q = (s) => (/[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
       const line = (e) => e[0] + (c.ids ? "," + q(c.ids[e[0]]) : "")
-        + (c.labelled ? "," + q(classes[e[1]]) : "") + "\n";
+        + (c.labelled ? "," + q(c.labels[e[1]]) : "") + "\n";
       text = "index" + (c.ids ? ",id" : "") + (c.labelled ? ",label\n" : "\n") + p.map(line).join("");
     } else {
       const o = {indices: p.map((e) => e[0])};
       if (c.ids) o.ids = p.map((e) => c.ids[e[0]]);
-      if (c.labelled) o.labels = p.map((e) => classes[e[1]]);
+      if (c.labelled) o.labels = p.map((e) => c.labels[e[1]]);
       text = JSON.stringify(o);
     }
     const a = document.createElement("a");
@@ -554,6 +554,8 @@ def explore_html(
         "cols": int(math.isqrt(SHEET_TILES)),
         "per_sheet": SHEET_TILES,
         "ids": None if point_ids is None else [str(v) for v in point_ids.tolist()],
+        # the labels as the data hold them, for saved selections (the legend's names are for reading)
+        "labels": ["-1" if c == UNLABELLED_NAME else c for c in classes],
     }
     return _page(layout, title, thumbs, cfg)
 

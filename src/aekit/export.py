@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit._utils import InputError, atomic_path
+from aekit._utils import InputError, atomic_path, own_ids
 from aekit.accel import Conv2d
+from aekit.base import fitted_image_shape
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def to_onnx(est: Any, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     out = Path(out_dir)
     n_in, n_code = int(est.n_features_in_), int(est._n_features_out)
     meta = {"aekit.input": _input_units(est), "aekit.model": type(est).__name__}
-    shape = getattr(est, "image_shape_", None) or getattr(est, "image_shape", None)
+    shape = fitted_image_shape(est)
     if shape is not None:
         meta["aekit.image_shape"] = ",".join(map(str, shape))
     if hasattr(est, "feature_names_in_"):
@@ -172,7 +173,7 @@ def _metadata(ids: np.ndarray, labels: np.ndarray | None) -> str:
     index = [_cell(v) for v in ids]
     if labels is None:  # one column: TensorBoard wants no header then
         return "".join(f"{i}\n" for i in index)
-    name = "index" if np.asarray(ids).dtype.kind in "iu" else "id"  # row numbers, or the rows' own ids
+    name = "id" if own_ids(ids) is not None else "index"  # the rows' own ids, or their numbers
     return f"{name}\tlabel\n" + "".join(f"{i}\t{_cell(v)}\n" for i, v in zip(index, labels, strict=True))
 
 

@@ -108,6 +108,28 @@ def map_no_better_than_a_point(history: dict[str, list[float]]) -> str | None:
     )
 
 
+#: a map whose t-SNE loss stayed within this band (absolute, or a fraction of its first epoch's) learned nothing
+MAP_MIN_CHANGE = (0.05, 0.02)
+
+
+def map_did_not_move(history: dict[str, list[float]]) -> str | None:
+    """A warning if a t-SNE map's loss (without exaggeration) stayed in a narrow band over all its epochs: an
+    untrained network's map (too low a learning rate) keeps its first epoch's loss, while training moves it
+    (down, or first up after the early exaggeration). A loss at 0 or above is ``map_no_better_than_a_point``'s."""
+    attraction, repulsion = history.get("attraction") or [], history.get("repulsion") or []
+    if len(attraction) < 2 or len(repulsion) < 2:
+        return None
+    kl = [a + r for a, r in zip(attraction, repulsion, strict=False)]
+    band = max(MAP_MIN_CHANGE[0], MAP_MIN_CHANGE[1] * abs(kl[0]))
+    if not (kl[-1] < 0 and max(kl) - min(kl) < band):  # (NaN: the loop stopped already)
+        return None
+    return (
+        f"the t-SNE loss (attraction + repulsion) stayed between {min(kl):.3g} and {max(kl):.3g} over "
+        f"{len(kl)} epochs: the map has hardly moved from the untrained network's; raise learning_rate or "
+        "train longer (more epochs)"
+    )
+
+
 def check_fit(
     X: np.ndarray,
     Z: np.ndarray,
@@ -140,5 +162,6 @@ def check_fit(
         None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation),
         codes_on_corners(Z, code_activation),
         None if history is None else map_no_better_than_a_point(history),
+        None if history is None else map_did_not_move(history),
     ]
     return [w for w in found if w is not None]

@@ -173,11 +173,8 @@ def evaluate_model(
     if X_train is not None and y_train is not None and test.any():
         y_train = np.asarray(y_train).reshape(-1)
         train = ~unlabelled(y_train)
-        if train.any() and not _texts(y_train[train]) & _texts(y_test[test]):  # every answer would be wrong
-            raise InputError(
-                f"y_train and y_test share no class (train: {_some(y_train[train])}; test: {_some(y_test[test])}); "
-                "the codes' k-NN and logistic accuracy need training labels of the test set's classes"
-            )
+        if train.any():
+            _check_shared_classes(y_train[train], y_test[test])
         Z_train, y_train = est.transform(X_train)[train], y_train[train]  # type: ignore[attr-defined]
         if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
             out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test[test], y_test[test])
@@ -188,14 +185,30 @@ def evaluate_model(
     return out
 
 
-def _texts(labels: np.ndarray) -> set[str]:
-    """The distinct labels as text (1 and "1" alike: a lenient test of whether two label sets share a class)."""
-    return {str(v) for v in labels.tolist()}
+def _check_shared_classes(y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Refuse training labels that share no class with the test labels (another scheme, or text against numbers):
+    every answer of the codes' classifiers would be wrong, or scikit-learn would refuse the mix."""
+    numbers = (y_train.dtype.kind in "biuf", y_test.dtype.kind in "biuf")
+    if numbers[0] != numbers[1]:
+        kinds = ("numbers" if numbers[0] else "text", "numbers" if numbers[1] else "text")
+        raise InputError(
+            f"y_train holds {kinds[0]} ({_some(y_train)}) but y_test {kinds[1]} ({_some(y_test)}); give both "
+            "the same kind of labels (e.g. read both from CSV label columns)"
+        )
+    if all(numbers):
+        shared = len(np.intersect1d(y_train, y_test)) > 0  # 1 and 1.0 are one class
+    else:
+        shared = bool({str(v) for v in y_train.tolist()} & {str(v) for v in y_test.tolist()})
+    if not shared:
+        raise InputError(
+            f"y_train and y_test share no class (train: {_some(y_train)}; test: {_some(y_test)}); "
+            "the codes' k-NN and logistic accuracy need training labels of the test set's classes"
+        )
 
 
 def _some(labels: np.ndarray) -> str:
     """The first few distinct labels, for a message."""
-    values = sorted(_texts(labels))
+    values = sorted({str(v) for v in labels.tolist()})
     return ", ".join(repr(v) for v in values[:4]) + (", ..." if len(values) > 4 else "")
 
 

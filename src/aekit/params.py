@@ -90,6 +90,8 @@ class Interval:
     def text(self) -> str:
         if self.type is int:
             return f"an integer >= {self.low:g}" + ("" if self.high == math.inf else f" and <= {int(self.high)}")
+        if self.high == math.inf:  # (0, inf]: infinity is no number the check lets through
+            return f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
         return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
     def from_text(self, text: str) -> Any:
@@ -333,7 +335,7 @@ _TABLE = [
         "image_shape",
         Sizes(lengths=(2, 3), example="(28, 28)", high=MAX_IMAGE_SIDE),
         None,
-        "(H, W) or (C, H, W) for the conv body (none: square, one channel)",
+        "(H, W) or (C, H, W) for the conv body (none: the data's images' shape, else square, one channel)",
         none_ok=True,
     ),
     Param(
@@ -353,7 +355,11 @@ _TABLE = [
     Param("reconstruction_weight", _POSITIVE, 1.0, "weight of the reconstruction loss", supervised=True),
     Param("classification_weight", _POSITIVE, 0.1, "weight of the classification loss", supervised=True),
     Param(
-        "perplexity", _POSITIVE_OPEN, 30.0, "t-SNE perplexity: about how many neighbours each point keeps", tsne=True
+        "perplexity",
+        Interval(float, 1.0, math.inf),  # 2 ** entropy: 1 is one neighbour, below it no distribution calibrates
+        30.0,
+        "t-SNE perplexity: about how many neighbours each point keeps",
+        tsne=True,
     ),
     Param(
         "dof",
@@ -380,7 +386,8 @@ _TABLE = [
         "epochs",
         AutoOr(Interval(int, 1)),
         "auto",
-        f"passes over the training data (auto: {AUTO_EPOCHS}, more on small data: at least {AUTO_MIN_STEPS:,} steps)",
+        f"passes over the training data (auto: {AUTO_EPOCHS}, --method tsne: 30; more on small data: at least "
+        f"{AUTO_MIN_STEPS:,} steps)",
     ),
     Param("lr_schedule", Options(SCHEDULES), None, "learning-rate schedule"),
     Param(
@@ -456,7 +463,6 @@ TSNE_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "learning_rate": 0.001,
     "batch_size": 256,
-    "epochs": 30,
 }
 
 

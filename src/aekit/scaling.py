@@ -156,18 +156,29 @@ def resolve(loss: str, output_activation: str, unit: bool) -> tuple[str, str]:
     return loss, out
 
 
-def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str) -> list[str]:
+def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str, saturating: bool = True) -> list[str]:
     """What does not fit: warnings for training data ``X`` (as the model sees it) and the resolved choices.
 
     Worded for tabular data and images alike; each names the one switch that fixes it.
     """
     if X.size == 0:
         return []
-    return range_advice(X.min(axis=0), X.max(axis=0), scale, loss, output_activation)
+    return range_advice(X.min(axis=0), X.max(axis=0), scale, loss, output_activation, saturating)
 
 
-def range_advice(low: np.ndarray, high: np.ndarray, scale: str | None, loss: str, output_activation: str) -> list[str]:
-    """``advice`` from the per-feature minima and maxima ``(n_features,)`` of the data as the model sees it."""
+def range_advice(
+    low: np.ndarray,
+    high: np.ndarray,
+    scale: str | None,
+    loss: str,
+    output_activation: str,
+    saturating: bool = True,
+) -> list[str]:
+    """``advice`` from the per-feature minima and maxima ``(n_features,)`` of the data as the model sees it.
+
+    ``saturating``: whether the network has bounded units (tanh, sigmoid) that large inputs pin to their
+    bounds; a relu body with a linear code (a parametric t-SNE map) has none, and rescaling each feature
+    would change the distances a map keeps."""
     lo, hi = float(low.min()), float(high.max())
     notes = []
     if output_activation == "sigmoid" and loss != "bce" and not in_unit_range(lo, hi):
@@ -186,7 +197,7 @@ def range_advice(low: np.ndarray, high: np.ndarray, scale: str | None, loss: str
                 f"a factor of 10^{math.floor(math.log10(spread))}): the widest dominate the loss and the narrow "
                 "ones are lost. Pass scale='standard' (CLI: --scale standard)"
             )
-        elif max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
+        elif saturating and max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
             notes.append(
                 f"X holds values up to {max(abs(lo), abs(hi)):.3g} in magnitude, far beyond the few units where "
                 "a network's inputs train well: tanh units saturate and codes stick at their bounds. "

@@ -62,18 +62,19 @@ def small_data(n_samples: int, batch_size: int) -> bool:
     return AUTO_EPOCHS * math.ceil(n_samples / batch_size) < AUTO_MIN_STEPS
 
 
-def auto_epochs(n_samples: int, batch_size: int) -> int:
-    """The epochs of ``epochs="auto"``: ``AUTO_EPOCHS``, or on small data enough for ``AUTO_MIN_STEPS`` steps.
+def auto_epochs(n_samples: int, batch_size: int, reference: int = AUTO_EPOCHS) -> int:
+    """The epochs of ``epochs="auto"``: the ``reference`` length (the autoencoders' ``AUTO_EPOCHS``, a
+    map's 30), or on small data enough for ``AUTO_MIN_STEPS`` steps.
 
     A run's progress is counted in optimizer steps, not passes: the reference's 20 epochs are
     9,380 steps on MNIST but 200 on a data set of 1,300 rows, too few to learn a code.
     ``AUTO_MAX_EPOCHS`` caps it for the tiniest sets (a few hundred rows), where more passes
     only fit the training rows more closely.
     """
-    if not small_data(n_samples, batch_size):
-        return AUTO_EPOCHS
     steps_per_epoch = max(1, math.ceil(n_samples / batch_size))
-    return max(AUTO_EPOCHS, min(AUTO_MAX_EPOCHS, math.ceil(AUTO_MIN_STEPS / steps_per_epoch)))
+    if reference * steps_per_epoch >= AUTO_MIN_STEPS:
+        return reference
+    return max(reference, min(AUTO_MAX_EPOCHS, math.ceil(AUTO_MIN_STEPS / steps_per_epoch)))
 
 
 @dataclass(frozen=True)
