@@ -22,6 +22,7 @@ COMMANDS = [
         "benchmarks/tsne.py",
     ],  # AE -> t-SNE vs the other routes, openTSNE and scikit-learn -> benchmarks/results/tsne.{md,json}
     [PY, "benchmarks/small_data.py"],  # defaults on small sklearn sets vs PCA/openTSNE/UMAP -> results/small_data.*
+    [PY, "benchmarks/small_maps.py"],  # parametric t-SNE on those sets, epochs auto vs 30 -> results/small_maps.*
 ]
 GPU_COMMANDS = [
     [PY, "benchmarks/gpu.py"],  # aekit on a CUDA GPU, eager vs compiled -> benchmarks/results/gpu.{md,json}
