@@ -539,7 +539,7 @@ def test_resuming_with_another_estimator_names_both(tmp_path, data):
         assert Autoencoder(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(f.metadata()["params"]).items()}
         )
-        assert json.loads(f.metadata()["run"]) == {"estimator": "Autoencoder"}
+        assert json.loads(f.metadata()["run"]) == {"estimator": "Autoencoder", "n_train": len(data)}
 
 
 def test_load_places_the_tensors_and_keeps_the_device_parameter(tmp_path):
@@ -551,3 +551,15 @@ def test_load_places_the_tensors_and_keeps_the_device_parameter(tmp_path):
     back = aekit.load(tmp_path / "m.safetensors", device="cpu")
     assert back.device_.type == "cpu" and next(back.net_.parameters()).device.type == "cpu"
     assert back.device == "auto" and clone(back).device == "auto"  # a clone refits where the original would
+
+
+def test_resuming_on_another_number_of_rows_warns(tmp_path):
+    X = np.random.default_rng(0).random((120, 6), dtype=np.float32)
+    ck = tmp_path / "ck.safetensors"
+    kw = dict(hidden_layer_sizes=(8,), batch_size=16, random_state=0)
+    aekit.Autoencoder(epochs=1, checkpoint_path=str(ck), **kw).fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*resuming on")  # the same rows: no word
+        aekit.Autoencoder(epochs=2, **kw).fit(X, resume_from=ck)
+    with pytest.warns(UserWarning, match=r"resuming on 100 training rows, but the checkpoint's run trained on 120"):
+        aekit.Autoencoder(epochs=2, **kw).fit(X[:100], resume_from=ck)

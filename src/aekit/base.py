@@ -643,7 +643,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 working_dtype=fast.working_dtype,
             )
             fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
-            state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state)
+            state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state, n_train)
             if distributed.is_distributed():  # after _resume: a checkpoint's RNG state draws the order
                 tensors, val = self._shard(tensors, val, seed)
             # fitted attributes exist before training: an error or Ctrl-C never loses the model
@@ -820,6 +820,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         optimizer: torch.optim.Optimizer,
         seed: int,
         run_random_state: Any,
+        n_train: int,
     ) -> tuple[LoopState, list[Callback]]:
         """The loop state to start from (a checkpoint's, when resuming) and the callbacks.
 
@@ -830,7 +831,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # what this run learns: "auto" as resolved (a checkpoint of loss="bce" resumes under loss="auto" on [0, 1] data)
         run_params["loss"], run_params["output_activation"] = self._resolved()
         run_params["epochs"] = self.epochs_  # the checkpoint's bound of the loop's counters: this run's length
-        run = run_record(self)  # a resumed run: the same estimator, reading the columns in the same order
+        run = run_record(self, n_train)  # a resumed run: the same estimator, the columns in the same order
         if (
             run_random_state is not None
         ):  # the checkpoint's own random_state (e.g. 0 from --random-state 0) is this run's

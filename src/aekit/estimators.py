@@ -846,9 +846,10 @@ class ParametricTSNE(_AutoencoderBase):
         optimizer: torch.optim.Optimizer,
         seed: int,
         run_random_state: Any,
+        n_train: int,
     ) -> tuple[LoopState, list[Callback]]:
         """The base's loop state and callbacks, plus the exaggeration schedule (set for the epoch to come)."""
-        state, callbacks = super()._resume(resume_from, net, optimizer, seed, run_random_state)
+        state, callbacks = super()._resume(resume_from, net, optimizer, seed, run_random_state, n_train)
         value = self._graph.exaggeration
 
         def schedule(epoch: int, logs: dict[str, float]) -> None:

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ import torch
 from torch import nn
 
 from aekit import schema
-from aekit._utils import ModelFileError, atomic_path, jsonable
+from aekit._utils import ModelFileError, atomic_path, jsonable, outside_stacklevel
 from aekit.params import PARAMS
 from aekit.schema import SchemaError, check, parse
 from aekit.training import LoopState
@@ -425,7 +426,7 @@ def save_checkpoint(
     state: LoopState,
     params: dict[str, Any],
     seed: int | None = None,
-    run: dict[str, str] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint of a run: weights, optimizer state, loop state and torch's CPU RNG.
 
@@ -480,7 +481,7 @@ class CheckpointMeta(NamedTuple):
     groups: list[dict[str, Any]]  # the optimizer's parameter groups
     scalar_keys: set[str]  # the optimizer tensors that are one-element (0-d) state, e.g. opt.0.step
     loop: dict[str, Any]  # the loop state: epoch, history, early-stopping counters
-    run: dict[str, str]  # the estimator class and feature names' digest; {} in files from before them
+    run: dict[str, Any]  # estimator class, feature names' digest, training rows; {} in files from before them
 
 
 def _checkpoint_kind(p: Path, meta: dict[str, str]) -> None:
@@ -696,12 +697,15 @@ def _load_optimizer(
         raise ModelFileError(f"{p}: optimizer state does not fit this model ({exc}); {_OPTIMIZER_FIX}") from exc
 
 
-def run_record(estimator: Any) -> dict[str, str]:
-    """What a checkpoint records of a run beyond its parameters: the estimator class, and a digest of the
-    feature names in order (when the data named them), which a resuming run must match."""
+def run_record(estimator: Any, n_train: int | None = None) -> dict[str, Any]:
+    """What a checkpoint records of a run beyond its parameters: the estimator class and a digest of the
+    feature names in order (when the data named them), which a resuming run must match, and the number of
+    training rows, which it is warned about when it differs."""
     import hashlib
 
-    run = {"estimator": type(estimator).__name__}
+    run: dict[str, Any] = {"estimator": type(estimator).__name__}
+    if n_train is not None:
+        run["n_train"] = int(n_train)
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:  # a digest: the names may be many
         text = json.dumps([str(n) for n in names]).encode("utf-8", "surrogatepass")
@@ -721,6 +725,18 @@ def _check_names(p: Path, run: str | None, written: str | None) -> None:
         )
 
 
+def _check_rows(p: Path, run: int | None, written: int | None) -> None:
+    """Warn of a resumed run on another number of training rows: it continues on other data (a training
+    file changed, or another --limit), which may be meant but is more often a slip."""
+    if run is not None and written is not None and run != written:
+        warnings.warn(
+            f"{p}: resuming on {run:,} training rows, but the checkpoint's run trained on {written:,}: it "
+            "continues on other data; resume with the same data (and --limit) to continue the run as it was",
+            UserWarning,
+            stacklevel=outside_stacklevel(),
+        )
+
+
 def _check_estimator(p: Path, run: str | None, written: str | None) -> None:
     """Refuse a checkpoint of another estimator class in one line naming both (not every parameter that
     differs between them). Checkpoints written before the class was kept are compared by parameters alone."""
@@ -737,7 +753,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     *,
     expected_params: dict[str, Any] | None = None,
-    expected_run: dict[str, str] | None = None,
+    expected_run: dict[str, Any] | None = None,
 ) -> LoopState:
     """Restore ``net``, ``optimizer`` and torch's CPU RNG in place; return the loop state.
 
@@ -752,6 +768,7 @@ def load_checkpoint(
     if expected_run is not None:  # either side without an entry (an older file, data without names): not compared
         _check_estimator(p, expected_run.get("estimator"), ck.run.get("estimator"))
         _check_names(p, expected_run.get("feature_names_sha256"), ck.run.get("feature_names_sha256"))
+        _check_rows(p, expected_run.get("n_train"), ck.run.get("n_train"))
     if expected_params is not None:
         # a parameter the checkpoint does not name is younger than the file: its run had the default, or
         # what BEFORE_THEY_EXISTED says it did
@@ -797,7 +814,7 @@ def checkpoint_callback(
     get_state: Callable[[], LoopState],
     params: dict[str, Any],
     seed: int | None = None,
-    run: dict[str, str] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> Callable[[int, dict[str, float]], None]:
     """A training callback that writes a checkpoint at the end of every epoch."""
 

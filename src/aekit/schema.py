@@ -365,8 +365,9 @@ CHECKPOINT_RUN = Obj(
     {
         "estimator": Str(64, r"[A-Za-z]+", "a class name"),
         "feature_names_sha256": Str(64, r"[0-9a-f]{64}", "a SHA-256 digest in hex"),
+        "n_train": Int(1, MAX_COUNT),  # the run's training rows (resuming on another number warns)
     },
-    optional=frozenset({"estimator", "feature_names_sha256"}),
+    optional=frozenset({"estimator", "feature_names_sha256", "n_train"}),
 )
 CHECKPOINT_PARAMS = Obj(
     {"epochs": Int(1, MAX_COUNT), "random_state": SEED},
