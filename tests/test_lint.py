@@ -31,3 +31,15 @@ def test_mypy_passes_on_src() -> None:
 def test_ruff_passes() -> None:
     done = _run("ruff", "check", "src", "tests", "benchmarks")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_module_is_reached_from_a_plain_import_aekit() -> None:
+    """The docs write aekit.data.load_rows, aekit.summary.dense_table, ...: each module loads on first use."""
+    code = (
+        "import aekit, pathlib; "
+        "files = pathlib.Path(aekit.__file__).parent.glob('*.py'); "
+        "names = sorted(p.stem for p in files if not p.stem.startswith('_')); "
+        "print([n for n in names if not hasattr(aekit, n)])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

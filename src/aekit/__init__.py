@@ -53,7 +53,22 @@ _PUBLIC = {
     "module_table": "summary",
 }
 
-_SUBMODULES = (
+_SUBMODULES = (  # every module of the package (the guide names e.g. aekit.data.load_rows, aekit.sources.ImageFolder)
+    "batches",
+    "commands",
+    "csvdata",
+    "data",
+    "distributed",
+    "estimators",
+    "mnist",
+    "outputs",
+    "params",
+    "resources",
+    "scaling",
+    "schema",
+    "sources",
+    "summary",
+    "threads",
     "metrics",
     "health",
     "plots",
