@@ -269,6 +269,7 @@ def test_channels_last_images_are_named_for_conv_and_read_as_rows_by_dense():
     assert Autoencoder(**CONV_TINY).fit(X.transpose(0, 3, 1, 2)).image_shape_ == (3, 8, 8)
     dense = Autoencoder(**{**CONV_TINY, "architecture": "dense"}).fit(X)
     assert dense.image_shape_ is None  # no (8, 8, 3) "channels" recorded for thumbnails
+    assert dense.transform(X).shape == (32, 2)  # and it reads the same rows again
     keras = Autoencoder(**CONV_TINY).fit(X[..., :1])  # (n, H, W, 1), Keras' grey layout: the same bytes as (H, W)
     assert keras.image_shape_ == (8, 8)
     np.testing.assert_array_equal(keras.transform(X[..., :1]), keras.transform(X[..., 0]))

@@ -300,15 +300,15 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         fitted shape (a transposed stack would be read scrambled). ``(n, H, W, 1)`` is grey ``(H, W)``.
         """
         image = _grey(tuple(int(s) for s in row_shape)) if len(row_shape) in (2, 3) else None
+        known = self.image_shape if reset else (getattr(self, "image_shape_", None) or self.image_shape)
         if image is not None and len(image) == 3 and image[2] in (3, 4) and image[0] not in (1, 2, 3, 4):
-            if reset and self.image_shape is None and self.architecture != "conv":
+            if known is None and not (reset and self.architecture == "conv"):
                 image = None  # (n, H, W, C), PIL's and TensorFlow's order: a dense body reads rows in any order
             else:
                 raise InputError(
                     f"X holds images of shape {image}, channels last; aekit reads (channels, height, width): "
                     "pass X.transpose(0, 3, 1, 2) (a file: save it so)"
                 )
-        known = self.image_shape if reset else (getattr(self, "image_shape_", None) or self.image_shape)
         if image is not None and known is not None and image != _grey(tuple(int(s) for s in known)):
             fitted = (
                 f"{{image_shape={tuple(known)}}}"
