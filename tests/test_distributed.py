@@ -245,10 +245,14 @@ def test_a_dead_rank_stops_the_others(tmp_path: Path) -> None:
     (tmp_path / "crash.py").write_text(CRASH_SCRIPT)
     done = _torchrun(tmp_path / "crash.py", str(tmp_path), launcher=True)  # AEKIT_DDP_TIMEOUT=600: not a timeout
     assert done.returncode != 0
-    assert "DistributedError: rank 0 of 2 stopped: another rank failed" in done.stderr, done.stderr[-3000:]
+    # rank 0 sees its peer gone at its next step; on a busy machine the launcher's SIGTERM may reach it first,
+    # and it stops as interrupted (keeping its last complete epoch, which this script then saves)
+    stopped = "DistributedError: rank 0 of 2 stopped: another rank failed" in done.stderr
+    interrupted = "training interrupted after" in done.stderr
+    assert stopped or interrupted, done.stderr[-3000:]
     assert "Traceback" not in done.stderr  # the launcher's ChildFailedError became one line
     assert "aekit: error: rank 1 failed (exit code 3)" in done.stderr
-    assert not (tmp_path / "model.safetensors").exists()
+    assert interrupted or not (tmp_path / "model.safetensors").exists()
 
 
 # ----------------------------------------------------------------------------- the command line
