@@ -225,7 +225,7 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
     return InputError(f"{exc}{hint}")
 
 
-def _grey(shape: tuple[int, ...]) -> tuple[int, ...]:
+def grey_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """An image shape with a single channel dropped: (1, H, W) and (H, W, 1) are the grey images (H, W)."""
     if len(shape) == 3 and shape[0] == 1:
         return shape[1:]
@@ -299,7 +299,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         shape with as many values are refused, in ``fit`` against the parameter and later against the
         fitted shape (a transposed stack would be read scrambled). ``(n, H, W, 1)`` is grey ``(H, W)``.
         """
-        image = _grey(tuple(int(s) for s in row_shape)) if len(row_shape) in (2, 3) else None
+        image = grey_shape(tuple(int(s) for s in row_shape)) if len(row_shape) in (2, 3) else None
         known = self.image_shape if reset else (getattr(self, "image_shape_", None) or self.image_shape)
         if image is not None and len(image) == 3 and image[2] in (3, 4) and image[0] not in (1, 2, 3, 4):
             if known is None and not (reset and self.architecture == "conv"):
@@ -309,7 +309,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     f"X holds images of shape {image}, channels last; aekit reads (channels, height, width): "
                     "pass X.transpose(0, 3, 1, 2) (a file: save it so)"
                 )
-        if image is not None and known is not None and image != _grey(tuple(int(s) for s in known)):
+        if image is not None and known is not None and image != grey_shape(tuple(int(s) for s in known)):
             fitted = (
                 f"{{image_shape={tuple(known)}}}"
                 if reset

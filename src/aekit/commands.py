@@ -66,10 +66,9 @@ def _file_image_shape(data: str) -> tuple[int, ...] | None:
         shape = np.load(data, mmap_mode="r").shape  # the header only
     except (OSError, ValueError):
         return None
-    if len(shape) not in (3, 4):
-        return None
-    image = tuple(int(v) for v in shape[1:])
-    return image[:2] if len(image) == 3 and image[2] == 1 and image[0] != 1 else image  # (H, W, 1): grey (H, W)
+    from aekit.base import grey_shape
+
+    return grey_shape(tuple(int(v) for v in shape[1:])) if len(shape) in (3, 4) else None  # (H, W, 1): (H, W)
 
 
 def _note_image_shape(args: argparse.Namespace, folder: Any) -> None:
@@ -117,8 +116,7 @@ def load_rows(
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
     elif streamable(args.data) and not args.data.lower().endswith(".npy"):  # HDF5, zarr, a folder of images
         _csv_only(args, labels_too=False)  # --label-column names an HDF5 dataset or a zarr array of labels
-        labels = getattr(args, "label_column", None)
-        X, y = _open_named(args, labels)
+        X, y = _open_named(args)
         files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
         _note_image_shape(args, X)
         if files is not None and with_ids:  # (built only when written: a million paths take memory)
@@ -171,11 +169,12 @@ def _csv_only(args: argparse.Namespace, *, labels_too: bool = True) -> None:
             raise InputError(f"{flag} {value} applies to CSV files only, not {args.data}; drop it")
 
 
-def _open_named(args: argparse.Namespace, labels: Any) -> tuple[Any, Any]:
+def _open_named(args: argparse.Namespace) -> tuple[Any, Any]:
     """``sources.open_path`` of ``args.data``, its labels' dataset named by --label-column (errors say the flag)."""
     from aekit._utils import InputError
     from aekit.sources import open_path
 
+    labels = getattr(args, "label_column", None)
     try:
         return open_path(
             args.data, image_shape=getattr(args, "image_shape", None), labels=None if labels is None else str(labels)
@@ -539,10 +538,12 @@ def model_rows(
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_rows`` for a trained ``model``: a folder of images is read at the model's image shape unless
     --image-shape says another, and one read at a size the model does not take is refused in one line."""
+    from aekit.base import fitted_image_shape
     from aekit.sources import image_folder
 
-    if image_folder(args.data) and model_image_shape(model) is not None and getattr(args, "image_shape", None) is None:
-        args.image_shape = model_image_shape(model)  # a folder is resized as the model's training images were
+    shape = fitted_image_shape(model)
+    if image_folder(args.data) and shape is not None and getattr(args, "image_shape", None) is None:
+        args.image_shape = shape  # a folder is resized as the model's training images were
     names: list[str] = []
     X, y, ids = load_rows(args, stream=stream, with_ids=with_ids, names=names, keep=_feature_names(model))
     check_image_size(args, X, model)
@@ -550,13 +551,6 @@ def model_rows(
     X = model_columns(X, names, model, args.data, taken)
     check_width(args, X, model)
     return X, y, ids
-
-
-def model_image_shape(model: Any) -> tuple[int, ...] | None:
-    """The shape of the images ``model`` was fitted on (learnt from them, or its image_shape); None: rows."""
-    from aekit.base import fitted_image_shape
-
-    return fitted_image_shape(model)
 
 
 def _drawable(shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -957,7 +951,9 @@ def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> 
         return tuple(args.image_shape)
     if args.data in ("mnist", "mnist-test"):
         return (28, 28)
-    return _drawable(model_image_shape(model)) or _drawable(_file_image_shape(args.data))
+    from aekit.base import fitted_image_shape
+
+    return _drawable(fitted_image_shape(model)) or _drawable(_file_image_shape(args.data))
 
 
 def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
@@ -965,12 +961,13 @@ def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
     import math
 
     from aekit._utils import InputError
+    from aekit.base import fitted_image_shape
     from aekit.sources import image_folder
 
     n, found = int(model.n_features_in_), _width(X)
     if n == found or not image_folder(args.data):
         return
-    shape = model_image_shape(model)
+    shape = fitted_image_shape(model)
     for c in () if shape else (1, 3):  # a dense model: the square grey or RGB images its width holds
         side = math.isqrt(n // c)
         if n % c == 0 and side * side == n // c:
