@@ -4,6 +4,7 @@ plateau + early stopping, checkpoints of finished runs, a fast --version, warnin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -354,3 +355,19 @@ def test_demo_tsne_section_names_the_points_it_scores(tmp_path, monkeypatch):
     text = demo.section_tsne(ctx)
     assert f"on {n_test:,} points" in text and "3,000 points" not in text
     json.dumps(ctx.results["tsne"], default=float)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_the_progress_bar_draws_on_a_terminal_of_no_size(monkeypatch):
+    # a fresh pseudo-terminal reports 0 columns and 0 rows; tqdm's own rules drew an empty line there
+    from aekit.training import _progress_bar
+
+    main, side = os.openpty()
+    with os.fdopen(side, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        bar = _progress_bar(True, total=3, initial=0)
+        bar.update(3)
+        bar.close()
+    drawn = os.read(main, 65536).decode()
+    os.close(main)
+    assert "3/3" in drawn and "100%" in drawn

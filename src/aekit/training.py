@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -123,7 +124,18 @@ def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
+    # a terminal of no size (a pseudo-terminal nobody sized: zero columns and rows) made tqdm draw
+    # an empty line; notebooks and pipes keep tqdm's own width rules
+    width: dict[str, Any] = {"ncols": 80, "nrows": 24} if _terminal_columns() == 0 else {"dynamic_ncols": True}
+    return tqdm(total=total, initial=initial, unit="step", leave=True, **width)
+
+
+def _terminal_columns() -> int | None:
+    """The width of the terminal on stderr, or None where stderr is no terminal."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):  # no terminal, or no file descriptor (notebooks, captured streams)
+        return None
 
 
 Data = Sequence[torch.Tensor] | Batches  # tensors (batched here) or a source of batches
