@@ -97,6 +97,24 @@ def test_zarr(tmp_path, X):
     _check_rows(open_path(f"{tmp_path / 'o.zarr'}/pix")[0], X)
 
 
+def test_zarr_links_out_of_the_store_are_refused(tmp_path, X):
+    store = tmp_path / "a.zarr"
+    arr = zarr.create_array(str(store), shape=X.shape, dtype=X.dtype, chunks=(8, 3, 4), compressors=None)
+    arr[:] = X
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(96)))  # one chunk's bytes: it would be read as rows 0-7
+    chunk = next(p for p in sorted(store.rglob("*")) if p.is_file() and not p.name.startswith("zarr"))
+    chunk.unlink()
+    chunk.symlink_to(secret)
+    with pytest.raises(DataFormatError, match=r"a\.zarr: .* is a link to .*secret\.bin', outside the store"):
+        open_path(store)
+    chunk.unlink()
+    inside = store / "copy.bin"
+    inside.write_bytes(bytes(96))
+    chunk.symlink_to(inside)  # a link within the store is the store's own data
+    assert open_path(store)[0].n_samples == 50
+
+
 def _images(root, sizes, mode="RGB"):
     rng = np.random.default_rng(0)
     paths = []
@@ -168,6 +186,41 @@ def test_hdf5_without_its_dataset(tmp_path):
     (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
     with pytest.raises(DataFormatError, match=r"junk\.h5: not a readable HDF5 file"):
         open_path(tmp_path / "junk.h5")
+
+
+def test_hdf5_data_outside_the_file_are_refused(tmp_path):
+    # external storage, links into other files and virtual datasets would read any file of this machine
+    # (e.g. its passwords list) into the codes or an explore page's thumbnails
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 4)
+    p = tmp_path / "stored.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("X", shape=(16, 64), dtype="uint8", external=[(str(secret), 0, 1024)])
+    for name in (p, f"{p}:X"):
+        with pytest.raises(DataFormatError, match=r"stored\.h5: 'X' keeps its data outside the file \(external"):
+            open_path(name)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["X"] = np.zeros((4, 2))
+        f["y"] = np.zeros(4)
+    linked = tmp_path / "linked.h5"
+    with h5py.File(linked, "w") as f:
+        f["grp/X"] = h5py.ExternalLink(str(other), "/X")
+        f["X"] = np.zeros((4, 2))
+        f["y"] = h5py.ExternalLink(str(other), "/y")
+    with pytest.raises(DataFormatError, match=r"linked\.h5: 'grp/X' is a link to .*other\.h5', another file"):
+        open_path(f"{linked}:grp/X")
+    with pytest.raises(DataFormatError, match=r"linked\.h5: '/y' is a link to .*another file"):
+        open_path(linked, labels="y")
+    source, y = open_path(linked)  # the linked labels are not picked up by name either
+    assert y is None and source.n_samples == 4
+    virtual = tmp_path / "virtual.h5"
+    layout = h5py.VirtualLayout(shape=(4, 2), dtype="f8")
+    layout[:] = h5py.VirtualSource(str(other), "X", shape=(4, 2))
+    with h5py.File(virtual, "w") as f:
+        f.create_virtual_dataset("X", layout)
+    with pytest.raises(DataFormatError, match=r"virtual\.h5: 'X' keeps its data outside the file \(a virtual"):
+        open_path(virtual)
 
 
 def test_mismatched_features_and_labels(tmp_path):

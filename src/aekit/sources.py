@@ -322,7 +322,7 @@ def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[
     except OSError as exc:
         raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}); re-export it") from exc
     if key is None:
-        names = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
+        names = _datasets_in(f)
         if not names:
             raise DataFormatError(f"{path}: holds no dataset at its top level; name one as {path}:GROUP/DATASET")
         key, y_key = _pick([n for n in names if n != labels], str(path), "datasets")
@@ -331,26 +331,84 @@ def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[
     if key in f and isinstance(f[key], h5py.Group):  # a group named where a dataset belongs: what it holds
         inside = sorted(f[key].keys())
         raise DataFormatError(f"{path}: {key!r} is a group holding {inside[:10]}; name a dataset as {path}:{key}/NAME")
+    _inside_the_file(f, key, path)
     if key not in f or not isinstance(f[key], h5py.Dataset):
-        found = sorted(k for k, v in f.items() if isinstance(v, h5py.Dataset))
+        found = sorted(_datasets_in(f))
         raise DataFormatError(f"{path}: has no dataset {key!r} (top-level datasets: {found}); name one as {path}:NAME")
     if labels is not None:  # named: beside the dataset (a relative name), or from the file's root ("/grp/y")
         group = f[key].parent
         y_key = labels if labels.startswith("/") else f"{group.name.rstrip('/')}/{labels}"
+        _inside_the_file(f, y_key, path)
         if not isinstance(f.get(y_key), h5py.Dataset):
-            raise _named_labels(path, labels, [k for k, v in group.items() if isinstance(v, h5py.Dataset)], "dataset")
+            raise _named_labels(path, labels, _datasets_in(group), "dataset")
     elif y_key is None:  # a named dataset's labels: beside it, under one of the labels' names, one per row
         group = f[key].parent
         y_key = next(
             (
                 f"{group.name.rstrip('/')}/{k}"
                 for k in _Y_KEYS
-                if isinstance(group.get(k), h5py.Dataset) and len(group[k]) == len(f[key])
+                if k in _datasets_in(group) and len(group[k]) == len(f[key])
             ),
             None,
         )
+    if y_key is not None:
+        _inside_the_file(f, y_key, path)
     y = np.asarray(f[y_key]) if y_key is not None else None
     return ArraySource(f[key], f"{path}:{key}"), y
+
+
+def _no_links_out(store: Path) -> None:
+    """Refuse a zarr directory holding a symbolic link that leads out of it: its target's bytes would be
+    read as a chunk (as HDF5's external storage, ``_inside_the_file``)."""
+    if not store.is_dir():
+        return
+    root = store.resolve()
+    for folder, dirs, files in os.walk(store):
+        for name in dirs + files:
+            entry = Path(folder) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                raise DataFormatError(
+                    f"{store}: {entry.relative_to(store)} is a link to {os.readlink(entry)!r}, outside the store; "
+                    "aekit reads only data inside the store it is given: copy the data in"
+                )
+
+
+def _datasets_in(group: Any) -> list[str]:
+    """The names of the datasets in an HDF5 group, not following links into other files."""
+    import h5py
+
+    return [
+        k
+        for k in group
+        if not isinstance(group.get(k, getlink=True), h5py.ExternalLink) and isinstance(group.get(k), h5py.Dataset)
+    ]
+
+
+def _inside_the_file(f: Any, name: str, path: Path) -> None:
+    """Refuse an HDF5 object whose data live outside ``path``: an external link on the way to it, external
+    storage or a virtual dataset. Such a file, mailed or downloaded, would read any file of this machine
+    into aekit's outputs (codes, an explore page's thumbnails)."""
+    import h5py
+
+    here = f
+    for part in [p for p in name.split("/") if p]:
+        link = here.get(part, getlink=True)
+        if link is None:
+            return  # missing: the caller says what the file holds
+        if isinstance(link, h5py.ExternalLink):
+            raise DataFormatError(
+                f"{path}: {name!r} is a link to {link.filename!r}, another file; aekit reads only data inside the "
+                "file it is given: open that file itself, or copy the data in"
+            )
+        here = here[part]
+        if not isinstance(here, h5py.Group):
+            break
+    if isinstance(here, h5py.Dataset) and (here.external or here.is_virtual):
+        outside = "external storage" if here.external else "a virtual dataset"
+        raise DataFormatError(
+            f"{path}: {name!r} keeps its data outside the file ({outside}); aekit reads only data inside the "
+            "file it is given: copy the data in, e.g. with h5py: f2.create_dataset(name, data=f[name][...])"
+        )
 
 
 def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, np.ndarray | None]:
@@ -358,6 +416,7 @@ def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, np.ndarra
         import zarr
     except ImportError as exc:
         raise InputError(f"{path}: reading zarr needs zarr; pip install 'aekit[zarr]'") from exc
+    _no_links_out(path)
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:  # zarr raises many kinds (missing metadata, bad JSON, codec errors)
