@@ -262,3 +262,15 @@ def test_label_minus_one_is_named_unlabelled_in_the_legend():
     names, codes = _classes(np.array([2, -1, 0, 2]), 4)
     assert names == ["unlabelled (-1)", "0", "2"] and codes.tolist() == [2, 0, 1, 2]
     assert _classes(np.array(["cat", "-1"]), 2)[0] == ["unlabelled (-1)", "cat"]  # a CSV's text labels too
+
+
+def test_markup_in_labels_ids_and_names_stays_text():
+    # "<!--<script" in the page's JSON put the browser's parser in a state where the config element
+    # swallowed the rest of the page (a blank page); "</script>" would end the element
+    E = np.random.default_rng(0).standard_normal((10, 2))
+    odd = ["<!--<script>", "</script><b>x"]
+    ids = [f"<!--{i}" for i in range(10)]
+    page = explore_html(E, odd * 5, features=E, feature_names=["<!--a", "b</script>"], ids=ids)
+    assert "<!--<script" not in page and "<!--0" not in page and "</script><b>" not in page
+    cfg = _config(page)  # the text itself reaches the page's script
+    assert set(odd) <= set(cfg["labels"]) and cfg["ids"] == ids and cfg["features"] == ["<!--a", "b</script>"]

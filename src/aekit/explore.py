@@ -492,7 +492,8 @@ def _page(layout: Any, title: str, thumbs: Thumbnails | None, cfg: dict[str, Any
         f'<script type="text/plain" id="aekit-sheet-{k}">{base64.b64encode(s).decode()}</script>\n'
         for k, s in enumerate(thumbs.sheets if thumbs else [])
     )
-    config = json.dumps(cfg).replace("</", "<\\/")  # no "</script>" inside the script element
+    # no "<" in the script element: "</script>" would end it and "<!--<script" would swallow the page after it
+    config = json.dumps(cfg).replace("<", "\\u003c")
     template = (
         "{% block postamble %}<style>" + _CSS + "</style><script>" + _JS + "</script>{% endblock %}\n"
         "{% block inner_body %}"
