@@ -80,6 +80,20 @@ def test_blank_separated_columns(tmp_path):
     assert y is None and X.tolist() == [[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]]
 
 
+def test_ids_that_look_like_numbers_keep_their_text(tmp_path):
+    # "007" and "7" were both 7, a 20-digit id wrapped around int64, "7" became "7.0" beside "7.5"
+    from aekit.data import load_rows
+
+    p = tmp_path / "ids.csv"
+    p.write_text("id,a\n007,1\n7,2\n0012345678901234567890,3\n7.5,4\n-0,5\n")
+    assert load_rows(p, id_column="id")[2].tolist() == ["007", "7", "0012345678901234567890", "7.5", "-0"]
+    p.write_text("id,a\n99999999999999999999,1\n-7,2\n")  # beyond int64: text
+    assert load_rows(p, id_column="id")[2].tolist() == ["99999999999999999999", "-7"]
+    p.write_text("id,a\n12, 1\n-7,2\n0,3\n")  # integers written as integers stay numbers
+    ids = load_rows(p, id_column="id")[2]
+    assert ids.dtype == np.int64 and ids.tolist() == [12, -7, 0]
+
+
 def test_row_ids_from_an_id_column_or_a_pandas_index(tmp_path, caplog):
     from aekit.data import load_rows
 

@@ -147,8 +147,9 @@ class _Source(NamedTuple):
                 )
 
 
-def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
-    """The data rows as pandas reads them: numbers where a whole column parses, text elsewhere."""
+def _parse(src: _Source, fh: TextIO, text: int | None = None) -> pd.DataFrame:
+    """The data rows as pandas reads them: numbers where a whole column parses, text elsewhere and in
+    column ``text`` (the ids: "007" is no 7)."""
     import pandas as pd  # here, not at the top: importing pandas takes seconds that .npy users need not wait
 
     # pandas before 3.1 rounds some floats (e.g. subnormals) off unless asked for its round-trip converter
@@ -164,6 +165,7 @@ def _parse(src: _Source, fh: TextIO) -> pd.DataFrame:
                 skipinitialspace=True,
                 engine="c",
                 float_precision=precision,
+                dtype=None if text is None else {text: str},
             )
     except pd.errors.EmptyDataError as exc:
         raise DataFormatError(f"{src.path}: no data rows; expected numbers below the header row") from exc
@@ -349,7 +351,7 @@ def read_csv_rows(
             wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE and id_idx is None else None
             if wide is not None:
                 return (*wide, None, _names(src.header, [j for j in range(src.n_cols) if j != label_idx]))
-            table = _parse(src, fh)
+            table = _parse(src, fh, text=id_idx)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"
@@ -400,7 +402,16 @@ def _names(header: list[str] | None, columns: list[int]) -> list[str] | None:
 
 
 def _ids(column: pd.Series) -> np.ndarray:
-    """Row ids as int64 when every one is an integer, else as text (as written in the file)."""
-    if column.dtype.kind in "iu":
+    """Row ids as int64 when every one is an integer written as such (no leading zeros, within int64), else
+    as text, as written in the file: "007" and "7" stay two ids, a 20-digit id keeps its digits."""
+    if column.dtype.kind in "iu":  # a pandas index column, parsed as numbers
         return column.to_numpy(np.int64)
-    return np.char.strip(column.to_numpy(dtype=str))
+    text = np.char.strip(column.to_numpy(dtype=str))
+    if all(_INTEGER.fullmatch(t) for t in text):
+        numbers = [int(t) for t in text]
+        if all(-(2**63) <= v < 2**63 for v in numbers):
+            return np.array(numbers, dtype=np.int64)
+    return text
+
+
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # an integer as str(int) writes it
