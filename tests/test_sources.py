@@ -240,6 +240,14 @@ def test_undecodable_image(tmp_path):
         folder.read(0, folder.n_samples)
 
 
+def test_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    _images(tmp_path, [("a", (4, 4)), ("b", (4, 4)), ("b", (40, 40))])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses images over twice its limit
+    folder = ImageFolder(tmp_path)
+    with pytest.raises(DataFormatError, match=r"img2\.png: Image size \(1600 pixels\) exceeds .*MAX_IMAGE_PIXELS"):
+        folder.read(0, folder.n_samples)
+
+
 def test_empty_or_missing_folder(tmp_path):
     with pytest.raises(DataFormatError, match="holds no images"):
         ImageFolder(tmp_path)

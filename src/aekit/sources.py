@@ -242,6 +242,11 @@ class ImageFolder:
             stored = Image.open(path)
             stored.load()
             img = ImageOps.exif_transpose(stored)  # as a viewer shows it: a phone's EXIF orientation applied
+        except Image.DecompressionBombError as exc:  # Pillow's guard against images that fill the memory
+            raise DataFormatError(
+                f"{path}: {exc.args[0].split(' could be')[0]}; shrink the image, or raise the limit "
+                "(PIL.Image.MAX_IMAGE_PIXELS) if you trust the file"
+            ) from exc
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise DataFormatError(
                 f"{path}: cannot decode the image ({exc}); remove or re-save the file (PNG or JPEG)"
