@@ -126,6 +126,17 @@ def test_train_never_replaces_a_users_file(tmp_path, npy, capsys, name):
     assert _snapshot(out) == {name: b"mine"}
 
 
+def test_a_folder_where_a_file_goes_is_refused_before_training(tmp_path, npy, capsys):
+    # it was found only when the trained model was put in place ("Is a directory")
+    out = tmp_path / "run"
+    (out / "model.safetensors").mkdir(parents=True)
+    (out / "model.safetensors" / "notes.txt").write_bytes(b"mine")
+    assert _train(npy, out, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors is a folder where this run writes a file" in _one_error_line(err)
+    assert "epoch" not in err and _snapshot(out) == {"model.safetensors/notes.txt": b"mine"}
+
+
 def test_a_file_that_appears_during_the_run_is_not_replaced(tmp_path, npy, capsys, monkeypatch):
     """The check is made again when the files are put in place, and the run's files go in together or not at all."""
     from aekit.estimators import Autoencoder

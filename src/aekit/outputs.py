@@ -109,6 +109,11 @@ class OutputFolder:
         if lock and fcntl is not None:
             self._lock()
         clash = [f for f in self.files if (p / f).exists()]
+        folders = [f for f in clash if (p / f).is_dir() and not (p / f).is_symlink()]
+        if folders:  # --overwrite replaces files, never a folder (the user's, maybe full): say so before the run
+            raise FileExistsError(
+                f"{p / folders[0]} is a folder where this run writes a file; move it away or choose another {self.flag}"
+            )
         if clash and not self.overwrite:
             raise FileExistsError(
                 f"{p / clash[0]} exists; pass --overwrite to replace it, or choose another {self.flag}"
