@@ -72,7 +72,7 @@ def test_projector_files(mnist_small, tmp_path):
     np.testing.assert_allclose(np.loadtxt(paths["embedding"], delimiter="\t"), codes, rtol=1e-6)
     meta = paths["metadata"].read_text().splitlines()
     assert meta[0] == "index\tlabel" and meta[1] == f"0\t{y_test[0]}" and len(meta) == 101
-    ids = np.array([f"img\t{i}.png" for i in range(100)])  # the rows' own ids (a tab cannot break the table)
+    ids = np.array([f"img\t{i}.png" if i % 2 else f"img\r{i}.png" for i in range(100)])  # a tab or CR breaks no row
     meta = to_projector(codes, tmp_path / "ids", y_test[:100], ids=ids)["metadata"].read_text().splitlines()
     assert meta[:2] == ["id\tlabel", f"img 0.png\t{y_test[0]}"] and len(meta) == 101  # ids, not row numbers
     assert to_projector(codes, tmp_path / "one", ids=ids)["metadata"].read_text().splitlines()[0] == "img 0.png"

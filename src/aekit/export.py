@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,7 +179,11 @@ def _metadata(ids: np.ndarray, labels: np.ndarray | None) -> str:
 
 
 def _cell(value: Any) -> str:
-    return str(value).replace("\t", " ").replace("\n", " ")
+    """One TSV cell: tabs and every line break (a bare CR too, which ended a row) as spaces."""
+    return _BREAKS.sub(" ", str(value))
+
+
+_BREAKS = re.compile("[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def sprite(images: np.ndarray, max_px: int = SPRITE_MAX_PX) -> tuple[np.ndarray, tuple[int, int]]:
