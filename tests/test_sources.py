@@ -230,6 +230,11 @@ def test_mismatched_features_and_labels(tmp_path):
         f["y"] = np.zeros(9)
     with pytest.raises(DataFormatError, match=r"d\.h5: .* has 10 rows but its labels have shape \(9,\)"):
         open_path(p)
+    with h5py.File(p, "w") as f:  # labels are checked as from any other file (embed wrote "nan" labels)
+        f["X"] = np.zeros((10, 2))
+        f["y"] = np.where(np.arange(10) == 3, np.nan, 1.0)
+    with pytest.raises(DataFormatError, match=r"d\.h5: non-finite label \(NaN or inf\) at row 3"):
+        open_path(p)
 
 
 def test_undecodable_image(tmp_path):

@@ -449,6 +449,10 @@ def _matched(source: Source, y: np.ndarray | None, path: Path) -> tuple[Source, 
             f"{path}: {source.name} has {source.n_samples} rows but its labels have shape {y.shape}; "
             "store one label per row (or remove the labels)"
         )
+    if y is not None:  # finite, whole numbers within int64: as labels read from any other file
+        from aekit.data import _check_labels
+
+        _check_labels(y, source.n_samples, path)
     return source, y
 
 
