@@ -693,6 +693,7 @@ def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, ir
     assert main([*base, *small, *fix, "--compare", "--out", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
     assert "AE → 2-D" in out and "AE(20) → t-SNE" in out and (tmp_path / "v" / "comparison.png").exists()
+    assert "routes measured on X after the model's scale='minmax'" in out  # the units every route is scored in
     lines = (tmp_path / "v" / "embedding.csv").read_text().splitlines()
     assert lines[0] == "id,label,tsne1,tsne2" and lines[1].startswith("s0,setosa,") and len(lines) == 91
     assert np.load(tmp_path / "v" / "embedding.npy").shape == (90, 2)

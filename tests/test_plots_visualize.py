@@ -251,6 +251,40 @@ def test_compare_routes(tmp_path, blobs, monkeypatch):
     assert list(routes)[0] == "parametric t-SNE"  # a map given for the 2-D panel is not called an AE
 
 
+@pytest.mark.filterwarnings("ignore::aekit.TrainingWarning")  # 3 epochs: which inputs, not how good
+def test_compare_routes_measures_every_route_in_the_models_scale(monkeypatch):
+    # 3 of 10 features x500: on raw X they rule the distances, so every route must be scored after scale
+    from aekit import metrics, visualize
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    X = (rng.uniform(size=(3, 10))[y] + 0.1 * rng.standard_normal((120, 10))).astype(np.float32)
+    X[:, :3] *= 500
+    standard = (X - X.mean(axis=0)) / X.std(axis=0)
+    seen, models = [], []
+    real_tsne, real_fit = visualize.tsne, visualize.fit_stage
+    monkeypatch.setattr(visualize, "tsne", lambda data, **k: seen.append((data, k)) or real_tsne(data, **k))
+    monkeypatch.setattr(visualize, "fit_stage", lambda est, *a: models.append(est) or real_fit(est, *a))
+    routes = compare_routes(X, y, ae20=Autoencoder(**{**SMALL, "scale": "standard"}), perplexity=10)
+    (raw, _), (_, ae_args) = seen
+    np.testing.assert_allclose(raw, standard, rtol=1e-4, atol=1e-4)  # t-SNE from raw: on the standardised data
+    np.testing.assert_allclose(ae_args["input_space"], standard, rtol=1e-4, atol=1e-4)
+    for r in routes.values():
+        assert r["units_scale"] == "standard"
+        assert r["trustworthiness"] == pytest.approx(metrics.trustworthiness(standard, r["embedding"]), abs=1e-6)
+    assert [m.scale for m in models] == ["standard", "standard"]  # the default 2-D AE reads X as AE(20) does
+
+    class Trained(Exception):
+        pass
+
+    def stop(*a):
+        raise Trained
+
+    monkeypatch.setattr(visualize, "fit_stage", stop)  # warned before the other model trains
+    with pytest.warns(UserWarning, match="ae2 has scale=None but ae20 has scale='standard'"), pytest.raises(Trained):
+        compare_routes(X, y, ae2=Autoencoder(**SMALL), ae20=models[0], perplexity=10)
+
+
 def test_neighbour_search_rule_and_bad_choice_fails_before_training(monkeypatch):
     from aekit import visualize
 

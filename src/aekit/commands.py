@@ -922,6 +922,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             f"{r['seconds']:.1f} s"
         )
     if routes:
+        scale = next(iter(routes.values())).get("units_scale")
+        if scale is not None:  # the units of the t-SNE from raw and of every trustworthiness
+            print(f"routes measured on X after the model's scale={scale!r}, as it reads X (t-SNE from raw too)")
         print(f"comparison: {where / 'comparison.png'}")
     return 0
 

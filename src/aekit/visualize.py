@@ -9,6 +9,7 @@ of the reference text: AE straight to 2-D, t-SNE from raw pixels, AE(20) → t-S
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, cast
 
 import numpy as np
@@ -426,6 +427,13 @@ def compare_routes(
     ``sae20`` adds the supervised route (SAE codes → t-SNE); ``skip_2d`` leaves the
     AE → 2-D route out. ``distances`` as in ``AETSNE``. Each route also holds
     ``trust_points``: how many points its trustworthiness was measured on.
+
+    Every route is measured in one set of units: ``X`` as the AE(20) model reads it (uint8 pixels
+    divided by 255, then its ``scale``). "t-SNE from raw" runs on those inputs, the AE → t-SNE
+    routes measure their input distances there, and every trustworthiness is computed there, so
+    that e.g. ``scale="standard"`` keeps one wide feature from ruling some routes and not others.
+    Each route holds that ``scale`` as ``units_scale`` (None: no scale). The 2-D and SAE models
+    built here (None given) take the same ``scale``; a given one with another ``scale`` is warned of.
     """
     _check_distances(distances)
     X = np.asarray(_unit_scaled(X), dtype=np.float32)
@@ -440,8 +448,21 @@ def compare_routes(
         fit_stage(est, X, y if supervised else None)
         return est, time.perf_counter() - t
 
+    # the AE(20) model first: its scale sets the units every route is measured in
+    model20, secs20 = fitted(ae20, {"n_components": 20})
+    scale = getattr(model20, "scale", None)
+    inputs = _input_rows(X, None, None, model20)
+    for name, est in (("ae2", None if skip_2d else ae2), ("sae20", sae20)):
+        other = getattr(est, "scale", scale)
+        if est is not None and other != scale:
+            warnings.warn(
+                f"{name} has scale={other!r} but ae20 has scale={scale!r}: its panel reads X in other units "
+                f"(every route is scored on X after scale={scale!r}); pass {name} with scale={scale!r}",
+                UserWarning,
+                stacklevel=2,
+            )
     if not skip_2d:
-        ae, secs = fitted(ae2, {})
+        ae, secs = fitted(ae2, {"scale": scale})
         t = time.perf_counter()
         # a given 2-D model may be a parametric t-SNE map rather than an autoencoder
         routes["parametric t-SNE" if isinstance(ae, ParametricTSNE) else "AE → 2-D"] = {
@@ -451,13 +472,13 @@ def compare_routes(
             "tsne_seconds": 0.0,
         }
     t = time.perf_counter()
-    emb = tsne(X, perplexity=perplexity, random_state=random_state, library=library)
+    emb = tsne(inputs, perplexity=perplexity, random_state=random_state, library=library)
     s = time.perf_counter() - t
     routes["t-SNE from raw"] = {"embedding": emb, "seconds": s, "ae_seconds": 0.0, "tsne_seconds": s}
-    for kind, est, supervised in (("AE", ae20, False), ("SAE", sae20, True)):
+    for kind, est, supervised in (("AE", model20, False), ("SAE", sae20, True)):
         if supervised and sae20 is None:
             continue
-        model, secs = fitted(est, {"n_components": 20}, supervised)
+        model, secs = (model20, secs20) if not supervised else fitted(est, {"n_components": 20, "scale": scale}, True)
         name = f"{kind}({model.net_.code_size}) → t-SNE"  # a given model may have another code size than 20
         t = time.perf_counter()
         emb = tsne(
@@ -465,14 +486,15 @@ def compare_routes(
             perplexity=perplexity,
             random_state=random_state,
             library=library,
-            input_space=X if distances == "input" else None,
+            input_space=inputs if distances == "input" else None,
         )
         s = time.perf_counter() - t
         routes[name] = {"embedding": emb, "seconds": secs + s, "ae_seconds": secs, "tsne_seconds": s}
     for r in routes.values():
         r["knn5_cv"] = metrics.knn_cv_accuracy(r["embedding"], y)
-        r["trustworthiness"] = metrics.trustworthiness(X, r["embedding"], max_samples=TRUST_SAMPLES)
+        r["trustworthiness"] = metrics.trustworthiness(inputs, r["embedding"], max_samples=TRUST_SAMPLES)
         r["trust_points"] = min(len(X), TRUST_SAMPLES)  # metrics.trustworthiness' subsample
+        r["units_scale"] = scale
     return routes
 
 
