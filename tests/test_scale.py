@@ -359,6 +359,25 @@ def test_each_mismatch_warns_once_per_fit(blobs, tabular, kwargs, data, phrase):
     assert [m for m in said if phrase in m] == []  # the switch silences it
 
 
+@pytest.mark.filterwarnings("ignore::aekit.TrainingWarning")  # 3 epochs on random data
+def test_new_data_past_a_minmax_models_training_range_get_advice_that_fits_it(tmp_path):
+    # sparse TF-IDF-like rows: new documents often exceed a column's training maximum; the model already
+    # scales by min/max, so "fit with scale='minmax'" or "pass X in its units" would send the user in a circle
+    rng = np.random.default_rng(0)
+    X = (rng.uniform(0, 0.3, (60, 12)) * (rng.uniform(size=(60, 12)) < 0.2)).astype(np.float32)
+    model = Autoencoder(**SMALL, scale="minmax").fit(X)
+    new = X[:10].copy()
+    new[0, 3] = 3 * X[:, 3].max()
+    np.save(tmp_path / "new.npy", new)
+    for data in (new, np.load(tmp_path / "new.npy", mmap_mode="r")):  # in memory, and streamed from a file
+        _, said = _caught(lambda data=data: model.transform(data))
+        hits = [m for m in said if "after this model's scale='minmax'" in m]
+        assert len(hits) == 1, said
+        assert "go past them (normal for sparse or drifting data)" in hits[0] and "sigmoid output" in hits[0]
+        assert "scale='standard' and loss='auto'" in hits[0] and "clip the data" in hits[0]
+        assert "fit with scale='minmax'" not in hits[0] and "units it was fitted on" not in hits[0]
+
+
 def test_advice_for_tabular_features_names_standard():
     X = np.column_stack([np.linspace(0, 4000, 50), np.linspace(0, 0.001, 50)]).astype(np.float32)
     notes = advice(X, None, "mse", "linear")

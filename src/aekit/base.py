@@ -278,10 +278,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not X.flags.writeable or not X.flags.c_contiguous:
             X = np.array(X, dtype=np.float32, order="C")
         if not reset and X.size and self._needs_unit_range() and not in_unit_range(float(X.min()), float(X.max())):
+            lo, hi = float(X.min()), float(X.max())
             scaled = "after this model's scale" if self._scaler() is not None else "as the model reads it"
             warn_once(  # once per process and estimator class: evaluate's transform and reconstruct say it once
                 ("range", type(self).__name__),
-                f"X holds values outside [0, 1] {scaled} (values in [{float(X.min()):.4g}, {float(X.max()):.4g}]), "
+                self._past_minmax("X", lo, hi)
+                or f"X holds values outside [0, 1] {scaled} (values in [{lo:.4g}, {hi:.4g}]), "
                 "but this model was trained on data in [0, 1] (sigmoid output); its reconstructions cannot reach "
                 "them. Pass X in the units it was fitted on (tabular data: scaled the same way, e.g. by the same "
                 "fitted MinMaxScaler; images: divide 0-255 pixels by 255, or pass uint8), or fit with "
@@ -340,6 +342,20 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """The fitted ``scale`` as ``(offset, factor)``; None without one (or before fit)."""
         offset, factor = getattr(self, "input_offset_", None), getattr(self, "input_scale_", None)
         return None if offset is None or factor is None else (offset, factor)
+
+    def _past_minmax(self, what: str, lo: float, hi: float) -> str:
+        """The range warning for data read in ``[lo, hi]`` outside [0, 1] when this model scales by min/max
+        itself (then "pass data in its units" or "fit with scale='minmax'" cannot help); "" otherwise."""
+        if self.scale != "minmax":
+            return ""
+        return (
+            f"{what} holds values in [{lo:.4g}, {hi:.4g}] after this model's scale='minmax', which maps the "
+            "training data's per-feature min and max to [0, 1]: these go past them (normal for sparse or drifting "
+            "data), and the sigmoid output cannot reconstruct past [0, 1], so they come back capped at 0 or 1. "
+            "Where such data are expected, fit with scale='standard' and loss='auto', output_activation='auto' "
+            "(a linear, unbounded output), or clip the data to the training range (input_offset_ to "
+            "input_offset_ + input_scale_). Shown once per process"
+        )
 
     def _fit_range(self, X: np.ndarray) -> np.ndarray:
         """Fit ``scale``, resolve "auto" loss and output, warn about mismatches; ``X`` as the model reads it."""
@@ -489,7 +505,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     self._check_range_of(lo, hi, f" in {name} (rows {int(rows.min())} to {int(rows.max())})")
                 warn_once(
                     ("range", caller, name),
-                    f"{name} holds values outside [0, 1] ([{lo:.4g}, {hi:.4g}]) as this model reads them, but it "
+                    self._past_minmax(name, lo, hi)
+                    or f"{name} holds values outside [0, 1] ([{lo:.4g}, {hi:.4g}]) as this model reads them, but it "
                     "was trained on data in [0, 1] (sigmoid output); pass data in the units it was fitted on. "
                     "Shown once per process",
                 )
