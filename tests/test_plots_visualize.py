@@ -389,6 +389,14 @@ def test_aetsne_scales_uint8_images_like_the_autoencoder(blobs):
     a = AETSNE(ae, perplexity=5, random_state=0).fit_transform(X8)
     b = AETSNE(ae, perplexity=5, random_state=0).fit_transform(X8.astype(np.float32) / 255)
     np.testing.assert_allclose(a, b, atol=1e-4)
+    # a model that scales by itself (scale="pixels", "minmax") reads the uint8 values as they are: AETSNE
+    # divided them by 255 first, and the model then once more
+    for scale in ("pixels", "minmax"):
+        ae = Autoencoder(**SMALL, scale=scale).fit(X8)
+        a = AETSNE(ae, perplexity=5, random_state=0).fit(X8)
+        b = AETSNE(ae, perplexity=5, random_state=0).fit(X8.astype(np.float32))
+        np.testing.assert_allclose(a.embedding_, b.embedding_, atol=1e-4)
+        np.testing.assert_allclose(a.transform(X8[:5]), b.transform(X8[:5].astype(np.float32)), atol=1e-4)
 
 
 def test_aetsne_feature_names_pandas_output_and_bad_n_components(blobs):

@@ -134,7 +134,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise InputError(f"max_fit_samples={m!r} must be an integer >= 2 or None")
         source = as_source(X)
         if source is None:
-            X = validate_data(self, _unit_scaled(X), reset=True, dtype=[np.float32, np.float64])
+            X = validate_data(self, _unit_scaled(X, self.autoencoder), reset=True, dtype=[np.float32, np.float64])
         else:  # on disk: read in chunks by the autoencoder, and row by row for the t-SNE subsample
             self.n_features_in_ = source.n_features
         n = len(X) if source is None else source.n_samples
@@ -202,7 +202,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Place new samples into the existing embedding (openTSNE's optimisation of new points)."""
         check_is_fitted(self, "embedding_")
-        X = validate_data(self, _unit_scaled(X), reset=False, dtype=[np.float32, np.float64])
+        X = validate_data(self, _unit_scaled(X, self.autoencoder_), reset=False, dtype=[np.float32, np.float64])
         codes = self.autoencoder_.transform(X)
         if self.distances == "input":  # the index splits this back into inputs and codes
             return np.asarray(self._tsne.transform(np.hstack([_input_rows(X, None, None, self.autoencoder_), codes])))
@@ -230,9 +230,15 @@ def _input_rows(X: Any, source: Any, rows: np.ndarray | None, ae: Any) -> np.nda
     return np.ascontiguousarray(apply_scaler(flat, ae._scaler()), dtype=np.float32)
 
 
-def _unit_scaled(X: Any) -> Any:
-    """uint8 images as float32 in [0, 1], as the autoencoders read them; other input unchanged."""
-    return as_float32(X) if is_uint8(X) else X
+def _unit_scaled(X: Any, ae: Any) -> Any:
+    """uint8 as float32, divided by 255 where the autoencoder ``ae`` (fitted or not, None: the default one)
+    would divide it (images, and no ``scale`` of its own: ``scale="pixels"`` divides by itself); other input
+    unchanged."""
+    if not is_uint8(X):
+        return X
+    if hasattr(ae, "net_"):
+        return as_float32(X, pixels=ae._reads_pixels(X, reset=False))
+    return as_float32(X, pixels=None if getattr(ae, "scale", None) is None else False)
 
 
 KNN_METHODS = ("auto", "exact", "annoy", "pynndescent")
@@ -436,7 +442,7 @@ def compare_routes(
     built here (None given) take the same ``scale``; a given one with another ``scale`` is warned of.
     """
     _check_distances(distances)
-    X = np.asarray(_unit_scaled(X), dtype=np.float32)
+    X = np.asarray(_unit_scaled(X, ae20), dtype=np.float32)
     routes: dict[str, dict[str, Any]] = {}
 
     def fitted(est: Any, default: dict[str, Any], supervised: bool = False) -> tuple[Any, float]:
