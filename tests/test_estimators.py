@@ -398,6 +398,32 @@ def test_read_only_input_raises_no_torch_warning():
     assert run.returncode == 0, run.stderr[-2000:]
 
 
+def test_dates_and_pandas_gaps_are_named_and_sparse_input_is_read_dense(monkeypatch):
+    pd = pytest.importorskip("pandas")
+    sparse = pytest.importorskip("scipy.sparse")
+    est = Autoencoder(hidden_layer_sizes=(2,), epochs=1, random_state=0)
+    dates = pd.DataFrame({"when": pd.date_range("2020", periods=8), "x": np.arange(8.0)})  # NumPy's traceback
+    with pytest.raises(InputError, match=r"X's column 'when' holds dates or times \(datetime64.*days since"):
+        est.fit(dates)
+    alone = pd.DataFrame({"when": pd.date_range("2020", periods=8, tz="UTC")})  # read as nanoseconds before
+    with pytest.raises(InputError, match=r"X's column 'when' holds dates or times"):
+        est.fit(alone)
+    spans = pd.DataFrame({"took": pd.to_timedelta(np.arange(8), "s"), "x": np.arange(8.0)})
+    with pytest.raises(InputError, match=r"'took' holds time spans .*total_seconds"):
+        est.fit(spans)
+    gaps = pd.DataFrame({"x": np.arange(8.0), "count": pd.array([1, 2, None, 4, 5, 6, 7, 8], dtype="Int64")})
+    with pytest.raises(InputError, match=r"X contains NaN \(1 value; the first at row 2, column 'count'\)"):
+        est.fit(gaps)
+    X = sparse.random(40, 12, density=0.2, format="csr", random_state=0, dtype=np.float64)  # e.g. TF-IDF
+    fitted = est.fit(X)
+    np.testing.assert_array_equal(fitted.transform(X), fitted.transform(X.toarray()))
+    dense = Autoencoder(hidden_layer_sizes=(2,), epochs=1, random_state=0).fit(X.toarray())
+    np.testing.assert_array_equal(dense.transform(X), fitted.transform(X))
+    monkeypatch.setattr("aekit.base.DENSE_LIMIT", 1000)
+    with pytest.raises(InputError, match=r"X is a sparse 40 x 12 matrix; .* TruncatedSVD"):
+        est.transform(X)
+
+
 def test_fit_refuses_one_sample_and_names_a_text_column():
     pd = pytest.importorskip("pandas")
     with pytest.raises(InputError, match=r"1 sample\(s\) .* minimum of 2 is required by Autoencoder. Fit on more"):

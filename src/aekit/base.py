@@ -205,12 +205,17 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
         nan = "NaN" in str(exc)
         what = "NaN" if nan else "infinity"
         with contextlib.suppress(Exception):  # where the first one is, when X reads as numbers
-            values = np.asarray(X, dtype=np.float64)
+            if hasattr(X, "to_numpy"):  # a DataFrame: pandas' own missing value (pd.NA) counts as NaN
+                values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                values = np.asarray(X, dtype=np.float64)
             rows = values.reshape(len(values), -1)
             bad = np.argwhere(np.isnan(rows) if nan else np.isinf(rows))
             if len(bad):
                 n = f"{len(bad)} value{'s' if len(bad) > 1 else ''}"
-                what += f" ({n}; the first at row {bad[0][0]}, column {bad[0][1]})"
+                columns = getattr(X, "columns", None)
+                column = repr(str(columns[bad[0][1]])) if columns is not None else bad[0][1]
+                what += f" ({n}; the first at row {bad[0][0]}, column {column})"
         fix = (
             "aekit needs complete rows: fill the gaps (e.g. scikit-learn's SimpleImputer in a Pipeline) or drop them"
             if nan
@@ -223,6 +228,45 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
     elif "minimum of 2 is required" in str(exc):
         hint = " Fit on more samples: a model of one sample learns nothing of the data"
     return InputError(f"{exc}{hint}")
+
+
+def _numbers_only(X: Any) -> None:
+    """Refuse a DataFrame's date and time columns: NumPy reads them as nanoseconds beside numbers, or fails
+    to convert them (a traceback)."""
+    dtypes: Any = getattr(X, "dtypes", None)  # a DataFrame's; a NumPy array has none
+    for name, dtype in dtypes.items() if hasattr(dtypes, "items") else ():
+        kind = getattr(dtype, "kind", "O")
+        if kind in "mM":
+            what, fix = (
+                ("dates or times", "e.g. days since a start date, the hour or the weekday")
+                if kind == "M"
+                else ("time spans", "e.g. Series.dt.total_seconds()")
+            )
+            raise InputError(
+                f"X's column {str(name)!r} holds {what} ({dtype}); aekit takes numbers: drop the column, or "
+                f"derive numbers from it first ({fix})"
+            )
+
+
+#: the largest sparse X aekit makes dense (in bytes of float32): the networks read dense rows
+DENSE_LIMIT = 2 * 2**30
+
+
+def _dense(X: Any) -> Any:
+    """A SciPy sparse matrix or array (e.g. TF-IDF) as a dense float32 array, within ``DENSE_LIMIT``; other X
+    unchanged."""
+    import scipy.sparse
+
+    if not scipy.sparse.issparse(X):
+        return X
+    n, d = X.shape
+    if n * d * 4 > DENSE_LIMIT:
+        raise InputError(
+            f"X is a sparse {n:,} x {d:,} matrix; aekit's networks read dense rows, and dense it would take "
+            f"{n * d * 4 / 2**30:.1f} GiB (the limit is {DENSE_LIMIT / 2**30:.0f} GiB): reduce the features first "
+            "(e.g. TruncatedSVD to a few hundred in a Pipeline), or pass fewer rows at a time"
+        )
+    return X.astype(np.float32).toarray()
 
 
 def grey_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -255,6 +299,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         With ``reset`` (fit) the scaler is not applied yet: ``_fit_range`` fits it after validation.
         """
+        X = _dense(X)
+        _numbers_only(X)
         pixels = self._reads_pixels(X, reset)
         self._image_rows(tuple(np.shape(X)[1:]) if getattr(X, "ndim", 2) > 2 else (), reset)
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image
