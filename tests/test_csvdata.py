@@ -62,6 +62,7 @@ def test_a_frame_written_by_pandas_reads_back(tmp_path, caplog):
         ("1,2\n3,4\n5\n", r"data row 2 \(counted from 0; line 3\) has 1 cells, the first row 2"),
         ("a,b\n1,2\n3,\n", r"an empty cell at data row 1 \(counted from 0; line 3\), column 1"),
         ('a,b\n1,"2\n3,4\n', r"cannot parse the CSV \(EOF inside string"),
+        ("a;b\n1;0,5\n2;-215,85\n", r"string '0,5' .*column 1 \('b'\).*decimal comma; .*decimal=','"),
     ],
 )
 def test_errors_are_one_line_naming_file_and_line(tmp_path, text, match):

@@ -256,6 +256,12 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
             cell = str(cells[row])
             what = f"could not convert string {cell!r} to a number" if cell.strip() else "an empty cell"
             where = f"{src.path}: {what} at {src.where(row)}, column {j}{name} (counted from 0); "
+            if _DECIMAL_COMMA.fullmatch(cell.strip()):  # e.g. a CSV written with sep=";", decimal=","
+                raise DataFormatError(
+                    where + f"{cell.strip()!r} looks like a number with a decimal comma; aekit reads '.' decimals: "
+                    "re-save the CSV with them (pandas: pd.read_csv(path, sep=';', decimal=',').to_csv(new_path, "
+                    "index=False))"
+                )
             if any(_floats(c) is not None for c in cells[:1000]):  # a number column with a stray cell
                 raise DataFormatError(
                     where + "the CSV must hold numbers only besides the label column (one header row allowed)"
@@ -414,4 +420,5 @@ def _ids(column: pd.Series) -> np.ndarray:
     return text
 
 
+_DECIMAL_COMMA = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")
 _INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # an integer as str(int) writes it
