@@ -167,6 +167,31 @@ def test_head_at_chance():
     assert health.head_at_chance(np.full(10, -1), np.zeros(10, dtype=int)) is None  # nothing labelled
 
 
+def _tfidf_like(n: int = 300, vocabulary: int = 400) -> np.ndarray:
+    """Rows of three topics' word counts weighted by inverse document frequency, unit length: sparse, in [0, 1]."""
+    rng = np.random.default_rng(0)
+    X = np.zeros((n, vocabulary), np.float32)
+    topic_words = vocabulary * 3 // 10
+    for i in range(n):
+        t = i % 3
+        words = rng.choice(np.r_[t * topic_words : (t + 1) * topic_words, 3 * topic_words : vocabulary], size=20)
+        np.add.at(X[i], words, 1.0)
+    X *= np.log(n / (1 + (X > 0).sum(0)))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def test_sparse_data_that_stall_rmsprop_get_advice_that_works():
+    # a user's TF-IDF rows: the reference recipe's RMSprop stayed on the plateau (at any learning rate tried),
+    # and the warning's advice then was only "train longer"; Adam leaves it
+    X = _tfidf_like()
+    common = {"random_state": 0, "hidden_layer_sizes": (64, 16), "epochs": 60}
+    with pytest.warns(TrainingWarning, match=r"starting plateau.*try optimizer='adam' \(RMSprop can stall on sparse"):
+        Autoencoder(**common).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        assert Autoencoder(**common, optimizer="adam").fit(X).fit_warnings_ == []
+
+
 @pytest.mark.parametrize("loss, output_activation", [("bce", "sigmoid"), ("mse", "linear"), ("l1", "sigmoid")])
 def test_reconstruction_plateau(loss, output_activation):
     X = np.random.default_rng(0).uniform(size=(50, 6)).astype(np.float32)

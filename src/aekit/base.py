@@ -1022,6 +1022,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             y_true=None if y_idx is None else y_idx[rows],
             y_pred=None if net.head is None else out[:, d + n_features :].argmax(axis=1),
             history=self.history_,
+            optimizer=self.optimizer,
         )
         for message in self.fit_warnings_:
             warnings.warn(message, TrainingWarning, stacklevel=outside_stacklevel())  # the user's fit line

@@ -54,11 +54,13 @@ def _as_logits(values: np.ndarray, output_activation: str) -> np.ndarray:
     return np.log(p / (1 - p)).astype(np.float32)
 
 
-def reconstruction_plateau(X: np.ndarray, recon_logits: np.ndarray, loss: str, output_activation: str) -> str | None:
+def reconstruction_plateau(
+    X: np.ndarray, recon_logits: np.ndarray, loss: str, output_activation: str, optimizer: str | None = None
+) -> str | None:
     """A warning if reconstructing ``X`` (n, d) is hardly better than reconstructing every row as the mean row.
 
     The gain is measured between the mean's loss and the loss of a perfect reconstruction (not 0 for
-    cross-entropy on values between 0 and 1).
+    cross-entropy on values between 0 and 1). ``optimizer``: the fit's, for the advice.
     """
     X = np.asarray(X, dtype=np.float32)
     if len(X) < 2:
@@ -71,8 +73,10 @@ def reconstruction_plateau(X: np.ndarray, recon_logits: np.ndarray, loss: str, o
         return None  # constant data (nothing to learn), or a reconstruction that learned something
     return (
         f"the reconstruction has not left its starting plateau: training loss {got:.4g}, reconstructing every "
-        f"sample as the mean sample gives {baseline:.4g}; train longer (more epochs), check the data's scaling "
-        "or try another random_state"
+        f"sample as the mean sample gives {baseline:.4g}; train longer (more epochs), "
+        # measured on TF-IDF rows: RMSprop stayed on the plateau at any learning rate, Adam left it
+        + ("try optimizer='adam' (RMSprop can stall on sparse data such as TF-IDF), " if optimizer == "rmsprop" else "")
+        + "check the data's scaling (e.g. scale='minmax') or try another random_state"
     )
 
 
@@ -141,6 +145,7 @@ def check_fit(
     y_true: np.ndarray | None = None,
     y_pred: np.ndarray | None = None,
     history: dict[str, list[float]] | None = None,
+    optimizer: str | None = None,
 ) -> list[str]:
     """The warnings about a fit, from a sample of its training data.
 
@@ -156,10 +161,12 @@ def check_fit(
         Class indices (-1: unlabelled) and the head's predictions, for a supervised model.
     history : dict of str to list of float, optional
         The fit's ``history_``: a t-SNE map's loss terms are judged from it.
+    optimizer : str, optional
+        The fit's optimizer, for the advice.
     """
     found = [
         head_at_chance(y_true, y_pred) if y_true is not None and y_pred is not None else None,
-        None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation),
+        None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation, optimizer),
         codes_on_corners(Z, code_activation),
         None if history is None else map_no_better_than_a_point(history),
         None if history is None else map_did_not_move(history),
