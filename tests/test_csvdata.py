@@ -119,3 +119,13 @@ def test_row_ids_from_an_id_column_or_a_pandas_index(tmp_path, caplog):
     with pytest.raises(InputError, match="id_column=0 applies to CSV files only"):
         load_rows(tmp_path / "x.npy", id_column=0)
     assert load_rows(tmp_path / "x.npy")[2] is None  # no ids: the callers number the rows
+
+
+def test_a_file_without_header_read_for_a_named_model_says_so(tmp_path, caplog):
+    from aekit.csvdata import read_csv_rows
+
+    p = tmp_path / "rows.csv"
+    p.write_text("0.1,0.2\n0.3,0.4\n")
+    X, _, _, _ = read_csv_rows(p, None, max_bytes=10**6, keep=["height", "width"])
+    assert X.shape == (2, 2) and "no header row: its 2 columns are read by position" in caplog.text
+    assert "'height', 'width'" in caplog.text

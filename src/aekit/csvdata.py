@@ -382,6 +382,13 @@ def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequen
     """The ``columns`` whose header names are in ``keep``, the others said to be left out; all of them when the
     file names none of ``keep`` (data read by position)."""
     names = _names(header, columns)
+    if keep is not None and names is None and len(columns) == len(keep):
+        log.warning(
+            "%s has no header row: its %d columns are read by position as the model's features %s",
+            path,
+            len(columns),
+            listed(list(keep)),
+        )
     if keep is None or names is None or not set(keep) & set(names):
         return columns
     wanted = set(keep)
