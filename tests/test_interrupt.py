@@ -410,7 +410,7 @@ def test_a_callback_that_stops_training_does_not_skip_the_checkpoint(tmp_path, X
     est = _fit(_est({}, checkpoint_path=str(ck), callbacks=[lambda e, logs: e == 1]), X)
     assert est.n_iter_ == 2 and est.stop_reason_ == "callback"
     net = build_net(**est._net_kwargs(X.shape[1], None))
-    state = load_checkpoint(ck, net, make_optimizer("rmsprop", net.parameters(), 0.001))
+    state = load_checkpoint(ck, net, make_optimizer("rmsprop", net.parameters(), 0.001, est.momentum))
     assert state.epoch == 2  # the checkpoint of the epoch the callback stopped at
 
 

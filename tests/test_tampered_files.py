@@ -10,6 +10,7 @@ before anything is built or loaded: the schemas in ``aekit.schema`` are checked 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import tracemalloc
@@ -280,6 +281,11 @@ CHECKPOINT_CASES = [  # (metadata edit, tensor edit, what the message says)
     ),
     (_whole("param_groups", "[]"), None, r"param_groups is a list of 0 items"),
     (
+        _set("param_groups", "0.rho", "0.5"),
+        None,
+        r"param_groups\[0\].rho is 0.5, expected 0.9 \(this run's optimizer\); ",
+    ),
+    (
         _whole("scalar_keys", '["opt.0.velocity"]'),
         None,
         r"scalar_keys names \['opt.0.velocity'\], expected the optimizer's",
@@ -404,6 +410,61 @@ def test_adam_checkpoint_step_is_checked(tmp_path):
     bad = _rewrite(ck, tmp_path / "c.safetensors", meta=_whole("scalar_keys", "[]"))
     with pytest.raises(ModelFileError, match=r"scalar_keys names \[\], expected the optimizer's one-element state"):
         Autoencoder(**{**SMALL, "optimizer": "adam", "epochs": 2}).fit(X, resume_from=bad)
+
+
+@pytest.fixture(scope="module")
+def adam_run(files, tmp_path_factory) -> Path:
+    """A CLI run with Adam: its param groups hold betas, amsgrad, maximize and a step per parameter."""
+    run = tmp_path_factory.mktemp("adam") / "run"
+    assert main(["train", str(files["X"]), "--out", str(run), *TRAIN, "--optimizer", "adam", "--keep-checkpoint"]) == 0
+    return run
+
+
+ADAM_CASES = [  # settings that change what a resumed run learns, and state Adam cannot step from
+    (_set("param_groups", "0.maximize", "true"), None, r"param_groups\[0\].maximize is True, expected False"),
+    (_set("param_groups", "0.amsgrad", "true"), None, r"param_groups\[0\].amsgrad is True, expected False"),
+    (_set("param_groups", "0.weight_decay", "0.5"), None, r"param_groups\[0\].weight_decay is 0.5, expected 0"),
+    (_set("param_groups", "0.betas", "[0.5, 0.999]"), None, r"param_groups\[0\].betas is a list of 2 items, expected"),
+    (
+        _set("param_groups", "0.betas", "[1.0, 1.0]"),
+        None,
+        r"param_groups\[0\].betas\[0\] is 1.0, expected a finite number in \[0, 1\)",
+    ),
+    (
+        None,
+        _tensor_edit("opt.0.step", lambda v: torch.full_like(v, -3.0)),
+        r"optimizer tensor opt.0.step is -3, expected a step count \(a whole number >= 0\)",
+    ),
+    (
+        None,
+        _tensor_edit("opt.1.step", lambda v: v + 0.5),
+        r"optimizer tensor opt.1.step is \d+.5, expected a step count",
+    ),
+]
+
+
+@pytest.mark.parametrize(("meta", "tensors", "match"), ADAM_CASES, ids=[f"adam{i}" for i in range(len(ADAM_CASES))])
+def test_tampered_adam_checkpoint_refused_by_train_resume(files, adam_run, tmp_path, capsys, meta, tensors, match):
+    """Every setting of a saved param group but the learning rate is this run's optimizer's, and Adam's step
+    counts are whole numbers >= 0: else one line, not a resumed run that climbs the loss or a traceback."""
+    run = tmp_path / "run"
+    shutil.copytree(adam_run, run)
+    _rewrite(adam_run / "checkpoint.safetensors", run / "checkpoint.safetensors", meta=meta, tensors=tensors)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    args = ["train", str(files["X"]), "--out", str(run), *TRAIN[:1], "3", *TRAIN[2:], "--optimizer", "adam"]
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"aekit: error: {run / 'checkpoint.safetensors'}: ") and err.count("\n") == 1
+    assert re.search(match, err) and err.rstrip().endswith("train from the start")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing in the run folder changed
+
+
+def test_todays_adam_checkpoint_resumes(files, adam_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(adam_run, run)
+    args = ["train", str(files["X"]), "--out", str(run), *TRAIN[:1], "3", *TRAIN[2:], "--optimizer", "adam"]
+    assert main([*args, "--resume"]) == 0
+    assert aekit.load(run / "model.safetensors").n_iter_ == 3
 
 
 # ----------------------------------------------------------------------------- bounded parsing

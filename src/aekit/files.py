@@ -544,6 +544,9 @@ OPTIMIZER_STATE: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ..
 # how an update is computed follows this run's optimizer, not the writer's (a GPU run's fused or
 # capturable Adam resumed on a CPU); the hyperparameters and state come from the checkpoint
 _RUNTIME_KEYS = ("fused", "foreach", "capturable", "differentiable")
+# what training changes in a parameter group: the learning rate (the schedules) and the start they keep;
+# every other hyperparameter follows from the estimator's parameters, which a resumed run shares
+_TRAINED_KEYS = ("params", "lr", "initial_lr")
 _OPTIMIZER_FIX = "resume with the optimizer settings that wrote it, or train from the start"
 
 
@@ -556,9 +559,10 @@ def _group_schema(current: dict[str, Any], max_lr: float) -> schema.Obj:
     return schema.Obj(fields, optional=frozenset(fields) - {"params", "lr"}, extra=schema.GROUP_VALUE)
 
 
-def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, ck: CheckpointMeta) -> list[dict[str, Any]]:
+def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, ck: CheckpointMeta, fix: str) -> list[dict[str, Any]]:
     """The saved parameter groups, checked against this run's optimizer and completed from it: the
-    hyperparameters are the file's, how the update runs is this run's."""
+    hyperparameters are the file's, how the update runs is this run's. ``fix`` ends the message for a
+    fixed hyperparameter that differs."""
     current = optimizer.state_dict()["param_groups"]
     rate = ck.params.get("learning_rate")  # schedules only lower it
     max_lr = float(rate) if rate is not None and schema.Num().ok(rate) else schema.MAX_FLOAT
@@ -569,10 +573,25 @@ def _checked_groups(p: Path, optimizer: torch.optim.Optimizer, ck: CheckpointMet
             )
         for i, (group, mine) in enumerate(zip(ck.groups, current, strict=True)):
             check(_group_schema(mine, max_lr), group, f"param_groups[{i}]")
+    for i, (group, mine) in enumerate(zip(ck.groups, current, strict=True)):
+        _check_fixed(p, group, mine, f"param_groups[{i}]", fix)
     return [
         {**mine, **group, **{k: mine[k] for k in _RUNTIME_KEYS if k in mine}}
         for group, mine in zip(ck.groups, current, strict=True)
     ]
+
+
+def _check_fixed(p: Path, group: dict[str, Any], mine: dict[str, Any], where: str, fix: str) -> None:
+    """Refuse a saved group whose fixed hyperparameters (``maximize``, ``amsgrad``, betas, momentum, ...)
+    differ from this run's optimizer's: they decide what the resumed run learns. A key the file lacks (an
+    older torch) takes this run's value; one this torch does not know is ignored by its optimizer."""
+    for k, v in mine.items():
+        if k in _TRAINED_KEYS or k in _RUNTIME_KEYS or k not in group or group[k] == jsonable(v):
+            continue
+        raise ModelFileError(
+            f"{p}: checkpoint metadata {where}.{k} is {schema.shown(group[k])}, expected "
+            f"{schema.shown(jsonable(v))} (this run's optimizer); {fix}"
+        )
 
 
 def _meta_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
@@ -670,6 +689,14 @@ def _check_checkpoint_tensors(
         corrupt=CHECKPOINT_DAMAGED,
         what="optimizer tensors opt.*",
     )
+    for k, v in tensors.items():  # Adam divides by 1 - beta**step: a negative or fractional count breaks it
+        if k.startswith("opt.") and k.endswith(".step") and v.is_floating_point() and v.numel() == 1:
+            step = float(v.reshape(()))
+            if step < 0 or step != int(step):
+                raise ModelFileError(
+                    f"{p}: optimizer tensor {k} is {step:g}, expected a step count (a whole number >= 0); "
+                    f"{CHECKPOINT_DAMAGED}"
+                )
     if ck.scalar_keys != scalars:
         raise ModelFileError(
             f"{p}: metadata scalar_keys names {sorted(ck.scalar_keys)[:3]}, expected the "
@@ -783,7 +810,9 @@ def load_checkpoint(
                 f"{p}: checkpoint was written with different parameters {sorted(changed)}; "
                 "resume with the same settings"
             )
-    groups = _checked_groups(p, optimizer, ck)
+    # the estimator's parameters agree (checked above), and they decide every fixed hyperparameter: one
+    # that differs was edited
+    groups = _checked_groups(p, optimizer, ck, _OPTIMIZER_FIX if expected_params is None else CHECKPOINT_DAMAGED)
     tensors = read_tensors(p, "checkpoint", _CHECKPOINT_FIX)
     _check_checkpoint_tensors(p, tensors, net, optimizer, groups, ck)
     _load_optimizer(p, optimizer, groups, _optimizer_state(tensors, ck.scalar_keys))

@@ -95,24 +95,28 @@ class Int(Spec):
 
 @dataclass(frozen=True)
 class Num(Spec):
-    """An int or float; finite unless ``finite=False`` (training histories may record NaN)."""
+    """An int or float; finite unless ``finite=False`` (training histories may record NaN); below ``high``
+    itself with ``open_high=True``."""
 
     low: float = -MAX_NUMBER
     high: float = MAX_NUMBER
     finite: bool = True
+    open_high: bool = False
 
     def ok(self, value: Any) -> bool:
         if not (_is_int(value) or isinstance(value, float)):
             return False
         if isinstance(value, float) and not math.isfinite(value):
             return not self.finite
+        if self.open_high and value == self.high:
+            return False
         return self.low <= value <= self.high  # int against float compares exactly, never overflows
 
     def text(self) -> str:
         if not self.finite:
             return "a number"
         if self.high < MAX_NUMBER:
-            return f"a finite number in [{self.low:g}, {self.high:g}]"
+            return f"a finite number in [{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
         return "a finite number" if self.low <= -MAX_NUMBER else f"a finite number >= {self.low:g}"
 
 
@@ -384,7 +388,7 @@ HYPERPARAMETERS: dict[str, Spec] = {
     "momentum": Num(0.0, 1.0),
     "rho": Num(0.0, 1.0),
     "eps": Num(1e-12, 1.0),
-    "betas": ListOf(Num(0.0, 1.0), min_len=2, max_len=2),
+    "betas": ListOf(Num(0.0, 1.0, open_high=True), min_len=2, max_len=2),  # Adam divides by 1 - beta**step
     "weight_decay": Num(0.0, 1.0),
     "dampening": Num(0.0, 1.0),
 }
