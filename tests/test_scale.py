@@ -199,6 +199,10 @@ def test_a_format_1_file_with_its_scaler_in_json_loads_and_is_checked(tabular, t
         (lambda d: d.pop("input_scale_"), "input_offset_ and input_scale_ together"),
         (lambda d: d["input_scale_"].__setitem__(0, 0.0), r"fitted.input_scale_\[0\] is 0.0"),
         (lambda d: d.__setitem__("loss_", "auto"), r"fitted.loss_ is 'auto', expected one of"),
+        (
+            lambda d: (d["input_offset_"].__setitem__(0, 1e30), d["input_scale_"].__setitem__(0, 1e-30)),
+            r"fitted.input_offset_ / fitted.input_scale_ is 1e\+60 \(feature 0\), expected at most 3.403e\+38",
+        ),
     ]:
         fitted = json.loads(meta["fitted"])
         edit(fitted)
@@ -229,6 +233,11 @@ def test_a_file_whose_scale_does_not_fit_its_features_is_refused(tabular, tmp_pa
         (lambda t: t[scale].__setitem__(0, 0.0), "positive finite scales"),
         (lambda t: t[offset].__setitem__(1, float("nan")), "finite offsets"),
         (lambda t: t.__setitem__("fitted.other", torch.zeros(3)), r"\['fitted.other'\]"),
+        # each finite and positive, but X = 0 reads as -1e60: inf in float32, and transform all NaN
+        (
+            lambda t: (t[offset].__setitem__(1, 1e30), t[scale].__setitem__(1, 1e-30)),
+            r"fitted.input_offset_ / fitted.input_scale_ is 1e\+60 \(feature 1\), expected at most 3.403e\+38",
+        ),
     ]:
         tensors = load_file(str(path))
         edit(tensors)

@@ -97,7 +97,18 @@ def _whole(entry: str, raw: str) -> Callable[[dict[str, str]], dict[str, str]]:
     return lambda m: {**m, entry: raw}
 
 
+def _without(params: str, names: tuple[str, ...]) -> str:
+    return json.dumps({k: v for k, v in json.loads(params).items() if k not in names})
+
+
 DEEP = "[" * 100_000 + "]" * 100_000
+SUPERVISED_ONLY = (
+    "head_layer_sizes",
+    "head_activation",
+    "head_dropout",
+    "classification_weight",
+    "reconstruction_weight",
+)
 
 # ----------------------------------------------------------------------------- model files
 
@@ -176,6 +187,17 @@ MODEL_CASES = [  # (file, metadata edit, what the message says)
     ),
     ("sae", _set("fitted", "classes_dtype", '"|O"'), r"fitted.classes_\[0\] is 0, expected a value of dtype \|O"),
     ("sae", _set("fitted", "classes_dtype", '"<f2"'), None),  # 0, 1, 2 are float16 values: loads
+    # another estimator's name: a SupervisedAutoencoder has classes (and a head), an Autoencoder none
+    (
+        "ae",
+        lambda m: {**m, "estimator": "SupervisedAutoencoder"},
+        "fitted.classes_ is missing, expected the classes of a SupervisedAutoencoder",
+    ),
+    (
+        "sae",
+        lambda m: {**m, "estimator": "Autoencoder", "params": _without(m["params"], SUPERVISED_ONLY)},
+        "fitted.classes_ is a list of 3 items, expected none in an Autoencoder",
+    ),
 ]
 MODEL_IDS = [f"{f}-{i}" for i, (f, _, _) in enumerate(MODEL_CASES)]
 

@@ -947,6 +947,18 @@ def fit_stage(est: Any, X: Any, y: Any = None) -> Any:
     return est
 
 
+def _check_labels(cls: type[_AutoencoderBase], classes: Any) -> None:
+    """Refuse a file whose classes disagree with its estimator: a SupervisedAutoencoder always has classes and a
+    head, an Autoencoder never (a ParametricTSNE has them when fitted with labels). Without this check an
+    Autoencoder's file renamed SupervisedAutoencoder loads, and fails later for want of ``classes_``."""
+    from aekit.schema import SchemaError, shown
+
+    if issubclass(cls, ClassifierMixin) and classes is None:
+        raise SchemaError("fitted.classes_", f"the classes of a {cls.__name__}", "missing")
+    if cls is Autoencoder and classes is not None:
+        raise SchemaError("fitted.classes_", "none in an Autoencoder (it has no labels)", shown(list(classes)))
+
+
 def _resolved_choices(est: _AutoencoderBase, fitted: dict[str, Any]) -> tuple[str, str]:
     """A file's fitted ``loss_`` and ``output_activation_``; files from before "auto" hold them as parameters."""
     from aekit.modules import OUTPUT_ACTIVATIONS
@@ -979,6 +991,7 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
         raise ModelFileError(f"{p}: unknown estimator {model.estimator!r}; expected one of {sorted(ESTIMATORS)}")
     classes = model.fitted.get("classes_")
     with corrupted_metadata(p, "model metadata", MODEL_DAMAGED):  # parameters that fit the schema, not the estimator
+        _check_labels(cls, classes)
         # a loaded model never writes where its file says
         est = cls(**{**model.params, "checkpoint_path": None, "callbacks": None})
         est._validate_params()

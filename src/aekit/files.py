@@ -295,6 +295,34 @@ def _decode_feature_tensors(tensors: dict[str, torch.Tensor], fitted: dict[str, 
         if "feature_names_in_" in fitted:
             raise SchemaError("tensors", "the feature names once", "both the fitted entry's and tensors")
         fitted["feature_names_in_"] = _decode_names(mine, n)
+    _check_features(fitted)
+
+
+def _check_features(fitted: dict[str, Any]) -> None:
+    """Rules on the per-feature attributes, as tensors (format 2) or JSON (format 1), that each value's own
+    range does not catch."""
+    if fitted.get("input_offset_") is not None:
+        # the model reads (X - offset) / scale in float32: where |offset| / scale overflows, X = 0 becomes
+        # inf and transform NaN; a fitted scaler keeps it below 1 / float32's eps, or has scale 1
+        ratio = np.abs(fitted["input_offset_"].astype(np.float64)) / fitted["input_scale_"].astype(np.float64)
+        worst = int(np.argmax(ratio))
+        if ratio[worst] > schema.MAX_FLOAT32:
+            raise SchemaError(
+                "fitted.input_offset_ / fitted.input_scale_",
+                f"at most {schema.MAX_FLOAT32:.4g} (float32's range)",
+                f"{ratio[worst]:.4g} (feature {worst})",
+            )
+    names = fitted.get("feature_names_in_")
+    if names is not None:  # fit refuses repeated column names: a model would read one column twice
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise SchemaError(
+                    "fitted.feature_names_in_",
+                    "distinct names (fit requires them)",
+                    f"a list naming {name[:40]!r} more than once",
+                )
+            seen.add(name)
 
 
 def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
