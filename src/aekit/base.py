@@ -1246,6 +1246,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float32"]
         tags.non_deterministic = self.random_state is None
+        tags.input_tags.sparse = True  # made dense (``_dense``)
         return tags
 
     # ------------------------------------------------------------------ persistence

@@ -197,6 +197,11 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         return self.fit(X, y).embedding_
 
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # made dense, as the autoencoders do
+        return tags
+
     @property
     def _n_features_out(self) -> int:  # get_feature_names_out: aetsne0, aetsne1, ... once fitted
         check_is_fitted(self, "embedding_")  # NotFittedError is an AttributeError: unfitted, the names are refused
