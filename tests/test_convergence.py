@@ -192,6 +192,16 @@ def test_sparse_data_that_stall_rmsprop_get_advice_that_works():
         assert Autoencoder(**common, optimizer="adam").fit(X).fit_warnings_ == []
 
 
+def test_training_warnings_are_shown_by_the_writing_rank_only(monkeypatch):
+    # under torchrun every rank judged its fit and printed the same warning once per rank
+    X = _tfidf_like()
+    monkeypatch.setattr("aekit.distributed.is_writer", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        est = Autoencoder(random_state=0, hidden_layer_sizes=(64, 16), epochs=60).fit(X)
+    assert any("starting plateau" in w for w in est.fit_warnings_)  # still judged and kept on every rank
+
+
 @pytest.mark.parametrize("loss, output_activation", [("bce", "sigmoid"), ("mse", "linear"), ("l1", "sigmoid")])
 def test_reconstruction_plateau(loss, output_activation):
     X = np.random.default_rng(0).uniform(size=(50, 6)).astype(np.float32)

@@ -1024,7 +1024,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             history=self.history_,
             optimizer=self.optimizer,
         )
-        for message in self.fit_warnings_:
+        for message in self.fit_warnings_ if distributed.is_writer() else ():  # once per run, not per rank
             warnings.warn(message, TrainingWarning, stacklevel=outside_stacklevel())  # the user's fit line
 
     # ------------------------------------------------------------------ inference

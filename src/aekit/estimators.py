@@ -943,7 +943,8 @@ def fit_stage(est: Any, X: Any, y: Any = None) -> Any:
     """
     est.fit(X) if y is None else est.fit(X, y)
     if getattr(est, "stop_reason_", "") == "interrupted":
-        raise KeyboardInterrupt(f"training interrupted after {est.n_iter_} complete epochs")
+        n = est.n_iter_
+        raise KeyboardInterrupt(f"training interrupted after {n} complete epoch{'' if n == 1 else 's'}")
     return est
 
 

@@ -466,7 +466,11 @@ def train(
             module.load_state_dict(good)
         state.stop_reason = "interrupted"
         if state.epoch:
-            log.warning("training interrupted after %d complete epochs; keeping that model", state.epoch)
+            log.warning(
+                "training interrupted after %d complete epoch%s; keeping that model",
+                state.epoch,
+                "" if state.epoch == 1 else "s",
+            )
         else:  # nothing trained: the caller decides what an untrained model is worth (the CLI writes none)
             log.warning("training interrupted in its first epoch; no epoch completed")
     except BaseException:
