@@ -113,6 +113,13 @@ def test_zarr_links_out_of_the_store_are_refused(tmp_path, X):
     inside.write_bytes(bytes(96))
     chunk.symlink_to(inside)  # a link within the store is the store's own data
     assert open_path(store)[0].n_samples == 50
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")  # an array of a group, named by its path
+    group.create_array("pix", shape=X.shape, dtype=X.dtype)[:] = X
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "g.zarr" / "pix").rename(elsewhere)
+    (tmp_path / "g.zarr" / "pix").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(DataFormatError, match=r"g\.zarr/pix: .*g\.zarr/pix is a link to .*elsewhere', outside"):
+        open_path(tmp_path / "g.zarr" / "pix")
 
 
 def _images(root, sizes, mode="RGB"):
@@ -214,6 +221,22 @@ def test_hdf5_data_outside_the_file_are_refused(tmp_path):
         open_path(linked, labels="y")
     source, y = open_path(linked)  # the linked labels are not picked up by name either
     assert y is None and source.n_samples == 4
+    soft = tmp_path / "soft.h5"  # a soft link through an external link reaches the other file as well
+    with h5py.File(soft, "w") as f:
+        f["ext"] = h5py.ExternalLink(str(other), "/")
+        f["X"] = h5py.SoftLink("/ext/X")
+        f["own"] = np.zeros((4, 2))
+    with pytest.raises(DataFormatError, match=r"soft\.h5: 'X' leads through a link into .*other\.h5'"):
+        open_path(f"{soft}:X")
+    source, _ = open_path(soft)  # by default: the one dataset that lives in the file
+    assert source.name.endswith(":own")
+    mirror = tmp_path / "mirror.h5"
+    with h5py.File(mirror, "w") as f:  # a virtual dataset of its own file's data is the file's own
+        f["own"] = np.zeros((4, 2))
+        layout = h5py.VirtualLayout(shape=(4, 2), dtype="f8")
+        layout[:] = h5py.VirtualSource(".", "own", shape=(4, 2))
+        f.create_virtual_dataset("mirror", layout)
+    assert open_path(f"{mirror}:mirror")[0].n_samples == 4
     virtual = tmp_path / "virtual.h5"
     layout = h5py.VirtualLayout(shape=(4, 2), dtype="f8")
     layout[:] = h5py.VirtualSource(str(other), "X", shape=(4, 2))

@@ -333,10 +333,10 @@ def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[
         key, y_key = _pick([n for n in names if n != labels], str(path), "datasets")
     else:
         y_key = None
+    _inside_the_file(f, key, path)
     if key in f and isinstance(f[key], h5py.Group):  # a group named where a dataset belongs: what it holds
         inside = sorted(f[key].keys())
         raise DataFormatError(f"{path}: {key!r} is a group holding {inside[:10]}; name a dataset as {path}:{key}/NAME")
-    _inside_the_file(f, key, path)
     if key not in f or not isinstance(f[key], h5py.Dataset):
         found = sorted(_datasets_in(f))
         raise DataFormatError(f"{path}: has no dataset {key!r} (top-level datasets: {found}); name one as {path}:NAME")
@@ -364,56 +364,90 @@ def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[
 
 def _no_links_out(store: Path) -> None:
     """Refuse a zarr directory holding a symbolic link that leads out of it: its target's bytes would be
-    read as a chunk (as HDF5's external storage, ``_inside_the_file``)."""
+    read as a chunk (as HDF5's external storage, ``_inside_the_file``). A store named below its root
+    (``s.zarr/pix``) is checked from that root: ``pix`` may be the link."""
     if not store.is_dir():
         return
+    parts = store.absolute().parts
+    top = next((i for i, part in enumerate(parts) if part.lower().endswith(".zarr")), len(parts) - 1)
+    for i in range(top + 1, len(parts)):  # the store's own folders on the way to the array named
+        if Path(*parts[: i + 1]).is_symlink():
+            _link_out(store, Path(*parts[: i + 1]), Path(*parts[: top + 1]).resolve())
     root = store.resolve()
-    for folder, dirs, files in os.walk(store):
-        for name in dirs + files:
-            entry = Path(folder) / name
-            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
-                raise DataFormatError(
-                    f"{store}: {entry.relative_to(store)} is a link to {os.readlink(entry)!r}, outside the store; "
-                    "aekit reads only data inside the store it is given: copy the data in"
-                )
+    pending = [store]
+    while pending:  # os.scandir: whether an entry is a link comes with the listing, no call per chunk
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    _link_out(store, Path(entry.path), root)
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+
+
+def _link_out(store: Path, link: Path, root: Path) -> None:
+    if not link.resolve().is_relative_to(root):
+        raise DataFormatError(
+            f"{store}: {link} is a link to {os.readlink(link)!r}, outside the store; aekit reads only data "
+            "inside the store it is given: copy the data in"
+        )
 
 
 def _datasets_in(group: Any) -> list[str]:
-    """The names of the datasets in an HDF5 group, not following links into other files."""
+    """The names of the datasets in an HDF5 group that live in its file (no link leads into another)."""
     import h5py
 
-    return [
-        k
-        for k in group
-        if not isinstance(group.get(k, getlink=True), h5py.ExternalLink) and isinstance(group.get(k), h5py.Dataset)
-    ]
+    names = []
+    for k in group:
+        if isinstance(group.get(k, getlink=True), h5py.ExternalLink):
+            continue
+        try:
+            obj = group.get(k)
+        except (KeyError, OSError):  # a soft link to nothing, or through a link to a file that is not there
+            continue
+        if isinstance(obj, h5py.Dataset) and _same_file(obj, group):
+            names.append(k)
+    return names
+
+
+def _same_file(obj: Any, f: Any) -> bool:
+    return bool(obj.file.id == f.file.id)
 
 
 def _inside_the_file(f: Any, name: str, path: Path) -> None:
-    """Refuse an HDF5 object whose data live outside ``path``: an external link on the way to it, external
-    storage or a virtual dataset. Such a file, mailed or downloaded, would read any file of this machine
-    into aekit's outputs (codes, an explore page's thumbnails)."""
+    """Refuse an HDF5 object whose data live outside ``path``: reached through a link into another file
+    (external links, and soft links through them), kept in external storage, or a virtual dataset mapping
+    another file. Such a file, mailed or downloaded, would read any file of this machine into aekit's
+    outputs (codes, an explore page's thumbnails)."""
     import h5py
 
+    fix = "aekit reads only data inside the file it is given: open that file itself, or copy the data in"
     here = f
-    for part in [p for p in name.split("/") if p]:
+    for part in [p for p in name.split("/") if p]:  # an external link on the way: named in the message
         link = here.get(part, getlink=True)
         if link is None:
             return  # missing: the caller says what the file holds
         if isinstance(link, h5py.ExternalLink):
-            raise DataFormatError(
-                f"{path}: {name!r} is a link to {link.filename!r}, another file; aekit reads only data inside the "
-                "file it is given: open that file itself, or copy the data in"
-            )
-        here = here[part]
+            raise DataFormatError(f"{path}: {name!r} is a link to {link.filename!r}, another file; {fix}")
+        try:
+            here = here[part]
+        except (KeyError, OSError):
+            return  # a dangling soft link: missing, as above
+        if not _same_file(here, f):
+            raise DataFormatError(f"{path}: {name!r} leads through a link into {here.file.filename!r}; {fix}")
         if not isinstance(here, h5py.Group):
             break
-    if isinstance(here, h5py.Dataset) and (here.external or here.is_virtual):
-        outside = "external storage" if here.external else "a virtual dataset"
-        raise DataFormatError(
-            f"{path}: {name!r} keeps its data outside the file ({outside}); aekit reads only data inside the "
-            "file it is given: copy the data in, e.g. with h5py: f2.create_dataset(name, data=f[name][...])"
-        )
+    if not isinstance(here, h5py.Dataset):
+        return
+    if here.external:
+        outside = "external storage"
+    elif here.is_virtual and any(s.file_name not in (".", f.filename) for s in here.virtual_sources()):
+        outside = "a virtual dataset of other files"
+    else:
+        return
+    raise DataFormatError(
+        f"{path}: {name!r} keeps its data outside the file ({outside}); aekit reads only data inside the "
+        "file it is given: copy the data in, e.g. with h5py: f2.create_dataset(name, data=f[name][...])"
+    )
 
 
 def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, np.ndarray | None]:
