@@ -62,7 +62,9 @@ def test_a_frame_written_by_pandas_reads_back(tmp_path, caplog):
         ("1,2\n3,4\n5\n", r"data row 2 \(counted from 0; line 3\) has 1 cells, the first row 2"),
         ("a,b\n1,2\n3,\n", r"an empty cell at data row 1 \(counted from 0; line 3\), column 1"),
         ('a,b\n1,"2\n3,4\n', r"cannot parse the CSV \(EOF inside string"),
-        ("a;b\n1;0,5\n2;-215,85\n", r"string '0,5' .*column 1 \('b'\).*decimal comma; .*decimal=','"),
+        ("a;b\n1;0,5\n2;-215,85\n", r"string '0,5' .*column 1 \('b'\).*decimal comma.*sep=';', decimal=','"),
+        ("a\tb\n1\t0,5\n", r"'0,5' is a number with a comma .*sep='\\t', decimal=','"),
+        ('a,b\n1,"1,234"\n', r"'1,234' is a number with a comma .*write the numbers without commas"),
     ],
 )
 def test_errors_are_one_line_naming_file_and_line(tmp_path, text, match):
@@ -90,6 +92,8 @@ def test_ids_that_look_like_numbers_keep_their_text(tmp_path):
     assert load_rows(p, id_column="id")[2].tolist() == ["007", "7", "0012345678901234567890", "7.5", "-0"]
     p.write_text("id,a\n99999999999999999999,1\n-7,2\n")  # beyond int64: text
     assert load_rows(p, id_column="id")[2].tolist() == ["99999999999999999999", "-7"]
+    p.write_text("id,a\n9223372036854775807,1\n-7,2\n")  # 19 digits: text too (the bound is kept simple)
+    assert load_rows(p, id_column="id")[2].tolist() == ["9223372036854775807", "-7"]
     p.write_text("id,a\n12, 1\n-7,2\n0,3\n")  # integers written as integers stay numbers
     ids = load_rows(p, id_column="id")[2]
     assert ids.dtype == np.int64 and ids.tolist() == [12, -7, 0]

@@ -257,10 +257,17 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
             what = f"could not convert string {cell!r} to a number" if cell.strip() else "an empty cell"
             where = f"{src.path}: {what} at {src.where(row)}, column {j}{name} (counted from 0); "
             if _DECIMAL_COMMA.fullmatch(cell.strip()):  # e.g. a CSV written with sep=";", decimal=","
+                if src.sep in (";", "\t"):
+                    sep = "\\t" if src.sep == "\t" else src.sep
+                    fix = (
+                        "if the comma is a decimal comma, re-save the CSV with '.' decimals (pandas: "
+                        f"pd.read_csv(path, sep='{sep}', decimal=',').to_csv(new_path, index=False))"
+                    )
+                else:  # in a comma CSV the cell was quoted: a thousands separator as likely as a decimal comma
+                    fix = "write the numbers without commas (no thousands separators, '.' for decimals)"
                 raise DataFormatError(
-                    where + f"{cell.strip()!r} looks like a number with a decimal comma; aekit reads '.' decimals: "
-                    "re-save the CSV with them (pandas: pd.read_csv(path, sep=';', decimal=',').to_csv(new_path, "
-                    "index=False))"
+                    where + f"{cell.strip()!r} is a number with a comma (a decimal comma or a thousands "
+                    f"separator); aekit reads plain numbers: {fix}"
                 )
             if any(_floats(c) is not None for c in cells[:1000]):  # a number column with a stray cell
                 raise DataFormatError(
@@ -384,8 +391,9 @@ def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequen
     names = _names(header, columns)
     if keep is not None and names is None and len(columns) == len(keep):
         log.warning(
-            "%s has no header row: its %d columns are read by position as the model's features %s",
+            "%s %s: its %d columns are read by position as the model's features %s",
             path,
+            "has no header row" if header is None else "names its columns by number (pandas' 0,1,2,...)",
             len(columns),
             listed(list(keep)),
         )
@@ -419,12 +427,10 @@ def _ids(column: pd.Series) -> np.ndarray:
     as text, as written in the file: "007" and "7" stay two ids, a 20-digit id keeps its digits."""
     if column.dtype.kind in "iu":  # a pandas index column, parsed as numbers
         return column.to_numpy(np.int64)
-    text = np.char.strip(column.to_numpy(dtype=str))
-    if all(_INTEGER.fullmatch(t) for t in text):
-        numbers = [int(t) for t in text]
-        if all(-(2**63) <= v < 2**63 for v in numbers):
-            return np.array(numbers, dtype=np.int64)
-    return text
+    text = column.str.strip()
+    if text.str.fullmatch(_INTEGER.pattern).all() and text.str.len().max() <= 18:  # 18 digits: within int64
+        return text.to_numpy(np.int64)
+    return text.to_numpy(dtype=str)
 
 
 _DECIMAL_COMMA = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")
