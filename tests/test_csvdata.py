@@ -133,3 +133,14 @@ def test_a_file_without_header_read_for_a_named_model_says_so(tmp_path, caplog):
     X, _, _, _ = read_csv_rows(p, None, max_bytes=10**6, keep=["height", "width"])
     assert X.shape == (2, 2) and "no header row: its 2 columns are read by position" in caplog.text
     assert "'height', 'width'" in caplog.text
+
+
+def test_a_model_naming_a_feature_twice_cannot_pick_columns_by_name(tmp_path):
+    # scikit-learn before 1.9 fitted DataFrames with repeated column names; such a model loads, but picking
+    # a CSV's columns by its names would read one column into both inputs
+    from aekit.csvdata import read_csv_rows
+
+    p = tmp_path / "rows.csv"
+    p.write_text("a,b\n0.1,0.2\n")
+    with pytest.raises(DataFormatError, match=r"rows\.csv: the model names its feature 'a' more than once"):
+        read_csv_rows(p, None, max_bytes=10**6, keep=["a", "a"])

@@ -12,6 +12,7 @@ import itertools
 import logging
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
@@ -389,6 +390,12 @@ def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequen
     """The ``columns`` whose header names are in ``keep``, the others said to be left out; all of them when the
     file names none of ``keep`` (data read by position)."""
     names = _names(header, columns)
+    if keep is not None and names is not None and len(set(keep)) < len(keep) and set(keep) & set(names):
+        repeated = next(n for n, count in Counter(keep).items() if count > 1)
+        raise DataFormatError(
+            f"{path}: the model names its feature {repeated!r} more than once, so its columns cannot be picked from "
+            "this file by name; pass the columns in the model's order in a file without a header row"
+        )
     if keep is not None and names is None and len(columns) == len(keep):
         log.warning(
             "%s %s: its %d columns are read by position as the model's features %s",

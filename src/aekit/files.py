@@ -300,7 +300,8 @@ def _decode_feature_tensors(tensors: dict[str, torch.Tensor], fitted: dict[str, 
 
 def _check_features(fitted: dict[str, Any]) -> None:
     """Rules on the per-feature attributes, as tensors (format 2) or JSON (format 1), that each value's own
-    range does not catch."""
+    range does not catch. (Repeated feature names load: scikit-learn before 1.9 fitted DataFrames with
+    repeated column names; reading a CSV by such names is refused, ``csvdata._kept``.)"""
     if fitted.get("input_offset_") is not None:
         # the model reads (X - offset) / scale in float32: where |offset| / scale overflows, X = 0 becomes
         # inf and transform NaN; a fitted scaler keeps it below 1 / float32's eps, or has scale 1
@@ -312,17 +313,6 @@ def _check_features(fitted: dict[str, Any]) -> None:
                 f"at most {schema.MAX_FLOAT32:.4g} (float32's range)",
                 f"{ratio[worst]:.4g} (feature {worst})",
             )
-    names = fitted.get("feature_names_in_")
-    if names is not None:  # fit refuses repeated column names: a model would read one column twice
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise SchemaError(
-                    "fitted.feature_names_in_",
-                    "distinct names (fit requires them)",
-                    f"a list naming {name[:40]!r} more than once",
-                )
-            seen.add(name)
 
 
 def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
@@ -617,9 +607,16 @@ def _check_fixed(p: Path, group: dict[str, Any], mine: dict[str, Any], where: st
         if k in _TRAINED_KEYS or k in _RUNTIME_KEYS or k not in group or group[k] == jsonable(v):
             continue
         raise ModelFileError(
-            f"{p}: checkpoint metadata {where}.{k} is {schema.shown(group[k])}, expected "
-            f"{schema.shown(jsonable(v))} (this run's optimizer); {fix}"
+            f"{p}: checkpoint metadata {where}.{k} is {_value(group[k])}, expected "
+            f"{_value(jsonable(v))} (this run's optimizer); {fix}"
         )
+
+
+def _value(value: Any) -> str:
+    """A hyperparameter for a message: short lists (Adam's betas) in full, as the difference is in them."""
+    if isinstance(value, list) and len(value) <= 4 and all(isinstance(v, (int, float, bool)) for v in value):
+        return schema.shown(value) if len(repr(value)) > 60 else repr(value)
+    return schema.shown(value)
 
 
 def _meta_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
