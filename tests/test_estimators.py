@@ -419,6 +419,12 @@ def test_dates_and_pandas_gaps_are_named_and_sparse_input_is_read_dense(monkeypa
     np.testing.assert_array_equal(fitted.transform(X), fitted.transform(X.toarray()))
     dense = Autoencoder(hidden_layer_sizes=(2,), epochs=1, random_state=0).fit(X.toarray())
     np.testing.assert_array_equal(dense.transform(X), fitted.transform(X))
+    pixels = sparse.csr_matrix((np.arange(40 * 12) % 256).astype(np.uint8).reshape(40, 12))  # uint8: images
+    np.testing.assert_array_equal(fitted.transform(pixels), fitted.transform(pixels.toarray()))
+    with pytest.raises(InputError, match=r"X holds 1e\+39, beyond float32's range"):
+        est.transform(sparse.csr_matrix(np.where(np.eye(40, 12) > 0, 1e39, 0.0)))
+    with pytest.raises(InputError, match=r"sparse matrix of complex numbers"):
+        est.transform(sparse.csr_matrix(np.eye(40, 12) * 1j))
     monkeypatch.setattr("aekit.base.DENSE_LIMIT", 1000)
     with pytest.raises(InputError, match=r"X is a sparse 40 x 12 matrix; .* TruncatedSVD"):
         est.transform(X)

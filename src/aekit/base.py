@@ -264,7 +264,17 @@ def _dense(X: Any) -> Any:
         raise InputError(
             f"X is a sparse {n:,} x {d:,} matrix; aekit's networks read dense rows, and dense it would take "
             f"{n * d * 4 / 2**30:.1f} GiB (the limit is {DENSE_LIMIT / 2**30:.0f} GiB): reduce the features first "
-            "(e.g. TruncatedSVD to a few hundred in a Pipeline), or pass fewer rows at a time"
+            "(e.g. TruncatedSVD to a few hundred in a Pipeline), or transform fewer rows at a time"
+        )
+    if X.dtype.kind == "c":
+        raise InputError(f"X is a sparse matrix of complex numbers ({X.dtype}); aekit takes real numbers")
+    if X.dtype.itemsize <= 4:  # uint8 stays uint8 (the pixel rule reads it), bool and small ints as they are
+        return X.toarray()
+    finite = X.data[np.isfinite(X.data)]
+    if finite.size and float(np.abs(finite).max()) > FLOAT32_MAX:  # as a dense X is refused, not turned into inf
+        raise InputError(
+            f"X holds {float(finite[np.argmax(np.abs(finite))]):.4g}, beyond float32's range (|x| <= "
+            f"{FLOAT32_MAX:.4g}), the precision aekit trains in; scale or clip X (e.g. MaxAbsScaler)"
         )
     return X.astype(np.float32).toarray()
 

@@ -124,9 +124,11 @@ def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    # a terminal of no size (a pseudo-terminal nobody sized: zero columns and rows) made tqdm draw
-    # an empty line; notebooks and pipes keep tqdm's own width rules
-    width: dict[str, Any] = {"ncols": 80, "nrows": 24} if _terminal_columns() == 0 else {"dynamic_ncols": True}
+    # a terminal of no size (a pseudo-terminal nobody sized: zero columns and rows) made the text bar
+    # an empty line; notebooks (a widget whose ncols would be pixels) and pipes keep tqdm's own rules
+    text_bar = not any(c.__module__.startswith("tqdm.notebook") for c in tqdm.__mro__)
+    unsized = text_bar and _terminal_columns() == 0
+    width: dict[str, Any] = {"ncols": 80, "nrows": 24} if unsized else {"dynamic_ncols": True}
     return tqdm(total=total, initial=initial, unit="step", leave=True, **width)
 
 
@@ -134,7 +136,7 @@ def _terminal_columns() -> int | None:
     """The width of the terminal on stderr, or None where stderr is no terminal."""
     try:
         return os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError):  # no terminal, or no file descriptor (notebooks, captured streams)
+    except (OSError, ValueError, AttributeError):  # no terminal or no file descriptor (captured streams, None)
         return None
 
 
