@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import warnings
@@ -368,6 +369,15 @@ def test_the_progress_bar_draws_on_a_terminal_of_no_size(monkeypatch):
         bar = _progress_bar(True, total=3, initial=0)
         bar.update(3)
         bar.close()
-    drawn = os.read(main, 65536).decode()
+    chunks = []
+    while select.select([main], [], [], 0.5)[0]:  # a pseudo-terminal hands its bytes over in pieces
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the other side closed: everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(main)
+    drawn = b"".join(chunks).decode()
     assert "3/3" in drawn and "100%" in drawn
