@@ -270,7 +270,8 @@ def _dense(X: Any) -> Any:
         raise InputError(f"X is a sparse matrix of complex numbers ({X.dtype}); aekit takes real numbers")
     if X.dtype.itemsize <= 4:  # uint8 stays uint8 (the pixel rule reads it), bool and small ints as they are
         return X.toarray()
-    finite = X.data[np.isfinite(X.data)]
+    values = X.tocsr().data  # every format's stored values (dok and lil have no .data)
+    finite = values[np.isfinite(values)]
     if finite.size and float(np.abs(finite).max()) > FLOAT32_MAX:  # as a dense X is refused, not turned into inf
         raise InputError(
             f"X holds {float(finite[np.argmax(np.abs(finite))]):.4g}, beyond float32's range (|x| <= "
