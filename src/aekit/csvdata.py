@@ -434,7 +434,7 @@ def _ids(column: pd.Series) -> np.ndarray:
     as text, as written in the file: "007" and "7" stay two ids, a 20-digit id keeps its digits."""
     if column.dtype.kind in "iu":  # a pandas index column, parsed as numbers
         return column.to_numpy(np.int64)
-    text = column.str.strip()
+    text = column.astype(str).str.strip()
     if text.str.fullmatch(_INTEGER.pattern).all() and text.str.len().max() <= 18:  # 18 digits: within int64
         return text.to_numpy(np.int64)
     return text.to_numpy(dtype=str)
