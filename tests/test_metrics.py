@@ -135,7 +135,8 @@ def test_neg_reconstruction_mse_scores_in_the_users_units():
     X = np.random.default_rng(0).normal(50.0, 20.0, size=(96, 6)).astype(np.float32)  # tabular, far from [0, 1]
     ae = Autoencoder(hidden_layer_sizes=(8,), epochs=2, batch_size=16, scale="standard", random_state=0).fit(X)
     assert neg_reconstruction_mse(ae, X) == pytest.approx(-np.mean((X - ae.reconstruct(X)) ** 2), rel=1e-6)
-    assert neg_reconstruction_mse(ae, X) < 10 * ae.score(X)  # in the data's units, not the scaled ones
+    assert neg_reconstruction_mse(ae, X) < 10 * -ae.reconstruction_error(X)  # in the data's units, not the scaled
+    assert ae.score(X) == neg_reconstruction_mse(ae, X)  # the default score measures the same
     pixels = (np.random.default_rng(1).random((64, 16)) * 255).astype(np.uint8)
     img = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(pixels)
     assert -1.0 <= neg_reconstruction_mse(img, pixels) < 0  # compared in [0, 1], as reconstructed
@@ -146,3 +147,11 @@ def test_neg_reconstruction_mse_scores_in_the_users_units():
         cv=2,
     ).fit(X)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    # without scoring=: the estimator's own score, in the data's units for every candidate (it was the
+    # training loss in each candidate's own units, and the search chose by units)
+    default = GridSearchCV(
+        Autoencoder(hidden_layer_sizes=(8,), epochs=2, batch_size=16, random_state=0),
+        {"scale": ["standard", "minmax"]},
+        cv=2,
+    ).fit(X)
+    np.testing.assert_allclose(default.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], rtol=1e-6)

@@ -305,13 +305,16 @@ class Autoencoder(_AutoencoderBase):
         return self
 
     def score(self, X: Any, y: Any = None) -> float:
-        """Negative mean reconstruction loss (higher is better, for model selection).
+        """Minus the mean squared reconstruction error in ``X``'s own units (higher is better).
 
-        The training loss as the model reads ``X`` (after ``scale``; a VAE's KL term left out), so
-        it compares models of one ``loss``, ``scale`` and ``beta``; to choose among those, score
-        with ``scoring=aekit.metrics.neg_reconstruction_mse`` (the error in ``X``'s units).
+        For model selection (``GridSearchCV``'s default scoring): every candidate is measured the
+        same way, whatever its ``loss``, ``scale`` or ``beta``. (The training loss as the model
+        reads ``X``, after ``scale``, differs in size between those: ``reconstruction_error``.)
+        uint8 images read as pixels are compared in [0, 1], as reconstructed.
         """
-        return -self.reconstruction_error(X)
+        from aekit.metrics import neg_reconstruction_mse
+
+        return neg_reconstruction_mse(self, X)
 
     def sample(self, n_samples: int, random_state: int | None = None) -> np.ndarray:
         """Draw ``n_samples`` from a variational model's prior and decode them."""

@@ -57,11 +57,10 @@ def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
 def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     """Minus the mean squared error of ``estimator.reconstruct(X)``, in ``X``'s own units: a scorer.
 
-    ``score`` is minus the training loss as the model reads the data, so it compares models of
-    one ``loss``, ``scale`` and ``beta`` only (MSE and Huber differ in size for the same errors;
-    scaled units differ). Pass this function as ``scoring=`` to ``GridSearchCV`` or
-    ``cross_val_score`` to choose among those: every candidate is measured the same way.
-    uint8 images read as pixels are compared in [0, 1], as reconstructed.
+    ``Autoencoder.score``, and so scikit-learn's default scoring of one; as ``scoring=`` it also
+    scores a ``SupervisedAutoencoder`` or a map with a decoder by its reconstruction (their own
+    ``score`` is accuracy). Every candidate is measured the same way, whatever its ``loss``,
+    ``scale`` or ``beta``. uint8 images read as pixels are compared in [0, 1], as reconstructed.
     """
     X_hat = np.asarray(estimator.reconstruct(X), dtype=np.float64)
     X_in = np.asarray(X)
