@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +211,26 @@ def test_suggested_fixes_are_flags_of_the_subcommand(world, tmp_path, capsys, co
     message = lines[0].removeprefix("aekit: error: ")
     assert suggestion_problems(argv, message) == [], message
     assert list(Path(tmp_path).iterdir()) == []  # a refused command leaves no file and no folder behind
+
+
+def test_warnings_name_flags_not_keywords(tmp_path):
+    # the library's advice (scale='standard', optimizer='adam') is shown on the command line as the flags
+    rng = np.random.default_rng(0)
+    X = (rng.uniform(size=(64, 4)) * np.array([1e-3, 1.0, 10.0, 1e3])).astype(np.float32)  # wildly different scales
+    np.save(tmp_path / "spread.npy", X)
+    argv = ["train", str(tmp_path / "spread.npy"), "--out", str(tmp_path / "run"), *SMALL]
+    done = subprocess.run([sys.executable, "-m", "aekit", *argv], capture_output=True, text=True)  # as users see it
+    assert done.returncode == 0, done.stderr
+    warned = [x.removeprefix("aekit: warning: ") for x in done.stderr.splitlines() if "warning:" in x]
+    assert any("Pass --scale standard" in w for w in warned), warned
+    for message in warned:
+        assert suggestion_problems(argv, message) == [], message
+
+
+def test_as_flags_leaves_calls_and_other_names_alone():
+    from aekit.cli import as_flags
+
+    text = "try optimizer='adam', scale='minmax' or epochs=60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
+    assert as_flags(text) == (
+        "try --optimizer adam, --scale minmax or --epochs 60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
+    )

@@ -280,7 +280,7 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
     warn_once(
         ("uint8-numbers",),
         f"X is uint8 with values up to {top} (below {PIXEL_THRESHOLD}): read as numbers, not as 0-255 pixels. "
-        "For images pass scale='pixels' (CLI: --scale pixels) or X / 255; "
+        "For images pass scale='pixels' or X / 255; "
         "for numbers, scale='minmax' or 'standard' scales them. Shown once per process",
         stacklevel=stacklevel + 1,
     )

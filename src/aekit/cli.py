@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Collection, Sequence
 
@@ -471,7 +472,27 @@ class _LogLines(logging.Formatter):
         text = super().format(record)
         if not record.name.startswith("aekit"):
             return f"{record.levelname} {record.name}: {text}"  # another library's line keeps its origin
+        text = as_flags(text)
         return f"aekit: {text}" if record.levelno < logging.WARNING else f"aekit: {record.levelname.lower()}: {text}"
+
+
+def as_flags(text: str) -> str:
+    """A warning's advice in the command line's words: an estimator parameter written as in Python
+    (``scale='minmax'``, ``epochs=60``) becomes its flag (``--scale minmax``); a call's arguments
+    (``set_params(precision='bfloat16')``) stay Python."""
+    from aekit.params import PARAMS
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        if name not in PARAMS:
+            return m.group(0)
+        return f"--{name.replace('_', '-')} {value.strip(chr(39) + chr(34))}"
+
+    return _KEYWORD.sub(flag, text)
+
+
+# name=value, unless right after "(" (a call's argument: set_params(precision=...)), a letter or a dot
+_KEYWORD = re.compile(r"(?<![\w.(])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|[\w.+-]+)")
 
 
 def _one_line_warnings() -> Callable[[], None]:
@@ -487,7 +508,7 @@ def _one_line_warnings() -> Callable[[], None]:
         message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
     ) -> str:
         if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(package):
-            return f"aekit: warning: {message}\n"
+            return f"aekit: warning: {as_flags(str(message))}\n"
         return previous(message, category, filename, lineno, line)
 
     warnings.formatwarning = format_warning

@@ -195,12 +195,12 @@ def range_advice(
             notes.append(
                 f"X's features are on very different scales (ranges from {moving.min():.2g} to {moving.max():.2g}, "
                 f"a factor of 10^{math.floor(math.log10(spread))}): the widest dominate the loss and the narrow "
-                "ones are lost. Pass scale='standard' (CLI: --scale standard)"
+                "ones are lost. Pass scale='standard'"
             )
         elif saturating and max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
             notes.append(
                 f"X holds values up to {max(abs(lo), abs(hi)):.3g} in magnitude, far beyond the few units where "
                 "a network's inputs train well: tanh units saturate and codes stick at their bounds. "
-                "Pass scale='standard' (CLI: --scale standard)"
+                "Pass scale='standard'"
             )
     return notes
