@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from aekit import Autoencoder, SupervisedAutoencoder, plots
+from aekit import Autoencoder, SupervisedAutoencoder, load, plots
 from aekit._utils import InputError
 from aekit.visualize import AETSNE, compare_routes, plot_routes
 
@@ -462,3 +462,72 @@ def test_labels_with_control_characters_are_drawn_without_missing_glyphs(tmp_pat
         ax = plots.latent_scatter(np.random.default_rng(0).random((30, 2)), labels)
         plots.save(ax, tmp_path / "s.png")
     assert [t.get_text() for t in ax.figure.axes[1].get_yticklabels()] == ["café", "cat dog", "line break"]
+
+
+@pytest.mark.parametrize(("distances", "max_fit_samples"), [("input", None), ("code", None), ("input", 60)])
+def test_aetsne_saves_and_loads_without_pickle(blobs, tmp_path, distances, max_fit_samples):
+    X, _ = blobs
+    est = AETSNE(
+        Autoencoder(**SMALL), perplexity=5, random_state=0, distances=distances, max_fit_samples=max_fit_samples
+    ).fit(X)
+    folder = est.save(tmp_path / "map")
+    assert sorted(p.name for p in folder.iterdir()) == ["autoencoder.safetensors", "tsne.safetensors"]
+    back = AETSNE.load(folder)
+    # exact neighbour search rebuilds the fit's own index: new points land where they did before saving
+    np.testing.assert_array_equal(back.transform(X[:10]), est.transform(X[:10]))
+    np.testing.assert_array_equal(back.embedding_, est.embedding_)
+    assert {k: v for k, v in back.get_params().items() if not k.startswith("autoencoder")} == {
+        k: v for k, v in est.get_params().items() if not k.startswith("autoencoder")
+    }
+    with pytest.raises(FileExistsError, match="holds a saved map; pass overwrite=True"):
+        est.save(folder, overwrite=False)
+    with pytest.raises(InputError, match=r"is a saved AE -> t-SNE map .*AETSNE.load"):
+        load(folder)  # aekit.load reads model files: it names the way to read a map
+
+
+@pytest.fixture(scope="module")
+def saved_map(tmp_path_factory):
+    X = np.random.default_rng(0).random((60, 10)).astype(np.float32)
+    return AETSNE(Autoencoder(**SMALL), perplexity=5, random_state=0).fit(X).save(tmp_path_factory.mktemp("m") / "map")
+
+
+def _edit_map(folder, tensors=None, meta=None):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "tsne.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    data = load_file(path)
+    (tensors or (lambda t: None))(data)
+    (meta or (lambda m: None))(metadata)
+    save_file(data, path, metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "meta", "match"),
+    [
+        (lambda t: t["map"].__setitem__((0, 0), float("nan")), None, r"tensor map holds NaN or inf"),
+        (lambda t: t.__setitem__("codes", t["codes"][:, :1].clone()), None, r"tensor codes is \(\d+, 1\) float64"),
+        (lambda t: t.__setitem__("extra", t["map"].clone()), None, r"tensors \[.*'extra'.*\], expected"),
+        (lambda t: t.pop("inputs"), None, r"expected \['codes', 'embedding_', 'inputs', 'map'\]"),
+        (lambda t: t["embedding_"].__setitem__((0, 1), float("inf")), None, r"embedding_ holds NaN or inf"),
+        (None, lambda m: m.pop("aekit_map"), r"not a t-SNE map of format 1"),
+        (
+            None,
+            lambda m: m.__setitem__(
+                "descent", m["descent"].replace('"n_interpolation_points": 3', '"n_interpolation_points": 99999')
+            ),
+            r"descent.n_interpolation_points is 99999",
+        ),
+        (None, lambda m: m.__setitem__("params", m["params"].replace('"input"', '"elsewhere"')), r"params.distances"),
+    ],
+)
+def test_a_tampered_map_is_refused_in_one_line(saved_map, tmp_path, tensors, meta, match):
+    import shutil
+
+    folder = shutil.copytree(saved_map, tmp_path / "map")
+    _edit_map(folder, tensors, meta)
+    with pytest.raises(InputError, match=match) as info:
+        AETSNE.load(folder)
+    assert "\n" not in str(info.value) and "tsne.safetensors" in str(info.value)

@@ -8,8 +8,11 @@ of the reference text: AE straight to 2-D, t-SNE from raw pixels, AE(20) → t-S
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -17,8 +20,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from aekit import metrics
-from aekit._utils import InputError, as_float32, is_uint8, seed_from
+from aekit import metrics, schema
+from aekit._utils import InputError, as_float32, is_uint8, jsonable, seed_from
 from aekit.base import _dense, _numbers_only
 from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, fit_stage
 from aekit.scaling import apply as apply_scaler
@@ -197,6 +200,51 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         return self.fit(X, y).embedding_
 
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+        """Write the fitted map to the folder ``path``: ``autoencoder.safetensors`` (the autoencoder's model
+        file) and ``tsne.safetensors`` (the map's points, the codes and inputs that ``transform`` measures
+        new points against, the parameters). No pickle; ``AETSNE.load`` reads it back, checking every array.
+        The training inputs are kept with ``distances="input"``, as in memory: a map of many large rows is large.
+        """
+        from aekit.files import _versions, _write
+
+        check_is_fitted(self, "embedding_")
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} is a file; AETSNE.save writes a folder: choose another path")
+        if not overwrite and any((folder / name).exists() for name in MAP_FILES):
+            raise FileExistsError(f"{folder} holds a saved map; pass overwrite=True or choose another path")
+        index = self._tsne.affinities.knn_index
+        code_index = index.code_index if isinstance(index, InputDistanceIndex) else index
+        tensors: dict[str, np.ndarray] = {
+            "map": np.asarray(self._tsne, dtype=np.float64),
+            "codes": np.asarray(code_index.data, dtype=np.float64),
+            "embedding_": np.asarray(self.embedding_, dtype=np.float64),
+        }
+        if isinstance(index, InputDistanceIndex):
+            tensors["inputs"] = index.X
+        if self.fit_indices_ is not None:
+            tensors["fit_indices_"] = np.asarray(self.fit_indices_, dtype=np.int64)
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "autoencoder"}
+        descent = {k: v for k, v in self._tsne.gradient_descent_params.items() if k in MAP_DESCENT.fields}
+        folder.mkdir(parents=True, exist_ok=True)
+        self.autoencoder_.save(folder / MAP_FILES[0])
+        metadata = {
+            "aekit_map": MAP_FORMAT,
+            "params": json.dumps(jsonable(params)),
+            "descent": json.dumps(jsonable(descent)),
+            "versions": json.dumps(_versions()),
+        }
+        as_torch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
+        _write(folder / MAP_FILES[1], as_torch, metadata)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AETSNE:
+        """A map written by ``save``, its arrays checked against its autoencoder and each other before
+        openTSNE's index is rebuilt from them (exact neighbour search gives the fit's own neighbours)."""
+        return load_map(path)
+
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # made dense, as the autoencoders do
@@ -221,6 +269,122 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
 #: AETSNE(max_fit_samples=...): points placed into the map per openTSNE transform call
 PLACE_CHUNK = 50_000
+
+#: the files of a saved AETSNE (a folder): its autoencoder's model file, then the t-SNE map
+MAP_FILES = ("autoencoder.safetensors", "tsne.safetensors")
+MAP_FORMAT = "1"
+_MAP_FIX = "save the map again (AETSNE.save)"
+MAP_PARAMS = schema.Obj(
+    {
+        "perplexity": schema.Num(1e-6, 1e6),
+        "n_components": schema.Int(1, 64),
+        "n_jobs": schema.Int(-1024, 1024),
+        "neighbors": schema.Either(tuple(schema.Const(m) for m in ("auto", "exact", "annoy", "pynndescent"))),
+        "distances": schema.Either((schema.Const("input"), schema.Const("code"))),
+        "random_state": schema.SEED,
+        "max_fit_samples": schema.Either((schema.Const(None), schema.Int(2, schema.MAX_COUNT))),
+    }
+)
+#: openTSNE's gradient-descent settings of the map, as ``transform`` uses them (bounded: they size its grids)
+MAP_DESCENT = schema.Obj(
+    {
+        "learning_rate": schema.Either((schema.Const("auto"), schema.Num(0.0, 1e9))),
+        "momentum": schema.Num(0.0, 1.0),
+        "theta": schema.Num(0.0, 10.0),
+        "max_grad_norm": schema.Either((schema.Const(None), schema.Num(0.0))),
+        "max_step_norm": schema.Either((schema.Const(None), schema.Num(0.0))),
+        "callbacks_every_iters": schema.Int(1, schema.MAX_COUNT),
+        "negative_gradient_method": schema.Either(tuple(schema.Const(m) for m in ("auto", "fft", "bh"))),
+        "n_interpolation_points": schema.Int(1, 10),
+        "min_num_intervals": schema.Int(1, 1000),
+        "ints_in_interval": schema.Num(0.01, 100.0),
+        "dof": schema.Num(0.01, 100.0),
+    },
+    optional=frozenset(
+        {"learning_rate", "momentum", "theta", "max_grad_norm", "max_step_norm", "callbacks_every_iters"}
+    ),
+)
+
+
+def load_map(path: str | os.PathLike[str]) -> AETSNE:
+    """``AETSNE.load``: read a saved map folder; one ``ModelFileError`` naming the file for anything amiss."""
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN
+
+    from aekit._utils import ModelFileError
+    from aekit.estimators import load as load_model
+    from aekit.files import corrupted_metadata, entry, read_metadata, read_tensors
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ModelFileError(f"{folder}: no saved map (a folder written by AETSNE.save); check the path")
+    ae = load_model(folder / MAP_FILES[0])
+    p = folder / MAP_FILES[1]
+    meta = read_metadata(p, "t-SNE map", _MAP_FIX)
+    if meta.get("aekit_map") != MAP_FORMAT:
+        raise ModelFileError(f"{p}: not a t-SNE map of format {MAP_FORMAT} (AETSNE.save writes one); {_MAP_FIX}")
+    with corrupted_metadata(p, "map metadata", _MAP_FIX):
+        params = schema.check(MAP_PARAMS, entry(meta, "params"), "params")
+        descent = schema.check(MAP_DESCENT, entry(meta, "descent"), "descent")
+    arrays = {k: v.numpy() for k, v in read_tensors(p, "t-SNE map", _MAP_FIX).items()}
+    _check_map(p, arrays, params, ae)
+    method = knn_method(params["neighbors"], arrays["codes"].shape[1])
+    seed = seed_from(params["random_state"])
+    if params["distances"] == "input":
+        affinities = input_affinities(
+            arrays["codes"], arrays["inputs"], params["perplexity"], method, params["n_jobs"], seed
+        )
+    else:
+        affinities = PerplexityBasedNN(
+            arrays["codes"], perplexity=params["perplexity"], method=method, n_jobs=params["n_jobs"], random_state=seed
+        )
+    est = AETSNE(ae, **params)
+    est.autoencoder_ = ae
+    est.n_features_in_ = ae.n_features_in_
+    if hasattr(ae, "feature_names_in_"):
+        est.feature_names_in_ = ae.feature_names_in_
+    est._tsne = TSNEEmbedding(arrays["map"], affinities, random_state=seed, n_jobs=params["n_jobs"], **descent)
+    est.fit_indices_ = arrays.get("fit_indices_")
+    est.embedding_ = arrays["embedding_"]
+    est.timings_ = {"autoencoder_s": 0.0, "tsne_s": 0.0, "placement_s": 0.0}  # nothing was fitted here
+    return est
+
+
+def _check_map(p: Path, arrays: dict[str, np.ndarray], params: dict[str, Any], ae: Any) -> None:
+    """The map's arrays fit each other, the parameters and the autoencoder: names, dtypes, shapes, finite values,
+    the subsample's rows."""
+    from aekit._utils import ModelFileError
+
+    def refuse(what: str) -> ModelFileError:
+        return ModelFileError(f"{p}: {what}; {_MAP_FIX}")
+
+    wanted = {"map", "codes", "embedding_"} | ({"inputs"} if params["distances"] == "input" else set())
+    names = set(arrays)
+    if not wanted <= names or names - wanted - {"fit_indices_"}:
+        raise refuse(f"tensors {sorted(names)}, expected {sorted(wanted)} (and fit_indices_ for a subsample)")
+    m, k = arrays["map"].shape if arrays["map"].ndim == 2 else (0, 0)
+    n = len(arrays["embedding_"])
+    code_size = int(ae.transform(np.zeros((1, ae.n_features_in_), np.float32)).shape[1])
+    shapes = {
+        "map": ((m, params["n_components"]), np.float64),
+        "codes": ((m, code_size), np.float64),
+        "embedding_": ((n, params["n_components"]), np.float64),
+        "inputs": ((m, ae.n_features_in_), np.float32),
+        "fit_indices_": ((m,), np.int64),
+    }
+    for name, array in arrays.items():
+        shape, dtype = shapes[name]
+        if array.shape != shape or array.dtype != dtype:
+            raise refuse(f"tensor {name} is {array.shape} {array.dtype}, expected {shape} {np.dtype(dtype)}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise refuse(f"tensor {name} holds NaN or inf values")
+    if m <= 3 * params["perplexity"] or k != params["n_components"]:
+        raise refuse(f"a map of {m} points, too few for perplexity {params['perplexity']}")
+    rows = arrays.get("fit_indices_")
+    if (rows is None) != (n == m) or (
+        rows is not None and (np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= n)
+    ):
+        raise refuse(f"the map's {m} points do not match the {n} rows of embedding_ (fit_indices_)")
 
 
 def _input_rows(X: Any, source: Any, rows: np.ndarray | None, ae: Any) -> np.ndarray:
