@@ -414,10 +414,11 @@ def _same_file(obj: Any, f: Any) -> bool:
 
 
 def _inside_the_file(f: Any, name: str, path: Path) -> None:
-    """Refuse an HDF5 object whose data live outside ``path``: reached through a link into another file
-    (external links, and soft links through them), kept in external storage, or a virtual dataset mapping
-    another file. Such a file, mailed or downloaded, would read any file of this machine into aekit's
-    outputs (codes, an explore page's thumbnails)."""
+    """Refuse an HDF5 object whose data may live outside ``path``: reached through a link into another file
+    (external links, and soft links through them), kept in external storage, or a virtual dataset (its
+    sources, even in the same file, may be external storage or links in turn). Such a file, mailed or
+    downloaded, would read any file of this machine into aekit's outputs (codes, an explore page's
+    thumbnails)."""
     import h5py
 
     fix = "aekit reads only data inside the file it is given: open that file itself, or copy the data in"
@@ -439,14 +440,14 @@ def _inside_the_file(f: Any, name: str, path: Path) -> None:
     if not isinstance(here, h5py.Dataset):
         return
     if here.external:
-        outside = "external storage"
-    elif here.is_virtual and any(s.file_name not in (".", f.filename) for s in here.virtual_sources()):
-        outside = "a virtual dataset of other files"
+        kept = "keeps its data outside the file (external storage)"
+    elif here.is_virtual:  # even of its own file: a source there may itself be external storage or a link
+        kept = "is a virtual dataset, whose sources may lie outside the file"
     else:
         return
     raise DataFormatError(
-        f"{path}: {name!r} keeps its data outside the file ({outside}); aekit reads only data inside the "
-        "file it is given: copy the data in, e.g. with h5py: f2.create_dataset(name, data=f[name][...])"
+        f"{path}: {name!r} {kept}; aekit reads only data stored in the file it is given: copy the data "
+        "in, e.g. with h5py: f2.create_dataset(name, data=f[name][...])"
     )
 
 
