@@ -261,6 +261,29 @@ def test_mismatched_features_and_labels(tmp_path):
         open_path(p)
 
 
+def test_labels_are_sized_before_they_are_read_and_of_a_label_kind(tmp_path):
+    p = tmp_path / "d.h5"
+    with h5py.File(p, "w") as f:  # 2**40 labels declared in a few kB: the shape is refused, nothing allocated
+        f["X"] = np.zeros((10, 2))
+        f.create_dataset("y", shape=(2**40,), dtype="i8", chunks=(1024,))
+    with pytest.raises(DataFormatError, match=r"has 10 rows but its labels have shape \(1099511627776,\)"):
+        open_path(p)
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("X", shape=(10, 2), dtype="f8")[:] = 0.0
+    group.create_array("y", shape=(2**40,), dtype="i8", chunks=(1024,))
+    with pytest.raises(DataFormatError, match=r"labels have shape \(1099511627776,\)"):
+        open_path(tmp_path / "g.zarr")
+    with h5py.File(p, "w") as f:  # h5py's usual text: variable-length strings, read as text labels
+        f["X"] = np.zeros((3, 2))
+        f.create_dataset("y", data=["cat", "dog", "-1"], dtype=h5py.string_dtype())
+    assert open_path(p)[1].tolist() == ["cat", "dog", "-1"]
+    with h5py.File(p, "w") as f:  # a compound dtype is no label (it was taken as one class per row)
+        f["X"] = np.zeros((3, 2))
+        f["y"] = np.array([(1, 2.0)] * 3, dtype=[("a", "<i4"), ("b", "<f8")])
+    with pytest.raises(DataFormatError, match=r"d\.h5: labels of dtype .*expected numbers or text"):
+        open_path(p)
+
+
 def test_undecodable_image(tmp_path):
     _images(tmp_path, [("a", (4, 4)), ("b", (4, 4))])
     (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")

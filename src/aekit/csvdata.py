@@ -39,9 +39,9 @@ def _some(names: list[str], k: int = 8) -> str:
 
 def _floats(cells: np.ndarray | list[str] | str) -> np.ndarray | None:
     """Text cells as float64 (as numpy parses '1e3', ' 2 ', 'nan', 'inf'), or None if one is not a number."""
-    try:
-        return np.asarray(cells, dtype=str).astype(np.float64)
-    except ValueError:
+    try:  # through objects: a fixed-width text array takes its longest cell's size for every row
+        return np.asarray(cells, dtype=object).astype(np.float64)
+    except (ValueError, TypeError):
         return None
 
 
@@ -247,9 +247,9 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
     X = np.empty((len(table), len(columns)))
     for k, j in enumerate(columns):
         column = table[j]
-        values = column.to_numpy(np.float64) if column.dtype.kind in "biuf" else _floats(column.to_numpy(dtype=str))
+        values = column.to_numpy(np.float64) if column.dtype.kind in "biuf" else _floats(column.to_numpy(object))
         if values is None:
-            cells = column.to_numpy(dtype=str)
+            cells = column.astype(str).to_numpy(object)
             row = next(i for i, c in enumerate(cells) if _floats(c) is None)
             if not cells[row].strip():
                 src.check_ragged()  # pandas pads a short row with empty cells
@@ -293,8 +293,10 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
     if column.dtype.kind in "iuf":
         y = column.to_numpy(np.float64)
     else:
-        raw = np.char.strip(column.to_numpy(dtype=str))
-        missing = np.flatnonzero(np.isin(np.char.lower(raw), _MISSING_LABELS))
+        # text as Python strings (objects): a fixed-width array would take the longest cell's size per row
+        text = column.astype(str).str.strip()
+        raw = text.to_numpy(object)
+        missing = np.flatnonzero(text.str.lower().isin(_MISSING_LABELS).to_numpy())
         if missing.size:
             src.check_ragged()  # pandas pads a short row with empty cells
             raise DataFormatError(
@@ -303,7 +305,7 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
             )
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5")
-            missing = np.flatnonzero(np.char.lower(raw) == "nan")
+            missing = np.flatnonzero((text.str.lower() == "nan").to_numpy())
             if missing.size:
                 raise DataFormatError(
                     f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; "
@@ -437,7 +439,7 @@ def _ids(column: pd.Series) -> np.ndarray:
     text = column.astype(str).str.strip()
     if text.str.fullmatch(_INTEGER.pattern).all() and text.str.len().max() <= 18:  # 18 digits: within int64
         return text.to_numpy(np.int64)
-    return text.to_numpy(dtype=str)
+    return text.to_numpy(object)  # Python strings: a fixed-width array takes the longest id's size per row
 
 
 _DECIMAL_COMMA = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")

@@ -317,7 +317,7 @@ def _named_labels(path: Path, name: str, found: Sequence[str], what: str) -> Dat
     )
 
 
-def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[Source, np.ndarray | None]:
+def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[Source, Any]:
     try:
         import h5py
     except ImportError as exc:
@@ -358,8 +358,7 @@ def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[
         )
     if y_key is not None:
         _inside_the_file(f, y_key, path)
-    y = np.asarray(f[y_key]) if y_key is not None else None
-    return ArraySource(f[key], f"{path}:{key}"), y
+    return ArraySource(f[key], f"{path}:{key}"), (f[y_key] if y_key is not None else None)  # read in _matched
 
 
 def _no_links_out(store: Path) -> None:
@@ -451,7 +450,7 @@ def _inside_the_file(f: Any, name: str, path: Path) -> None:
     )
 
 
-def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, np.ndarray | None]:
+def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, Any]:
     try:
         import zarr
     except ImportError as exc:
@@ -473,22 +472,41 @@ def _open_zarr(path: Path, labels: str | None = None) -> tuple[Source, np.ndarra
         if labels not in names:
             raise _named_labels(path, labels, names, "array")
         y_key = labels
-    y = np.asarray(node[y_key]) if y_key is not None else None
-    return ArraySource(node[x_key], f"{path}/{x_key}"), y
+    return ArraySource(node[x_key], f"{path}/{x_key}"), (node[y_key] if y_key is not None else None)
 
 
-def _matched(source: Source, y: np.ndarray | None, path: Path) -> tuple[Source, np.ndarray | None]:
-    """Features and labels that belong together (one label per row)."""
-    if y is not None and (y.ndim != 1 or len(y) != source.n_samples):
+def _matched(source: Source, labels: Any, path: Path) -> tuple[Source, np.ndarray | None]:
+    """Features and labels that belong together (one label per row); ``labels`` an array, an HDF5 dataset or a
+    zarr array, its shape checked before it is read (a declared 2**40 labels are never allocated)."""
+    if labels is None:
+        return source, None
+    shape = tuple(labels.shape)
+    if len(shape) != 1 or shape[0] != source.n_samples:
         raise DataFormatError(
-            f"{path}: {source.name} has {source.n_samples} rows but its labels have shape {y.shape}; "
+            f"{path}: {source.name} has {source.n_samples} rows but its labels have shape {shape}; "
             "store one label per row (or remove the labels)"
         )
-    if y is not None:  # finite, whole numbers within int64: as labels read from any other file
-        from aekit.data import _check_labels
+    y = _label_values(np.asarray(labels), path)
+    from aekit.data import _check_labels  # finite, whole numbers within int64: as labels from any other file
 
-        _check_labels(y, source.n_samples, path)
+    _check_labels(y, source.n_samples, path)
     return source, y
+
+
+def _label_values(y: np.ndarray, path: Path) -> np.ndarray:
+    """Labels as numbers or text (HDF5's variable-length strings come as bytes objects); other kinds refused."""
+    if y.dtype.kind in "biuf" or y.dtype.kind == "U":
+        return y
+    values = y.tolist()
+    if y.dtype.kind == "S" or (y.dtype.kind == "O" and all(isinstance(v, (str, bytes)) for v in values)):
+        try:
+            return np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(f"{path}: labels hold bytes that are not UTF-8 text ({exc}); store text") from exc
+    raise DataFormatError(
+        f"{path}: labels of dtype {y.dtype} ({type(values[0]).__name__ if values else 'empty'} values); expected "
+        "numbers or text, one per row"
+    )
 
 
 def _split_hdf5(text: str) -> tuple[Path, str | None] | None:
