@@ -461,7 +461,7 @@ _JS = r"""
     const c = cfg(), p = AE.picked;
     let text;
     if (fmt === "csv") {
-      const q = (s) => (/[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
+      const q = (s) => (/[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
       const line = (e) => e[0] + (c.ids ? "," + q(c.ids[e[0]]) : "")
         + (c.labelled ? "," + q(c.labels[e[1]]) : "") + "\n";
       text = "index" + (c.ids ? ",id" : "") + (c.labelled ? ",label\n" : "\n") + p.map(line).join("");
