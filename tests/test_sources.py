@@ -284,6 +284,16 @@ def test_labels_are_sized_before_they_are_read_and_of_a_label_kind(tmp_path):
         open_path(p)
 
 
+def test_linked_class_folders_are_read_and_a_loop_ends(tmp_path):
+    root = tmp_path / "imgs"
+    _images(root, [("a", (4, 4)), ("a", (4, 4))])
+    _images(tmp_path / "other", [("b", (4, 4)), ("b", (4, 4)), ("b", (4, 4))])
+    (root / "b").symlink_to(tmp_path / "other" / "b", target_is_directory=True)  # a class linked from elsewhere
+    (root / "a" / "again").symlink_to(root, target_is_directory=True)  # a link back up: no endless walk
+    folder = ImageFolder(root)
+    assert sorted(folder.labels.tolist()) == ["a", "a", "b", "b", "b"]
+
+
 def test_undecodable_image(tmp_path):
     _images(tmp_path, [("a", (4, 4)), ("b", (4, 4))])
     (tmp_path / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")

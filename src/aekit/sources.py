@@ -22,7 +22,7 @@ import logging
 import math
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -199,7 +199,7 @@ class ImageFolder:
             raise InputError(f"{self.root}: no such folder")
         files = sorted(
             p
-            for p in self.root.rglob("*")
+            for p in _files_under(self.root)
             if p.suffix.lower() in IMAGE_SUFFIXES
             # hidden names are no data: .ipynb_checkpoints copies, macOS ._x.png resource files
             and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
@@ -315,6 +315,20 @@ def _named_labels(path: Path, name: str, found: Sequence[str], what: str) -> Dat
         param="label_column",
         values={"label_column": name},
     )
+
+
+def _files_under(root: Path) -> Iterator[Path]:
+    """Every file below ``root``, following linked folders (a class folder linked from elsewhere is common;
+    ``Path.rglob`` skipped them) but never one folder twice (a link back up would loop)."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            dirs.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        dirs.sort()
+        yield from (Path(folder) / name for name in names)
 
 
 def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[Source, Any]:
