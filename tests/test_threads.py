@@ -98,8 +98,9 @@ def test_choose_threads():
     assert threads.choose_threads(1, 2) == 1  # joblib's / the user's limit is kept
     assert threads.choose_threads(64, 2, "torch") is None
     assert threads.choose_threads(1, 2, " 3 ") == 3
-    with pytest.raises(InputError, match="AEKIT_THREADS='many' must be"):
-        threads.choose_threads(2, 2, "many")
+    for bad in ("many", "0", "\u00b2", "100000000000000000000"):  # "²" is a digit to str.isdigit; torch overflows
+        with pytest.raises(InputError, match=r"AEKIT_THREADS=.* must be 'auto', 'torch' or an integer in \[1, 4096\]"):
+            threads.choose_threads(2, 2, bad)
 
 
 def test_using_threads_restores_the_count():

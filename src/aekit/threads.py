@@ -150,9 +150,15 @@ def choose_threads(current: int, cores: int, setting: str = "auto") -> int | Non
         return None
     if setting == "auto":
         return max(1, min(current, cores))
-    if setting.isdigit() and int(setting) >= 1:
+    if setting.isascii() and setting.isdigit() and 1 <= int(setting) <= MAX_THREADS:  # ("²" is a digit too)
         return int(setting)
-    raise InputError(f"AEKIT_THREADS={setting!r} must be 'auto', 'torch' or a positive integer; unset it for 'auto'")
+    raise InputError(
+        f"AEKIT_THREADS={setting!r} must be 'auto', 'torch' or an integer in [1, {MAX_THREADS}]; unset it for 'auto'"
+    )
+
+
+#: the most threads AEKIT_THREADS may ask for (far beyond any machine's cores; torch overflows near 2**63)
+MAX_THREADS = 4096
 
 
 def threads_for_run() -> int | None:
