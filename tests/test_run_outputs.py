@@ -126,6 +126,17 @@ def test_train_never_replaces_a_users_file(tmp_path, npy, capsys, name):
     assert _snapshot(out) == {name: b"mine"}
 
 
+def test_a_dangling_link_where_a_file_goes_is_found_at_the_start(tmp_path, npy, capsys):
+    # it was found only when the model was put in place ("appeared while aekit was writing it")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.safetensors").symlink_to(tmp_path / "nowhere")
+    assert _train(npy, out) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors exists; pass --overwrite" in _one_error_line(err) and "epoch" not in err
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_a_folder_where_a_file_goes_is_refused_before_training(tmp_path, npy, capsys):
     # it was found only when the trained model was put in place ("Is a directory")
     out = tmp_path / "run"

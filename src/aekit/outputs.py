@@ -108,7 +108,7 @@ class OutputFolder:
             self._created.append(folder)
         if lock and fcntl is not None:
             self._lock()
-        clash = [f for f in self.files if (p / f).exists()]
+        clash = [f for f in self.files if (p / f).exists() or (p / f).is_symlink()]  # a dangling link is there too
         folders = [f for f in clash if (p / f).is_dir() and not (p / f).is_symlink()]
         if folders:  # --overwrite replaces files, never a folder (the user's, maybe full): say so before the run
             raise FileExistsError(
