@@ -183,3 +183,18 @@ def test_a_supervised_model_exports_its_classifier_with_classes_and_feature_name
     assert json.loads(meta["aekit.feature_names"]) == ["ü", "b", "c", "d"]
     plain = Autoencoder(hidden_layer_sizes=(8,), epochs=1, random_state=0).fit(X.to_numpy() / 100)
     assert sorted(to_onnx(plain, tmp_path / "plain")) == ["decoder", "encoder"]  # no head, no names: no entries
+
+
+def test_names_that_are_not_utf8_are_written_escaped(tmp_path):
+    # a file name's undecodable bytes (as Python holds them: surrogates) failed every text output with a traceback
+    from aekit.commands import write_codes
+    from aekit.explore import explore
+    from aekit.export import to_projector
+
+    odd = "bad\udcff.png"
+    write_codes(np.zeros((2, 2), np.float32), tmp_path / "c.csv", ids=np.array([odd, "ok"], dtype=object))
+    assert "bad\\udcff.png" in (tmp_path / "c.csv").read_text()
+    meta = to_projector(np.zeros((2, 2), np.float32), tmp_path / "p", ids=np.array([odd, "ok"], dtype=object))
+    assert "bad\\udcff.png" in meta["metadata"].read_text()
+    explore(np.zeros((2, 2)), title=odd, path=tmp_path / "m.html")
+    assert "bad\\udcff.png" in (tmp_path / "m.html").read_text()

@@ -287,6 +287,11 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
     return False
 
 
+#: how text outputs (CSV, TSV, HTML) write a name that is not valid UTF-8 (a file name's undecodable bytes, as
+#: Python holds them): as backslash escapes (bad\udcff.png), instead of failing
+UNDECODABLE = "backslashreplace"
+
+
 #: the label of an unlabelled sample (semi-supervised fits); the text "-1" among text labels
 UNLABELLED = -1
 

@@ -237,7 +237,7 @@ def write_codes(
     """
     import numpy as np
 
-    from aekit._utils import atomic_path
+    from aekit._utils import UNDECODABLE, atomic_path
 
     p = Path(path)
     check_codes_path(p)
@@ -246,7 +246,7 @@ def write_codes(
             with open(tmp, "wb") as fh:
                 np.save(fh, Z)
             return p
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8", errors=UNDECODABLE) as fh:
             fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None, names))
             _csv_rows(fh, Z, ids, labels)
     return p
@@ -660,7 +660,7 @@ def write_codes_of(
     """
     import numpy as np
 
-    from aekit._utils import atomic_path
+    from aekit._utils import UNDECODABLE, atomic_path
     from aekit.sources import ArraySource, as_source
 
     check_codes_path(path)
@@ -678,7 +678,7 @@ def write_codes_of(
             codes.flush()
             del codes
         else:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with open(tmp, "w", encoding="utf-8", errors=UNDECODABLE) as fh:
                 fh.write(_csv_header(width, "z", True, labels is not None))
                 for start in range(0, source.n_samples, CSV_CHUNK):
                     stop = min(start + CSV_CHUNK, source.n_samples)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aekit._utils import InputError, atomic_path
+from aekit._utils import UNDECODABLE, InputError, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -628,5 +628,5 @@ def explore(
         ids=ids,
     )
     with atomic_path(p) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8", errors=UNDECODABLE)
     return p

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit._utils import InputError, atomic_path, own_ids
+from aekit._utils import UNDECODABLE, InputError, atomic_path, own_ids
 from aekit.accel import Conv2d
 from aekit.base import fitted_image_shape
 
@@ -261,7 +261,7 @@ def to_projector(
     }
     for key, text in (("embedding", _tsv(E)), ("metadata", _metadata(np.arange(n) if index is None else index, y))):
         with atomic_path(paths[key]) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8", errors=UNDECODABLE)
     config = (
         f'embeddings {{\n  tensor_name: "{tensor_name}"\n'
         '  tensor_path: "embedding.tsv"\n  metadata_path: "metadata.tsv"\n'
