@@ -259,9 +259,13 @@ def test_cli_explore_matches_an_embedding_csv_to_the_data_by_id(tmp_path, capsys
 def test_label_minus_one_is_named_unlabelled_in_the_legend():
     from aekit.explore import _classes
 
-    names, codes = _classes(np.array([2, -1, 0, 2]), 4)
+    names, codes, _ = _classes(np.array([2, -1, 0, 2]), 4)
     assert names == ["unlabelled (-1)", "0", "2"] and codes.tolist() == [2, 0, 1, 2]
     assert _classes(np.array(["cat", "-1"]), 2)[0] == ["unlabelled (-1)", "cat"]  # a CSV's text labels too
+    # as training reads them: the text "-1" is unlabelled, "-1.0" and a label named like the entry are classes
+    names, codes, values = _classes(np.array(["-1", "-1.0", "unlabelled (-1)", " -1"], dtype=object), 4)
+    assert names == ["unlabelled (-1)", "-1.0", "unlabelled (-1) (a label)"] and codes.tolist() == [0, 1, 2, 0]
+    assert values == ["-1", "-1.0", "unlabelled (-1)"]  # what a saved selection writes: the data's own labels
 
 
 def test_markup_in_labels_ids_and_names_stays_text():

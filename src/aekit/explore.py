@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aekit._utils import UNDECODABLE, InputError, atomic_path
+from aekit._utils import UNDECODABLE, InputError, atomic_path, unlabelled
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +214,21 @@ def _palette(k: int) -> list[str]:
 UNLABELLED_NAME = "unlabelled (-1)"
 
 
-def _classes(labels: np.ndarray | None, n: int) -> tuple[list[str], np.ndarray]:
-    """Class names (legend order) and each point's class number."""
+def _classes(labels: np.ndarray | None, n: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """Class names (legend order), each point's class number, and each class's label as the data hold it."""
     if labels is None:
-        return ["all points"], np.zeros(n, dtype=np.int64)
-    lab = labels if labels.dtype.kind in "biuf" else labels.astype(str)
-    classes, codes = np.unique(lab, return_inverse=True)
-    # -1 marks an unlabelled sample (aekit's rule, e.g. the loose images of a folder): named so in the legend
-    return [UNLABELLED_NAME if str(c) in ("-1", "-1.0") else str(c) for c in classes], codes.reshape(-1)
+        return ["all points"], np.zeros(n, dtype=np.int64), ["all points"]
+    # unlabelled by the rule training follows (-1; the text "-1" among text labels, not "-1.0"): one legend entry,
+    # first; every other label its own class, even one that reads like that entry
+    missing = unlabelled(labels)
+    lab = labels if labels.dtype.kind in "biuf" else np.array([str(v) for v in labels], dtype=object)
+    classes, codes = np.unique(lab[~missing], return_inverse=True)
+    values = [str(c) for c in classes]
+    names = [f"{c} (a label)" if c == UNLABELLED_NAME else c for c in values]
+    out = np.zeros(n, dtype=np.int64)
+    out[~missing] = codes.reshape(-1) + int(missing.any())
+    first = [UNLABELLED_NAME] if missing.any() else []
+    return first + names, out, (["-1"] if missing.any() else []) + values
 
 
 def _features(features: np.ndarray | None, names: Sequence[str] | None) -> tuple[list[str], np.ndarray | None]:
@@ -533,7 +540,7 @@ def explore_html(
         if stack is not None
         else None
     )
-    classes, codes = _classes(y, n)
+    classes, codes, values = _classes(y, n)
     names, Fs = _features(F, feature_names)
     slot = thumbs.slot if thumbs else np.full(n, -1, dtype=np.int32)
     parts = [f"<b>{n:,} points</b>" + (f", {len(classes)} labels" if y is not None else "")]
@@ -556,7 +563,7 @@ def explore_html(
         "per_sheet": SHEET_TILES,
         "ids": None if point_ids is None else [str(v) for v in point_ids.tolist()],
         # the labels as the data hold them, for saved selections (the legend's names are for reading)
-        "labels": ["-1" if c == UNLABELLED_NAME else c for c in classes],
+        "labels": values,
     }
     return _page(layout, title, thumbs, cfg)
 
