@@ -341,3 +341,30 @@ def test_ctrl_c_at_any_moment_gives_exit_130_and_one_line(tmp_path, npy, delay):
     if out.exists():  # a folder is left only with a model to resume
         assert (out / "model.safetensors").exists(), os.listdir(out)
         assert json.loads((out / "history.json").read_text())["loss"]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="names the holder from /proc (Linux)")
+def test_the_lock_holders_command_line_reaches_the_terminal_as_text(tmp_path):
+    # another user's process could put terminal escapes in its arguments (clear the screen, fake a message)
+    from aekit.outputs import _holder
+
+    code = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+    code += "print('held', flush=True); time.sleep(60)"
+    argv = [sys.executable, "-c", code, str(tmp_path), "\x1b[2J\x1b[31mFAKE"]
+    holder = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        named = _holder(tmp_path)
+        assert f"pid {holder.pid}" in named and "?[2J?[31mFAKE" in named and "\x1b" not in named
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_model_path_that_is_no_regular_file_says_so(tmp_path):
+    from aekit._utils import ModelFileError
+
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)  # it said "no such aekit model file"
+    with pytest.raises(ModelFileError, match=r"model\.safetensors: not a regular file"):
+        aekit.load(fifo)

@@ -105,7 +105,8 @@ def _safetensors(p: Path, what: str, fix: str, tensors: bool) -> tuple[dict[str,
         name = "checkpoint.safetensors" if what == "checkpoint" else "model.safetensors"
         raise ModelFileError(f"{p} is a folder; " + (f"pass {p / name}" if (p / name).is_file() else fix))
     if not p.is_file():
-        raise ModelFileError(f"{p}: no such {what}; {fix}")
+        there = p.exists() or p.is_symlink()  # a FIFO, a device, a dangling link: there, but no file to read
+        raise ModelFileError(f"{p}: {'not a regular file' if there else 'no such ' + what}; {fix}")
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}

@@ -74,7 +74,8 @@ def _holder(folder: Path) -> str:
                 return f"pid {pid}"
             if argv:
                 argv[0] = os.path.basename(argv[0])
-            return f"pid {pid}: {' '.join(argv)}"
+            # another user's process: its arguments shown as text, no terminal control characters (ANSI escapes)
+            return f"pid {pid}: " + "".join(c if c.isprintable() else "?" for c in " ".join(argv))
     return "another process"
 
 
