@@ -278,3 +278,9 @@ def test_markup_in_labels_ids_and_names_stays_text():
     assert "<!--<script" not in page and "<!--0" not in page and "</script><b>" not in page
     cfg = _config(page)  # the text itself reaches the page's script
     assert set(odd) <= set(cfg["labels"]) and cfg["ids"] == ids and cfg["features"] == ["<!--a", "b</script>"]
+
+
+def test_labels_that_look_like_ids_are_warned_of(caplog):
+    E = np.random.default_rng(0).standard_normal((300, 2))
+    explore_html(E, np.arange(300))
+    assert "300 labels for 300 points" in caplog.text and "pass them as ids" in caplog.text

@@ -210,6 +210,9 @@ def _palette(k: int) -> list[str]:
     return [Turbo256[int(i)] for i in np.linspace(0, 255, k)]
 
 
+#: more labels than this make a legend nobody reads (and a slow page): said in a warning
+LEGEND_CLASSES = 256
+
 #: the legend's name of the points labelled -1
 UNLABELLED_NAME = "unlabelled (-1)"
 
@@ -541,6 +544,13 @@ def explore_html(
         else None
     )
     classes, codes, values = _classes(y, n)
+    if len(classes) > LEGEND_CLASSES:  # e.g. an id column passed as the labels: a slow page, a cut legend
+        log.warning(
+            "%d labels for %d points: the legend shows the first few dozen and the page grows with each; "
+            "if these are row ids, pass them as ids and the classes as labels",
+            len(classes),
+            n,
+        )
     names, Fs = _features(F, feature_names)
     slot = thumbs.slot if thumbs else np.full(n, -1, dtype=np.int32)
     parts = [f"<b>{n:,} points</b>" + (f", {len(classes)} labels" if y is not None else "")]
