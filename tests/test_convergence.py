@@ -190,6 +190,14 @@ def test_sparse_data_that_stall_rmsprop_get_advice_that_works():
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingWarning)
         assert Autoencoder(**common, optimizer="adam").fit(X).fit_warnings_ == []
+    dense = health.reconstruction_plateau(
+        np.full((4, 3), 0.5, np.float32) + np.eye(4, 3, dtype=np.float32) * 0.1,
+        np.zeros((4, 3), np.float32),
+        "bce",
+        "sigmoid",
+        "rmsprop",
+    )
+    assert "starting plateau" in dense and "adam" not in dense  # not sparse data: Adam is not the advice
 
 
 def test_training_warnings_are_shown_by_the_writing_rank_only(monkeypatch):
