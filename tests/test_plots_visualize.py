@@ -483,6 +483,8 @@ def test_aetsne_saves_and_loads_without_pickle(blobs, tmp_path, distances, max_f
         est.save(folder, overwrite=False)
     with pytest.raises(InputError, match=r"is a saved AE -> t-SNE map .*AETSNE.load"):
         load(folder)  # aekit.load reads model files: it names the way to read a map
+    seeded = AETSNE(est.autoencoder_, perplexity=5, random_state=np.random.RandomState(0)).fit(X)
+    assert isinstance(AETSNE.load(seeded.save(tmp_path / "rs")).random_state, int)  # saved as the seed it gave
 
 
 @pytest.fixture(scope="module")
@@ -521,6 +523,11 @@ def _edit_map(folder, tensors=None, meta=None):
             r"descent.n_interpolation_points is 99999",
         ),
         (None, lambda m: m.__setitem__("params", m["params"].replace('"input"', '"elsewhere"')), r"params.distances"),
+        (lambda t: t.__setitem__("map", t["map"] * 1e4), None, r"interpolation boxes a side, more than"),  # memory
+        (lambda t: t.__setitem__("map", t["map"].bfloat16()), None, r"tensor map is torch.bfloat16, no array"),
+        (lambda t: t.__setitem__("embedding_", t["embedding_"][0, 0].clone()), None, r"tensor embedding_ is \(\)"),
+        (None, lambda m: m.__setitem__("params", m["params"].replace('"n_jobs": -1', '"n_jobs": 0')), r"n_jobs"),
+        (None, lambda m: m.__setitem__("autoencoder_sha256", "0" * 64), r"saved with another autoencoder"),
     ],
 )
 def test_a_tampered_map_is_refused_in_one_line(saved_map, tmp_path, tensors, meta, match):

@@ -226,15 +226,17 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.fit_indices_ is not None:
             tensors["fit_indices_"] = np.asarray(self.fit_indices_, dtype=np.int64)
         params = {k: v for k, v in self.get_params(deep=False).items() if k != "autoencoder"}
+        params["random_state"] = seed_from(self.random_state)  # a RandomState object saves as the seed it gave
         descent = {k: v for k, v in self._tsne.gradient_descent_params.items() if k in MAP_DESCENT.fields}
-        folder.mkdir(parents=True, exist_ok=True)
-        self.autoencoder_.save(folder / MAP_FILES[0])
-        metadata = {
+        metadata = {  # first: nothing is written when it cannot be
             "aekit_map": MAP_FORMAT,
             "params": json.dumps(jsonable(params)),
             "descent": json.dumps(jsonable(descent)),
             "versions": json.dumps(_versions()),
         }
+        folder.mkdir(parents=True, exist_ok=True)
+        self.autoencoder_.save(folder / MAP_FILES[0])
+        metadata["autoencoder_sha256"] = _digest(folder / MAP_FILES[0])  # the pair belongs together
         as_torch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}
         _write(folder / MAP_FILES[1], as_torch, metadata)
         return folder
@@ -270,15 +272,19 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 #: AETSNE(max_fit_samples=...): points placed into the map per openTSNE transform call
 PLACE_CHUNK = 50_000
 
+#: the most interpolation boxes a side a loaded map may ask openTSNE for (maps of a million points span a few
+#: hundred units, one box per unit)
+MAP_MAX_BOXES = 5_000
+
 #: the files of a saved AETSNE (a folder): its autoencoder's model file, then the t-SNE map
 MAP_FILES = ("autoencoder.safetensors", "tsne.safetensors")
 MAP_FORMAT = "1"
 _MAP_FIX = "save the map again (AETSNE.save)"
 MAP_PARAMS = schema.Obj(
     {
-        "perplexity": schema.Num(1e-6, 1e6),
+        "perplexity": schema.Num(1 / 3, 1e6),  # 3 * perplexity neighbours: at least one
         "n_components": schema.Int(1, 64),
-        "n_jobs": schema.Int(-1024, 1024),
+        "n_jobs": schema.Either((schema.Int(-1024, -1), schema.Int(1, 1024))),
         "neighbors": schema.Either(tuple(schema.Const(m) for m in ("auto", "exact", "annoy", "pynndescent"))),
         "distances": schema.Either((schema.Const("input"), schema.Const("code"))),
         "random_state": schema.SEED,
@@ -326,18 +332,31 @@ def load_map(path: str | os.PathLike[str]) -> AETSNE:
     with corrupted_metadata(p, "map metadata", _MAP_FIX):
         params = schema.check(MAP_PARAMS, entry(meta, "params"), "params")
         descent = schema.check(MAP_DESCENT, entry(meta, "descent"), "descent")
-    arrays = {k: v.numpy() for k, v in read_tensors(p, "t-SNE map", _MAP_FIX).items()}
-    _check_map(p, arrays, params, ae)
+    if meta.get("autoencoder_sha256") != _digest(folder / MAP_FILES[0]):
+        raise ModelFileError(f"{p}: this map was saved with another {MAP_FILES[0]} than the one beside it; {_MAP_FIX}")
+    tensors = read_tensors(p, "t-SNE map", _MAP_FIX)
+    wrong = next((k for k, v in tensors.items() if v.dtype not in (torch.float64, torch.float32, torch.int64)), None)
+    if wrong is not None:
+        raise ModelFileError(f"{p}: tensor {wrong} is {tensors[wrong].dtype}, no array of a map; {_MAP_FIX}")
+    arrays = {k: v.numpy() for k, v in tensors.items()}
+    _check_map(p, arrays, params, ae, descent)
     method = knn_method(params["neighbors"], arrays["codes"].shape[1])
     seed = seed_from(params["random_state"])
-    if params["distances"] == "input":
-        affinities = input_affinities(
-            arrays["codes"], arrays["inputs"], params["perplexity"], method, params["n_jobs"], seed
-        )
-    else:
-        affinities = PerplexityBasedNN(
-            arrays["codes"], perplexity=params["perplexity"], method=method, n_jobs=params["n_jobs"], random_state=seed
-        )
+    try:
+        if params["distances"] == "input":
+            affinities = input_affinities(
+                arrays["codes"], arrays["inputs"], params["perplexity"], method, params["n_jobs"], seed
+            )
+        else:
+            affinities = PerplexityBasedNN(
+                arrays["codes"],
+                perplexity=params["perplexity"],
+                method=method,
+                n_jobs=params["n_jobs"],
+                random_state=seed,
+            )
+    except (ValueError, RuntimeError) as exc:  # what openTSNE refuses in the arrays the checks let through
+        raise ModelFileError(f"{p}: openTSNE cannot index this map ({exc}); {_MAP_FIX}") from exc
     est = AETSNE(ae, **params)
     est.autoencoder_ = ae
     est.n_features_in_ = ae.n_features_in_
@@ -350,9 +369,18 @@ def load_map(path: str | os.PathLike[str]) -> AETSNE:
     return est
 
 
-def _check_map(p: Path, arrays: dict[str, np.ndarray], params: dict[str, Any], ae: Any) -> None:
+def _digest(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _check_map(
+    p: Path, arrays: dict[str, np.ndarray], params: dict[str, Any], ae: Any, descent: dict[str, Any]
+) -> None:
     """The map's arrays fit each other, the parameters and the autoencoder: names, dtypes, shapes, finite values,
-    the subsample's rows."""
+    the subsample's rows, and a spread that keeps openTSNE's interpolation grid small."""
     from aekit._utils import ModelFileError
 
     def refuse(what: str) -> ModelFileError:
@@ -363,8 +391,8 @@ def _check_map(p: Path, arrays: dict[str, np.ndarray], params: dict[str, Any], a
     if not wanted <= names or names - wanted - {"fit_indices_"}:
         raise refuse(f"tensors {sorted(names)}, expected {sorted(wanted)} (and fit_indices_ for a subsample)")
     m, k = arrays["map"].shape if arrays["map"].ndim == 2 else (0, 0)
-    n = len(arrays["embedding_"])
-    code_size = int(ae.transform(np.zeros((1, ae.n_features_in_), np.float32)).shape[1])
+    n = len(arrays["embedding_"]) if arrays["embedding_"].ndim else 0
+    code_size = int(ae._n_features_out)
     shapes = {
         "map": ((m, params["n_components"]), np.float64),
         "codes": ((m, code_size), np.float64),
@@ -380,6 +408,11 @@ def _check_map(p: Path, arrays: dict[str, np.ndarray], params: dict[str, Any], a
             raise refuse(f"tensor {name} holds NaN or inf values")
     if m <= 3 * params["perplexity"] or k != params["n_components"]:
         raise refuse(f"a map of {m} points, too few for perplexity {params['perplexity']}")
+    # openTSNE's FFT grid has about spread / ints_in_interval boxes a side (memory: their square): a map
+    # stretched by hand would ask for gigabytes at its first transform
+    boxes = 2 * float(np.abs(arrays["map"]).max()) / float(descent["ints_in_interval"])
+    if boxes > MAP_MAX_BOXES:
+        raise refuse(f"a map spread over {boxes:,.0f} interpolation boxes a side, more than {MAP_MAX_BOXES:,}")
     rows = arrays.get("fit_indices_")
     if (rows is None) != (n == m) or (
         rows is not None and (np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= n)
