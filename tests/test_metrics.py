@@ -155,3 +155,20 @@ def test_neg_reconstruction_mse_scores_in_the_users_units():
         cv=2,
     ).fit(X)
     np.testing.assert_allclose(default.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], rtol=1e-6)
+
+
+def test_score_reads_sparse_x_and_compares_uint8_images_in_one_unit():
+    # GridSearchCV's default scoring failed on TF-IDF input (np.asarray of a sparse matrix is one object), and
+    # uint8 images were measured in [0, 1] by a scale=None model, in 0-255 by a scale="pixels" one
+    from scipy import sparse
+
+    from aekit import Autoencoder
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(64, 12, density=0.3, format="csr", random_state=0)
+    ae = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(X)
+    assert ae.score(X) == pytest.approx(ae.score(X.toarray()))
+    pixels = (rng.random((64, 16)) * 255).astype(np.uint8)
+    plain = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(pixels)
+    scaled = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0, scale="pixels").fit(pixels)
+    assert plain.score(pixels) == pytest.approx(scaled.score(pixels), rel=1e-4)  # the same network, the same unit

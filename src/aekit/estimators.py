@@ -82,7 +82,7 @@ class Autoencoder(_AutoencoderBase):
         robust to outliers) compare the output, after the sigmoid if there is one.
     scale : {None, "minmax", "standard", "pixels"}, default=None
         The one switch for data of any range. Scaling of the features, fitted in ``fit``
-        and part of the model: ``transform``, ``predict`` and ``score`` apply it,
+        and part of the model: ``transform`` and ``predict`` apply it,
         ``inverse_transform`` and ``reconstruct`` undo it, so inputs and outputs stay in
         the user's units. "minmax": each feature to [0, 1] (then ``loss="auto"`` picks
         cross-entropy); "standard": each feature to mean 0 and standard deviation 1 (for
@@ -310,7 +310,8 @@ class Autoencoder(_AutoencoderBase):
         For model selection (``GridSearchCV``'s default scoring): every candidate is measured the
         same way, whatever its ``loss``, ``scale`` or ``beta``. (The training loss as the model
         reads ``X``, after ``scale``, differs in size between those: ``reconstruction_error``.)
-        uint8 images read as pixels are compared in [0, 1], as reconstructed.
+        uint8 images are compared in [0, 1]; a VAE's KL term is left out (a search over ``beta``
+        then favours a small one).
         """
         from aekit.metrics import neg_reconstruction_mse
 

@@ -60,11 +60,20 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     ``Autoencoder.score``, and so scikit-learn's default scoring of one; as ``scoring=`` it also
     scores a ``SupervisedAutoencoder`` or a map with a decoder by its reconstruction (their own
     ``score`` is accuracy). Every candidate is measured the same way, whatever its ``loss``,
-    ``scale`` or ``beta``. uint8 images read as pixels are compared in [0, 1], as reconstructed.
+    ``scale`` or ``beta`` (the reconstruction only: a VAE's KL term is left out, so it favours a small
+    ``beta``). uint8 images are compared in [0, 1], whichever ``scale`` reads them.
     """
+    from aekit.base import _dense
+
+    X = _dense(X)  # a SciPy sparse X (np.asarray would make it one object)
     X_hat = np.asarray(estimator.reconstruct(X), dtype=np.float64)
     X_in = np.asarray(X)
-    target = as_float32(X_in, pixels=bool(is_uint8(X_in) and getattr(estimator, "pixels_", False)))
+    if is_uint8(X_in):  # images compared in [0, 1] whoever scales them: scale=None, "pixels" or "minmax" alike
+        if not getattr(estimator, "pixels_", False):  # reconstructed in 0-255
+            X_hat /= 255.0
+        target = as_float32(X_in, pixels=True)
+    else:
+        target = X_in
     return -reconstruction_mse(np.asarray(target, dtype=np.float64).reshape(X_hat.shape), X_hat)
 
 
