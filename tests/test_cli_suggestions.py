@@ -232,5 +232,7 @@ def test_as_flags_leaves_calls_and_other_names_alone():
 
     text = "try optimizer='adam', scale='minmax' or epochs=60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
     assert as_flags(text) == (
-        "try --optimizer adam, --scale minmax or --epochs 60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
+        "try --optimizer adam, --scale minmax or epochs=60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
     )
+    for kept in ("(best loss=0.01234)", "with random_state=None", "/data/batch_size='32'/x.csv", "column 'scale='x''"):
+        assert as_flags(kept) == kept  # values, facts, paths and quoted names are no advice

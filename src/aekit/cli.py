@@ -472,14 +472,16 @@ class _LogLines(logging.Formatter):
         text = super().format(record)
         if not record.name.startswith("aekit"):
             return f"{record.levelname} {record.name}: {text}"  # another library's line keeps its origin
-        text = as_flags(text)
-        return f"aekit: {text}" if record.levelno < logging.WARNING else f"aekit: {record.levelname.lower()}: {text}"
+        if record.levelno < logging.WARNING:  # progress (-v): values as they are ("loss=0.70"), no advice
+            return f"aekit: {text}"
+        return f"aekit: {record.levelname.lower()}: {as_flags(text)}"
 
 
 def as_flags(text: str) -> str:
-    """A warning's advice in the command line's words: an estimator parameter written as in Python
-    (``scale='minmax'``, ``epochs=60``) becomes its flag (``--scale minmax``); a call's arguments
-    (``set_params(precision='bfloat16')``) stay Python."""
+    """A warning's advice in the command line's words: an estimator parameter set to a quoted choice as in
+    Python (``scale='minmax'``) becomes its flag (``--scale minmax``). Numbers and None are left alone
+    (``loss=0.0123`` reports a value, ``random_state=None`` a fact), and so are a call's arguments
+    (``set_params(precision='bfloat16')``), paths and quoted names."""
     from aekit.params import PARAMS
 
     def flag(m: re.Match[str]) -> str:
@@ -491,8 +493,8 @@ def as_flags(text: str) -> str:
     return _KEYWORD.sub(flag, text)
 
 
-# name=value, unless right after "(" (a call's argument: set_params(precision=...)), a letter or a dot
-_KEYWORD = re.compile(r"(?<![\w.(])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|[\w.+-]+)")
+# name='value', unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
+_KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\")")
 
 
 def _one_line_warnings() -> Callable[[], None]:
