@@ -277,6 +277,16 @@ def test_labels_are_sized_before_they_are_read_and_of_a_label_kind(tmp_path):
         f["X"] = np.zeros((3, 2))
         f.create_dataset("y", data=["cat", "dog", "-1"], dtype=h5py.string_dtype())
     assert open_path(p)[1].tolist() == ["cat", "dog", "-1"]
+    with h5py.File(p, "w") as f:  # compressed megabyte labels: refused at the first chunk, not all read
+        f["X"] = np.zeros((100, 2))
+        f.create_dataset("y", data=["x" * 1_000_000] * 100, dtype=h5py.string_dtype(), compression="gzip")
+    with pytest.raises(DataFormatError, match=r"d\.h5: a label of 1,000,000 characters, at most 1,024"):
+        open_path(p)
+    with h5py.File(p, "w") as f:  # fixed-width: every label takes the room declared
+        f["X"] = np.zeros((10, 2))
+        f.create_dataset("y", shape=(10,), dtype="S1000000", compression="gzip")
+    with pytest.raises(DataFormatError, match=r"labels of \|S1000000 \(room for 1,000,000 characters"):
+        open_path(p)
     with h5py.File(p, "w") as f:  # a compound dtype is no label (it was taken as one class per row)
         f["X"] = np.zeros((3, 2))
         f["y"] = np.array([(1, 2.0)] * 3, dtype=[("a", "<i4"), ("b", "<f8")])

@@ -209,7 +209,8 @@ def _parse_wide(src: _Source, fh: TextIO, label_idx: int | None) -> tuple[np.nda
             X = np.loadtxt(fh, dtype=np.float64, usecols=columns, **options)
             if label_idx is not None:
                 fh.seek(start)
-                labels = np.loadtxt(fh, dtype=str, usecols=[label_idx], **options).reshape(-1)
+                # objects: a fixed-width text array would take the longest label's size for every row
+                labels = np.loadtxt(fh, dtype=object, usecols=[label_idx], **options).reshape(-1)
     except (ValueError, IndexError):
         fh.seek(start)
         return None
@@ -234,7 +235,7 @@ def _is_pandas_index(table: pd.DataFrame, header: list[str] | None, label_idx: i
     first = table[0]
     if first.dtype.kind in "iu":
         return True
-    values = first.to_numpy(np.float64) if first.dtype.kind == "f" else _floats(first.to_numpy(dtype=str))
+    values = first.to_numpy(np.float64) if first.dtype.kind == "f" else _floats(first.to_numpy(object))
     return values is None or bool(np.all(values == np.round(values)))  # None: text, such as names or dates
 
 

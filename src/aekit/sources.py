@@ -500,11 +500,41 @@ def _matched(source: Source, labels: Any, path: Path) -> tuple[Source, np.ndarra
             f"{path}: {source.name} has {source.n_samples} rows but its labels have shape {shape}; "
             "store one label per row (or remove the labels)"
         )
-    y = _label_values(np.asarray(labels), path)
+    dtype = np.dtype(labels.dtype)
+    width = dtype.itemsize // 4 if dtype.kind == "U" else dtype.itemsize
+    if dtype.kind in "SU" and width > LABEL_CHARS:  # fixed-width text: every label takes that room
+        raise DataFormatError(
+            f"{path}: labels of {dtype} (room for {width:,} characters each, at most {LABEL_CHARS:,}); "
+            "store shorter labels, or class numbers"
+        )
+    y = _label_values(_read_labels(labels, path), path)
     from aekit.data import _check_labels  # finite, whole numbers within int64: as labels from any other file
 
     _check_labels(y, source.n_samples, path)
     return source, y
+
+
+#: the longest label a file's labels may hold (class names; memory is rows x the longest)
+LABEL_CHARS = 1024
+
+
+def _read_labels(labels: Any, path: Path, chunk: int = 1_024) -> np.ndarray:
+    """Labels read in chunks; text (variable-length strings, sized only once read) checked chunk by chunk, so
+    that a few compressed labels of a megabyte each stop at the first chunk instead of filling the memory."""
+    if isinstance(labels, np.ndarray):
+        return labels
+    parts = []
+    for start in range(0, int(labels.shape[0]), chunk):  # zarr arrays have no len()
+        part = np.asarray(labels[start : start + chunk])
+        if part.dtype.kind == "O":
+            longest = max((len(v) for v in part.tolist() if isinstance(v, (str, bytes))), default=0)
+            if longest > LABEL_CHARS:
+                raise DataFormatError(
+                    f"{path}: a label of {longest:,} characters, at most {LABEL_CHARS:,}; store shorter labels, "
+                    "or class numbers"
+                )
+        parts.append(part)
+    return np.concatenate(parts) if parts else np.asarray(labels[:0])
 
 
 def _label_values(y: np.ndarray, path: Path) -> np.ndarray:
