@@ -447,13 +447,18 @@ def _train_rank(args: argparse.Namespace) -> int:
     """A data-parallel rank other than 0: trains its part, writes nothing and prints nothing (rank 0 does)."""
     import warnings
 
+    from aekit import distributed
+
     warnings.simplefilter("ignore")  # rank 0 shows them and logs the run, once
     logging.getLogger("aekit").setLevel(logging.ERROR)
     X, y = training_data(args)
     est = _estimator(args, y)
     resume = str(Path(args.out) / "checkpoint.safetensors") if args.resume else None
     est.fit(X, y, resume_from=resume) if args.supervised else est.fit(X, resume_from=resume)
-    return 130 if est.stop_reason_ == "interrupted" else 0
+    if est.stop_reason_ == "interrupted":
+        return 130
+    distributed.leave_together()  # rank 0 arrives once its files are written
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -494,7 +499,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if est.stop_reason_ in FINISHED and not args.keep_checkpoint:  # a finished run needs no resuming
             (out.path / ck_name).unlink(missing_ok=True)
     _say_kept(Path(args.out), est, est.stop_reason_, curve=bool(curve))
-    return 130 if est.stop_reason_ == "interrupted" else 0
+    if est.stop_reason_ == "interrupted":
+        return 130
+    distributed.leave_together()  # the other ranks wait here for this one's files
+    return 0
 
 
 def _keep_then_raise(out: OutputFolder, where: Path, est: Any, exc: BaseException) -> NoReturn:
