@@ -281,3 +281,10 @@ def test_the_demo_report_lists_the_warnings():
     assert _warnings_note([]) == ""
     note = _warnings_note(["dense AE: the reconstruction has not left its starting plateau"])
     assert "**Training warnings**" in note and "> - dense AE: the reconstruction" in note
+
+
+def test_rows_that_are_all_alike_are_told():
+    # a model of one constant column trained without a word; every code was one point
+    with pytest.warns(TrainingWarning, match=r"all 40 training rows checked are the same"):
+        Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(np.full((40, 1), 3.0, np.float32))
+    assert health.rows_alike(np.eye(3, dtype=np.float32)) is None

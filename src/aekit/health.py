@@ -83,6 +83,18 @@ def reconstruction_plateau(
     )
 
 
+def rows_alike(X: np.ndarray) -> str | None:
+    """A warning if every row of ``X`` (n, d) is the same (every feature constant): nothing to learn, every code
+    one point, and no other check says so (the plateau check has no gain to measure)."""
+    X = np.asarray(X)
+    if len(X) < 2 or not np.all(X == X[:1]):
+        return None
+    return (
+        f"all {len(X):,} training rows checked are the same (every feature constant): there is nothing to learn "
+        "and every code is one point; check that X holds the columns meant (a constant column, or ids read as data)"
+    )
+
+
 def codes_on_corners(Z: np.ndarray, code_activation: str | None) -> str | None:
     """A warning if most codes ``Z`` (n, d) sit on a corner of the code activation's box (every coordinate on a
     bound): such codes say little more than which corner."""
@@ -170,6 +182,7 @@ def check_fit(
     found = [
         head_at_chance(y_true, y_pred) if y_true is not None and y_pred is not None else None,
         None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation, optimizer),
+        rows_alike(X),
         codes_on_corners(Z, code_activation),
         None if history is None else map_no_better_than_a_point(history),
         None if history is None else map_did_not_move(history),
