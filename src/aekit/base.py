@@ -280,6 +280,13 @@ def _dense(X: Any) -> Any:
     return X.astype(np.float32).toarray()
 
 
+def plain_numbers(X: Any) -> Any:
+    """``X`` as the networks read it before validation: a sparse matrix made dense, date columns refused."""
+    X = _dense(X)
+    _numbers_only(X)
+    return X
+
+
 def grey_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """An image shape with a single channel dropped: (1, H, W) and (H, W, 1) are the grey images (H, W)."""
     if len(shape) == 3 and shape[0] == 1:
@@ -310,8 +317,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         With ``reset`` (fit) the scaler is not applied yet: ``_fit_range`` fits it after validation.
         """
-        X = _dense(X)
-        _numbers_only(X)
+        X = plain_numbers(X)
         pixels = self._reads_pixels(X, reset)
         self._image_rows(tuple(np.shape(X)[1:]) if getattr(X, "ndim", 2) > 2 else (), reset)
         if getattr(X, "ndim", 2) > 2:  # images (n, H, W) or (n, C, H, W): one row per image

@@ -296,8 +296,8 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
     else:
         # text as Python strings (objects): a fixed-width array would take the longest cell's size per row
         text = column.astype(str).str.strip()
-        raw = text.to_numpy(object)
-        missing = np.flatnonzero(text.str.lower().isin(_MISSING_LABELS).to_numpy())
+        raw, lower = text.to_numpy(object), text.str.lower()
+        missing = np.flatnonzero(lower.isin(_MISSING_LABELS).to_numpy())
         if missing.size:
             src.check_ragged()  # pandas pads a short row with empty cells
             raise DataFormatError(
@@ -306,7 +306,7 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
             )
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5")
-            missing = np.flatnonzero((text.str.lower() == "nan").to_numpy())
+            missing = np.flatnonzero((lower == "nan").to_numpy())
             if missing.size:
                 raise DataFormatError(
                     f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; "

@@ -519,20 +519,20 @@ LABEL_CHARS = 1024
 
 
 def _read_labels(labels: Any, path: Path, chunk: int = 1_024) -> np.ndarray:
-    """Labels read in chunks; text (variable-length strings, sized only once read) checked chunk by chunk, so
-    that a few compressed labels of a megabyte each stop at the first chunk instead of filling the memory."""
-    if isinstance(labels, np.ndarray):
-        return labels
+    """Labels as an array: in one read where the dtype sizes them; variable-length text (sized only once read)
+    in chunks, checked one by one, so that compressed labels of a megabyte each stop at the first chunk
+    instead of filling the memory."""
+    if isinstance(labels, np.ndarray) or np.dtype(labels.dtype).kind != "O":
+        return np.asarray(labels)
     parts = []
     for start in range(0, int(labels.shape[0]), chunk):  # zarr arrays have no len()
         part = np.asarray(labels[start : start + chunk])
-        if part.dtype.kind == "O":
-            longest = max((len(v) for v in part.tolist() if isinstance(v, (str, bytes))), default=0)
-            if longest > LABEL_CHARS:
-                raise DataFormatError(
-                    f"{path}: a label of {longest:,} characters, at most {LABEL_CHARS:,}; store shorter labels, "
-                    "or class numbers"
-                )
+        longest = max((len(v) for v in part.tolist() if isinstance(v, (str, bytes))), default=0)
+        if longest > LABEL_CHARS:
+            raise DataFormatError(
+                f"{path}: a label of {longest:,} characters, at most {LABEL_CHARS:,}; store shorter labels, "
+                "or class numbers"
+            )
         parts.append(part)
     return np.concatenate(parts) if parts else np.asarray(labels[:0])
 

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics, schema
 from aekit._utils import InputError, as_float32, is_uint8, jsonable, seed_from
-from aekit.base import _dense, _numbers_only
+from aekit.base import plain_numbers
 from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, fit_stage
 from aekit.scaling import apply as apply_scaler
 from aekit.sources import as_source
@@ -138,8 +138,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise InputError(f"max_fit_samples={m!r} must be an integer >= 2 or None")
         source = as_source(X)
         if source is None:
-            X = _dense(X)
-            _numbers_only(X)
+            X = plain_numbers(X)
             X = validate_data(self, _unit_scaled(X, self.autoencoder), reset=True, dtype=[np.float32, np.float64])
         else:  # on disk: read in chunks by the autoencoder, and row by row for the t-SNE subsample
             self.n_features_in_ = source.n_features
@@ -260,8 +259,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Place new samples into the existing embedding (openTSNE's optimisation of new points)."""
         check_is_fitted(self, "embedding_")
-        X = _dense(X)
-        _numbers_only(X)
+        X = plain_numbers(X)
         X = validate_data(self, _unit_scaled(X, self.autoencoder_), reset=False, dtype=[np.float32, np.float64])
         codes = self.autoencoder_.transform(X)
         if self.distances == "input":  # the index splits this back into inputs and codes
