@@ -78,6 +78,21 @@ def test_load_mnist_missing_without_download(tmp_path, monkeypatch):
         load_mnist(tmp_path / "nope")
 
 
+def test_a_named_folder_with_part_of_mnist_is_refused_not_completed_by_download(
+    tmp_path, mnist_dir, monkeypatch, capsys
+):
+    from aekit import cli
+
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # the test split alone
+        (tmp_path / f"{name}.gz").write_bytes((mnist_dir / f"{name}.gz").read_bytes())
+    monkeypatch.setattr("aekit.mnist._download", lambda *a: pytest.fail("downloaded the missing files"))
+    with pytest.raises(InputError, match=r"holds 2 of the 4 MNIST files: train-images-idx3-ubyte, train-labels"):
+        load_mnist(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--mnist-dir", str(tmp_path), "--epochs", "1", "--out", "o"]) == 2
+    assert "error: --mnist-dir '" in capsys.readouterr().err
+
+
 def test_mnist_checksums_are_the_readme_ones():
     assert MNIST_FILES["t10k-labels-idx1-ubyte"][1].startswith("ff7bcfd4")
     assert len({sha for _, sha in MNIST_FILES.values()}) == 4

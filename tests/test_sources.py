@@ -1,5 +1,7 @@
 """Row sources (aekit.sources): arrays, memmaps, HDF5, zarr, image folders, and their bad inputs."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -375,3 +377,19 @@ def test_labels_named_in_hdf5_zarr_and_npz(tmp_path, X):
     np.testing.assert_array_equal(yn, digits)
     with pytest.raises(InputError, match="a folder of images takes its labels from its subfolders"):
         open_path(tmp_path, labels="digit")
+
+
+@pytest.mark.parametrize("dtype, bad, shown", [(np.float16, np.inf, "inf"), (np.float64, 1e300, "1e+300")])
+def test_bad_value_of_a_file_read_whole_names_the_file(tmp_path, dtype, bad, shown):
+    # an HDF5 file small enough to be read whole failed with scikit-learn's "X contains infinity", no file named
+    from aekit import Autoencoder
+
+    p = tmp_path / "d.h5"
+    X = np.full((40, 3), 0.5, dtype=dtype)
+    X[7, 1] = bad
+    with h5py.File(p, "w") as f:
+        f["X"] = X
+    source, _ = open_path(p)
+    message = r"d\.h5:X: row 7, column 1 holds " + re.escape(shown) + ", not a finite float32"
+    with pytest.raises(DataFormatError, match=message):
+        Autoencoder(epochs=1, data_loading="auto").fit(source)

@@ -9,6 +9,7 @@ builds the network and ``training.train`` runs the loop. The public estimators
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -309,6 +310,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _validate_params(self) -> None:
         validate(self.get_params(deep=False))  # the table in params.py: types, ranges, choices, rules between them
+        default = inspect.signature(type(self).__init__).parameters["hidden_layer_sizes"].default
+        if self.architecture == "conv" and tuple(self.hidden_layer_sizes) != tuple(default):  # set, and unused
+            warn_once(
+                ("conv_hidden", type(self).__name__),
+                f"hidden_layer_sizes {tuple(self.hidden_layer_sizes)} is not used with architecture='conv': the "
+                f"encoder is its conv_filters {tuple(self.conv_filters)}, then one linear layer to the code; set "
+                "conv_filters, or use hidden_layer_sizes with architecture='dense'",
+            )
         if self.early_stopping and not self.validation_fraction:
             log.info("early_stopping without validation_fraction monitors the training loss")
 
@@ -527,7 +536,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """``fit``'s X read whole: ``_X`` of the array, or of a source's rows (its images' shape kept)."""
         if source is None or isinstance(X, np.ndarray):
             return self._X(X, reset=True)
-        rows = self._X(_read_all(source), reset=True)
+        raw = _read_all(source)
+        if raw.dtype.kind == "f":  # a bad value named by its file and row, as when streaming
+            step = 2**18 // max(1, source.n_features) + 1
+            for start in range(0, len(raw), step):
+                part, rows = raw[start : start + step], np.arange(start, min(start + step, len(raw)))
+                _check_finite(part.astype(np.float32, copy=False), part, rows, source.name)
+        rows = self._X(raw, reset=True)
         self._image_rows(tuple(source.row_shape), reset=True)
         return rows
 

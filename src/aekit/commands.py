@@ -194,6 +194,13 @@ def _mnist_dir(args: argparse.Namespace) -> str | None:
             f"--mnist-dir {args.mnist_dir} is not a folder; pass the folder holding the MNIST IDX files "
             "(or drop --mnist-dir: $AEKIT_MNIST_DIR, the cache or a verified download)"
         )
+    if args.mnist_dir is not None:
+        from aekit.mnist import check_folder
+
+        try:
+            check_folder(args.mnist_dir)
+        except InputError as exc:
+            raise InputError(exc.render(lambda name, shown: f"--mnist-dir {shown}")) from exc
     return str(args.mnist_dir) if args.mnist_dir is not None else None
 
 

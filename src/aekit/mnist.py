@@ -122,6 +122,23 @@ def _download(name: str, cache: Path, mirrors: Sequence[str], retries: int, time
     )
 
 
+def check_folder(data_dir: str | os.PathLike[str]) -> None:
+    """Refuse a folder holding some of the four MNIST files but not all (``InputError``, param ``data_dir``).
+
+    A folder the user names holds the set: a partial one is a mistake to say, not a cue to download the rest.
+    """
+    held = [name for name in MNIST_FILES if _find_local(Path(data_dir), name) is not None]
+    missing = [name for name in MNIST_FILES if name not in held]
+    if held and missing:
+        raise InputError(
+            f"{{data_dir}} holds {len(held)} of the 4 MNIST files: {', '.join(missing)} (or .gz) "
+            f"{'is' if len(missing) == 1 else 'are'} missing; put all four there, or drop {{data_dir}} "
+            "(then $AEKIT_MNIST_DIR, the cache or a verified download)",
+            param="data_dir",
+            values={"data_dir": str(data_dir)},
+        )
+
+
 def load_mnist(
     data_dir: str | os.PathLike[str] | None = None,
     *,
@@ -161,6 +178,8 @@ def load_mnist(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     search.append(cache)
 
+    if data_dir is not None:
+        check_folder(data_dir)
     arrays: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
     for name in MNIST_FILES:
