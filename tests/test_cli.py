@@ -96,6 +96,11 @@ def test_train_embed_roundtrip(tmp_path, capsys):
         (["train", "good.npy", "--out", "o", "--n-components", "0"], "--n-components 0 must be"),
         (["summary", "784,x"], "comma-separated integers"),
         (["embed", "bad.csv", "good.npy", "--out", "c.npy"], "not a valid aekit model"),
+        (  # the arguments swapped: said as such, not "bad.csv: not a valid aekit model file"
+            ["evaluate", "good.npy", "m.safetensors"],
+            "good.npy is read as the model and m.safetensors as the data; the model comes first: "
+            "aekit evaluate m.safetensors good.npy ...",
+        ),
         (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
     ],
 )

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -540,8 +541,15 @@ def _say_kept(where: Path, est: Any, how: str, *, curve: bool = False) -> None:
 
 def load_model(args: argparse.Namespace) -> Any:
     """The model file ``args.model``, its inference arithmetic set by ``--precision`` where given."""
+    from aekit._utils import InputError
     from aekit.estimators import load
 
+    data = str(getattr(args, "data", "") or "")
+    if data.lower().endswith(".safetensors") and not str(args.model).lower().endswith(".safetensors"):
+        raise InputError(  # `aekit embed data.csv model.safetensors`: the file read as a model is the data
+            f"{args.model} is read as the model and {data} as the data; the model comes first: "
+            f"aekit {args.command} {shlex.quote(data)} {shlex.quote(str(args.model))} ..."
+        )
     est = load(args.model)
     if getattr(args, "precision", None):
         est.set_params(precision=args.precision)

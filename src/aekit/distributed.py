@@ -24,6 +24,7 @@ overrides it, e.g. for a slow first pass over a large file on one rank).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import logging
 import os
@@ -161,7 +162,7 @@ def setup(device: torch.device) -> torch.device:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=_timeout()))
-        atexit.register(_leave)
+        atexit.register(_leave_at_exit)
         log.info("rank %d of %d joined the process group (%s)", env.rank, env.world_size, backend)
     return device
 
@@ -182,6 +183,24 @@ def leave_together() -> None:
     if is_distributed():
         torch.distributed.barrier()
         _leave()
+
+
+#: seconds a script's rank waits at exit for the others (gloo) before leaving the group alone
+EXIT_WAIT = 120.0
+
+
+def _leave_at_exit() -> None:
+    """A script's exit under ``torchrun``: after a normal end, ``leave_together`` (bounded by ``EXIT_WAIT``), so
+    that a rank that finished first does not tear the group down under rank 0 still saving; after an uncaught
+    exception (``sys.last_value``, set before exit handlers run), leave at once: the launcher stops the others.
+
+    gloo only: nccl has no barrier with a timeout, and the abort this avoids was seen with gloo.
+    """
+    if torch.distributed.is_initialized() and getattr(sys, "last_value", None) is None:
+        with contextlib.suppress(Exception):  # a peer gone or late: leave alone, as before
+            if torch.distributed.get_backend() == "gloo":
+                torch.distributed.monitored_barrier(timeout=datetime.timedelta(seconds=EXIT_WAIT))
+    _leave()
 
 
 def _leave() -> None:
