@@ -875,6 +875,8 @@ def test_columns_a_model_never_used_are_left_out_even_text(tmp_path, capsys, cap
     assert main(argv) == 0, capsys.readouterr().err
     np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), np.load(tmp_path / "c.npy"))
     assert "column(s) 'sample', 'note' are not among the model's features and are left out" in caplog.text
+    # the flag not given is offered (--label-column was): an id column left out is kept by naming it
+    assert "left out; --id-column NAME keeps one as the rows' ids" in caplog.text
 
 
 def test_evaluate_a_csv_test_set_beside_npz_training_data(tmp_path, capsys):

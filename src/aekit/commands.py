@@ -649,7 +649,9 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
             fix = f"drop {', '.join(flags)}: the model was trained with it as a feature"
         raise InputError(f"{data}: lacks the column(s) {shown} of the {len(want)} the model was trained on; {fix}")
     wanted = set(want)
-    warn_left_out(data, [n for n in names if n not in wanted])  # a CSV too wide for the reader to leave them out
+    given = set((taken or {}).values())
+    unnamed = [flag for flag in ("--id-column", "--label-column") if flag not in given]
+    warn_left_out(data, [n for n in names if n not in wanted], unnamed)  # a CSV too wide for the reader to leave out
     return X[:, [position[n] for n in want]]
 
 

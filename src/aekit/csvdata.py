@@ -382,14 +382,17 @@ def read_csv_rows(
             "" if id_idx is not None else " but as the rows' ids",
         )
     columns = [j for j in range(src.n_cols) if j not in (label_idx, index_col, id_idx)]
-    columns = _kept(path, src.header, columns, keep)
+    ids_from = id_idx if id_idx is not None else index_col
+    unnamed = [flag for flag, idx in (("--id-column", ids_from), ("--label-column", label_idx)) if idx is None]
+    columns = _kept(path, src.header, columns, keep, unnamed)
     X = _features(src, table, columns, label_idx is not None)
     y = None if label_idx is None else _labels(src, table[label_idx])
-    ids_idx = id_idx if id_idx is not None else index_col
-    return X, y, None if ids_idx is None else _ids(table[ids_idx]), _names(src.header, columns)
+    return X, y, None if ids_from is None else _ids(table[ids_from]), _names(src.header, columns)
 
 
-def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequence[str] | None) -> list[int]:
+def _kept(
+    path: Path, header: list[str] | None, columns: list[int], keep: Sequence[str] | None, unnamed: Sequence[str] = ()
+) -> list[int]:
     """The ``columns`` whose header names are in ``keep``, the others said to be left out; all of them when the
     file names none of ``keep`` (data read by position)."""
     names = _names(header, columns)
@@ -410,7 +413,7 @@ def _kept(path: Path, header: list[str] | None, columns: list[int], keep: Sequen
     if keep is None or names is None or not set(keep) & set(names):
         return columns
     wanted = set(keep)
-    warn_left_out(path, [n for n in names if n not in wanted])
+    warn_left_out(path, [n for n in names if n not in wanted], unnamed)
     return [j for j, n in zip(columns, names, strict=True) if n in wanted]
 
 
@@ -419,10 +422,17 @@ def listed(names: Sequence[str]) -> str:
     return ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def warn_left_out(where: str | Path, extra: Sequence[str]) -> None:
-    """Say which columns of ``where`` are not the model's features and are not read."""
+def warn_left_out(where: str | Path, extra: Sequence[str], unnamed: Sequence[str] = ()) -> None:
+    """Say which columns of ``where`` are not the model's features and are not read; ``unnamed``: the flags
+    (``--id-column``, ``--label-column``) not given, which would keep such a column of ids or labels."""
     if extra:
-        log.warning("%s: column(s) %s are not among the model's features and are left out", where, listed(extra))
+        hint = f"; {' or '.join(unnamed)} NAME keeps one as the rows' {' or '.join(f[2:-7] + 's' for f in unnamed)}"
+        log.warning(
+            "%s: column(s) %s are not among the model's features and are left out%s",
+            where,
+            listed(extra),
+            hint if unnamed else "",
+        )
 
 
 def _names(header: list[str] | None, columns: list[int]) -> list[str] | None:
