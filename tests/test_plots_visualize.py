@@ -538,3 +538,36 @@ def test_a_tampered_map_is_refused_in_one_line(saved_map, tmp_path, tensors, met
     with pytest.raises(InputError, match=match) as info:
         AETSNE.load(folder)
     assert "\n" not in str(info.value) and "tsne.safetensors" in str(info.value)
+
+
+def test_visualize_saves_its_map_and_embed_places_new_points_in_it(blobs, tmp_path, capsys, monkeypatch):
+    from aekit import visualize
+    from aekit.cli import main
+
+    X, y = blobs
+    lines = [f"r{i},{','.join(f'{v:.4f}' for v in X[i])},{y[i]}" for i in range(len(X))]
+    header = "id," + ",".join(f"f{j}" for j in range(X.shape[1])) + ",label"
+    (tmp_path / "d.csv").write_text(header + "\n" + "\n".join(lines) + "\n")
+    (tmp_path / "new.csv").write_text(header + "\n" + "\n".join(lines[::10]) + "\n")
+    rows = ["--id-column", "id", "--label-column", "label"]
+    small = ["--epochs", "3", "--hidden-layer-sizes", "16", "--n-components", "3", "--perplexity", "5"]
+    out = tmp_path / "v"
+    assert main(["visualize", str(tmp_path / "d.csv"), *rows, *small, "--save-map", "--out", str(out)]) == 0
+    assert f"aekit embed {out} DATA" in capsys.readouterr().out
+    codes = tmp_path / "z.csv"
+    assert main(["embed", str(out), str(tmp_path / "new.csv"), *rows, "--out", str(codes)]) == 0
+    placed = np.loadtxt(codes, delimiter=",", skiprows=1, usecols=(2, 3))
+    assert codes.read_text().splitlines()[:2][0] == "id,label,tsne1,tsne2"
+    assert codes.read_text().splitlines()[1].startswith("r0,0,")
+    # the map's own rows land near where the map put them: nearer than to any point of another class
+    fitted = np.load(out / "embedding.npy")
+    gaps = np.linalg.norm(placed[:, None] - fitted[None], axis=2)  # (18, 180)
+    assert (y[gaps.argmin(axis=1)] == y[::10]).all()
+    new = np.loadtxt(tmp_path / "new.csv", delimiter=",", skiprows=1, usecols=range(1, 21))
+    np.testing.assert_allclose(AETSNE.load(out).transform(new), placed, rtol=1e-5, atol=1e-4)
+    # a later run without --save-map leaves no map of the earlier run beside its embedding (its t-SNE: the
+    # first coordinates, this part being about files)
+    monkeypatch.setattr(visualize, "_opentsne", lambda codes, *a, **k: np.asarray(codes, dtype=np.float64)[:, :2])
+    assert main(["visualize", str(tmp_path / "d.csv"), *rows, *small, "--overwrite", "--out", str(out)]) == 0
+    assert not (out / "tsne.safetensors").exists() and not (out / "autoencoder.safetensors").exists()
+    assert main(["evaluate", str(out), str(tmp_path / "d.csv"), *rows]) == 2  # no map there any more

@@ -309,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of the AE and t-SNE (default: 0)")
     p.add_argument("--compare", action="store_true", help="also AE → 2-D and t-SNE from raw, side by side")
+    p.add_argument(
+        "--save-map",
+        action="store_true",
+        help="also save the AE → t-SNE map in --out (autoencoder.safetensors, tsne.safetensors): "
+        "`aekit embed OUT DATA` places new points in it",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files of an earlier run in --out")
     _add_estimator_flags(
         p,

@@ -556,6 +556,19 @@ def load_model(args: argparse.Namespace) -> Any:
     return est
 
 
+def _map_or_model(args: argparse.Namespace) -> Any:
+    """``load_model``, or a saved AE → t-SNE map (a folder written by ``visualize --save-map``, ``AETSNE.save``)."""
+    folder = Path(args.model)
+    if not (folder.is_dir() and (folder / "tsne.safetensors").is_file()):
+        return load_model(args)
+    from aekit.visualize import AETSNE
+
+    vis = AETSNE.load(folder)
+    if getattr(args, "precision", None):
+        vis.autoencoder_.set_params(precision=args.precision)
+    return vis
+
+
 def model_rows(
     args: argparse.Namespace, model: Any, *, stream: bool = False, with_ids: bool = True
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
@@ -661,8 +674,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     check_codes_path(args.out)
     with output_file(args.out, args.overwrite) as (out, name):
         _folder_only(args)
-        est = load_model(args)
-        X, y, ids = model_rows(args, est, stream=True)
+        est = _map_or_model(args)
+        # the rows as the model reads them: a map's autoencoder reads them
+        X, y, ids = model_rows(args, getattr(est, "autoencoder_", est), stream=True)
         shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y)
         out.commit()
     print(f"codes {shape}: {args.out}")
@@ -690,9 +704,12 @@ def write_codes_of(
 
     check_codes_path(path)
     source = as_source(X)
+    if source is not None and not hasattr(est, "net_"):  # an AE → t-SNE map places all its new points at once
+        X, source = source.read(0, source.n_samples), None
     if source is None:  # in memory (MNIST, a CSV or .npz input)
         Z = est.transform(X)
-        write_codes(Z, path, ids=np.arange(len(Z)) if ids is None else ids, labels=labels)
+        prefix = "z" if hasattr(est, "net_") else "tsne"  # a map's coordinates, as visualize's embedding.csv
+        write_codes(Z, path, prefix, ids=np.arange(len(Z)) if ids is None else ids, labels=labels)
         return Z.shape
     width = int(est.net_.code_size)
     shape = (source.n_samples, width)
@@ -867,7 +884,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit._utils import InputError, own_ids
     from aekit.params import PRESETS
-    from aekit.visualize import AETSNE, compare_routes, plot_routes
+    from aekit.visualize import AETSNE, MAP_FILES, compare_routes, plot_routes
 
     # with --model, --precision still sets its passes' arithmetic (load_model) and --image-shape the size a
     # folder of images is read at; the other flags only set up a model trained here
@@ -882,7 +899,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             f"{flags}: model flags set up the AE that visualize trains, but --model {args.model} is trained "
             f"already; drop {flags}, or drop --model to train one here"
         )
-    files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html"] + (
+    # the map's files too: a previous run's map is never left beside this run's embedding
+    files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html", *MAP_FILES] + (
         ["comparison.png"] if args.compare else []
     )
     if not args.model:  # a bad flag value: said before --out's files
@@ -935,12 +953,23 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             assert y is not None  # --compare needs labels (checked above)
             with plots.offscreen():
                 plots.save(plot_routes(routes, y), out.staged("comparison.png"))
-        # no map or comparison of a previous run (--overwrite) beside this embedding
-        out.commit(remove=[f for f, made in (("explore.html", html), ("comparison.png", bool(routes))) if not made])
+        if args.save_map:
+            vis.save(out.staging(MAP_FILES))
+        # no page, comparison or map of a previous run (--overwrite) beside this embedding
+        made = {"explore.html": html, "comparison.png": bool(routes), **dict.fromkeys(MAP_FILES, args.save_map)}
+        out.commit(remove=[f for f, written in made.items() if not written])
+    _say_visualized(args, emb.shape, html, routes)
+    return 0
+
+
+def _say_visualized(args: argparse.Namespace, shape: tuple[int, ...], html: bool, routes: dict[str, Any]) -> None:
+    """What ``visualize`` wrote, and the routes' scores of ``--compare``."""
     where = Path(args.out)
-    print(f"embedding {emb.shape}: {where / 'embedding.npy'}; plot: {where / 'tsne.png'}")
+    print(f"embedding {shape}: {where / 'embedding.npy'}; plot: {where / 'tsne.png'}")
     if html:
         print(f"interactive map: {where / 'explore.html'}")
+    if args.save_map:
+        print(f"t-SNE map saved: `aekit embed {shlex.quote(str(where))} DATA --out codes.csv` places new points in it")
     for name, r in routes.items():
         print(
             f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  "
@@ -951,7 +980,6 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         if scale is not None:  # the units of the t-SNE from raw and of every trustworthiness
             print(f"routes measured on X after the model's scale={scale!r}, as it reads X (t-SNE from raw too)")
         print(f"comparison: {where / 'comparison.png'}")
-    return 0
 
 
 def _two_d_route(args: argparse.Namespace, model: Any, y: np.ndarray) -> dict[str, Any]:

@@ -99,8 +99,8 @@ def _safetensors(p: Path, what: str, fix: str, tensors: bool) -> tuple[dict[str,
     if p.is_dir():  # a run folder: name the file in it that was likely meant
         if (p / "tsne.safetensors").is_file():
             raise ModelFileError(
-                f"{p} is a saved AE -> t-SNE map (AETSNE.save); read it with aekit.visualize.AETSNE.load in Python, "
-                f"or pass its autoencoder, {p / 'autoencoder.safetensors'}"
+                f"{p} is a saved AE -> t-SNE map (AETSNE.save, aekit visualize --save-map); `aekit embed` and "
+                f"aekit.visualize.AETSNE.load read it, or pass its autoencoder, {p / 'autoencoder.safetensors'}"
             )
         name = "checkpoint.safetensors" if what == "checkpoint" else "model.safetensors"
         raise ModelFileError(f"{p} is a folder; " + (f"pass {p / name}" if (p / name).is_file() else fix))
