@@ -102,6 +102,7 @@ def test_train_embed_roundtrip(tmp_path, capsys):
             "aekit evaluate m.safetensors good.npy ...",
         ),
         (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
+        (["train", "good.npy", "--out", "o" * 300], "file name too long for this file system"),  # was [Errno 36]
     ],
 )
 def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):

@@ -224,3 +224,14 @@ def test_interrupt_during_download_leaves_nothing(server, tmp_path, mnist_dir, m
 def test_download_off_and_file_missing_names_the_fix(tmp_path):
     with pytest.raises(aekit.data.InputError, match="not found.*download=True"):
         load_mnist(None, download=False, cache_dir=tmp_path / "cache")
+
+
+def test_a_cache_that_is_a_file_is_named_before_any_download(tmp_path, monkeypatch):
+    in_the_way = tmp_path / "cache"
+    in_the_way.write_text("")  # e.g. AEKIT_CACHE=/dev/null: was "[Errno 17] File exists: '/dev/null'"
+    monkeypatch.delenv("AEKIT_MNIST_DIR", raising=False)
+    monkeypatch.setenv("AEKIT_CACHE", str(in_the_way))
+    with pytest.raises(aekit.data.InputError, match=r"AEKIT_CACHE='.*cache' is not a folder .*unset it"):
+        load_mnist(mirrors=["http://127.0.0.1:9/"])
+    with pytest.raises(aekit.data.InputError, match=r"the cache folder .* is not a folder .*move that file away"):
+        load_mnist(mirrors=["http://127.0.0.1:9/"], cache_dir=in_the_way / "mnist")

@@ -12,6 +12,7 @@ the run's files put in place together).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import re
 import sys
@@ -413,6 +414,16 @@ def _one_line(exc: BaseException, flags: Collection[str]) -> str:
     msg = msg.strip() or type(exc).__name__
     if isinstance(exc, FileNotFoundError) and exc.filename:
         msg = f"{exc.filename}: no such file or folder"
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG and exc.filename:
+        import os
+        from pathlib import Path
+
+        name = str(exc.filename)
+        longest = max((len(os.fsencode(part)) for part in Path(name).parts), default=0)
+        msg = (
+            f"{name[:60]}...: file name too long for this file system (its longest part: {longest} bytes; "
+            "most file systems allow 255); choose a shorter name"
+        )
     return msg
 
 

@@ -91,7 +91,16 @@ def _download(name: str, cache: Path, mirrors: Sequence[str], retries: int, time
     """Fetch ``name``.gz from the first mirror that delivers bytes with the right checksum."""
     import pooch
 
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # the cache, or a folder above it, is a file
+        from_env = os.environ.get("AEKIT_CACHE") == str(cache)
+        where = f"AEKIT_CACHE={str(cache)!r}" if from_env else f"the cache folder {cache}"
+        raise InputError(
+            f"{where} is not a folder (a file is in the way), so {name} cannot be downloaded; "
+            + ("set AEKIT_CACHE to a folder, or unset it" if from_env else "move that file away, or set AEKIT_CACHE")
+            + f"; or name a folder holding the MNIST files (--mnist-dir, data_dir=, or {MNIST_ENV})"
+        ) from None
     final = cache / (name + ".gz")
     failures: list[str] = []
     for base in mirrors:
