@@ -401,3 +401,18 @@ def test_model_subcommands_read_a_folder_at_the_models_image_size(tmp_path, caps
         err = capsys.readouterr().err
         assert "images read as 64 values each, but the model takes 16; pass --image-shape 4,4" in err
         assert main([*argv, "--image-shape", "4,4"]) == 0
+
+
+def test_score_reads_a_file_a_chunk_at_a_time_and_equals_the_array_s(npy, monkeypatch):
+    from aekit import metrics
+
+    X, mapped = npy
+    est = Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, batch_size=32, random_state=0).fit(X)
+    whole = est.score(X)
+    monkeypatch.setattr(metrics, "SCORE_ROWS", 7)  # chunks that do not divide the rows
+    reads = []
+    read = ArraySource.read
+    monkeypatch.setattr(ArraySource, "read", lambda self, a, b: reads.append(b - a) or read(self, a, b))
+    assert est.score(mapped) == pytest.approx(whole, rel=1e-6)  # (float32 products of other batch sizes)
+    assert max(reads) <= 7  # never the whole file at once
+    assert est.score(X) == pytest.approx(whole, rel=1e-6)

@@ -61,20 +61,39 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     scores a ``SupervisedAutoencoder`` or a map with a decoder by its reconstruction (their own
     ``score`` is accuracy). Every candidate is measured the same way, whatever its ``loss``,
     ``scale`` or ``beta`` (the reconstruction only: a VAE's KL term is left out, so it favours a small
-    ``beta``). uint8 images are compared in [0, 1], whichever ``scale`` reads them.
+    ``beta``). uint8 images are compared in [0, 1], whichever ``scale`` reads them. ``X`` is
+    reconstructed ``SCORE_ROWS`` rows at a time, so it may be a file read in chunks (a memmap, HDF5, zarr).
     """
     from aekit.base import _dense
+    from aekit.sources import ArraySource, as_source
 
-    X = _dense(X)  # a SciPy sparse X (np.asarray would make it one object)
-    X_hat = np.asarray(estimator.reconstruct(X), dtype=np.float64)
-    X_in = np.asarray(X)
-    if is_uint8(X_in):  # images compared in [0, 1] whoever scales them: scale=None, "pixels" or "minmax" alike
-        if not getattr(estimator, "pixels_", False):  # reconstructed in 0-255
-            X_hat /= 255.0
-        target = as_float32(X_in, pixels=True)
-    else:
-        target = X_in
-    return -reconstruction_mse(np.asarray(target, dtype=np.float64).reshape(X_hat.shape), X_hat)
+    source = as_source(X)  # a file (memmap, HDF5, zarr, folder of images): read a chunk at a time
+    if source is None:
+        X = _dense(X)  # a SciPy sparse X (np.asarray would make it one object)
+    n = len(X) if source is None else source.n_samples
+    squares, count = 0.0, 0
+    for start in range(0, n, SCORE_ROWS):  # by chunks: no float64 copy of X and of its reconstruction
+        stop = min(start + SCORE_ROWS, n)
+        if source is not None:
+            X_in = source.read(start, stop)
+            part: Any = ArraySource(X_in, source.name)
+        else:
+            part = X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]  # a DataFrame keeps its names
+            X_in = np.asarray(part)
+        X_hat = np.asarray(estimator.reconstruct(part), dtype=np.float64)
+        if is_uint8(X_in):  # images compared in [0, 1] whoever scales them: scale=None, "pixels" or "minmax" alike
+            if not getattr(estimator, "pixels_", False):  # reconstructed in 0-255
+                X_hat /= 255.0
+            target = as_float32(X_in, pixels=True)
+        else:
+            target = X_in
+        squares += float(np.square(np.asarray(target, dtype=np.float64).reshape(X_hat.shape) - X_hat).sum())
+        count += X_hat.size
+    return -squares / max(count, 1)
+
+
+#: rows of X reconstructed at a time by ``neg_reconstruction_mse`` (a multiple of the encoder's batch of 4096)
+SCORE_ROWS = 16384
 
 
 def unit_range(X: np.ndarray) -> bool:
