@@ -284,3 +284,18 @@ def test_labels_that_look_like_ids_are_warned_of(caplog):
     E = np.random.default_rng(0).standard_normal((300, 2))
     explore_html(E, np.arange(300))
     assert "300 labels for 300 points" in caplog.text and "pass them as ids" in caplog.text
+
+
+def test_cli_explore_a_folder_of_images_shows_thumbnails_at_the_size_it_was_read(tmp_path, capsys):
+    # without --model or --image-shape the folder's rows were shown as numbered features x1 ... x3072
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(4)
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    np.save(tmp_path / "emb.npy", rng.standard_normal((12, 2)))
+    out = tmp_path / "map.html"
+    assert main(["explore", str(tmp_path / "imgs"), "--embedding", str(tmp_path / "emb.npy"), "--out", str(out)]) == 0
+    config = _config(out.read_text())
+    assert config["tile"] == [12, 10] and not config.get("features")

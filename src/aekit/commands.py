@@ -104,7 +104,7 @@ def load_rows(
     from aekit._utils import InputError
     from aekit.data import load_rows as load_file
     from aekit.mnist import load_mnist
-    from aekit.sources import Head, streamable
+    from aekit.sources import streamable
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit={args.limit} must be >= 1")
@@ -116,18 +116,7 @@ def load_rows(
         m = load_mnist(_mnist_dir(args))
         X, y = (m.X_train, m.y_train) if args.data == "mnist" else (m.X_test, m.y_test)
     elif streamable(args.data) and not args.data.lower().endswith(".npy"):  # HDF5, zarr, a folder of images
-        _csv_only(args, labels_too=False)  # --label-column names an HDF5 dataset or a zarr array of labels
-        X, y = _open_named(args)
-        files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
-        _note_image_shape(args, X)
-        if files is not None and with_ids:  # (built only when written: a million paths take memory)
-            ids = np.array([p.relative_to(X.root).as_posix() for p in files])
-        if args.limit is not None:
-            X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
-            ids = None if ids is None else ids[: args.limit]
-        if not stream:
-            return X.read(0, X.n_samples), y, np.arange(X.n_samples) if ids is None else ids
-        return X, y, ids
+        return _source_rows(args, stream=stream, with_ids=with_ids)
     else:
         try:
             X, y, ids, found = load_file(
@@ -155,6 +144,31 @@ def load_rows(
         ids = np.arange(len(X))
     if args.limit is not None:
         X, y, ids = X[: args.limit], (None if y is None else y[: args.limit]), ids[: args.limit]
+    return X, y, ids
+
+
+def _source_rows(
+    args: argparse.Namespace, *, stream: bool, with_ids: bool
+) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """``load_rows`` of an HDF5 file, a zarr store or a folder of images: a source (``stream``) or its rows."""
+    import numpy as np
+
+    from aekit.sources import Head
+
+    _csv_only(args, labels_too=False)  # --label-column names an HDF5 dataset or a zarr array of labels
+    X, y = _open_named(args)
+    ids: np.ndarray | None = None
+    files = getattr(X, "files", None)  # a folder of images: each row's id is its file, relative to the folder
+    _note_image_shape(args, X)
+    if files is not None:  # the shape its rows were read at: thumbnails show them (_image_shape)
+        args.folder_image_shape = tuple(int(v) for v in X.row_shape)
+    if files is not None and with_ids:  # (built only when written: a million paths take memory)
+        ids = np.array([p.relative_to(X.root).as_posix() for p in files])
+    if args.limit is not None:
+        X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
+        ids = None if ids is None else ids[: args.limit]
+    if not stream:
+        return X.read(0, X.n_samples), y, np.arange(X.n_samples) if ids is None else ids
     return X, y, ids
 
 
@@ -1001,10 +1015,13 @@ def _two_d_route(args: argparse.Namespace, model: Any, y: np.ndarray) -> dict[st
 
 
 def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> tuple[int, ...] | None:
-    """The images' shape for thumbnails: --image-shape, MNIST's 28x28, the model's (learnt from its images), or a
-    .npy's images' shape; None: tabular data, or images no thumbnail shows (channels last, 2 or 4 channels)."""
+    """The images' shape for thumbnails: --image-shape, the shape a folder of images was read at, MNIST's 28x28,
+    the model's (learnt from its images), or a .npy's images' shape; None: tabular data, or images no thumbnail
+    shows (channels last, 2 or 4 channels)."""
     if getattr(args, "image_shape", None):
         return tuple(args.image_shape)
+    if getattr(args, "folder_image_shape", None):  # set by load_rows
+        return _drawable(args.folder_image_shape)
     if args.data in ("mnist", "mnist-test"):
         return (28, 28)
     from aekit.base import fitted_image_shape
