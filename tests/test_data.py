@@ -259,3 +259,30 @@ def test_csv_boolean_columns_are_numbers(tmp_path):
     X, y, ids, names = load_rows(tmp_path / "b.csv", with_names=True)
     np.testing.assert_array_equal(X[:, 1], [1.0, 0.0, 1.0])
     assert names == ["a", "flag", "b"] and y is None and ids is None
+
+
+def test_load_array_reads_hdf5_zarr_and_image_folders_whole(tmp_path):
+    # load_array refused .h5 in a message listing .h5 as supported, and a zarr store or folder was "no such file"
+    h5py = pytest.importorskip("h5py")
+    zarr = pytest.importorskip("zarr")
+    Image = pytest.importorskip("PIL.Image")
+
+    X = np.arange(40, dtype=np.float32).reshape(10, 4)
+    y = np.arange(10) % 2
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["X"], f["y"] = X, y
+    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="w")
+    group.create_array("X", data=X)
+    group.create_array("y", data=y)
+    for path in ("d.h5", "d.h5:X", "d.zarr"):
+        got, labels = load_array(tmp_path / path if ":" not in path else f"{tmp_path}/{path}")
+        np.testing.assert_array_equal(got, X)
+        np.testing.assert_array_equal(labels, y)
+    (tmp_path / "imgs" / "cat").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((4, 5), 10 * i, dtype=np.uint8)).save(tmp_path / "imgs" / "cat" / f"{i}.png")
+    got, labels, ids = load_rows(tmp_path / "imgs")
+    assert got.shape == (3, 20) and got.dtype == np.uint8 and list(labels) == ["cat"] * 3
+    assert list(ids) == ["cat/0.png", "cat/1.png", "cat/2.png"]
+    with pytest.raises(InputError, match="id_column='id' names a CSV column"):
+        load_array(tmp_path / "d.h5", id_column="id")

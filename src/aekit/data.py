@@ -452,17 +452,20 @@ def _load_npz(path: Path, labels: str | None = None) -> tuple[np.ndarray, np.nda
 def load_array(
     path: str | os.PathLike[str], *, label_column: str | int | None = None, id_column: str | int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Load a user's data: ``.npy``, ``.npz`` (keys ``X``/``y``) or ``.csv``.
+    """Load a user's data: ``.npy``, ``.npz`` (keys ``X``/``y``), ``.csv``, or an HDF5 file, a zarr store or a
+    folder of images read whole (``aekit.sources.open_path`` reads those a chunk at a time).
 
     Parameters
     ----------
     path : path
-        The file. ``.npy`` holds ``X``; ``.npz`` holds ``X`` (or a single array)
+        The file or folder. ``.npy`` holds ``X``; ``.npz`` holds ``X`` (or a single array)
         and optionally ``y``; ``.csv`` holds numbers, optionally a header row
-        (read by pandas: see :func:`aekit.csvdata.read_csv`).
+        (read by pandas: see :func:`aekit.csvdata.read_csv`); HDF5, zarr and image folders as
+        ``aekit.sources.open_path`` reads them (``file.h5:NAME`` names a dataset; a folder's labels
+        are its sub-folders' names).
     label_column : str or int, optional
-        For CSV: the column (name or index) holding labels; for ``.npz``: the array's name
-        (default ``y``, ``labels``, ...).
+        For CSV: the column (name or index) holding labels; for ``.npz``, HDF5 and zarr: the array's
+        name (default ``y``, ``labels``, ...).
     id_column : str or int, optional
         For CSV: a column (name or index) of row ids, left out of ``X`` (``load_rows`` returns them).
 
@@ -474,6 +477,44 @@ def load_array(
     """
     X, y, _ = load_rows(path, label_column=label_column, id_column=id_column)
     return X, y
+
+
+def _read_file(
+    p: Path, label_column: str | int | None, id_column: str | int | None, keep: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
+    """An .npy (memory-mapped), .npz or CSV file: rows, labels, a CSV's ids and its features' names."""
+    if not p.is_file():
+        raise InputError(f"{p}: no such file or folder")
+    suffix = p.suffix.lower()
+    _check_csv_only(p, label_column=label_column, id_column=id_column)
+    if suffix == ".npy":
+        return memmap_npy(p), None, None, None  # read when used: training streams it if too large for memory
+    if suffix == ".npz":
+        X, y = _load_npz(p, None if label_column is None else str(label_column))
+        return X, y, None, None
+    if suffix in (".csv", ".tsv", ".txt"):
+        return read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep)
+    raise _not_data(p, suffix)
+
+
+def _read_source(
+    path: str | os.PathLike[str], label_column: str | int | None, id_column: str | int | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """An HDF5 dataset, a zarr array or a folder of images read whole: rows, labels, and a folder's files
+    (relative to it) as the rows' ids. ``aekit.sources.open_path`` reads them a chunk at a time instead."""
+    from aekit.sources import open_path
+
+    if id_column is not None:
+        raise InputError(
+            f"{{id_column}} names a CSV column; {os.fspath(path)} has no columns (a folder's ids are its files)",
+            param="id_column",
+            values={"id_column": id_column},
+        )
+    source, y = open_path(path, labels=None if label_column is None else str(label_column))
+    files = getattr(source, "files", None)
+    root = getattr(source, "root", None)
+    ids = None if files is None or root is None else np.array([f.relative_to(root).as_posix() for f in files])
+    return source.read(0, source.n_samples), y, ids
 
 
 def _check_csv_only(p: Path, **columns: str | int | None) -> None:
@@ -545,28 +586,24 @@ def load_rows(
     with_names: bool = False,
     keep: Sequence[str] | None = None,
 ) -> _Rows | tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
-    """``load_array`` plus the rows' ids ``(n_samples,)`` of a CSV: its ``id_column`` (name or index, not a
-    feature) or its pandas index column; None for other files and CSVs without one.
+    """``load_array`` plus the rows' ids ``(n_samples,)``: a CSV's ``id_column`` (name or index, not a
+    feature) or its pandas index column, a folder's image files (relative to it); None for other files and
+    CSVs without one.
 
     ``with_names=True`` adds a fourth item, the features' names from a CSV's header (None where the file
     names none). ``keep``: feature names (a model's); a CSV whose header names any of them is read for those
     columns only, the others left out with a warning (a text column the model never used is no error)."""
+    from aekit.sources import streamable
+
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file")
     suffix = p.suffix.lower()
     y: np.ndarray | None = None
     ids: np.ndarray | None = None
     names: list[str] | None = None
-    _check_csv_only(p, label_column=label_column, id_column=id_column)
-    if suffix == ".npy":
-        X = memmap_npy(p)  # read when used: training streams it if it is too large for memory
-    elif suffix == ".npz":
-        X, y = _load_npz(p, None if label_column is None else str(label_column))
-    elif suffix in (".csv", ".tsv", ".txt"):
-        X, y, ids, names = read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep)
+    if suffix != ".npy" and streamable(path):  # HDF5, zarr, a folder of images: the source's rows, read whole
+        X, y, ids = _read_source(path, label_column, id_column)
     else:
-        raise _not_data(p, suffix)
+        X, y, ids, names = _read_file(p, label_column, id_column, keep)
     _check_numeric(X, str(p))
     if X.ndim < 2:
         raise DataFormatError(
