@@ -1055,6 +1055,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             y_pred=None if net.head is None else out[:, d + n_features :].argmax(axis=1),
             history=self.history_,
             optimizer=self.optimizer,
+            scale=self.scale,
         )
         for message in self.fit_warnings_ if distributed.is_writer() else ():  # once per run, not per rank
             warnings.warn(message, TrainingWarning, stacklevel=outside_stacklevel())  # the user's fit line

@@ -57,12 +57,22 @@ def _as_logits(values: np.ndarray, output_activation: str) -> np.ndarray:
 
 
 def reconstruction_plateau(
-    X: np.ndarray, recon_logits: np.ndarray, loss: str, output_activation: str, optimizer: str | None = None
+    X: np.ndarray,
+    recon_logits: np.ndarray,
+    loss: str,
+    output_activation: str,
+    optimizer: str | None = None,
+    *,
+    n_components: int | None = None,
+    scale: str | None = None,
 ) -> str | None:
     """A warning if reconstructing ``X`` (n, d) is hardly better than reconstructing every row as the mean row.
 
     The gain is measured between the mean's loss and the loss of a perfect reconstruction (not 0 for
-    cross-entropy on values between 0 and 1). ``optimizer``: the fit's, for the advice.
+    cross-entropy on values between 0 and 1). With ``n_components`` (the code's size), a small gain is no
+    plateau when PCA with as many components gains hardly more (``PCA_SHARE``): noisy data (counts, a
+    few thousand features) hold little that so few numbers can reconstruct, and their codes may still be
+    good. ``optimizer``, ``scale``: the fit's, for the advice.
     """
     X = np.asarray(X, dtype=np.float32)
     if len(X) < 2:
@@ -73,14 +83,38 @@ def reconstruction_plateau(
     got = _loss(np.asarray(recon_logits, dtype=np.float32), X, loss, output_activation)
     if not baseline - best > 1e-6 * max(abs(baseline), 1e-12) or got - best < (1 - PLATEAU_GAIN) * (baseline - best):
         return None  # constant data (nothing to learn), or a reconstruction that learned something
+    if n_components is not None:
+        linear = _loss(_as_logits(_pca_reconstruction(X, n_components), output_activation), X, loss, output_activation)
+        if baseline - got >= PCA_SHARE * (baseline - linear):
+            return None  # as far from the mean as a linear map of the code's size gets: nothing stuck
     stalls = optimizer == "rmsprop" and float(np.mean(X == 0)) > SPARSE_ZEROS
+    scaling = "e.g. scale='minmax'" if scale in (None, "pixels") else f"another scale than {scale!r}"
     return (
         f"the reconstruction has not left its starting plateau: training loss {got:.4g}, reconstructing every "
         f"sample as the mean sample gives {baseline:.4g}; train longer (more epochs), "
         # measured on TF-IDF rows: RMSprop stayed on the plateau at any learning rate, Adam left it
         + ("try optimizer='adam' (RMSprop can stall on sparse data such as these), " if stalls else "")
-        + "check the data's scaling (e.g. scale='minmax') or try another random_state"
+        + f"check the data's scaling ({scaling}) or try another random_state"
     )
+
+
+#: a reconstruction that gains at least this share of what PCA with the code's size gains over the mean has
+#: left its plateau, however small both gains are
+PCA_SHARE = 0.5
+
+
+def _pca_reconstruction(X: np.ndarray, n_components: int) -> np.ndarray:
+    """``X`` (n, d) reconstructed from its first ``n_components`` principal components (randomized SVD: cheap
+    on wide data), clipped into [0, 1] where ``X`` lies there (a sigmoid's outputs)."""
+    from sklearn.utils.extmath import randomized_svd
+
+    mean = X.mean(axis=0, keepdims=True)
+    k = max(1, min(n_components, *X.shape))
+    _, _, vt = randomized_svd(X - mean, k, n_iter=4, random_state=0)
+    recon = mean + (X - mean) @ vt.T @ vt
+    if X.min() >= 0 and X.max() <= 1:
+        recon = np.clip(recon, 0.0, 1.0)
+    return recon.astype(np.float32)
 
 
 def rows_alike(X: np.ndarray) -> str | None:
@@ -95,7 +129,7 @@ def rows_alike(X: np.ndarray) -> str | None:
     )
 
 
-def codes_on_corners(Z: np.ndarray, code_activation: str | None) -> str | None:
+def codes_on_corners(Z: np.ndarray, code_activation: str | None, scale: str | None = None) -> str | None:
     """A warning if most codes ``Z`` (n, d) sit on a corner of the code activation's box (every coordinate on a
     bound): such codes say little more than which corner."""
     bounds = code_bounds(code_activation)
@@ -106,8 +140,9 @@ def codes_on_corners(Z: np.ndarray, code_activation: str | None) -> str | None:
         return None
     return (
         f"{frac:.0%} of the codes sit on a corner of the {code_activation} code's range "
-        f"{tuple(float(b) for b in bounds)} (saturated: they tell little more than which corner); standardise "
-        "the data, lower learning_rate or try another random_state"
+        f"{tuple(float(b) for b in bounds)} (saturated: they tell little more than which corner); "
+        + ("" if scale == "standard" else "standardise the data (scale='standard'), ")
+        + "lower learning_rate or try another random_state"
     )
 
 
@@ -161,6 +196,7 @@ def check_fit(
     y_pred: np.ndarray | None = None,
     history: dict[str, list[float]] | None = None,
     optimizer: str | None = None,
+    scale: str | None = None,
 ) -> list[str]:
     """The warnings about a fit, from a sample of its training data.
 
@@ -176,14 +212,19 @@ def check_fit(
         Class indices (-1: unlabelled) and the head's predictions, for a supervised model.
     history : dict of str to list of float, optional
         The fit's ``history_``: a t-SNE map's loss terms are judged from it.
-    optimizer : str, optional
-        The fit's optimizer, for the advice.
+    optimizer, scale : str, optional
+        The fit's optimizer and ``scale``, for the advice.
     """
+    plateau = None
+    if recon_logits is not None:
+        plateau = reconstruction_plateau(
+            X, recon_logits, loss, output_activation, optimizer, n_components=Z.shape[1], scale=scale
+        )
     found = [
         head_at_chance(y_true, y_pred) if y_true is not None and y_pred is not None else None,
-        None if recon_logits is None else reconstruction_plateau(X, recon_logits, loss, output_activation, optimizer),
+        plateau,
         rows_alike(X),
-        codes_on_corners(Z, code_activation),
+        codes_on_corners(Z, code_activation, scale),
         None if history is None else map_no_better_than_a_point(history),
         None if history is None else map_did_not_move(history),
     ]
