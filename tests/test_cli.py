@@ -220,7 +220,7 @@ def test_evaluate_denoise_visualize(tmp_path, capsys):
     assert main(["evaluate", model, d, "--train-data", d, "--json", str(tmp_path / "m.json")]) == 0
     m = json.loads((tmp_path / "m.json").read_text())
     assert isinstance(m["parameters"], int) and m["parameters"] > 0  # a count, not 536.0
-    assert 0 <= m["knn5_accuracy"] <= 1 and m["psnr_db"] > 0
+    assert 0 <= m["knn5_cv_accuracy"] <= 1 and m["psnr_db"] > 0  # its own rows as training data: cross-validated
     assert main(["denoise", model, d, "--out", str(tmp_path / "den.npy"), "--add-noise"]) == 0
     out = capsys.readouterr().out
     assert "PSNR noisy" in out and np.load(tmp_path / "den.npy").shape == (120, 16)
@@ -405,11 +405,11 @@ def test_evaluate_json_needs_overwrite_and_train_data_defaults(tmp_path, capsys)
     model, d, js = str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "d.npz"), tmp_path / "m.json"
     assert main(["evaluate", model, d, "--json", str(js)]) == 0  # not MNIST: no MNIST training data is assumed
     captured = capsys.readouterr()
-    assert "pass --train-data" in captured.err and "knn5" not in captured.out
+    assert "cross-validated within" in captured.err and "knn5_cv_accuracy" in captured.out
     assert main(["evaluate", model, d, "--json", str(js)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["evaluate", model, d, "--json", str(js), "--overwrite", "--train-data", d]) == 0
-    assert "knn5_accuracy" in json.loads(js.read_text())
+    assert "knn5_cv_accuracy" in json.loads(js.read_text())  # the same file: no k-NN scored on its own points
 
 
 def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):

@@ -63,8 +63,8 @@ def test_unlabelled_samples_are_left_out_of_accuracies(blobs):
     assert evaluate_model(sae, X, semi[:, None], X, semi[:, None]) == m  # a column of labels reads the same
     assert m["head_accuracy"] == pytest.approx(right[labelled].mean())
     full = evaluate_model(sae, X[labelled], y[labelled], X[labelled], y[labelled])
-    assert m["knn5_accuracy"] == pytest.approx(full["knn5_accuracy"])  # -1 is no class of the code classifiers
-    assert m["logistic_accuracy"] == pytest.approx(full["logistic_accuracy"])
+    assert m["knn5_cv_accuracy"] == pytest.approx(full["knn5_cv_accuracy"])  # -1 is no class of the code classifiers
+    assert m["logistic_cv_accuracy"] == pytest.approx(full["logistic_cv_accuracy"])
     with pytest.raises(InputError, match="all 180 samples are unlabelled"):
         sae.score(X, np.full(len(y), -1))
 

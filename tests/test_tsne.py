@@ -297,7 +297,7 @@ def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
     assert np.allclose(np.load(tmp_path / "z.npy"), load(model).transform(X), atol=1e-5)
     d = str(tmp_path / "d.npz")
     assert main(["evaluate", model, d, "--train-data", d]) == 0
-    assert "knn5_accuracy" in capsys.readouterr().out
+    assert "knn5_cv_accuracy" in capsys.readouterr().out  # the training file itself: cross-validated
     sup = tmp_path / "sup"
     assert main(["train", d, "--out", str(sup), "--method", "tsne", "--supervised", *args]) == 0
     assert list(load(sup / "model.safetensors").classes_) == [0, 1, 2, 3, 4]

@@ -811,9 +811,12 @@ def _labelled_pair(
         X_tr, y_tr, _ = model_rows(ns, model, with_ids=False)
         if y_tr is None:
             print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)
-    elif y is not None:
+    elif y is not None:  # the data's own codes, cross-validated (evaluate_model: the same rows)
+        X_tr, y_tr = X, y
+    if X_tr is X or (train_data is not None and Path(train_data) == Path(args.data)):
         print(
-            "note: k-NN and logistic accuracy of the codes need labelled training data: pass --train-data",
+            f"note: k-NN and logistic accuracy cross-validated within {args.data}'s codes (5 folds); "
+            "--train-data OTHER scores a classifier of OTHER's codes on these",
             file=sys.stderr,
         )
     return X, y, X_tr, y_tr
@@ -834,6 +837,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
         results = evaluate_model(est, X, y, X_tr, y_tr)
+        scale = getattr(getattr(est, "autoencoder_", est), "scale", None)
+        if scale in ("minmax", "standard"):  # the numbers of two models of other scales do not compare
+            note = f"note: reconstruction and trustworthiness in the model's units (after its scale={scale!r})"
+            print(note, file=sys.stderr)
         width = max(map(len, results))
         for k, v in results.items():
             print(f"{k:<{width}}  {v:,.0f}" if k == "parameters" else f"{k:<{width}}  {v:.4f}")

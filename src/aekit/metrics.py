@@ -128,10 +128,20 @@ def linear_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray
 
 def knn_cv_accuracy(Z: np.ndarray, y: np.ndarray, k: int = 5, folds: int = 5, random_state: int = 0) -> float:
     """Mean k-fold cross-validated k-NN accuracy, for embeddings without out-of-sample codes (t-SNE)."""
+    return _cv_accuracy(KNeighborsClassifier(n_neighbors=k), Z, y, folds, random_state)
+
+
+def linear_cv_accuracy(Z: np.ndarray, y: np.ndarray, folds: int = 5, random_state: int = 0) -> float:
+    """Mean k-fold cross-validated accuracy of ``linear_accuracy``'s (standardised) logistic regression."""
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return _cv_accuracy(clf, Z, y, folds, random_state)
+
+
+def _cv_accuracy(clf: Any, Z: np.ndarray, y: np.ndarray, folds: int, random_state: int) -> float:
     from sklearn.model_selection import StratifiedKFold
 
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-    return float(np.mean(cross_val_score(KNeighborsClassifier(n_neighbors=k), Z, y, cv=cv)))
+    return float(np.mean(cross_val_score(clf, Z, y, cv=cv)))
 
 
 def trustworthiness(
@@ -162,13 +172,15 @@ def evaluate_model(
 ) -> dict[str, float]:
     """The standard numbers for a fitted aekit estimator, through its public methods only.
 
-    Reconstruction BCE (for data in [0, 1]) and MSE (mean per element) and PSNR (peak: 1 for data
-    in [0, 1], else the data's range) on ``X_test``, for a model with a decoder, and the
+    Reconstruction BCE and PSNR (peak 1) for data in [0, 1] (images; PSNR says nothing of other data,
+    counts say) and MSE (mean per element) on ``X_test``, for a model with a decoder, and the
     trustworthiness below, all measured as the model reads the data (after its fitted ``scale``,
     as training measures its loss: one wide feature does not rule them); with labels,
     k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes; k-NN from 5
-    training samples on); trustworthiness of the codes on ``trust_samples`` test points (from 11
-    on); the head's accuracy for a model with a head; the parameter count. Samples labelled -1
+    training samples on), or, when the training rows are the test rows, both cross-validated within
+    them (``knn5_cv_accuracy``, ``logistic_cv_accuracy``, 5 folds: a k-NN scored on its own points
+    would find each point itself); trustworthiness of the codes on ``trust_samples`` test points (from
+    11 on); the head's accuracy for a model with a head; the parameter count. Samples labelled -1
     (unlabelled) are left out of every accuracy.
     """
     from aekit.summary import count_parameters
@@ -189,7 +201,8 @@ def evaluate_model(
         if unit:  # BCE is defined for targets in [0, 1] only
             out["reconstruction_bce"] = reconstruction_bce(X_ref, X_hat)
         out["reconstruction_mse"] = reconstruction_mse(X_ref, X_hat)
-        out["psnr_db"] = psnr(X_ref, X_hat, 1.0 if unit else None)
+        if unit:
+            out["psnr_db"] = psnr(X_ref, X_hat, 1.0)
     n = min(trust_samples, len(X_ref))
     if n > 10:  # trustworthiness with 5 neighbours needs more than 10 points
         out["trustworthiness"] = trustworthiness(X_ref[:n], Z_test[:n], max_samples=n)
@@ -197,19 +210,51 @@ def evaluate_model(
         return out
     y_test = np.asarray(y_test).reshape(-1)  # a column of labels (n, 1) reads as (n,)
     test = ~unlabelled(y_test)  # unlabelled samples (-1) are neither right nor wrong: left out of accuracies
-    if X_train is not None and y_train is not None and test.any():
-        y_train = np.asarray(y_train).reshape(-1)
-        train = ~unlabelled(y_train)
-        if train.any():
-            _check_shared_classes(y_train[train], y_test[test])
-        Z_train, y_train = est.transform(X_train)[train], y_train[train]  # type: ignore[attr-defined]
-        if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
-            out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test[test], y_test[test])
-        if len(np.unique(y_train)) >= 2:  # a classifier needs two classes to learn
-            out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test[test], y_test[test])
+    if X_train is not None and y_train is not None:
+        out.update(_code_accuracies(est, Z_test, y_test, test, X_test, X_train, y_train))
     if hasattr(est, "predict") and test.any():  # a ParametricTSNE has predict when fitted with labels
         out["head_accuracy"] = float(np.mean(est.predict(X_test)[test] == y_test[test]))
     return out
+
+
+def _code_accuracies(
+    est: Any,
+    Z_test: np.ndarray,
+    y_test: np.ndarray,
+    test: np.ndarray,
+    X_test: Any,
+    X_train: Any,
+    y_train: Any,
+) -> dict[str, float]:
+    """``evaluate_model``'s k-NN and logistic accuracy of the codes (``test``: the labelled test rows)."""
+    out: dict[str, float] = {}
+    if _same_rows(X_train, X_test):
+        Z, labels = Z_test[test], y_test[test]
+        fewest = int(np.unique(labels, return_counts=True)[1].min()) if len(labels) else 0
+        if fewest >= 5 and len(np.unique(labels)) >= 2:  # 5 stratified folds need 5 samples of each class
+            out["knn5_cv_accuracy"] = knn_cv_accuracy(Z, labels)
+            out["logistic_cv_accuracy"] = linear_cv_accuracy(Z, labels)
+        return out
+    if not test.any():
+        return out
+    y_train = np.asarray(y_train).reshape(-1)
+    train = ~unlabelled(y_train)
+    if train.any():
+        _check_shared_classes(y_train[train], y_test[test])
+    Z_train, y_train = est.transform(X_train)[train], y_train[train]
+    if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
+        out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test[test], y_test[test])
+    if len(np.unique(y_train)) >= 2:  # a classifier needs two classes to learn
+        out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test[test], y_test[test])
+    return out
+
+
+def _same_rows(A: Any, B: Any) -> bool:
+    """Whether ``A`` and ``B`` hold the same rows (the same object, or equal arrays)."""
+    if A is B:
+        return True
+    a, b = np.asarray(A), np.asarray(B)
+    return a.shape == b.shape and a.dtype.kind == b.dtype.kind and bool(np.array_equal(a, b))
 
 
 def _check_shared_classes(y_train: np.ndarray, y_test: np.ndarray) -> None:
