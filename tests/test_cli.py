@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -730,6 +731,9 @@ def test_visualize_with_a_model_trains_nothing(tmp_path, capsys, monkeypatch, ir
     captured = capsys.readouterr()
     assert (tmp_path / "v" / "comparison.png").exists() and f"AE({code}) → t-SNE" in captured.out
     assert ("AE → 2-D" in captured.out) == (code == 2)
+    # a route's seconds count the given model's training, which this run did not spend: said so
+    route = next(line for line in captured.out.splitlines() if f"AE({code}) → t-SNE" in line)
+    assert re.search(r"s \(training \d+\.\d s before this run\)$", route), route
     notes = [line for line in captured.err.splitlines() if "AE → 2-D" in line]
     assert notes == (
         []

@@ -715,12 +715,16 @@ def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
 
     fig, axes = subplots(1, len(routes), figsize=(5.2 * len(routes), 4.6), squeeze=False)
     for ax, (name, r) in zip(axes[0], routes.items(), strict=True):
+        # a route's seconds count its model's training, done before this run for a given model: said so
+        trained = f" (training {r['ae_seconds']:.0f} s)" if r.get("ae_seconds") else ""
         latent_scatter(
             r["embedding"],
             y,
             ax=ax,
             colorbar=ax is axes[0][-1],
-            title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  {r['seconds']:.0f} s",
+            title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  "
+            f"{r['seconds']:.0f} s{trained}",
+            axis_labels=("t-SNE 1", "t-SNE 2") if r.get("tsne_seconds") else ("z1", "z2"),
         )
     fig.tight_layout()
     return fig
