@@ -207,3 +207,27 @@ def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
         saved = json.loads(Path(dl.value.path()).read_text())
         assert saved["ids"] == [f"<b>row{KNOWN}</b>", "row\r3"] and saved["labels"] == ["2", "-1"]
         assert errors == [] and outside == []
+
+
+def test_direction_controls_in_ids_and_labels_are_shown_not_obeyed(data, tmp_path):
+    # "\u202egpj.exe" read as "exe.jpg" on the page: the hover card and legend show the control as <U+202E>,
+    # and a saved selection keeps the data's own text (it joins back to the data)
+    E, y, images = data
+    ids = np.array([f"row{i}" for i in range(N)], dtype=object)
+    ids[KNOWN] = "\u202egpj.exe"
+    labels = np.where(np.arange(N) % 2 == 0, "\u202ecat", "dog").astype(object)
+    path = explore(E, labels, images, path=tmp_path / "bidi.html", ids=ids)
+    with opened(path, tmp_path) as (page, outside, errors):
+        x, y0 = page.evaluate(TO_SCREEN, list(KNOWN_AT))
+        page.mouse.move(x - 40, y0 - 40)
+        page.mouse.move(x, y0, steps=4)
+        page.wait_for_function("document.querySelector('#aekit-tip').style.display === 'block'", timeout=10_000)
+        tip = page.locator("#aekit-tip").inner_text()
+        assert "<U+202E>gpj.exe" in tip and "\u202e" not in tip
+        assert page.get_by_text("<U+202E>cat").count() >= 1  # the legend
+        page.evaluate(f"() => {{ aekitExplore.picked = [[{KNOWN}, 0, 0]]; }}")
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Save CSV").click()
+        with open(dl.value.path(), newline="", encoding="utf-8") as fh:
+            assert list(csv.reader(fh))[1][1] == "\u202egpj.exe"
+        assert errors == [] and outside == []

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -217,6 +218,16 @@ LEGEND_CLASSES = 256
 UNLABELLED_NAME = "unlabelled (-1)"
 
 
+#: Unicode's direction controls: a label holding one would be drawn reversed (the legend, the hover card)
+_DIRECTION = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str) -> str:
+    """``text`` as the page draws it: direction controls as ``<U+202E>``, not obeyed (the page's script does the
+    same for ids; saved selections keep the data's own text)."""
+    return _DIRECTION.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
 def _classes(labels: np.ndarray | None, n: int) -> tuple[list[str], np.ndarray, list[str]]:
     """Class names (legend order), each point's class number, and each class's label as the data hold it."""
     if labels is None:
@@ -227,7 +238,7 @@ def _classes(labels: np.ndarray | None, n: int) -> tuple[list[str], np.ndarray, 
     lab = labels if labels.dtype.kind in "biuf" else np.array([str(v) for v in labels], dtype=object)
     classes, codes = np.unique(lab[~missing], return_inverse=True)
     values = [str(c) for c in classes]
-    names = [f"{c} (a label)" if c == UNLABELLED_NAME else c for c in values]
+    names = [f"{c} (a label)" if c == UNLABELLED_NAME else shown(c) for c in values]
     out = np.zeros(n, dtype=np.int64)
     out[~missing] = codes.reshape(-1) + int(missing.any())
     first = [UNLABELLED_NAME] if missing.any() else []
@@ -391,8 +402,11 @@ _JS = r"""
                 0, 0, cv.width, cv.height);
     return cv.toDataURL();
   };
-  const esc = (s) => String(s).replace(/[&<>"]/g,
-                                      (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
+  // direction controls shown as <U+202E>, not obeyed: an id "\u202Egpj.exe" must not read as "exe.jpg"
+  const esc = (s) => String(s)
+    .replace(/[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g,
+             (ch) => "<U+" + ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + ">")
+    .replace(/[&<>"]/g, (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})[ch]);
   AE.name = (i) => (cfg().ids ? esc(cfg().ids[i]) : "#" + i);  // a point's own id where the data have one
   function card(src, i, cls, classes, scale) {
     const c = cfg(), d = src.data, url = AE.thumb(d.slot[i], scale);
