@@ -227,7 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("embed", help="encode data with a trained model; writes codes as .npy or .csv")
-    p.add_argument("model", help="a model file written by `aekit train` or Autoencoder.save")
+    p.add_argument(
+        "model",
+        help="a model file written by `aekit train` or Autoencoder.save, or a folder holding an AE → t-SNE map "
+        "(`aekit visualize --save-map`, AETSNE.save): its t-SNE coordinates for the rows",
+    )
     _add_data_args(p)
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
     _add_image_shape_flag(p)
