@@ -103,7 +103,8 @@ def test_train_embed_roundtrip(tmp_path, capsys):
             "aekit evaluate m.safetensors good.npy ...",
         ),
         (["train", "good.npy", "--out", "o", "--preset", "sae_long"], "add --supervised"),
-        (["train", "good.npy", "--out", "o" * 300], "file name too long for this file system"),  # was [Errno 36]
+        (["train", "good.npy", "--out", "o" * 300], "its longest part: 300 bytes"),  # was [Errno 36] and the name
+        (["train", "good.npy", "--out", "abcdefghi/" * 450 + "o"], "4,501 bytes in all; most systems allow 4,096"),
     ],
 )
 def test_bad_input_is_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, message):
@@ -411,6 +412,14 @@ def test_evaluate_json_needs_overwrite_and_train_data_defaults(tmp_path, capsys)
     assert "--overwrite" in capsys.readouterr().err
     assert main(["evaluate", model, d, "--json", str(js), "--overwrite", "--train-data", d]) == 0
     assert "knn5_cv_accuracy" in json.loads(js.read_text())  # the same file: no k-NN scored on its own points
+    # --limit cuts the test rows; the same file as training data is those rows, not the whole file (whose
+    # k-NN would find each test point itself), and the note says what was done
+    capsys.readouterr()
+    limited = ["evaluate", model, d, "--train-data", str(Path(d).resolve()), "--limit", "12"]
+    assert main(limited) == 0
+    captured = capsys.readouterr()
+    assert "knn5_cv_accuracy" in captured.out and "knn5_accuracy" not in captured.out
+    assert "cross-validated within" in captured.err and "(4 folds)" in captured.err  # 4 rows of each class
 
 
 def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):

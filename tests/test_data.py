@@ -73,6 +73,8 @@ def test_load_mnist_rejects_tampered_copy(tmp_path, mnist_dir):
 def test_load_mnist_missing_without_download(tmp_path, monkeypatch):
     monkeypatch.delenv("AEKIT_MNIST_DIR", raising=False)
     with pytest.raises(InputError, match="not found"):
+        load_mnist(None, download=False, cache_dir=tmp_path / "cache")
+    with pytest.raises(InputError, match="holds none of the 4 MNIST files"):  # a named folder, empty: no fallback
         load_mnist(tmp_path, download=False, cache_dir=tmp_path / "cache")
     with pytest.raises(InputError, match="is not a folder"):
         load_mnist(tmp_path / "nope")
@@ -286,3 +288,11 @@ def test_load_array_reads_hdf5_zarr_and_image_folders_whole(tmp_path):
     assert list(ids) == ["cat/0.png", "cat/1.png", "cat/2.png"]
     with pytest.raises(InputError, match="id_column='id' names a CSV column"):
         load_array(tmp_path / "d.h5", id_column="id")
+
+
+def test_load_array_refuses_a_declared_size_above_the_limit_before_reading(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "huge.h5", "w") as f:  # 400 GB declared, a few kB on disk (chunked, never written)
+        f.create_dataset("X", shape=(10**7, 10**4), dtype="f4", chunks=(10, 10))
+    with pytest.raises(DataFormatError, match=r"declares 400,000,000,000 bytes .* above the 8,589,934,592-byte"):
+        load_array(tmp_path / "huge.h5")

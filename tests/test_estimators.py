@@ -441,14 +441,23 @@ def test_fit_refuses_one_sample_and_names_a_text_column():
     assert est.transform(np.ones((1, 5), np.float32)).shape == (1, 2)  # one sample is fine once fitted
 
 
-def test_hidden_layer_sizes_set_beside_a_conv_body_is_said_to_be_unused():
+def test_hidden_layer_sizes_set_beside_a_conv_body_is_said_to_be_unused(tmp_path):
     # a trial set hidden_layer_sizes on a conv map, whose encoder ignores it, and read its numbers as that body's
     X = np.random.default_rng(0).uniform(size=(20, 64)).astype(np.float32)
     conv = dict(architecture="conv", conv_filters=(4,), n_components=2, epochs=1, batch_size=10, random_state=0)
-    with pytest.warns(UserWarning, match=r"hidden_layer_sizes \(16,\) is not used with architecture='conv'"):
-        Autoencoder(hidden_layer_sizes=(16,), **conv).fit(X)
+    with pytest.warns(
+        UserWarning,
+        match=r"hidden_layer_sizes \(16,\) is not used by a conv encoder: its layers are "
+        r"conv_filters \(4,\), then one linear layer to the code",
+    ) as caught:
+        est = Autoencoder(hidden_layer_sizes=(16,), **conv).fit(X)
+    assert any(w.filename == __file__ for w in caught)  # the user's fit line
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="hidden_layer_sizes")
         Autoencoder(**conv).fit(X)  # the default: not set, nothing to say
+        from aekit._utils import _WARNED
+
+        _WARNED.clear()
+        aekit.load(est.save(tmp_path / "m.safetensors"))  # a loaded model's choice is past acting on: silent

@@ -563,6 +563,9 @@ def test_visualize_saves_its_map_and_embed_places_new_points_in_it(blobs, tmp_pa
     fitted = np.load(out / "embedding.npy")
     gaps = np.linalg.norm(placed[:, None] - fitted[None], axis=2)  # (18, 180)
     assert (y[gaps.argmin(axis=1)] == y[::10]).all()
+    capsys.readouterr()
+    assert main(["embed", str(tmp_path / "new.csv"), str(out), "--out", str(tmp_path / "s.csv")]) == 2  # swapped
+    assert f"the model comes first: aekit embed {out} " in capsys.readouterr().err
     new = np.loadtxt(tmp_path / "new.csv", delimiter=",", skiprows=1, usecols=range(1, 21))
     np.testing.assert_allclose(AETSNE.load(out).transform(new), placed, rtol=1e-5, atol=1e-4)
     # a later run without --save-map leaves no map of the earlier run beside its embedding (its t-SNE: the
@@ -570,4 +573,17 @@ def test_visualize_saves_its_map_and_embed_places_new_points_in_it(blobs, tmp_pa
     monkeypatch.setattr(visualize, "_opentsne", lambda codes, *a, **k: np.asarray(codes, dtype=np.float64)[:, :2])
     assert main(["visualize", str(tmp_path / "d.csv"), *rows, *small, "--overwrite", "--out", str(out)]) == 0
     assert not (out / "tsne.safetensors").exists() and not (out / "autoencoder.safetensors").exists()
-    assert main(["evaluate", str(out), str(tmp_path / "d.csv"), *rows]) == 2  # no map there any more
+    capsys.readouterr()
+    assert main(["embed", str(out), str(tmp_path / "new.csv"), *rows, "--out", str(tmp_path / "z2.csv")]) == 2
+    assert f"error: {out} is a folder" in capsys.readouterr().err  # no map there any more
+
+
+@pytest.mark.parametrize("gone", ["autoencoder.safetensors", "tsne.safetensors"])
+def test_a_map_missing_one_of_its_files_is_said_to_be_incomplete(saved_map, tmp_path, gone):
+    import shutil
+
+    folder = shutil.copytree(saved_map, tmp_path / "map")
+    (folder / gone).unlink()
+    with pytest.raises(InputError, match=rf"incomplete.*{gone}|{gone}.*incomplete|without (its )?{gone}") as info:
+        AETSNE.load(folder) if gone == "autoencoder.safetensors" else load(folder)
+    assert "aekit visualize --save-map" in str(info.value)

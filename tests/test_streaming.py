@@ -416,3 +416,10 @@ def test_score_reads_a_file_a_chunk_at_a_time_and_equals_the_array_s(npy, monkey
     assert est.score(mapped) == pytest.approx(whole, rel=1e-6)  # (float32 products of other batch sizes)
     assert max(reads) <= 7  # never the whole file at once
     assert est.score(X) == pytest.approx(whole, rel=1e-6)
+
+
+def test_score_of_no_rows_is_refused_not_perfect():
+    X = np.random.default_rng(0).random((20, 6), dtype=np.float32)
+    est = Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)
+    with pytest.raises(InputError, match=r"0 sample"):  # was -0.0, a perfect score
+        est.score(X[:0])

@@ -310,14 +310,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _validate_params(self) -> None:
         validate(self.get_params(deep=False))  # the table in params.py: types, ranges, choices, rules between them
-        default = inspect.signature(type(self).__init__).parameters["hidden_layer_sizes"].default
-        if self.architecture == "conv" and tuple(self.hidden_layer_sizes) != tuple(default):  # set, and unused
-            warn_once(
-                ("conv_hidden", type(self).__name__),
-                f"hidden_layer_sizes {tuple(self.hidden_layer_sizes)} is not used with architecture='conv': the "
-                f"encoder is its conv_filters {tuple(self.conv_filters)}, then one linear layer to the code; set "
-                "conv_filters, or use hidden_layer_sizes with architecture='dense'",
-            )
         if self.early_stopping and not self.validation_fraction:
             log.info("early_stopping without validation_fraction monitors the training loss")
 
@@ -702,6 +694,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         ``X`` is a float32 array (memory path) or a source (stream path, see ``_train_input``).
         """
         self._validate_params()
+        self._check_conv_hidden()
         self._check_conv_dropout(resume_from)
         if isinstance(X, np.ndarray):
             X = self._fit_range(X)
@@ -827,6 +820,20 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 values={"epochs": self.epochs},
             )
         return epochs
+
+    def _check_conv_hidden(self) -> None:
+        """Warn (in ``fit``: a loaded model's choice is past acting on) of ``hidden_layer_sizes`` set beside a conv
+        body, which has no dense hidden layers."""
+        default = inspect.signature(type(self).__init__).parameters["hidden_layer_sizes"].default
+        if self.architecture == "conv" and tuple(self.hidden_layer_sizes) != tuple(default):  # set, and unused
+            to_code = ", then one linear layer to the code" if self.n_components is not None else ""
+            warn_once(
+                ("conv_hidden", type(self).__name__),
+                f"hidden_layer_sizes {tuple(self.hidden_layer_sizes)} is not used by a conv encoder: its layers are "
+                f"conv_filters {tuple(self.conv_filters)}{to_code}; set conv_filters instead, or use a dense "
+                "architecture for hidden layers",
+                stacklevel=outside_stacklevel(),
+            )
 
     def _check_conv_dropout(self, resume_from: str | os.PathLike[str] | None) -> None:
         if self.dropout and self.architecture == "conv":

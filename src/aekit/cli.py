@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, default="mnist-test")
     p.add_argument(
         "--train-data",
-        help="labelled data the code classifiers are fitted on (default: mnist when evaluating on MNIST)",
+        help="labelled data the code classifiers are fitted on (default: mnist when evaluating mnist-test, else "
+        "cross-validated within the data's own codes)",
     )
     _add_image_shape_flag(p)
     _add_precision_flag(p)
@@ -424,10 +425,12 @@ def _one_line(exc: BaseException, flags: Collection[str]) -> str:
 
         name = str(exc.filename)
         longest = max((len(os.fsencode(part)) for part in Path(name).parts), default=0)
-        msg = (
-            f"{name[:60]}...: file name too long for this file system (its longest part: {longest} bytes; "
-            "most file systems allow 255); choose a shorter name"
+        what = (  # one part over the usual 255 bytes, else the whole path over the usual 4,096
+            f"its longest part: {longest} bytes; most file systems allow 255"
+            if longest > 255
+            else f"{len(os.fsencode(name)):,} bytes in all; most systems allow 4,096"
         )
+        msg = f"{name[:60]}...: file name too long for this file system ({what}); choose a shorter name"
     return msg
 
 

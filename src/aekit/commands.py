@@ -168,6 +168,9 @@ def _source_rows(
         X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
         ids = None if ids is None else ids[: args.limit]
     if not stream:
+        from aekit.data import check_whole_read
+
+        check_whole_read(X, f"aekit {args.command} reads it whole: pass --limit N for its first N rows")
         return X.read(0, X.n_samples), y, np.arange(X.n_samples) if ids is None else ids
     return X, y, ids
 
@@ -559,7 +562,10 @@ def load_model(args: argparse.Namespace) -> Any:
     from aekit.estimators import load
 
     data = str(getattr(args, "data", "") or "")
-    if data.lower().endswith(".safetensors") and not str(args.model).lower().endswith(".safetensors"):
+    modelish = data.lower().endswith(".safetensors") or any(
+        (Path(data) / name).is_file() for name in ("model.safetensors", "tsne.safetensors")
+    )  # a model file, a training run's folder or a saved map
+    if modelish and not str(args.model).lower().endswith(".safetensors") and not Path(args.model).is_dir():
         raise InputError(  # `aekit embed data.csv model.safetensors`: the file read as a model is the data
             f"{args.model} is read as the model and {data} as the data; the model comes first: "
             f"aekit {args.command} {shlex.quote(data)} {shlex.quote(str(args.model))} ..."
@@ -803,7 +809,9 @@ def _labelled_pair(
     train_data = args.train_data
     if train_data is None and args.data == "mnist-test":  # (on the training split itself k-NN would see its own points)
         train_data = "mnist"
-    if y is not None and train_data:
+    if y is not None and train_data and _same_data(train_data, args.data):
+        X_tr, y_tr = X, y  # its own rows (as --limit cut them): cross-validated by evaluate_model
+    elif y is not None and train_data:
         # the CSV flags name the test CSV's columns: training data of another format have none to name
         csv = Path(train_data).suffix.lower() in (".csv", ".tsv", ".txt")
         flags = {} if csv else {"label_column": None, "id_column": None}
@@ -813,13 +821,41 @@ def _labelled_pair(
             print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)
     elif y is not None:  # the data's own codes, cross-validated (evaluate_model: the same rows)
         X_tr, y_tr = X, y
-    if X_tr is X or (train_data is not None and Path(train_data) == Path(args.data)):
+    return X, y, X_tr, y_tr
+
+
+def _same_data(a: str, b: str) -> bool:
+    """Whether two data arguments name the same data (the same words, or paths to the same file)."""
+    if a == b:
+        return True
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _say_cross_validated(args: argparse.Namespace, y: np.ndarray | None, results: dict[str, float]) -> None:
+    """``evaluate``'s note on how the codes' accuracies were measured within the data, or why they were not."""
+    import numpy as np
+
+    from aekit._utils import unlabelled
+    from aekit.metrics import cv_folds
+
+    if y is None or any(k in results for k in ("knn5_accuracy", "logistic_accuracy")):
+        return
+    folds = cv_folds(np.asarray(y)[~unlabelled(np.asarray(y))])
+    if "knn5_cv_accuracy" in results:
         print(
-            f"note: k-NN and logistic accuracy cross-validated within {args.data}'s codes (5 folds); "
+            f"note: k-NN and logistic accuracy cross-validated within {args.data}'s codes ({folds} folds); "
             "--train-data OTHER scores a classifier of OTHER's codes on these",
             file=sys.stderr,
         )
-    return X, y, X_tr, y_tr
+    elif not folds:
+        print(
+            f"note: k-NN and logistic accuracy skipped: cross-validating within {args.data} needs two classes of "
+            "at least 2 labelled samples; --train-data OTHER scores a classifier of OTHER's codes on these",
+            file=sys.stderr,
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -837,6 +873,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
         results = evaluate_model(est, X, y, X_tr, y_tr)
+        _say_cross_validated(args, y, results)
         scale = getattr(getattr(est, "autoencoder_", est), "scale", None)
         if scale in ("minmax", "standard"):  # the numbers of two models of other scales do not compare
             note = f"note: reconstruction and trustworthiness in the model's units (after its scale={scale!r})"

@@ -15,7 +15,7 @@ import struct
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal, overload
+from typing import Any, BinaryIO, Literal, overload
 
 import numpy as np
 
@@ -497,6 +497,19 @@ def _read_file(
     raise _not_data(p, suffix)
 
 
+def check_whole_read(
+    source: Any, fix: str = "open it with aekit.sources.open_path and read it a chunk at a time"
+) -> None:
+    """Refuse to read ``source`` (a ``sources`` source) whole when its declared size is above ``MAX_ARRAY_BYTES``:
+    before anything is allocated, as for every other file."""
+    total = int(source.n_samples) * int(source.n_features) * np.dtype(source.dtype).itemsize
+    if total > MAX_ARRAY_BYTES:
+        raise DataFormatError(
+            f"{source.name}: declares {total:,} bytes ({source.n_samples:,} rows of {source.n_features:,} values), "
+            f"above the {MAX_ARRAY_BYTES:,}-byte limit of a read into memory; {fix}"
+        )
+
+
 def _read_source(
     path: str | os.PathLike[str], label_column: str | int | None, id_column: str | int | None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -511,6 +524,7 @@ def _read_source(
             values={"id_column": id_column},
         )
     source, y = open_path(path, labels=None if label_column is None else str(label_column))
+    check_whole_read(source)
     files = getattr(source, "files", None)
     root = getattr(source, "root", None)
     ids = None if files is None or root is None else np.array([f.relative_to(root).as_posix() for f in files])

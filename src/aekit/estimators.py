@@ -780,6 +780,7 @@ class ParametricTSNE(_AutoencoderBase):
         """
         X = self._in_memory(X, as_source(X))  # a source (a folder of images, HDF5) is read whole: the map needs it
         self._validate_params()
+        self._check_conv_hidden()
         n_val = max(1, int(round(len(X) * self.validation_fraction))) if self.validation_fraction else 0
         check_tsne_inputs(X, float(self.perplexity), len(X) - n_val, float(self.validation_fraction))
         y_idx, n_classes = None, None

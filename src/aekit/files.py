@@ -102,6 +102,12 @@ def _safetensors(p: Path, what: str, fix: str, tensors: bool) -> tuple[dict[str,
                 f"{p} is a saved AE -> t-SNE map (AETSNE.save, aekit visualize --save-map); `aekit embed` and "
                 f"aekit.visualize.AETSNE.load read it, or pass its autoencoder, {p / 'autoencoder.safetensors'}"
             )
+        if (p / "autoencoder.safetensors").is_file():
+            raise ModelFileError(
+                f"{p} holds an AE -> t-SNE map's autoencoder.safetensors without its tsne.safetensors: the map is "
+                "incomplete; save it again (aekit visualize --save-map, AETSNE.save), or pass its autoencoder, "
+                f"{p / 'autoencoder.safetensors'}"
+            )
         name = "checkpoint.safetensors" if what == "checkpoint" else "model.safetensors"
         raise ModelFileError(f"{p} is a folder; " + (f"pass {p / name}" if (p / name).is_file() else fix))
     if not p.is_file():

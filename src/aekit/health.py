@@ -88,7 +88,8 @@ def reconstruction_plateau(
         if baseline - got >= PCA_SHARE * (baseline - linear):
             return None  # as far from the mean as a linear map of the code's size gets: nothing stuck
     stalls = optimizer == "rmsprop" and float(np.mean(X == 0)) > SPARSE_ZEROS
-    scaling = "e.g. scale='minmax'" if scale in (None, "pixels") else f"another scale than {scale!r}"
+    other = {"minmax": "standard", "standard": "minmax"}.get(str(scale), "minmax")  # not the scale in use
+    scaling = f"e.g. scale={other!r}"
     return (
         f"the reconstruction has not left its starting plateau: training loss {got:.4g}, reconstructing every "
         f"sample as the mean sample gives {baseline:.4g}; train longer (more epochs), "

@@ -71,6 +71,9 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     if source is None:
         X = _dense(X)  # a SciPy sparse X (np.asarray would make it one object)
     n = len(X) if source is None else source.n_samples
+    if n == 0:  # no rows, no error to average: the estimator's own refusal of empty X, else ours
+        estimator.reconstruct(X)
+        raise InputError("X has 0 samples; the reconstruction error needs at least one")
     squares, count = 0.0, 0
     for start in range(0, n, SCORE_ROWS):  # by chunks: no float64 copy of X and of its reconstruction
         stop = min(start + SCORE_ROWS, n)
@@ -177,9 +180,9 @@ def evaluate_model(
     trustworthiness below, all measured as the model reads the data (after its fitted ``scale``,
     as training measures its loss: one wide feature does not rule them); with labels,
     k-NN(5) and logistic accuracy of codes (fit on train codes, score on test codes; k-NN from 5
-    training samples on), or, when the training rows are the test rows, both cross-validated within
-    them (``knn5_cv_accuracy``, ``logistic_cv_accuracy``, 5 folds: a k-NN scored on its own points
-    would find each point itself); trustworthiness of the codes on ``trust_samples`` test points (from
+    training samples on), or, when the training rows and labels are the test ones, both cross-validated
+    within them (``knn5_cv_accuracy``, ``logistic_cv_accuracy``, ``cv_folds`` folds: a k-NN scored on its
+    own points would find each point itself); trustworthiness of the codes on ``trust_samples`` test points (from
     11 on); the head's accuracy for a model with a head; the parameter count. Samples labelled -1
     (unlabelled) are left out of every accuracy.
     """
@@ -228,16 +231,16 @@ def _code_accuracies(
 ) -> dict[str, float]:
     """``evaluate_model``'s k-NN and logistic accuracy of the codes (``test``: the labelled test rows)."""
     out: dict[str, float] = {}
-    if _same_rows(X_train, X_test):
+    y_train = np.asarray(y_train).reshape(-1)
+    if _same_rows(X_train, X_test) and _same_rows(y_train, y_test):
         Z, labels = Z_test[test], y_test[test]
-        fewest = int(np.unique(labels, return_counts=True)[1].min()) if len(labels) else 0
-        if fewest >= 5 and len(np.unique(labels)) >= 2:  # 5 stratified folds need 5 samples of each class
-            out["knn5_cv_accuracy"] = knn_cv_accuracy(Z, labels)
-            out["logistic_cv_accuracy"] = linear_cv_accuracy(Z, labels)
+        folds = cv_folds(labels)
+        if folds:
+            out["knn5_cv_accuracy"] = knn_cv_accuracy(Z, labels, folds=folds)
+            out["logistic_cv_accuracy"] = linear_cv_accuracy(Z, labels, folds=folds)
         return out
     if not test.any():
         return out
-    y_train = np.asarray(y_train).reshape(-1)
     train = ~unlabelled(y_train)
     if train.any():
         _check_shared_classes(y_train[train], y_test[test])
@@ -247,6 +250,15 @@ def _code_accuracies(
     if len(np.unique(y_train)) >= 2:  # a classifier needs two classes to learn
         out["logistic_accuracy"] = linear_accuracy(Z_train, y_train, Z_test[test], y_test[test])
     return out
+
+
+def cv_folds(labels: np.ndarray, most: int = 5) -> int:
+    """The stratified folds ``evaluate_model`` cross-validates ``labels`` (the labelled ones) in: ``most``, fewer
+    for a class of fewer samples (each fold needs one of each); 0 when no two folds can be made (a class of
+    one sample, or a single class)."""
+    counts = np.unique(labels, return_counts=True)[1] if len(labels) else np.zeros(0, dtype=np.int64)
+    fewest = int(counts.min()) if len(counts) >= 2 else 0
+    return min(most, fewest) if fewest >= 2 else 0
 
 
 def _same_rows(A: Any, B: Any) -> bool:

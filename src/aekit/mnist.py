@@ -94,7 +94,7 @@ def _download(name: str, cache: Path, mirrors: Sequence[str], retries: int, time
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # the cache, or a folder above it, is a file
-        from_env = os.environ.get("AEKIT_CACHE") == str(cache)
+        from_env = bool(os.environ.get("AEKIT_CACHE")) and Path(os.environ["AEKIT_CACHE"]) == cache
         where = f"AEKIT_CACHE={str(cache)!r}" if from_env else f"the cache folder {cache}"
         raise InputError(
             f"{where} is not a folder (a file is in the way), so {name} cannot be downloaded; "
@@ -132,13 +132,21 @@ def _download(name: str, cache: Path, mirrors: Sequence[str], retries: int, time
 
 
 def check_folder(data_dir: str | os.PathLike[str]) -> None:
-    """Refuse a folder holding some of the four MNIST files but not all (``InputError``, param ``data_dir``).
+    """Refuse a folder holding not all of the four MNIST files (``InputError``, param ``data_dir``).
 
-    A folder the user names holds the set: a partial one is a mistake to say, not a cue to download the rest.
+    A folder the user names holds the set: an empty or partial one is a mistake to say, not a cue to look
+    elsewhere or download the rest.
     """
     held = [name for name in MNIST_FILES if _find_local(Path(data_dir), name) is not None]
     missing = [name for name in MNIST_FILES if name not in held]
-    if held and missing:
+    if not held:
+        raise InputError(
+            f"{{data_dir}} holds none of the 4 MNIST files ({', '.join(MNIST_FILES)}, raw or .gz); pass the "
+            "folder holding them, or drop {data_dir} (then $AEKIT_MNIST_DIR, the cache or a verified download)",
+            param="data_dir",
+            values={"data_dir": str(data_dir)},
+        )
+    if missing:
         raise InputError(
             f"{{data_dir}} holds {len(held)} of the 4 MNIST files: {', '.join(missing)} (or .gz) "
             f"{'is' if len(missing) == 1 else 'are'} missing; put all four there, or drop {{data_dir}} "
@@ -186,8 +194,7 @@ def load_mnist(
         search.append(Path(os.environ[MNIST_ENV]))
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     search.append(cache)
-
-    if data_dir is not None:
+    if data_dir is not None and Path(data_dir).resolve() != cache.resolve():  # (the cache fills as files come)
         check_folder(data_dir)
     arrays: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}

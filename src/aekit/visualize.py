@@ -277,7 +277,7 @@ MAP_MAX_BOXES = 5_000
 #: the files of a saved AETSNE (a folder): its autoencoder's model file, then the t-SNE map
 MAP_FILES = ("autoencoder.safetensors", "tsne.safetensors")
 MAP_FORMAT = "1"
-_MAP_FIX = "save the map again (AETSNE.save)"
+_MAP_FIX = "save the map again (aekit visualize --save-map, AETSNE.save)"
 MAP_PARAMS = schema.Obj(
     {
         "perplexity": schema.Num(1 / 3, 1e6),  # 3 * perplexity neighbours: at least one
@@ -322,6 +322,9 @@ def load_map(path: str | os.PathLike[str]) -> AETSNE:
     folder = Path(path)
     if not folder.is_dir():
         raise ModelFileError(f"{folder}: no saved map (a folder written by AETSNE.save); check the path")
+    missing = [name for name in MAP_FILES if not (folder / name).is_file()]
+    if missing and len(missing) < len(MAP_FILES):
+        raise ModelFileError(f"{folder}: an incomplete map, without {missing[0]}; {_MAP_FIX}")
     ae = load_model(folder / MAP_FILES[0])
     p = folder / MAP_FILES[1]
     meta = read_metadata(p, "t-SNE map", _MAP_FIX)
@@ -724,7 +727,7 @@ def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
             colorbar=ax is axes[0][-1],
             title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  "
             f"{r['seconds']:.0f} s{trained}",
-            axis_labels=("t-SNE 1", "t-SNE 2") if r.get("tsne_seconds") else ("z1", "z2"),
+            axis_labels=("t-SNE 1", "t-SNE 2") if "t-SNE" in name else ("z1", "z2"),  # a parametric map's too
         )
     fig.tight_layout()
     return fig
