@@ -587,3 +587,21 @@ def test_a_map_missing_one_of_its_files_is_said_to_be_incomplete(saved_map, tmp_
     with pytest.raises(InputError, match=rf"incomplete.*{gone}|{gone}.*incomplete|without (its )?{gone}") as info:
         AETSNE.load(folder) if gone == "autoencoder.safetensors" else load(folder)
     assert "aekit visualize --save-map" in str(info.value)
+
+
+def test_a_map_of_a_folder_of_images_reads_other_folders_at_its_size(tmp_path):
+    # visualize read the folder whole as flat rows: its AE (and so the saved map) did not know their size, and
+    # embedding a folder of other-sized images was refused where a trained model reads it at its own size
+    Image = pytest.importorskip("PIL.Image")
+    from aekit.cli import main
+
+    rng = np.random.default_rng(0)
+    for folder, side, n in (("a", 8, 40), ("b", 16, 5)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    small = ["--epochs", "1", "--hidden-layer-sizes", "8", "--perplexity", "5"]
+    assert main(["visualize", str(tmp_path / "a"), *small, "--save-map", "--out", str(tmp_path / "v")]) == 0
+    assert AETSNE.load(tmp_path / "v").autoencoder_.image_shape_ == (1, 8, 8)
+    assert main(["embed", str(tmp_path / "v"), str(tmp_path / "b"), "--out", str(tmp_path / "z.npy")]) == 0
+    assert np.load(tmp_path / "z.npy").shape == (5, 2)

@@ -975,6 +975,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         # every AE here is the given model or one of the flags' (no other default model is trained)
         ae = model if model is not None else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
+        if model is None and getattr(args, "folder_image_shape", None) and not getattr(args, "image_shape", None):
+            # the AE keeps the size its folder was read at: a saved map reads other folders at it
+            ae.set_params(image_shape=args.folder_image_shape)
         vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
         emb = vis.fit_transform(X, y)
         routes = {}
