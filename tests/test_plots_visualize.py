@@ -605,3 +605,13 @@ def test_a_map_of_a_folder_of_images_reads_other_folders_at_its_size(tmp_path):
     assert AETSNE.load(tmp_path / "v").autoencoder_.image_shape_ == (1, 8, 8)
     assert main(["embed", str(tmp_path / "v"), str(tmp_path / "b"), "--out", str(tmp_path / "z.npy")]) == 0
     assert np.load(tmp_path / "z.npy").shape == (5, 2)
+
+
+def test_training_curves_take_the_estimator_and_scatter_takes_mixed_labels(tmp_path):
+    X = np.random.default_rng(0).random((50, 6), dtype=np.float32)
+    est = Autoencoder(**SMALL).fit(X)
+    assert plots.training_curves(est).get_lines()  # was AttributeError: 'Autoencoder' object has no attribute 'items'
+    ax = plots.latent_scatter(est.transform(X), ["a", None, np.nan, "b", "a"] * 10)  # was a TypeError of sorting
+    assert [t.get_text() for t in ax.figure.axes[1].get_yticklabels()] == ["None", "a", "b", "nan"]
+    with pytest.raises(InputError, match="training_curves takes an estimator's history_"):
+        plots.training_curves(5)

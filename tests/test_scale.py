@@ -463,3 +463,21 @@ def test_range_stats_of_chunks_match_numpy_whatever_the_chunking():
             np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
             np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
             assert got[1][4] == 1.0
+
+
+def test_a_dataframe_of_uint8_columns_is_numbers_in_fit_and_score():
+    # ages and visit counts stored as uint8 reached 199: read as pixels, reconstructed in [0, 1] and scored
+    # 65,000 times lower than the same table as floats, without a word
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.integers(18, 90, 60), "visits": rng.integers(0, 200, 60)}).astype("uint8")
+    kw = dict(n_components=1, hidden_layer_sizes=(8,), epochs=2, random_state=0)
+    with pytest.warns(UserWarning, match="a DataFrame of named uint8 columns: read as numbers"):
+        est = Autoencoder(**kw).fit(frame)
+    assert est.pixels_ is False and est.loss_ == "mse"
+    floats = Autoencoder(**kw).fit(frame.astype(float))
+    np.testing.assert_allclose(est.transform(frame), floats.transform(frame.astype(float)), rtol=1e-6)
+    assert est.score(frame) == pytest.approx(floats.score(frame.astype(float)), rel=1e-6)
+    assert est.score(frame) == pytest.approx(-np.mean((est.reconstruct(frame) - frame.to_numpy(float)) ** 2))
+    with pytest.raises(InputError, match=r"column 'c' holds text or categories \(category\); aekit takes numbers"):
+        Autoencoder(**kw).fit(pd.DataFrame({"c": pd.Categorical([1.5, 100.0] * 30), "d": np.arange(60.0)}))

@@ -231,11 +231,24 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
     return InputError(f"{exc}{hint}")
 
 
+def _named_columns(X: Any) -> bool:
+    """Whether ``X`` is a DataFrame whose columns are named (text, as scikit-learn's feature names are): a table,
+    not an array wrapped in a frame (columns 0, 1, ...)."""
+    columns = getattr(X, "columns", None)
+    return columns is not None and len(columns) > 0 and all(isinstance(c, str) for c in columns)
+
+
 def _numbers_only(X: Any) -> None:
     """Refuse a DataFrame's date and time columns: NumPy reads them as nanoseconds beside numbers, or fails
     to convert them (a traceback)."""
     dtypes: Any = getattr(X, "dtypes", None)  # a DataFrame's; a NumPy array has none
     for name, dtype in dtypes.items() if hasattr(dtypes, "items") else ():
+        if str(dtype) == "category":  # numeric categories read as their values: an order nobody chose
+            raise InputError(
+                f"X's column {str(name)!r} holds text or categories (category); aekit takes numbers: encode it first "
+                "(e.g. scikit-learn's OneHotEncoder in a Pipeline), or .astype(float) if its categories are "
+                "numbers meant as such"
+            )
         kind = getattr(dtype, "kind", "O")
         if kind in "mM":
             what, fix = (
@@ -398,7 +411,15 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not reset:
             return bool(is_uint8(X) and getattr(self, "pixels_", True))  # files from before pixels_: always
         self.pixels_: bool | None = None
-        if is_uint8(X):
+        if is_uint8(X) and self.scale is None and _named_columns(X):  # a table's columns are numbers
+            warn_once(
+                ("uint8-frame",),
+                "X is a DataFrame of named uint8 columns: read as numbers, not as 0-255 pixels (images come as "
+                "arrays); for images pass scale='pixels'",
+                stacklevel=outside_stacklevel(),
+            )
+            self.pixels_ = False
+        elif is_uint8(X):
             self.pixels_ = bool(uint8_pixels(X, stacklevel=4)) if self.scale is None else False  # at fit's caller
         return bool(self.pixels_)
 
@@ -433,7 +454,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range(X)
         for note in advice(X, self.scale, self.loss_, self.output_activation_, self._saturating()):
-            warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_range
+            warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
         return X
 
     def _fit_source_range(self, source: Source) -> None:
@@ -467,7 +488,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range_of(float(low.min()), float(high.max()), f" in {source.name}")
         for note in range_advice(low, high, self.scale, self.loss_, self.output_activation_, self._saturating()):
-            warnings.warn(note, UserWarning, stacklevel=4)  # once per fit: fit -> _fit -> _fit_source_range
+            warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
 
     def _saturating(self) -> bool:
         """Whether large inputs can pin units to their bounds (tanh or sigmoid hidden units or code)."""

@@ -64,7 +64,7 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     ``beta``). uint8 images are compared in [0, 1], whichever ``scale`` reads them. ``X`` is
     reconstructed ``SCORE_ROWS`` rows at a time, so it may be a file read in chunks (a memmap, HDF5, zarr).
     """
-    from aekit.base import _dense
+    from aekit.base import _dense, _named_columns
     from aekit.sources import ArraySource, as_source
 
     source = as_source(X)  # a file (memmap, HDF5, zarr, folder of images): read a chunk at a time
@@ -84,7 +84,9 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
             part = X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]  # a DataFrame keeps its names
             X_in = np.asarray(part)
         X_hat = np.asarray(estimator.reconstruct(part), dtype=np.float64)
-        if is_uint8(X_in):  # images compared in [0, 1] whoever scales them: scale=None, "pixels" or "minmax" alike
+        # images compared in [0, 1] whoever scales them (scale=None, "pixels" or "minmax" alike); a table's named
+        # uint8 columns are numbers, compared in their units
+        if is_uint8(X_in) and not _named_columns(part):
             if not getattr(estimator, "pixels_", False):  # reconstructed in 0-255
                 X_hat /= 255.0
             target = as_float32(X_in, pixels=True)

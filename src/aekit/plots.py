@@ -177,7 +177,10 @@ def latent_scatter(
     if y is None:
         ax.scatter(Z[:, 0], Z[:, 1], **style)
     else:
-        classes, codes = np.unique(np.asarray(y), return_inverse=True)
+        labels = np.asarray(y).reshape(-1)
+        if labels.dtype == object:  # mixed kinds (text beside None or NaN) do not sort: as the text they show
+            labels = np.array([str(v) for v in labels], dtype=object)
+        classes, codes = np.unique(labels, return_inverse=True)
         cmap = _label_colours(len(classes))
         sc = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, **style)
         if colorbar:
@@ -318,7 +321,7 @@ def _curve_series(history: Mapping[str, Sequence[float]]) -> dict[str, np.ndarra
     return series
 
 
-def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, title: str = "training") -> Any:
+def training_curves(history: Any, *, ax: Any = None, title: str = "training") -> Any:
     """Per-epoch curves of every loss term in ``history``.
 
     Each term has one colour: training solid, validation (``val_*``) dashed. A total
@@ -328,8 +331,8 @@ def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, t
 
     Parameters
     ----------
-    history : mapping of str to sequence of float
-        An estimator's ``history_`` (``loss``, ``reconstruction``, ``val_*``, ``lr``, ...).
+    history : mapping of str to sequence of float, or a fitted estimator
+        An estimator's ``history_`` (``loss``, ``reconstruction``, ``val_*``, ``lr``, ...), or the estimator.
     ax : matplotlib Axes, optional
         Where to draw; a new figure when None.
     title : str
@@ -342,6 +345,12 @@ def training_curves(history: Mapping[str, Sequence[float]], *, ax: Any = None, t
     """
     from matplotlib.ticker import MaxNLocator
 
+    history = getattr(history, "history_", history)  # an estimator stands for its history
+    if not isinstance(history, Mapping):
+        raise InputError(
+            f"training_curves takes an estimator's history_ (a mapping of per-epoch lists) or a fitted estimator, "
+            f"not {type(history).__name__}"
+        )
     if ax is None:
         _, ax = subplots(figsize=(6, 4))
     series = _curve_series(history)
