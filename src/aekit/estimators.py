@@ -202,7 +202,8 @@ class Autoencoder(_AutoencoderBase):
         ``restore_best_weights`` the model holds this epoch's weights.
     stop_reason_ : str
         Why training ended: "completed", "early_stopping", "lr_floor", "callback",
-        "interrupted" or "diverged".
+        "interrupted", "diverged" or "error" (an exception raised during training, e.g. in a
+        callback: raised again, the model of the last complete epoch kept).
     loss_, output_activation_ : str
         The loss and output activation the model trained with ("auto" resolved).
     pixels_ : bool
