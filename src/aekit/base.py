@@ -239,8 +239,8 @@ def _named_columns(X: Any) -> bool:
 
 
 def _numbers_only(X: Any) -> None:
-    """Refuse a DataFrame's date and time columns: NumPy reads them as nanoseconds beside numbers, or fails
-    to convert them (a traceback)."""
+    """Refuse a DataFrame's category, date and time columns: NumPy reads categories as their values (an order
+    nobody chose) and dates as nanoseconds beside numbers, or fails to convert them (a traceback)."""
     dtypes: Any = getattr(X, "dtypes", None)  # a DataFrame's; a NumPy array has none
     for name, dtype in dtypes.items() if hasattr(dtypes, "items") else ():
         if str(dtype) == "category":  # numeric categories read as their values: an order nobody chose

@@ -562,8 +562,9 @@ def load_model(args: argparse.Namespace) -> Any:
     from aekit.estimators import load
 
     data = str(getattr(args, "data", "") or "")
-    modelish = data.lower().endswith(".safetensors") or any(
-        (Path(data) / name).is_file() for name in ("model.safetensors", "tsne.safetensors")
+    modelish = bool(data) and (
+        data.lower().endswith(".safetensors")
+        or any((Path(data) / name).is_file() for name in ("model.safetensors", "tsne.safetensors"))
     )  # a model file, a training run's folder or a saved map
     if modelish and not str(args.model).lower().endswith(".safetensors") and not Path(args.model).is_dir():
         raise InputError(  # `aekit embed data.csv model.safetensors`: the file read as a model is the data

@@ -426,7 +426,8 @@ def warn_left_out(where: str | Path, extra: Sequence[str], unnamed: Sequence[str
     """Say which columns of ``where`` are not the model's features and are not read; ``unnamed``: the flags
     (``--id-column``, ``--label-column``) not given, which would keep such a column of ids or labels."""
     if extra:
-        hint = f"; {' or '.join(unnamed)} NAME keeps one as the rows' {' or '.join(f[2:-7] + 's' for f in unnamed)}"
+        kept_as = {"--id-column": "ids", "--label-column": "labels"}
+        hint = f"; {' or '.join(unnamed)} NAME keeps one as the rows' {' or '.join(kept_as[f] for f in unnamed)}"
         log.warning(
             "%s: column(s) %s are not among the model's features and are left out%s",
             where,
