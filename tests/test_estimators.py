@@ -461,3 +461,21 @@ def test_hidden_layer_sizes_set_beside_a_conv_body_is_said_to_be_unused(tmp_path
 
         _WARNED.clear()
         aekit.load(est.save(tmp_path / "m.safetensors"))  # a loaded model's choice is past acting on: silent
+
+
+def test_set_output_pandas_gives_reconstructions_as_frames_with_the_features_names():
+    # scikit-learn's set_output covers transform only: reconstructions came back as bare arrays
+    pd = pytest.importorskip("pandas")
+    from aekit import metrics
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"], index=range(100, 140))
+    est = Autoencoder(**{**SMALL, "scale": "standard"}).set_output(transform="pandas").fit(frame)
+    codes = est.transform(frame)
+    for back in (est.inverse_transform(codes), est.reconstruct(frame)):
+        assert list(back.columns) == ["a", "b", "c"] and list(back.index) == list(frame.index)
+    framed = est.reconstruct(frame).to_numpy()
+    np.testing.assert_array_equal(framed, est.set_output(transform="default").reconstruct(frame))
+    est.set_output(transform="pandas")
+    assert np.isfinite(metrics.evaluate_model(est, frame)["reconstruction_mse"])  # arrays inside, whatever the output
+    assert isinstance(est.score(frame), float)

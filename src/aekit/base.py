@@ -1210,7 +1210,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def inverse_transform(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
         """Decode codes ``(n_samples, n_components)`` back to data space ``(n_samples, n_features)``.
 
-        Codes on disk are read in chunks; ``out`` as in ``transform``.
+        Codes on disk are read in chunks; ``out`` as in ``transform``. With ``set_output(transform="pandas")``
+        a DataFrame with the features' names (and the codes' index).
         """
         check_is_fitted(self, "net_")
         source = as_source(X)
@@ -1240,13 +1241,32 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             raise InputError("inverse_transform expects finite numeric codes")
         Z = np.ascontiguousarray(Z, dtype=np.float32)
         self._check_out(out, Z.shape[0], int(self.n_features_in_))
-        return self._forward_batches(Z, self.net_.decode, out=out, post=self._undo)
+        decoded = self._forward_batches(Z, self.net_.decode, out=out, post=self._undo)
+        return decoded if out is not None else self._in_data_space(decoded, X)
 
     def reconstruct(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
-        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``; ``out`` as in ``transform``."""
+        """``inverse_transform(transform(X))`` in one pass, ``(n_samples, n_features)``; ``out`` as in ``transform``;
+        a DataFrame as ``inverse_transform``'s."""
         check_is_fitted(self, "net_")
         fn = lambda xb: self.net_.decode(self.net_.encode(xb)["code"])  # noqa: E731
-        return self._apply(X, fn, int(self.n_features_in_), out, post=self._undo)
+        rebuilt = self._apply(X, fn, int(self.n_features_in_), out, post=self._undo)
+        return rebuilt if out is not None or as_source(X) is not None else self._in_data_space(rebuilt, X)
+
+    def _in_data_space(self, values: np.ndarray, X: Any) -> Any:
+        """Rows in the data's space as ``set_output(transform="pandas")`` asks (scikit-learn covers ``transform``
+        only): a DataFrame with the features' names and ``X``'s index; else ``values`` as they are."""
+        import sklearn
+
+        config = getattr(self, "_sklearn_output_config", {}).get("transform") or sklearn.get_config().get(
+            "transform_output", "default"
+        )
+        if config != "pandas" or values.ndim != 2:
+            return values
+        import pandas as pd
+
+        names = getattr(self, "feature_names_in_", None)
+        index = getattr(X, "index", None)
+        return pd.DataFrame(values, columns=None if names is None else list(names), index=index)
 
     def reconstruction_error(self, X: Any) -> float:
         """Mean-per-element reconstruction loss (the training ``loss``, ``loss_``) of ``X``.

@@ -190,9 +190,10 @@ def evaluate_model(
     """
     from aekit.summary import count_parameters
 
-    Z_test = est.transform(X_test)  # type: ignore[attr-defined]  # first: its checks of X name what is wrong
+    # arrays, whatever set_output asks of the estimator; transform first: its checks of X name what is wrong
+    Z_test = np.asarray(est.transform(X_test))  # type: ignore[attr-defined]
     decoder = est.net_.has_decoder  # type: ignore[attr-defined]  # a t-SNE map without one reconstructs nothing
-    X_hat = est.reconstruct(X_test) if decoder else None  # type: ignore[attr-defined]
+    X_hat = np.asarray(est.reconstruct(X_test)) if decoder else None  # type: ignore[attr-defined]
     X_raw = np.asarray(X_test)
     X_ref = as_float32(X_raw, pixels=is_uint8(X_raw) and bool(getattr(est, "pixels_", True)))  # as the model reads it
     X_ref = X_ref.reshape(len(X_ref), -1)  # images (n, H, W) / (n, C, H, W): compared flat
@@ -246,7 +247,7 @@ def _code_accuracies(
     train = ~unlabelled(y_train)
     if train.any():
         _check_shared_classes(y_train[train], y_test[test])
-    Z_train, y_train = est.transform(X_train)[train], y_train[train]
+    Z_train, y_train = np.asarray(est.transform(X_train))[train], y_train[train]
     if len(Z_train) >= 5:  # k-NN(5) needs 5 training codes
         out["knn5_accuracy"] = knn_accuracy(Z_train, y_train, Z_test[test], y_test[test])
     if len(np.unique(y_train)) >= 2:  # a classifier needs two classes to learn
