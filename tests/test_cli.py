@@ -614,6 +614,26 @@ def test_embed_keeps_row_ids_and_labels(tmp_path, capsys, iris_like):
     assert table[:, 0].tolist() == list(range(6)) and table[:, 1].tolist() == [0, 1, 0, 1, 0, 1]
 
 
+def test_the_commands_that_run_a_csv_model_take_its_id_and_label_columns_again(tmp_path, capsys, iris_like):
+    # `embed model data.csv` on the training CSV wrote row numbers and no labels: the flags had to be repeated
+    csv, _ = iris_like
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    rows = ["--id-column", "sample", "--label-column", "species"]
+    assert main(["train", str(csv), *rows, *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert load(model).data_columns_ == {"id_column": "sample", "label_column": "species"}
+    capsys.readouterr()
+    assert main(["embed", model, str(csv), "--out", str(tmp_path / "codes.csv")]) == 0
+    text = (tmp_path / "codes.csv").read_text().splitlines()
+    assert text[0] == "id,label,z1,z2" and text[1].startswith("s0,setosa,")
+    assert "note: --id-column sample --label-column species, as the model was trained" in capsys.readouterr().err
+    assert main(["evaluate", model, str(csv)]) == 0
+    assert "knn5_cv_accuracy" in capsys.readouterr().out  # the labels were found
+    # a flag given wins, and a column it names is not taken for the other role
+    assert main(["embed", model, str(csv), "--label-column", "sample", "--out", str(tmp_path / "c2.csv")]) == 0
+    assert (tmp_path / "c2.csv").read_text().splitlines()[1].startswith("0,s0,")
+
+
 def test_a_csv_trained_model_matches_columns_by_name(tmp_path, capsys, caplog, iris_like):
     """A model trained on a CSV with a header keeps its features' names: a CSV with its columns in another order
     (and one more) gives the same codes, one lacking a column is refused naming it, denoise writes the names."""
@@ -888,8 +908,16 @@ def test_columns_a_model_never_used_are_left_out_even_text(tmp_path, capsys, cap
     argv = ["embed", model, str(tmp_path / "noted.csv"), "--label-column", "species", "--out", str(tmp_path / "n.npy")]
     assert main(argv) == 0, capsys.readouterr().err
     np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), np.load(tmp_path / "c.npy"))
+    assert "column(s) 'note' are not among the model's features and are left out" in caplog.text
+    assert "note: --id-column sample, as the model was trained" in capsys.readouterr().err  # taken again
+    # a model that keeps no id column (fitted in Python, saved): the flag not given is offered
+    bare = load(model)
+    del bare.data_columns_
+    bare.save(tmp_path / "bare.safetensors")
+    caplog.clear()
+    argv[1], argv[-1] = str(tmp_path / "bare.safetensors"), str(tmp_path / "b.npy")
+    assert main(argv) == 0
     assert "column(s) 'sample', 'note' are not among the model's features and are left out" in caplog.text
-    # the flag not given is offered (--label-column was): an id column left out is kept by naming it
     assert "left out; --id-column NAME keeps one as the rows' ids" in caplog.text
 
 

@@ -134,6 +134,8 @@ MODEL_CASES = [  # (file, metadata edit, what the message says)
         r"fitted.feature_names_in_ is 2 names, expected 16 names",
     ),
     ("ae", _set("fitted", "surprise", "1"), "only the keys"),
+    ("ae", _set("fitted", "data_columns_", '{"id_column": 7}'), r"fitted.data_columns_.id_column is 7"),
+    ("ae", _set("fitted", "data_columns_", '{"rows": "x"}'), r"fitted.data_columns_.*only the keys"),
     ("ae", _set("params", "random_state", str(2**64)), "params.random_state is 18446744073709551616"),
     ("ae", _set("params", "learning_rate", "1e400"), r"params.learning_rate is inf, expected .*a finite number"),
     (

@@ -507,6 +507,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         X, y = training_data(args)
         est = _estimator(args, y)
+        columns = {k: v for k in ("id_column", "label_column") if isinstance(v := getattr(args, k, None), str)}
+        if columns and _is_csv(args.data):  # named CSV columns: the commands that run the model take them again
+            est.data_columns_ = columns
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
         # stays until this run's files replace it together
         replacing = (out.path / ck_name).exists() and not args.resume
@@ -590,13 +593,39 @@ def _map_or_model(args: argparse.Namespace) -> Any:
     return vis
 
 
+def _is_csv(data: str) -> bool:
+    return Path(str(data)).suffix.lower() in (".csv", ".tsv", ".txt")
+
+
+def _training_columns(args: argparse.Namespace, model: Any) -> None:
+    """The id and label columns ``aekit train`` read (``model.data_columns_``), taken again from a CSV that has
+    them where the command's own flags name none; said in one line."""
+    from aekit.csvdata import csv_header
+
+    remembered = getattr(model, "data_columns_", None) or {}
+    if not remembered or not _is_csv(args.data) or not Path(args.data).is_file():
+        return
+    header = set(csv_header(Path(args.data)) or ())
+    given = {str(getattr(args, key)) for key in ("id_column", "label_column") if getattr(args, key, None) is not None}
+    taken = []
+    for key, name in remembered.items():
+        if hasattr(args, key) and getattr(args, key) is None and name in header and name not in given:
+            setattr(args, key, name)
+            taken.append(f"--{key.replace('_', '-')} {shlex.quote(name)}")
+    if taken:
+        print(f"note: {' '.join(taken)}, as the model was trained (name others to change them)", file=sys.stderr)
+
+
 def model_rows(
     args: argparse.Namespace, model: Any, *, stream: bool = False, with_ids: bool = True
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """``load_rows`` for a trained ``model``: a folder of images is read at the model's image shape unless
-    --image-shape says another, and one read at a size the model does not take is refused in one line."""
+    --image-shape says another, and one read at a size the model does not take is refused in one line; a CSV
+    has its ids and labels read from the columns training read them from (``_training_columns``)."""
     from aekit.base import fitted_image_shape
     from aekit.sources import image_folder
+
+    _training_columns(args, model)
 
     shape = fitted_image_shape(model)
     if image_folder(args.data) and shape is not None and getattr(args, "image_shape", None) is None:

@@ -330,6 +330,15 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     return X, y
 
 
+def csv_header(path: Path) -> list[str] | None:
+    """The header row's names of a CSV file as ``read_csv_rows`` reads it; None without one (or unreadable)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return _first_row(path, fh.readline())[1]
+    except (OSError, UnicodeDecodeError, InputError):
+        return None
+
+
 def read_csv_rows(
     path: Path,
     label_column: str | int | None,

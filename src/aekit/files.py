@@ -223,6 +223,8 @@ def fitted_section(est: Any) -> dict[str, Any]:
         fitted["pixels_"] = bool(est.pixels_)
     if hasattr(est, "epochs_"):  # epochs="auto" resolved
         fitted["epochs_"] = int(est.epochs_)
+    if getattr(est, "data_columns_", None):  # set by `aekit train` from its --id-column / --label-column
+        fitted["data_columns_"] = {str(k): str(v) for k, v in est.data_columns_.items()}
     if hasattr(est, "fit_warnings_"):
         fitted["fit_warnings_"] = [str(w) for w in est.fit_warnings_]
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
@@ -336,7 +338,7 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
         "seed_": fitted.get("seed_", 0),
         "stop_reason_": fitted.get("stop_reason_", ""),
     }
-    for name in ("epochs_", "fit_warnings_"):
+    for name in ("epochs_", "fit_warnings_", "data_columns_"):
         if name in fitted:
             attrs[name] = fitted[name]
     if "best_epoch_" in fitted:

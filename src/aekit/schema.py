@@ -286,6 +286,10 @@ MODEL_FITTED = Obj(
         "loss_": Str(32, r"[a-z0-9_]+", "a lower-case name"),
         "output_activation_": Str(32, r"[a-z0-9_]+", "a lower-case name"),
         "pixels_": Bool(),
+        # the CSV columns `aekit train` read as ids and labels: the commands that run the model take them again
+        "data_columns_": Obj(
+            {"id_column": Str(), "label_column": Str()}, optional=frozenset({"id_column", "label_column"})
+        ),
         "image_shape_": ListOf(Int(1, MAX_COUNT), min_len=2, max_len=3),  # (H, W) or (C, H, W) of image rows
         "input_offset_": ListOf(Num(-MAX_FLOAT32, MAX_FLOAT32), max_len=MAX_COUNT),
         "input_scale_": ListOf(Num(float(np.finfo(np.float32).tiny), MAX_FLOAT32), max_len=MAX_COUNT),
@@ -304,6 +308,7 @@ MODEL_FITTED = Obj(
             "classes_dtype",
             "loss_",
             "output_activation_",
+            "data_columns_",
             "pixels_",
             "image_shape_",
             "input_offset_",
