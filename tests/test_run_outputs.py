@@ -88,7 +88,10 @@ def test_two_concurrent_trainings_the_second_refuses(tmp_path, npy):
     the first run's model as its own."""
     out = tmp_path / "shared"
     cmd = [sys.executable, "-m", "aekit", "train", str(npy), "--out", str(out), "--epochs", "1000000", *FLAGS]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    # -X faulthandler: a first run that does not stop (seen once, in a full CI run) shows its threads' stacks
+    first = subprocess.Popen(
+        [cmd[0], "-X", "faulthandler", *cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / "checkpoint.safetensors").exists():  # training: the lock is held
@@ -108,7 +111,12 @@ def test_two_concurrent_trainings_the_second_refuses(tmp_path, npy):
         assert "model:" not in second.stdout
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=120)
+        try:
+            first.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            first.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack, then the process ends
+            _, err = first.communicate(timeout=60)
+            pytest.fail(f"the first run did not stop within 120 s of SIGTERM; its stderr ends: {err[-6000:]}")
     assert first.returncode == 130
     assert aekit.load(out / "model.safetensors").n_iter_ >= 1
 
