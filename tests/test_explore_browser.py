@@ -117,14 +117,17 @@ def test_loads_offline_without_errors(browser_page, tmp_path):
     assert (tmp_path / "explore.png").stat().st_size > 10_000
 
 
-def test_hover_shows_thumbnail(browser_page, data, tmp_path):
-    page, outside, errors = browser_page
+def _hover_known(page, shown="document.querySelector('#aekit-tip').style.display === 'block'"):
+    """Move the mouse onto the known point (from beside it, as a hand would) and wait until ``shown`` holds."""
     x, y = page.evaluate(TO_SCREEN, list(KNOWN_AT))
     page.mouse.move(x - 40, y - 40)
     page.mouse.move(x, y, steps=4)
-    page.wait_for_function(
-        "document.querySelector('#aekit-tip img') && document.querySelector('#aekit-tip img').complete", timeout=10_000
-    )
+    page.wait_for_function(shown, timeout=10_000)
+
+
+def test_hover_shows_thumbnail(browser_page, data, tmp_path):
+    page, outside, errors = browser_page
+    _hover_known(page, "document.querySelector('#aekit-tip img') && document.querySelector('#aekit-tip img').complete")
     tip = page.locator("#aekit-tip")
     assert (
         tip.get_attribute("data-index") == str(KNOWN)
@@ -189,10 +192,7 @@ def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
     y[3] = -1  # unlabelled: "unlabelled (-1)" in the legend, -1 in a saved selection (it joins back to the data)
     path = explore(E, y, images, path=tmp_path / "ids.html", ids=ids)
     with opened(path, tmp_path) as (page, outside, errors):
-        x, y0 = page.evaluate(TO_SCREEN, list(KNOWN_AT))
-        page.mouse.move(x - 40, y0 - 40)
-        page.mouse.move(x, y0, steps=4)
-        page.wait_for_function("document.querySelector('#aekit-tip').style.display === 'block'", timeout=10_000)
+        _hover_known(page)
         tip = page.locator("#aekit-tip")
         assert f"<b>row{KNOWN}</b>" in tip.inner_text() and tip.locator("b b").count() == 0
         assert page.get_by_text("unlabelled (-1)").count() >= 1  # the legend
@@ -218,10 +218,7 @@ def test_direction_controls_in_ids_and_labels_are_shown_not_obeyed(data, tmp_pat
     labels = np.where(np.arange(N) % 2 == 0, "\u202ecat", "dog").astype(object)
     path = explore(E, labels, images, path=tmp_path / "bidi.html", ids=ids)
     with opened(path, tmp_path) as (page, outside, errors):
-        x, y0 = page.evaluate(TO_SCREEN, list(KNOWN_AT))
-        page.mouse.move(x - 40, y0 - 40)
-        page.mouse.move(x, y0, steps=4)
-        page.wait_for_function("document.querySelector('#aekit-tip').style.display === 'block'", timeout=10_000)
+        _hover_known(page)
         tip = page.locator("#aekit-tip").inner_text()
         assert "<U+202E>gpj.exe" in tip and "\u202e" not in tip
         assert page.get_by_text("<U+202E>cat").count() >= 1  # the legend

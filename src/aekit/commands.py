@@ -163,7 +163,7 @@ def _source_rows(
     if files is not None:  # the shape its rows were read at: thumbnails show them (_image_shape)
         args.folder_image_shape = tuple(int(v) for v in X.row_shape)
     if files is not None and with_ids:  # (built only when written: a million paths take memory)
-        ids = np.array([p.relative_to(X.root).as_posix() for p in files])
+        ids = X.file_ids()
     if args.limit is not None:
         X, y = Head(X, args.limit), (None if y is None else y[: args.limit])
         ids = None if ids is None else ids[: args.limit]
@@ -661,7 +661,7 @@ def check_width(args: argparse.Namespace, X: Any, model: Any) -> None:
     if found == n:
         return
     hint = "; pass data with the features the model was trained on"
-    if Path(str(args.data)).suffix.lower() in (".csv", ".tsv", ".txt") and found == n + 1:
+    if _is_csv(args.data) and found == n + 1:
         missing = [f for f in ("--label-column", "--id-column") if getattr(args, f[2:].replace("-", "_"), None) is None]
         if missing:  # one column too many: the labels or the ids, read as a feature
             hint = f"; if one column holds labels or row ids, name it: {' or '.join(missing)}"
@@ -843,8 +843,7 @@ def _labelled_pair(
         X_tr, y_tr = X, y  # its own rows (as --limit cut them): cross-validated by evaluate_model
     elif y is not None and train_data:
         # the CSV flags name the test CSV's columns: training data of another format have none to name
-        csv = Path(train_data).suffix.lower() in (".csv", ".tsv", ".txt")
-        flags = {} if csv else {"label_column": None, "id_column": None}
+        flags = {} if _is_csv(train_data) else {"label_column": None, "id_column": None}
         ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None, **flags})
         X_tr, y_tr, _ = model_rows(ns, model, with_ids=False)
         if y_tr is None:

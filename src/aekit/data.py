@@ -525,9 +525,7 @@ def _read_source(
         )
     source, y = open_path(path, labels=None if label_column is None else str(label_column))
     check_whole_read(source)
-    files = getattr(source, "files", None)
-    root = getattr(source, "root", None)
-    ids = None if files is None or root is None else np.array([f.relative_to(root).as_posix() for f in files])
+    ids = source.file_ids() if hasattr(source, "file_ids") else None  # a folder's images: their files
     return source.read(0, source.n_samples), y, ids
 
 

@@ -269,6 +269,10 @@ class ImageFolder:
     def __len__(self) -> int:
         return self.n_samples
 
+    def file_ids(self) -> np.ndarray:
+        """Each row's id: its image file, relative to ``root`` (``"cat/1.png"``)."""
+        return np.array([p.relative_to(self.root).as_posix() for p in self.files])
+
     def __repr__(self) -> str:
         return f"ImageFolder({self.name!r}, {self.n_samples} images of {self.row_shape})"
 
