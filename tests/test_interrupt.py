@@ -174,6 +174,39 @@ def test_sigterm_is_handled_by_a_builtin_while_training(X):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_whose_interrupt_was_swallowed_still_stops_training(X, sig):
+    """The interrupt lands wherever the main thread is, library code included, and some of it swallows it
+    (a CLI run trained on after SIGTERM about once in forty on a loaded machine). The signal's record stops
+    the loop at the next step: the epoch in which it came is the last kept."""
+    swallowed = []
+
+    def library_code(epoch, logs):
+        if epoch == 1:
+            try:
+                os.kill(os.getpid(), sig)
+                for _ in range(10**7):  # the interrupt lands here...
+                    pass
+            except KeyboardInterrupt:  # ...and is swallowed
+                swallowed.append(epoch)
+
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest's own would not raise
+    try:
+        est = _fit(_est({}, epochs=6, callbacks=[library_code]), X)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert swallowed == [1]
+    assert est.stop_reason_ == "interrupted" and est.n_iter_ == 2
+    assert signal.set_wakeup_fd(-1) == -1  # the record's socket is gone with the fit
+
+
+def test_a_signal_whose_interrupt_was_raised_is_not_raised_twice(X):
+    """The record of a signal that stopped training as usual does not stop the next fit."""
+    est = _fit(_est({}, epochs=6, callbacks=[_stop_at(1, "sigterm")]), X)
+    assert est.stop_reason_ == "interrupted" and est.n_iter_ == 2
+    assert _fit(_est({}, epochs=3), X).stop_reason_ == "completed"
+
+
 def test_a_compiled_step_failing_from_an_interrupt_stops_training(X, monkeypatch):
     """A compiled step whose failure carries the KeyboardInterrupt in its chain (the compiler's own error)
     is the interrupt, not a reason to fall back to the eager step and train on."""

@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -460,6 +461,63 @@ def deferred_signals() -> Iterator[None]:
                 handler(sig, None)  # e.g. Python's SIGINT handler: raises KeyboardInterrupt here
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(sig)  # the default action (SIGTERM: the process ends)
+
+
+#: the read end of the wakeup socket while a training holds it (``signal_record``)
+_SIGNAL_RECORD: list[socket.socket] = []
+
+
+@contextlib.contextmanager
+def signal_record() -> Iterator[None]:
+    """Record SIGINT and SIGTERM below Python for the block; ``raise_if_signalled`` acts on the record.
+
+    Their KeyboardInterrupt is raised wherever the main thread happens to be, library code included, and
+    some of it swallows it: a CLI training went on after SIGTERM in about one of forty runs on a loaded
+    machine. Python's C-level handler writes each signal's number to the wakeup fd before any Python code
+    runs, so the record survives. Main thread only (elsewhere, and nested, this does nothing).
+    """
+    if threading.current_thread() is not threading.main_thread() or _SIGNAL_RECORD:
+        yield
+        return
+    read, write = socket.socketpair()
+    for end in (read, write):
+        end.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+    except (ValueError, OSError):  # e.g. an interpreter without signal support
+        read.close()
+        write.close()
+        yield
+        return
+    _SIGNAL_RECORD.append(read)
+    try:
+        yield
+    finally:
+        _SIGNAL_RECORD.clear()
+        signal.set_wakeup_fd(previous)  # e.g. an asyncio loop's own
+        read.close()
+        write.close()
+
+
+def raise_if_signalled() -> None:
+    """Raise KeyboardInterrupt if SIGINT or SIGTERM came since the last call and its interrupt was lost.
+
+    Cheap (one non-blocking read) when nothing came; a no-op outside ``signal_record``. A signal whose
+    handler has not run yet runs it here (the usual interrupt, late), so nothing is raised twice.
+    """
+    if not _SIGNAL_RECORD:
+        return
+    try:
+        received = _SIGNAL_RECORD[0].recv(256)
+    except (BlockingIOError, OSError):
+        return
+    came = [sig for sig in DEFERRED_SIGNALS if int(sig) in received]
+    for sig in came:
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            signal.signal(sig, handler)  # setting a handler first runs those of pending signals
+    if came:
+        raise KeyboardInterrupt
 
 
 def place(src: Path, final: Path, *, overwrite: bool) -> None:

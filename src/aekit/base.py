@@ -44,6 +44,7 @@ from aekit._utils import (
     pixels_from_max,
     resolve_device,
     seed_from,
+    signal_record,
     to_numpy,
     uint8_pixels,
     warn_once,
@@ -170,7 +171,8 @@ def _interrupts() -> Iterator[None]:
         return
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        yield
+        with signal_record():  # an interrupt that library code swallowed still stops the loop (raise_if_signalled)
+            yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aekit._utils import Callback, InputError, LossFn, Step, TrainingDivergedError
+from aekit._utils import Callback, InputError, LossFn, Step, TrainingDivergedError, raise_if_signalled
 from aekit.batches import Batches, TensorBatches
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,7 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[dict[str, torch.Tensor], torch.Te
         if run.config.lr_schedule == "cosine":
             _cosine_lr(run, epoch * steps + i)
         losses = run.step(batch)
+        raise_if_signalled()  # Ctrl-C / SIGTERM whose interrupt library code swallowed
         step_loss[i] = losses["loss"].detach()
         m = batch[0].shape[0]
         for k, v in losses.items():
