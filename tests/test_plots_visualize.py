@@ -220,6 +220,21 @@ def test_aetsne_fit_transform_and_new_points(blobs):
         AETSNE(SupervisedAutoencoder(**SMALL), perplexity=10).fit(X)
 
 
+def test_aetsne_advice_names_what_aetsne_takes(blobs, monkeypatch):
+    """The default autoencoder's range advice said "Pass scale='standard'", a parameter AETSNE does not take."""
+    from aekit import visualize
+
+    monkeypatch.setitem(visualize.PRESETS, "dense20", {**SMALL, "epochs": 2})
+    X, _ = blobs
+    with pytest.warns(UserWarning) as record:
+        AETSNE(perplexity=10, random_state=0).fit(X * 30)  # far beyond a few units
+    texts = [str(w.message) for w in record if "in magnitude" in str(w.message)]
+    assert len(texts) == 1 and texts[0].endswith("Pass autoencoder=Autoencoder(scale='standard')"), texts
+    assert record[0].filename == __file__  # still the user's line
+    with pytest.warns(UserWarning, match=r"Pass scale='standard'$"):  # an autoencoder of the user's: its own words
+        AETSNE(Autoencoder(**{**SMALL, "epochs": 2}), perplexity=10, random_state=0).fit(X * 31)
+
+
 def test_compare_routes(tmp_path, blobs, monkeypatch):
     from aekit import visualize
 

@@ -8,10 +8,13 @@ of the reference text: AE straight to 2-D, t-SNE from raw pixels, AE(20) → t-S
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -160,7 +163,8 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             if isinstance(ae, SupervisedAutoencoder) and y is None:
                 raise InputError("a SupervisedAutoencoder needs y: pass fit(X, y)")
             try:
-                fit_stage(ae, X, y if isinstance(ae, SupervisedAutoencoder) else None)
+                with _advice_for_the_default(self.autoencoder is None):
+                    fit_stage(ae, X, y if isinstance(ae, SupervisedAutoencoder) else None)
             except KeyboardInterrupt:
                 self.autoencoder_ = ae  # the interrupted training's model is kept here (no embedding)
                 raise
@@ -265,6 +269,28 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.distances == "input":  # the index splits this back into inputs and codes
             return np.asarray(self._tsne.transform(np.hstack([_input_rows(X, None, None, self.autoencoder_), codes])))
         return np.asarray(self._tsne.transform(codes))
+
+
+@contextlib.contextmanager
+def _advice_for_the_default(default: bool) -> Iterator[None]:
+    """Warnings of the autoencoder that AETSNE built itself, their advice in AETSNE's terms.
+
+    Its parameters are not AETSNE's: "pass scale='standard'" would send the user to a parameter that
+    AETSNE does not take; they pass an autoencoder built with it."""
+    if not default:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:  # the filters in force decide what is caught
+        try:
+            yield
+        finally:
+            shown = [(_DEFAULT_PARAM.sub(r"autoencoder=Autoencoder(\1)", str(w.message)), w) for w in caught]
+    for text, w in shown:  # at the user's line, as recorded
+        warnings.warn_explicit(text, w.category, w.filename, w.lineno)
+
+
+# an estimator parameter set in advice (scale='standard'), not a call's argument or a quoted name
+_DEFAULT_PARAM = re.compile(r"(?<![\w.(/'\"])((?:scale|loss|output_activation)='[^']*')")
 
 
 #: AETSNE(max_fit_samples=...): points placed into the map per openTSNE transform call
