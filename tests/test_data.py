@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import logging
 import struct
 import zipfile
 
@@ -198,13 +199,21 @@ def test_csv_with_pandas_column_numbers_as_header(tmp_path):
     assert load_array(p)[0].shape == (2, 3)
 
 
-def test_csv_text_labels_and_missing_labels(tmp_path):
+def test_csv_text_labels_and_missing_labels(tmp_path, caplog):
     p = tmp_path / "d.csv"
     p.write_text('a,b,label\n0.1,0.2,cat\n0.3,0.4,"dog"\n')
     X, y = load_array(p, label_column="label")
     assert X.shape == (2, 2) and list(y) == ["cat", "dog"]
-    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,\n")
-    with pytest.raises(DataFormatError, match="missing label at data row 1"):
+    # an empty cell is an unlabelled sample (-1), said once: new rows to embed usually have no label
+    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,\n0.5,0.6,NA\n")
+    with caplog.at_level(logging.WARNING, logger="aekit"):
+        assert list(load_array(p, label_column="label")[1]) == ["cat", "-1", "-1"]
+    assert "2 rows without a label read as unlabelled (-1), the first at data row 1 " in caplog.text
+    p.write_text("a,b,label\n0.1,0.2,3\n0.3,0.4,\n0.5,0.6,nan\n")  # numbers: -1 among the classes
+    y = load_array(p, label_column="label")[1]
+    assert y.dtype == np.int64 and list(y) == [3, -1, -1]
+    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4\n")  # a short row is not an unlabelled one
+    with pytest.raises(DataFormatError, match="has 2 cells"):
         load_array(p, label_column="label")
 
 
@@ -220,9 +229,6 @@ def test_csv_rows_wider_than_the_header_are_refused_with_a_label_column(tmp_path
     p = tmp_path / "d.csv"
     p.write_text("a,b,label\n1,2,0\n3,4,1,5\n")
     with pytest.raises(DataFormatError, match="data row 1 .* has 4 cells, the first row 3"):
-        load_array(p, label_column="label")
-    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,nan\n")
-    with pytest.raises(DataFormatError, match=r"missing label \(NaN\) at data row 1"):
         load_array(p, label_column="label")
 
 

@@ -266,6 +266,40 @@ def test_compare_routes(tmp_path, blobs, monkeypatch):
     assert list(routes)[0] == "parametric t-SNE"  # a map given for the 2-D panel is not called an AE
 
 
+def test_compare_routes_leaves_unlabelled_rows_out_of_accuracy(tmp_path, blobs, monkeypatch):
+    """A trial's --compare read 64.9% with 70% of its labels -1 (scored as a class) and 100.0% with them all."""
+    from aekit import metrics, visualize
+
+    def first_coordinates(codes, inputs, perplexity, seed, n_jobs, neighbors, n_components=2):
+        return np.asarray(codes, dtype=np.float64)[:, :n_components].copy()
+
+    monkeypatch.setattr(visualize, "_opentsne", first_coordinates)
+    X, y = blobs
+    partial = np.where(np.arange(len(y)) % 3 == 0, y, -1)
+    routes = compare_routes(X, partial, ae20=Autoencoder(**SMALL).fit(X), perplexity=10, skip_2d=True)
+    kept = partial != -1
+    for r in routes.values():
+        assert r["knn5_cv"] == metrics.knn_cv_accuracy(r["embedding"][kept], partial[kept])
+        assert r["knn5_cv"] != metrics.knn_cv_accuracy(r["embedding"], partial)  # -1 as a class: not this
+    none = compare_routes(X, np.full(len(y), -1), ae20=Autoencoder(**SMALL).fit(X), perplexity=10, skip_2d=True)
+    assert all(np.isnan(r["knn5_cv"]) for r in none.values())
+    fig = plot_routes(none, np.full(len(y), -1))
+    assert "k-NN n/a (too few labelled samples per class)" in fig.axes[0].get_title()
+
+
+def test_latent_scatter_draws_unlabelled_rows_grey_not_as_a_class():
+    Z = np.random.default_rng(0).normal(size=(90, 2))
+    y = np.array([-1, 0, 1] * 30)
+    ax = plots.latent_scatter(Z, y)
+    ticks = [t.get_text() for t in ax.figure.axes[-1].get_yticklabels()]
+    assert ticks == ["0", "1"]  # the colour bar names the classes only
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["unlabelled (-1)"]
+    grey, classes = ax.collections
+    assert len(grey.get_offsets()) == 30 and len(classes.get_offsets()) == 60
+    text = plots.latent_scatter(Z, np.array(["-1", "cat", "dog"] * 30, dtype=object))  # a CSV's text labels
+    assert [t.get_text() for t in text.figure.axes[-1].get_yticklabels()] == ["cat", "dog"]
+
+
 @pytest.mark.filterwarnings("ignore::aekit.TrainingWarning")  # 3 epochs: which inputs, not how good
 def test_compare_routes_measures_every_route_in_the_models_scale(monkeypatch):
     # 3 of 10 features x500: on raw X they rule the distances, so every route must be scored after scale

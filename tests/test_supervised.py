@@ -170,11 +170,16 @@ def test_missing_text_labels_are_a_clear_error(blobs):
     X, y = blobs
     labels = np.array([f"c{v}" for v in y], dtype=object)
     labels[5] = None
-    with pytest.raises(InputError, match="missing labels .* index 5"):
+    with pytest.raises(InputError, match="missing labels .* position 5"):
         SupervisedAutoencoder(**SMALL).fit(X, labels)
     labels[5] = float("nan")
     with pytest.raises(InputError, match="missing labels"):
         SupervisedAutoencoder(**SMALL).fit(X, labels)
+    pd = pytest.importorskip("pandas")
+    text = pd.Series([f"c{v}" for v in y], dtype="string")  # pandas' string column: pd.NA where a label is missing
+    text[7] = pd.NA  # was "y mixes text and other values (NAType, str)"
+    with pytest.raises(InputError, match="missing labels .* position 7; mark unlabelled samples with -1"):
+        SupervisedAutoencoder(**SMALL).fit(X, text)
 
 
 @pytest.mark.parametrize("dtype", [str, object])

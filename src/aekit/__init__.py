@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from aekit._utils import TrainingWarning
     from aekit.data import load_array, read_idx
-    from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, load
+    from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, labelled_accuracy, load
     from aekit.mnist import load_mnist
     from aekit.summary import dense_table, format_table, module_table
 
@@ -29,6 +29,7 @@ __all__ = [
     "TrainingWarning",
     "dense_table",
     "format_table",
+    "labelled_accuracy",
     "load",
     "load_array",
     "load_mnist",
@@ -47,6 +48,7 @@ _PUBLIC = {
     "SupervisedAutoencoder": "estimators",
     "ParametricTSNE": "estimators",
     "load": "estimators",
+    "labelled_accuracy": "estimators",
     "TrainingWarning": "_utils",
     "dense_table": "summary",
     "format_table": "summary",

@@ -302,10 +302,14 @@ def unlabelled(y: np.ndarray) -> np.ndarray:
     if y.dtype.kind in "iuf":
         return y == UNLABELLED
     if y.dtype.kind == "O":
-        missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and not np.isfinite(v))]
+        missing = [
+            i
+            for i, v in enumerate(y)
+            if v is None or (isinstance(v, float) and not np.isfinite(v)) or type(v).__name__ in ("NAType", "NaTType")
+        ]  # (pandas' pd.NA and pd.NaT, as a "string" or "category" column holds a missing value)
         if missing:
             raise InputError(
-                f"y has {len(missing)} missing labels (None or NaN), the first at index {missing[0]}; "
+                f"y has {len(missing)} missing labels (None, NaN or NA), the first at position {missing[0]}; "
                 "mark unlabelled samples with -1 instead"
             )
         return np.array(

@@ -1060,12 +1060,14 @@ def _say_visualized(args: argparse.Namespace, shape: tuple[int, ...], html: bool
         print(f"interactive map: {where / 'explore.html'}")
     if args.save_map:
         print(f"t-SNE map saved: `aekit embed {shlex.quote(str(where))} DATA --out codes.csv` places new points in it")
+    from aekit.visualize import knn_shown
+
     for name, r in routes.items():
         # a route's time counts its model's training: a given model's was spent before this run
         before = " before this run" if args.model else ""
         trained = f" (training {r['ae_seconds']:.1f} s{before})" if r.get("ae_seconds") else ""
         print(
-            f"{name:<16} k-NN(5) {100 * r['knn5_cv']:.1f}%  trustworthiness {r['trustworthiness']:.3f}  "
+            f"{name:<16} k-NN(5) {knn_shown(r['knn5_cv'])}  trustworthiness {r['trustworthiness']:.3f}  "
             f"{r['seconds']:.1f} s{trained}"
         )
     if routes:

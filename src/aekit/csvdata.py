@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import numpy as np
 
-from aekit._utils import DataFormatError, InputError
+from aekit._utils import UNLABELLED, DataFormatError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DELIMITERS = (",", ";", "\t")  # the first line's most frequent one; none of them: runs of blanks
-_MISSING_LABELS = ("", "na", "n/a", "null", "none")  # "nan" is reported apart: numbers parse it as NaN
+_MISSING_LABELS = ("", "na", "n/a", "null", "none")  # and "nan", which numbers parse as NaN
 _INDEX = re.compile(r"-?[0-9]+")  # a column index; str.isdigit() would also take "²", which int() refuses
 
 
@@ -290,32 +290,42 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
 
 
 def _labels(src: _Source, column: pd.Series) -> np.ndarray:
-    """Integer labels as int64, other numbers as float64, text labels as strings (the estimators encode them)."""
+    """Integer labels as int64, other numbers as float64, text labels as strings (the estimators encode them).
+
+    An empty cell (or NA, NaN, null, none) is an unlabelled sample, -1, said once: new rows to embed, and
+    rows awaiting a label in semi-supervised training, usually have none."""
     if column.dtype.kind in "iuf":
         y = column.to_numpy(np.float64)
+        missing = np.flatnonzero(np.isnan(y))
+        if missing.size:
+            src.check_ragged()  # pandas pads a short row with empty cells
+            _say_unlabelled(src, missing)
+            y[missing] = UNLABELLED
     else:
         # text as Python strings (objects): a fixed-width array would take the longest cell's size per row
         text = column.astype(str).str.strip()
         raw, lower = text.to_numpy(object), text.str.lower()
-        missing = np.flatnonzero(lower.isin(_MISSING_LABELS).to_numpy())
+        missing = np.flatnonzero(lower.isin(_MISSING_LABELS + ("nan",)).to_numpy())
         if missing.size:
             src.check_ragged()  # pandas pads a short row with empty cells
-            raise DataFormatError(
-                f"{src.path}: missing label at {src.where(int(missing[0]))}; "
-                "give every sample a label, write -1 for an unlabelled one, or drop the row"
-            )
+            _say_unlabelled(src, missing)
+            raw[missing] = str(UNLABELLED)
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5")
-            missing = np.flatnonzero((lower == "nan").to_numpy())
-            if missing.size:
-                raise DataFormatError(
-                    f"{src.path}: missing label (NaN) at {src.where(int(missing[0]))}; "
-                    "give every sample a label, write -1 for an unlabelled one, or drop the row"
-                )
             return raw
         y = parsed
     integral = np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**63)  # (1e300: float)
     return y.astype(np.int64) if integral else y
+
+
+def _say_unlabelled(src: _Source, missing: np.ndarray) -> None:
+    log.warning(
+        "%s: %d row%s without a label read as unlabelled (-1), the first at %s",
+        src.path,
+        missing.size,
+        "" if missing.size == 1 else "s",
+        src.where(int(missing[0])),
+    )
 
 
 def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> tuple[np.ndarray, np.ndarray | None]:

@@ -919,7 +919,12 @@ def _labels_1d(y: Any, n: int) -> np.ndarray:
 
 
 def labelled_accuracy(est: Any, X: Any, y: Any, sample_weight: Any = None) -> float:
-    """``est.predict``'s accuracy on the samples of ``X`` whose label ``y`` is not -1 (unlabelled)."""
+    """``est.predict``'s accuracy on the samples of ``X`` whose label ``y`` is not -1 (unlabelled).
+
+    The estimators' ``score``, and a scorer for scikit-learn's model selection with partial labels:
+    ``GridSearchCV(..., scoring=aekit.labelled_accuracy)``. ``scoring="accuracy"`` would count every
+    unlabelled sample as a mistake.
+    """
     from sklearn.metrics import accuracy_score
     from sklearn.utils.validation import check_consistent_length
 

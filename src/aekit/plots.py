@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import LogFormatter
 
-from aekit._utils import InputError, atomic_path
-from aekit.explore import explore  # noqa: F401 - the interactive HTML map, beside the static plots (bokeh imported on use)
+from aekit._utils import InputError, atomic_path, unlabelled
+from aekit.explore import UNLABELLED_NAME, explore  # noqa: F401 - the interactive HTML map, beside the static plots (bokeh imported on use)
 from aekit.metrics import CODE_BOUNDS, SATURATION_TOL, code_bounds, saturated_fraction  # noqa: F401 - plots' API
 
 _OFFSCREEN: contextvars.ContextVar[bool] = contextvars.ContextVar("aekit_plots_offscreen", default=False)
@@ -180,10 +180,15 @@ def latent_scatter(
         labels = np.asarray(y).reshape(-1)
         if labels.dtype == object:  # mixed kinds (text beside None or NaN) do not sort: as the text they show
             labels = np.array([str(v) for v in labels], dtype=object)
-        classes, codes = np.unique(labels, return_inverse=True)
-        cmap = _label_colours(len(classes))
-        sc = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, **style)
-        if colorbar:
+        none = unlabelled(labels)  # -1 (or "-1"): no class of its own, grey beneath the classes
+        if none.any():
+            grey = ax.scatter(Z[none, 0], Z[none, 1], color="0.8", zorder=0, **style)
+            ax.legend([grey], [UNLABELLED_NAME], loc="upper right", fontsize="small", markerscale=2, frameon=False)
+        classes, codes = np.unique(labels[~none], return_inverse=True)
+        cmap = _label_colours(max(1, len(classes)))
+        kept = Z[~none]
+        sc = ax.scatter(kept[:, 0], kept[:, 1], c=codes, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, **style)
+        if colorbar and len(classes):
             cb = ax.figure.colorbar(sc, ax=ax, ticks=range(len(classes)))
             cb.ax.set_yticklabels([_one_line(c) for c in classes])
             cb.set_label("label")

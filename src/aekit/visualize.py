@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import metrics, schema
-from aekit._utils import InputError, as_float32, is_uint8, jsonable, seed_from
+from aekit._utils import InputError, as_float32, is_uint8, jsonable, seed_from, unlabelled
 from aekit.base import plain_numbers
 from aekit.estimators import PRESETS, Autoencoder, ParametricTSNE, SupervisedAutoencoder, fit_stage
 from aekit.scaling import apply as apply_scaler
@@ -730,12 +730,23 @@ def compare_routes(
         )
         s = time.perf_counter() - t
         routes[name] = {"embedding": emb, "seconds": secs + s, "ae_seconds": secs, "tsne_seconds": s}
+    labelled = ~unlabelled(np.asarray(y))  # unlabelled rows (-1) are neither right nor wrong, as in `evaluate`
+    folds = metrics.cv_folds(np.asarray(y)[labelled])
     for r in routes.values():
-        r["knn5_cv"] = metrics.knn_cv_accuracy(r["embedding"], y)
+        r["knn5_cv"] = (
+            metrics.knn_cv_accuracy(r["embedding"][labelled], np.asarray(y)[labelled], folds=folds)
+            if folds
+            else float("nan")
+        )
         r["trustworthiness"] = metrics.trustworthiness(inputs, r["embedding"], max_samples=TRUST_SAMPLES)
         r["trust_points"] = min(len(X), TRUST_SAMPLES)  # metrics.trustworthiness' subsample
         r["units_scale"] = scale
     return routes
+
+
+def knn_shown(accuracy: float) -> str:
+    """A route's k-NN accuracy as shown: a percentage, or why there is none (too few labelled samples)."""
+    return f"{100 * accuracy:.1f}%" if accuracy == accuracy else "n/a (too few labelled samples per class)"
 
 
 def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
@@ -751,7 +762,7 @@ def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
             y,
             ax=ax,
             colorbar=ax is axes[0][-1],
-            title=f"{name}\nk-NN {100 * r['knn5_cv']:.1f}%  T {r['trustworthiness']:.3f}  "
+            title=f"{name}\nk-NN {knn_shown(r['knn5_cv'])}  T {r['trustworthiness']:.3f}  "
             f"{r['seconds']:.0f} s{trained}",
             axis_labels=("t-SNE 1", "t-SNE 2") if "t-SNE" in name else ("z1", "z2"),  # a parametric map's too
         )
