@@ -298,6 +298,13 @@ def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
     d = str(tmp_path / "d.npz")
     assert main(["evaluate", model, d, "--train-data", d]) == 0
     assert "knn5_cv_accuracy" in capsys.readouterr().out  # the training file itself: cross-validated
+    # visualize draws the map itself (it ran openTSNE on top of it: a trial's picture was 41 units off the map)
+    assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "v")]) == 0
+    assert np.allclose(np.load(tmp_path / "v" / "embedding.npy"), load(model).transform(X), atol=1e-5)
+    assert "parametric t-SNE, " in (tmp_path / "v" / "explore.html").read_text()
+    capsys.readouterr()
+    assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "w"), "--save-map"]) == 2
+    assert "is a parametric t-SNE map already" in capsys.readouterr().err and not (tmp_path / "w").exists()
     sup = tmp_path / "sup"
     assert main(["train", d, "--out", str(sup), "--method", "tsne", "--supervised", *args]) == 0
     assert list(load(sup / "model.safetensors").classes_) == [0, 1, 2, 3, 4]

@@ -970,6 +970,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit._utils import InputError, own_ids
+    from aekit.estimators import ParametricTSNE
     from aekit.params import PRESETS
     from aekit.visualize import AETSNE, MAP_FILES, compare_routes, plot_routes
 
@@ -1003,20 +1004,30 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         if args.compare and y is None:
             raise InputError("--compare needs labels (k-NN accuracy); use MNIST or pass --label-column")
         # every AE here is the given model or one of the flags' (no other default model is trained)
-        ae = model if model is not None else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
+        ae: Any = model if model is not None else _estimator(args, y, visualize_flags(), **PRESETS["dense20"])
         if model is None and getattr(args, "folder_image_shape", None) and not getattr(args, "image_shape", None):
             # the AE keeps the size its folder was read at: a saved map reads other folders at it
             ae.set_params(image_shape=args.folder_image_shape)
-        vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
-        emb = vis.fit_transform(X, y)
+        if is_map := isinstance(model, ParametricTSNE):  # the model is the map: t-SNE on top would redraw it
+            if args.save_map:
+                raise InputError(
+                    f"--save-map: {args.model} is a parametric t-SNE map already, and `aekit embed "
+                    f"{shlex.quote(str(args.model))} DATA` places new points in it; drop --save-map"
+                )
+            emb, route = model.transform(X), "parametric t-SNE"
+        else:
+            vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
+            emb, route = vis.fit_transform(X, y), None
+        ae = model if is_map else vis.autoencoder_
+        route = route or f"AE({ae.net_.code_size}) → t-SNE"
         routes = {}
         if args.compare:
             assert y is not None  # checked above
             routes = compare_routes(
                 X,
                 y,
-                **_two_d_route(args, vis.autoencoder_, y),
-                ae20=vis.autoencoder_,
+                **_two_d_route(args, ae, y),
+                ae20=ae,
                 perplexity=args.perplexity,
                 random_state=args.seed,
                 distances=args.distances,
@@ -1024,18 +1035,17 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         # every file is written into the staging folder, then all are put in place together
         write_codes(emb, out.staged("embedding.npy"))
         write_codes(emb, out.staged("embedding.csv"), "tsne", ids=ids, labels=y)  # t-SNE coordinates, not codes
-        code_size = vis.autoencoder_.net_.code_size
         with plots.offscreen():  # files only: no display, the user's backend untouched
-            ax = plots.latent_scatter(emb, y, title=f"AE({code_size}) → t-SNE", axis_labels=("t-SNE 1", "t-SNE 2"))
+            ax = plots.latent_scatter(emb, y, title=route, axis_labels=("t-SNE 1", "t-SNE 2"))
             plots.save(ax, out.staged("tsne.png"))
         html = _write_explore(
             out.staged("explore.html"),
             emb,
             X,
             y,
-            _image_shape(args, X, vis.autoencoder_),
+            _image_shape(args, X, ae),
             names,
-            title=f"AE({code_size}) → t-SNE, {args.data}",
+            title=f"{route}, {args.data}",
             axis_labels=("t-SNE 1", "t-SNE 2"),
             ids=own_ids(ids),
         )
