@@ -676,6 +676,33 @@ def test_a_csv_trained_model_matches_columns_by_name(tmp_path, capsys, caplog, i
     assert not [w for w in seen if "feature names" in str(w.message)]
 
 
+def test_a_model_without_feature_names_says_it_reads_a_named_csv_by_position(tmp_path, capsys, caplog, iris_like):
+    """A model trained on an .npy read a CSV whose header put the columns in another order, silently."""
+    import pandas as pd
+
+    csv, _ = iris_like
+    frame = pd.read_csv(csv)
+    np.save(tmp_path / "X.npy", frame[["a", "b", "c", "d"]].to_numpy(np.float32))
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    assert main(["train", str(tmp_path / "X.npy"), *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    frame[["d", "c", "b", "a"]].to_csv(tmp_path / "reversed.csv", index=False)
+    caplog.clear()
+    assert main(["embed", model, str(tmp_path / "reversed.csv"), "--out", str(tmp_path / "z.npy")]) == 0
+    said = "reversed.csv names its columns ('d', 'c', 'b', 'a'), but the model was trained on data without names"
+    assert said in caplog.text and "read by position, in the file's order" in caplog.text
+
+
+def test_train_says_when_labels_are_read_but_not_trained_on(tmp_path, capsys, iris_like):
+    csv, _ = iris_like
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    argv = ["train", str(csv), "--id-column", "sample", "--label-column", "species", *small]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    assert "note: --label-column species is read but not trained on (add --supervised" in capsys.readouterr().err
+    assert main([*argv, "--supervised", "--out", str(tmp_path / "s")]) == 0
+    assert "not trained on" not in capsys.readouterr().err
+
+
 def test_resuming_on_a_csv_with_its_columns_reordered_is_refused(tmp_path, capsys, iris_like):
     """The checkpoint knows its run's feature names: resuming on reordered columns would train on mixed-up
     features, so it stops with the fix; the run folder is left as it was. The same columns resume."""

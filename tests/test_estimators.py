@@ -101,6 +101,20 @@ def test_pipeline_and_gridsearch(blobs):
     assert gs.best_params_["n_components"] in (2, 3)
 
 
+def test_misshapen_input_gets_one_line_with_the_fix(blobs):
+    pd = pytest.importorskip("pandas")
+    X, _ = blobs
+    frame = pd.DataFrame(X[:, :6], columns=list("abcdef"))
+    est = Autoencoder(**SMALL).fit(frame)
+    with pytest.raises(InputError) as exc:  # scikit-learn's message ran over lines, without a fix
+        est.transform(frame[list("fedcba")])
+    said = str(exc.value)
+    assert "\n" not in said and said.endswith("in fit; select them in the fitted order: X[model.feature_names_in_]")
+    with pytest.raises(InputError) as exc:  # scikit-learn's message held the row's every value
+        est.transform(X[3, :6])
+    assert str(exc.value).startswith("X is 1-D (6 values); expected rows") and "X.reshape(1, -1) for" in str(exc.value)
+
+
 def test_model_selection_with_partial_labels_scores_the_labelled_rows(blobs):
     """scoring="accuracy" counted every -1 as a mistake (a trial's grid search read 0.25 for a 0.86 map);
     aekit.labelled_accuracy is the estimators' own score, usable where scikit-learn takes a scorer."""
@@ -161,7 +175,7 @@ def test_load_rejects_non_model(tmp_path):
     [
         (np.array([[0.1, np.nan], [0.2, 0.3]]), "NaN"),
         (np.array([[0.1, np.inf], [0.2, 0.3]]), r"^X contains infinity \(1 value; the first at row 0, column 1\)"),
-        (np.zeros(5), "2D array"),
+        (np.zeros(5), r"X is 1-D \(5 values\); expected rows"),
         (np.zeros((0, 3)), "0 sample"),
     ],
 )

@@ -397,6 +397,12 @@ def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
 
 
+def batch_tensor(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A batch of rows as a tensor on ``device``; read-only rows (a memory map's, a pandas frame's) are copied
+    first, a batch at a time: PyTorch warns about sharing them, and a user's own warning filters can show it."""
+    return torch.from_numpy(rows if rows.flags.writeable else np.array(rows)).to(device)
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A CPU array; bfloat16 and float16 results (inference in ``precision="bfloat16"``) come back as float32."""
     t = t.detach().to("cpu")

@@ -35,6 +35,7 @@ from aekit._utils import (
     LossFn,
     TrainingWarning,
     as_float32,
+    batch_tensor,
     first_beyond_float32,
     in_unit_range,
     is_uint8,
@@ -225,12 +226,21 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
             else "aekit needs finite values: clip or drop them"
         )
         return InputError(f"X contains {what}; {fix}")
+    if "Expected 2D array, got 1D array" in str(exc) or "Expected a 2-dimensional container" in str(exc):
+        size = int(np.asarray(X, dtype=object).size) if X is not None else 0  # sklearn's text holds every value
+        return InputError(
+            f"X is 1-D ({size} values); expected rows, shape (n_samples, n_features). Reshape your data: "
+            "X.reshape(1, -1) for one sample (or X[i:i + 1]), X.reshape(-1, 1) for one feature"
+        )
     hint = ""
     if "features, but" in str(exc):
         hint = " Pass data with the features the model was fitted on"
     elif "minimum of 2 is required" in str(exc):
         hint = " Fit on more samples: a model of one sample learns nothing of the data"
-    return InputError(f"{exc}{hint}")
+    elif "feature names should match" in str(exc):
+        hint = "; select them in the fitted order: X[model.feature_names_in_]"
+    said = " ".join(f"{exc}".split())  # scikit-learn's lists run over lines: one line
+    return InputError((said.rstrip(".") if hint.startswith(";") else said) + hint)
 
 
 def _named_columns(X: Any) -> bool:
@@ -1121,7 +1131,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         outs = []
         with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for start in range(0, X.shape[0], batch_size):
-                xb = torch.from_numpy(X[start : start + batch_size]).to(self.device_)  # may be read-only: _utils
+                xb = batch_tensor(X[start : start + batch_size], self.device_)
                 result = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
                 if out is not None:
                     out[start : start + len(result)] = result
@@ -1282,7 +1292,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net.eval()
         with torch.inference_mode():
             for start in range(0, Xv.shape[0], 4096):
-                xb = torch.from_numpy(Xv[start : start + 4096]).to(self.device_)
+                xb = batch_tensor(Xv[start : start + 4096], self.device_)
                 logits = net.decoder(net.encode(xb)["code"])
                 total += float(reconstruction_loss(logits, xb, *self._resolved())) * xb.shape[0]
         return total / Xv.shape[0]

@@ -506,6 +506,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "--keep-checkpoint. Drop --resume to train from the start"
             )
         X, y = training_data(args)
+        if y is not None and not args.supervised and getattr(args, "label_column", None) is not None:
+            print(
+                f"note: --label-column {args.label_column} is read but not trained on (add --supervised to train on "
+                "the labels); evaluate and the pictures use it",
+                file=sys.stderr,
+            )
         est = _estimator(args, y)
         columns = {k: v for k in ("id_column", "label_column") if isinstance(v := getattr(args, k, None), str)}
         if columns and _is_csv(args.data):  # named CSV columns: the commands that run the model take them again
@@ -699,6 +705,14 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     from aekit.csvdata import listed, warn_left_out
 
     want = _feature_names(model) or []
+    if names and not want:  # Python warns here too (scikit-learn: "X has feature names, but ... without")
+        log.warning(
+            "%s names its columns (%s), but the model was trained on data without names: its %d columns are read "
+            "by position, in the file's order",
+            data,
+            listed(names),
+            len(names),
+        )
     if not want or not names or names == want:
         return X
     position = {name: i for i, name in enumerate(names)}  # (wide CSVs: no list scans)
