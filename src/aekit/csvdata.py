@@ -393,7 +393,7 @@ def read_csv_rows(
             f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"
         ) from exc
     index_col = 0 if id_idx != 0 and _is_pandas_index(table, src.header, label_idx) else None
-    if index_col is not None:
+    if index_col is not None and keep is None:  # (a model that names its features: no feature is lost here)
         log.warning(
             "%s: its first column has no name and holds integers or text (a pandas index, as DataFrame.to_csv() "
             "writes by default); it is not used as a feature%s (write the CSV with to_csv(index=False) to avoid this)",
