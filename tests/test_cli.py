@@ -689,7 +689,7 @@ def test_a_model_without_feature_names_says_it_reads_a_named_csv_by_position(tmp
     frame[["d", "c", "b", "a"]].to_csv(tmp_path / "reversed.csv", index=False)
     caplog.clear()
     assert main(["embed", model, str(tmp_path / "reversed.csv"), "--out", str(tmp_path / "z.npy")]) == 0
-    said = "reversed.csv names its columns ('d', 'c', 'b', 'a'), but the model was trained on data without names"
+    said = "reversed.csv names its columns ('d', 'c', 'b', 'a'), but the model has no names for its features"
     assert said in caplog.text and "read by position, in the file's order" in caplog.text
 
 

@@ -205,10 +205,13 @@ def test_csv_text_labels_and_missing_labels(tmp_path, caplog):
     X, y = load_array(p, label_column="label")
     assert X.shape == (2, 2) and list(y) == ["cat", "dog"]
     # an empty cell is an unlabelled sample (-1), said once: new rows to embed usually have no label
-    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,\n0.5,0.6,NA\n")
+    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,\n0.5,0.6,nan\n")
     with caplog.at_level(logging.WARNING, logger="aekit"):
         assert list(load_array(p, label_column="label")[1]) == ["cat", "-1", "-1"]
     assert "2 rows without a label read as unlabelled (-1), the first at data row 1 " in caplog.text
+    p.write_text("a,b,label\n0.1,0.2,cat\n0.3,0.4,none\n")  # a class named "none", or a missing label?
+    with pytest.raises(DataFormatError, match=r"label 'none' at data row 1 .*: a missing label\? write -1"):
+        load_array(p, label_column="label")
     p.write_text("a,b,label\n0.1,0.2,3\n0.3,0.4,\n0.5,0.6,nan\n")  # numbers: -1 among the classes
     y = load_array(p, label_column="label")[1]
     assert y.dtype == np.int64 and list(y) == [3, -1, -1]

@@ -113,6 +113,11 @@ def test_misshapen_input_gets_one_line_with_the_fix(blobs):
     with pytest.raises(InputError) as exc:  # scikit-learn's message held the row's every value
         est.transform(X[3, :6])
     assert str(exc.value).startswith("X is 1-D (6 values); expected rows") and "X.reshape(1, -1) for" in str(exc.value)
+    with pytest.raises(InputError, match=r"^X is 1-D \(6 values\)"):  # a pandas row (was an AttributeError)
+        est.transform(frame.iloc[0])
+    with pytest.raises(InputError) as exc:  # a missing column: no advice to select it
+        est.transform(frame.drop(columns=["c"]))
+    assert "feature_names_in_" not in str(exc.value) and "missing: - c" in str(exc.value)
 
 
 def test_model_selection_with_partial_labels_scores_the_labelled_rows(blobs):

@@ -229,7 +229,8 @@ def test_aetsne_advice_names_what_aetsne_takes(blobs, monkeypatch):
     with pytest.warns(UserWarning) as record:
         AETSNE(perplexity=10, random_state=0).fit(X * 30)  # far beyond a few units
     texts = [str(w.message) for w in record if "in magnitude" in str(w.message)]
-    assert len(texts) == 1 and texts[0].endswith("Pass autoencoder=Autoencoder(scale='standard')"), texts
+    said = "Pass autoencoder=Autoencoder(n_components=20, scale='standard')"
+    assert len(texts) == 1 and texts[0].endswith(said), texts
     assert record[0].filename == __file__  # still the user's line
     with pytest.warns(UserWarning, match=r"Pass scale='standard'$"):  # an autoencoder of the user's: its own words
         AETSNE(Autoencoder(**{**SMALL, "epochs": 2}), perplexity=10, random_state=0).fit(X * 31)
@@ -284,7 +285,7 @@ def test_compare_routes_leaves_unlabelled_rows_out_of_accuracy(tmp_path, blobs, 
     none = compare_routes(X, np.full(len(y), -1), ae20=Autoencoder(**SMALL).fit(X), perplexity=10, skip_2d=True)
     assert all(np.isnan(r["knn5_cv"]) for r in none.values())
     fig = plot_routes(none, np.full(len(y), -1))
-    assert "k-NN n/a (too few labelled samples per class)" in fig.axes[0].get_title()
+    assert "k-NN n/a (too few labelled samples or classes)" in fig.axes[0].get_title()
 
 
 def test_latent_scatter_draws_unlabelled_rows_grey_not_as_a_class():

@@ -392,11 +392,6 @@ warnings.filterwarnings(
 )
 
 
-def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
-    """float32 tensor on ``device`` sharing memory with ``X`` where possible."""
-    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
-
-
 def batch_tensor(rows: np.ndarray, device: torch.device) -> torch.Tensor:
     """A batch of rows as a tensor on ``device``; read-only rows (a memory map's, a pandas frame's) are copied
     first, a batch at a time: PyTorch warns about sharing them, and a user's own warning filters can show it."""
@@ -484,17 +479,29 @@ def signal_record() -> Iterator[None]:
     Their KeyboardInterrupt is raised wherever the main thread happens to be, library code included, and
     some of it swallows it: a CLI training went on after SIGTERM in about one of forty runs on a loaded
     machine. Python's C-level handler writes each signal's number to the wakeup fd before any Python code
-    runs, so the record survives. Main thread only (elsewhere, and nested, this does nothing).
+    runs, so the record survives. Main thread only; nothing where the wakeup fd is taken (an asyncio loop's
+    signal handlers read it) or inside another record.
     """
     if threading.current_thread() is not threading.main_thread() or _SIGNAL_RECORD:
         yield
         return
-    read, write = socket.socketpair()
+    try:
+        read, write = socket.socketpair()
+    except OSError:  # e.g. no descriptors left: train without the record
+        yield
+        return
     for end in (read, write):
         end.setblocking(False)
     try:
         previous = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
     except (ValueError, OSError):  # e.g. an interpreter without signal support
+        previous = -1
+        read.close()
+        write.close()
+        yield
+        return
+    if previous != -1:  # someone else's record: theirs to keep
+        signal.set_wakeup_fd(previous)
         read.close()
         write.close()
         yield
@@ -504,7 +511,7 @@ def signal_record() -> Iterator[None]:
         yield
     finally:
         _SIGNAL_RECORD.clear()
-        signal.set_wakeup_fd(previous)  # e.g. an asyncio loop's own
+        signal.set_wakeup_fd(-1)
         read.close()
         write.close()
 
@@ -512,20 +519,21 @@ def signal_record() -> Iterator[None]:
 def raise_if_signalled() -> None:
     """Raise KeyboardInterrupt if SIGINT or SIGTERM came since the last call and its interrupt was lost.
 
-    Cheap (one non-blocking read) when nothing came; a no-op outside ``signal_record``. A signal whose
-    handler has not run yet runs it here (the usual interrupt, late), so nothing is raised twice.
+    Cheap (one non-blocking read) when nothing came; a no-op outside ``signal_record`` and off the main
+    thread. Only signals whose handler is Python's interrupt (``signal.default_int_handler``) count: a
+    handler of the user's that chose not to raise stays obeyed. A handler that has not run yet runs here
+    first (the usual interrupt, late), so nothing is raised twice.
     """
-    if not _SIGNAL_RECORD:
+    record = _SIGNAL_RECORD[0] if _SIGNAL_RECORD else None
+    if record is None or threading.current_thread() is not threading.main_thread():
         return
     try:
-        received = _SIGNAL_RECORD[0].recv(256)
-    except (BlockingIOError, OSError):
+        received = record.recv(256)
+    except OSError:  # nothing came (BlockingIOError), or the record is closed
         return
-    came = [sig for sig in DEFERRED_SIGNALS if int(sig) in received]
+    came = [s for s in DEFERRED_SIGNALS if int(s) in received and signal.getsignal(s) is signal.default_int_handler]
     for sig in came:
-        handler = signal.getsignal(sig)
-        if handler is not None:
-            signal.signal(sig, handler)  # setting a handler first runs those of pending signals
+        signal.signal(sig, signal.default_int_handler)  # setting a handler first runs those of pending signals
     if came:
         raise KeyboardInterrupt
 

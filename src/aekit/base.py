@@ -199,7 +199,8 @@ class _Scaler(torch.nn.Module):
 
 def _data_error(exc: ValueError, X: Any) -> InputError:
     """scikit-learn's refusal of ``X`` as aekit's ``InputError``, with the fix: a DataFrame's text column named."""
-    text = [c for c, dt in getattr(X, "dtypes", {}).items() if getattr(dt, "kind", "O") not in "biuf"]
+    dtypes: Any = getattr(X, "dtypes", None)  # a DataFrame's, per column (a Series has one)
+    text = [c for c, dt in dtypes.items() if getattr(dt, "kind", "O") not in "biuf"] if hasattr(dtypes, "items") else []
     if text and ("convert" in str(exc) or "cast" in str(exc)):
         return InputError(
             f"X's column {str(text[0])!r} holds text or categories ({exc}); aekit takes numbers: drop the "
@@ -237,7 +238,7 @@ def _data_error(exc: ValueError, X: Any) -> InputError:
         hint = " Pass data with the features the model was fitted on"
     elif "minimum of 2 is required" in str(exc):
         hint = " Fit on more samples: a model of one sample learns nothing of the data"
-    elif "feature names should match" in str(exc):
+    elif "must be in the same order" in str(exc) and "unseen at fit time" not in str(exc):  # the order alone
         hint = "; select them in the fitted order: X[model.feature_names_in_]"
     said = " ".join(f"{exc}".split())  # scikit-learn's lists run over lines: one line
     return InputError((said.rstrip(".") if hint.startswith(";") else said) + hint)

@@ -707,7 +707,7 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     want = _feature_names(model) or []
     if names and not want:  # Python warns here too (scikit-learn: "X has feature names, but ... without")
         log.warning(
-            "%s names its columns (%s), but the model was trained on data without names: its %d columns are read "
+            "%s names its columns (%s), but the model has no names for its features: the %d columns are read "
             "by position, in the file's order",
             data,
             listed(names),

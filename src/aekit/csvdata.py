@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DELIMITERS = (",", ";", "\t")  # the first line's most frequent one; none of them: runs of blanks
-_MISSING_LABELS = ("", "na", "n/a", "null", "none")  # and "nan", which numbers parse as NaN
+_MISSING_LABELS = ("na", "n/a", "null", "none")  # words that may mean a missing label, or name a class
 _INDEX = re.compile(r"-?[0-9]+")  # a column index; str.isdigit() would also take "²", which int() refuses
 
 
@@ -292,8 +292,9 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
 def _labels(src: _Source, column: pd.Series) -> np.ndarray:
     """Integer labels as int64, other numbers as float64, text labels as strings (the estimators encode them).
 
-    An empty cell (or NA, NaN, null, none) is an unlabelled sample, -1, said once: new rows to embed, and
-    rows awaiting a label in semi-supervised training, usually have none."""
+    An empty cell (or NaN) is an unlabelled sample, -1, said once: new rows to embed, and rows awaiting a
+    label in semi-supervised training, usually have none. NA, null, none are refused: a class's name or a
+    missing label, the user says which."""
     if column.dtype.kind in "iuf":
         y = column.to_numpy(np.float64)
         missing = np.flatnonzero(np.isnan(y))
@@ -305,11 +306,18 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
         # text as Python strings (objects): a fixed-width array would take the longest cell's size per row
         text = column.astype(str).str.strip()
         raw, lower = text.to_numpy(object), text.str.lower()
-        missing = np.flatnonzero(lower.isin(_MISSING_LABELS + ("nan",)).to_numpy())
-        if missing.size:
+        missing = np.flatnonzero(lower.isin(_MISSING_LABELS).to_numpy())
+        if missing.size:  # (a class named "none" or "NA" is not guessed to be missing: said, with the fix)
             src.check_ragged()  # pandas pads a short row with empty cells
-            _say_unlabelled(src, missing)
-            raw[missing] = str(UNLABELLED)
+            raise DataFormatError(
+                f"{src.path}: label {raw[missing[0]]!r} at {src.where(int(missing[0]))}: a missing label? write -1 "
+                "(or leave the cell empty) for an unlabelled row, or name the class otherwise"
+            )
+        empty = np.flatnonzero(lower.isin(("", "nan")).to_numpy())
+        if empty.size:
+            src.check_ragged()  # pandas pads a short row with empty cells
+            _say_unlabelled(src, empty)
+            raw[empty] = str(UNLABELLED)
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5")
             return raw

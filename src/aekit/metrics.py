@@ -255,13 +255,15 @@ def _code_accuracies(
     return out
 
 
-def cv_folds(labels: np.ndarray, most: int = 5) -> int:
+def cv_folds(labels: np.ndarray, most: int = 5, neighbours: int = 5) -> int:
     """The stratified folds ``evaluate_model`` cross-validates ``labels`` (the labelled ones) in: ``most``, fewer
     for a class of fewer samples (each fold needs one of each); 0 when no two folds can be made (a class of
-    one sample, or a single class)."""
+    one sample, or a single class) or when a fold's training part would hold fewer than ``neighbours``
+    samples (k-NN's k)."""
     counts = np.unique(labels, return_counts=True)[1] if len(labels) else np.zeros(0, dtype=np.int64)
     fewest = int(counts.min()) if len(counts) >= 2 else 0
-    return min(most, fewest) if fewest >= 2 else 0
+    folds = min(most, fewest) if fewest >= 2 else 0
+    return folds if folds and len(labels) - -(-len(labels) // folds) >= neighbours else 0
 
 
 def _same_rows(A: Any, B: Any) -> bool:

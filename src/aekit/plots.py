@@ -145,7 +145,8 @@ def latent_scatter(
     Z : ndarray of shape (n_samples, n_components >= 2)
         Codes or an embedding.
     y : ndarray of shape (n_samples,), optional
-        Labels (any values) for the colours.
+        Labels (any values) for the colours; -1 (or the text "-1") marks an unlabelled sample, drawn grey
+        beneath the classes, as everywhere in aekit (a class -1 of ±1 labels too: encode it 0..k-1).
     ax : matplotlib Axes, optional
         Where to draw; a new figure when None.
     title : str

@@ -464,6 +464,7 @@ def train(
             _report(run, state, logs)
             if _should_stop(run, state, epoch, logs):
                 break
+        raise_if_signalled()  # one lost in the last epoch's callbacks (e.g. while the checkpoint was written)
     except KeyboardInterrupt:
         if good is not None:  # mid-epoch: back to the end of the last complete epoch
             module.load_state_dict(good)

@@ -276,21 +276,24 @@ def _advice_for_the_default(default: bool) -> Iterator[None]:
     """Warnings of the autoencoder that AETSNE built itself, their advice in AETSNE's terms.
 
     Its parameters are not AETSNE's: "pass scale='standard'" would send the user to a parameter that
-    AETSNE does not take; they pass an autoencoder built with it."""
+    AETSNE does not take; they pass an autoencoder built with it (the default's 20-D code too)."""
     if not default:
         yield
         return
-    with warnings.catch_warnings(record=True) as caught:  # the filters in force decide what is caught
-        try:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # the filters in force decide what is caught
             yield
-        finally:
-            shown = [(_DEFAULT_PARAM.sub(r"autoencoder=Autoencoder(\1)", str(w.message)), w) for w in caught]
-    for text, w in shown:  # at the user's line, as recorded
-        warnings.warn_explicit(text, w.category, w.filename, w.lineno)
+    finally:  # also when the fit fails: its advice may say why
+        for w in caught:  # at the user's line, once per text and line as a plain warning would be
+            text = _DEFAULT_PARAM.sub(r"autoencoder=Autoencoder(n_components=20, \1)", str(w.message))
+            warnings.warn_explicit(text, w.category, w.filename, w.lineno, registry=_SHOWN)
 
 
-# an estimator parameter set in advice (scale='standard'), not a call's argument or a quoted name
-_DEFAULT_PARAM = re.compile(r"(?<![\w.(/'\"])((?:scale|loss|output_activation)='[^']*')")
+# an autoencoder's parameter set in advice (scale='standard'), also inside parentheses, not a quoted name
+_DEFAULT_PARAM = re.compile(r"(?<![\w.'\"])((?:scale|loss|output_activation)='[^']*')")
+#: the default autoencoder's advice shown so far (``warnings.warn_explicit``'s once-per-place registry)
+_SHOWN: dict[Any, Any] = {}
 
 
 #: AETSNE(max_fit_samples=...): points placed into the map per openTSNE transform call
@@ -746,7 +749,7 @@ def compare_routes(
 
 def knn_shown(accuracy: float) -> str:
     """A route's k-NN accuracy as shown: a percentage, or why there is none (too few labelled samples)."""
-    return f"{100 * accuracy:.1f}%" if accuracy == accuracy else "n/a (too few labelled samples per class)"
+    return f"{100 * accuracy:.1f}%" if accuracy == accuracy else "n/a (too few labelled samples or classes)"
 
 
 def plot_routes(routes: dict[str, dict[str, Any]], y: np.ndarray) -> Any:
