@@ -495,7 +495,6 @@ def signal_record() -> Iterator[None]:
     try:
         previous = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
     except (ValueError, OSError):  # e.g. an interpreter without signal support
-        previous = -1
         read.close()
         write.close()
         yield
