@@ -265,6 +265,8 @@ def test_compare_routes(tmp_path, blobs, monkeypatch):
     tsne_map = ParametricTSNE(hidden_layer_sizes=(8,), perplexity=10, epochs=2, random_state=0).fit(X)
     routes = compare_routes(X, y, ae2=tsne_map, ae20=Autoencoder(**SMALL).fit(X), perplexity=10)
     assert list(routes)[0] == "parametric t-SNE"  # a map given for the 2-D panel is not called an AE
+    routes = compare_routes(X, y, ae2=tsne_map, ae20=tsne_map, perplexity=10)  # `visualize --model MAP --compare`
+    assert list(routes) == ["parametric t-SNE", "t-SNE from raw"]  # no t-SNE drawn over the map's own codes
 
 
 def test_compare_routes_leaves_unlabelled_rows_out_of_accuracy(tmp_path, blobs, monkeypatch):

@@ -721,6 +721,8 @@ def compare_routes(
     for kind, est, supervised in (("AE", model20, False), ("SAE", sae20, True)):
         if supervised and sae20 is None:
             continue
+        if not supervised and isinstance(model20, ParametricTSNE):  # a map: t-SNE of its 2-D codes redraws it
+            continue
         model, secs = (model20, secs20) if not supervised else fitted(est, {"n_components": 20, "scale": scale}, True)
         name = f"{kind}({model.net_.code_size}) → t-SNE"  # a given model may have another code size than 20
         t = time.perf_counter()
