@@ -490,29 +490,24 @@ def signal_record() -> Iterator[None]:
     except OSError:  # e.g. no descriptors left: train without the record
         yield
         return
-    for end in (read, write):
-        end.setblocking(False)
-    try:
-        previous = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
-    except (ValueError, OSError):  # e.g. an interpreter without signal support
-        read.close()
-        write.close()
-        yield
-        return
-    if previous != -1:  # someone else's record: theirs to keep
-        signal.set_wakeup_fd(previous)
-        read.close()
-        write.close()
-        yield
-        return
-    _SIGNAL_RECORD.append(read)
-    try:
-        yield
-    finally:
-        _SIGNAL_RECORD.clear()
-        signal.set_wakeup_fd(-1)
-        read.close()
-        write.close()
+    with read, write:
+        for end in (read, write):
+            end.setblocking(False)
+        try:
+            previous: int | None = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+        except (ValueError, OSError):  # e.g. an interpreter without signal support
+            previous = None
+        if previous != -1:  # not set, or someone else's record: theirs to keep
+            if previous is not None:
+                signal.set_wakeup_fd(previous)
+            yield
+            return
+        _SIGNAL_RECORD.append(read)
+        try:
+            yield
+        finally:
+            _SIGNAL_RECORD.clear()
+            signal.set_wakeup_fd(-1)
 
 
 def raise_if_signalled() -> None:

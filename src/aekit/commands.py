@@ -896,7 +896,8 @@ def _say_cross_validated(args: argparse.Namespace, y: np.ndarray | None, results
     elif not folds:
         print(
             f"note: k-NN and logistic accuracy skipped: cross-validating within {args.data} needs two classes of "
-            "at least 2 labelled samples; --train-data OTHER scores a classifier of OTHER's codes on these",
+            "at least 2 labelled samples, and 5 in each fold's training part; --train-data OTHER scores a "
+            "classifier of OTHER's codes on these",
             file=sys.stderr,
         )
 
@@ -1022,7 +1023,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         if model is None and getattr(args, "folder_image_shape", None) and not getattr(args, "image_shape", None):
             # the AE keeps the size its folder was read at: a saved map reads other folders at it
             ae.set_params(image_shape=args.folder_image_shape)
-        if is_map := isinstance(model, ParametricTSNE):  # the model is the map: t-SNE on top would redraw it
+        if isinstance(model, ParametricTSNE):  # the model is the map: t-SNE on top would redraw it
             if args.save_map:
                 raise InputError(
                     f"--save-map: {args.model} is a parametric t-SNE map already, and `aekit embed "
@@ -1031,9 +1032,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             emb, route = model.transform(X), "parametric t-SNE"
         else:
             vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
-            emb, route = vis.fit_transform(X, y), None
-        ae = model if is_map else vis.autoencoder_
-        route = route or f"AE({ae.net_.code_size}) → t-SNE"
+            emb, ae = vis.fit_transform(X, y), vis.autoencoder_
+            route = f"AE({ae.net_.code_size}) → t-SNE"
         routes = {}
         if args.compare:
             assert y is not None  # checked above
@@ -1078,14 +1078,14 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def _say_visualized(args: argparse.Namespace, shape: tuple[int, ...], html: bool, routes: dict[str, Any]) -> None:
     """What ``visualize`` wrote, and the routes' scores of ``--compare``."""
+    from aekit.visualize import knn_shown
+
     where = Path(args.out)
     print(f"embedding {shape}: {where / 'embedding.npy'}; plot: {where / 'tsne.png'}")
     if html:
         print(f"interactive map: {where / 'explore.html'}")
     if args.save_map:
         print(f"t-SNE map saved: `aekit embed {shlex.quote(str(where))} DATA --out codes.csv` places new points in it")
-    from aekit.visualize import knn_shown
-
     for name, r in routes.items():
         # a route's time counts its model's training: a given model's was spent before this run
         before = " before this run" if args.model else ""

@@ -6,6 +6,7 @@ features ("mean per pixel"); PSNR uses that MSE over the whole set.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -263,7 +264,7 @@ def cv_folds(labels: np.ndarray, most: int = 5, neighbours: int = 5) -> int:
     counts = np.unique(labels, return_counts=True)[1] if len(labels) else np.zeros(0, dtype=np.int64)
     fewest = int(counts.min()) if len(counts) >= 2 else 0
     folds = min(most, fewest) if fewest >= 2 else 0
-    return folds if folds and len(labels) - -(-len(labels) // folds) >= neighbours else 0
+    return folds if folds and len(labels) - math.ceil(len(labels) / folds) >= neighbours else 0  # (a fold held out)
 
 
 def _same_rows(A: Any, B: Any) -> bool:
