@@ -448,6 +448,27 @@ def test_feature_names_survive_save_and_load(tmp_path, data):
         back.transform(df.iloc[:, ::-1])
 
 
+def test_set_output_survives_save_and_load_as_it_survives_pickle(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    est = Autoencoder(**PARAMS).set_output(transform="pandas").fit(data)
+    back = aekit.load(est.save(tmp_path / "pandas.safetensors"))
+    codes = back.transform(data)
+    assert isinstance(codes, pd.DataFrame) and list(codes.columns) == ["autoencoder0", "autoencoder1"]
+    assert isinstance(back.inverse_transform(codes), pd.DataFrame)
+    plain = aekit.load(est.set_output(transform="default").save(tmp_path / "default.safetensors"))
+    assert isinstance(plain.transform(data), np.ndarray)
+    unset = aekit.load(Autoencoder(**PARAMS).fit(data).save(tmp_path / "unset.safetensors"))
+    assert isinstance(unset.transform(data), np.ndarray) and not hasattr(unset, "_sklearn_output_config")
+
+
+def test_each_class_loads_its_own_files_and_names_the_other(tmp_path, data):
+    y = np.arange(len(data)) % 2
+    path = SupervisedAutoencoder(**PARAMS).fit(data, y).save(tmp_path / "sae.safetensors")
+    assert type(SupervisedAutoencoder.load(path)) is SupervisedAutoencoder
+    with pytest.raises(InputError, match=r"sae.safetensors: the file holds SupervisedAutoencoder, not Autoencoder; "):
+        Autoencoder.load(path)
+
+
 def test_many_and_unusual_feature_names_survive_save_and_load(tmp_path):
     """Names are tensors of UTF-8 bytes: 150,000 of them (beyond the JSON bound), empty, non-ASCII, a surrogate."""
     pd = pytest.importorskip("pandas")

@@ -8,7 +8,9 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
+import aekit
 from aekit import Autoencoder, SupervisedAutoencoder
 from aekit._utils import InputError
 from aekit.cli import _on_command_line, _one_line, build_parser, main
@@ -127,6 +129,9 @@ def test_denoise_options_come_from_the_same_constants():
         ({"optimizer": "lbfgs"}, "optimizer", "optimizer='lbfgs' must be one of"),
         ({"conv_filters": ()}, "conv_filters", "positive integers"),  # Sizes
         ({"hidden_layer_sizes": "500"}, "hidden_layer_sizes", "positive integers"),
+        ({"hidden_layer_sizes": 0}, "hidden_layer_sizes", r"positive integers .*\(or one integer\)"),
+        ({"hidden_layer_sizes": True}, "hidden_layer_sizes", "positive integers"),  # not one layer of 1
+        ({"image_shape": 28}, "image_shape", "2 or 3 positive integers"),  # one integer is no shape
         ({"image_shape": (28,)}, "image_shape", "2 or 3 positive integers"),
         ({"batchnorm": "yes"}, "batchnorm", "True or False"),  # Bool
         ({"device": 0}, "device", "device=0 must be a device name"),  # InstanceOf
@@ -169,6 +174,19 @@ def test_head_parameters_are_checked_for_the_supervised_estimator_only():
     with pytest.raises(InputError, match="unknown parameters") as info:
         validate({**Autoencoder().get_params(), "head_dopout": 0.5})
     assert info.value.param == "head_dopout"
+
+
+def test_one_integer_is_one_layer_as_in_scikit_learns_mlp(tmp_path):
+    X = np.random.default_rng(0).random((64, 6)).astype(np.float32)
+    y = np.arange(64) % 2
+    sae = SupervisedAutoencoder(hidden_layer_sizes=np.int64(8), head_layer_sizes=4, epochs=1, random_state=0)
+    sae.fit(X, y)
+    widths = [tuple(m.weight.shape) for m in sae.net_.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [(8, 6), (2, 8), (8, 2), (6, 8), (4, 2), (2, 4)]
+    assert sae.get_params()["hidden_layer_sizes"] == 8  # as given (scikit-learn's clone compares them)
+    loaded = aekit.load(sae.save(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(loaded.transform(X), sae.transform(X))
+    assert Autoencoder(architecture="conv", conv_filters=4)._validate_params() is None
 
 
 def test_values_the_rules_allow():

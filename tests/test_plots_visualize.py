@@ -220,6 +220,20 @@ def test_aetsne_fit_transform_and_new_points(blobs):
         AETSNE(SupervisedAutoencoder(**SMALL), perplexity=10).fit(X)
 
 
+def test_aetsne_on_a_dataframe_gives_its_autoencoder_the_names(blobs):
+    pd = pytest.importorskip("pandas")
+    X, _ = blobs
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(20)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # scikit-learn's "X does not have valid feature names"
+        vis = AETSNE(Autoencoder(**SMALL), perplexity=10, random_state=0).fit(frame)
+        assert list(vis.autoencoder_.feature_names_in_) == list(frame.columns)
+        assert vis.transform(frame[:5]).shape == (5, 2)  # the frame's names reach the autoencoder, unwarned
+    # a given autoencoder that names its features checks them: columns in another order were read by position
+    with pytest.raises(InputError, match=r"X\[model.feature_names_in_\]"):
+        AETSNE(vis.autoencoder_, perplexity=10).fit(frame[frame.columns[::-1]])
+
+
 def test_aetsne_advice_names_what_aetsne_takes(blobs, monkeypatch):
     """The default autoencoder's range advice said "Pass scale='standard'", a parameter AETSNE does not take."""
     from aekit import visualize
@@ -620,6 +634,18 @@ def test_visualize_saves_its_map_and_embed_places_new_points_in_it(blobs, tmp_pa
     assert f"the model comes first: aekit embed {out} " in capsys.readouterr().err
     new = np.loadtxt(tmp_path / "new.csv", delimiter=",", skiprows=1, usecols=range(1, 21))
     np.testing.assert_allclose(AETSNE.load(out).transform(new), placed, rtol=1e-5, atol=1e-4)
+    # the map's AE keeps the header's names and the id and label columns, as `train`'s model does: another
+    # CSV's columns are read by name (they were read by position, with a note, whatever their order)
+    ae = load(out / "autoencoder.safetensors")
+    assert list(ae.feature_names_in_) == [f"f{j}" for j in range(20)]
+    assert ae.data_columns_ == {"id_column": "id", "label_column": "label"}
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(tmp_path / "new.csv")
+    frame[frame.columns[::-1]].to_csv(tmp_path / "reversed.csv", index=False)
+    capsys.readouterr()
+    assert main(["embed", str(out), str(tmp_path / "reversed.csv"), "--out", str(tmp_path / "r.csv")]) == 0
+    assert "by position" not in capsys.readouterr().err
+    assert (tmp_path / "r.csv").read_text() == codes.read_text()  # ids and labels taken again, by their names
     # a later run without --save-map leaves no map of the earlier run beside its embedding (its t-SNE: the
     # first coordinates, this part being about files)
     monkeypatch.setattr(visualize, "_opentsne", lambda codes, *a, **k: np.asarray(codes, dtype=np.float64)[:, :2])

@@ -302,7 +302,14 @@ def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
     assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "v")]) == 0
     assert np.allclose(np.load(tmp_path / "v" / "embedding.npy"), load(model).transform(X), atol=1e-5)
     assert "parametric t-SNE, " in (tmp_path / "v" / "explore.html").read_text()
-    capsys.readouterr()
+    assert "note:" not in capsys.readouterr().err
+    # t-SNE flags that cannot act on a map are said to be unused (--compare's t-SNE from raw takes --perplexity)
+    assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "u"), "--perplexity", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --perplexity not used: " in err and "fitted with perplexity=10, and is drawn as it is" in err
+    flags = ["--perplexity", "5", "--distances", "code", "--compare"]
+    assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "u"), "--overwrite", *flags]) == 0
+    assert "note: --distances not used: " in capsys.readouterr().err
     assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "w"), "--save-map"]) == 2
     assert "is a parametric t-SNE map already" in capsys.readouterr().err and not (tmp_path / "w").exists()
     sup = tmp_path / "sup"

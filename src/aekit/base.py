@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import numpy as np
 import torch
@@ -74,7 +74,7 @@ from aekit.objectives import (
     reconstruction_loss,
 )
 from aekit.optim import make_optimizer
-from aekit.params import PARAMS, validate
+from aekit.params import PARAMS, sizes, validate
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.resources import available_bytes, check_memory
 from aekit.scaling import RangeStats, advice, fit_scaler, range_advice, resolve, scaler_from_stats
@@ -657,7 +657,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return {
             "n_features": n_features,
             "architecture": self.architecture,
-            "hidden_layer_sizes": tuple(self.hidden_layer_sizes),
+            "hidden_layer_sizes": sizes(self.hidden_layer_sizes),
             "n_components": self.n_components,
             "activation": self.activation,
             "code_activation": self.code_activation,
@@ -665,7 +665,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             "batchnorm": self.batchnorm,
             "dropout": self.dropout,
             "image_shape": fitted_image_shape(self),  # learnt from the data in fit
-            "conv_filters": tuple(self.conv_filters),
+            "conv_filters": sizes(self.conv_filters),
             "kernel_size": self.kernel_size,
             "variational": self.variational,
             "n_classes": n_classes,
@@ -859,12 +859,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Warn (in ``fit``: a loaded model's choice is past acting on) of ``hidden_layer_sizes`` set beside a conv
         body, which has no dense hidden layers."""
         default = inspect.signature(type(self).__init__).parameters["hidden_layer_sizes"].default
-        if self.architecture == "conv" and tuple(self.hidden_layer_sizes) != tuple(default):  # set, and unused
+        if self.architecture == "conv" and sizes(self.hidden_layer_sizes) != tuple(default):  # set, and unused
             to_code = ", then one linear layer to the code" if self.n_components is not None else ""
             warn_once(
                 ("conv_hidden", type(self).__name__),
-                f"hidden_layer_sizes {tuple(self.hidden_layer_sizes)} is not used by a conv encoder: its layers are "
-                f"conv_filters {tuple(self.conv_filters)}{to_code}; set conv_filters instead, or use a dense "
+                f"hidden_layer_sizes {sizes(self.hidden_layer_sizes)} is not used by a conv encoder: its layers are "
+                f"conv_filters {sizes(self.conv_filters)}{to_code}; set conv_filters instead, or use a dense "
                 "architecture for hidden layers",
                 stacklevel=outside_stacklevel(),
             )
@@ -1366,3 +1366,15 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         params, fitted = self._json_params(), fitted_section(self)
         features = feature_tensors(self)
         return save_model(path, self.net_, type(self).__name__, params, fitted, features=features, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Self:
+        """A model file written by ``save``, when it holds this class (``aekit.load`` reads any estimator's)."""
+        from aekit.estimators import load  # the estimators' module imports this one
+
+        est = load(path, device=device)
+        if not isinstance(est, cls):
+            name = type(est).__name__
+            fix = f"load it with {name}.load or aekit.load"
+            raise InputError(f"{path}: the file holds {name}, not {cls.__name__}; {fix}", param="path")
+        return est

@@ -47,14 +47,28 @@ def training_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
     names (``feature_names_in_``) and later commands can match a CSV's columns by name."""
     names: list[str] = []
     X, y, _ = load_rows(args, stream=True, with_ids=False, names=names)
-    if names:
-        import pandas as pd
-
-        X = pd.DataFrame(X, columns=names, copy=False)
+    X = _framed(X, names)
     shape = _file_image_shape(args.data)
     if shape is not None and getattr(X, "ndim", 0) == 2:  # rows read flat: as images again, a view (no copy)
         X = X.reshape(len(X), *shape)  # the estimator learns their shape (image_shape_) and checks their layout
     return X, y
+
+
+def _remember_columns(args: argparse.Namespace, est: Any) -> None:
+    """Keep the CSV columns named as ids and labels in the model (``data_columns_``): the commands that run it
+    take them again from a CSV that has them."""
+    columns = {k: v for k in ("id_column", "label_column") if isinstance(v := getattr(args, k, None), str)}
+    if columns and _is_csv(args.data):
+        est.data_columns_ = columns
+
+
+def _framed(X: Any, names: list[str] | None) -> Any:
+    """Rows read from a CSV with a header as a DataFrame of those columns (no copy); other data as they are."""
+    if not names:
+        return X
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=names, copy=False)
 
 
 def _file_image_shape(data: str) -> tuple[int, ...] | None:
@@ -513,9 +527,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         est = _estimator(args, y)
-        columns = {k: v for k in ("id_column", "label_column") if isinstance(v := getattr(args, k, None), str)}
-        if columns and _is_csv(args.data):  # named CSV columns: the commands that run the model take them again
-            est.data_columns_ = columns
+        _remember_columns(args, est)
         # the checkpoint is written in place every epoch (a killed run resumes from it), but a previous run's
         # stays until this run's files replace it together
         replacing = (out.path / ck_name).exists() and not args.resume
@@ -982,6 +994,23 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_map_flags(args: argparse.Namespace, model: Any) -> None:
+    """Say which t-SNE flags a parametric map leaves unused: its own perplexity made it (--compare's t-SNE from
+    raw still takes --perplexity; no AE → t-SNE route is drawn over a map, so --distances is never used)."""
+    unused = [
+        flag
+        for flag, value, default in (("--perplexity", args.perplexity, 30.0), ("--distances", args.distances, "input"))
+        if value != default and not (flag == "--perplexity" and args.compare)
+    ]
+    if unused:
+        print(
+            f"note: {' and '.join(unused)} not used: {args.model} is a parametric t-SNE map, fitted with "
+            f"perplexity={model.perplexity:g}, and is drawn as it is"
+            + ("" if args.compare else " (with --compare, --perplexity sets the t-SNE from raw)"),
+            file=sys.stderr,
+        )
+
+
 def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit import plots
     from aekit._utils import InputError, own_ids
@@ -1030,9 +1059,15 @@ def cmd_visualize(args: argparse.Namespace) -> int:
                     f"{shlex.quote(str(args.model))} DATA` places new points in it; drop --save-map"
                 )
             emb, route = model.transform(X), "parametric t-SNE"
+            _note_map_flags(args, model)
         else:
             vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
-            emb, ae = vis.fit_transform(X, y), vis.autoencoder_
+            # a CSV's header as a frame's columns: an AE trained here names its features, as `train`'s does, so
+            # that a saved map reads other CSVs' columns by name
+            rows = _framed(X, names) if model is None else X
+            emb, ae = vis.fit_transform(rows, y), vis.autoencoder_
+            if model is None:
+                _remember_columns(args, ae)  # a saved map's AE takes them again, as a trained model does
             route = f"AE({ae.net_.code_size}) → t-SNE"
         routes = {}
         if args.compare:

@@ -42,7 +42,7 @@ from aekit.files import MODEL_DAMAGED, check_tensors, corrupted_metadata, read_m
 from aekit.modules import AutoencoderNet, build_net
 from aekit.objectives import corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
-from aekit.params import Interval, check_param
+from aekit.params import Interval, check_param, sizes
 from aekit.sources import as_source
 from aekit.training import Callback, Data, LoopState, TrainConfig
 from aekit.tsne import NeighbourGraph, conditional_affinities, cumulative, label_affinities
@@ -61,8 +61,8 @@ class Autoencoder(_AutoencoderBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(500, 300, 100)
-        Dense encoder widths; the decoder mirrors them.
+    hidden_layer_sizes : tuple of int or int, default=(500, 300, 100)
+        Dense encoder widths (one integer: one layer); the decoder mirrors them.
     n_components : int or None, default=2
         Code size. ``None`` (conv only) keeps the spatial code (7×7×16 on MNIST).
     architecture : {"dense", "conv"}, default="dense"
@@ -98,7 +98,7 @@ class Autoencoder(_AutoencoderBase):
         ``(H, W)`` or ``(C, H, W)`` for the conv body. If None: the shape of the images in
         ``X`` (an ``(n, H, W)`` or ``(n, C, H, W)`` array, a folder of images), else square
         single-channel.
-    conv_filters : tuple of int, default=(32, 16)
+    conv_filters : tuple of int or int, default=(32, 16)
     kernel_size : int, default=3
     variational : bool, default=False
         Gaussian latent with reparameterisation and a KL term (VAE).
@@ -341,7 +341,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
     Parameters
     ----------
-    head_layer_sizes : tuple of int, default=(64, 128)
+    head_layer_sizes : tuple of int or int, default=(64, 128)
     head_activation : str, default="tanh"
     head_dropout : float, default=0.0
         0.5 is the reference remedy for an overfitting head.
@@ -443,7 +443,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
     def _head_kwargs(self) -> dict[str, Any]:
         return {
-            "head_layer_sizes": tuple(self.head_layer_sizes),
+            "head_layer_sizes": sizes(self.head_layer_sizes),
             "head_activation": self.head_activation,
             "head_dropout": self.head_dropout,
         }
@@ -592,7 +592,7 @@ class ParametricTSNE(_AutoencoderBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+    hidden_layer_sizes : tuple of int or int, default=(500, 500, 2000)
         Encoder widths (and the decoder's, mirrored, with ``reconstruction_weight`` > 0).
     perplexity : float, default=30.0
         About how many neighbours each point keeps; needs more than ``3 * perplexity`` samples.
@@ -616,7 +616,7 @@ class ParametricTSNE(_AutoencoderBase):
         ``reconstruct``); 0 builds the encoder alone.
     classification_weight : float, default=1.0
         Weight of the classification loss, used when ``fit`` gets labels.
-    head_layer_sizes : tuple of int, default=(64, 128)
+    head_layer_sizes : tuple of int or int, default=(64, 128)
     head_activation : str, default="tanh"
     head_dropout : float, default=0.0
     optimizer : {"rmsprop", "adam", "adamw", "sgd"}, default="adam"

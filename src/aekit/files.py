@@ -230,6 +230,9 @@ def fitted_section(est: Any) -> dict[str, Any]:
     if hasattr(est, "classes_"):  # the dtype too: text labels come back as text, integers as integers
         fitted["classes_"] = est.classes_.tolist()
         fitted["classes_dtype"] = est.classes_.dtype.str
+    output = getattr(est, "_sklearn_output_config", {}).get("transform")
+    if output is not None:  # set_output(transform="pandas") is the model's choice as pickle keeps it, so kept too
+        fitted["set_output"] = {"transform": str(output)}
     return fitted
 
 
@@ -354,6 +357,8 @@ def _decode_fitted(fitted: dict[str, Any]) -> dict[str, Any]:
     for name in ("loss_", "output_activation_"):  # absent from older files: their parameters were never "auto"
         if name in fitted:
             attrs[name] = fitted[name]
+    if "set_output" in fitted:  # scikit-learn's own attribute, which set_output(transform=...) sets
+        attrs["_sklearn_output_config"] = dict(fitted["set_output"])
     # older files: None, and the image_shape parameter stands (the data's shape was not learnt then)
     attrs["image_shape_"] = tuple(fitted["image_shape_"]) if "image_shape_" in fitted else None
     attrs["pixels_"] = fitted.get("pixels_", True)  # older files: uint8 input was always 0-255 pixels

@@ -44,6 +44,11 @@ MAX_LEARNING_RATE = float(np.finfo(np.float32).max)
 MAX_SEED = 2**32 - 1  # numpy's (and scikit-learn's) seed range
 
 
+def sizes(value: Any) -> tuple[int, ...]:
+    """Layer widths as a tuple: one integer (which ``Sizes(one_ok=True)`` accepts) is one layer."""
+    return (int(value),) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+
+
 def param_error(param: str, template: str, **values: Any) -> InputError:
     """An ``InputError`` about ``param``; ``template`` names parameters as ``{name}`` (see ``InputError``)."""
     return InputError(template, param=param, values=values)
@@ -156,16 +161,23 @@ class Options:
 
 @dataclass(frozen=True)
 class Sizes:
-    """A sequence of positive integers (layer widths, an image shape), each at most ``high``."""
+    """A sequence of positive integers (layer widths, an image shape), each at most ``high``.
+
+    ``one_ok``: a single integer is one layer (scikit-learn's MLP takes ``hidden_layer_sizes=16``);
+    readers turn it into a tuple with ``sizes``.
+    """
 
     allow_empty: bool = True
     lengths: tuple[int, ...] = ()  # allowed lengths; () = any
     example: str = "(500, 300, 100)"
     high: int = 2**20
+    one_ok: bool = False
 
     def ok(self, value: Any) -> bool:
         if isinstance(value, (str, bytes)):
             return False
+        if self.one_ok and isinstance(value, (int, np.integer)):
+            value = [value]
         try:
             sizes = list(value)
         except TypeError:
@@ -181,7 +193,8 @@ class Sizes:
 
     def text(self) -> str:
         count = " or ".join(map(str, self.lengths)) + " " if self.lengths else ""
-        return f"a sequence of {count}positive integers up to {self.high:,}, e.g. {self.example}"
+        one = " (or one integer)" if self.one_ok else ""
+        return f"a sequence of {count}positive integers up to {self.high:,}{one}, e.g. {self.example}"
 
     def from_text(self, text: str) -> Any:
         example = self.example.strip("()").replace(" ", "")
@@ -291,7 +304,7 @@ class Param:
         return float(value) if floats and isinstance(value, int) else value
 
 
-_SIZES = Sizes(high=MAX_WIDTH)
+_SIZES = Sizes(high=MAX_WIDTH, one_ok=True)
 _ACTIVATION = Options(tuple(sorted(ACTIVATIONS)))
 _UNIT = Interval(float, 0.0, 1.0)
 _POSITIVE = Interval(float, 0.0, math.inf)
@@ -340,7 +353,7 @@ _TABLE = [
     ),
     Param(
         "conv_filters",
-        Sizes(allow_empty=False, example="(32, 16)", high=MAX_WIDTH),
+        Sizes(allow_empty=False, example="(32, 16)", high=MAX_WIDTH, one_ok=True),
         (32, 16),
         "conv encoder channels per level",
     ),

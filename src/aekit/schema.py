@@ -291,6 +291,8 @@ MODEL_FITTED = Obj(
             {"id_column": Str(), "label_column": Str()}, optional=frozenset({"id_column", "label_column"})
         ),
         "image_shape_": ListOf(Int(1, MAX_COUNT), min_len=2, max_len=3),  # (H, W) or (C, H, W) of image rows
+        # the container transform returns (set_output), scikit-learn's choices
+        "set_output": Obj({"transform": Str(16, r"default|pandas|polars", "default, pandas or polars")}),
         "input_offset_": ListOf(Num(-MAX_FLOAT32, MAX_FLOAT32), max_len=MAX_COUNT),
         "input_scale_": ListOf(Num(float(np.finfo(np.float32).tiny), MAX_FLOAT32), max_len=MAX_COUNT),
     },
@@ -311,6 +313,7 @@ MODEL_FITTED = Obj(
             "data_columns_",
             "pixels_",
             "image_shape_",
+            "set_output",
             "input_offset_",
             "input_scale_",
         }

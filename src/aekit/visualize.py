@@ -164,11 +164,11 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 raise InputError("a SupervisedAutoencoder needs y: pass fit(X, y)")
             try:
                 with _advice_for_the_default(self.autoencoder is None):
-                    fit_stage(ae, X, y if isinstance(ae, SupervisedAutoencoder) else None)
+                    fit_stage(ae, self._named(X, ae), y if isinstance(ae, SupervisedAutoencoder) else None)
             except KeyboardInterrupt:
                 self.autoencoder_ = ae  # the interrupted training's model is kept here (no embedding)
                 raise
-        codes = ae.transform(X)
+        codes = ae.transform(self._named(X, ae))
         t1 = time.perf_counter()
         fit_rows = None if n_fit == n else np.sort(np.random.default_rng(seed).choice(n, n_fit, replace=False))
         inputs = _input_rows(X, source, fit_rows, ae) if self.distances == "input" else None
@@ -183,6 +183,19 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self.embedding_ = self._place_rest(X, source, codes, fit_rows)
         self.timings_ = {"autoencoder_s": t1 - t0, "tsne_s": t2 - t1, "placement_s": time.perf_counter() - t2}
         return self
+
+    def _named(self, X: Any, ae: Any) -> Any:
+        """The validated rows ``X`` as the autoencoder takes them: a frame under the feature names this map was
+        fitted with, when there are some (a DataFrame's), so that an autoencoder trained here learns them (a
+        saved map reads a CSV's columns by name) and a given one checks them against its own."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is None or not isinstance(X, np.ndarray) or X.ndim != 2:
+            return X
+        if hasattr(ae, "net_") and not hasattr(ae, "feature_names_in_"):  # trained on an array: takes arrays
+            return X
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=names, copy=False)
 
     def _place_rest(self, X: Any, source: Any, codes: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
         """The embedding of every row: the subsample's map, the other rows placed into it chunk by chunk."""
@@ -265,7 +278,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "embedding_")
         X = plain_numbers(X)
         X = validate_data(self, _unit_scaled(X, self.autoencoder_), reset=False, dtype=[np.float32, np.float64])
-        codes = self.autoencoder_.transform(X)
+        codes = self.autoencoder_.transform(self._named(X, self.autoencoder_))
         if self.distances == "input":  # the index splits this back into inputs and codes
             return np.asarray(self._tsne.transform(np.hstack([_input_rows(X, None, None, self.autoencoder_), codes])))
         return np.asarray(self._tsne.transform(codes))
