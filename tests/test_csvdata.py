@@ -6,6 +6,7 @@ import pytest
 
 from aekit import load_array
 from aekit._utils import DataFormatError, InputError
+from aekit.data import load_rows
 
 
 def test_quoted_cells_may_hold_the_delimiter(tmp_path):
@@ -40,7 +41,7 @@ def test_a_text_column_is_refused_with_the_option_that_names_it(tmp_path, capsys
     with pytest.raises(DataFormatError, match=r"pass id_column=1; if it holds the labels, label_column=1;"):
         load_array(p)
     p.write_text("a,b\n1,2\n3,x\n5,6\n")  # a stray cell in a number column: no id or label advice
-    with pytest.raises(DataFormatError, match="numbers only besides the label column") as e:
+    with pytest.raises(DataFormatError, match="numbers only besides the id and label columns") as e:
         load_array(p)
     assert "id_column" not in str(e.value)
 
@@ -60,7 +61,7 @@ def test_a_frame_written_by_pandas_reads_back(tmp_path, caplog):
         ("a,b\n1,2\n\n3,abc\n", r"string 'abc' to a number at data row 1 \(counted from 0; line 4\), column 1 \('b'\)"),
         ("a,b\n1,2\n\n3,4,5\n", r"data row 1 \(counted from 0; line 4\) has 3 cells, the first row 2"),
         ("1,2\n3,4\n5\n", r"data row 2 \(counted from 0; line 3\) has 1 cells, the first row 2"),
-        ("a,b\n1,2\n3,\n", r"an empty cell at data row 1 \(counted from 0; line 3\), column 1"),
+        ("a,b\n1,2\n3,\n", r"an empty cell at data row 1 \(counted from 0; line 3\), column 1 .*fillna.*SimpleImputer"),
         ('a,b\n1,"2\n3,4\n', r"cannot parse the CSV \(EOF inside string"),
         ("a;b\n1;0,5\n2;-215,85\n", r"string '0,5' .*column 1 \('b'\).*decimal comma.*sep=';', decimal=','"),
         ("a\tb\n1\t0,5\n", r"'0,5' is a number with a comma .*sep='\\t', decimal=','"),
@@ -144,3 +145,64 @@ def test_a_model_naming_a_feature_twice_cannot_pick_columns_by_name(tmp_path):
     p.write_text("a,b\n0.1,0.2\n")
     with pytest.raises(DataFormatError, match=r"rows\.csv: the model names its feature 'a' more than once"):
         read_csv_rows(p, None, max_bytes=10**6, keep=["a", "a"])
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".tsv.xz"])
+def test_compressed_csvs_read_as_the_plain_file(tmp_path, suffix):
+    frame = pd.DataFrame({"id": ["r0", "r1", "r2"], "f1": [0.5, 1.5, 2.5], "f2": [1, 2, 3], "y": ["a", "", "b"]})
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    frame.to_csv(tmp_path / f"packed{suffix}", index=False, sep="\t" if ".tsv" in suffix else ",")
+    plain = load_rows(tmp_path / "plain.csv", label_column="y", id_column="id", with_names=True)
+    packed = load_rows(tmp_path / f"packed{suffix}", label_column="y", id_column="id", with_names=True)
+    for a, b in zip(plain, packed, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_compressed_csv_is_held_to_the_byte_limit_as_it_is_read(tmp_path):
+    import gzip
+
+    from aekit.csvdata import read_csv_rows
+
+    path = tmp_path / "bomb.csv.gz"
+    with gzip.open(path, "wt") as fh:  # 40 kB of rows in a file of a few hundred bytes
+        fh.write("a,b\n" + "0,0\n" * 10_000)
+    with pytest.raises(DataFormatError, match=r"bomb.csv.gz: holds more than 8,192 bytes of CSV once decompressed"):
+        read_csv_rows(path, None, max_bytes=8192)
+    assert read_csv_rows(path, None, max_bytes=1 << 20)[0].shape == (10_000, 2)
+    (tmp_path / "damaged.csv.gz").write_bytes(b"a,b\n1,2\n")  # not gzip
+    with pytest.raises(DataFormatError, match=r"damaged.csv.gz: cannot decompress it .*damaged or not .gz"):
+        load_array(tmp_path / "damaged.csv.gz")
+
+
+def test_max_rows_parses_no_row_after_them(tmp_path, caplog):
+    lines = ["a,b,y"] + [f"{i},{i / 2},{'' if i == 3 else 'c'}" for i in range(50)] + ["x,,c"]  # bad past 10
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    X, y, _ = load_rows(tmp_path / "d.csv", label_column="y", max_rows=10)
+    assert X.shape == (10, 2) and list(y).count("-1") == 1
+    assert "1 rows without a label" in caplog.text or "1 row without a label" in caplog.text
+    with pytest.raises(DataFormatError, match="data row 50"):
+        load_rows(tmp_path / "d.csv", label_column="y")  # whole: the bad row is met
+    wide = ",".join(f"f{j}" for j in range(5000))  # the wide (numpy) reader, too
+    (tmp_path / "w.csv").write_text(wide + "\n" + "\n".join(",".join(["1"] * 5000) for _ in range(5)) + "\nx\n")
+    assert load_rows(tmp_path / "w.csv", max_rows=5)[0].shape == (5, 5000)
+
+
+def test_formats_pandas_reads_are_refused_with_the_conversion(tmp_path):
+    (tmp_path / "t.parquet").write_bytes(b"PAR1")
+    with pytest.raises(InputError, match=r"\.parquet files are not read; convert it with pandas, e\.g\. pd\.read_"):
+        load_array(tmp_path / "t.parquet")
+
+
+def test_cli_limit_reads_only_those_rows_and_stream_says_a_csv_is_read_whole(tmp_path, capsys):
+    from aekit.cli import main
+
+    rows = [f"{i % 3},{(i * 7) % 5},{i % 2}" for i in range(40)]
+    (tmp_path / "d.csv").write_text("a,b,y\n" + "\n".join(rows) + "\nx,,1\n")  # a bad row after 40
+    args = ["--label-column", "y", "--epochs", "1", "--hidden-layer-sizes", "4", "--limit", "40"]
+    assert main(["train", str(tmp_path / "d.csv"), "--out", str(tmp_path / "r"), *args, "--data-loading", "stream"]) == 0
+    assert "is a CSV, parsed whole into memory first" in capsys.readouterr().err
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["embed", model, str(tmp_path / "d.csv"), "--limit", "5", "--out", str(tmp_path / "z.csv")]) == 0
+    assert len((tmp_path / "z.csv").read_text().splitlines()) == 6
+    assert main(["embed", model, str(tmp_path / "d.csv"), "--out", str(tmp_path / "all.csv")]) == 2
+    assert "data row 40" in capsys.readouterr().err  # read whole, the bad row is met

@@ -551,7 +551,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.data_loading == "auto" and not _too_big(source):
             log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
             return self._in_memory(X, source)
-        log.info("streaming %s (%d rows)", source.name, source.n_samples)
+        log.info(
+            "streaming %s (%d rows)%s", source.name, source.n_samples, " from memory" * isinstance(source, ArraySource)
+        )
         self._image_rows(tuple(source.row_shape), reset=True)
         self.n_features_in_ = source.n_features
         if hasattr(self, "feature_names_in_"):

@@ -139,6 +139,7 @@ def load_rows(
                 id_column=getattr(args, "id_column", None),
                 with_names=True,
                 keep=keep,
+                max_rows=args.limit,  # a CSV's later rows are never parsed (nor their bad cells met)
             )
             if names is not None and found is not None:
                 names.extend(found)
@@ -520,6 +521,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "--keep-checkpoint. Drop --resume to train from the start"
             )
         X, y = training_data(args)
+        if getattr(args, "data_loading", None) == "stream" and _is_csv(args.data):
+            print(
+                f"note: --data-loading stream: {args.data} is a CSV, parsed whole into memory first (.npy, HDF5, "
+                "zarr and folders of images are read from disk in chunks); save it as .npy to stream it",
+                file=sys.stderr,
+            )
         if y is not None and not args.supervised and getattr(args, "label_column", None) is not None:
             print(
                 f"note: --label-column {args.label_column} is read but not trained on (add --supervised to train on "
@@ -612,7 +619,9 @@ def _map_or_model(args: argparse.Namespace) -> Any:
 
 
 def _is_csv(data: str) -> bool:
-    return Path(str(data)).suffix.lower() in (".csv", ".tsv", ".txt")
+    from aekit.csvdata import is_csv
+
+    return is_csv(str(data))
 
 
 def _training_columns(args: argparse.Namespace, model: Any) -> None:

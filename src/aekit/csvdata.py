@@ -7,13 +7,18 @@ to name the line of a bad row. Quoted cells may hold the delimiter; nothing is e
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import csv
+import gzip
+import io
 import itertools
 import logging
+import lzma
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
@@ -26,9 +31,76 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: what a CSV file's name ends with, and the compressions read as it is read (Python's own modules)
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+COMPRESSIONS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
 _DELIMITERS = (",", ";", "\t")  # the first line's most frequent one; none of them: runs of blanks
 _MISSING_LABELS = ("na", "n/a", "null", "none")  # words that may mean a missing label, or name a class
 _INDEX = re.compile(r"-?[0-9]+")  # a column index; str.isdigit() would also take "²", which int() refuses
+
+
+def is_csv(path: str | Path) -> bool:
+    """Whether aekit reads ``path`` as a CSV table: a .csv, .tsv or .txt name, perhaps then .gz, .bz2 or .xz."""
+    suffixes = [x.lower() for x in Path(path).suffixes[-2:]]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and suffixes[-1] in CSV_SUFFIXES
+
+
+class _Capped(io.RawIOBase):
+    """A decompressing file that refuses to go past ``limit`` bytes of content: a small compressed file may
+    hold a huge one (pandas would read it whole), so the limit that a plain file's size meets holds here too."""
+
+    def __init__(self, fh: Any, path: Path, limit: int) -> None:
+        self._fh, self._path, self._limit = fh, path, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = int(self._fh.readinto(buffer))
+        if self._fh.tell() > self._limit:
+            raise DataFormatError(
+                f"{self._path}: holds more than {self._limit:,} bytes of CSV once decompressed, above the limit; "
+                "convert it to .npy in parts"
+            )
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._fh.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._fh.tell())
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def open_text(path: Path, max_bytes: int | None = None) -> Iterator[TextIO]:
+    """A CSV file as text (UTF-8, a byte-order mark dropped), decompressed as its last suffix says; a compressed
+    file's content is held to ``max_bytes`` as it is read (a plain file's size is checked by the caller)."""
+    opener = COMPRESSIONS.get(path.suffix.lower())
+    if opener is None:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            yield fh
+        return
+    raw: Any = opener(path, "rb")
+    if max_bytes is not None:
+        raw = _Capped(raw, path, max_bytes)
+    try:
+        with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="") as fh:
+            yield fh
+    except (OSError, EOFError, lzma.LZMAError) as exc:  # a damaged archive: one line naming the file
+        if isinstance(exc, FileNotFoundError):
+            raise
+        why = f"the file is damaged or not {path.suffix}"
+        raise DataFormatError(f"{path}: cannot decompress it ({exc}); {why}") from exc
 
 
 def _some(names: list[str], k: int = 8) -> str:
@@ -119,18 +191,23 @@ class _Source(NamedTuple):
     sep: str | None  # None: runs of blanks
     header: list[str] | None  # None: the first row is data
     n_cols: int  # the first row's cell count
+    max_rows: int | None = None  # the data rows read (None: all)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(line number, cells) of each non-blank data row, as pandas counts them."""
+        """(line number, cells) of each non-blank data row read, as pandas counts them."""
         try:
-            with open(self.path, encoding="utf-8-sig", newline="") as fh:
+            with open_text(self.path) as fh:
                 reader = csv.reader(fh, delimiter=self.sep or " ", skipinitialspace=True)
+                data = 0
                 for cells in itertools.islice(reader, 1 if self.header else 0, None):
                     if self.sep is None:
                         cells = [c for c in cells if c.strip()]  # runs of blanks delimit, as pandas' sep=r"\s+"
                     if cells and (len(cells) > 1 or cells[0].strip()):  # pandas skips blank lines
+                        if self.max_rows is not None and data >= self.max_rows:
+                            return
+                        data += 1
                         yield reader.line_num, cells
-        except (csv.Error, UnicodeDecodeError):
+        except (csv.Error, UnicodeDecodeError, DataFormatError):
             return
 
     def where(self, row: int) -> str:
@@ -148,9 +225,9 @@ class _Source(NamedTuple):
                 )
 
 
-def _parse(src: _Source, fh: TextIO, text: int | None = None) -> pd.DataFrame:
-    """The data rows as pandas reads them: numbers where a whole column parses, text elsewhere and in
-    column ``text`` (the ids: "007" is no 7)."""
+def _parse(src: _Source, fh: TextIO, text: int | None = None, max_rows: int | None = None) -> pd.DataFrame:
+    """The data rows as pandas reads them (the first ``max_rows``, None: all): numbers where a whole column
+    parses, text elsewhere and in column ``text`` (the ids: "007" is no 7)."""
     import pandas as pd  # here, not at the top: importing pandas takes seconds that .npy users need not wait
 
     # pandas before 3.1 rounds some floats (e.g. subnormals) off unless asked for its round-trip converter
@@ -167,6 +244,7 @@ def _parse(src: _Source, fh: TextIO, text: int | None = None) -> pd.DataFrame:
                 engine="c",
                 float_precision=precision,
                 dtype=None if text is None else {text: str},
+                nrows=max_rows,
             )
     except pd.errors.EmptyDataError as exc:
         raise DataFormatError(f"{src.path}: no data rows; expected numbers below the header row") from exc
@@ -192,7 +270,9 @@ def _parse(src: _Source, fh: TextIO, text: int | None = None) -> pd.DataFrame:
 WIDE = 4096
 
 
-def _parse_wide(src: _Source, fh: TextIO, label_idx: int | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _parse_wide(
+    src: _Source, fh: TextIO, label_idx: int | None, max_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A wide all-number table through ``numpy.loadtxt`` (row by row into one array, memory ~ the data);
     None for anything it does not read plainly (a text cell, odd quoting, a pandas index): pandas' path then
     reads it as before, with its messages."""
@@ -202,7 +282,13 @@ def _parse_wide(src: _Source, fh: TextIO, label_idx: int | None) -> tuple[np.nda
         return None
     start = fh.tell()
     columns = None if label_idx is None else [j for j in range(src.n_cols) if j != label_idx]
-    options: dict[str, Any] = {"delimiter": src.sep, "comments": None, "quotechar": '"', "ndmin": 2}
+    options: dict[str, Any] = {
+        "delimiter": src.sep,
+        "comments": None,
+        "quotechar": '"',
+        "ndmin": 2,
+        "max_rows": max_rows,
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": pandas' path says it better
@@ -272,9 +358,12 @@ def _features(src: _Source, table: pd.DataFrame, columns: list[int], label_given
                     f"separator); aekit reads plain numbers: {fix}"
                 )
             if any(_floats(c) is not None for c in cells[:1000]):  # a number column with a stray cell
-                raise DataFormatError(
-                    where + "the CSV must hold numbers only besides the label column (one header row allowed)"
+                fix = (
+                    "fill the missing values (e.g. pandas' fillna, or scikit-learn's SimpleImputer) or drop those rows"
+                    if not cell.strip()
+                    else "the CSV must hold numbers only besides the id and label columns (one header row allowed)"
                 )
+                raise DataFormatError(where + fix)
             header = src.header[j] if src.header else None
             shown = repr(header) if header is not None and not set("{}") & set(header) else str(j)  # braces: index
             fix = f"if it holds row ids, pass {{id_column={shown}}}"
@@ -351,7 +440,7 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
 def csv_header(path: Path) -> list[str] | None:
     """The header row's names of a CSV file as ``read_csv_rows`` reads it; None without one (or unreadable)."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open_text(path) as fh:
             return _first_row(path, fh.readline())[1]
     except (OSError, UnicodeDecodeError, InputError):
         return None
@@ -364,21 +453,24 @@ def read_csv_rows(
     max_bytes: int,
     id_column: str | int | None = None,
     keep: Sequence[str] | None = None,
+    max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
     """``read_csv`` plus the rows' ids ``(n_samples,)`` and the features' names.
 
     Ids: the ``id_column`` (name or index; not a feature), else a pandas index column, else None; int64 when
     they all are integers, else text. Names: the header's cells of the feature columns, None without a header
     or with pandas' column numbers ``0,1,2,...`` (no names). ``keep``: names of the only feature columns to read,
-    when the header names any of them (a model's features: other columns, text ones too, are left out)."""
+    when the header names any of them (a model's features: other columns, text ones too, are left out).
+    ``max_rows``: read the first data rows only (the rest of the file is never parsed). A name ending in .gz,
+    .bz2 or .xz is decompressed as it is read."""
     size = path.stat().st_size
-    if size > max_bytes:
+    if size > max_bytes and max_rows is None and path.suffix.lower() not in COMPRESSIONS:
         raise DataFormatError(
             f"{path}: {size:,} bytes of CSV, above the {max_bytes:,}-byte limit; convert it to .npy in parts"
         )
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            src = _Source(path, *_first_row(path, fh.readline()))
+        with open_text(path, None if max_rows is not None else max_bytes) as fh:
+            src = _Source(path, *_first_row(path, fh.readline()), max_rows)
             if src.header is not None:
                 _check_unique(path, src.header)
             label_idx = _label_index(path, label_column, src.header, src.n_cols)
@@ -392,10 +484,10 @@ def read_csv_rows(
                 )
             if src.header is None:
                 fh.seek(0)  # the first row is data
-            wide = _parse_wide(src, fh, label_idx) if src.n_cols > WIDE and id_idx is None else None
+            wide = _parse_wide(src, fh, label_idx, max_rows) if src.n_cols > WIDE and id_idx is None else None
             if wide is not None:
                 return (*wide, None, _names(src.header, [j for j in range(src.n_cols) if j != label_idx]))
-            table = _parse(src, fh, text=id_idx)
+            table = _parse(src, fh, text=id_idx, max_rows=max_rows)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"

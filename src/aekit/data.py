@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Literal, overload
 import numpy as np
 
 from aekit._utils import FLOAT32_MAX, DataFormatError, InputError, as_float32, first_beyond_float32
-from aekit.csvdata import read_csv_rows
+from aekit.csvdata import is_csv, read_csv_rows
 from aekit.sources import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -480,9 +480,14 @@ def load_array(
 
 
 def _read_file(
-    p: Path, label_column: str | int | None, id_column: str | int | None, keep: Sequence[str] | None
+    p: Path,
+    label_column: str | int | None,
+    id_column: str | int | None,
+    keep: Sequence[str] | None,
+    max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
-    """An .npy (memory-mapped), .npz or CSV file: rows, labels, a CSV's ids and its features' names."""
+    """An .npy (memory-mapped), .npz or CSV file: rows, labels, a CSV's ids and its features' names (a CSV's
+    first ``max_rows`` rows only; other files are cut by the caller)."""
     if not p.is_file():
         raise InputError(f"{p}: no such file or folder")
     suffix = p.suffix.lower()
@@ -492,8 +497,10 @@ def _read_file(
     if suffix == ".npz":
         X, y = _load_npz(p, None if label_column is None else str(label_column))
         return X, y, None, None
-    if suffix in (".csv", ".tsv", ".txt"):
-        return read_csv_rows(p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep)
+    if is_csv(p):
+        return read_csv_rows(
+            p, label_column, max_bytes=MAX_ARRAY_BYTES, id_column=id_column, keep=keep, max_rows=max_rows
+        )
     raise _not_data(p, suffix)
 
 
@@ -562,10 +569,25 @@ def _not_data(p: Path, suffix: str) -> InputError:
         )
     if suffix in IMAGE_SUFFIXES:
         return InputError(f"{p}: a single image; aekit reads images from a folder: put it in one and pass the folder")
+    if suffix in _TABLE_FORMATS:  # a table aekit does not parse: pandas converts it in one line
+        return InputError(
+            f"{p}: {suffix} files are not read; convert it with pandas, e.g. "
+            f"pd.{_TABLE_FORMATS[suffix]}({str(p)!r}).to_csv('data.csv', index=False), then pass data.csv"
+        )
     return InputError(
-        f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt), .h5/.hdf5, "
-        "a .zarr store or a folder of images"
+        f"{p}: unsupported file type {suffix!r}; use .npy, .npz, .csv (.tsv, .txt; also .gz, .bz2, .xz), "
+        ".h5/.hdf5, a .zarr store or a folder of images"
     )
+
+
+#: tables in formats pandas reads (with its own optional libraries) that aekit does not: the reader to convert with
+_TABLE_FORMATS = {
+    ".parquet": "read_parquet",
+    ".feather": "read_feather",
+    ".xlsx": "read_excel",
+    ".xls": "read_excel",
+    ".json": "read_json",
+}
 
 
 @overload
@@ -576,6 +598,7 @@ def load_rows(
     id_column: str | int | None = ...,
     with_names: Literal[False] = ...,
     keep: Sequence[str] | None = ...,
+    max_rows: int | None = ...,
 ) -> _Rows: ...
 
 
@@ -587,6 +610,7 @@ def load_rows(
     id_column: str | int | None = ...,
     with_names: Literal[True],
     keep: Sequence[str] | None = ...,
+    max_rows: int | None = ...,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]: ...
 
 
@@ -597,6 +621,7 @@ def load_rows(
     id_column: str | int | None = None,
     with_names: bool = False,
     keep: Sequence[str] | None = None,
+    max_rows: int | None = None,
 ) -> _Rows | tuple[np.ndarray, np.ndarray | None, np.ndarray | None, list[str] | None]:
     """``load_array`` plus the rows' ids ``(n_samples,)``: a CSV's ``id_column`` (name or index, not a
     feature) or its pandas index column, a folder's image files (relative to it); None for other files and
@@ -604,7 +629,8 @@ def load_rows(
 
     ``with_names=True`` adds a fourth item, the features' names from a CSV's header (None where the file
     names none). ``keep``: feature names (a model's); a CSV whose header names any of them is read for those
-    columns only, the others left out with a warning (a text column the model never used is no error)."""
+    columns only, the others left out with a warning (a text column the model never used is no error).
+    ``max_rows``: at most that many rows; a CSV's others are never parsed."""
     from aekit.sources import streamable
 
     p = Path(path)
@@ -615,7 +641,9 @@ def load_rows(
     if suffix != ".npy" and streamable(path):  # HDF5, zarr, a folder of images: the source's rows, read whole
         X, y, ids = _read_source(path, label_column, id_column)
     else:
-        X, y, ids, names = _read_file(p, label_column, id_column, keep)
+        X, y, ids, names = _read_file(p, label_column, id_column, keep, max_rows)
+    if max_rows is not None:  # checked below on these rows only (a CSV's others were never parsed)
+        X, y, ids = X[:max_rows], None if y is None else y[:max_rows], None if ids is None else ids[:max_rows]
     _check_numeric(X, str(p))
     if X.ndim < 2:
         raise DataFormatError(
