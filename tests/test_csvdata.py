@@ -198,8 +198,8 @@ def test_cli_limit_reads_only_those_rows_and_stream_says_a_csv_is_read_whole(tmp
 
     rows = [f"{i % 3},{(i * 7) % 5},{i % 2}" for i in range(40)]
     (tmp_path / "d.csv").write_text("a,b,y\n" + "\n".join(rows) + "\nx,,1\n")  # a bad row after 40
-    args = ["--label-column", "y", "--epochs", "1", "--hidden-layer-sizes", "4", "--limit", "40"]
-    assert main(["train", str(tmp_path / "d.csv"), "--out", str(tmp_path / "r"), *args, "--data-loading", "stream"]) == 0
+    args = ["--label-column", "y", "--epochs", "1", "--hidden-layer-sizes", "4", "--limit", "40", "--data-loading"]
+    assert main(["train", str(tmp_path / "d.csv"), "--out", str(tmp_path / "r"), *args, "stream"]) == 0
     assert "is a CSV, parsed whole into memory first" in capsys.readouterr().err
     model = str(tmp_path / "r" / "model.safetensors")
     assert main(["embed", model, str(tmp_path / "d.csv"), "--limit", "5", "--out", str(tmp_path / "z.csv")]) == 0

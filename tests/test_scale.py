@@ -13,6 +13,7 @@ from aekit import Autoencoder, SupervisedAutoencoder, TrainingWarning
 from aekit._utils import InputError, ModelFileError, as_float32, uint8_pixels
 from aekit.cli import main
 from aekit.scaling import advice, fit_scaler, resolve
+from aekit.scaling import apply as apply_scaler
 
 from .conftest import SMALL
 
@@ -391,7 +392,31 @@ def test_advice_for_tabular_features_names_standard():
     X = np.column_stack([np.linspace(0, 4000, 50), np.linspace(0, 0.001, 50)]).astype(np.float32)
     notes = advice(X, None, "mse", "linear")
     assert len(notes) == 1 and "scale='standard'" in notes[0] and "10^6" in notes[0]
-    assert advice(X, "standard", "mse", "linear") == []
+    assert advice(apply_scaler(X, fit_scaler(X, "standard")), "standard", "mse", "linear") == []  # as fit sees X
+
+
+def test_heavy_tails_get_advice_that_another_scale_cannot_give(caplog):
+    """A trial: values 616 standard deviations out after scale='standard' trained silently, and data already
+    standardised by a Pipeline's StandardScaler were told "Pass scale='standard'", which changes nothing."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    heavy = np.column_stack([rng.standard_t(2, 4000), rng.normal(size=4000), rng.lognormal(0, 2, 4000)])
+    heavy = heavy.astype(np.float32)
+    with pytest.warns(
+        UserWarning,
+        match=r"after scale='standard', holds values up to .* standard deviations.*"
+        r"QuantileTransformer",
+    ) as caught:
+        Autoencoder(**{**SMALL, "scale": "standard", "epochs": 1}).fit(heavy)
+    assert not any("Pass scale='standard'" in str(w.message) for w in caught)
+    with pytest.warns(UserWarning, match=r"X, standardised, holds values up to") as caught:
+        make_pipeline(StandardScaler(), Autoencoder(**{**SMALL, "epochs": 1})).fit(heavy)
+    assert not any("Pass scale='standard'" in str(w.message) for w in caught)
+    light = rng.normal(size=(4000, 3)).astype(np.float32)  # a Gaussian's largest of 4,000 is about 4
+    assert advice(light, "standard", "mse", "linear") == []
+    assert advice(StandardScaler().fit_transform(heavy), None, "mse", "linear", saturating=False) == []  # relu map
 
 
 # ----------------------------------------------------------------------------- command line and export

@@ -178,8 +178,18 @@ def test_missing_text_labels_are_a_clear_error(blobs):
     pd = pytest.importorskip("pandas")
     text = pd.Series([f"c{v}" for v in y], dtype="string")  # pandas' string column: pd.NA where a label is missing
     text[7] = pd.NA  # was "y mixes text and other values (NAType, str)"
-    with pytest.raises(InputError, match="missing labels .* position 7; mark unlabelled samples with -1"):
+    with pytest.raises(InputError, match="missing labels .* position 7; mark unlabelled samples with -1") as info:
         SupervisedAutoencoder(**SMALL).fit(X, text)
+    fix = 'y.astype(object).fillna("-1")'  # the message's own fix works (a category column too)
+    assert fix in str(info.value)
+    for column in (text, text.astype("category")):
+        sae = SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, column.astype(object).fillna("-1"))
+        assert list(sae.classes_) == ["c0", "c1", "c2"]
+    numbers = pd.Series(y, dtype=float)
+    numbers[3] = np.nan
+    with pytest.raises(InputError, match=r"NaN or inf; .*y\.fillna\(-1\) in pandas"):
+        SupervisedAutoencoder(**SMALL).fit(X, numbers)
+    assert list(SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, numbers.fillna(-1)).classes_) == [0, 1, 2]
 
 
 @pytest.mark.parametrize("dtype", [str, object])
@@ -210,3 +220,21 @@ def test_labels_of_numbers_beside_the_text_minus_one_and_mixed_labels():
     assert est.classes_.tolist() == [0, 1] and est.classes_.dtype.kind == "i"
     with pytest.raises(InputError, match=r"y mixes text and other values \(int, str\); give the labels one type"):
         est.fit(X, pd.Series([0, "a", "-1", 1, 0, "b"], dtype=object))
+
+
+def test_minus_one_among_classes_named_by_words_is_not_asked_about(blobs):
+    """A CSV's empty label cells become '-1' beside text classes: no class -1 to suspect (a trial's noise)."""
+    from aekit._utils import _WARNED
+
+    X, y = blobs
+    words = np.array(["alpha", "beta", "gamma"], dtype=object)[y]
+    words[::10] = "-1"
+    _WARNED.clear()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="y: .* samples have y == -1")
+        est = SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, words)
+    assert list(est.classes_) == ["alpha", "beta", "gamma"]
+    digits = np.array(["0", "1", "2"], dtype=object)[y]  # numbers as text: -1 may be one of them
+    digits[::10] = "-1"
+    with pytest.warns(UserWarning, match="y: 18 samples have y == -1"):
+        SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, digits)

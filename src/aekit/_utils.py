@@ -308,9 +308,11 @@ def unlabelled(y: np.ndarray) -> np.ndarray:
             if v is None or (isinstance(v, float) and not np.isfinite(v)) or type(v).__name__ in ("NAType", "NaTType")
         ]  # (pandas' pd.NA and pd.NaT, as a "string" or "category" column holds a missing value)
         if missing:
+            words = any(isinstance(v, str) for v in y)  # text classes: their unlabelled mark is the text "-1"
+            fix = 'y.astype(object).fillna("-1") for a pandas column of text' if words else "y.fillna(-1) in pandas"
             raise InputError(
                 f"y has {len(missing)} missing labels (None, NaN or NA), the first at position {missing[0]}; "
-                "mark unlabelled samples with -1 instead"
+                f"mark unlabelled samples with -1 instead (e.g. {fix})"
             )
         return np.array(
             [

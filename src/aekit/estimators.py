@@ -507,7 +507,9 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             only = self.classes_[0].item() if isinstance(self.classes_[0], np.generic) else self.classes_[0]
             raise InputError(f"y holds only one class ({only!r}){note}; a classifier needs at least 2 classes")
         largest = int(np.unique(labelled, return_counts=True)[1].max())
-        if 0 < int(no_label.sum()) <= largest:  # as many as a class: -1 may be a class here ({-1, 0, 1} sentiment)
+        # as many as a class: -1 may be a class here ({-1, 0, 1} sentiment); not among classes named by words
+        words = labelled.dtype.kind in "UO" and not any(_is_number(c) for c in self.classes_)
+        if 0 < int(no_label.sum()) <= largest and not words:
             warn_once(
                 ("unlabelled", type(self).__name__),  # once per process: not again in every fold of a CV
                 f"y: {int(no_label.sum())} samples have y == -1, no more than the largest class; -1 marks a sample "
@@ -902,6 +904,15 @@ class ParametricTSNE(_AutoencoderBase):
         return loss_fn
 
 
+def _is_number(label: Any) -> bool:
+    """Whether a text label reads as a number ("3", "-1.5"): such classes may well include a class -1."""
+    try:
+        float(str(label))
+    except ValueError:
+        return False
+    return True
+
+
 def _labels_1d(y: Any, n: int) -> np.ndarray:
     """``y`` as a 1-D array of ``n`` finite, non-complex labels (a column vector is accepted with a warning)."""
     y = np.asarray(y)
@@ -912,7 +923,10 @@ def _labels_1d(y: Any, n: int) -> np.ndarray:
     if y.shape[0] != n:
         raise InputError(f"y has {y.shape[0]} labels but X has {n} samples; pass one label per sample")
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise InputError("y contains NaN or inf; mark unlabelled samples with -1 instead")
+        raise InputError(
+            "y contains NaN or inf; mark unlabelled samples with -1 instead (e.g. y.fillna(-1) in pandas, "
+            "np.where(np.isfinite(y), y, -1) in NumPy)"
+        )
     if y.dtype.kind == "c":
         raise InputError(f"y has complex dtype {y.dtype}; expected class labels")
     return y

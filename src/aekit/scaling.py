@@ -27,6 +27,9 @@ AUTO = "auto"
 SPREAD_LIMIT = 1e3
 #: data whose magnitude exceeds this saturates tanh units from the first layer (tanh(10) = 1 - 4e-9)
 MAGNITUDE_LIMIT = 10.0
+#: standardised values beyond this many standard deviations are heavy tails or outliers, not noise (the
+#: largest of a million Gaussian draws is about 5)
+TAIL_LIMIT = 20.0
 
 
 def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -163,7 +166,13 @@ def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str, 
     """
     if X.size == 0:
         return []
-    return range_advice(X.min(axis=0), X.max(axis=0), scale, loss, output_activation, saturating)
+    low, high = X.min(axis=0), X.max(axis=0)
+    standardised = scale == "standard"
+    if scale is None and saturating and max(abs(float(low.min())), abs(float(high.max()))) > MAGNITUDE_LIMIT:
+        # scaled already (a StandardScaler in a Pipeline)? then scale='standard' would change nothing
+        mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+        standardised = bool(np.all(np.abs(mean) < 0.1) and np.all((std > 0.5) & (std < 2.0)))
+    return range_advice(low, high, scale, loss, output_activation, saturating, standardised=standardised)
 
 
 def range_advice(
@@ -173,21 +182,38 @@ def range_advice(
     loss: str,
     output_activation: str,
     saturating: bool = True,
+    *,
+    standardised: bool | None = None,
 ) -> list[str]:
     """``advice`` from the per-feature minima and maxima ``(n_features,)`` of the data as the model sees it.
 
     ``saturating``: whether the network has bounded units (tanh, sigmoid) that large inputs pin to their
     bounds; a relu body with a linear code (a parametric t-SNE map) has none, and rescaling each feature
-    would change the distances a map keeps."""
+    would change the distances a map keeps. ``standardised``: whether each feature has mean 0 and
+    standard deviation 1 as the model sees it (None: with ``scale="standard"``), where values far out are
+    heavy tails that another scale cannot mend."""
     lo, hi = float(low.min()), float(high.max())
     notes = []
+    if standardised is None:
+        standardised = scale == "standard"
+    far = np.maximum(np.abs(low.astype(np.float64)), np.abs(high))
+    if standardised and saturating and float(far.max()) > TAIL_LIMIT:
+        worst = int(np.argmax(far))
+        how = "after scale='standard'" if scale == "standard" else "standardised"
+        notes.append(
+            f"X, {how}, holds values up to {float(far.max()):.3g} standard deviations from a feature's mean "
+            f"(feature {worst}; {int(np.sum(far > TAIL_LIMIT))} of {far.size} features beyond {TAIL_LIMIT:g}): "
+            "heavy tails or outliers, which saturate tanh units and rule the loss. Transform such features first, "
+            "e.g. np.log1p for counts and amounts, or scikit-learn's QuantileTransformer or PowerTransformer"
+            + ("; images read better with scale='minmax' or None" if scale == "standard" else "")
+        )
     if output_activation == "sigmoid" and loss != "bce" and not in_unit_range(lo, hi):
         notes.append(
             f"output_activation='sigmoid' bounds reconstructions to [0, 1], but X holds values in "
             f"[{lo:.3g}, {hi:.3g}]: the {loss} loss cannot reach them. Use output_activation='auto' "
             "(linear for such data), or scale='minmax' to bring X into [0, 1]"
         )
-    if scale is None:
+    if scale is None and not standardised:  # standardised already: scale='standard' would change nothing
         ranges = high.astype(np.float64) - low  # not the std: sparse pixels keep a wide range
         moving = ranges[ranges > 0]
         spread = float(moving.max() / moving.min()) if moving.size else 1.0
