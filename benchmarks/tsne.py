@@ -120,6 +120,7 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "10% labels": ({}, "10%"),
     "plain 256-256": ({"hidden_layer_sizes": (256, 256)}, "none"),  # the smaller body: ~2x faster epochs
     "supervised target_weight=0": ({"target_weight": 0.0}, "all"),  # labels through the head alone
+    "supervised augmented": ({"augment": "affine"}, "all"),  # moved and turned training images
 }
 
 
@@ -203,6 +204,7 @@ def run_parametric(
                 _plot_maps(Z_tr, y_tr, Z_te, y_te, plot)
         row = {
             "variant": name,
+            "date": run_meta()["date"],  # rows appended to a stored table (--append) keep their own date
             "n_train": len(X_tr),
             "params": params,
             "fit_s": fit_s,
@@ -265,6 +267,8 @@ def parametric_markdown(rows: list[dict], meta: dict) -> list[str]:
     ]
     for r in rows:
         method = OTHER_NAMES.get(r["variant"], f"ParametricTSNE, {r['variant']}")
+        if r.get("date", meta["date"]) != meta["date"]:  # appended later (--append): said where it differs
+            method += f" (run {r['date']})"
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "—"
         lines.append(
             f"| {method} | {r['n_train']:,} | {params} | {100 * r['knn5_cv']:.1f}% | "
@@ -374,9 +378,13 @@ def main() -> None:
             Path(args.jsonl) if args.jsonl else None,
             Path(args.plot) if args.plot else None,
         )
-        if args.append and old.get("parametric"):
-            prows = old["parametric"]["rows"] + prows
-        old["parametric"] = {"meta": run_meta(opentsne=openTSNE.__version__, **_umap_versions(args)), "rows": prows}
+        if args.append and old.get("parametric"):  # the stored table's header (its date) stays; rows carry theirs
+            old["parametric"]["rows"] += prows
+        else:
+            old["parametric"] = {
+                "meta": run_meta(opentsne=openTSNE.__version__, **_umap_versions(args)),
+                "rows": prows,
+            }
         write_results(args.out, "tsne", old, markdown(old["rows"], old["meta"], old["parametric"]))
         return
     rows = []

@@ -541,3 +541,35 @@ def test_transform_keeps_no_batch_result_alive(blobs, monkeypatch):
     assert len(alive) == 12
     monkeypatch.setattr(base, "to_numpy", real)
     np.testing.assert_array_equal(codes, ae.transform(X))
+
+
+def test_augment_moves_and_turns_each_image_a_little():
+    from aekit.objectives import AFFINE_SHIFT, augment
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, 0, 12:16, 12:16] = 1.0  # a square in the middle
+    torch.manual_seed(0)
+    moved = augment(x.reshape(64, -1), "affine", (1, 28, 28)).reshape(64, 28, 28)
+    assert moved.shape == (64, 28, 28) and moved.min() >= 0 and moved.max() <= 1  # stays in [0, 1]
+    rows, cols = torch.arange(28.0).view(28, 1), torch.arange(28.0).view(1, 28)
+    mass = moved.sum((1, 2))
+    centre = torch.stack([(moved * rows).sum((1, 2)) / mass, (moved * cols).sum((1, 2)) / mass], 1)
+    offset = (centre - 13.5).abs()
+    assert offset.max() <= 28 * AFFINE_SHIFT + 0.1  # at most 2 pixels along each axis
+    assert (offset.amax(1) > 0.25).float().mean() > 0.5  # most images moved, each on its own
+    assert torch.allclose(mass, torch.full((64,), 16.0), rtol=0.1)  # moved, not blurred away
+    torch.manual_seed(0)
+    assert torch.equal(augment(x.reshape(64, -1), "affine", (1, 28, 28)).reshape(64, 28, 28), moved)  # seeded
+
+
+def test_augment_trains_on_images_and_refuses_rows_that_are_no_images(blobs):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(64, 4, 8)).astype(np.float32)  # not square: the images' shape comes from X
+    fits = [Autoencoder(**{**SMALL, "augment": a}).fit(images) for a in ("affine", "affine", None)]
+    assert np.array_equal(fits[0].transform(images), fits[1].transform(images))  # same seed, same model
+    assert not np.array_equal(fits[0].transform(images), fits[2].transform(images))  # the images did move
+    X, _ = blobs  # 20 features: no square image
+    with pytest.raises(InputError, match=r"^augment='affine' moves and turns images, but the 20 features") as info:
+        Autoencoder(**{**SMALL, "augment": "affine"}).fit(X)
+    assert info.value.param == "augment"
+    Autoencoder(**{**SMALL, "augment": "affine", "image_shape": (4, 5)}).fit(X)  # unless told they are images

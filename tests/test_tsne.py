@@ -395,3 +395,15 @@ def test_a_map_fits_on_a_folder_of_images_and_keeps_their_shape(tmp_path):
     folder = ImageFolder(tmp_path)
     tsne = ParametricTSNE(**{**FAST, "perplexity": 5.0}).fit(folder, folder.labels)
     assert tsne.image_shape_ == (3, 6, 10) and tsne.transform(folder).shape == (60, 2)
+
+
+def test_augment_gives_a_supervised_map_new_images_of_its_points(clusters):
+    X, y = clusters  # 20 features read as 4 x 5 images
+    fit = [
+        ParametricTSNE(**{**FAST, "augment": a, "image_shape": (4, 5)}).fit(X, y).transform(X)
+        for a in ("affine", "affine", None)
+    ]
+    np.testing.assert_array_equal(fit[0], fit[1])  # same seed, same map
+    assert not np.allclose(fit[0], fit[2])
+    with pytest.raises(InputError, match="no square image"):
+        ParametricTSNE(**{**FAST, "augment": "affine"}).fit(X, y)

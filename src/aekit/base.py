@@ -68,6 +68,7 @@ from aekit.files import feature_tensors, fitted_section, run_record, save_model
 from aekit.health import SAMPLE_ROWS, check_fit
 from aekit.modules import AutoencoderNet, build_net, start_at_mean_
 from aekit.objectives import (
+    augment,
     classification_loss,
     corrupt,
     kl_divergence,
@@ -690,11 +691,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         forward = net if forward is None else forward
         mixed = self.precision != "float32"
         noise, factor, beta = self.noise, float(self.noise_factor), float(self.beta)
+        moves, shape = self.augment, self._augment_shape(n_features)
         clip = out_act == "sigmoid"
         w_rec, w_cls = self._loss_weights()
 
         def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
             x = batch[0]  # (B, n_features)
+            if moves and shape and training:  # new images: the target too
+                x = augment(x, moves, shape)
             x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
             with amp():
                 out = forward(x_in)
@@ -738,6 +742,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         else:  # streamed: scaled and checked chunk by chunk as they are read (see _converter)
             self._fit_source_range(X)
             n, n_features = X.n_samples, X.n_features
+        self._augment_shape(n_features)  # rows that are no images: refused before any work
         device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
         seed, run_random_state = self._run_seed(resume_from)
         data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
@@ -826,8 +831,27 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return tensors, val
 
     def _draws_in_training(self) -> bool:
-        """Whether a training step draws random numbers (noise, dropout, a variational code)."""
-        return bool(self.noise) or float(self.dropout) > 0 or bool(self.variational)
+        """Whether a training step draws random numbers (noise, augmentation, dropout, a variational code)."""
+        return bool(self.noise) or bool(self.augment) or float(self.dropout) > 0 or bool(self.variational)
+
+    def _augment_shape(self, n_features: int) -> tuple[int, int, int] | None:
+        """The ``(C, H, W)`` of the images ``augment`` moves (None without it): the images' shape, else square
+        single-channel rows; other rows are refused."""
+        if self.augment is None:
+            return None
+        shape = fitted_image_shape(self)
+        if shape is None:
+            side = math.isqrt(n_features)
+            if side * side != n_features:
+                raise InputError(
+                    f"{{augment}} moves and turns images, but the {n_features} features of X are no square image "
+                    "and no image_shape gives their shape; pass image_shape=(height, width) for images, or drop "
+                    "augment for tabular data",
+                    param="augment",
+                    values={"augment": self.augment},
+                )
+            shape = (side, side)
+        return (1, *shape) if len(shape) == 2 else (shape[0], shape[1], shape[2])
 
     def _resolve_epochs(self, n_train: int, resume_from: str | os.PathLike[str] | None = None) -> int:
         """This fit's epochs: ``epochs``, or for "auto" the reference's 20 with a floor of optimizer steps.

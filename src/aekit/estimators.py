@@ -40,7 +40,7 @@ from aekit.accel import autocast
 from aekit.base import _AutoencoderBase, classification_terms
 from aekit.files import MODEL_DAMAGED, check_tensors, corrupted_metadata, read_model
 from aekit.modules import AutoencoderNet, build_net
-from aekit.objectives import corrupt, reconstruction_loss, tsne_loss
+from aekit.objectives import augment, corrupt, reconstruction_loss, tsne_loss
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.params import Interval, check_param, sizes
 from aekit.sources import as_source
@@ -108,6 +108,11 @@ class Autoencoder(_AutoencoderBase):
         Corrupt inputs while training (denoising AE); targets stay clean.
     noise_factor : float, default=0.4
         Gaussian std, or the fraction of values hit for masking / salt-and-pepper.
+    augment : {None, "affine"}, default=None
+        New training images each epoch: "affine" moves each image by up to 1/14 of its side
+        and turns it by up to 10 degrees, at random (images only: ``image_shape_``, or
+        square single-channel rows). The moved image is the input and the reconstruction
+        target; its label stays.
     optimizer : {"rmsprop", "adam", "adamw", "sgd"}, default="rmsprop"
         Keras semantics (eps=1e-7; RMSprop rho=0.9 with eps inside the root).
     learning_rate : float, default=0.002
@@ -236,6 +241,7 @@ class Autoencoder(_AutoencoderBase):
         beta: float = 1.0,
         noise: str | None = None,
         noise_factor: float = 0.4,
+        augment: str | None = None,
         optimizer: str = "rmsprop",
         learning_rate: float = 0.002,
         momentum: float = 0.01,
@@ -273,6 +279,7 @@ class Autoencoder(_AutoencoderBase):
         self.beta = beta
         self.noise = noise
         self.noise_factor = noise_factor
+        self.augment = augment
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -374,6 +381,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         beta: float = 1.0,
         noise: str | None = None,
         noise_factor: float = 0.4,
+        augment: str | None = None,
         head_layer_sizes: Sequence[int] = (64, 128),
         head_activation: str = "tanh",
         head_dropout: float = 0.0,
@@ -416,6 +424,7 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         self.beta = beta
         self.noise = noise
         self.noise_factor = noise_factor
+        self.augment = augment
         self.head_layer_sizes = head_layer_sizes
         self.head_activation = head_activation
         self.head_dropout = head_dropout
@@ -665,6 +674,7 @@ class ParametricTSNE(_AutoencoderBase):
         kernel_size: int = 3,
         noise: str | None = None,
         noise_factor: float = 0.4,
+        augment: str | None = None,
         head_layer_sizes: Sequence[int] = (64, 128),
         head_activation: str = "tanh",
         head_dropout: float = 0.0,
@@ -710,6 +720,7 @@ class ParametricTSNE(_AutoencoderBase):
         self.kernel_size = kernel_size
         self.noise = noise
         self.noise_factor = noise_factor
+        self.augment = augment
         self.head_layer_sizes = head_layer_sizes
         self.head_activation = head_activation
         self.head_dropout = head_dropout
@@ -879,12 +890,15 @@ class ParametricTSNE(_AutoencoderBase):
         graph, mixed, dof = self._graph, self.precision != "float32", float(self.dof)
         loss_kind, out_act = self._resolved()
         noise, factor, clip = self.noise, float(self.noise_factor), out_act == "sigmoid"
+        moves, shape = self.augment, self._augment_shape(n_features)
         w_rec, w_cls = float(self.reconstruction_weight), float(self.classification_weight)
 
         def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
             rows = batch[0]  # (B,)
             both = torch.cat([rows, graph.draw(rows)])  # (2B,): the points, then one neighbour of each
             x = graph.X[both]  # (2B, n_features)
+            if moves and shape and training:  # new images of the points and of their input-space neighbours
+                x = augment(x, moves, shape)
             x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
             with amp():
                 out = forward(x_in)

@@ -27,6 +27,10 @@ _OUTPUT_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] 
     "l1": F.l1_loss,
 }
 NOISE_KINDS = ("gaussian", "masking", "salt_pepper")
+AUGMENTATIONS = ("affine",)
+#: "affine": each training image moved by up to this fraction of its side (2 pixels of MNIST's 28) along each
+#: axis and turned by up to this many degrees, uniformly at random
+AFFINE_SHIFT, AFFINE_DEGREES = 1 / 14, 10.0
 
 
 def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str, output_activation: str) -> torch.Tensor:
@@ -113,6 +117,25 @@ def corrupt(x: torch.Tensor, kind: str, factor: float, *, clip: bool = True) -> 
         salt = (torch.rand_like(x) < 0.5).to(x.dtype)
         return torch.where(hit, salt, x)
     raise InputError(f"noise={kind!r} must be one of {NOISE_KINDS} or None")
+
+
+def augment(x: torch.Tensor, kind: str, image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Random shifts and rotations of a batch of images ``x`` ``(B, C·H·W)`` (uses torch's current RNG).
+
+    Each image is moved and turned on its own (bilinear resampling, zeros outside), so values in [0, 1]
+    stay in [0, 1]. Unlike ``corrupt`` it makes new training images: the reconstruction target is the
+    moved image, and a label stays the image's label.
+    """
+    if kind != "affine":
+        raise InputError(f"augment={kind!r} must be one of {AUGMENTATIONS} or None")
+    b = x.shape[0]
+    images = x.reshape(b, *image_shape)
+    angle = (torch.rand(b, device=x.device) * 2 - 1) * (AFFINE_DEGREES * np.pi / 180)
+    shift = (torch.rand(b, 2, device=x.device) * 2 - 1) * (2 * AFFINE_SHIFT)  # affine_grid's units: the side is 2
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros").reshape(x.shape)
 
 
 def add_noise(

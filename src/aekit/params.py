@@ -26,7 +26,7 @@ from aekit._utils import InputError
 from aekit.accel import COMPILE_MODES, PRECISIONS
 from aekit.batches import DATA_LOADING
 from aekit.modules import ACTIVATIONS, ARCHITECTURES, OUTPUT_ACTIVATIONS
-from aekit.objectives import NOISE_KINDS, RECONSTRUCTION_LOSSES
+from aekit.objectives import AUGMENTATIONS, NOISE_KINDS, RECONSTRUCTION_LOSSES
 from aekit.optim import OPTIMIZERS
 from aekit.scaling import AUTO, SCALES
 from aekit.training import AUTO_EPOCHS, AUTO_MIN_STEPS, SCHEDULES
@@ -362,6 +362,12 @@ _TABLE = [
     Param("beta", _POSITIVE, 1.0, "weight of the KL term"),
     Param("noise", Options((None, *NOISE_KINDS)), None, "corrupt inputs while training (denoising AE)"),
     Param("noise_factor", _POSITIVE, 0.4, "Gaussian std, or the fraction of values hit (masking, salt_pepper: <= 1)"),
+    Param(
+        "augment",
+        Options((None, *AUGMENTATIONS)),
+        None,
+        "new training images: random shifts and rotations of each image (images only)",
+    ),
     Param("head_layer_sizes", _SIZES, (64, 128), "classifier head widths", supervised=True),
     Param("head_activation", _ACTIVATION, "tanh", "classifier head activation", supervised=True),
     Param("head_dropout", Interval(float, 0.0, 0.99), 0.0, "dropout in the classifier head", supervised=True),
