@@ -614,6 +614,42 @@ def test_embed_keeps_row_ids_and_labels(tmp_path, capsys, iris_like):
     assert table[:, 0].tolist() == list(range(6)) and table[:, 1].tolist() == [0, 1, 0, 1, 0, 1]
 
 
+def test_embed_predict_writes_the_heads_classes_and_unlabelled_rows_stay_empty(tmp_path, capsys, iris_like):
+    csv, _ = iris_like
+    text = csv.read_text().splitlines()
+    text[2] = text[2].rsplit(",", 1)[0] + ","  # one row without a label
+    csv.write_text("\n".join(text) + "\n")
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    rows = ["--id-column", "sample", "--label-column", "species"]
+    assert main(["train", str(csv), *rows, *small, "--supervised", "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    out = tmp_path / "p.csv"
+    assert main(["embed", model, str(csv), "--predict", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,label,predicted,z1,z2"
+    assert lines[2].startswith("s1,,")  # as it was read: empty, not "-1"
+    predicted = [line.split(",")[2] for line in lines[1:]]
+    X = pd_read(csv).drop(columns=["sample", "species"])
+    assert predicted == [str(c) for c in load(model).predict(X)]
+    # the file reads back as codes (explore --embedding): its label and predicted columns are left out, unsaid
+    capsys.readouterr()
+    assert main(["explore", str(csv), *rows, "--embedding", str(out), "--out", str(tmp_path / "e.html")]) == 0
+    assert "predicted" not in capsys.readouterr().err
+    # refused: a model without a head, a .npy (the codes alone)
+    assert main(["embed", model, str(csv), "--predict", "--out", str(tmp_path / "p.npy")]) == 2
+    assert "pass --out FILE.csv" in capsys.readouterr().err
+    assert main(["train", str(csv), *rows, *small, "--out", str(tmp_path / "plain")]) == 0
+    plain = str(tmp_path / "plain" / "model.safetensors")
+    assert main(["embed", plain, str(csv), "--predict", "--out", str(tmp_path / "q.csv")]) == 2
+    assert "has no classifier (it was trained without labels)" in capsys.readouterr().err
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
 def test_the_commands_that_run_a_csv_model_take_its_id_and_label_columns_again(tmp_path, capsys, iris_like):
     # `embed model data.csv` on the training CSV wrote row numbers and no labels: the flags had to be repeated
     csv, _ = iris_like
@@ -1093,3 +1129,16 @@ def test_integer_ids_of_the_users_are_ids_and_odd_images_are_rows_for_pictures(t
     argv = ["export", str(tmp_path / "r2" / "model.safetensors"), str(tmp_path / "two.npy"), "--format", "projector"]
     assert main([*argv, "--out", str(tmp_path / "p2")]) == 0
     assert not (tmp_path / "p2" / "sprite.png").exists()
+
+
+def test_verbose_shows_the_commands_progress_not_opentsnes_internals(tmp_path, caplog):
+    import logging
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.uniform(size=(80, 6)).astype(np.float32), y=np.arange(80) % 2)
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--perplexity", "5"]
+    with caplog.at_level(logging.INFO):
+        assert main(["visualize", str(tmp_path / "d.npz"), *small, "--out", str(tmp_path / "v"), "-v"]) == 0
+    assert any(r.name.startswith("aekit") for r in caplog.records)
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]
+    assert logging.getLogger("openTSNE").level == logging.NOTSET  # restored after the command

@@ -468,7 +468,14 @@ def test_cli_denoise_adds_noise_in_the_models_units_and_answers_in_the_users(tab
     scaled = (X - est.input_offset_) / est.input_scale_
     noisy = add_noise(scaled, "gaussian", 0.5, random_state=0, clip=False) * est.input_scale_ + est.input_offset_
     np.testing.assert_allclose(np.load(tmp_path / "n.npy"), est.reconstruct(noisy), rtol=1e-5, atol=1e-3)
-    assert "PSNR noisy" in capsys.readouterr().out
+    # PSNR in the model's units too: in raw units the widest feature ruled it (a trial read "37.5 -> 30.8 dB")
+    from aekit import metrics
+
+    line = capsys.readouterr().out.splitlines()[-1]
+    expected = metrics.psnr(scaled, (noisy - est.input_offset_) / est.input_scale_, None)  # peak: the range
+    assert (
+        line.startswith(f"PSNR noisy {expected:.2f} dB") and "in the model's units, after its scale='standard'" in line
+    )
 
 
 def test_range_stats_of_chunks_match_numpy_whatever_the_chunking():
@@ -506,3 +513,15 @@ def test_a_dataframe_of_uint8_columns_is_numbers_in_fit_and_score():
     assert est.score(frame) == pytest.approx(-np.mean((est.reconstruct(frame) - frame.to_numpy(float)) ** 2))
     with pytest.raises(InputError, match=r"column 'c' holds text or categories \(category\); aekit takes numbers"):
         Autoencoder(**kw).fit(pd.DataFrame({"c": pd.Categorical([1.5, 100.0] * 30), "d": np.arange(60.0)}))
+
+
+def test_a_code_as_wide_as_the_data_is_said_to_reduce_nothing(tabular):
+    X, _ = tabular
+    with pytest.warns(UserWarning, match=rf"n_components={X.shape[1]} is not below the {X.shape[1]} features"):
+        Autoencoder(**{**SMALL, "n_components": X.shape[1], "epochs": 1, "scale": "standard"}).fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="n_components=")
+        Autoencoder(**{**SMALL, "n_components": X.shape[1] - 1, "epochs": 1, "scale": "standard"}).fit(X)
+        wide = {**SMALL, "n_components": X.shape[1] + 4, "epochs": 1, "scale": "standard", "noise": "gaussian"}
+        Autoencoder(**wide).fit(X)  # overcomplete, denoising: a known recipe
+        aekit.ParametricTSNE(perplexity=5, epochs=1, hidden_layer_sizes=(8,)).fit(X[:, :2])  # a map of 2-D data

@@ -743,6 +743,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._fit_source_range(X)
             n, n_features = X.n_samples, X.n_features
         self._augment_shape(n_features)  # rows that are no images: refused before any work
+        self._check_code_size(n_features)
         device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
         seed, run_random_state = self._run_seed(resume_from)
         data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
@@ -880,6 +881,25 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 values={"epochs": self.epochs},
             )
         return epochs
+
+    #: whether a code as wide as the input is no reduction (an autoencoder could copy its input); a map is
+    #: another thing: a 2-D map of 2-D data still places points by their neighbours
+    _code_reduces = True
+
+    def _check_code_size(self, n_features: int) -> None:
+        """Warn of a dense code at least as wide as the data: an autoencoder can then learn to copy its input
+        (no noise to denoise, no variational code), and the codes reduce nothing."""
+        k = self.n_components
+        if not self._code_reduces or k is None or self.architecture != "dense" or k < n_features:
+            return
+        if self.noise is None and not self.variational:
+            warnings.warn(
+                f"n_components={k} is not below the {n_features} features of X: the code reduces nothing and "
+                "the autoencoder can learn to copy its input; pass fewer components (or noise=... for an "
+                "overcomplete denoising autoencoder)",
+                UserWarning,
+                stacklevel=outside_stacklevel(),
+            )
 
     def _check_conv_hidden(self) -> None:
         """Warn (in ``fit``: a loaded model's choice is past acting on) of ``hidden_layer_sizes`` set beside a conv

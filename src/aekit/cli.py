@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_args(p)
     p.add_argument("--out", required=True, help="codes file (.npy or .csv)")
+    p.add_argument(
+        "--predict",
+        action="store_true",
+        help="also the predicted class of each row (a model trained with labels): a `predicted` column of the CSV",
+    )
     _add_image_shape_flag(p)
     _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -580,6 +585,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if handler not in before:  # the handler basicConfig made, not one the caller set up
             handler.setFormatter(_LogLines())
     restore = _one_line_warnings()
+    # -v shows the command's progress; openTSNE's own INFO lines are its internals (kept at its warnings)
+    tsne_log = logging.getLogger("openTSNE")
+    tsne_level = tsne_log.level
+    tsne_log.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             # a CSV's columns are matched to a model's features by name in the commands (model_columns); other
@@ -591,6 +600,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     finally:
         restore()
+        tsne_log.setLevel(tsne_level)
 
 
 if __name__ == "__main__":

@@ -267,12 +267,14 @@ def write_codes(
     ids: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    predicted: np.ndarray | None = None,
 ) -> Path:
     """Write ``Z (n_samples, n_columns)`` to a .npy or .csv file.
 
     .npy holds ``Z`` alone, a plain float array (its rows are in the data's order: row ``i`` is sample
-    ``i``). A .csv has a header row ``[id,][label,]z1,z2,...``: with ``ids`` an ``id`` column (the
-    input's row ids or row numbers), with ``labels`` a ``label`` column, then the columns of ``Z``
+    ``i``). A .csv has a header row ``[id,][label,][predicted,]z1,z2,...``: with ``ids`` an ``id`` column
+    (the input's row ids or row numbers), with ``labels`` a ``label`` column (empty for an unlabelled row,
+    as a CSV's labels are read), with ``predicted`` a model's predicted classes, then the columns of ``Z``
     (named ``names`` where given, else ``prefix`` and their number).
     """
     import numpy as np
@@ -287,21 +289,40 @@ def write_codes(
                 np.save(fh, Z)
             return p
         with open(tmp, "w", encoding="utf-8", errors=UNDECODABLE) as fh:
-            fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None, names))
-            _csv_rows(fh, Z, ids, labels)
+            fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None, names, predicted is not None))
+            _csv_rows(fh, Z, ids, labels, predicted)
     return p
 
 
-def _csv_header(width: int, prefix: str, ids: bool, labels: bool, names: Sequence[str] | None = None) -> str:
+#: the columns before the codes in a CSV that aekit writes (``read_codes`` leaves them out)
+LEADING_COLUMNS = ("id", "label", "predicted")
+
+
+def _csv_header(
+    width: int, prefix: str, ids: bool, labels: bool, names: Sequence[str] | None = None, predicted: bool = False
+) -> str:
     columns = [_csv_cell(str(n)) for n in names] if names is not None else [f"{prefix}{i + 1}" for i in range(width)]
-    return ",".join((["id"] if ids else []) + (["label"] if labels else []) + columns) + "\n"
+    leading = [name for name, there in zip(LEADING_COLUMNS, (ids, labels, predicted), strict=True) if there]
+    return ",".join(leading + columns) + "\n"
 
 
-def _csv_rows(fh: Any, Z: np.ndarray, ids: np.ndarray | None, labels: np.ndarray | None) -> None:
-    """``Z``'s rows as CSV lines after their ``ids`` and ``labels`` cells (each None: no such column)."""
+def _csv_rows(
+    fh: Any,
+    Z: np.ndarray,
+    ids: np.ndarray | None,
+    labels: np.ndarray | None,
+    predicted: np.ndarray | None = None,
+) -> None:
+    """``Z``'s rows as CSV lines after their ``ids``, ``labels`` and ``predicted`` cells (each None: no such
+    column). An unlabelled row's label cell is empty, as a CSV's empty label cell is read (not "-1")."""
     import numpy as np
 
-    cells = [[_csv_cell(v) for v in np.asarray(col).astype(str).tolist()] for col in (ids, labels) if col is not None]
+    from aekit._utils import unlabelled
+
+    if labels is not None:
+        labels = np.where(unlabelled(np.asarray(labels)), "", np.asarray(labels).astype(str))
+    columns = (ids, labels, predicted)
+    cells = [[_csv_cell(v) for v in np.asarray(col).astype(str).tolist()] for col in columns if col is not None]
     row = ",".join(["%.7g"] * Z.shape[1])
     for i, z in enumerate(np.asarray(Z, dtype=np.float64).tolist()):
         fh.write(",".join([c[i] for c in cells] + [row % tuple(z)]) + "\n")
@@ -325,6 +346,7 @@ def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[s
     import csv
 
     from aekit._utils import DataFormatError
+    from aekit.csvdata import reading_own_csv
     from aekit.data import load_rows as load_file
 
     p = Path(path)
@@ -333,18 +355,21 @@ def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[s
         with open(p, encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])
     try:
-        X, _, ids = load_file(
-            p,
-            label_column="label" if "label" in header else None,
-            id_column="id" if "id" in header else None,
-        )
+        with reading_own_csv():  # its labels and predictions are not used here
+            X, _, ids = load_file(
+                p,
+                label_column="label" if "label" in header else None,
+                id_column="id" if "id" in header else None,
+                # embed --predict's column is left out as well (a codes file's header names its columns)
+                keep=[c for c in header if c not in LEADING_COLUMNS] if "predicted" in header else None,
+            )
     except DataFormatError as exc:
         if exc.param != "id_column":
             raise
         # a text column: the data's --id-column/--label-column do not apply to this file
         raise DataFormatError(
             f"{p}: a text column where codes were expected; a codes CSV holds numbers, besides an 'id' and a "
-            "'label' column (as aekit embed and visualize write it): rename or drop the column"
+            "'label' and a 'predicted' column (as aekit embed and visualize write it): rename or drop the column"
         ) from exc
     return X, ([str(v) for v in ids] if "id" in header and ids is not None else None)
 
@@ -753,6 +778,22 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     return X[:, [position[n] for n in want]]
 
 
+def _check_predict(args: argparse.Namespace, est: Any) -> None:
+    """``embed --predict``: a model with a classifier head, and a CSV to hold the column."""
+    from aekit._utils import InputError
+
+    if not hasattr(est, "classes_"):
+        raise InputError(
+            f"--predict: {args.model} has no classifier (it was trained without labels); train one with "
+            "`aekit train DATA --supervised --label-column NAME`, or drop --predict"
+        )
+    if Path(args.out).suffix.lower() != ".csv":
+        raise InputError(
+            f"--predict adds a `predicted` column to a CSV, but --out {args.out} is a .npy (the codes alone); "
+            "pass --out FILE.csv"
+        )
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.outputs import output_file
 
@@ -761,8 +802,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
         _folder_only(args)
         est = _map_or_model(args)
         # the rows as the model reads them: a map's autoencoder reads them
+        if args.predict:
+            _check_predict(args, est)
         X, y, ids = model_rows(args, getattr(est, "autoencoder_", est), stream=True)
-        shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y)
+        shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y, predict=args.predict)
         out.commit()
     print(f"codes {shape}: {args.out}")
     return 0
@@ -773,10 +816,16 @@ CSV_CHUNK = 65536
 
 
 def write_codes_of(
-    est: Any, X: Any, path: Path, *, ids: np.ndarray | None = None, labels: np.ndarray | None = None
+    est: Any,
+    X: Any,
+    path: Path,
+    *,
+    ids: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    predict: bool = False,
 ) -> tuple[int, int]:
     """``est.transform(X)`` written to ``path`` (.npy or .csv, as ``write_codes``) chunk by chunk; returns the
-    codes' shape.
+    codes' shape. ``predict``: a CSV also gets ``est.predict(X)`` (a model fitted with labels).
 
     A ``.npy`` is filled through ``np.lib.format.open_memmap`` and a CSV is appended to, so the codes of
     data larger than memory are never held whole; the file is written under a temporary name and renamed.
@@ -794,7 +843,8 @@ def write_codes_of(
     if source is None:  # in memory (MNIST, a CSV or .npz input)
         Z = est.transform(X)
         prefix = "z" if hasattr(est, "net_") else "tsne"  # a map's coordinates, as visualize's embedding.csv
-        write_codes(Z, path, prefix, ids=np.arange(len(Z)) if ids is None else ids, labels=labels)
+        rows = np.arange(len(Z)) if ids is None else ids
+        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=est.predict(X) if predict else None)
         return Z.shape
     width = int(est.net_.code_size)
     shape = (source.n_samples, width)
@@ -806,12 +856,14 @@ def write_codes_of(
             del codes
         else:
             with open(tmp, "w", encoding="utf-8", errors=UNDECODABLE) as fh:
-                fh.write(_csv_header(width, "z", True, labels is not None))
+                fh.write(_csv_header(width, "z", True, labels is not None, predicted=predict))
                 for start in range(0, source.n_samples, CSV_CHUNK):
                     stop = min(start + CSV_CHUNK, source.n_samples)
-                    Z = est.transform(ArraySource(source.read(start, stop), source.name))
+                    chunk = ArraySource(source.read(start, stop), source.name)
+                    Z = est.transform(chunk)
                     rows = np.arange(start, stop) if ids is None else ids[start:stop]
-                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop])
+                    guess = est.predict(chunk) if predict else None
+                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop], guess)
     return shape
 
 
@@ -992,10 +1044,15 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     print(f"denoised {denoised.shape}: {args.out}")
     if args.add_noise:
         ref, unit = clean.reshape(denoised.shape), metrics.unit_range(clean)
+        noisy_in, out_rows, units = X_in.reshape(denoised.shape), denoised, ""
+        scaler = est._scaler()
+        if scaler is not None and not unit:  # a table's features in their own units: the widest would rule it
+            ref, noisy_in, out_rows = (apply(a, scaler) for a in (ref, noisy_in, out_rows))
+            units = f" (in the model's units, after its scale={est.scale!r}, as evaluate)"
         peak = 1.0 if unit else None  # PSNR's peak: 1 for data in [0, 1], else the clean data's range
         line = (
-            f"PSNR noisy {metrics.psnr(ref, X_in.reshape(denoised.shape), peak):.2f} dB "
-            f"-> denoised {metrics.psnr(ref, denoised, peak):.2f} dB"
+            f"PSNR noisy {metrics.psnr(ref, noisy_in, peak):.2f} dB "
+            f"-> denoised {metrics.psnr(ref, out_rows, peak):.2f} dB{units}"
         )
         if unit:
             line += f"; BCE vs clean {metrics.reconstruction_bce(ref, denoised):.4f}"

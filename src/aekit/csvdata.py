@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import contextvars
 import csv
 import gzip
 import io
@@ -415,7 +416,24 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
     return y.astype(np.int64) if integral else y
 
 
+#: True inside ``reading_own_csv``: a CSV aekit wrote itself (codes) is read without notes meant for data
+_OWN_CSV = contextvars.ContextVar("own_csv", default=False)
+
+
+@contextlib.contextmanager
+def reading_own_csv() -> Iterator[None]:
+    """Read a CSV that aekit wrote (``embed``'s codes) without the notes on empty label cells and columns
+    left out: its labels and predictions are not used where codes are read, and the user wrote neither."""
+    token = _OWN_CSV.set(True)
+    try:
+        yield
+    finally:
+        _OWN_CSV.reset(token)
+
+
 def _say_unlabelled(src: _Source, missing: np.ndarray) -> None:
+    if _OWN_CSV.get():
+        return
     log.warning(
         "%s: %d row%s without a label read as unlabelled (-1), the first at %s",
         src.path,
@@ -544,7 +562,7 @@ def listed(names: Sequence[str]) -> str:
 def warn_left_out(where: str | Path, extra: Sequence[str], unnamed: Sequence[str] = ()) -> None:
     """Say which columns of ``where`` are not the model's features and are not read; ``unnamed``: the flags
     (``--id-column``, ``--label-column``) not given, which would keep such a column of ids or labels."""
-    if extra:
+    if extra and not _OWN_CSV.get():
         kept_as = {"--id-column": "ids", "--label-column": "labels"}
         hint = f"; {' or '.join(unnamed)} NAME keeps one as the rows' {' or '.join(kept_as[f] for f in unnamed)}"
         log.warning(

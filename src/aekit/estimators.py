@@ -652,6 +652,7 @@ class ParametricTSNE(_AutoencoderBase):
     """
 
     variational = False  # the base reads these: a map's code is deterministic
+    _code_reduces = False  # a 2-D map of 2-D data is still a map
     beta = 0.0
     # CUDA-graph capture of the drawn neighbours is not measured yet: eager (or compiled) steps
     _plan_overrides: Mapping[str, Any] = MappingProxyType({"cuda_graphs": False})
