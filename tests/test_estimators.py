@@ -573,3 +573,11 @@ def test_augment_trains_on_images_and_refuses_rows_that_are_no_images(blobs):
         Autoencoder(**{**SMALL, "augment": "affine"}).fit(X)
     assert info.value.param == "augment"
     Autoencoder(**{**SMALL, "augment": "affine", "image_shape": (4, 5)}).fit(X)  # unless told they are images
+
+
+def test_augment_reads_colour_images_channels_first_and_names_the_transpose():
+    rng = np.random.default_rng(0)
+    first = rng.uniform(size=(32, 3, 8, 8)).astype(np.float32)
+    assert Autoencoder(**{**SMALL, "augment": "affine"}).fit(first).image_shape_ == (3, 8, 8)
+    with pytest.raises(InputError, match=r"channels last; .*X\.transpose\(0, 3, 1, 2\)"):  # not "no square image"
+        Autoencoder(**{**SMALL, "augment": "affine"}).fit(first.transpose(0, 2, 3, 1))

@@ -395,7 +395,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         image = grey_shape(tuple(int(s) for s in row_shape)) if len(row_shape) in (2, 3) else None
         known = self.image_shape if reset else (getattr(self, "image_shape_", None) or self.image_shape)
         if image is not None and len(image) == 3 and image[2] in (3, 4) and image[0] not in (1, 2, 3, 4):
-            if known is None and not (reset and self.architecture == "conv"):
+            if known is None and not (reset and (self.architecture == "conv" or self.augment)):
                 image = None  # (n, H, W, C), PIL's and TensorFlow's order: a dense body reads rows in any order
             else:
                 raise InputError(
