@@ -166,8 +166,20 @@ def test_a_compressed_csv_is_held_to_the_byte_limit_as_it_is_read(tmp_path):
     path = tmp_path / "bomb.csv.gz"
     with gzip.open(path, "wt") as fh:  # 40 kB of rows in a file of a few hundred bytes
         fh.write("a,b\n" + "0,0\n" * 10_000)
-    with pytest.raises(DataFormatError, match=r"bomb.csv.gz: holds more than 8,192 bytes of CSV once decompressed"):
-        read_csv_rows(path, None, max_bytes=8192)
+    with pytest.raises(DataFormatError, match=r"^\S*bomb.csv.gz: holds more than 8,192 bytes of CSV once decompressed"):
+        read_csv_rows(path, None, max_bytes=8192)  # (^: the message itself, not wrapped in a parse error's)
+    with pytest.raises(DataFormatError, match=r"^\S*bomb.csv.gz: holds more than 8,192 bytes"):
+        read_csv_rows(path, None, max_bytes=8192, max_rows=5000)  # a row limit is no byte limit
+    one = tmp_path / "one.csv.gz"
+    with gzip.open(one, "wt") as fh:  # one row of 3,000,000 cells: nrows=1 would read it whole
+        fh.write("0," * 2_999_999 + "0\n")
+    with pytest.raises(DataFormatError, match=r"^\S*one.csv.gz: holds more than 10,000 bytes"):
+        read_csv_rows(one, None, max_bytes=10_000, max_rows=1)
+    plain = tmp_path / "plain.csv"  # a plain file larger than the limit: its first rows are read, no more
+    plain.write_text("a,b\n1,2\n3,4\n" + "5,6\n" * 150_000)  # 600 kB (limits are GB: reads are buffered)
+    assert read_csv_rows(plain, None, max_bytes=400_000, max_rows=2)[0].tolist() == [[1, 2], [3, 4]]
+    with pytest.raises(DataFormatError, match=r"holds more than 400,000 bytes of CSV before the rows asked for"):
+        read_csv_rows(plain, None, max_bytes=400_000, max_rows=140_000)
     assert read_csv_rows(path, None, max_bytes=1 << 20)[0].shape == (10_000, 2)
     (tmp_path / "damaged.csv.gz").write_bytes(b"a,b\n1,2\n")  # not gzip
     with pytest.raises(DataFormatError, match=r"damaged.csv.gz: cannot decompress it .*damaged or not .gz"):
@@ -185,6 +197,12 @@ def test_max_rows_parses_no_row_after_them(tmp_path, caplog):
     wide = ",".join(f"f{j}" for j in range(5000))  # the wide (numpy) reader, too
     (tmp_path / "w.csv").write_text(wide + "\n" + "\n".join(",".join(["1"] * 5000) for _ in range(5)) + "\nx\n")
     assert load_rows(tmp_path / "w.csv", max_rows=5)[0].shape == (5, 5000)
+
+
+def test_a_compressed_file_that_is_no_csv_is_named_so(tmp_path):
+    (tmp_path / "x.npy.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(InputError, match=r"x\.npy\.gz: a compressed \.npy; only CSVs are read compressed"):
+        load_array(tmp_path / "x.npy.gz")
 
 
 def test_formats_pandas_reads_are_refused_with_the_conversion(tmp_path):

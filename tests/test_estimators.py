@@ -581,3 +581,43 @@ def test_augment_reads_colour_images_channels_first_and_names_the_transpose():
     assert Autoencoder(**{**SMALL, "augment": "affine"}).fit(first).image_shape_ == (3, 8, 8)
     with pytest.raises(InputError, match=r"channels last; .*X\.transpose\(0, 3, 1, 2\)"):  # not "no square image"
         Autoencoder(**{**SMALL, "augment": "affine"}).fit(first.transpose(0, 2, 3, 1))
+
+
+def test_augment_moves_images_in_their_own_units_and_turns_non_square_ones():
+    from aekit.objectives import augment
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 1 * 6 * 10)
+    offset, factor = torch.rand(60) - 0.5, torch.rand(60) + 0.5  # a per-pixel scale (scale="standard")
+    torch.manual_seed(1)
+    scaled = augment((x - offset) / factor, "affine", (1, 6, 10), (offset, factor))
+    torch.manual_seed(1)
+    raw = augment(x, "affine", (1, 6, 10))
+    torch.testing.assert_close(scaled * factor + offset, raw)  # the same images moved: units undone, redone
+    # a wide image is turned, not sheared: a dot far right of the centre lands where a turn in pixels puts it
+    h, w = 8, 32
+    dot = torch.zeros(h, w)
+    dot[3:5, 26:28] = 1.0
+    u, v = torch.arange(w) + 0.5 - w / 2, (torch.arange(h) + 0.5 - h / 2).view(-1, 1)  # pixels from the centre
+
+    def centre(img):
+        return torch.stack([(img * u).sum((-2, -1)), (img * v).sum((-2, -1))], -1) / img.sum((-2, -1)).unsqueeze(-1)
+
+    torch.manual_seed(2)
+    moved = augment(dot.reshape(1, -1).repeat(32, 1), "affine", (1, h, w)).reshape(32, h, w)
+    torch.manual_seed(2)  # the draws augment made: its angles and shifts
+    angle = (torch.rand(32) * 2 - 1) * (10 * torch.pi / 180)
+    shift = (torch.rand(32, 2) * 2 - 1) * (2 / 14) * torch.tensor([w / 2, h / 2])  # in pixels
+    source = centre(dot) - shift  # the output at p shows the source at turn(p) + shift: p = turn⁻¹(source - shift)
+    cos, sin = angle.cos(), angle.sin()
+    expected = torch.stack([cos * source[:, 0] + sin * source[:, 1], -sin * source[:, 0] + cos * source[:, 1]], 1)
+    kept = moved.sum((1, 2)) > 3.5  # the dot stayed inside the image
+    assert kept.sum() > 20
+    torch.testing.assert_close(centre(moved)[kept], expected[kept], atol=0.25, rtol=0)
+
+
+def test_augment_with_a_per_feature_scale_trains_on_images_in_their_units():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(48, 8, 8)).astype(np.float32)
+    est = Autoencoder(**{**SMALL, "augment": "affine", "scale": "standard"}).fit(images)
+    assert np.isfinite(est.history_["loss"]).all()

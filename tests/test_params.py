@@ -187,6 +187,12 @@ def test_one_integer_is_one_layer_as_in_scikit_learns_mlp(tmp_path):
     loaded = aekit.load(sae.save(tmp_path / "m.safetensors"))
     np.testing.assert_array_equal(loaded.transform(X), sae.transform(X))
     assert Autoencoder(architecture="conv", conv_filters=4)._validate_params() is None
+    # resuming with (8,) what was fitted with 8: one network, not "different parameters"
+    ck = tmp_path / "ck.safetensors"
+    Autoencoder(hidden_layer_sizes=8, epochs=1, random_state=0, checkpoint_path=str(ck)).fit(X)
+    assert Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(X, resume_from=ck).n_iter_ == 2
+    with pytest.raises(InputError, match=r"different parameters \['hidden_layer_sizes'\]"):
+        Autoencoder(hidden_layer_sizes=(9,), epochs=2, random_state=0).fit(X, resume_from=ck)
 
 
 def test_values_the_rules_allow():

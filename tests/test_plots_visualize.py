@@ -234,6 +234,14 @@ def test_aetsne_on_a_dataframe_gives_its_autoencoder_the_names(blobs):
         AETSNE(vis.autoencoder_, perplexity=10).fit(frame[frame.columns[::-1]])
 
 
+def test_aetsne_takes_an_autoencoder_set_to_give_dataframes(blobs, tmp_path):
+    pytest.importorskip("pandas")
+    X, _ = blobs  # a saved set_output(transform="pandas") comes back with the model now
+    ae = load(Autoencoder(**{**SMALL, "n_components": 3}).set_output(transform="pandas").fit(X).save(tmp_path / "m"))
+    vis = AETSNE(ae, perplexity=10, random_state=0, max_fit_samples=120).fit(X)  # codes[rows] read columns
+    assert vis.embedding_.shape == (180, 2) and np.isfinite(vis.transform(X[:5])).all()
+
+
 def test_aetsne_advice_names_what_aetsne_takes(blobs, monkeypatch):
     """The default autoencoder's range advice said "Pass scale='standard'", a parameter AETSNE does not take."""
     from aekit import visualize

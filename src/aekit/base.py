@@ -691,14 +691,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         forward = net if forward is None else forward
         mixed = self.precision != "float32"
         noise, factor, beta = self.noise, float(self.noise_factor), float(self.beta)
-        moves, shape = self.augment, self._augment_shape(n_features)
+        moves, shape, units = self.augment, self._augment_shape(n_features), self._augment_units(device)
         clip = out_act == "sigmoid"
         w_rec, w_cls = self._loss_weights()
 
         def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
             x = batch[0]  # (B, n_features)
             if moves and shape and training:  # new images: the target too
-                x = augment(x, moves, shape)
+                x = augment(x, moves, shape, units)
             x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
             with amp():
                 out = forward(x_in)
@@ -835,6 +835,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Whether a training step draws random numbers (noise, augmentation, dropout, a variational code)."""
         return bool(self.noise) or bool(self.augment) or float(self.dropout) > 0 or bool(self.variational)
 
+    def _augment_units(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The fitted scaler as tensors, for ``augment`` to move images in their own units; None without one."""
+        scaler = self._scaler() if self.augment else None
+        if scaler is None:
+            return None
+        offset, factor = (torch.as_tensor(np.asarray(v, np.float32), device=device) for v in scaler)
+        return offset, factor
+
     def _augment_shape(self, n_features: int) -> tuple[int, int, int] | None:
         """The ``(C, H, W)`` of the images ``augment`` moves (None without it): the images' shape, else square
         single-channel rows; other rows are refused."""
@@ -843,11 +851,12 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         shape = fitted_image_shape(self)
         if shape is None:
             side = math.isqrt(n_features)
-            if side * side != n_features:
+            if side * side != n_features or side < 8:  # a table of 16 features is no 4 x 4 image, unless told
+                what = "are no square image" if side * side != n_features else f"would be {side} x {side} images"
                 raise InputError(
-                    f"{{augment}} moves and turns images, but the {n_features} features of X are no square image "
-                    "and no image_shape gives their shape; pass image_shape=(height, width) for images, or drop "
-                    "augment for tabular data",
+                    f"{{augment}} moves and turns images, but the {n_features} features of X {what}, and their "
+                    "shape is not given; pass {image_shape=(height, width)} for images, or drop {augment} for "
+                    "tabular data",
                     param="augment",
                     values={"augment": self.augment},
                 )
@@ -895,8 +904,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.noise is None and not self.variational:
             warnings.warn(
                 f"n_components={k} is not below the {n_features} features of X: the code reduces nothing and "
-                "the autoencoder can learn to copy its input; pass fewer components (or noise=... for an "
-                "overcomplete denoising autoencoder)",
+                "the autoencoder can learn to copy its input; pass a smaller n_components (or noise='gaussian' "
+                "for an overcomplete denoising autoencoder)",
                 UserWarning,
                 stacklevel=outside_stacklevel(),
             )

@@ -391,6 +391,8 @@ def _as_typed(shown: str, quote_text: bool) -> str:
     try:
         value = ast.literal_eval(shown)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
+        if re.fullmatch(r"\((\w+)(, \w+)+\)", shown):  # a shape named in words, (height, width): height,width
+            return shown[1:-1].replace(", ", ",")
         return shown
     if isinstance(value, str):
         return shown if quote_text else value

@@ -343,17 +343,13 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
 
 def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
     """``read_codes``, and the rows' ids as text where the file has an ``id`` column (a CSV ``embed`` wrote)."""
-    import csv
 
     from aekit._utils import DataFormatError
-    from aekit.csvdata import reading_own_csv
+    from aekit.csvdata import csv_header, is_csv, reading_own_csv
     from aekit.data import load_rows as load_file
 
     p = Path(path)
-    header: list[str] = []
-    if p.suffix.lower() == ".csv" and p.is_file():
-        with open(p, encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), [])
+    header = (csv_header(p) or []) if is_csv(p) and p.is_file() else []
     try:
         with reading_own_csv():  # its labels and predictions are not used here
             X, _, ids = load_file(
@@ -625,6 +621,9 @@ def load_model(args: argparse.Namespace) -> Any:
             f"aekit {args.command} {shlex.quote(data)} {shlex.quote(str(args.model))} ..."
         )
     est = load(args.model)
+    est.set_output(
+        transform="default"
+    )  # a saved set_output(transform="pandas") is for Python: the commands write arrays
     if getattr(args, "precision", None):
         est.set_params(precision=args.precision)
     return est
@@ -782,6 +781,11 @@ def _check_predict(args: argparse.Namespace, est: Any) -> None:
     """``embed --predict``: a model with a classifier head, and a CSV to hold the column."""
     from aekit._utils import InputError
 
+    if hasattr(est, "autoencoder_"):  # an AE -> t-SNE map places points; its autoencoder may have a head
+        raise InputError(
+            f"--predict: {args.model} is an AE → t-SNE map, which places points and predicts no class; pass its "
+            f"autoencoder for the head's classes ({Path(args.model) / 'autoencoder.safetensors'}), or drop --predict"
+        )
     if not hasattr(est, "classes_"):
         raise InputError(
             f"--predict: {args.model} has no classifier (it was trained without labels); train one with "
@@ -1072,7 +1076,7 @@ def _note_map_flags(args: argparse.Namespace, model: Any) -> None:
         print(
             f"note: {' and '.join(unused)} not used: {args.model} is a parametric t-SNE map, fitted with "
             f"perplexity={model.perplexity:g}, and is drawn as it is"
-            + ("" if args.compare else " (with --compare, --perplexity sets the t-SNE from raw)"),
+            + (" (with --compare, --perplexity sets the t-SNE from raw)" if "--perplexity" in unused else ""),
             file=sys.stderr,
         )
 

@@ -49,12 +49,16 @@ def is_csv(path: str | Path) -> bool:
     return bool(suffixes) and suffixes[-1] in CSV_SUFFIXES
 
 
-class _Capped(io.RawIOBase):
-    """A decompressing file that refuses to go past ``limit`` bytes of content: a small compressed file may
-    hold a huge one (pandas would read it whole), so the limit that a plain file's size meets holds here too."""
+class TooLarge(DataFormatError):
+    """A CSV's content ran past the byte limit while it was read (raised as is, never taken for a parse error)."""
 
-    def __init__(self, fh: Any, path: Path, limit: int) -> None:
-        self._fh, self._path, self._limit = fh, path, limit
+
+class _Capped(io.RawIOBase):
+    """A file that refuses to be read past ``limit`` bytes of content: a small compressed file may hold a huge
+    one, and one row of a large plain file may be huge (pandas would read it whole, also for ``nrows``)."""
+
+    def __init__(self, fh: Any, path: Path, limit: int, compressed: bool) -> None:
+        self._fh, self._path, self._limit, self._compressed = fh, path, limit, compressed
 
     def readable(self) -> bool:
         return True
@@ -65,9 +69,10 @@ class _Capped(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         n = int(self._fh.readinto(buffer))
         if self._fh.tell() > self._limit:
-            raise DataFormatError(
-                f"{self._path}: holds more than {self._limit:,} bytes of CSV once decompressed, above the limit; "
-                "convert it to .npy in parts"
+            raise TooLarge(
+                f"{self._path}: holds more than {self._limit:,} bytes of CSV"
+                + (" once decompressed" if self._compressed else " before the rows asked for")
+                + ", above the limit; convert it to .npy in parts"
             )
         return n
 
@@ -84,16 +89,16 @@ class _Capped(io.RawIOBase):
 
 @contextlib.contextmanager
 def open_text(path: Path, max_bytes: int | None = None) -> Iterator[TextIO]:
-    """A CSV file as text (UTF-8, a byte-order mark dropped), decompressed as its last suffix says; a compressed
-    file's content is held to ``max_bytes`` as it is read (a plain file's size is checked by the caller)."""
+    """A CSV file as text (UTF-8, a byte-order mark dropped), decompressed as its last suffix says; its content
+    is held to ``max_bytes`` as it is read (``TooLarge``), where it could hold more."""
     opener = COMPRESSIONS.get(path.suffix.lower())
-    if opener is None:
+    if opener is None and (max_bytes is None or path.stat().st_size <= max_bytes):
         with open(path, encoding="utf-8-sig", newline="") as fh:
             yield fh
         return
-    raw: Any = opener(path, "rb")
+    raw: Any = (opener or open)(path, "rb")
     if max_bytes is not None:
-        raw = _Capped(raw, path, max_bytes)
+        raw = _Capped(raw, path, max_bytes, compressed=opener is not None)
     try:
         with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="") as fh:
             yield fh
@@ -193,11 +198,12 @@ class _Source(NamedTuple):
     header: list[str] | None  # None: the first row is data
     n_cols: int  # the first row's cell count
     max_rows: int | None = None  # the data rows read (None: all)
+    max_bytes: int | None = None  # the content read at most (rescans on error paths stop there too)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, cells) of each non-blank data row read, as pandas counts them."""
         try:
-            with open_text(self.path) as fh:
+            with open_text(self.path, self.max_bytes) as fh:
                 reader = csv.reader(fh, delimiter=self.sep or " ", skipinitialspace=True)
                 data = 0
                 for cells in itertools.islice(reader, 1 if self.header else 0, None):
@@ -249,7 +255,7 @@ def _parse(src: _Source, fh: TextIO, text: int | None = None, max_rows: int | No
             )
     except pd.errors.EmptyDataError as exc:
         raise DataFormatError(f"{src.path}: no data rows; expected numbers below the header row") from exc
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, TooLarge):
         raise
     except (ValueError, OverflowError) as exc:  # pandas' ParserError: one line naming the file, not its traceback
         src.check_ragged()
@@ -298,6 +304,8 @@ def _parse_wide(
                 fh.seek(start)
                 # objects: a fixed-width text array would take the longest label's size for every row
                 labels = np.loadtxt(fh, dtype=object, usecols=[label_idx], **options).reshape(-1)
+    except TooLarge:
+        raise
     except (ValueError, IndexError):
         fh.seek(start)
         return None
@@ -455,10 +463,14 @@ def read_csv(path: Path, label_column: str | int | None, *, max_bytes: int) -> t
     return X, y
 
 
+#: the most of a CSV read to find its header row (its first line)
+HEADER_BYTES = 1 << 26
+
+
 def csv_header(path: Path) -> list[str] | None:
     """The header row's names of a CSV file as ``read_csv_rows`` reads it; None without one (or unreadable)."""
     try:
-        with open_text(path) as fh:
+        with open_text(path, HEADER_BYTES) as fh:
             return _first_row(path, fh.readline())[1]
     except (OSError, UnicodeDecodeError, InputError):
         return None
@@ -482,13 +494,13 @@ def read_csv_rows(
     ``max_rows``: read the first data rows only (the rest of the file is never parsed). A name ending in .gz,
     .bz2 or .xz is decompressed as it is read."""
     size = path.stat().st_size
-    if size > max_bytes and max_rows is None and path.suffix.lower() not in COMPRESSIONS:
+    if size > max_bytes and max_rows is None and path.suffix.lower() not in COMPRESSIONS:  # said before any read
         raise DataFormatError(
             f"{path}: {size:,} bytes of CSV, above the {max_bytes:,}-byte limit; convert it to .npy in parts"
         )
     try:
-        with open_text(path, None if max_rows is not None else max_bytes) as fh:
-            src = _Source(path, *_first_row(path, fh.readline()), max_rows)
+        with open_text(path, max_bytes) as fh:
+            src = _Source(path, *_first_row(path, fh.readline()), max_rows, max_bytes)
             if src.header is not None:
                 _check_unique(path, src.header)
             label_idx = _label_index(path, label_column, src.header, src.n_cols)

@@ -569,6 +569,11 @@ def _not_data(p: Path, suffix: str) -> InputError:
         )
     if suffix in IMAGE_SUFFIXES:
         return InputError(f"{p}: a single image; aekit reads images from a folder: put it in one and pass the folder")
+    if suffix in (".gz", ".bz2", ".xz"):  # compressed, but not a CSV
+        return InputError(
+            f"{p}: a compressed {Path(p.stem).suffix or 'file'}; only CSVs are read compressed (.csv.gz, .tsv.bz2, "
+            "...): decompress it first"
+        )
     if suffix in _TABLE_FORMATS:  # a table aekit does not parse: pandas converts it in one line
         return InputError(
             f"{p}: {suffix} files are not read; convert it with pandas, e.g. "

@@ -110,9 +110,9 @@ class Autoencoder(_AutoencoderBase):
         Gaussian std, or the fraction of values hit for masking / salt-and-pepper.
     augment : {None, "affine"}, default=None
         New training images each epoch: "affine" moves each image by up to 1/14 of its side
-        and turns it by up to 10 degrees, at random (images only: ``image_shape_``, or
-        square single-channel rows). The moved image is the input and the reconstruction
-        target; its label stays.
+        and turns it by up to 10 degrees, at random, in the data's own units (before
+        ``scale``). Images only: ``image_shape_``, or square single-channel rows of at least
+        8 x 8. The moved image is the input and the reconstruction target; its label stays.
     optimizer : {"rmsprop", "adam", "adamw", "sgd"}, default="rmsprop"
         Keras semantics (eps=1e-7; RMSprop rho=0.9 with eps inside the root).
     learning_rate : float, default=0.002
@@ -891,7 +891,7 @@ class ParametricTSNE(_AutoencoderBase):
         graph, mixed, dof = self._graph, self.precision != "float32", float(self.dof)
         loss_kind, out_act = self._resolved()
         noise, factor, clip = self.noise, float(self.noise_factor), out_act == "sigmoid"
-        moves, shape = self.augment, self._augment_shape(n_features)
+        moves, shape, units = self.augment, self._augment_shape(n_features), self._augment_units(device)
         w_rec, w_cls = float(self.reconstruction_weight), float(self.classification_weight)
 
         def loss_fn(batch: tuple[torch.Tensor, ...], training: bool) -> dict[str, torch.Tensor]:
@@ -899,7 +899,7 @@ class ParametricTSNE(_AutoencoderBase):
             both = torch.cat([rows, graph.draw(rows)])  # (2B,): the points, then one neighbour of each
             x = graph.X[both]  # (2B, n_features)
             if moves and shape and training:  # new images of the points and of their input-space neighbours
-                x = augment(x, moves, shape)
+                x = augment(x, moves, shape, units)
             x_in = corrupt(x, noise, factor, clip=clip) if (noise and training) else x
             with amp():
                 out = forward(x_in)

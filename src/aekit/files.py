@@ -40,7 +40,7 @@ from torch import nn
 
 from aekit import schema
 from aekit._utils import ModelFileError, atomic_path, jsonable, outside_stacklevel
-from aekit.params import PARAMS
+from aekit.params import PARAMS, sizes
 from aekit.schema import SchemaError, check, parse
 from aekit.training import LoopState
 
@@ -818,6 +818,17 @@ def _check_estimator(p: Path, run: str | None, written: str | None) -> None:
         )
 
 
+def _same_value(name: str, value: Any) -> Any:
+    """A parameter's value as compared on resuming: layer widths as a tuple (``8`` and ``(8,)`` are one
+    network; JSON wrote ``[8]``)."""
+    if name in ("hidden_layer_sizes", "head_layer_sizes", "conv_filters") and value is not None:
+        try:
+            return sizes(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     net: nn.Module,
@@ -847,7 +858,11 @@ def load_checkpoint(
             k: ck.params[k] if k in ck.params else BEFORE_THEY_EXISTED.get(k, getattr(PARAMS.get(k), "default", None))
             for k in expected_params
         }
-        changed = {k for k in expected_params if k not in _RESUMABLE_CHANGES and written[k] != expected_params[k]}
+        changed = {
+            k
+            for k in expected_params
+            if k not in _RESUMABLE_CHANGES and _same_value(k, written[k]) != _same_value(k, expected_params[k])
+        }
         changed |= {"epochs"} - set(ck.params)  # every run writes it: the bound of the loop's counters
         if changed:
             raise ModelFileError(

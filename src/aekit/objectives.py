@@ -119,21 +119,34 @@ def corrupt(x: torch.Tensor, kind: str, factor: float, *, clip: bool = True) -> 
     raise InputError(f"noise={kind!r} must be one of {NOISE_KINDS} or None")
 
 
-def augment(x: torch.Tensor, kind: str, image_shape: tuple[int, int, int]) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    kind: str,
+    image_shape: tuple[int, int, int],
+    scaler: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Random shifts and rotations of a batch of images ``x`` ``(B, C·H·W)`` (uses torch's current RNG).
 
     Each image is moved and turned on its own (bilinear resampling, zeros outside), so values in [0, 1]
     stay in [0, 1]. Unlike ``corrupt`` it makes new training images: the reconstruction target is the
-    moved image, and a label stays the image's label.
+    moved image, and a label stays the image's label. ``scaler``: the model's per-feature ``(offset,
+    factor)`` ``(C·H·W,)``, which ``x`` is scaled by: images are moved in their own units (a pixel's
+    offset would otherwise move with it, and the border fill be each pixel's mean).
     """
     if kind != "affine":
         raise InputError(f"augment={kind!r} must be one of {AUGMENTATIONS} or None")
-    b = x.shape[0]
+    if scaler is not None:
+        offset, factor = scaler
+        return (augment(x * factor + offset, kind, image_shape) - offset) / factor
+    b, (_, h, w) = x.shape[0], image_shape
     images = x.reshape(b, *image_shape)
     angle = (torch.rand(b, device=x.device) * 2 - 1) * (AFFINE_DEGREES * np.pi / 180)
     shift = (torch.rand(b, 2, device=x.device) * 2 - 1) * (2 * AFFINE_SHIFT)  # affine_grid's units: the side is 2
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    # a turn in pixels, in affine_grid's coordinates (x and y each span 2): the aspect ratio keeps it a turn
+    theta = torch.stack(
+        [torch.stack([cos, -sin * (h / w), shift[:, 0]], 1), torch.stack([sin * (w / h), cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta.to(x.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros").reshape(x.shape)
 

@@ -30,6 +30,7 @@ MAGNITUDE_LIMIT = 10.0
 #: standardised values beyond this many standard deviations are heavy tails or outliers, not noise (the
 #: largest of a million Gaussian draws is about 5)
 TAIL_LIMIT = 20.0
+_CHUNK = 65536  # rows per pass of a statistic over X
 
 
 def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -170,8 +171,8 @@ def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str, 
     standardised = scale == "standard"
     if scale is None and saturating and max(abs(float(low.min())), abs(float(high.max()))) > MAGNITUDE_LIMIT:
         # scaled already (a StandardScaler in a Pipeline)? then scale='standard' would change nothing
-        mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
-        standardised = bool(np.all(np.abs(mean) < 0.1) and np.all((std > 0.5) & (std < 2.0)))
+        stats = RangeStats.of_chunks(X[i : i + _CHUNK] for i in range(0, len(X), _CHUNK))  # no float64 copy of X
+        standardised = bool(np.all(np.abs(stats.mean) < 0.1) and np.all((stats.std > 0.5) & (stats.std < 2.0)))
     return range_advice(low, high, scale, loss, output_activation, saturating, standardised=standardised)
 
 

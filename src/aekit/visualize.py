@@ -168,7 +168,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             except KeyboardInterrupt:
                 self.autoencoder_ = ae  # the interrupted training's model is kept here (no embedding)
                 raise
-        codes = ae.transform(self._named(X, ae))
+        codes = np.asarray(ae.transform(self._named(X, ae)))  # (an autoencoder set to give DataFrames)
         t1 = time.perf_counter()
         fit_rows = None if n_fit == n else np.sort(np.random.default_rng(seed).choice(n, n_fit, replace=False))
         inputs = _input_rows(X, source, fit_rows, ae) if self.distances == "input" else None
@@ -278,7 +278,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "embedding_")
         X = plain_numbers(X)
         X = validate_data(self, _unit_scaled(X, self.autoencoder_), reset=False, dtype=[np.float32, np.float64])
-        codes = self.autoencoder_.transform(self._named(X, self.autoencoder_))
+        codes = np.asarray(self.autoencoder_.transform(self._named(X, self.autoencoder_)))
         if self.distances == "input":  # the index splits this back into inputs and codes
             return np.asarray(self._tsne.transform(np.hstack([_input_rows(X, None, None, self.autoencoder_), codes])))
         return np.asarray(self._tsne.transform(codes))
@@ -304,7 +304,7 @@ def _advice_for_the_default(default: bool) -> Iterator[None]:
 
 
 # an autoencoder's parameter set in advice (scale='standard'), also inside parentheses, not a quoted name
-_DEFAULT_PARAM = re.compile(r"(?<![\w.'\"])((?:scale|loss|output_activation)='[^']*')")
+_DEFAULT_PARAM = re.compile(r"(?<![\w.'\"])((?:scale|loss|output_activation|noise)='[^']*')")
 #: the default autoencoder's advice shown so far (``warnings.warn_explicit``'s once-per-place registry)
 _SHOWN: dict[Any, Any] = {}
 
@@ -722,7 +722,7 @@ def compare_routes(
         t = time.perf_counter()
         # a given 2-D model may be a parametric t-SNE map rather than an autoencoder
         routes["parametric t-SNE" if isinstance(ae, ParametricTSNE) else "AE → 2-D"] = {
-            "embedding": ae.transform(X),
+            "embedding": np.asarray(ae.transform(X)),
             "seconds": secs + time.perf_counter() - t,
             "ae_seconds": secs,
             "tsne_seconds": 0.0,
@@ -740,7 +740,7 @@ def compare_routes(
         name = f"{kind}({model.net_.code_size}) → t-SNE"  # a given model may have another code size than 20
         t = time.perf_counter()
         emb = tsne(
-            model.transform(X),
+            np.asarray(model.transform(X)),
             perplexity=perplexity,
             random_state=random_state,
             library=library,
