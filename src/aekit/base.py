@@ -845,7 +845,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _augment_shape(self, n_features: int) -> tuple[int, int, int] | None:
         """The ``(C, H, W)`` of the images ``augment`` moves (None without it): the images' shape, else square
-        single-channel rows; other rows are refused."""
+        single-channel rows of at least 8 x 8; other rows are refused."""
         if self.augment is None:
             return None
         shape = fitted_image_shape(self)

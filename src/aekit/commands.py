@@ -621,9 +621,8 @@ def load_model(args: argparse.Namespace) -> Any:
             f"aekit {args.command} {shlex.quote(data)} {shlex.quote(str(args.model))} ..."
         )
     est = load(args.model)
-    est.set_output(
-        transform="default"
-    )  # a saved set_output(transform="pandas") is for Python: the commands write arrays
+    # a saved set_output(transform="pandas") is for Python: the commands work with arrays
+    est.set_output(transform="default")
     if getattr(args, "precision", None):
         est.set_params(precision=args.precision)
     return est
