@@ -631,6 +631,8 @@ def test_embed_predict_writes_the_heads_classes_and_unlabelled_rows_stay_empty(t
     predicted = [line.split(",")[2] for line in lines[1:]]
     X = pd_read(csv).drop(columns=["sample", "species"])
     assert predicted == [str(c) for c in load(model).predict(X)]
+    codes = np.array([[float(v) for v in line.split(",")[3:]] for line in lines[1:]])  # one pass gave both
+    np.testing.assert_allclose(codes, load(model).transform(X), rtol=1e-6, atol=1e-7)
     # the file reads back as codes (explore --embedding): its label and predicted columns are left out, unsaid
     capsys.readouterr()
     assert main(["explore", str(csv), *rows, "--embedding", str(out), "--out", str(tmp_path / "e.html")]) == 0

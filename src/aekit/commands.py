@@ -844,10 +844,10 @@ def write_codes_of(
     if source is not None and not hasattr(est, "net_"):  # an AE → t-SNE map places all its new points at once
         X, source = source.read(0, source.n_samples), None
     if source is None:  # in memory (MNIST, a CSV or .npz input)
-        Z = est.transform(X)
+        Z, guess = est._codes_and_classes(X) if predict else (est.transform(X), None)  # one pass for both
         prefix = "z" if hasattr(est, "net_") else "tsne"  # a map's coordinates, as visualize's embedding.csv
         rows = np.arange(len(Z)) if ids is None else ids
-        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=est.predict(X) if predict else None)
+        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=guess)
         return Z.shape
     width = int(est.net_.code_size)
     shape = (source.n_samples, width)
@@ -863,9 +863,8 @@ def write_codes_of(
                 for start in range(0, source.n_samples, CSV_CHUNK):
                     stop = min(start + CSV_CHUNK, source.n_samples)
                     chunk = ArraySource(source.read(start, stop), source.name)
-                    Z = est.transform(chunk)
+                    Z, guess = est._codes_and_classes(chunk) if predict else (est.transform(chunk), None)
                     rows = np.arange(start, stop) if ids is None else ids[start:stop]
-                    guess = est.predict(chunk) if predict else None
                     _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop], guess)
     return shape
 
