@@ -741,17 +741,18 @@ def test_train_says_when_labels_are_read_but_not_trained_on(tmp_path, capsys, ir
     assert "not trained on" not in capsys.readouterr().err
 
 
-def test_resuming_on_a_csv_with_its_columns_reordered_is_refused(tmp_path, capsys, iris_like):
-    """The checkpoint knows its run's feature names: resuming on reordered columns would train on mixed-up
-    features, so it stops with the fix; the run folder is left as it was. The same columns resume."""
+def test_resuming_on_a_csv_with_other_column_names_is_refused(tmp_path, capsys, iris_like):
+    """The checkpoint knows its run's feature names: resuming on other columns would train on mixed-up
+    features, so it stops with the fix; the run folder is left as it was. The same columns resume (also
+    reordered: read by name, test_resume_reads_a_reordered_csv_by_the_runs_feature_names)."""
     import pandas as pd
 
     csv, _ = iris_like
     rows = ["--id-column", "sample", "--label-column", "species", "--out", str(tmp_path / "r")]
     small = ["--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard", "--random-state", "0"]
     assert main(["train", str(csv), *rows, *small, "--epochs", "1", "--keep-checkpoint"]) == 0
-    frame = pd.read_csv(csv)
-    frame[["species", "sample", "b", "a", "c", "d"]].to_csv(tmp_path / "swapped.csv", index=False)
+    frame = pd.read_csv(csv).rename(columns={"a": "a2"})  # a feature the run never had
+    frame.to_csv(tmp_path / "swapped.csv", index=False)
     before = {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir()}
     capsys.readouterr()
     assert main(["train", str(tmp_path / "swapped.csv"), *rows, *small, "--epochs", "2", "--resume"]) == 2
@@ -1144,3 +1145,24 @@ def test_verbose_shows_the_commands_progress_not_opentsnes_internals(tmp_path, c
     assert any(r.name.startswith("aekit") for r in caplog.records)
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]
     assert logging.getLogger("openTSNE").level == logging.NOTSET  # restored after the command
+
+
+def test_resume_reads_a_reordered_csv_by_the_runs_feature_names(tmp_path, capsys):
+    """A trial: --resume on the same CSV with its columns reordered was refused ("another order"), though the
+    run's model names its features; it reads them by name now, and the run ends as a straight one does."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.uniform(size=(120, 4)).astype(np.float32), columns=list("abcd"))
+    frame["y"] = np.arange(120) % 3
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame[["y", "d", "c", "b", "a"]].to_csv(tmp_path / "r.csv", index=False)
+    args = ["--label-column", "y", "--random-state", "0", "--hidden-layer-sizes", "8", "--batch-size", "32"]
+    a, b = ["--out", str(tmp_path / "a")], ["--out", str(tmp_path / "b")]
+    assert main(["train", str(tmp_path / "d.csv"), *args, *a, "--epochs", "2", "--keep-checkpoint"]) == 0
+    assert main(["train", str(tmp_path / "r.csv"), *args, *a, "--epochs", "3", "--resume"]) == 0
+    assert main(["train", str(tmp_path / "d.csv"), *args, *b, "--epochs", "3"]) == 0
+    X = frame[list("abcd")]
+    resumed, straight = load(tmp_path / "a" / "model.safetensors"), load(tmp_path / "b" / "model.safetensors")
+    assert resumed.n_iter_ == 3 and list(resumed.feature_names_in_) == list("abcd")
+    np.testing.assert_array_equal(resumed.transform(X), straight.transform(X))

@@ -15,6 +15,7 @@ import logging
 import os
 import shlex
 import sys
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -46,12 +47,30 @@ def training_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
     """``load_data`` for ``train``: a CSV with a header as a pandas DataFrame, so the model keeps its features'
     names (``feature_names_in_``) and later commands can match a CSV's columns by name."""
     names: list[str] = []
-    X, y, _ = load_rows(args, stream=True, with_ids=False, names=names)
+    keep = _resumed_names(args)
+    X, y, _ = load_rows(args, stream=True, with_ids=False, names=names, keep=keep)
+    if keep is not None and names and set(keep) <= set(names):  # in the interrupted run's order again
+        X, names = model_columns(X, names, types.SimpleNamespace(feature_names_in_=keep), args.data), list(keep)
     X = _framed(X, names)
     shape = _file_image_shape(args.data)
     if shape is not None and getattr(X, "ndim", 0) == 2:  # rows read flat: as images again, a view (no copy)
         X = X.reshape(len(X), *shape)  # the estimator learns their shape (image_shape_) and checks their layout
     return X, y
+
+
+def _resumed_names(args: argparse.Namespace) -> list[str] | None:
+    """With --resume, the features' names of the interrupted run's model (kept at its last complete epoch): a CSV
+    whose columns were reordered since is read by them, as the commands that run a model read it."""
+    model = Path(str(getattr(args, "out", ""))) / "model.safetensors"
+    if not getattr(args, "resume", False) or not _is_csv(args.data) or not model.is_file():
+        return None
+    from aekit._utils import InputError
+    from aekit.estimators import load
+
+    try:
+        return _feature_names(load(model))
+    except (InputError, OSError):  # a damaged file: the checkpoint's own checks speak for the run
+        return None
 
 
 def _remember_columns(args: argparse.Namespace, est: Any) -> None:
