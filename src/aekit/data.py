@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Literal, overload
 import numpy as np
 
 from aekit._utils import FLOAT32_MAX, DataFormatError, InputError, as_float32, first_beyond_float32
-from aekit.csvdata import is_csv, read_csv_rows
+from aekit.csvdata import COMPRESSIONS, is_csv, read_csv_rows
 from aekit.sources import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -569,7 +569,7 @@ def _not_data(p: Path, suffix: str) -> InputError:
         )
     if suffix in IMAGE_SUFFIXES:
         return InputError(f"{p}: a single image; aekit reads images from a folder: put it in one and pass the folder")
-    if suffix in (".gz", ".bz2", ".xz"):  # compressed, but not a CSV
+    if suffix in COMPRESSIONS:  # compressed, but not a CSV
         return InputError(
             f"{p}: a compressed {Path(p.stem).suffix or 'file'}; only CSVs are read compressed (.csv.gz, .tsv.bz2, "
             "...): decompress it first"

@@ -40,7 +40,7 @@ from torch import nn
 
 from aekit import schema
 from aekit._utils import ModelFileError, atomic_path, jsonable, outside_stacklevel
-from aekit.params import PARAMS, sizes
+from aekit.params import PARAMS, Sizes, sizes
 from aekit.schema import SchemaError, check, parse
 from aekit.training import LoopState
 
@@ -820,12 +820,10 @@ def _check_estimator(p: Path, run: str | None, written: str | None) -> None:
 
 def _same_value(name: str, value: Any) -> Any:
     """A parameter's value as compared on resuming: layer widths as a tuple (``8`` and ``(8,)`` are one
-    network; JSON wrote ``[8]``)."""
-    if name in ("hidden_layer_sizes", "head_layer_sizes", "conv_filters") and value is not None:
-        try:
-            return sizes(value)
-        except (TypeError, ValueError):
-            return value
+    network; JSON wrote ``[8]``); a value its constraint refuses (a tampered file) as it is."""
+    constraint = getattr(PARAMS.get(name), "constraint", None)
+    if isinstance(constraint, Sizes) and constraint.one_ok and constraint.ok(value):
+        return sizes(value)
     return value
 
 
