@@ -36,10 +36,25 @@ def test_openmp_env_bounds_the_spin_when_busy_unless_set_or_too_late(environ, to
 def test_others_runnable_counts_the_tasks_runnable_now_besides_this_one(tmp_path):
     f = tmp_path / "loadavg"
     f.write_text("0.20 0.30 0.40 3/345 999\n")  # two others runnable now, a low average (they just started)
-    assert threads.others_runnable(1.5, f, window_s=0.01) == 2.0
+    assert threads.others_runnable(1.5, f, window_s=0.01, own=lambda: 1) == 2.0
     f.write_text("1.50 0.30 0.40 1/345 999\n")  # only this process: the average is the minute that has passed
-    assert threads.others_runnable(1.5, f) == 0.0
+    assert threads.others_runnable(1.5, f, own=lambda: 1) == 0.0
     assert threads.others_runnable(1.5, tmp_path / "missing") is None
+
+
+def test_others_runnable_leaves_out_this_process_s_own_threads(tmp_path):
+    """A contention benchmark's worker saw numpy's BLAS thread, busy right after ``import numpy``, as another task."""
+    f = tmp_path / "loadavg"
+    f.write_text("0.20 0.30 0.40 2/345 999\n")  # this process's two running threads, nothing else
+    assert threads.others_runnable(0.5, f, own=lambda: 2) == 0.0
+    assert threads.others_runnable(0.5, f, own=lambda: 1, window_s=0.01) == 1.0
+    tasks = tmp_path / "task"
+    for tid, state in (("1", "R"), ("2", "S"), ("3", "R")):
+        (tasks / tid).mkdir(parents=True)
+        (tasks / tid / "stat").write_text(f"{tid} (py (thread) x) {state} 1 2 3\n")  # a name may hold ")"
+    assert threads.own_runnable(tasks) == 2
+    assert threads.own_runnable(tmp_path / "missing") == 1
+    assert threads.own_runnable() >= 1  # this very process, running
 
 
 def test_others_runnable_takes_the_fewest_over_its_window(tmp_path, monkeypatch):
@@ -53,7 +68,7 @@ def test_others_runnable_takes_the_fewest_over_its_window(tmp_path, monkeypatch)
             return next(reads)
 
     monkeypatch.setattr(threads.time, "sleep", lambda s: None)
-    assert threads.others_runnable(1.5, Fake(), window_s=10) == 0.0
+    assert threads.others_runnable(1.5, Fake(), window_s=10, own=lambda: 1) == 0.0
     assert len(seen) == 2  # stopped at the first idle read
 
 

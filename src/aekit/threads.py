@@ -58,19 +58,34 @@ def openmp_env(environ: Mapping[str, str], torch_loaded: bool, busy: Callable[[]
     return {"GOMP_SPINCOUNT": str(SPINCOUNT)}
 
 
-def others_runnable(at_least: float, loadavg: Path = Path("/proc/loadavg"), window_s: float = 0.05) -> float | None:
-    """The fewest tasks runnable besides this one over ``window_s`` (reads 5 ms apart); None without /proc.
+def own_runnable(tasks: Path = Path("/proc/self/task")) -> int:
+    """This process's threads that are running or runnable now (at least 1: the caller)."""
+    try:
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()]
+    except (OSError, IndexError):
+        return 1
+    return max(1, states.count("R"))
+
+
+def others_runnable(
+    at_least: float,
+    loadavg: Path = Path("/proc/loadavg"),
+    window_s: float = 0.05,
+    own: Callable[[], int] = own_runnable,
+) -> float | None:
+    """The fewest tasks runnable besides this process over ``window_s`` (reads 5 ms apart); None without /proc.
 
     Reading stops at the first count below ``at_least``, so an idle machine costs one read, and a
     passing task (a shell command, a monitor's probe) does not make the machine busy. Not the load
     average: it lags by a minute, counting the work that has just ended (often the user's own
-    previous step) and missing a competitor started seconds ago.
+    previous step) and missing a competitor started seconds ago. This process's own threads are not
+    others: numpy's BLAS threads, just started by ``import numpy``, made an idle machine look busy.
     """
     fewest: int | None = None
     deadline = time.monotonic() + window_s
     while True:
         try:
-            n = int(loadavg.read_text().split()[3].split("/")[0]) - 1  # "R/T": R counts this process too
+            n = int(loadavg.read_text().split()[3].split("/")[0]) - own()  # "R/T": R counts this process's threads
         except (OSError, ValueError, IndexError):
             break
         fewest = n if fewest is None else min(fewest, n)
