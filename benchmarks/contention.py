@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> dict:
     samples = min(args.samples, len(mnist.X_train) // 2)
     stacks = ("aekit", *(f"aekit@{label}" for label in args.variants)) + (("keras",) if args.keras else ())
     ns = argparse.Namespace(
-        epochs=args.epochs, threads=0, chunk=args.chunk, floor=False, stacks=stacks, stack_env=args.variants
+        epochs=args.epochs, threads=0, chunk=args.chunk, floor=args.floor, stacks=stacks, stack_env=args.variants
     )
     out: dict = {"conditions": {}}
     with tempfile.TemporaryDirectory(prefix="aekit-contention-") as tmp_name:
@@ -172,7 +172,9 @@ def run(args: argparse.Namespace) -> dict:
                 with busy_processes({"quiet": 0, "busy1": 1, "busy2": 2}[cond]):
                     for m in args.models:
                         r = speed.run_model(m, ns, data, samples, {False: 1.0, True: 1.0}, tmp)
-                        for s in stacks:
+                        for s in (*stacks, "floor"):
+                            if s not in r:
+                                continue
                             r[s].pop("versions", None) if "@" in s else None
                             for k in ("flops_per_s", "fraction_of_peak"):  # no peak measured here
                                 r[s].pop(k, None)
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> dict:
                 "wall_s": time.perf_counter() - t0,
             }
     out["samples"] = samples
-    out["stacks"] = stacks
+    out["stacks"] = stacks + (("floor",) if args.floor else ())
     return out
 
 
@@ -300,6 +302,44 @@ def report(r: dict) -> str:
                 ["condition", "model", "variant", "s/epoch", "slowdown", "×fair", "variant / aekit", "spin"], rows
             )
         )
+    floors = [(cond, c, x) for cond, c in r["conditions"].items() for x in c["results"] if "floor" in x]
+    if floors:
+        out += [
+            "",
+            "### The floor under contention: the matrix products alone",
+            "",
+            "A worker taking turns beside the stacks above runs only the matrix products of the dense models' "
+            "training step (`speed.py`'s floor: bare `torch.mm` into preallocated tensors), with aekit's thread "
+            "count and OpenMP wait. Its slowdown is what PyTorch's thread team loses to the busy processes on "
+            "the step's unavoidable arithmetic: a training step at that thread count cannot lose less.",
+            "",
+        ]
+        rows = [
+            [cond, x["model"], f"{x['floor']['median_epoch_s']:.2f}"]
+            + [f"{x['floor'][k]:.2f}" if k in x["floor"] else "—" for k in ("slowdown", "fair_slowdown", "over_fair")]
+            + [
+                f"{x['aekit'].get('over_fair', float('nan')):.2f}",
+                f"{x['aekit']['median_epoch_s'] / x['floor']['median_epoch_s']:.2f}",
+                spin(x["floor"]),
+            ]
+            for cond, c, x in floors
+        ]
+        out.append(
+            speed.md_table(
+                [
+                    "condition",
+                    "model",
+                    "floor s/epoch",
+                    "floor slowdown",
+                    "floor fair",
+                    "floor ×fair",
+                    "aekit ×fair",
+                    "aekit / floor",
+                    "floor spin",
+                ],
+                rows,
+            )
+        )
     out += ["", "## Per-epoch times (s)", ""]
     rows = [
         [cond, x["model"]]
@@ -319,6 +359,12 @@ def main() -> None:
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help=f"from {','.join(CONDITIONS)}")
     parser.add_argument("--chunk", type=int, default=20, help="training steps per turn (0: whole epochs)")
     parser.add_argument("--no-keras", dest="keras", action="store_false", help="aekit only")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the worker that times the dense models' bare matrix products (speed.py's floor) in each condition",
+    )
     parser.add_argument(
         "--variant",
         action="append",

@@ -335,11 +335,20 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
     Per step, per dense layer: the forward product ``h @ W.T``, the weight gradient ``g.T @ h`` and (except for
     the first layer) the input gradient ``g @ W``: exactly the products the FLOP model counts, at the recipe's
     batch size, as bare ``torch.mm(..., out=...)`` calls on preallocated tensors (no activations, loss, bias,
-    optimizer or autograd). Same turns and epochs as the training workers.
+    optimizer or autograd). Same turns and epochs as the training workers. ``threads`` 0 (contention.py):
+    aekit's own choice of thread count and OpenMP wait, so the floor runs as aekit's products would.
     """
+    if not threads:
+        import aekit  # noqa: F401, I001 - before torch: its OpenMP wait for the machine's load now
+
     import torch
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
+    else:
+        from aekit.threads import threads_for_run
+
+        torch.set_num_threads(threads_for_run() or torch.get_num_threads())
     n = int(np.load(data)["X"].shape[0])
     dtype = torch.bfloat16 if base_model(model)[1] else torch.float32
     bs = 128  # the dense AE's and the SAE's batch size
@@ -368,6 +377,8 @@ def floor_worker(model: str, epochs: int, data: str, threads: int, chunk: int) -
             "products_per_step": 3 * len(dense_layers(model)) - 1,
             "maxrss_mib": maxrss_mib(),
             "threads": torch.get_num_threads(),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),  # None: libgomp's default spin
+            **({} if threads else {"openmp_choice": dict(sys.modules["aekit"].threads.OPENMP_CHOICE)}),
         }
     )
 
