@@ -1147,6 +1147,22 @@ def test_verbose_shows_the_commands_progress_not_opentsnes_internals(tmp_path, c
     assert logging.getLogger("openTSNE").level == logging.NOTSET  # restored after the command
 
 
+def test_train_off_a_terminal_prints_one_line_per_epoch(tmp_path, capsys, caplog):
+    """A trial's `aekit train` into a log file was silent for 17 minutes: a bar needs a terminal. Off one, each
+    epoch gets a line (Keras' "auto" does the same); -v logs the same lines instead of printing them twice."""
+    import logging
+
+    np.save(tmp_path / "d.npy", np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32))
+    argv = ["train", str(tmp_path / "d.npy"), "--epochs", "2", "--hidden-layer-sizes", "4"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == ["1/2", "2/2"]
+    with caplog.at_level(logging.INFO):
+        assert main(["-v", *argv, "--out", str(tmp_path / "b")]) == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("epoch ")] == ["1/2", "2/2"]
+
+
 def test_resume_reads_a_reordered_csv_by_the_runs_feature_names(tmp_path, capsys):
     """A trial: --resume on the same CSV with its columns reordered was refused ("another order"), though the
     run's model names its features; it reads them by name now, and the run ends as a straight one does."""

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,7 +60,9 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def _one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
+    """The one error line, after at most the progress lines of the training that ran first (off a terminal: one
+    per epoch)."""
+    lines = [line for line in err.strip().splitlines() if not re.match(r"epoch \d+/\d+ \w+=", line)]
     assert len(lines) == 1 and lines[0].startswith("aekit: error:"), err
     return lines[0]
 

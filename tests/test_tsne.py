@@ -307,6 +307,11 @@ def test_cli_train_embed_evaluate(tmp_path, clusters, capsys):
     assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "u"), "--perplexity", "5"]) == 0
     err = capsys.readouterr().err
     assert "note: --perplexity not used: " in err and "fitted with perplexity=10, and is drawn as it is" in err
+    # the flag's default value, given: unused all the same (the map was fitted with perplexity 10)
+    assert (
+        main(["visualize", d, "--model", model, "--out", str(tmp_path / "u"), "--overwrite", "--perplexity", "30"]) == 0
+    )
+    assert "note: --perplexity not used: " in capsys.readouterr().err
     flags = ["--perplexity", "5", "--distances", "code", "--compare"]
     assert main(["visualize", d, "--model", model, "--out", str(tmp_path / "u"), "--overwrite", *flags]) == 0
     assert "note: --distances not used: " in capsys.readouterr().err

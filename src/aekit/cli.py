@@ -310,11 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         "with --compare, panels a given model cannot fill are left out with a note)",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
+    # defaults set by cmd_visualize: a given flag is told apart from its default (unused beside a map: a note)
+    p.add_argument("--perplexity", type=float, default=argparse.SUPPRESS, help="t-SNE perplexity (default: 30)")
     p.add_argument(
         "--distances",
         choices=["input", "code"],
-        default="input",
+        default=argparse.SUPPRESS,
         help="t-SNE affinities from input-space distances to the code-space neighbours (default) "
         "or from code distances",
     )

@@ -444,7 +444,10 @@ def _estimator(
     preset, supervised = getattr(args, "preset", None), getattr(args, "supervised", False)
     params = {**defaults, **(PRESETS[preset] if preset else {})}
     params.update({k: v for k, v in vars(args).items() if k in (FLAGS if names is None else names)})
-    params.setdefault("verbose", 1 if (getattr(args, "progress", False) or sys.stderr.isatty()) else 0)
+    # A bar on a terminal; elsewhere (a notebook's `!aekit`, a log file) one line per epoch, as Keras' "auto"
+    # does, so a long fit is not silent; -v logs those lines itself
+    bar = getattr(args, "progress", False) or sys.stderr.isatty()
+    params.setdefault("verbose", 1 if bar else 0 if getattr(args, "verbose", False) else 2)
     tsne = getattr(args, "method", "autoencoder") == "tsne"
     cls = ParametricTSNE if tsne else SupervisedAutoencoder if supervised else Autoencoder
     unknown = set(params) - set(cls().get_params())
@@ -1081,13 +1084,13 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_map_flags(args: argparse.Namespace, model: Any) -> None:
-    """Say which t-SNE flags a parametric map leaves unused: its own perplexity made it (--compare's t-SNE from
-    raw still takes --perplexity; no AE → t-SNE route is drawn over a map, so --distances is never used)."""
+def _note_map_flags(args: argparse.Namespace, model: Any, given: set[str]) -> None:
+    """Say which of the given t-SNE flags a parametric map leaves unused: its own perplexity made it (--compare's
+    t-SNE from raw still takes --perplexity; no AE → t-SNE route is drawn over a map, so --distances never is)."""
     unused = [
-        flag
-        for flag, value, default in (("--perplexity", args.perplexity, 30.0), ("--distances", args.distances, "input"))
-        if value != default and not (flag == "--perplexity" and args.compare)
+        "--" + name
+        for name in ("perplexity", "distances")
+        if name in given and not (name == "perplexity" and args.compare)
     ]
     if unused:
         print(
@@ -1105,6 +1108,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from aekit.params import PRESETS
     from aekit.visualize import AETSNE, MAP_FILES, compare_routes, plot_routes
 
+    tsne_given: set[str] = {name for name in ("perplexity", "distances") if name in vars(args)}
+    args.perplexity, args.distances = getattr(args, "perplexity", 30.0), getattr(args, "distances", "input")
     # with --model, --precision still sets its passes' arithmetic (load_model) and --image-shape the size a
     # folder of images is read at; the other flags only set up a model trained here
     given = [
@@ -1146,7 +1151,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
                     f"{shlex.quote(str(args.model))} DATA` places new points in it; drop --save-map"
                 )
             emb, route = model.transform(X), "parametric t-SNE"
-            _note_map_flags(args, model)
+            _note_map_flags(args, model, tsne_given)
         else:
             vis = AETSNE(ae, perplexity=args.perplexity, distances=args.distances, random_state=args.seed)
             # a CSV's header as a frame's columns: an AE trained here names its features, as `train`'s does, so
