@@ -646,6 +646,43 @@ def test_embed_predict_writes_the_heads_classes_and_unlabelled_rows_stay_empty(t
     assert "has no classifier (it was trained without labels)" in capsys.readouterr().err
 
 
+def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iris_like):
+    """Outlier scoring from the CLI: each row's error in the data's units, as score_samples gives it (negated)."""
+    csv, _ = iris_like
+    small = ["--epochs", "2", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    rows = ["--id-column", "sample", "--label-column", "species"]
+    assert main(["train", str(csv), *rows, *small, "--supervised", "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    out = tmp_path / "e.csv"
+    assert main(["embed", model, str(csv), "--predict", "--error", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,label,predicted,reconstruction_error,z1,z2"
+    X = pd_read(csv).drop(columns=["sample", "species"])
+    errors = np.array([float(line.split(",")[3]) for line in lines[1:]])
+    np.testing.assert_allclose(errors, -load(model).score_samples(X), rtol=1e-5)
+    codes = np.array([[float(v) for v in line.split(",")[4:]] for line in lines[1:]])
+    np.testing.assert_allclose(codes, load(model).transform(X), rtol=1e-6, atol=1e-7)
+    capsys.readouterr()  # the file reads back as codes: the leading columns are left out
+    assert main(["explore", str(csv), *rows, "--embedding", str(out), "--out", str(tmp_path / "x.html")]) == 0
+    assert "reconstruction_error" not in capsys.readouterr().err
+    # streamed in chunks (a .npy read from disk): the same numbers
+    np.save(tmp_path / "X.npy", X.to_numpy(np.float32))
+    plain = tmp_path / "p"
+    assert main(["train", str(tmp_path / "X.npy"), *small, "--out", str(plain)]) == 0
+    argv = ["embed", str(plain / "model.safetensors"), str(tmp_path / "X.npy"), "--error"]
+    assert main([*argv, "--out", str(tmp_path / "n.csv")]) == 0
+    table = np.loadtxt(tmp_path / "n.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(table[:, 1], -load(plain / "model.safetensors").score_samples(X.to_numpy()), rtol=1e-5)
+    # refused, with the fix: a .npy (the codes alone), a map without a decoder
+    assert main([*argv, "--out", str(tmp_path / "n.npy")]) == 2
+    assert "pass --out FILE.csv" in capsys.readouterr().err
+    tsne = ["--method", "tsne", "--perplexity", "5", "--epochs", "1", "--hidden-layer-sizes", "4"]
+    assert main(["train", str(tmp_path / "X.npy"), *tsne, "--out", str(tmp_path / "m")]) == 0
+    argv = ["embed", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "X.npy"), "--error"]
+    assert main([*argv, "--out", str(tmp_path / "m.csv")]) == 2
+    assert "train one with --reconstruction-weight 1, or drop --error" in capsys.readouterr().err
+
+
 def pd_read(path):
     import pandas as pd
 

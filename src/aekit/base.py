@@ -1322,6 +1322,18 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         rebuilt = self._apply(X, fn, int(self.n_features_in_), out, post=self._undo)
         return rebuilt if out is not None or as_source(X) is not None else self._in_data_space(rebuilt, X)
 
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Minus each sample's mean squared reconstruction error in ``X``'s own units, ``(n_samples,)``.
+
+        Higher: rebuilt better. A model trained on typical rows rebuilds unusual ones worse, so the lowest
+        scores flag outliers (scikit-learn's convention, as ``IsolationForest.score_samples``). Measured as
+        ``aekit.metrics.neg_reconstruction_mse`` measures their mean (``Autoencoder.score``): uint8 images
+        in [0, 1]; ``X`` may be a file read in chunks.
+        """
+        from aekit.metrics import reconstruction_errors
+
+        return -reconstruction_errors(self, X)
+
     def _in_data_space(self, values: np.ndarray, X: Any) -> Any:
         """Rows in the data's space as ``set_output(transform="pandas")`` asks (scikit-learn covers ``transform``
         only): a DataFrame with the features' names and ``X``'s index; else ``values`` as they are."""

@@ -239,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the predicted class of each row (a model trained with labels): a `predicted` column of the CSV",
     )
+    p.add_argument(
+        "--error",
+        action="store_true",
+        help="also each row's mean squared reconstruction error in the data's units (high: unlike the training "
+        "data): a `reconstruction_error` column of the CSV",
+    )
     _add_image_shape_flag(p)
     _add_precision_flag(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

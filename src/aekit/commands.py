@@ -287,14 +287,16 @@ def write_codes(
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     predicted: np.ndarray | None = None,
+    errors: np.ndarray | None = None,
 ) -> Path:
     """Write ``Z (n_samples, n_columns)`` to a .npy or .csv file.
 
     .npy holds ``Z`` alone, a plain float array (its rows are in the data's order: row ``i`` is sample
-    ``i``). A .csv has a header row ``[id,][label,][predicted,]z1,z2,...``: with ``ids`` an ``id`` column
-    (the input's row ids or row numbers), with ``labels`` a ``label`` column (empty for an unlabelled row,
-    as a CSV's labels are read), with ``predicted`` a model's predicted classes, then the columns of ``Z``
-    (named ``names`` where given, else ``prefix`` and their number).
+    ``i``). A .csv has a header row ``[id,][label,][predicted,][reconstruction_error,]z1,z2,...``: with ``ids``
+    an ``id`` column (the input's row ids or row numbers), with ``labels`` a ``label`` column (empty for an
+    unlabelled row, as a CSV's labels are read), with ``predicted`` a model's predicted classes, with
+    ``errors`` each row's reconstruction error, then the columns of ``Z`` (named ``names`` where given, else
+    ``prefix`` and their number).
     """
     import numpy as np
 
@@ -308,20 +310,37 @@ def write_codes(
                 np.save(fh, Z)
             return p
         with open(tmp, "w", encoding="utf-8", errors=UNDECODABLE) as fh:
-            fh.write(_csv_header(Z.shape[1], prefix, ids is not None, labels is not None, names, predicted is not None))
-            _csv_rows(fh, Z, ids, labels, predicted)
+            fh.write(
+                _csv_header(
+                    Z.shape[1],
+                    prefix,
+                    ids is not None,
+                    labels is not None,
+                    names,
+                    predicted is not None,
+                    errors is not None,
+                )
+            )
+            _csv_rows(fh, Z, ids, labels, predicted, errors)
     return p
 
 
 #: the columns before the codes in a CSV that aekit writes (``read_codes`` leaves them out)
-LEADING_COLUMNS = ("id", "label", "predicted")
+LEADING_COLUMNS = ("id", "label", "predicted", "reconstruction_error")
 
 
 def _csv_header(
-    width: int, prefix: str, ids: bool, labels: bool, names: Sequence[str] | None = None, predicted: bool = False
+    width: int,
+    prefix: str,
+    ids: bool,
+    labels: bool,
+    names: Sequence[str] | None = None,
+    predicted: bool = False,
+    errors: bool = False,
 ) -> str:
     columns = [_csv_cell(str(n)) for n in names] if names is not None else [f"{prefix}{i + 1}" for i in range(width)]
-    leading = [name for name, there in zip(LEADING_COLUMNS, (ids, labels, predicted), strict=True) if there]
+    there = (ids, labels, predicted, errors)
+    leading = [name for name, present in zip(LEADING_COLUMNS, there, strict=True) if present]
     return ",".join(leading + columns) + "\n"
 
 
@@ -331,16 +350,19 @@ def _csv_rows(
     ids: np.ndarray | None,
     labels: np.ndarray | None,
     predicted: np.ndarray | None = None,
+    errors: np.ndarray | None = None,
 ) -> None:
-    """``Z``'s rows as CSV lines after their ``ids``, ``labels`` and ``predicted`` cells (each None: no such
-    column). An unlabelled row's label cell is empty, as a CSV's empty label cell is read (not "-1")."""
+    """``Z``'s rows as CSV lines after their ``ids``, ``labels``, ``predicted`` and ``errors`` cells (each None:
+    no such column). An unlabelled row's label cell is empty, as a CSV's empty label cell is read (not "-1")."""
     import numpy as np
 
     from aekit._utils import unlabelled
 
     if labels is not None:
         labels = np.where(unlabelled(np.asarray(labels)), "", np.asarray(labels).astype(str))
-    columns = (ids, labels, predicted)
+    if errors is not None:
+        errors = np.char.mod("%.7g", np.asarray(errors, dtype=np.float64))
+    columns = (ids, labels, predicted, errors)
     cells = [[_csv_cell(v) for v in np.asarray(col).astype(str).tolist()] for col in columns if col is not None]
     row = ",".join(["%.7g"] * Z.shape[1])
     for i, z in enumerate(np.asarray(Z, dtype=np.float64).tolist()):
@@ -375,8 +397,10 @@ def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[s
                 p,
                 label_column="label" if "label" in header else None,
                 id_column="id" if "id" in header else None,
-                # embed --predict's column is left out as well (a codes file's header names its columns)
-                keep=[c for c in header if c not in LEADING_COLUMNS] if "predicted" in header else None,
+                # embed --predict's and --error's columns are left out as well (a codes file's header names them)
+                keep=[c for c in header if c not in LEADING_COLUMNS]
+                if set(header) & set(LEADING_COLUMNS[2:])
+                else None,
             )
     except DataFormatError as exc:
         if exc.param != "id_column":
@@ -384,7 +408,8 @@ def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[s
         # a text column: the data's --id-column/--label-column do not apply to this file
         raise DataFormatError(
             f"{p}: a text column where codes were expected; a codes CSV holds numbers, besides an 'id' and a "
-            "'label' and a 'predicted' column (as aekit embed and visualize write it): rename or drop the column"
+            "'label', a 'predicted' and a 'reconstruction_error' column (as aekit embed and visualize write it): "
+            "rename or drop the column"
         ) from exc
     return X, ([str(v) for v in ids] if "id" in header and ids is not None else None)
 
@@ -819,6 +844,28 @@ def _check_predict(args: argparse.Namespace, est: Any) -> None:
         )
 
 
+def _check_error(args: argparse.Namespace, est: Any) -> None:
+    """``embed --error``: a model with a decoder, and a CSV to hold the column."""
+    from aekit._utils import InputError
+    from aekit.modules import NoDecoder
+
+    if hasattr(est, "autoencoder_"):  # an AE -> t-SNE map places points; its autoencoder rebuilds them
+        raise InputError(
+            f"--error: {args.model} is an AE → t-SNE map, which rebuilds no rows; pass its autoencoder for each "
+            f"row's reconstruction error ({Path(args.model) / 'autoencoder.safetensors'}), or drop --error"
+        )
+    if isinstance(est.net_.decoder, NoDecoder):
+        raise InputError(
+            f"--error: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no rows; "
+            "train one with --reconstruction-weight 1, or drop --error"
+        )
+    if Path(args.out).suffix.lower() != ".csv":
+        raise InputError(
+            f"--error adds a `reconstruction_error` column to a CSV, but --out {args.out} is a .npy (the codes "
+            "alone); pass --out FILE.csv"
+        )
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from aekit.outputs import output_file
 
@@ -829,8 +876,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
         # the rows as the model reads them: a map's autoencoder reads them
         if args.predict:
             _check_predict(args, est)
+        if args.error:
+            _check_error(args, est)
         X, y, ids = model_rows(args, getattr(est, "autoencoder_", est), stream=True)
-        shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y, predict=args.predict)
+        shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y, predict=args.predict, error=args.error)
         out.commit()
     print(f"codes {shape}: {args.out}")
     return 0
@@ -848,9 +897,11 @@ def write_codes_of(
     ids: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     predict: bool = False,
+    error: bool = False,
 ) -> tuple[int, int]:
     """``est.transform(X)`` written to ``path`` (.npy or .csv, as ``write_codes``) chunk by chunk; returns the
-    codes' shape. ``predict``: a CSV also gets ``est.predict(X)`` (a model fitted with labels).
+    codes' shape. ``predict``: a CSV also gets ``est.predict(X)`` (a model fitted with labels); ``error``: each
+    row's reconstruction error in the data's units (``metrics.reconstruction_errors``; a model with a decoder).
 
     A ``.npy`` is filled through ``np.lib.format.open_memmap`` and a CSV is appended to, so the codes of
     data larger than memory are never held whole; the file is written under a temporary name and renamed.
@@ -859,7 +910,11 @@ def write_codes_of(
     import numpy as np
 
     from aekit._utils import UNDECODABLE, atomic_path
+    from aekit.metrics import reconstruction_errors
     from aekit.sources import ArraySource, as_source
+
+    def errors_of(part: Any, Z: np.ndarray) -> np.ndarray | None:
+        return reconstruction_errors(est, part, codes=Z) if error else None  # the codes decoded, not X re-encoded
 
     check_codes_path(path)
     source = as_source(X)
@@ -869,7 +924,7 @@ def write_codes_of(
         Z, guess = est._codes_and_classes(X) if predict else (est.transform(X), None)  # one pass for both
         prefix = "z" if hasattr(est, "net_") else "tsne"  # a map's coordinates, as visualize's embedding.csv
         rows = np.arange(len(Z)) if ids is None else ids
-        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=guess)
+        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=guess, errors=errors_of(X, Z))
         return Z.shape
     width = int(est.net_.code_size)
     shape = (source.n_samples, width)
@@ -881,13 +936,13 @@ def write_codes_of(
             del codes
         else:
             with open(tmp, "w", encoding="utf-8", errors=UNDECODABLE) as fh:
-                fh.write(_csv_header(width, "z", True, labels is not None, predicted=predict))
+                fh.write(_csv_header(width, "z", True, labels is not None, predicted=predict, errors=error))
                 for start in range(0, source.n_samples, CSV_CHUNK):
                     stop = min(start + CSV_CHUNK, source.n_samples)
                     chunk = ArraySource(source.read(start, stop), source.name)
                     Z, guess = est._codes_and_classes(chunk) if predict else (est.transform(chunk), None)
                     rows = np.arange(start, stop) if ids is None else ids[start:stop]
-                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop], guess)
+                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop], guess, errors_of(chunk, Z))
     return shape
 
 

@@ -64,6 +64,18 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     ``scale`` or ``beta`` (the reconstruction only: a VAE's KL term is left out, so it favours a small
     ``beta``). uint8 images are compared in [0, 1], whichever ``scale`` reads them. ``X`` is
     reconstructed ``SCORE_ROWS`` rows at a time, so it may be a file read in chunks (a memmap, HDF5, zarr).
+    The mean of ``reconstruction_errors``.
+    """
+    return -float(reconstruction_errors(estimator, X).mean())
+
+
+def reconstruction_errors(estimator: Any, X: Any, codes: np.ndarray | None = None) -> np.ndarray:
+    """Each sample's mean squared reconstruction error in ``X``'s own units, shape ``(n_samples,)`` float64.
+
+    Measured as ``neg_reconstruction_mse`` measures their mean (uint8 images in [0, 1]; ``X`` read
+    ``SCORE_ROWS`` rows at a time). ``Autoencoder.score_samples`` is its negative: the usual outlier score
+    of a model trained on typical rows (the rows it rebuilds worst are the least like them). ``codes``:
+    ``estimator.transform(X)`` where the caller has it already, decoded instead of encoding ``X`` again.
     """
     from aekit.base import _dense, _named_columns
     from aekit.sources import ArraySource, as_source
@@ -75,7 +87,7 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     if n == 0:  # no rows, no error to average: the estimator's own refusal of empty X, else ours
         estimator.reconstruct(X)
         raise InputError("X has 0 samples; the reconstruction error needs at least one")
-    squares, count = 0.0, 0
+    errors = np.empty(n, dtype=np.float64)
     for start in range(0, n, SCORE_ROWS):  # by chunks: no float64 copy of X and of its reconstruction
         stop = min(start + SCORE_ROWS, n)
         if source is not None:
@@ -84,7 +96,8 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
         else:
             part = X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]  # a DataFrame keeps its names
             X_in = np.asarray(part)
-        X_hat = np.asarray(estimator.reconstruct(part), dtype=np.float64)
+        rebuilt = estimator.reconstruct(part) if codes is None else estimator.inverse_transform(codes[start:stop])
+        X_hat = np.asarray(rebuilt, dtype=np.float64)
         # images compared in [0, 1] whoever scales them (scale=None, "pixels" or "minmax" alike); a table's named
         # uint8 columns are numbers, compared in their units
         if is_uint8(X_in) and not _named_columns(part):
@@ -93,12 +106,12 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
             target = as_float32(X_in, pixels=True)
         else:
             target = X_in
-        squares += float(np.square(np.asarray(target, dtype=np.float64).reshape(X_hat.shape) - X_hat).sum())
-        count += X_hat.size
-    return -squares / max(count, 1)
+        diff = np.asarray(target, dtype=np.float64).reshape(X_hat.shape) - X_hat
+        errors[start:stop] = np.square(diff).reshape(stop - start, -1).mean(axis=1)
+    return errors
 
 
-#: rows of X reconstructed at a time by ``neg_reconstruction_mse`` (a multiple of the encoder's batch of 4096)
+#: rows of X reconstructed at a time by ``reconstruction_errors`` (a multiple of the encoder's batch of 4096)
 SCORE_ROWS = 16384
 
 
