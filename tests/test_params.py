@@ -237,6 +237,7 @@ def test_the_masking_rule_is_one_for_fit_and_the_command_line(tmp_path, capsys):
         )
         == 0
     )
+    capsys.readouterr()  # the training's line per epoch (stderr is no terminal here)
     model = str(tmp_path / "r" / "model.safetensors")
     assert (
         main(
