@@ -647,7 +647,7 @@ def test_embed_predict_writes_the_heads_classes_and_unlabelled_rows_stay_empty(t
 
 
 def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iris_like):
-    """Outlier scoring from the CLI: each row's error in the data's units, as score_samples gives it (negated)."""
+    """Outlier scoring from the CLI: each row's error as score_samples gives it (negated)."""
     csv, _ = iris_like
     small = ["--epochs", "2", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
     rows = ["--id-column", "sample", "--label-column", "species"]

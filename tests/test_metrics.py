@@ -162,27 +162,33 @@ def test_neg_reconstruction_mse_scores_in_the_users_units():
 
 
 def test_score_samples_ranks_rows_unlike_the_training_data_lowest():
-    """Per-row reconstruction errors for outlier scoring (scikit-learn's convention: lower is more abnormal)."""
+    """Per-row reconstruction errors for outlier scoring (scikit-learn's sign: lower is more abnormal), in the
+    model's units: a trial's table of mixed units scored by its two widest columns in the data's units."""
     from aekit import Autoencoder, ParametricTSNE
     from aekit.metrics import reconstruction_errors
 
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(2, 8))
     typical = (rng.normal(size=(200, 2)) @ basis * 3 + 100).astype(np.float32)  # a plane in 8-D, far from [0, 1]
-    ae = Autoencoder(hidden_layer_sizes=(16,), epochs=30, batch_size=32, scale="standard", random_state=0)
-    ae.fit(typical)
+    ae = Autoencoder(hidden_layer_sizes=(16,), epochs=30, batch_size=32, random_state=0).fit(typical)
     odd = typical[:20] + rng.normal(scale=15.0, size=(20, 8)).astype(np.float32)  # off the plane
     scores = ae.score_samples(np.vstack([typical[:50], odd]))
     assert scores.shape == (70,) and scores.dtype == np.float64 and (scores <= 0).all()
     assert np.median(scores[50:]) < scores[:50].min()  # every typical row above the odd rows' median
-    by_hand = np.mean((odd - ae.reconstruct(odd)) ** 2, axis=1)  # in the data's units
-    np.testing.assert_allclose(-ae.score_samples(odd), by_hand, rtol=1e-5)
-    assert ae.score(odd) == pytest.approx(ae.score_samples(odd).mean(), rel=1e-12)  # score: their mean
+    by_hand = np.mean((odd - ae.reconstruct(odd)) ** 2, axis=1)  # no scale: the data's units are the model's
+    np.testing.assert_allclose(-ae.score_samples(odd), by_hand, rtol=1e-4)
+    assert ae.score(odd) == pytest.approx(ae.score_samples(odd).mean(), rel=1e-4)  # score: their mean
+    np.testing.assert_allclose(reconstruction_errors(ae, odd), by_hand, rtol=1e-6)
+    # scaled: measured after the scale, where a feature 1,000 times wider does not outweigh the rest
+    wide = typical * np.array([1000, 1, 1, 1, 1, 1, 1, 1], dtype=np.float32)
+    std = Autoencoder(hidden_layer_sizes=(16,), epochs=2, batch_size=32, scale="standard", random_state=0).fit(wide)
+    in_units = (wide - std.reconstruct(wide)) / std.input_scale_
+    np.testing.assert_allclose(-std.score_samples(wide), np.mean(in_units**2, axis=1), rtol=1e-4)
+    assert std.score(wide) == pytest.approx(-reconstruction_errors(std, wide).mean(), rel=1e-9)  # X's units
     pixels = (rng.random((64, 1, 4, 4)) * 255).astype(np.uint8)  # images: compared in [0, 1], one score each
     img = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(pixels)
-    assert reconstruction_errors(img, pixels).shape == (64,) and img.score(pixels) == pytest.approx(
-        img.score_samples(pixels).mean(), rel=1e-12
-    )
+    assert img.score_samples(pixels).shape == (64,)
+    assert img.score(pixels) == pytest.approx(img.score_samples(pixels).mean(), rel=1e-4)
     with pytest.raises(InputError, match="decoder"):  # a map without a decoder rebuilds nothing
         ParametricTSNE(hidden_layer_sizes=(8,), perplexity=5, epochs=1, random_state=0).fit(typical).score_samples(odd)
 

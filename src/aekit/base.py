@@ -1323,16 +1323,47 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return rebuilt if out is not None or as_source(X) is not None else self._in_data_space(rebuilt, X)
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """Minus each sample's mean squared reconstruction error in ``X``'s own units, ``(n_samples,)``.
+        """Minus each sample's mean squared reconstruction error, ``(n_samples,)``: an outlier score.
 
         Higher: rebuilt better. A model trained on typical rows rebuilds unusual ones worse, so the lowest
-        scores flag outliers (scikit-learn's convention, as ``IsolationForest.score_samples``). Measured as
-        ``aekit.metrics.neg_reconstruction_mse`` measures their mean (``Autoencoder.score``): uint8 images
-        in [0, 1]; ``X`` may be a file read in chunks.
+        scores flag outliers (scikit-learn's sign, as ``IsolationForest.score_samples``). Measured in the
+        units the model was fitted in (after ``scale``; uint8 images in [0, 1]), so that on a table of
+        mixed units no feature outweighs the rest by its unit alone; ``score`` measures in ``X``'s own
+        units instead, so that candidates with another ``scale`` compare like with like (without
+        ``scale`` the two agree: ``score`` is then their mean). ``X`` may be a file read in chunks.
         """
-        from aekit.metrics import reconstruction_errors
+        errors = self._codes_and_more(X, errors=True)[2]
+        assert errors is not None  # asked for
+        return -errors.astype(np.float64)
 
-        return -reconstruction_errors(self, X)
+    def _codes_and_more(
+        self, X: Any, *, classes: bool = False, errors: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``transform(X)``, and from the same pass of the encoder (``aekit embed --predict --error``) the head's
+        classes (a model fitted with labels) and each row's mean squared reconstruction error in the model's
+        units (``score_samples``, negated); None for what was not asked."""
+        check_is_fitted(self, "net_")
+        net, k = self.net_, int(self.net_.code_size)
+        head = net.head if classes else None
+        if classes and head is None:
+            raise InputError(f"{type(self).__name__} was fitted without labels: it has no classes to predict")
+        if errors and not net.has_decoder:
+            net.decode(torch.zeros(1, k))  # NoDecoder's error, with its fix
+
+        def passes(xb: torch.Tensor) -> torch.Tensor:
+            code = net.encode(xb)["code"]
+            parts = [code.float().flatten(1)]
+            if head is not None:
+                parts.append(head(code).argmax(dim=1, keepdim=True).float())
+            if errors:
+                wide = torch.float32 if xb.device.type == "mps" else torch.float64  # MPS has no float64
+                diff = net.decode(code).to(wide) - xb.to(wide)
+                parts.append(diff.pow(2).flatten(1).mean(dim=1, keepdim=True).float())
+            return torch.cat(parts, dim=1)
+
+        out = np.asarray(self._apply(X, passes, k + int(head is not None) + int(errors), None))
+        guess = self.classes_[out[:, k].astype(np.int64)] if head is not None else None
+        return np.ascontiguousarray(out[:, :k]), guess, (out[:, -1].copy() if errors else None)
 
     def _in_data_space(self, values: np.ndarray, X: Any) -> Any:
         """Rows in the data's space as ``set_output(transform="pandas")`` asks (scikit-learn covers ``transform``

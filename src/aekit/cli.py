@@ -242,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--error",
         action="store_true",
-        help="also each row's mean squared reconstruction error in the data's units (high: unlike the training "
-        "data): a `reconstruction_error` column of the CSV",
+        help="also each row's mean squared reconstruction error, in the units the model was fitted in (after "
+        "--scale; high: unlike the training data): a `reconstruction_error` column of the CSV",
     )
     _add_image_shape_flag(p)
     _add_precision_flag(p)

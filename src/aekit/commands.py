@@ -901,7 +901,7 @@ def write_codes_of(
 ) -> tuple[int, int]:
     """``est.transform(X)`` written to ``path`` (.npy or .csv, as ``write_codes``) chunk by chunk; returns the
     codes' shape. ``predict``: a CSV also gets ``est.predict(X)`` (a model fitted with labels); ``error``: each
-    row's reconstruction error in the data's units (``metrics.reconstruction_errors``; a model with a decoder).
+    row's reconstruction error, as ``score_samples`` measures it (negated; a model with a decoder).
 
     A ``.npy`` is filled through ``np.lib.format.open_memmap`` and a CSV is appended to, so the codes of
     data larger than memory are never held whole; the file is written under a temporary name and renamed.
@@ -910,21 +910,22 @@ def write_codes_of(
     import numpy as np
 
     from aekit._utils import UNDECODABLE, atomic_path
-    from aekit.metrics import reconstruction_errors
     from aekit.sources import ArraySource, as_source
 
-    def errors_of(part: Any, Z: np.ndarray) -> np.ndarray | None:
-        return reconstruction_errors(est, part, codes=Z) if error else None  # the codes decoded, not X re-encoded
+    def encoded(part: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        if predict or error:  # one pass of the encoder for all
+            return est._codes_and_more(part, classes=predict, errors=error)
+        return est.transform(part), None, None
 
     check_codes_path(path)
     source = as_source(X)
     if source is not None and not hasattr(est, "net_"):  # an AE → t-SNE map places all its new points at once
         X, source = source.read(0, source.n_samples), None
     if source is None:  # in memory (MNIST, a CSV or .npz input)
-        Z, guess = est._codes_and_classes(X) if predict else (est.transform(X), None)  # one pass for both
+        Z, guess, errors = encoded(X)
         prefix = "z" if hasattr(est, "net_") else "tsne"  # a map's coordinates, as visualize's embedding.csv
         rows = np.arange(len(Z)) if ids is None else ids
-        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=guess, errors=errors_of(X, Z))
+        write_codes(Z, path, prefix, ids=rows, labels=labels, predicted=guess, errors=errors)
         return Z.shape
     width = int(est.net_.code_size)
     shape = (source.n_samples, width)
@@ -940,9 +941,9 @@ def write_codes_of(
                 for start in range(0, source.n_samples, CSV_CHUNK):
                     stop = min(start + CSV_CHUNK, source.n_samples)
                     chunk = ArraySource(source.read(start, stop), source.name)
-                    Z, guess = est._codes_and_classes(chunk) if predict else (est.transform(chunk), None)
+                    Z, guess, errors = encoded(chunk)
                     rows = np.arange(start, stop) if ids is None else ids[start:stop]
-                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop], guess, errors_of(chunk, Z))
+                    _csv_rows(fh, Z, rows, None if labels is None else labels[start:stop], guess, errors)
     return shape
 
 

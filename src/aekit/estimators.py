@@ -558,19 +558,6 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         check_is_fitted(self, "net_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def _codes_and_classes(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``transform(X)`` and ``predict(X)`` from one pass of the encoder (``aekit embed --predict``)."""
-        check_is_fitted(self, "net_")
-        head, k = self.net_.head, int(self.net_.code_size)
-        assert head is not None  # fit builds a supervised net with a head
-
-        def both(xb: torch.Tensor) -> torch.Tensor:
-            code = self.net_.encode(xb)["code"]
-            return torch.cat([code.float(), head(code).argmax(dim=1, keepdim=True).float()], dim=1)
-
-        out = np.asarray(self._apply(X, both, k + 1, None))
-        return np.ascontiguousarray(out[:, :k]), self.classes_[out[:, k].astype(np.int64)]
-
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict`` on the labelled samples; those with ``y == -1`` (unlabelled) are left out."""
         return labelled_accuracy(self, X, y, sample_weight)
@@ -794,10 +781,6 @@ class ParametricTSNE(_AutoencoderBase):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n_samples,)``, values from ``classes_``, from the head of a map fitted with labels."""
         return SupervisedAutoencoder.predict(self, X)
-
-    @_with_head
-    def _codes_and_classes(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        return SupervisedAutoencoder._codes_and_classes(self, X)  # the same head
 
     @_with_head
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:

@@ -69,13 +69,12 @@ def neg_reconstruction_mse(estimator: Any, X: Any, y: Any = None) -> float:
     return -float(reconstruction_errors(estimator, X).mean())
 
 
-def reconstruction_errors(estimator: Any, X: Any, codes: np.ndarray | None = None) -> np.ndarray:
+def reconstruction_errors(estimator: Any, X: Any) -> np.ndarray:
     """Each sample's mean squared reconstruction error in ``X``'s own units, shape ``(n_samples,)`` float64.
 
     Measured as ``neg_reconstruction_mse`` measures their mean (uint8 images in [0, 1]; ``X`` read
-    ``SCORE_ROWS`` rows at a time). ``Autoencoder.score_samples`` is its negative: the usual outlier score
-    of a model trained on typical rows (the rows it rebuilds worst are the least like them). ``codes``:
-    ``estimator.transform(X)`` where the caller has it already, decoded instead of encoding ``X`` again.
+    ``SCORE_ROWS`` rows at a time). ``score_samples`` measures the same in the model's units (after
+    ``scale``), where no feature outweighs the rest by its unit alone.
     """
     from aekit.base import _dense, _named_columns
     from aekit.sources import ArraySource, as_source
@@ -96,8 +95,7 @@ def reconstruction_errors(estimator: Any, X: Any, codes: np.ndarray | None = Non
         else:
             part = X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]  # a DataFrame keeps its names
             X_in = np.asarray(part)
-        rebuilt = estimator.reconstruct(part) if codes is None else estimator.inverse_transform(codes[start:stop])
-        X_hat = np.asarray(rebuilt, dtype=np.float64)
+        X_hat = np.asarray(estimator.reconstruct(part), dtype=np.float64)
         # images compared in [0, 1] whoever scales them (scale=None, "pixels" or "minmax" alike); a table's named
         # uint8 columns are numbers, compared in their units
         if is_uint8(X_in) and not _named_columns(part):
