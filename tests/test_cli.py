@@ -673,6 +673,12 @@ def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iri
     assert main([*argv, "--out", str(tmp_path / "n.csv")]) == 0
     table = np.loadtxt(tmp_path / "n.csv", delimiter=",", skiprows=1)
     np.testing.assert_allclose(table[:, 1], -load(plain / "model.safetensors").score_samples(X.to_numpy()), rtol=1e-5)
+    # no data named: MNIST's images are read, which a 4-feature model does not take (it tried to download them)
+    capsys.readouterr()
+    assert main(["embed", model, "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "data is 'mnist' (the default when no data is named)" in err and "takes rows of 4 features" in err
+    assert len(err.strip().splitlines()) == 1
     # refused, with the fix: a .npy (the codes alone), a map without a decoder
     assert main([*argv, "--out", str(tmp_path / "n.npy")]) == 2
     assert "pass --out FILE.csv" in capsys.readouterr().err

@@ -719,9 +719,17 @@ def model_rows(
     """``load_rows`` for a trained ``model``: a folder of images is read at the model's image shape unless
     --image-shape says another, and one read at a size the model does not take is refused in one line; a CSV
     has its ids and labels read from the columns training read them from (``_training_columns``)."""
+    from aekit._utils import InputError
     from aekit.base import fitted_image_shape
     from aekit.sources import image_folder
 
+    width = int(getattr(model, "n_features_in_", 784))
+    if args.data in ("mnist", "mnist-test") and width != 784:  # a trial's CSV model met MNIST's download error
+        raise InputError(
+            f"data is {args.data!r} (the default when no data is named): MNIST's 784-pixel images, but "
+            f"{getattr(args, 'model', None) or 'the model'} takes rows of {width} features; name the rows to use, "
+            f"e.g. `aekit {args.command} MODEL data.csv ...`"
+        )
     _training_columns(args, model)
 
     shape = fitted_image_shape(model)
