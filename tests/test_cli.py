@@ -1190,6 +1190,28 @@ def test_verbose_shows_the_commands_progress_not_opentsnes_internals(tmp_path, c
     assert logging.getLogger("openTSNE").level == logging.NOTSET  # restored after the command
 
 
+def test_columns_named_as_labels_or_ids_are_pointed_out_when_read_as_features(tmp_path, caplog):
+    """A trial trained on its own labels and window ids (65 features, the last one `label`), unwarned."""
+    rng = np.random.default_rng(0)
+    rows = [f"{i},{a:.3f},{b:.3f},{i % 2}" for i, (a, b) in enumerate(rng.uniform(size=(40, 2)))]
+    (tmp_path / "d.csv").write_text("window_id,a,b,is_fraud\n" + "\n".join(rows) + "\n")
+    argv = ["train", str(tmp_path / "d.csv"), "--epochs", "1", "--hidden-layer-sizes", "4"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert "column(s) 'is_fraud' are read as features, but the names say labels; pass --label-column is_fraud" in (
+        caplog.text
+    )
+    assert "column(s) 'window_id' are read as features, but the names say ids; pass --id-column window_id" in (
+        caplog.text
+    )
+    caplog.clear()
+    flags = ["--label-column", "is_fraud", "--id-column", "window_id"]
+    assert main([*argv, *flags, "--out", str(tmp_path / "b")]) == 0
+    assert "names say" not in caplog.text
+    model = str(tmp_path / "a" / "model.safetensors")
+    assert main(["embed", model, str(tmp_path / "d.csv"), "--out", str(tmp_path / "z.csv")]) == 0
+    assert "names say" not in caplog.text  # a model's columns were chosen when it was trained
+
+
 def test_train_off_a_terminal_prints_one_line_per_epoch(tmp_path, capsys, caplog):
     """A trial's `aekit train` into a log file was silent for 17 minutes: a bar needs a terminal. Off one, each
     epoch gets a line (Keras' "auto" does the same); -v logs the same lines instead of printing them twice."""

@@ -135,6 +135,7 @@ def load_rows(
     import numpy as np
 
     from aekit._utils import InputError
+    from aekit.csvdata import warn_named_like_labels
     from aekit.data import load_rows as load_file
     from aekit.mnist import load_mnist
     from aekit.sources import streamable
@@ -162,6 +163,9 @@ def load_rows(
             )
             if names is not None and found is not None:
                 names.extend(found)
+            if found is not None and keep is None:  # a model's columns were chosen when it was trained
+                given = [f for f in ("--label-column", "--id-column") if getattr(args, f[2:].replace("-", "_"), None)]
+                warn_named_like_labels(args.data, found, given)
         except InputError as exc:
             if exc.param not in ("label_column", "id_column"):
                 raise

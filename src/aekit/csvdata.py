@@ -585,6 +585,34 @@ def warn_left_out(where: str | Path, extra: Sequence[str], unnamed: Sequence[str
         )
 
 
+#: column names that say labels or row ids (lower case); "is_*" columns are flags of a class too
+LABEL_NAMES = frozenset({"label", "labels", "target", "targets", "class", "y", "outcome", "anomaly", "outlier"})
+
+
+def warn_named_like_labels(where: str | Path, names: Sequence[str], given: Sequence[str]) -> None:
+    """Say which feature columns of ``where`` are named as labels or row ids, when ``given`` (the flags passed of
+    ``--label-column``, ``--id-column``) leaves that flag out: a trial trained on its own labels and ids."""
+    if _OWN_CSV.get():
+        return
+    flags = {
+        "--label-column": [n for n in names if n.lower() in LABEL_NAMES or n.lower().startswith("is_")],
+        "--id-column": [n for n in names if n.lower() == "id" or n.lower().endswith(("_id", "-id", " id"))],
+    }
+    for flag, found in flags.items():
+        if found and flag not in given:
+            what = "labels" if flag == "--label-column" else "ids"
+            log.warning(
+                "%s: column(s) %s are read as features, but the names say %s; pass %s %s to read it as the rows' "
+                "%s (or rename it to keep it a feature)",
+                where,
+                listed(found),
+                what,
+                flag,
+                found[0],
+                what,
+            )
+
+
 def _names(header: list[str] | None, columns: list[int]) -> list[str] | None:
     """The header's names of ``columns``; None where the file names none (no header, pandas' 0,1,2,...)."""
     if header is None or _is_index_header(header) or _is_index_header(header[1:]):
