@@ -236,3 +236,15 @@ def test_as_flags_leaves_calls_and_other_names_alone():
     )
     for kept in ("(best loss=0.01234)", "with random_state=None", "/data/batch_size='32'/x.csv", "column 'scale='x''"):
         assert as_flags(kept) == kept  # values, facts, paths and quoted names are no advice
+
+
+def test_the_saturated_codes_advice_reads_as_a_flag_on_the_command_line():
+    """A trial's CLI warning said "(scale='standard')": a call's argument to as_flags, so no flag."""
+
+    from aekit.cli import as_flags
+    from aekit.health import codes_on_corners
+
+    corners = np.sign(np.random.default_rng(0).normal(size=(50, 2))).astype(np.float32)
+    note = codes_on_corners(corners, "tanh", None)
+    assert note is not None and "standardise the data with --scale standard," in as_flags(note)
+    assert suggestion_problems(["train", "data.csv", "--out", "run"], as_flags(note)) == []

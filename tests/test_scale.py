@@ -414,6 +414,12 @@ def test_heavy_tails_get_advice_that_another_scale_cannot_give(caplog):
     with pytest.warns(UserWarning, match=r"X, standardised, holds values up to") as caught:
         make_pipeline(StandardScaler(), Autoencoder(**{**SMALL, "epochs": 1})).fit(heavy)
     assert not any("Pass scale='standard'" in str(w.message) for w in caught)
+    import pandas as pd
+
+    named = pd.DataFrame(heavy, columns=["t", "normal", "amount"])  # the worst feature by its name (a trial)
+    with pytest.warns(UserWarning, match=r"standard deviations from a feature's mean \(feature 't'; 2 of 3") as caught:
+        Autoencoder(**{**SMALL, "scale": "standard", "epochs": 1}).fit(named)
+    assert not any("images read better" in str(w.message) for w in caught)  # named columns: a table
     light = rng.normal(size=(4000, 3)).astype(np.float32)  # a Gaussian's largest of 4,000 is about 4
     assert advice(light, "standard", "mse", "linear") == []
     assert advice(StandardScaler().fit_transform(heavy), None, "mse", "linear", saturating=False) == []  # relu map

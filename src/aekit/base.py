@@ -467,7 +467,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.pixels_ = bool(unit and self.scale is None)
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range(X)
-        for note in advice(X, self.scale, self.loss_, self.output_activation_, self._saturating()):
+        names = getattr(self, "feature_names_in_", None)
+        for note in advice(X, self.scale, self.loss_, self.output_activation_, self._saturating(), names=names):
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
         return X
 
@@ -501,7 +502,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.pixels_ = bool(unit)
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range_of(float(low.min()), float(high.max()), f" in {source.name}")
-        for note in range_advice(low, high, self.scale, self.loss_, self.output_activation_, self._saturating()):
+        names = getattr(self, "feature_names_in_", None)
+        args = (low, high, self.scale, self.loss_, self.output_activation_, self._saturating())
+        for note in range_advice(*args, names=names):
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
 
     def _saturating(self) -> bool:

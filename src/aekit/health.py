@@ -142,7 +142,7 @@ def codes_on_corners(Z: np.ndarray, code_activation: str | None, scale: str | No
     return (
         f"{frac:.0%} of the codes sit on a corner of the {code_activation} code's range "
         f"{tuple(float(b) for b in bounds)} (saturated: they tell little more than which corner); "
-        + ("" if scale == "standard" else "standardise the data (scale='standard'), ")
+        + ("" if scale == "standard" else "standardise the data with scale='standard', ")
         + "lower learning_rate or try another random_state"
     )
 

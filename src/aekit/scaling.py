@@ -12,7 +12,7 @@ data there (fitted in ``fit``, applied by ``transform``, undone by ``inverse_tra
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,10 +160,19 @@ def resolve(loss: str, output_activation: str, unit: bool) -> tuple[str, str]:
     return loss, out
 
 
-def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str, saturating: bool = True) -> list[str]:
+def advice(
+    X: np.ndarray,
+    scale: str | None,
+    loss: str,
+    output_activation: str,
+    saturating: bool = True,
+    *,
+    names: Sequence[str] | None = None,
+) -> list[str]:
     """What does not fit: warnings for training data ``X`` (as the model sees it) and the resolved choices.
 
-    Worded for tabular data and images alike; each names the one switch that fixes it.
+    Worded for tabular data and images alike; each names the one switch that fixes it (``names``: the
+    features', to name the worst one).
     """
     if X.size == 0:
         return []
@@ -173,7 +182,7 @@ def advice(X: np.ndarray, scale: str | None, loss: str, output_activation: str, 
         # scaled already (a StandardScaler in a Pipeline)? then scale='standard' would change nothing
         stats = RangeStats.of_chunks(X[i : i + _CHUNK] for i in range(0, len(X), _CHUNK))  # no float64 copy of X
         standardised = bool(np.all(np.abs(stats.mean) < 0.1) and np.all((stats.std > 0.5) & (stats.std < 2.0)))
-    return range_advice(low, high, scale, loss, output_activation, saturating, standardised=standardised)
+    return range_advice(low, high, scale, loss, output_activation, saturating, standardised=standardised, names=names)
 
 
 def range_advice(
@@ -185,6 +194,7 @@ def range_advice(
     saturating: bool = True,
     *,
     standardised: bool | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[str]:
     """``advice`` from the per-feature minima and maxima ``(n_features,)`` of the data as the model sees it.
 
@@ -203,10 +213,11 @@ def range_advice(
         how = "after scale='standard'" if scale == "standard" else "standardised"
         notes.append(
             f"X, {how}, holds values up to {float(far.max()):.3g} standard deviations from a feature's mean "
-            f"(feature {worst}; {int(np.sum(far > TAIL_LIMIT))} of {far.size} features beyond {TAIL_LIMIT:g}): "
+            f"(feature {worst if names is None else repr(str(names[worst]))}; {int(np.sum(far > TAIL_LIMIT))} of "
+            f"{far.size} features beyond {TAIL_LIMIT:g}): "
             "heavy tails or outliers, which saturate tanh units and rule the loss. Transform such features first, "
             "e.g. np.log1p for counts and amounts, or scikit-learn's QuantileTransformer or PowerTransformer"
-            + ("; images read better with scale='minmax' or None" if scale == "standard" else "")
+            + ("; images read better with scale='minmax' or None" if scale == "standard" and names is None else "")
         )
     if output_activation == "sigmoid" and loss != "bce" and not in_unit_range(lo, hi):
         notes.append(
