@@ -646,7 +646,7 @@ def test_embed_predict_writes_the_heads_classes_and_unlabelled_rows_stay_empty(t
     assert "has no classifier (it was trained without labels)" in capsys.readouterr().err
 
 
-def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iris_like):
+def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iris_like, monkeypatch):
     """Outlier scoring from the CLI: each row's error as score_samples gives it (negated)."""
     csv, _ = iris_like
     small = ["--epochs", "2", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
@@ -665,20 +665,29 @@ def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iri
     capsys.readouterr()  # the file reads back as codes: the leading columns are left out
     assert main(["explore", str(csv), *rows, "--embedding", str(out), "--out", str(tmp_path / "x.html")]) == 0
     assert "reconstruction_error" not in capsys.readouterr().err
-    # streamed in chunks (a .npy read from disk): the same numbers
+    # streamed in chunks (a .npy read from disk, in chunks of 64 rows): the same numbers, row for row
+    from aekit import commands
+
+    monkeypatch.setattr(commands, "CSV_CHUNK", 64)
     np.save(tmp_path / "X.npy", X.to_numpy(np.float32))
     plain = tmp_path / "p"
     assert main(["train", str(tmp_path / "X.npy"), *small, "--out", str(plain)]) == 0
     argv = ["embed", str(plain / "model.safetensors"), str(tmp_path / "X.npy"), "--error"]
     assert main([*argv, "--out", str(tmp_path / "n.csv")]) == 0
     table = np.loadtxt(tmp_path / "n.csv", delimiter=",", skiprows=1)
+    assert table[:, 0].tolist() == list(range(len(X)))
     np.testing.assert_allclose(table[:, 1], -load(plain / "model.safetensors").score_samples(X.to_numpy()), rtol=1e-5)
+    np.testing.assert_allclose(table[:, 2:], load(plain / "model.safetensors").transform(X.to_numpy()), atol=1e-6)
     # no data named: MNIST's images are read, which a 4-feature model does not take (it tried to download them)
     capsys.readouterr()
     assert main(["embed", model, "--out", str(tmp_path / "m.csv")]) == 2
     err = capsys.readouterr().err
-    assert "data is 'mnist' (the default when no data is named)" in err and "takes rows of 4 features" in err
-    assert len(err.strip().splitlines()) == 1
+    assert "data 'mnist' (the default when no data is named) means MNIST's" in err and "rows of 4 features" in err
+    assert "`aekit embed MODEL DATA.csv ...`" in err and len(err.strip().splitlines()) == 1
+    assert main(["visualize", "--model", model, "--out", str(tmp_path / "v")]) == 2  # its own usage in the fix
+    assert "`aekit visualize DATA.csv --model MODEL ...`" in capsys.readouterr().err
+    assert main(["evaluate", model, str(csv), *rows, "--train-data", "mnist"]) == 2  # the flag at fault
+    assert "--train-data 'mnist' means MNIST's 784-pixel images" in capsys.readouterr().err
     # refused, with the fix: a .npy (the codes alone), a map without a decoder
     assert main([*argv, "--out", str(tmp_path / "n.npy")]) == 2
     assert "pass --out FILE.csv" in capsys.readouterr().err
@@ -1193,23 +1202,22 @@ def test_verbose_shows_the_commands_progress_not_opentsnes_internals(tmp_path, c
 def test_columns_named_as_labels_or_ids_are_pointed_out_when_read_as_features(tmp_path, caplog):
     """A trial trained on its own labels and window ids (65 features, the last one `label`), unwarned."""
     rng = np.random.default_rng(0)
-    rows = [f"{i},{a:.3f},{b:.3f},{i % 2}" for i, (a, b) in enumerate(rng.uniform(size=(40, 2)))]
-    (tmp_path / "d.csv").write_text("window_id,a,b,is_fraud\n" + "\n".join(rows) + "\n")
+    rows = [f"{i},{a:.3f},{b:.3f},{i % 2},{i % 2}" for i, (a, b) in enumerate(rng.uniform(size=(40, 2)))]
+    # y (a coordinate) and is_weekend (a flag) are features as often as not: no word of them (a review)
+    (tmp_path / "d.csv").write_text("window id,y,b,is_weekend,is_fraud\n" + "\n".join(rows) + "\n")
     argv = ["train", str(tmp_path / "d.csv"), "--epochs", "1", "--hidden-layer-sizes", "4"]
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
-    assert "column(s) 'is_fraud' are read as features, but the names say labels; pass --label-column is_fraud" in (
-        caplog.text
-    )
-    assert "column(s) 'window_id' are read as features, but the names say ids; pass --id-column window_id" in (
-        caplog.text
-    )
+    said = [r.getMessage() for r in caplog.records if "the name says" in r.getMessage()]
+    assert len(said) == 2 and "is_weekend" not in str(said) and "'y'" not in str(said)
+    assert "column 'is_fraud' is read as a feature, but the name says labels; pass --label-column is_fraud" in said[0]
+    assert "but the name says ids; pass --id-column 'window id' to read it" in said[1]  # quoted: it pastes
     caplog.clear()
-    flags = ["--label-column", "is_fraud", "--id-column", "window_id"]
+    flags = ["--label-column", "is_fraud", "--id-column", "window id"]
     assert main([*argv, *flags, "--out", str(tmp_path / "b")]) == 0
-    assert "names say" not in caplog.text
+    assert "says" not in caplog.text
     model = str(tmp_path / "a" / "model.safetensors")
     assert main(["embed", model, str(tmp_path / "d.csv"), "--out", str(tmp_path / "z.csv")]) == 0
-    assert "names say" not in caplog.text  # a model's columns were chosen when it was trained
+    assert "says" not in caplog.text  # a model's columns were chosen when it was trained
 
 
 def test_train_off_a_terminal_prints_one_line_per_epoch(tmp_path, capsys, caplog):
@@ -1222,6 +1230,7 @@ def test_train_off_a_terminal_prints_one_line_per_epoch(tmp_path, capsys, caplog
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == ["1/2", "2/2"]
+    assert load(tmp_path / "a" / "model.safetensors").verbose == 0  # the command's display is not the model's
     with caplog.at_level(logging.INFO):
         assert main(["-v", *argv, "--out", str(tmp_path / "b")]) == 0
     assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]

@@ -1333,7 +1333,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         units the model was fitted in (after ``scale``; uint8 images in [0, 1]), so that on a table of
         mixed units no feature outweighs the rest by its unit alone; ``score`` measures in ``X``'s own
         units instead, so that candidates with another ``scale`` compare like with like (without
-        ``scale`` the two agree: ``score`` is then their mean). ``X`` may be a file read in chunks.
+        ``scale``, on float data, the two agree: ``score`` is then their mean). ``X`` may be a file read in
+        chunks.
         """
         errors = self._codes_and_more(X, errors=True)[2]
         assert errors is not None  # asked for

@@ -729,10 +729,13 @@ def model_rows(
 
     width = int(getattr(model, "n_features_in_", 784))
     if args.data in ("mnist", "mnist-test") and width != 784:  # a trial's CSV model met MNIST's download error
+        flag = getattr(args, "data_flag", None)  # evaluate's --train-data
+        default = " (the default when no data is named)" if args.data == "mnist" and not flag else ""
+        usage = "DATA.csv --model MODEL" if args.command in ("visualize", "explore") else "MODEL DATA.csv"
+        fix = f"pass {flag} DATA.csv" if flag else f"name the rows to use: `aekit {args.command} {usage} ...`"
         raise InputError(
-            f"data is {args.data!r} (the default when no data is named): MNIST's 784-pixel images, but "
-            f"{getattr(args, 'model', None) or 'the model'} takes rows of {width} features; name the rows to use, "
-            f"e.g. `aekit {args.command} MODEL data.csv ...`"
+            f"{flag or 'data'} {args.data!r}{default} means MNIST's 784-pixel images, but "
+            f"{getattr(args, 'model', None) or 'the model'} takes rows of {width} features; {fix}"
         )
     _training_columns(args, model)
 
@@ -1023,7 +1026,9 @@ def _labelled_pair(
     elif y is not None and train_data:
         # the CSV flags name the test CSV's columns: training data of another format have none to name
         flags = {} if _is_csv(train_data) else {"label_column": None, "id_column": None}
-        ns = argparse.Namespace(**{**vars(args), "data": train_data, "limit": None, **flags})
+        ns = argparse.Namespace(
+            **{**vars(args), "data": train_data, "data_flag": "--train-data", "limit": None, **flags}
+        )
         X_tr, y_tr, _ = model_rows(ns, model, with_ids=False)
         if y_tr is None:
             print(f"note: {train_data} has no labels; k-NN and logistic accuracy of the codes skipped", file=sys.stderr)

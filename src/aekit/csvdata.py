@@ -585,31 +585,39 @@ def warn_left_out(where: str | Path, extra: Sequence[str], unnamed: Sequence[str
         )
 
 
-#: column names that say labels or row ids (lower case); "is_*" columns are flags of a class too
-LABEL_NAMES = frozenset({"label", "labels", "target", "targets", "class", "y", "outcome", "anomaly", "outlier"})
+#: column names that say labels (lower case, exact: "y" or "is_member" are as often features)
+LABEL_NAMES = frozenset(
+    {"label", "labels", "target", "targets", "class", "outcome", "anomaly", "outlier", "is_anomaly", "is_outlier"}
+    | {"fraud", "is_fraud"}
+)
 
 
 def warn_named_like_labels(where: str | Path, names: Sequence[str], given: Sequence[str]) -> None:
     """Say which feature columns of ``where`` are named as labels or row ids, when ``given`` (the flags passed of
     ``--label-column``, ``--id-column``) leaves that flag out: a trial trained on its own labels and ids."""
+    import shlex
+
     if _OWN_CSV.get():
         return
     flags = {
-        "--label-column": [n for n in names if n.lower() in LABEL_NAMES or n.lower().startswith("is_")],
+        "--label-column": [n for n in names if n.lower() in LABEL_NAMES],
         "--id-column": [n for n in names if n.lower() == "id" or n.lower().endswith(("_id", "-id", " id"))],
     }
     for flag, found in flags.items():
         if found and flag not in given:
             what = "labels" if flag == "--label-column" else "ids"
             log.warning(
-                "%s: column(s) %s are read as features, but the names say %s; pass %s %s to read it as the rows' "
-                "%s (or rename it to keep it a feature)",
+                "%s: %s read as %s, but %s; pass %s %s to read %s as the rows' %s (or rename %s to keep %s)",
                 where,
-                listed(found),
-                what,
+                f"column {listed(found)} is" if len(found) == 1 else f"columns {listed(found)} are",
+                "a feature" if len(found) == 1 else "features",
+                f"the name says {what}" if len(found) == 1 else f"the names say {what}",
                 flag,
-                found[0],
+                shlex.quote(found[0]),
+                "it" if len(found) == 1 else "one",
                 what,
+                "it" if len(found) == 1 else "them",
+                "it a feature" if len(found) == 1 else "them features",
             )
 
 

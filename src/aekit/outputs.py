@@ -261,7 +261,9 @@ def save_training(out: OutputFolder, est: Any) -> bool:
     with deferred_signals():  # Ctrl-C or SIGTERM now: the files are saved first, then the signal acts
         from aekit import plots  # matplotlib loads slowly: a signal then would cost the model
 
-        est.set_params(checkpoint_path=str(out.path / "checkpoint.safetensors"))  # its final name, not the staged one
+        # the checkpoint's final name, not the staged one; the command's display (a bar, a line per epoch) is not
+        # the model's: a loaded model fits quietly, as a new one does
+        est.set_params(checkpoint_path=str(out.path / "checkpoint.safetensors"), verbose=0)
         est.save(out.staged("model.safetensors"))
         with atomic_path(out.staged("history.json")) as tmp:
             tmp.write_text(json.dumps(est.history_, indent=1))
