@@ -698,6 +698,36 @@ def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iri
     assert "train one with --reconstruction-weight 1, or drop --error" in capsys.readouterr().err
 
 
+def test_evaluate_outlier_label_scores_the_errors_against_the_marked_rows(tmp_path, capsys):
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(200, 2)) @ rng.normal(size=(2, 6))).astype(np.float32)
+    X[:10] += rng.normal(scale=4.0, size=(10, 6)).astype(np.float32)  # off the plane
+    frame = pd.DataFrame(X, columns=list("abcdef"))
+    frame["kind"] = ["odd"] * 10 + ["normal"] * 190
+    frame.loc[[20, 21], "kind"] = ""  # unlabelled rows: left out
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    small = ["--epochs", "20", "--hidden-layer-sizes", "8", "--scale", "standard", "--random-state", "0"]
+    out = tmp_path / "r"
+    assert main(["train", str(tmp_path / "d.csv"), "--label-column", "kind", *small, "--out", str(out)]) == 0
+    model = str(out / "model.safetensors")
+    argv = ["evaluate", model, str(tmp_path / "d.csv"), "--label-column", "kind"]
+    capsys.readouterr()
+    assert main([*argv, "--outlier-label", "odd", "--json", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    keep = frame["kind"] != ""
+    errors = -load(model).score_samples(frame[list("abcdef")])[keep.to_numpy()]
+    expected = roc_auc_score(frame["kind"][keep] == "odd", errors)
+    assert metrics["outlier_roc_auc"] == pytest.approx(expected) and expected > 0.9
+    assert metrics["outlier_share"] == pytest.approx(10 / 198) and 0 < metrics["outlier_average_precision"] <= 1
+    assert "outlier_roc_auc" in capsys.readouterr().out
+    assert main([*argv, "--outlier-label", "rare"]) == 2  # no such row: said, with the labels seen
+    err = capsys.readouterr().err
+    assert "0 of the 198 labelled rows" in err and "'normal', 'odd'" in err and len(err.strip().splitlines()) == 1
+
+
 def pd_read(path):
     import pandas as pd
 

@@ -285,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_shape_flag(p)
     _add_precision_flag(p)
+    p.add_argument(
+        "--outlier-label",
+        metavar="VALUE",
+        help="the label that marks outliers: also the ROC AUC and average precision with which each row's "
+        "reconstruction error (as embed --error writes it) finds them",
+    )
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_evaluate)

@@ -1087,6 +1087,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
         results = evaluate_model(est, X, y, X_tr, y_tr)
+        if args.outlier_label is not None:
+            results.update(_outlier_metrics(args, est, X, y))
         _say_cross_validated(args, y, results)
         scale = getattr(getattr(est, "autoencoder_", est), "scale", None)
         if scale in ("minmax", "standard"):  # the numbers of two models of other scales do not compare
@@ -1101,6 +1103,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             out.commit()
             print(f"metrics: {args.json}")
     return 0
+
+
+def _outlier_metrics(args: argparse.Namespace, est: Any, X: Any, y: np.ndarray | None) -> dict[str, float]:
+    """``evaluate --outlier-label VALUE``: how well each row's reconstruction error (``score_samples``, negated)
+    finds the rows labelled VALUE among the labelled rows: ROC AUC, average precision, their share."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from aekit._utils import InputError, unlabelled
+    from aekit.csvdata import listed
+
+    flag = f"--outlier-label {args.outlier_label}"
+    if hasattr(est, "autoencoder_"):
+        raise InputError(
+            f"{flag}: {args.model} is an AE → t-SNE map, which rebuilds no rows; pass its autoencoder "
+            f"({Path(args.model) / 'autoencoder.safetensors'}) for the rows' reconstruction errors"
+        )
+    if y is None:
+        raise InputError(f"{flag}: {args.data} has no labels; pass --label-column NAME, the column marking outliers")
+    labels = np.asarray(y)
+    known = ~unlabelled(labels)
+
+    def same(v: Any) -> bool:  # "1" names 1 and 1.0; text labels as written
+        try:
+            return float(v) == float(args.outlier_label)
+        except (TypeError, ValueError):
+            return str(v) == args.outlier_label
+
+    outlier = np.array([same(v) for v in labels.tolist()], dtype=bool)
+    n_out, n = int(outlier[known].sum()), int(known.sum())
+    if n_out in (0, n):
+        seen = listed(sorted({str(v) for v in labels[known].tolist()})[:10])
+        raise InputError(
+            f"{flag}: {n_out} of the {n} labelled rows of {args.data} have that label; the scores need outliers and "
+            f"other rows (labels seen: {seen}); pass the label that marks the outliers"
+        )
+    errors = -est.score_samples(X)[known]
+    return {
+        "outlier_share": n_out / n,
+        "outlier_roc_auc": float(roc_auc_score(outlier[known], errors)),
+        "outlier_average_precision": float(average_precision_score(outlier[known], errors)),
+    }
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
