@@ -423,3 +423,28 @@ def test_score_of_no_rows_is_refused_not_perfect():
     est = Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)
     with pytest.raises(InputError, match=r"0 sample"):  # was -0.0, a perfect score
         est.score(X[:0])
+
+
+def test_a_streamed_fit_keeps_a_dataframes_feature_names(tmp_path):
+    """A review: data_loading='stream' on a DataFrame (or `aekit train --data-loading stream` on a CSV) lost
+    the columns' names, so a reordered table was later read by position, silently."""
+    import pandas as pd
+
+    from aekit.cli import main
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.uniform(size=(96, 3)).astype(np.float32), columns=["a", "b", "c"])
+    ae = Autoencoder(hidden_layer_sizes=(4,), epochs=1, batch_size=32, data_loading="stream", random_state=0)
+    ae.fit(frame)
+    assert list(ae.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(InputError, match="Feature names must be in the same order"):
+        ae.transform(frame[["c", "b", "a"]])
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame[["c", "a", "b"]].to_csv(tmp_path / "r.csv", index=False)
+    argv = ["train", str(tmp_path / "d.csv"), "--data-loading", "stream", "--epochs", "1", "--hidden-layer-sizes", "4"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    model = tmp_path / "run" / "model.safetensors"
+    assert list(load(model).feature_names_in_) == ["a", "b", "c"]
+    for name in ("d", "r"):
+        assert main(["embed", str(model), str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / f"{name}.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), np.load(tmp_path / "r.npy"))  # read by name

@@ -550,7 +550,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         source = as_source(X)
         if self.data_loading == "memory" or (source is None and self.data_loading == "auto"):
             return self._in_memory(X, source)
-        if source is None:  # data_loading="stream" on an array in memory
+        names = None
+        if source is None:  # data_loading="stream" on an array in memory (a DataFrame keeps its columns' names)
+            from sklearn.utils.validation import _get_feature_names
+
+            names = _get_feature_names(X)
             source = ArraySource(np.asarray(X))
         if self.data_loading == "auto" and not _too_big(source):
             log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
@@ -560,7 +564,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         )
         self._image_rows(tuple(source.row_shape), reset=True)
         self.n_features_in_ = source.n_features
-        if hasattr(self, "feature_names_in_"):
+        if names is not None:  # other data are then refused or read by name, as after an in-memory fit
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return source
 
