@@ -838,47 +838,39 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     return X[:, [position[n] for n in want]]
 
 
-def _check_predict(args: argparse.Namespace, est: Any) -> None:
-    """``embed --predict``: a model with a classifier head, and a CSV to hold the column."""
-    from aekit._utils import InputError
-
-    if hasattr(est, "autoencoder_"):  # an AE -> t-SNE map places points; its autoencoder may have a head
-        raise InputError(
-            f"--predict: {args.model} is an AE → t-SNE map, which places points and predicts no class; pass its "
-            f"autoencoder for the head's classes ({Path(args.model) / 'autoencoder.safetensors'}), or drop --predict"
-        )
-    if not hasattr(est, "classes_"):
-        raise InputError(
-            f"--predict: {args.model} has no classifier (it was trained without labels); train one with "
-            "`aekit train DATA --supervised --label-column NAME`, or drop --predict"
-        )
-    if Path(args.out).suffix.lower() != ".csv":
-        raise InputError(
-            f"--predict adds a `predicted` column to a CSV, but --out {args.out} is a .npy (the codes alone); "
-            "pass --out FILE.csv"
-        )
-
-
-def _check_error(args: argparse.Namespace, est: Any) -> None:
-    """``embed --error``: a model with a decoder, and a CSV to hold the column."""
+def _check_columns(args: argparse.Namespace, est: Any) -> None:
+    """``embed --predict`` / ``--error``: a model that has what the column holds (a classifier head, a decoder),
+    and a CSV to hold it."""
     from aekit._utils import InputError
     from aekit.modules import NoDecoder
 
-    if hasattr(est, "autoencoder_"):  # an AE -> t-SNE map places points; its autoencoder rebuilds them
-        raise InputError(
-            f"--error: {args.model} is an AE → t-SNE map, which rebuilds no rows; pass its autoencoder for each "
-            f"row's reconstruction error ({Path(args.model) / 'autoencoder.safetensors'}), or drop --error"
-        )
-    if isinstance(est.net_.decoder, NoDecoder):
-        raise InputError(
-            f"--error: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no rows; "
-            "train one with --reconstruction-weight 1, or drop --error"
-        )
-    if Path(args.out).suffix.lower() != ".csv":
-        raise InputError(
-            f"--error adds a `reconstruction_error` column to a CSV, but --out {args.out} is a .npy (the codes "
-            "alone); pass --out FILE.csv"
-        )
+    asked = {
+        "--predict": ("predicted", "places points and predicts no class", "the head's classes"),
+        "--error": ("reconstruction_error", "rebuilds no rows", "each row's reconstruction error"),
+    }
+    for flag, (column, cannot, what) in asked.items():
+        if not getattr(args, flag[2:]):
+            continue
+        if hasattr(est, "autoencoder_"):  # an AE -> t-SNE map places points; its autoencoder may do it
+            raise InputError(
+                f"{flag}: {args.model} is an AE → t-SNE map, which {cannot}; pass its autoencoder for {what} "
+                f"({Path(args.model) / 'autoencoder.safetensors'}), or drop {flag}"
+            )
+        if flag == "--predict" and not hasattr(est, "classes_"):
+            raise InputError(
+                f"--predict: {args.model} has no classifier (it was trained without labels); train one with "
+                "`aekit train DATA --supervised --label-column NAME`, or drop --predict"
+            )
+        if flag == "--error" and isinstance(est.net_.decoder, NoDecoder):
+            raise InputError(
+                f"--error: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no "
+                "rows; train one with --reconstruction-weight 1, or drop --error"
+            )
+        if Path(args.out).suffix.lower() != ".csv":
+            raise InputError(
+                f"{flag} adds a `{column}` column to a CSV, but --out {args.out} is a .npy (the codes alone); "
+                "pass --out FILE.csv"
+            )
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -889,10 +881,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         _folder_only(args)
         est = _map_or_model(args)
         # the rows as the model reads them: a map's autoencoder reads them
-        if args.predict:
-            _check_predict(args, est)
-        if args.error:
-            _check_error(args, est)
+        _check_columns(args, est)
         X, y, ids = model_rows(args, getattr(est, "autoencoder_", est), stream=True)
         shape = write_codes_of(est, X, out.staged(name), ids=ids, labels=y, predict=args.predict, error=args.error)
         out.commit()
