@@ -621,3 +621,19 @@ def test_augment_with_a_per_feature_scale_trains_on_images_in_their_units():
     images = rng.uniform(size=(48, 8, 8)).astype(np.float32)
     est = Autoencoder(**{**SMALL, "augment": "affine", "scale": "standard"}).fit(images)
     assert np.isfinite(est.history_["loss"]).all()
+
+
+def test_conv_on_flat_rows_that_are_no_images_says_how_it_reads_them():
+    """A trial's 64-sample sensor windows (values around 0, amplitude 5) were read as 8 x 8 images, unsaid."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    conv = {"architecture": "conv", "conv_filters": (4,), "n_components": 2, "epochs": 1, "random_state": 0}
+    with pytest.warns(UserWarning, match=r"reads each row of 64 values as an image of 8 x 8.*architecture='dense'"):
+        Autoencoder(**conv).fit(rng.normal(scale=5, size=(64, 64)).astype(np.float32))
+    with warnings.catch_warnings():  # said shapes, and rows that look like images: no word
+        warnings.filterwarnings("error", message=".*reads each row")
+        Autoencoder(**conv, image_shape=(8, 8)).fit(rng.normal(scale=5, size=(64, 64)).astype(np.float32))
+        Autoencoder(**conv).fit(rng.integers(0, 256, size=(64, 64)).astype(np.uint8))
+        Autoencoder(**conv).fit(rng.random((64, 64)).astype(np.float32))
+        Autoencoder(**conv).fit(rng.normal(size=(64, 1, 8, 8)).astype(np.float32))

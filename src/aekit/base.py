@@ -752,6 +752,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._fit_source_range(X)
             n, n_features = X.n_samples, X.n_features
         self._augment_shape(n_features)  # rows that are no images: refused before any work
+        self._check_conv_rows(n_features)
         self._check_code_size(n_features)
         device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
         seed, run_random_state = self._run_seed(resume_from)
@@ -918,6 +919,22 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 UserWarning,
                 stacklevel=outside_stacklevel(),
             )
+
+    def _check_conv_rows(self, n_features: int) -> None:
+        """Warn when a conv body reads flat rows that do not look like images (values outside [0, 1], or scaled)
+        as square images: a trial's 64-sample sensor windows became 8 x 8 images without a word."""
+        if self.architecture != "conv" or fitted_image_shape(self) is not None or self.pixels_:
+            return
+        side = math.isqrt(n_features)
+        if side * side != n_features:  # no square: the network's build asks for the shape
+            return
+        warnings.warn(
+            f"architecture='conv' reads each row of {n_features} values as an image of {side} x {side}, but X's "
+            "rows are flat and hold values beyond [0, 1] (or are scaled), as series and tables do; for images pass "
+            f"their image_shape, e.g. ({side}, {side}), for other rows use architecture='dense'",
+            UserWarning,
+            stacklevel=outside_stacklevel(),
+        )
 
     def _check_conv_hidden(self) -> None:
         """Warn (in ``fit``: a loaded model's choice is past acting on) of ``hidden_layer_sizes`` set beside a conv
