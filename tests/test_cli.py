@@ -688,6 +688,10 @@ def test_embed_error_writes_each_rows_reconstruction_error(tmp_path, capsys, iri
     assert "`aekit visualize DATA.csv --model MODEL ...`" in capsys.readouterr().err
     assert main(["evaluate", model, str(csv), *rows, "--train-data", "mnist"]) == 2  # the flag at fault
     assert "--train-data 'mnist' means MNIST's 784-pixel images" in capsys.readouterr().err
+    assert main(["evaluate", model]) == 2  # evaluate's own default is the test split
+    assert "data 'mnist-test' (the default when no data is named)" in capsys.readouterr().err
+    assert main(["evaluate", model, "mnist"]) == 2  # named: no default said
+    assert "default" not in capsys.readouterr().err
     # refused, with the fix: a .npy (the codes alone), a map without a decoder
     assert main([*argv, "--out", str(tmp_path / "n.npy")]) == 2
     assert "pass --out FILE.csv" in capsys.readouterr().err
@@ -726,6 +730,15 @@ def test_evaluate_outlier_label_scores_the_errors_against_the_marked_rows(tmp_pa
     assert main([*argv, "--outlier-label", "rare"]) == 2  # no such row: said, with the labels seen
     err = capsys.readouterr().err
     assert "0 of the 198 labelled rows" in err and "'normal', 'odd'" in err and len(err.strip().splitlines()) == 1
+    np.save(tmp_path / "X.npy", X)  # no labels: said before any metric, with where labels come from
+    assert main(["evaluate", model, str(tmp_path / "X.npy"), "--outlier-label", "odd"]) == 2
+    assert "has no labelled rows; pass data that mark the outliers" in capsys.readouterr().err
+    tsne = ["--method", "tsne", "--perplexity", "5", "--epochs", "1", "--hidden-layer-sizes", "4"]
+    assert main(["train", str(tmp_path / "d.csv"), "--label-column", "kind", *tsne, "--out", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    argv = ["evaluate", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "d.csv"), "--label-column", "kind"]
+    assert main([*argv, "--outlier-label", "odd"]) == 2  # a map without a decoder: the flag and the fix named
+    assert "--outlier-label odd: " in (err := capsys.readouterr().err) and "--reconstruction-weight 1" in err
 
 
 def pd_read(path):

@@ -635,5 +635,7 @@ def test_conv_on_flat_rows_that_are_no_images_says_how_it_reads_them():
         warnings.filterwarnings("error", message=".*reads each row")
         Autoencoder(**conv, image_shape=(8, 8)).fit(rng.normal(scale=5, size=(64, 64)).astype(np.float32))
         Autoencoder(**conv).fit(rng.integers(0, 256, size=(64, 64)).astype(np.uint8))
+        Autoencoder(**conv).fit(rng.integers(0, 2, size=(64, 64)).astype(np.uint8))  # binary images (a review)
+        Autoencoder(**conv, scale="pixels").fit(rng.integers(0, 256, size=(64, 64)).astype(np.uint8))
         Autoencoder(**conv).fit(rng.random((64, 64)).astype(np.float32))
         Autoencoder(**conv).fit(rng.normal(size=(64, 1, 8, 8)).astype(np.float32))

@@ -628,6 +628,7 @@ def test_visualize_saves_its_map_and_embed_places_new_points_in_it(blobs, tmp_pa
     out = tmp_path / "v"
     assert main(["visualize", str(tmp_path / "d.csv"), *rows, *small, "--save-map", "--out", str(out)]) == 0
     assert f"aekit embed {out} DATA" in capsys.readouterr().out
+    assert load(out / "autoencoder.safetensors").verbose == 0  # the command's display is not the model's
     codes = tmp_path / "z.csv"
     assert main(["embed", str(out), str(tmp_path / "new.csv"), *rows, "--out", str(codes)]) == 0
     placed = np.loadtxt(codes, delimiter=",", skiprows=1, usecols=(2, 3))

@@ -463,8 +463,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.input_scale_: np.ndarray | None = None if scaler is None else scaler[1]
         X = np.ascontiguousarray(apply_scaler(X, scaler))
         unit = X.size == 0 or in_unit_range(float(X.min()), float(X.max()))
+        uint8 = self.pixels_ is not None  # decided by _reads_pixels for uint8 rows only
         if self.pixels_ is None:  # not uint8: uint8 passed later reads as pixels only for a [0, 1] model
             self.pixels_ = bool(unit and self.scale is None)
+        self._check_conv_rows(int(np.prod(X.shape[1:])), uint8)
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range(X)
         names = getattr(self, "feature_names_in_", None)
@@ -490,6 +492,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         else:
             stats = RangeStats.of_chunks(_checked_chunks(source))
             self.pixels_ = bool(uint8 and self.scale is None and pixels_from_max(int(stats.high.max()), stacklevel=5))
+            self._check_conv_rows(source.n_features, uint8)
             if self.pixels_:
                 stats = stats.divided(255.0)
             scaler = scaler_from_stats(stats, self.scale)
@@ -752,7 +755,6 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._fit_source_range(X)
             n, n_features = X.n_samples, X.n_features
         self._augment_shape(n_features)  # rows that are no images: refused before any work
-        self._check_conv_rows(n_features)
         self._check_code_size(n_features)
         device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
         seed, run_random_state = self._run_seed(resume_from)
@@ -920,10 +922,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 stacklevel=outside_stacklevel(),
             )
 
-    def _check_conv_rows(self, n_features: int) -> None:
-        """Warn when a conv body reads flat rows that do not look like images (values outside [0, 1], or scaled)
-        as square images: a trial's 64-sample sensor windows became 8 x 8 images without a word."""
-        if self.architecture != "conv" or fitted_image_shape(self) is not None or self.pixels_:
+    def _check_conv_rows(self, n_features: int, uint8: bool) -> None:
+        """Warn when a conv body reads flat rows that do not look like images (float values outside [0, 1], or
+        scaled other than as pixels) as square images: a trial's 64-sample sensor windows became 8 x 8 images
+        without a word. uint8 rows are taken for pixels, as the rest of aekit takes them."""
+        if self.architecture != "conv" or fitted_image_shape(self) is not None or self.pixels_ or uint8:
+            return
+        if self.scale == "pixels":
             return
         side = math.isqrt(n_features)
         if side * side != n_features:  # no square: the network's build asks for the shape

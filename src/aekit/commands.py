@@ -730,7 +730,8 @@ def model_rows(
     width = int(getattr(model, "n_features_in_", 784))
     if args.data in ("mnist", "mnist-test") and width != 784:  # a trial's CSV model met MNIST's download error
         flag = getattr(args, "data_flag", None)  # evaluate's --train-data
-        default = " (the default when no data is named)" if args.data == "mnist" and not flag else ""
+        own_default = args.command_parser.get_default("data") if hasattr(args, "command_parser") else "mnist"
+        default = " (the default when no data is named)" if args.data == own_default and not flag else ""
         usage = "DATA.csv --model MODEL" if args.command in ("visualize", "explore") else "MODEL DATA.csv"
         fix = f"pass {flag} DATA.csv" if flag else f"name the rows to use: `aekit {args.command} {usage} ...`"
         raise InputError(
@@ -1075,9 +1076,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _folder_only(args)
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
+        outlier = None if args.outlier_label is None else _outlier_rows(args, est, y)  # refused before any work
         results = evaluate_model(est, X, y, X_tr, y_tr)
-        if args.outlier_label is not None:
-            results.update(_outlier_metrics(args, est, X, y))
+        if outlier is not None:
+            results.update(_outlier_metrics(est, X, *outlier))
         _say_cross_validated(args, y, results)
         scale = getattr(getattr(est, "autoencoder_", est), "scale", None)
         if scale in ("minmax", "standard"):  # the numbers of two models of other scales do not compare
@@ -1094,45 +1096,59 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _outlier_metrics(args: argparse.Namespace, est: Any, X: Any, y: np.ndarray | None) -> dict[str, float]:
-    """``evaluate --outlier-label VALUE``: how well each row's reconstruction error (``score_samples``, negated)
-    finds the rows labelled VALUE among the labelled rows: ROC AUC, average precision, their share."""
+def _outlier_rows(args: argparse.Namespace, est: Any, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``evaluate --outlier-label VALUE``: the labelled rows and which of them are labelled VALUE, checked (a model
+    with a decoder, labels, outliers and other rows) before any metric is computed."""
     import numpy as np
-    from sklearn.metrics import average_precision_score, roc_auc_score
 
     from aekit._utils import InputError, unlabelled
     from aekit.csvdata import listed
+    from aekit.modules import NoDecoder
 
     flag = f"--outlier-label {args.outlier_label}"
-    if hasattr(est, "autoencoder_"):
+    if isinstance(est.net_.decoder, NoDecoder):
         raise InputError(
-            f"{flag}: {args.model} is an AE → t-SNE map, which rebuilds no rows; pass its autoencoder "
-            f"({Path(args.model) / 'autoencoder.safetensors'}) for the rows' reconstruction errors"
+            f"{flag}: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no rows; "
+            "train one with --reconstruction-weight 1, or drop --outlier-label"
         )
-    if y is None:
-        raise InputError(f"{flag}: {args.data} has no labels; pass --label-column NAME, the column marking outliers")
-    labels = np.asarray(y)
-    known = ~unlabelled(labels)
+    labels = None if y is None else np.asarray(y)
+    known = None if labels is None else ~unlabelled(labels)
+    if labels is None or known is None or not known.any():
+        raise InputError(
+            f"{flag}: {args.data} has no labelled rows; pass data that mark the outliers (a CSV with --label-column "
+            "NAME, an .npz with y, an HDF5 file or zarr group with --label-column NAME)"
+        )
 
-    def same(v: Any) -> bool:  # "1" names 1 and 1.0; text labels as written
+    def same(v: Any) -> bool:  # as written ("nan", "007"), else as a number ("1" names 1 and 1.0)
+        if str(v) == args.outlier_label:
+            return True
         try:
             return float(v) == float(args.outlier_label)
         except (TypeError, ValueError):
-            return str(v) == args.outlier_label
+            return False
 
     outlier = np.array([same(v) for v in labels.tolist()], dtype=bool)
     n_out, n = int(outlier[known].sum()), int(known.sum())
     if n_out in (0, n):
         seen = listed(sorted({str(v) for v in labels[known].tolist()})[:10])
+        more = " (or a larger --limit: these are its first rows)" if n_out and args.limit else ""
         raise InputError(
             f"{flag}: {n_out} of the {n} labelled rows of {args.data} have that label; the scores need outliers and "
-            f"other rows (labels seen: {seen}); pass the label that marks the outliers"
+            f"other rows (labels seen: {seen}); pass the label that marks the outliers{more}"
         )
+    return known, outlier[known]
+
+
+def _outlier_metrics(est: Any, X: Any, known: np.ndarray, outlier: np.ndarray) -> dict[str, float]:
+    """How well each labelled row's reconstruction error (``score_samples``, negated) finds the outliers: their
+    share, ROC AUC and average precision."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     errors = -est.score_samples(X)[known]
     return {
-        "outlier_share": n_out / n,
-        "outlier_roc_auc": float(roc_auc_score(outlier[known], errors)),
-        "outlier_average_precision": float(average_precision_score(outlier[known], errors)),
+        "outlier_share": float(outlier.mean()),
+        "outlier_roc_auc": float(roc_auc_score(outlier, errors)),
+        "outlier_average_precision": float(average_precision_score(outlier, errors)),
     }
 
 
@@ -1301,6 +1317,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
             with plots.offscreen():
                 plots.save(plot_routes(routes, y), out.staged("comparison.png"))
         if args.save_map:
+            vis.autoencoder_.set_params(verbose=0)  # the command's display is not the model's (save_training)
             vis.save(out.staging(MAP_FILES))
         # no page, comparison or map of a previous run (--overwrite) beside this embedding
         made = {"explore.html": html, "comparison.png": bool(routes), **dict.fromkeys(MAP_FILES, args.save_map)}
