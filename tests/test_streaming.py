@@ -448,3 +448,18 @@ def test_a_streamed_fit_keeps_a_dataframes_feature_names(tmp_path):
     for name in ("d", "r"):
         assert main(["embed", str(model), str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / f"{name}.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), np.load(tmp_path / "r.npy"))  # read by name
+
+
+def test_named_uint8_columns_are_numbers_streamed_or_read_whole():
+    """A review: a DataFrame of named uint8 columns was read as numbers in memory but as 0-255 pixels when
+    streamed (divided by 255, silently): two models of one table."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.integers(0, 256, size=(96, 4)).astype(np.uint8), columns=list("abcd"))
+    fits = {
+        m: Autoencoder(hidden_layer_sizes=(4,), epochs=1, batch_size=32, data_loading=m, random_state=0).fit(frame)
+        for m in ("memory", "stream")
+    }
+    assert fits["memory"].pixels_ is False and fits["stream"].pixels_ is False
+    assert fits["memory"].loss_ == fits["stream"].loss_ == "mse"  # numbers beyond [0, 1]: squared error

@@ -491,7 +491,17 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             low, high = np.zeros(source.n_features), np.ones(source.n_features)
         else:
             stats = RangeStats.of_chunks(_checked_chunks(source))
-            self.pixels_ = bool(uint8 and self.scale is None and pixels_from_max(int(stats.high.max()), stacklevel=5))
+            named = getattr(self, "feature_names_in_", None) is not None  # a DataFrame streamed from memory
+            if uint8 and self.scale is None and named:  # a table's columns are numbers, as when read whole
+                warn_once(
+                    ("uint8-frame",),
+                    "X is a DataFrame of named uint8 columns: read as numbers, not as 0-255 pixels (images come as "
+                    "arrays); for images pass scale='pixels'",
+                    stacklevel=outside_stacklevel(),
+                )
+            self.pixels_ = bool(
+                uint8 and self.scale is None and not named and pixels_from_max(int(stats.high.max()), stacklevel=5)
+            )
             self._check_conv_rows(source.n_features, uint8)
             if self.pixels_:
                 stats = stats.divided(255.0)
