@@ -463,3 +463,12 @@ def test_named_uint8_columns_are_numbers_streamed_or_read_whole():
     }
     assert fits["memory"].pixels_ is False and fits["stream"].pixels_ is False
     assert fits["memory"].loss_ == fits["stream"].loss_ == "mse"  # numbers beyond [0, 1]: squared error
+
+
+def test_a_streamed_dataframe_names_its_text_column_as_when_read_whole():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": np.random.default_rng(0).uniform(size=50), "kind": ["x"] * 50})
+    for mode in ("memory", "stream"):  # streamed, it was "X: array dtype object is not numeric"
+        with pytest.raises(InputError, match="X's column 'kind' holds text or categories"):
+            Autoencoder(epochs=1, data_loading=mode).fit(frame)

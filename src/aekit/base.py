@@ -568,7 +568,15 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             from sklearn.utils.validation import _get_feature_names
 
             names = _get_feature_names(X)
-            source = ArraySource(np.asarray(X))
+            rows = np.asarray(X)
+            if hasattr(X, "dtypes"):  # a DataFrame: a text column named, as when read whole
+                from sklearn.utils import check_array
+
+                try:
+                    rows = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_2d=False)
+                except ValueError as exc:
+                    raise _data_error(exc, X) from exc
+            source = ArraySource(rows)
         if self.data_loading == "auto" and not _too_big(source):
             log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
             return self._in_memory(X, source)
