@@ -315,6 +315,27 @@ def plain_numbers(X: Any) -> Any:
     return X
 
 
+def _frame_rows(X: Any) -> np.ndarray:
+    """A DataFrame's rows as one array, numbers kept as they are (uint8 too) and NaN left to the per-chunk check
+    that names the row; a text column named, as when the frame is read whole."""
+    from sklearn.utils import check_array
+
+    try:
+        return check_array(X, dtype="numeric", ensure_all_finite=False, ensure_2d=False)
+    except ValueError as exc:
+        raise _data_error(exc, X) from exc
+
+
+def _warn_uint8_frame() -> None:
+    """Once per process: named uint8 columns (a DataFrame) are a table's numbers, not pixels."""
+    warn_once(
+        ("uint8-frame",),
+        "X is a DataFrame of named uint8 columns: read as numbers, not as 0-255 pixels (images come as arrays); "
+        "for images pass scale='pixels'",
+        stacklevel=outside_stacklevel(),
+    )
+
+
 def grey_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """An image shape with a single channel dropped: (1, H, W) and (H, W, 1) are the grey images (H, W)."""
     if len(shape) == 3 and shape[0] == 1:
@@ -426,12 +447,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return bool(is_uint8(X) and getattr(self, "pixels_", True))  # files from before pixels_: always
         self.pixels_: bool | None = None
         if is_uint8(X) and self.scale is None and _named_columns(X):  # a table's columns are numbers
-            warn_once(
-                ("uint8-frame",),
-                "X is a DataFrame of named uint8 columns: read as numbers, not as 0-255 pixels (images come as "
-                "arrays); for images pass scale='pixels'",
-                stacklevel=outside_stacklevel(),
-            )
+            _warn_uint8_frame()
             self.pixels_ = False
         elif is_uint8(X):
             self.pixels_ = bool(uint8_pixels(X, stacklevel=4)) if self.scale is None else False  # at fit's caller
@@ -493,12 +509,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             stats = RangeStats.of_chunks(_checked_chunks(source))
             named = getattr(self, "feature_names_in_", None) is not None  # a DataFrame streamed from memory
             if uint8 and self.scale is None and named:  # a table's columns are numbers, as when read whole
-                warn_once(
-                    ("uint8-frame",),
-                    "X is a DataFrame of named uint8 columns: read as numbers, not as 0-255 pixels (images come as "
-                    "arrays); for images pass scale='pixels'",
-                    stacklevel=outside_stacklevel(),
-                )
+                _warn_uint8_frame()
             self.pixels_ = bool(
                 uint8 and self.scale is None and not named and pixels_from_max(int(stats.high.max()), stacklevel=5)
             )
@@ -568,15 +579,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             from sklearn.utils.validation import _get_feature_names
 
             names = _get_feature_names(X)
-            rows = np.asarray(X)
-            if hasattr(X, "dtypes"):  # a DataFrame: a text column named, as when read whole
-                from sklearn.utils import check_array
-
-                try:
-                    rows = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_2d=False)
-                except ValueError as exc:
-                    raise _data_error(exc, X) from exc
-            source = ArraySource(rows)
+            source = ArraySource(_frame_rows(X) if hasattr(X, "dtypes") else np.asarray(X))
         if self.data_loading == "auto" and not _too_big(source):
             log.info("data_loading='auto': %s fits in memory, reading it whole", source.name)
             return self._in_memory(X, source)
@@ -944,9 +947,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Warn when a conv body reads flat rows that do not look like images (float values outside [0, 1], or
         scaled other than as pixels) as square images: a trial's 64-sample sensor windows became 8 x 8 images
         without a word. uint8 rows are taken for pixels, as the rest of aekit takes them."""
-        if self.architecture != "conv" or fitted_image_shape(self) is not None or self.pixels_ or uint8:
-            return
-        if self.scale == "pixels":
+        looks_like_pixels = self.pixels_ or uint8 or self.scale == "pixels"
+        if self.architecture != "conv" or fitted_image_shape(self) is not None or looks_like_pixels:
             return
         side = math.isqrt(n_features)
         if side * side != n_features:  # no square: the network's build asks for the shape

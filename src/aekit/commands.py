@@ -839,11 +839,21 @@ def model_columns(X: Any, names: list[str], model: Any, data: str, taken: dict[s
     return X[:, [position[n] for n in want]]
 
 
+def _needs_decoder(args: argparse.Namespace, est: Any, flag: str) -> None:
+    """Refuse ``flag`` (it reads reconstructions) for a map fitted without a decoder, with the CLI's fix."""
+    from aekit._utils import InputError
+
+    if not est.net_.has_decoder:
+        raise InputError(
+            f"{flag}: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no rows; "
+            f"train one with --reconstruction-weight 1, or drop {flag.split()[0]}"
+        )
+
+
 def _check_columns(args: argparse.Namespace, est: Any) -> None:
     """``embed --predict`` / ``--error``: a model that has what the column holds (a classifier head, a decoder),
     and a CSV to hold it."""
     from aekit._utils import InputError
-    from aekit.modules import NoDecoder
 
     asked = {
         "--predict": ("predicted", "places points and predicts no class", "the head's classes"),
@@ -862,11 +872,8 @@ def _check_columns(args: argparse.Namespace, est: Any) -> None:
                 f"--predict: {args.model} has no classifier (it was trained without labels); train one with "
                 "`aekit train DATA --supervised --label-column NAME`, or drop --predict"
             )
-        if flag == "--error" and isinstance(est.net_.decoder, NoDecoder):
-            raise InputError(
-                f"--error: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no "
-                "rows; train one with --reconstruction-weight 1, or drop --error"
-            )
+        if flag == "--error":
+            _needs_decoder(args, est, flag)
         if Path(args.out).suffix.lower() != ".csv":
             raise InputError(
                 f"{flag} adds a `{column}` column to a CSV, but --out {args.out} is a .npy (the codes alone); "
@@ -1103,14 +1110,9 @@ def _outlier_rows(args: argparse.Namespace, est: Any, y: np.ndarray | None) -> t
 
     from aekit._utils import InputError, unlabelled
     from aekit.csvdata import listed
-    from aekit.modules import NoDecoder
 
     flag = f"--outlier-label {args.outlier_label}"
-    if isinstance(est.net_.decoder, NoDecoder):
-        raise InputError(
-            f"{flag}: {args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no rows; "
-            "train one with --reconstruction-weight 1, or drop --outlier-label"
-        )
+    _needs_decoder(args, est, flag)
     labels = None if y is None else np.asarray(y)
     known = None if labels is None else ~unlabelled(labels)
     if labels is None or known is None or not known.any():
