@@ -888,7 +888,9 @@ def test_visualize_takes_the_estimator_flags_and_keeps_rows(tmp_path, capsys, ir
     assert "pass --scale minmax" in err and not (tmp_path / "v0").exists()
     fix = ["--loss", "bce", "--scale", "minmax"]
     assert main([*base, *small, *fix, "--compare", "--out", str(tmp_path / "v")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # off a terminal each model prints its epoch lines: the 2-D panel's say whose they are
+    assert "training the model of the AE → 2-D panel\nepoch 1/2 " in err
     assert "AE → 2-D" in out and "AE(20) → t-SNE" in out and (tmp_path / "v" / "comparison.png").exists()
     assert "routes measured on X after the model's scale='minmax'" in out  # the units every route is scored in
     lines = (tmp_path / "v" / "embedding.csv").read_text().splitlines()

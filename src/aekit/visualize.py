@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -695,17 +696,19 @@ def compare_routes(
     X = np.asarray(_unit_scaled(X, ae20), dtype=np.float32)
     routes: dict[str, dict[str, Any]] = {}
 
-    def fitted(est: Any, default: dict[str, Any], supervised: bool = False) -> tuple[Any, float]:
+    def fitted(est: Any, default: dict[str, Any], panel: str, supervised: bool = False) -> tuple[Any, float]:
         t = time.perf_counter()
         if est is None:
             est = (SupervisedAutoencoder if supervised else Autoencoder)(random_state=random_state, **default)
         if hasattr(est, "net_"):  # trained before: what its epochs took, so that every route counts its training
             return est, float(sum(getattr(est, "history_", {}).get("time", [])))
+        if getattr(est, "verbose", 0) == 2:  # its epoch lines follow: say which panel's model they are
+            print(f"training the model of the {panel} panel", file=sys.stderr, flush=True)
         fit_stage(est, X, y if supervised else None)
         return est, time.perf_counter() - t
 
     # the AE(20) model first: its scale sets the units every route is measured in
-    model20, secs20 = fitted(ae20, {"n_components": 20})
+    model20, secs20 = fitted(ae20, {"n_components": 20}, "AE(20) → t-SNE")
     scale = getattr(model20, "scale", None)
     inputs = _input_rows(X, None, None, model20)
     for name, est in (("ae2", None if skip_2d else ae2), ("sae20", sae20)):
@@ -718,7 +721,7 @@ def compare_routes(
                 stacklevel=2,
             )
     if not skip_2d:
-        ae, secs = fitted(ae2, {"scale": scale})
+        ae, secs = fitted(ae2, {"scale": scale}, "AE → 2-D")
         t = time.perf_counter()
         # a given 2-D model may be a parametric t-SNE map rather than an autoencoder
         routes["parametric t-SNE" if isinstance(ae, ParametricTSNE) else "AE → 2-D"] = {
@@ -736,7 +739,8 @@ def compare_routes(
             continue
         if not supervised and isinstance(model20, ParametricTSNE):  # a map: t-SNE of its 2-D codes redraws it
             continue
-        model, secs = (model20, secs20) if not supervised else fitted(est, {"n_components": 20, "scale": scale}, True)
+        sae_default = {"n_components": 20, "scale": scale}
+        model, secs = (model20, secs20) if not supervised else fitted(est, sae_default, "SAE(20) → t-SNE", True)
         name = f"{kind}({model.net_.code_size}) → t-SNE"  # a given model may have another code size than 20
         t = time.perf_counter()
         emb = tsne(
