@@ -213,6 +213,19 @@ def test_suggested_fixes_are_flags_of_the_subcommand(world, tmp_path, capsys, co
     assert list(Path(tmp_path).iterdir()) == []  # a refused command leaves no file and no folder behind
 
 
+def test_the_conv_warning_names_the_image_shape_flag(tmp_path):
+    """A conv body reading flat rows beyond [0, 1] as 8 x 8 images: its advice, image_shape=(8, 8), as a flag."""
+    X = np.random.default_rng(0).normal(size=(40, 64)).astype(np.float32)  # 64-sample windows, not pixels
+    np.save(tmp_path / "windows.npy", X)
+    argv = ["train", str(tmp_path / "windows.npy"), "--architecture", "conv", "--epochs", "1"]
+    argv += ["--conv-filters", "4", "--out", str(tmp_path / "run")]
+    done = subprocess.run([sys.executable, "-m", "aekit", *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warned = [x.removeprefix("aekit: warning: ") for x in done.stderr.splitlines() if "as an image of 8 x 8" in x]
+    assert len(warned) == 1 and "pass --image-shape 8,8 (their shape)" in warned[0], done.stderr
+    assert "--architecture dense" in warned[0] and suggestion_problems(argv, warned[0]) == []
+
+
 def test_warnings_name_flags_not_keywords(tmp_path):
     # the library's advice (scale='standard', optimizer='adam') is shown on the command line as the flags
     rng = np.random.default_rng(0)
@@ -234,6 +247,7 @@ def test_as_flags_leaves_calls_and_other_names_alone():
     assert as_flags(text) == (
         "try --optimizer adam, --scale minmax or epochs=60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
     )
+    assert as_flags("pass image_shape=(3, 32, 32) or shape=(8, 8)") == "pass --image-shape 3,32,32 or shape=(8, 8)"
     for kept in ("(best loss=0.01234)", "with random_state=None", "/data/batch_size='32'/x.csv", "column 'scale='x''"):
         assert as_flags(kept) == kept  # values, facts, paths and quoted names are no advice
 

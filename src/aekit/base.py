@@ -956,7 +956,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         warnings.warn(
             f"architecture='conv' reads each row of {n_features} values as an image of {side} x {side}, but X's "
             "rows are flat and hold values beyond [0, 1] (or are scaled), as series and tables do; for images pass "
-            f"their image_shape, e.g. ({side}, {side}), for other rows use architecture='dense'",
+            f"image_shape=({side}, {side}) (their shape), for other rows use architecture='dense'",
             UserWarning,
             stacklevel=outside_stacklevel(),
         )

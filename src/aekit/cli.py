@@ -532,13 +532,15 @@ def as_flags(text: str) -> str:
         name, value = m.group(1), m.group(2)
         if name not in PARAMS:
             return m.group(0)
+        if value.startswith("("):  # a tuple of numbers, as the flag takes it: (8, 8) -> 8,8
+            return f"--{name.replace('_', '-')} {','.join(v.strip() for v in value[1:-1].split(','))}"
         return f"--{name.replace('_', '-')} {value.strip(chr(39) + chr(34))}"
 
     return _KEYWORD.sub(flag, text)
 
 
-# name='value', unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
-_KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\")")
+# name='value' or name=(1, 2), unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
+_KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|\(\d+(?:, ?\d+)+\))")
 
 
 def _one_line_warnings() -> Callable[[], None]:
