@@ -299,3 +299,65 @@ def test_cli_explore_a_folder_of_images_shows_thumbnails_at_the_size_it_was_read
     assert main(["explore", str(tmp_path / "imgs"), "--embedding", str(tmp_path / "emb.npy"), "--out", str(out)]) == 0
     config = _config(out.read_text())
     assert config["tile"] == [12, 10] and not config.get("features")
+
+
+def test_values_colour_the_map_and_bad_values_are_refused(small, tmp_path):
+    E, y, imgs = small
+    v = np.random.default_rng(5).random(len(E))
+    page = explore_html(E, y, imgs, values=v, value_name="reconstruction error")
+    assert _config(page)["value_name"] == "reconstruction error" and "value-bar" in page
+    assert "(red above" in page and "the top 1%)" in page  # the colour bar says what red means
+    assert _config(explore_html(E, y, imgs))["value_name"] is None
+    bad = v.copy()
+    bad[7] = np.nan
+    with pytest.raises(InputError, match=r"values: 1 of 200 are NaN or infinite"):
+        explore(E, path=tmp_path / "p.html", values=bad)
+    with pytest.raises(InputError, match="values has 3 rows"):
+        explore(E, path=tmp_path / "p.html", values=v[:3])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_explore_colours_by_the_reconstruction_error(tmp_path, capsys, monkeypatch):
+    """--error: the model's errors, or the column `embed --error` wrote (matched by id); refused without either."""
+    import pandas as pd
+
+    from aekit import ParametricTSNE
+    from aekit import explore as explore_module
+
+    rng = np.random.default_rng(6)
+    table = pd.DataFrame(rng.uniform(size=(80, 6)), columns=list("abcdef"))
+    table.insert(0, "id", [f"r{i}" for i in range(80)])
+    table.to_csv(tmp_path / "t.csv", index=False)
+    data = [str(tmp_path / "t.csv"), "--id-column", "id"]
+    small = ["--epochs", "1", "--hidden-layer-sizes", "8", "--n-components", "2"]
+    assert main(["train", *data, *small, "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    seen = []
+    real = explore_module.explore
+    monkeypatch.setattr(explore_module, "explore", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    assert main(["explore", *data, "--model", model, "--error", "--out", str(tmp_path / "m.html")]) == 0
+    from aekit import load
+
+    expected = -load(model).score_samples(table[list("abcdef")].to_numpy(np.float32))
+    np.testing.assert_allclose(seen[-1]["values"], expected, rtol=1e-5)
+    assert seen[-1]["value_name"] == "reconstruction error"
+    # the column of `embed --error`, read back in the data's order whatever the CSV's order
+    assert main(["embed", model, *data, "--error", "--out", str(tmp_path / "codes.csv")]) == 0
+    codes = pd.read_csv(tmp_path / "codes.csv")
+    codes.sample(frac=1.0, random_state=0).to_csv(tmp_path / "shuffled.csv", index=False)
+    emb = ["--embedding", str(tmp_path / "shuffled.csv")]
+    assert main(["explore", *data, *emb, "--error", "--out", str(tmp_path / "e.html")]) == 0
+    np.testing.assert_allclose(seen[-1]["values"], expected, rtol=1e-5)
+    capsys.readouterr()
+    codes.drop(columns="reconstruction_error").to_csv(tmp_path / "plain.csv", index=False)
+    emb = ["--embedding", str(tmp_path / "plain.csv")]
+    assert main(["explore", *data, *emb, "--error", "--out", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err
+    assert "has no reconstruction_error column; write one with `aekit embed MODEL DATA" in err
+    ParametricTSNE(perplexity=5, epochs=1, hidden_layer_sizes=(8,), random_state=0).fit(
+        table[list("abcdef")].to_numpy(np.float32)
+    ).save(tmp_path / "map.safetensors")
+    argv = ["explore", *data, "--model", str(tmp_path / "map.safetensors"), "--error", "--out"]
+    assert main([*argv, str(tmp_path / "q.html")]) == 2
+    assert "a map without a decoder" in capsys.readouterr().err
+    assert not (tmp_path / "p.html").exists() and not (tmp_path / "q.html").exists()

@@ -228,3 +228,26 @@ def test_direction_controls_in_ids_and_labels_are_shown_not_obeyed(data, tmp_pat
         with open(dl.value.path(), newline="", encoding="utf-8") as fh:
             assert list(csv.reader(fh))[1][1] == "\u202egpj.exe"
         assert errors == [] and outside == []
+
+
+def test_values_colour_the_points_show_on_hover_and_are_saved(data, tmp_path):
+    """Points coloured by a number (reconstruction errors): the outlier's value on hover and in a saved selection."""
+    E, y, images = data
+    values = np.random.default_rng(1).random(N)
+    values[KNOWN] = 1234.5  # an outlier: above the colour scale's top, drawn red
+    path = explore(E, y, images, path=tmp_path / "values.html", values=values, value_name="reconstruction error")
+    with opened(path, tmp_path) as (page, outside, errors):
+        _hover_known(page)
+        assert "reconstruction error 1235" in page.locator("#aekit-tip").inner_text()
+        mapper = page.evaluate(
+            "() => { const m = Bokeh.documents[0].get_model_by_name('value-bar').color_mapper;"
+            " return [m.low, m.high, m.high_color]; }"
+        )
+        assert mapper[0] == pytest.approx(values.min()) and mapper[1] < 1.0 and mapper[2] == "red"
+        page.evaluate(f"() => {{ aekitExplore.picked = [[{KNOWN}, {y[KNOWN]}, 0, 1234.5], [3, {y[3]}, 1, 0.25]]; }}")
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Save CSV").click()
+        with open(dl.value.path(), newline="") as fh:
+            rows = list(csv.reader(fh))
+        assert rows == [["index", "label", "reconstruction error"], [str(KNOWN), "2", "1234.5"], ["3", "3", "0.25"]]
+        assert errors == [] and outside == []

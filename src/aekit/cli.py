@@ -364,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--title", help="the page's title")
     p.add_argument(
+        "--error",
+        action="store_true",
+        help="colour the points by each row's reconstruction error (outliers stand out): the --model's, or the "
+        "`reconstruction_error` column of an --embedding CSV that `aekit embed --error` wrote",
+    )
+    p.add_argument(
         "--perplexity", type=float, default=30.0, help="t-SNE perplexity for a model with wider codes (default: 30)"
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of t-SNE (default: 0)")

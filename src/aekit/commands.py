@@ -386,8 +386,9 @@ def read_codes(path: str | os.PathLike[str]) -> np.ndarray:
     return read_codes_and_ids(path)[0]
 
 
-def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
-    """``read_codes``, and the rows' ids as text where the file has an ``id`` column (a CSV ``embed`` wrote)."""
+def read_codes_and_ids(path: str | os.PathLike[str], column: str | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """``read_codes``, and the rows' ids as text where the file has an ``id`` column (a CSV ``embed`` wrote).
+    ``column``: that one of the leading columns instead of the codes (e.g. ``reconstruction_error``), ``(n, 1)``."""
 
     from aekit._utils import DataFormatError
     from aekit.csvdata import csv_header, is_csv, reading_own_csv
@@ -402,7 +403,9 @@ def read_codes_and_ids(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[s
                 label_column="label" if "label" in header else None,
                 id_column="id" if "id" in header else None,
                 # embed --predict's and --error's columns are left out as well (a codes file's header names them)
-                keep=[c for c in header if c not in LEADING_COLUMNS]
+                keep=[column]
+                if column is not None
+                else [c for c in header if c not in LEADING_COLUMNS]
                 if set(header) & set(LEADING_COLUMNS[2:])
                 else None,
             )
@@ -1442,10 +1445,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
             "explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)"
         )
     check_writable(args.out, "--out")
+    if args.error and args.model:
+        _needs_decoder(args, load_model(args), "--error")  # before any data is read or t-SNE run
     with output_file(args.out, args.overwrite) as (out, name):
         emb, X, y, ids, model, axes, names = _explore_points(args)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
+        errors = _explore_errors(args, model, X, ids) if args.error else None
         if _write_explore(
             out.staged(name),
             emb,
@@ -1457,10 +1463,35 @@ def cmd_explore(args: argparse.Namespace) -> int:
             axis_labels=axes,
             max_thumbnails=args.max_thumbnails,
             ids=ids,
+            values=errors,
+            value_name="reconstruction error",
         ):
             out.commit()
     print(f"map of {len(emb):,} points: {args.out}")
     return 0
+
+
+def _explore_errors(args: argparse.Namespace, model: Any, X: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    """``explore --error``: each row's reconstruction error, from the --model (as ``embed --error`` writes it), or
+    the ``reconstruction_error`` column of the --embedding CSV, in the data's row order."""
+    import numpy as np
+
+    from aekit._utils import InputError
+    from aekit.csvdata import csv_header, is_csv
+
+    if model is not None:
+        return -np.asarray(model.score_samples(X), dtype=np.float64)
+    p = Path(args.embedding)
+    header = (csv_header(p) or []) if is_csv(p) else []
+    if "reconstruction_error" not in header:
+        raise InputError(
+            f"--error: --embedding {p} has no reconstruction_error column; write one with `aekit embed MODEL "
+            f"DATA --out {p.with_suffix('.csv').name} --error`, or pass the --model instead of --embedding"
+        )
+    errors, emb_ids = read_codes_and_ids(p, column="reconstruction_error")
+    if ids is not None:
+        errors = aligned_by_id(errors, emb_ids, ids, f"--embedding {args.embedding}", args.data)
+    return errors.reshape(-1)
 
 
 def _explore_points(

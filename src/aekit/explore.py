@@ -78,6 +78,20 @@ def _check_embedding(embedding: Any) -> np.ndarray:
     return E.astype(np.float32)
 
 
+def _check_values(values: Any, n: int) -> np.ndarray | None:
+    """``values`` as finite float64 ``(n,)`` (None stays None), or one line naming what is wrong."""
+    v = _check_rows("values", values, n)
+    if v is None:
+        return None
+    try:
+        v = np.asarray(v, dtype=np.float64).reshape(n)
+    except (TypeError, ValueError):
+        raise InputError(f"values must be one number per point, shape ({n},); found {np.shape(values)}") from None
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"values: {int((~np.isfinite(v)).sum())} of {n} are NaN or infinite; pass finite numbers")
+    return v
+
+
 def _check_rows(name: str, values: Any, n: int) -> np.ndarray | None:
     if values is None:
         return None
@@ -261,6 +275,24 @@ def _marker_size(n: int) -> float:
     return 7.0 if n <= 2_000 else 5.0 if n <= 20_000 else 3.5
 
 
+#: with values, the share of points with the highest ones, drawn in a colour of their own (the outliers to look at)
+VALUE_TOP = 0.01
+VALUE_COLOUR = "red"
+
+
+def _value_colours(v: np.ndarray) -> Any:
+    """Viridis from the lowest value to the ``1 - VALUE_TOP`` quantile, the values above it red: a few extreme
+    values (outliers, whose errors are often orders of magnitude above the rest) neither flatten the scale nor
+    hide among it."""
+    from bokeh.models.mappers import LinearColorMapper
+    from bokeh.palettes import Viridis256
+
+    low, high = float(np.min(v)), float(np.quantile(v, 1 - VALUE_TOP))
+    if not high > low:  # (nearly) one value: a scale of some width
+        high = low + max(abs(low), 1.0) * 1e-6
+    return LinearColorMapper(palette=Viridis256, low=low, high=high, high_color=VALUE_COLOUR)
+
+
 def _document(
     E: np.ndarray,
     classes: list[str],
@@ -270,11 +302,15 @@ def _document(
     title: str,
     axis_labels: Sequence[str],
     intro: str,
+    values: tuple[str, np.ndarray] | None = None,
 ) -> Any:
-    """The Bokeh layout: the map (one renderer per class, for the legend's show/hide) and the side panel."""
+    """The Bokeh layout: the map (one renderer per class, for the legend's show/hide) and the side panel.
+
+    ``values``: ``(name, (n,) float)``, each point's number (e.g. its reconstruction error): the points are
+    coloured by it instead of by class, the top ``VALUE_TOP`` share in one colour of its own."""
     from bokeh.layouts import column, row
     from bokeh.models import BoxSelectTool, ColumnDataSource, CustomJS, HoverTool, LassoSelectTool
-    from bokeh.models.annotations import Legend, LegendItem, Title  # (mypy cannot follow bokeh.models' star re-exports)
+    from bokeh.models.annotations import ColorBar, Legend, LegendItem, Title  # (mypy: bokeh.models re-exports)
     from bokeh.models.renderers import DataRenderer
     from bokeh.models.widgets import Button, Div
     from bokeh.plotting import figure
@@ -293,12 +329,20 @@ def _document(
     p.title = Title(text=title, text_font_size="15px")
     renderers, items = [], []
     names, F = feat
-    colors = _palette(len(classes))
+    colors: list[Any] = _palette(len(classes))
+    mapper = None
+    if values is not None:
+        mapper = _value_colours(values[1])
+        colors = [{"field": "v", "transform": mapper}] * len(classes)
     for k, (name, color) in enumerate(zip(classes, colors, strict=True)):
         members = np.flatnonzero(codes == k)
+        if values is not None:  # the highest drawn last, on top: an outlier is not hidden under its neighbours
+            members = members[np.argsort(values[1][members], kind="stable")]
         data = {"x": E[members, 0], "y": E[members, 1], "idx": members.astype(np.int32), "slot": slot[members]}
         if F is not None:
             data.update({f"f{j}": F[members, j] for j in range(len(names))})
+        if values is not None:
+            data["v"] = values[1][members]
         r = p.scatter(
             "x",
             "y",
@@ -312,7 +356,8 @@ def _document(
             name=f"class {name}",
         )
         renderers.append(r)
-        items.append(LegendItem(label=name, renderers=[r]))  # type: ignore[list-item]  # bokeh's GlyphRenderer[T] is invariant
+        # coloured by values, a class's legend glyph takes its lowest point's colour (Viridis' dark end), not red
+        items.append(LegendItem(label=name, renderers=[r], index=None if values is None else 0))  # type: ignore[list-item]  # bokeh's GlyphRenderer[T] is invariant
     legend = Legend(
         items=items,
         click_policy="hide",
@@ -322,6 +367,10 @@ def _document(
         glyph_width=18,
     )
     p.add_layout(legend, "right")
+    if mapper is not None and values is not None:
+        top = f"{VALUE_COLOUR} above {mapper.high:.3g}: the top {100 * VALUE_TOP:g}%"
+        bar = ColorBar(color_mapper=mapper, title=f"{values[0]} ({top})", width=12, name="value-bar")
+        p.add_layout(bar, "left")
     state = {"renderers": renderers, "classes": classes}
     info = Div(text=intro, width=300, styles={"font-size": "13px"})
     sel = Div(
@@ -412,6 +461,7 @@ _JS = r"""
     const c = cfg(), d = src.data, url = AE.thumb(d.slot[i], scale);
     let h = url ? `<img src="${url}" alt="point ${d.idx[i]}">` : (url === "" ? "<i>loading…</i><br>" : "");
     h += `<b>${AE.name(d.idx[i])}</b>` + (c.labelled ? ` &nbsp;label <b>${esc(classes[cls])}</b>` : "");
+    if (c.value_name !== null) h += `<br>${esc(c.value_name)} <b>${Number(d.v[i]).toPrecision(4)}</b>`;
     if (c.features.length) {
       const tr = (f, j) => `<tr><td>${esc(f)}</td><td>${Number(d["f" + j][i]).toPrecision(4)}</td></tr>`;
       h += "<table>" + c.features.map(tr).join("") + "</table>";
@@ -454,7 +504,7 @@ _JS = r"""
       if (!r.visible) return;
       const d = r.data_source.data;
       for (const i of r.data_source.selected.indices) {
-        picked.push([d.idx[i], k, d.slot[i]]);
+        picked.push([d.idx[i], k, d.slot[i], d.v ? d.v[i] : null]);
         per.set(k, (per.get(k) || 0) + 1);
       }
     });
@@ -486,13 +536,16 @@ _JS = r"""
     let text;
     if (fmt === "csv") {
       const q = (s) => (/[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
+      const value = c.value_name !== null;
       const line = (e) => e[0] + (c.ids ? "," + q(c.ids[e[0]]) : "")
-        + (c.labelled ? "," + q(c.labels[e[1]]) : "") + "\n";
-      text = "index" + (c.ids ? ",id" : "") + (c.labelled ? ",label\n" : "\n") + p.map(line).join("");
+        + (c.labelled ? "," + q(c.labels[e[1]]) : "") + (value ? "," + e[3] : "") + "\n";
+      text = "index" + (c.ids ? ",id" : "") + (c.labelled ? ",label" : "") + (value ? "," + q(c.value_name) : "")
+        + "\n" + p.map(line).join("");
     } else {
       const o = {indices: p.map((e) => e[0])};
       if (c.ids) o.ids = p.map((e) => c.ids[e[0]]);
       if (c.labelled) o.labels = p.map((e) => c.labels[e[1]]);
+      if (c.value_name !== null) o.values = p.map((e) => e[3]);
       text = JSON.stringify(o);
     }
     const a = document.createElement("a");
@@ -543,11 +596,14 @@ def explore_html(
     thumbnail_size: int = 32,
     random_state: int = 0,
     ids: Any = None,
+    values: Any = None,
+    value_name: str = "value",
 ) -> str:
     """The page of ``explore`` as a string (see there)."""
     E = _check_embedding(embedding)
     n = len(E)
     y = _check_rows("labels", labels, n)
+    v = _check_values(values, n)
     point_ids = _check_rows("ids", ids, n)
     imgs = _check_rows("images", images, n)
     F = _check_rows("features", features, n)
@@ -557,7 +613,7 @@ def explore_html(
         if stack is not None
         else None
     )
-    classes, codes, values = _classes(y, n)
+    classes, codes, label_values = _classes(y, n)
     if len(classes) > LEGEND_CLASSES:  # e.g. an id column passed as the labels: a slow page, a cut legend
         log.warning(
             "%d labels for %d points: the legend shows the first few dozen and the page grows with each; "
@@ -570,14 +626,19 @@ def explore_html(
     parts = [f"<b>{n:,} points</b>" + (f", {len(classes)} labels" if y is not None else "")]
     if thumbs:
         parts.append(thumbs.note or "every point has a thumbnail")
+    if v is not None:
+        parts.append(f"Colour: each point's {value_name} (the top {100 * VALUE_TOP:g}% in {VALUE_COLOUR}).")
     parts.append(
         "Hover: a point's "
         + ("image, " if thumbs else "values, " if names else "")
-        + "index and label. Wheel: zoom; drag: pan. "
+        + "index and label"
+        + (f" and {value_name}" if v is not None else "")
+        + ". Wheel: zoom; drag: pan. "
         "Box/lasso (toolbar): select, then save the indices. Legend: click a label to hide or show it."
     )
     intro = "<br>".join(html.escape(s) if not s.startswith("<b>") else s for s in parts)
-    layout = _document(E, classes, codes, slot, (names, Fs), title, axis_labels, intro)
+    shown_values = None if v is None else (shown(value_name), v)
+    layout = _document(E, classes, codes, slot, (names, Fs), title, axis_labels, intro, shown_values)
     cfg = {
         "labelled": y is not None,
         "features": names,
@@ -587,7 +648,8 @@ def explore_html(
         "per_sheet": SHEET_TILES,
         "ids": None if point_ids is None else [str(v) for v in point_ids.tolist()],
         # the labels as the data hold them, for saved selections (the legend's names are for reading)
-        "labels": values,
+        "labels": label_values,
+        "value_name": None if v is None else value_name,
     }
     return _page(layout, title, thumbs, cfg)
 
@@ -607,6 +669,8 @@ def explore(
     thumbnail_size: int = 32,
     random_state: int = 0,
     ids: Any = None,
+    values: Any = None,
+    value_name: str = "value",
 ) -> Path:
     """Write an interactive map of a 2-D embedding as one self-contained HTML file.
 
@@ -638,6 +702,12 @@ def explore(
     ids : array of shape (n_samples,), optional
         Each point's own id (a CSV's id column, an image's file), shown on hover and saved
         with the selection beside its index.
+    values : array of shape (n_samples,), optional
+        A number per point, e.g. its reconstruction error (``-estimator.score_samples(X)``): the
+        points are coloured by it (Viridis, the top ``VALUE_TOP`` share red) instead of by label,
+        it shows on hover and is saved with the selection.
+    value_name : str, default="value"
+        What ``values`` are, for the colour bar, the hover card and the saved selection's column.
 
     Returns
     -------
@@ -657,6 +727,8 @@ def explore(
         thumbnail_size=thumbnail_size,
         random_state=random_state,
         ids=ids,
+        values=values,
+        value_name=value_name,
     )
     with atomic_path(p) as tmp:
         tmp.write_text(page, encoding="utf-8", errors=UNDECODABLE)
