@@ -631,8 +631,7 @@ def explore_html(
     parts.append(
         "Hover: a point's "
         + ("image, " if thumbs else "values, " if names else "")
-        + "index and label"
-        + (f" and {value_name}" if v is not None else "")
+        + ("index, label and " + value_name if v is not None else "index and label")
         + ". Wheel: zoom; drag: pan. "
         "Box/lasso (toolbar): select, then save the indices. Legend: click a label to hide or show it."
     )
