@@ -197,6 +197,37 @@ def test_single_file_outputs_are_not_replaced(tmp_path, npy, capsys, command):
     assert np.load(target).shape[0] == 64
 
 
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, npy, capsys):
+    """An attack: `evaluate m.safetensors d.npy --json m.safetensors --overwrite` replaced the model with JSON,
+    `embed`/`denoise` their own data with codes; an output folder inside a folder of images became images."""
+    from PIL import Image
+
+    assert _train(npy, tmp_path / "run") == 0
+    model = tmp_path / "run" / "model.safetensors"
+    kept = {p: p.read_bytes() for p in (model, npy)}
+    cases = [
+        (["evaluate", str(model), str(npy), "--json", str(model)], "is the file this command reads as --model"),
+        (["evaluate", str(tmp_path / "run"), str(npy), "--json", str(model)], "inside"),  # a run folder as --model
+        (["evaluate", str(model), str(npy), "--json", str(npy)], "is the file this command reads as --data"),
+        (["embed", str(model), str(npy), "--out", str(npy)], "reads as --data"),
+        (["denoise", str(model), str(npy), "--out", str(npy)], "reads as --data"),
+    ]
+    for argv, words in cases:
+        assert main([*argv, "--overwrite"]) == 2, argv
+        line = _one_error_line(capsys.readouterr().err)
+        assert words in line and "write " in line, line
+    assert {p: p.read_bytes() for p in kept} == kept
+    # a folder of images: an output folder in it would be read as images (a class) next time
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(tmp_path / "imgs" / "a" / f"{i}.png")
+    assert main(["train", str(tmp_path / "imgs"), "--out", str(tmp_path / "imgs" / "run"), "--epochs", "1"]) == 2
+    assert "is inside" in _one_error_line(capsys.readouterr().err) and not (tmp_path / "imgs" / "run").exists()
+    # a file name denoise cannot write is refused before any work, in the user's words
+    assert main(["denoise", str(model), str(npy), "--out", str(tmp_path / "den.csv.gz")]) == 2
+    assert f"--out {tmp_path / 'den.csv.gz'}: use a .npy or .csv" in _one_error_line(capsys.readouterr().err)
+
+
 # ----------------------------------------------------------------------------- full disks
 
 

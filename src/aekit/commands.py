@@ -266,8 +266,51 @@ def _out_dir(args: argparse.Namespace, files: Sequence[str], overwrite: bool | N
     replaced without --overwrite."""
     from aekit.outputs import output_folder
 
+    _not_an_input(args, args.out, "--out", folder=True)
     with output_folder(args.out, files, overwrite=args.overwrite if overwrite is None else overwrite) as out:
         yield out
+
+
+@contextlib.contextmanager
+def _out_file(args: argparse.Namespace, path: str, flag: str = "--out") -> Iterator[tuple[OutputFolder, str]]:
+    """``aekit.outputs.output_file`` for ``flag``'s ``path``, refused first where it is one of the command's inputs."""
+    from aekit.outputs import output_file
+
+    _not_an_input(args, path, flag)
+    with output_file(path, args.overwrite, flag) as found:
+        yield found
+
+
+#: the arguments that name what a command reads (a model, data, an embedding)
+INPUT_ARGS = ("model", "data", "train_data", "embedding")
+
+
+def _not_an_input(args: argparse.Namespace, path: str, flag: str, folder: bool = False) -> None:
+    """Refuse an output that is a file the command reads (its model, data or embedding; --overwrite would
+    replace it: `evaluate m.safetensors data.csv --json m.safetensors --overwrite` lost the model), a model
+    file inside a model's folder, or (``folder``: an output folder) one inside a folder of data it reads, whose
+    next reading would take the new files for data."""
+    from aekit._utils import InputError
+
+    out = Path(path).resolve()
+    for name in INPUT_ARGS:
+        given = getattr(args, name, None)
+        if not given or (name in ("data", "train_data") and given in ("mnist", "mnist-test")):
+            continue
+        source = Path(given).resolve()
+        if out == source:
+            what = "folder" if source.is_dir() else "file"
+            raise InputError(
+                f"{flag} {path} is the {what} this command reads as --{name.replace('_', '-')} ({given}), which the "
+                f"output would replace; write to another {what}"
+            )
+        if source.is_dir() and out.is_relative_to(source):
+            model_file = name == "model" and out.suffix.lower() == ".safetensors"
+            if folder and name != "model" or model_file:
+                what = "the model" if model_file else "data"
+                raise InputError(
+                    f"{flag} {path} is inside {given}, the folder of {what} this command reads; write outside it"
+                )
 
 
 #: the files codes and reconstructions are written to
@@ -885,10 +928,9 @@ def _check_columns(args: argparse.Namespace, est: Any) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from aekit.outputs import output_file
 
     check_codes_path(args.out)
-    with output_file(args.out, args.overwrite) as (out, name):
+    with _out_file(args, args.out) as (out, name):
         _folder_only(args)
         est = _map_or_model(args)
         # the rows as the model reads them: a map's autoencoder reads them
@@ -1075,10 +1117,9 @@ def _say_cross_validated(args: argparse.Namespace, y: np.ndarray | None, results
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aekit._utils import atomic_path
     from aekit.metrics import evaluate_model
-    from aekit.outputs import output_file
 
     with (
-        output_file(args.json, args.overwrite, "--json") if args.json else contextlib.nullcontext((None, "")) as (
+        _out_file(args, args.json, "--json") if args.json else contextlib.nullcontext((None, "")) as (
             out,
             name,
         )
@@ -1161,11 +1202,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit import metrics
     from aekit._utils import InputError, as_float32, is_uint8
     from aekit.objectives import add_noise
-    from aekit.outputs import output_file
     from aekit.params import check_noise_factor
     from aekit.scaling import apply, undo
 
-    with output_file(args.out, args.overwrite) as (out, name):
+    check_codes_path(args.out)  # before any work
+    with _out_file(args, args.out) as (out, name):
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
@@ -1438,7 +1479,6 @@ def _write_explore(
 def cmd_explore(args: argparse.Namespace) -> int:
     from aekit._utils import InputError
     from aekit.explore import check_writable
-    from aekit.outputs import output_file
 
     if (args.model is None) == (args.embedding is None):
         raise InputError(
@@ -1447,7 +1487,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     check_writable(args.out, "--out")
     if args.error and args.model:
         _needs_decoder(args, load_model(args), "--error")  # before any data is read or t-SNE run
-    with output_file(args.out, args.overwrite) as (out, name):
+    with _out_file(args, args.out) as (out, name):
         emb, X, y, ids, model, axes, names = _explore_points(args)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
