@@ -614,6 +614,42 @@ def test_embed_keeps_row_ids_and_labels(tmp_path, capsys, iris_like):
     assert table[:, 0].tolist() == list(range(6)) and table[:, 1].tolist() == [0, 1, 0, 1, 0, 1]
 
 
+def test_output_tables_never_hold_a_spreadsheet_formula(tmp_path, capsys, iris_like):
+    """An attack's ids and labels (`=cmd|' /C calc'!A0`, `+SUM(1+1)`) came back raw in every CSV and TSV: a
+    spreadsheet would run them. They are written as text ("'=cmd..."), numbers as they are, and read back exactly
+    (explore --embedding matches the rows by their own ids)."""
+    import csv as csvlib
+
+    from aekit._utils import from_spreadsheet_safe, spreadsheet_safe
+
+    hostile = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "@HYPERLINK(1)", "-2+3", "'=x", "'quoted", "-1.5", "+2e3", "plain"]
+    for text in hostile:
+        assert from_spreadsheet_safe(spreadsheet_safe(text)) == text
+        assert not spreadsheet_safe(text).startswith(("=", "+", "-", "@")) or text in ("-1.5", "+2e3")
+    csv, _ = iris_like
+    lines = csv.read_text().splitlines()
+    ids = [f"{hostile[i % 5]}{i}" if i % 5 < 3 else f"s{i}" for i in range(90)]  # unique ids, some formulas
+    labels = {"setosa": "=1+1", "versicolor": "@SUM(2)", "virginica": "virginica"}
+    cells = [line.split(",") for line in lines[1:]]
+    rows = [",".join([f'"{ids[i]}"', *c[1:-1], labels[c[-1]]]) for i, c in enumerate(cells)]
+    csv.write_text(lines[0] + "\n" + "\n".join(rows) + "\n")
+    flags = ["--id-column", "sample", "--label-column", "species"]
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--batch-size", "32", "--scale", "standard"]
+    assert main(["train", str(csv), *flags, *small, "--supervised", "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    out = tmp_path / "e.csv"
+    assert main(["embed", model, str(csv), *flags, "--predict", "--error", "--out", str(out)]) == 0
+    with open(out, newline="") as fh:
+        table = list(csvlib.reader(fh))
+    cells = [cell for row in table for cell in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "@"))], [c for c in cells if c[:1] in "=+@"]
+    assert table[1][:2] == ["'=cmd|' /C calc'!A00", "'=1+1"] and table[2][0] == "'+SUM(1+1)1"
+    assert main(["explore", str(csv), *flags, "--embedding", str(out), "--out", str(tmp_path / "m.html")]) == 0
+    assert main(["export", model, str(csv), *flags, "--format", "projector", "--out", str(tmp_path / "p")]) == 0
+    metadata = (tmp_path / "p" / "metadata.tsv").read_text().splitlines()
+    assert metadata[1] == "'=cmd|' /C calc'!A00\t'=1+1" and not [m for m in metadata if m[:1] in "=+@"]
+
+
 def test_embed_predict_writes_the_heads_classes_and_unlabelled_rows_stay_empty(tmp_path, capsys, iris_like):
     csv, _ = iris_like
     text = csv.read_text().splitlines()

@@ -188,6 +188,7 @@ def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
     E, y, images = data
     ids = np.array([f"<b>row{i}</b>" if i == KNOWN else f"row{i}" for i in range(N)], dtype=object)  # markup: text
     ids[3] = "row\r3"  # a bare CR must be quoted in the saved CSV, or a reader starts a new row there
+    ids[5] = "=HYPERLINK(1)"  # a formula to a spreadsheet: saved as text ("'=..."), the JSON keeps it as it is
     y = y.copy()
     y[3] = -1  # unlabelled: "unlabelled (-1)" in the legend, -1 in a saved selection (it joins back to the data)
     path = explore(E, y, images, path=tmp_path / "ids.html", ids=ids)
@@ -196,16 +197,22 @@ def test_ids_show_on_hover_and_are_saved_with_the_selection(data, tmp_path):
         tip = page.locator("#aekit-tip")
         assert f"<b>row{KNOWN}</b>" in tip.inner_text() and tip.locator("b b").count() == 0
         assert page.get_by_text("unlabelled (-1)").count() >= 1  # the legend
-        page.evaluate(f"() => {{ aekitExplore.picked = [[{KNOWN}, 3, 0], [3, 0, 1]]; }}")  # classes -1, 0, 1, 2, ...
+        picked = f"[[{KNOWN}, 3, 0], [3, 0, 1], [5, 1, 2]]"  # classes -1, 0, 1, 2, ...
+        page.evaluate(f"() => {{ aekitExplore.picked = {picked}; }}")
         with page.expect_download() as dl:
             page.get_by_role("button", name="Save CSV").click()
         with open(dl.value.path(), newline="") as fh:
             rows = list(csv.reader(fh))
-        assert rows == [["index", "id", "label"], [str(KNOWN), f"<b>row{KNOWN}</b>", "2"], ["3", "row\r3", "-1"]]
+        assert rows == [
+            ["index", "id", "label"],
+            [str(KNOWN), f"<b>row{KNOWN}</b>", "2"],
+            ["3", "row\r3", "-1"],
+            ["5", "'=HYPERLINK(1)", "0"],
+        ]
         with page.expect_download() as dl:
             page.get_by_role("button", name="Save JSON").click()
         saved = json.loads(Path(dl.value.path()).read_text())
-        assert saved["ids"] == [f"<b>row{KNOWN}</b>", "row\r3"] and saved["labels"] == ["2", "-1"]
+        assert saved["ids"] == [f"<b>row{KNOWN}</b>", "row\r3", "=HYPERLINK(1)"] and saved["labels"] == ["2", "-1", "0"]
         assert errors == [] and outside == []
 
 

@@ -290,6 +290,29 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
 
 #: how text outputs (CSV, TSV, HTML) write a name that is not valid UTF-8 (a file name's undecodable bytes, as
 #: Python holds them): as backslash escapes (bad\udcff.png), instead of failing
+#: a text cell starting with one of these is a formula to a spreadsheet (OWASP's list; "'" to stay invertible)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell that a spreadsheet shows as text, never runs: one that would start a formula (an id
+    ``=cmd|' /C calc'!A0``, a label ``+SUM(1)``) gets a leading ``'``, as OWASP advises for CSV files.
+    Numbers (``-1.5``) stay as they are; a cell starting with ``'`` gets one more, so that ``from_spreadsheet_safe``
+    gives the text back exactly."""
+    if not text.startswith(FORMULA_STARTS) or _NUMBER.fullmatch(text):  # a number is no formula, and stays one
+        return text
+    return "'" + text
+
+
+#: a plain decimal number (the explore page's script uses the same pattern for its saved selections)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def from_spreadsheet_safe(text: str) -> str:
+    """The text ``spreadsheet_safe`` was given (a cell without its mark is returned as it is)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
 UNDECODABLE = "backslashreplace"
 
 

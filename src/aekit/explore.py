@@ -535,7 +535,9 @@ _JS = r"""
     const c = cfg(), p = AE.picked;
     let text;
     if (fmt === "csv") {
-      const q = (s) => (/[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s);
+      // never a spreadsheet formula ("=cmd..." as "'=cmd...", numbers kept; aekit._utils.spreadsheet_safe), then quoted
+      const safe = (s) => (/^[=+\-@\t\r']/.test(s) && !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) ? "'" + s : s);
+      const q = (s) => { s = safe(String(s)); return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; };
       const value = c.value_name !== null;
       const line = (e) => e[0] + (c.ids ? "," + q(c.ids[e[0]]) : "")
         + (c.labelled ? "," + q(c.labels[e[1]]) : "") + (value ? "," + e[3] : "") + "\n";

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit._utils import UNDECODABLE, InputError, atomic_path, own_ids
+from aekit._utils import UNDECODABLE, InputError, atomic_path, own_ids, spreadsheet_safe
 from aekit.accel import Conv2d
 from aekit.base import fitted_image_shape
 
@@ -179,8 +179,9 @@ def _metadata(ids: np.ndarray, labels: np.ndarray | None) -> str:
 
 
 def _cell(value: Any) -> str:
-    """One TSV cell: tabs and every line break (a bare CR too, which ended a row) as spaces."""
-    return _BREAKS.sub(" ", str(value))
+    """One TSV cell: tabs and every line break (a bare CR too, which ended a row) as spaces; never a spreadsheet
+    formula (a TSV opens in one too)."""
+    return spreadsheet_safe(_BREAKS.sub(" ", str(value)))
 
 
 _BREAKS = re.compile("[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
