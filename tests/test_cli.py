@@ -775,6 +775,11 @@ def test_evaluate_outlier_label_scores_the_errors_against_the_marked_rows(tmp_pa
     argv = ["evaluate", str(tmp_path / "m" / "model.safetensors"), str(tmp_path / "d.csv"), "--label-column", "kind"]
     assert main([*argv, "--outlier-label", "odd"]) == 2  # a map without a decoder: the flag and the fix named
     assert "--outlier-label odd: " in (err := capsys.readouterr().err) and "--reconstruction-weight 1" in err
+    frame["kind"] = np.where(np.arange(200) < 100, 1.5, 2.5)  # fractions: no classes (a traceback once)
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    argv = ["evaluate", model, str(tmp_path / "f.csv"), "--label-column", "kind"]
+    assert main(argv) == 2
+    assert "--label-column kind: 1.5 is no class" in capsys.readouterr().err
 
 
 def pd_read(path):

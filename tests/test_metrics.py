@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -191,6 +193,27 @@ def test_score_samples_ranks_rows_unlike_the_training_data_lowest():
     assert img.score(pixels) == pytest.approx(img.score_samples(pixels).mean(), rel=1e-4)
     with pytest.raises(InputError, match="decoder"):  # a map without a decoder rebuilds nothing
         ParametricTSNE(hidden_layer_sizes=(8,), perplexity=5, epochs=1, random_state=0).fit(typical).score_samples(odd)
+
+
+def test_errors_past_float32s_range_stay_finite(tmp_path):
+    """An attack: one cell of 1e20 (finite, within float32) gave a score of -inf, an `inf` error column and a
+    traceback in evaluate --outlier-label. Errors are computed and carried in float64."""
+    from aekit import Autoencoder
+    from aekit.metrics import trustworthiness
+
+    X = np.random.default_rng(0).normal(size=(100, 6)).astype(np.float32)
+    ae = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=32, random_state=0).fit(X)
+    big = X.copy()
+    big[0, 0] = 1e20
+    scores = ae.score_samples(big)
+    assert np.isfinite(scores).all() and scores[0] == pytest.approx(-(1e40 / 6), rel=1e-3)
+    np.save(tmp_path / "big.npy", big)  # a file read in chunks: the same
+    np.testing.assert_array_equal(ae.score_samples(np.load(tmp_path / "big.npy", mmap_mode="r")), scores)
+    codes, _, errors = ae._codes_and_more(X, errors=True)
+    assert codes.dtype == np.float32 and np.array_equal(codes, ae.transform(X))  # the codes exactly as transform's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's float32 distances overflowed, with a RuntimeWarning
+        assert 0 < trustworthiness(big, ae.transform(big), max_samples=100) <= 1
 
 
 def test_score_reads_sparse_x_and_compares_uint8_images_in_one_unit():

@@ -1280,8 +1280,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for (xb,) in batches.epoch(0):
                 z = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
-                if out is None:
-                    out = np.empty((source.n_samples, z.shape[1]), dtype=np.float32)
+                if out is None:  # float32, but for a result of float64 (``_codes_and_more``'s errors)
+                    out = np.empty(
+                        (source.n_samples, z.shape[1]), dtype=np.float64 if z.dtype == np.float64 else np.float32
+                    )
                 out[start : start + len(z)] = z
                 start += len(z)
         assert out is not None  # a source has at least one row
@@ -1403,19 +1405,22 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             net.decode(torch.zeros(1, k))  # NoDecoder's error, with its fix
 
         def passes(xb: torch.Tensor) -> torch.Tensor:
+            # with errors, everything travels in float64 (the codes exactly): a row's squared error may pass
+            # float32's range (a value of 1e20 in a row gave -inf scores); MPS has no float64
+            wide = torch.float64 if errors and xb.device.type != "mps" else torch.float32
             code = net.encode(xb)["code"]
-            parts = [code.float().flatten(1)]
+            parts = [code.flatten(1).to(wide)]
             if head is not None:
-                parts.append(head(code).argmax(dim=1, keepdim=True).float())
+                parts.append(head(code).argmax(dim=1, keepdim=True).to(wide))
             if errors:
-                wide = torch.float32 if xb.device.type == "mps" else torch.float64  # MPS has no float64
                 diff = net.decode(code).to(wide) - xb.to(wide)
-                parts.append(diff.pow(2).flatten(1).mean(dim=1, keepdim=True).float())
+                parts.append(diff.pow(2).flatten(1).mean(dim=1, keepdim=True))
             return torch.cat(parts, dim=1)
 
         out = np.asarray(self._apply(X, passes, k + int(head is not None) + int(errors), None))
         guess = self.classes_[out[:, k].astype(np.int64)] if head is not None else None
-        return np.ascontiguousarray(out[:, :k]), guess, (out[:, -1].copy() if errors else None)
+        errs = out[:, -1].astype(np.float64) if errors else None
+        return np.ascontiguousarray(out[:, :k], dtype=np.float32), guess, errs
 
     def _in_data_space(self, values: np.ndarray, X: Any) -> Any:
         """Rows in the data's space as ``set_output(transform="pandas")`` asks (scikit-learn covers ``transform``

@@ -1132,6 +1132,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _folder_only(args)
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
+        for labels, data in ((y, args.data), (y_tr, args.train_data)):
+            _check_classes(labels, data, getattr(args, "label_column", None))
         outlier = None if args.outlier_label is None else _outlier_rows(args, est, y)  # refused before any work
         results = evaluate_model(est, X, y, X_tr, y_tr)
         if outlier is not None:
@@ -1150,6 +1152,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             out.commit()
             print(f"metrics: {args.json}")
     return 0
+
+
+def _check_classes(y: np.ndarray | None, data: str | None, column: str | None) -> None:
+    """Refuse labels that are no classes (fractions: 1.5, 2.5) before evaluate's accuracies, which score classes
+    (scikit-learn's k-NN raised on them, a traceback)."""
+    import numpy as np
+    from sklearn.utils.multiclass import type_of_target
+
+    from aekit._utils import InputError, unlabelled
+
+    if y is None or np.asarray(y).dtype.kind != "f":
+        return
+    known = np.asarray(y)[~unlabelled(np.asarray(y))]
+    if known.size and type_of_target(known) == "continuous":
+        example = next(v for v in known.tolist() if v != int(v))
+        where = f"--label-column {column}" if column else f"the labels of {data}"
+        raise InputError(
+            f"{where}: {example:g} is no class (the labels are fractions); the accuracies score classes: pass "
+            "whole-number or text labels, or drop the labels"
+        )
 
 
 def _outlier_rows(args: argparse.Namespace, est: Any, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -175,6 +175,9 @@ def trustworthiness(
     if len(X) > max_samples:
         idx = np.random.default_rng(random_state).choice(len(X), max_samples, replace=False)
         X, Z = X[idx], Z[idx]
+    # scikit-learn returns float32 inputs' distances in float32: squares of values this large overflow it
+    # (inf distances, and its RuntimeWarning); such data are measured in float64, all other data as they are
+    X, Z = (A.astype(np.float64) if A.dtype == np.float32 and A.size and np.abs(A).max() > 1e15 else A for A in (X, Z))
     return float(_sk_trustworthiness(X, Z, n_neighbors=n_neighbors))
 
 
