@@ -1342,3 +1342,25 @@ def test_resume_reads_a_reordered_csv_by_the_runs_feature_names(tmp_path, capsys
     resumed, straight = load(tmp_path / "a" / "model.safetensors"), load(tmp_path / "b" / "model.safetensors")
     assert resumed.n_iter_ == 3 and list(resumed.feature_names_in_) == list("abcd")
     np.testing.assert_array_equal(resumed.transform(X), straight.transform(X))
+
+
+def test_unreadable_inputs_say_what_they_are(tmp_path, capsys):
+    """An attack's unclear lines: /dev/null read as "no such file", a map's tsne.safetensors as "without aekit
+    metadata", denoise on a map without a decoder in Python's words."""
+    from safetensors.numpy import save_file
+
+    from aekit import ParametricTSNE
+
+    X = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    ParametricTSNE(perplexity=5, epochs=1, hidden_layer_sizes=(4,), random_state=0).fit(X).save(tmp_path / "m.st")
+    model = str(tmp_path / "m.st")
+    assert main(["embed", model, "/dev/null", "--out", str(tmp_path / "c.csv")]) == 2
+    assert "/dev/null is not a regular file (a device, a pipe or a socket)" in capsys.readouterr().err
+    (tmp_path / "vis").mkdir()
+    save_file({"x": np.zeros(1, np.float32)}, str(tmp_path / "vis" / "tsne.safetensors"), metadata={"aekit_map": "1"})
+    assert main(["embed", str(tmp_path / "vis" / "tsne.safetensors"), str(tmp_path / "x.npy"), "--out", "c.csv"]) == 2
+    assert f"not a model; pass the map's folder ({tmp_path / 'vis'})" in capsys.readouterr().err
+    assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to denoise; train one with --reconstruction-weight 1" in err and len(err.splitlines()) == 1

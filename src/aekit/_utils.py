@@ -290,6 +290,13 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
 
 #: how text outputs (CSV, TSV, HTML) write a name that is not valid UTF-8 (a file name's undecodable bytes, as
 #: Python holds them): as backslash escapes (bad\udcff.png), instead of failing
+def not_a_file(p: Path) -> str:
+    """Why ``p`` cannot be read as data: it does not exist, or it is a device, a pipe or a socket (one line)."""
+    if not p.exists():
+        return f"{p}: no such file or folder"
+    return f"{p} is not a regular file (a device, a pipe or a socket); pass a data file or a folder of images"
+
+
 #: a text cell starting with one of these is a formula to a spreadsheet (OWASP's list; "'" to stay invertible)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 

@@ -1239,6 +1239,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
         _folder_only(args)
         est = load_model(args)
+        if not est.net_.has_decoder:
+            raise InputError(
+                f"{args.model} is a map without a decoder (reconstruction_weight=0), which rebuilds no rows: "
+                "nothing to denoise; train one with --reconstruction-weight 1"
+            )
         X, y, ids = model_rows(args, est)
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
         X_in = clean

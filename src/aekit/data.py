@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Literal, overload
 
 import numpy as np
 
-from aekit._utils import FLOAT32_MAX, DataFormatError, InputError, as_float32, first_beyond_float32
+from aekit._utils import FLOAT32_MAX, DataFormatError, InputError, as_float32, first_beyond_float32, not_a_file
 from aekit.csvdata import COMPRESSIONS, is_csv, read_csv_rows
 from aekit.sources import IMAGE_SUFFIXES
 
@@ -489,7 +489,7 @@ def _read_file(
     """An .npy (memory-mapped), .npz or CSV file: rows, labels, a CSV's ids and its features' names (a CSV's
     first ``max_rows`` rows only; other files are cut by the caller)."""
     if not p.is_file():
-        raise InputError(f"{p}: no such file or folder")
+        raise InputError(not_a_file(p))
     suffix = p.suffix.lower()
     _check_csv_only(p, label_column=label_column, id_column=id_column)
     if suffix == ".npy":

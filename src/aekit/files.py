@@ -415,6 +415,11 @@ def _model_kind(p: Path, meta: dict[str, str]) -> None:
                 f"{p}: a training checkpoint, not a model; resume it with fit(X, resume_from=...) (CLI: --resume) "
                 "or load model.safetensors"
             )
+        if "aekit_map" in meta:  # visualize --save-map's tsne.safetensors: the map is its folder
+            raise ModelFileError(
+                f"{p}: the t-SNE part of an AE → t-SNE map, not a model; pass the map's folder ({p.parent}), which "
+                "holds it beside its autoencoder"
+            )
         raise ModelFileError(f"{p}: a safetensors file without aekit metadata; save models with Autoencoder.save")
     if meta["aekit_format"] not in READABLE_MODEL_FORMATS:
         raise ModelFileError(

@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from aekit._utils import DataFormatError, InputError
+from aekit._utils import DataFormatError, InputError, not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -615,7 +615,7 @@ def open_path(
         folder = ImageFolder(p, image_shape)
         return folder, folder.labels
     if not p.is_file():
-        raise InputError(f"{p}: no such file or folder")
+        raise InputError(not_a_file(p))
     if p.suffix.lower() != ".npy":
         raise InputError(f"{p}: only .npy, .h5/.hdf5, .zarr and image folders stream; read {p.suffix} files whole")
     if labels is not None:
