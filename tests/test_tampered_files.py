@@ -134,6 +134,10 @@ MODEL_CASES = [  # (file, metadata edit, what the message says)
         r"fitted.feature_names_in_ is 2 names, expected 16 names",
     ),
     ("ae", _set("fitted", "surprise", "1"), "only the keys"),
+    # an attack's loads: an epoch the run never reached, markup as a stop reason, a scale without its scaler
+    ("ae", _set("fitted", "best_epoch_", "1000000"), r"fitted.best_epoch_ is 1000000, expected at most n_iter_ \(2\)"),
+    ("ae", _set("fitted", "stop_reason_", '"<script>"'), "fitted.stop_reason_ is '<script>', expected a training"),
+    ("ae", _set("params", "scale", '"standard"'), "params.scale is scale='standard' without a fitted scaler"),
     ("ae", _set("fitted", "data_columns_", '{"id_column": 7}'), r"fitted.data_columns_.id_column is 7"),
     ("ae", _set("fitted", "data_columns_", '{"rows": "x"}'), r"fitted.data_columns_.*only the keys"),
     ("ae", _set("params", "random_state", str(2**64)), "params.random_state is 18446744073709551616"),

@@ -455,6 +455,11 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
     tensors = read_tensors(p, "aekit model file", _MODEL_FIX)
     with corrupted_metadata(p, "model file", MODEL_DAMAGED):
         _decode_feature_tensors(tensors, fitted)
+    with corrupted_metadata(p, "model metadata", MODEL_DAMAGED):
+        scaled = fitted.get("input_offset_") is not None
+        if "scale" in params and (params["scale"] is not None) != scaled:  # else transform ignores what scale says
+            found = f"scale={params['scale']!r} " + ("with" if scaled else "without") + " a fitted scaler"
+            raise schema.SchemaError("params.scale", "a scale with its fitted scaler, or None without one", found)
     return ModelFile(estimator, params, fitted, tensors)
 
 

@@ -277,7 +277,11 @@ MODEL_FITTED = Obj(
         "epochs_": Int(1, MAX_COUNT),  # the epochs a fit ran for (epochs="auto" resolved)
         "fit_warnings_": ListOf(Str(MAX_WARNING_CHARS), max_len=MAX_WARNINGS),  # what a fit warned about
         "seed_": Int(0, MAX_SEED),
-        "stop_reason_": Str(64),
+        "stop_reason_": Str(
+            16,
+            r"completed|early_stopping|lr_floor|callback|interrupted|diverged|error",
+            "a training loop's stop reason (completed, early_stopping, ...)",
+        ),
         "feature_names_in_": ListOf(Str(), max_len=MAX_COUNT),
         "classes_": ListOf(Either((Bool(), Num(-MAX_FLOAT, MAX_FLOAT), Str())), min_len=2, max_len=MAX_CLASSES),
         "classes_dtype": CLASSES_DTYPE,
@@ -341,6 +345,8 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
         raise SchemaError(
             "fitted.feature_names_in_", f"{fitted['n_features_in_']} names (n_features_in_)", f"{len(names)} names"
         )
+    if fitted.get("best_epoch_", 0) > fitted.get("n_iter_", MAX_COUNT):  # an epoch the run did not reach
+        raise SchemaError("fitted.best_epoch_", f"at most n_iter_ ({fitted['n_iter_']})", str(fitted["best_epoch_"]))
     if ("classes_" in fitted) != ("classes_dtype" in fitted):
         raise SchemaError("fitted", "classes_ and classes_dtype together", "only one of them")
     if ("input_offset_" in fitted) != ("input_scale_" in fitted):
