@@ -639,3 +639,25 @@ def test_conv_on_flat_rows_that_are_no_images_says_how_it_reads_them():
         Autoencoder(**conv, scale="pixels").fit(rng.integers(0, 256, size=(64, 64)).astype(np.uint8))
         Autoencoder(**conv).fit(rng.random((64, 64)).astype(np.float32))
         Autoencoder(**conv).fit(rng.normal(size=(64, 1, 8, 8)).astype(np.float32))
+
+
+def test_a_path_for_x_is_refused_and_a_sparse_dataframe_is_read():
+    """An attack: a path as X gave "could not convert string to float" (a Path a raw TypeError), a DataFrame of
+    sparse columns scikit-learn's "use .toarray()", which a DataFrame has not."""
+    import pathlib
+
+    import pandas as pd
+
+    X = pd.DataFrame(np.random.default_rng(0).random((60, 4)).astype(np.float32), columns=list("abcd"))
+    ae = Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)
+    for path in ("data.npy", pathlib.Path("data.npy")):
+        with pytest.raises(InputError, match=r"X is a path \('data.npy'\); the estimators take arrays"):
+            ae.score_samples(path)
+    with pytest.raises(InputError, match="X is a path"):
+        Autoencoder(epochs=1).fit("data.npy")
+    sparse = X.astype(pd.SparseDtype("float32", 0.0))
+    np.testing.assert_array_equal(ae.transform(sparse), ae.transform(X))  # read as the dense frame, by name
+    np.testing.assert_array_equal(ae.score_samples(sparse), ae.score_samples(X))
+    one = X.copy()
+    one["b"] = one["b"].astype(pd.SparseDtype("float32", 0.0))  # some columns sparse
+    np.testing.assert_array_equal(ae.transform(one), ae.transform(X))

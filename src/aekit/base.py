@@ -309,7 +309,25 @@ def _dense(X: Any) -> Any:
 
 
 def plain_numbers(X: Any) -> Any:
-    """``X`` as the networks read it before validation: a sparse matrix made dense, date columns refused."""
+    """``X`` as the networks read it before validation: a sparse matrix (or a pandas frame of sparse columns)
+    made dense, date columns refused, a file's path refused with what to pass."""
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise InputError(
+            f"X is a path ({os.fsdecode(X)!r}); the estimators take arrays: pass np.load(path, mmap_mode='r') (a "
+            ".npy read in chunks), aekit.load_array(path)[0], or an h5py/zarr dataset"
+        )
+    if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
+        import pandas as pd
+
+        sparse = {c: t.subtype for c, t in X.dtypes.items() if isinstance(t, pd.SparseDtype)}
+        if sparse:  # scikit-learn asks for .toarray(), which a DataFrame has not
+            n, d = X.shape
+            if n * d * 4 > DENSE_LIMIT:
+                raise InputError(
+                    f"X is a sparse DataFrame of {n:,} x {d:,}; dense it would take {n * d * 4 / 2**30:.1f} GiB "
+                    f"(the limit is {DENSE_LIMIT / 2**30:.0f} GiB): reduce the features first, or pass fewer rows"
+                )
+            X = X.astype(sparse)  # dense columns, their names kept
     X = _dense(X)
     _numbers_only(X)
     return X
