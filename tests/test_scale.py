@@ -531,3 +531,17 @@ def test_a_code_as_wide_as_the_data_is_said_to_reduce_nothing(tabular):
         wide = {**SMALL, "n_components": X.shape[1] + 4, "epochs": 1, "scale": "standard", "noise": "gaussian"}
         Autoencoder(**wide).fit(X)  # overcomplete, denoising: a known recipe
         aekit.ParametricTSNE(perplexity=5, epochs=1, hidden_layer_sizes=(8,)).fit(X[:, :2])  # a map of 2-D data
+
+
+def test_float_pixels_of_0_to_255_are_pointed_to_scale_pixels():
+    """A trial's MNIST x 255 as floats was told "Pass scale='standard'" only, which made its denoiser far worse
+    than scale='pixels' (and standardised images were pointed at 'minmax', worse again)."""
+    from aekit.scaling import range_advice
+
+    low, high = np.zeros(784), np.full(784, 255.0)
+    (note,) = range_advice(low, high, None, "mse", "linear")
+    assert note.endswith("Pass scale='standard' (a table), or scale='pixels' if they are 0-255 pixels")
+    (table,) = range_advice(np.full(3, -40.0), np.full(3, 300.0), None, "mse", "linear")
+    assert table.endswith("Pass scale='standard'")  # negative values or beyond 255: no pixels
+    tails = range_advice(np.zeros(4), np.full(4, 50.0), "standard", "mse", "linear")
+    assert tails and "images read better with scale='pixels' (0-255 pixels) or None" in tails[0]

@@ -542,9 +542,14 @@ def as_flags(text: str) -> str:
             return f"--{name.replace('_', '-')} {','.join(v.strip() for v in value[1:-1].split(','))}"
         return f"--{name.replace('_', '-')} {value.strip(chr(39) + chr(34))}"
 
-    return _KEYWORD.sub(flag, text)
+    def named(m: re.Match[str]) -> str:  # "lower learning_rate": advice naming a parameter without a value
+        return f"{m.group(1)} --{m.group(2).replace('_', '-')}" if m.group(2) in PARAMS else m.group(0)
+
+    return _ADVICE.sub(named, _KEYWORD.sub(flag, text))
 
 
+# "lower learning_rate", "raise learning_rate": a parameter named as the thing to change
+_ADVICE = re.compile(r"\b(lower|raise|increase|decrease|another)\s+([a-z][a-z_]*)\b(?![=(])")
 # name='value' or name=(1, 2), unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
 _KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|\(\d+(?:, ?\d+)+\))")
 

@@ -143,7 +143,7 @@ def codes_on_corners(Z: np.ndarray, code_activation: str | None, scale: str | No
         f"{frac:.0%} of the codes sit on a corner of the {code_activation} code's range "
         f"{tuple(float(b) for b in bounds)} (saturated: they tell little more than which corner); "
         + ("" if scale == "standard" else "standardise the data with scale='standard', ")
-        + "lower learning_rate or try another random_state"
+        + "lower learning_rate, or try another random_state"
     )
 
 
@@ -180,8 +180,8 @@ def map_did_not_move(history: dict[str, list[float]]) -> str | None:
         return None
     return (
         f"the t-SNE loss (attraction + repulsion) stayed between {min(kl):.3g} and {max(kl):.3g} over "
-        f"{len(kl)} epochs: the map has hardly moved from the untrained network's; raise learning_rate or "
-        "train longer (more epochs)"
+        f"{len(kl)} epochs: the map has hardly moved from the untrained network's; raise learning_rate, "
+        "or train longer (more epochs)"
     )
 
 

@@ -217,7 +217,11 @@ def range_advice(
             f"{far.size} features beyond {TAIL_LIMIT:g}): "
             "heavy tails or outliers, which saturate tanh units and rule the loss. Transform such features first, "
             "e.g. np.log1p for counts and amounts, or scikit-learn's QuantileTransformer or PowerTransformer"
-            + ("; images read better with scale='minmax' or None" if scale == "standard" and names is None else "")
+            + (
+                "; images read better with scale='pixels' (0-255 pixels) or None (pixels in [0, 1])"
+                if scale == "standard" and names is None
+                else ""
+            )
         )
     if output_activation == "sigmoid" and loss != "bce" and not in_unit_range(lo, hi):
         notes.append(
@@ -236,9 +240,11 @@ def range_advice(
                 "ones are lost. Pass scale='standard'"
             )
         elif saturating and max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
+            # 0-255 images as floats: standardising each pixel made a trial's denoiser far worse than 'pixels'
+            pixels = " (a table), or scale='pixels' if they are 0-255 pixels" if lo >= 0 and hi <= 255 else ""
             notes.append(
                 f"X holds values up to {max(abs(lo), abs(hi)):.3g} in magnitude, far beyond the few units where "
                 "a network's inputs train well: tanh units saturate and codes stick at their bounds. "
-                "Pass scale='standard'"
+                f"Pass scale='standard'{pixels}"
             )
     return notes
