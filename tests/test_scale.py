@@ -545,3 +545,24 @@ def test_float_pixels_of_0_to_255_are_pointed_to_scale_pixels():
     assert table.endswith("Pass scale='standard'")  # negative values or beyond 255: no pixels
     tails = range_advice(np.zeros(4), np.full(4, 50.0), "standard", "mse", "linear")
     assert tails and "images read better with scale='pixels' (0-255 pixels) or None" in tails[0]
+
+
+def test_noise_in_raw_units_far_from_0_1_is_pointed_out():
+    """A trial's 0-255 float images got gaussian noise of 0.4 grey levels (invisible) and add_noise wiped them to
+    [0, 1]: the fit says where the noise acts, and add_noise clips data in [0, 1] only."""
+    from aekit.objectives import add_noise
+
+    X = (np.random.default_rng(0).random((64, 16)) * 255).astype(np.float32)
+    small = {"hidden_layer_sizes": (4,), "epochs": 1, "random_state": 0}
+    with pytest.warns(UserWarning, match=r"noise_factor=0.4 is 0.16% of that range\. Pass scale='pixels'"):
+        Autoencoder(noise="gaussian", **small).fit(X)
+    with pytest.warns(UserWarning, match="salt_pepper sets values to 0 or 1"):
+        Autoencoder(noise="salt_pepper", noise_factor=0.1, **small).fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="noise=")
+        Autoencoder(noise="gaussian", scale="pixels", **small).fit(X)  # in [0, 1] as the model reads it
+        Autoencoder(noise="masking", **small).fit(X)  # zeros: the same in any units
+    noisy = add_noise(X, "gaussian", 0.4, random_state=0)
+    assert noisy.max() > 200 and np.abs(noisy - X).max() < 3  # not clipped to [0, 1]
+    unit = add_noise(X / 255, "gaussian", 0.4, random_state=0)
+    assert unit.min() >= 0 and unit.max() <= 1  # images in [0, 1]: clipped, as training does

@@ -504,9 +504,29 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.loss_, self.output_activation_ = resolve(self.loss, self.output_activation, unit)
         self._check_range(X)
         names = getattr(self, "feature_names_in_", None)
-        for note in advice(X, self.scale, self.loss_, self.output_activation_, self._saturating(), names=names):
+        notes = advice(X, self.scale, self.loss_, self.output_activation_, self._saturating(), names=names)
+        if X.size:
+            notes += self._noise_advice(float(X.min()), float(X.max()))
+        for note in notes:
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
         return X
+
+    def _noise_advice(self, lo: float, hi: float) -> list[str]:
+        """Denoising noise made in raw units far from [0, 1] (``scale=None``): a trial's 0-255 images got gaussian
+        noise of 0.4 grey levels, invisible, and salt_pepper set pixels to 0 or 1."""
+        noise, factor = getattr(self, "noise", None), float(getattr(self, "noise_factor", 0.0) or 0.0)
+        if noise not in ("gaussian", "salt_pepper") or self.scale is not None or in_unit_range(lo, hi):
+            return []
+        what = (
+            f"noise_factor={factor:g} is {factor / max(hi - lo, 1e-12):.2%} of that range"
+            if noise == "gaussian"
+            else "salt_pepper sets values to 0 or 1"
+        )
+        pixels = "scale='pixels' for 0-255 images (the noise then acts in [0, 1]), " if lo >= 0 and hi <= 255 else ""
+        return [
+            f"noise={noise!r} corrupts X in the units the model reads, here values in [{lo:.3g}, {hi:.3g}]: {what}. "
+            f"Pass {pixels}scale='standard' for tables (noise in standard deviations), or a noise_factor in X's units"
+        ]
 
     def _fit_source_range(self, source: Source) -> None:
         """``_fit_range`` for data read from disk: the same decisions from one chunked pass over ``source``.
@@ -546,7 +566,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._check_range_of(float(low.min()), float(high.max()), f" in {source.name}")
         names = getattr(self, "feature_names_in_", None)
         args = (low, high, self.scale, self.loss_, self.output_activation_, self._saturating())
-        for note in range_advice(*args, names=names):
+        for note in range_advice(*args, names=names) + self._noise_advice(float(low.min()), float(high.max())):
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
 
     def _saturating(self) -> bool:

@@ -152,10 +152,19 @@ def augment(
 
 
 def add_noise(
-    X: np.ndarray, kind: str = "gaussian", factor: float = 0.4, *, random_state: int = 0, clip: bool = True
+    X: np.ndarray, kind: str = "gaussian", factor: float = 0.4, *, random_state: int = 0, clip: bool | None = None
 ) -> np.ndarray:
-    """``corrupt`` for arrays, deterministic in ``random_state`` (e.g. a noisy test set)."""
+    """``corrupt`` for arrays, deterministic in ``random_state``: a noisy test set as training makes them.
+
+    ``X`` ``(n_samples, ...)``; the noise is in ``X``'s units (``factor`` a standard deviation for gaussian, a
+    share of values for masking and salt_pepper, which sets values to 0 or 1: for images in [0, 1]).
+    ``clip``: clip gaussian noise to [0, 1]; None (the default) clips data in [0, 1] only, so that 0-255
+    or tabular data are not wiped to [0, 1].
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if clip is None:
+        clip = bool(X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0))
     g = torch.Generator().manual_seed(int(random_state))
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(g.get_state())
-        return corrupt(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), kind, factor, clip=clip).numpy()
+        return corrupt(torch.from_numpy(X), kind, factor, clip=clip).numpy()
