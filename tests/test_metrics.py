@@ -231,3 +231,39 @@ def test_score_reads_sparse_x_and_compares_uint8_images_in_one_unit():
     plain = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(pixels)
     scaled = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0, scale="pixels").fit(pixels)
     assert plain.score(pixels) == pytest.approx(scaled.score(pixels), rel=1e-4)  # the same network, the same unit
+
+
+def test_uint8_images_are_compared_in_0_1_by_the_metrics():
+    """A trial's uint8 test images against their [0, 1] reconstructions: PSNR -38 dB, MSE 6718."""
+    from aekit.metrics import psnr, reconstruction_bce, reconstruction_mse
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (20, 16), dtype=np.uint8)
+    rebuilt = np.clip(pixels / 255 + rng.normal(scale=0.05, size=pixels.shape), 0, 1)
+    assert psnr(pixels, rebuilt) == pytest.approx(psnr(pixels / 255, rebuilt)) and 20 < psnr(pixels, rebuilt) < 30
+    assert reconstruction_mse(pixels, rebuilt) == pytest.approx(reconstruction_mse(pixels / 255, rebuilt))
+    assert reconstruction_bce(pixels, rebuilt) == pytest.approx(reconstruction_bce(pixels / 255, rebuilt))
+
+
+def test_neg_denoising_mse_prefers_a_denoiser():
+    """A trial's GridSearchCV over noise_factor with the default score picked 0 (it rebuilds clean inputs):
+    the denoising scorer scores the reconstruction of one fixed noisy copy against the clean data."""
+    from sklearn.model_selection import GridSearchCV
+
+    from aekit import Autoencoder
+    from aekit.metrics import neg_denoising_mse
+    from aekit.objectives import add_noise
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 2)) @ rng.random((2, 16)) / 2).astype(np.float32)  # a plane inside [0, 1]
+    est = Autoencoder(hidden_layer_sizes=(32,), n_components=8, epochs=30, batch_size=32, random_state=0)
+    scorer = neg_denoising_mse("gaussian", 0.3, random_state=1)
+    fitted = est.fit(X)
+    by_hand = -np.mean((fitted.reconstruct(add_noise(X, "gaussian", 0.3, random_state=1)) - X) ** 2)
+    assert scorer(fitted, X) == pytest.approx(by_hand)
+    search = GridSearchCV(est, {"noise": [None, "gaussian"]}, cv=2, scoring=scorer).fit(X)
+    assert search.best_params_ == {"noise": "gaussian"}, search.cv_results_["mean_test_score"]
+    pixels = (X * 255).astype(np.uint8)  # images as uint8: the same measure in [0, 1], whichever scale
+    a = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(pixels)
+    b = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0, scale="pixels").fit(pixels)
+    assert scorer(a, pixels) == pytest.approx(scorer(b, pixels), rel=1e-5) and -0.5 < scorer(a, pixels) < 0
