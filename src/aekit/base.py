@@ -65,7 +65,7 @@ from aekit.accel import (
 )
 from aekit.batches import RowBlocks, StreamBatches, TensorBatches
 from aekit.files import feature_tensors, fitted_section, run_record, save_model
-from aekit.health import SAMPLE_ROWS, check_fit
+from aekit.health import PRIOR_DRAWS, SAMPLE_ROWS, check_fit
 from aekit.modules import AutoencoderNet, build_net, start_at_mean_
 from aekit.objectives import (
     augment,
@@ -1228,6 +1228,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         out = self._forward_batches(X, outputs)
         d, n_features = int(net.code_size), X.shape[1] if net.has_decoder else 0
         loss, output_activation = self._resolved()
+        prior_decoded = None
+        if net.mu is not None and net.has_decoder and output_activation == "sigmoid":  # a VAE of [0, 1] data
+            z = np.random.default_rng(self.seed_).standard_normal((PRIOR_DRAWS, d)).astype(np.float32)
+            prior_decoded = self._forward_batches(z, lambda zb: net.decode(zb).flatten(1).float())
         judged = net.has_decoder and self._loss_weights()[0] > 0  # a decoder left untrained on purpose is no failure
         self.fit_warnings_ = check_fit(
             X,
@@ -1241,6 +1245,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             history=self.history_,
             optimizer=self.optimizer,
             scale=self.scale,
+            prior_decoded=prior_decoded,
         )
         for message in self.fit_warnings_ if distributed.is_writer() else ():  # once per run, not per rank
             warnings.warn(message, TrainingWarning, stacklevel=outside_stacklevel())  # the user's fit line
