@@ -703,3 +703,26 @@ def test_training_curves_take_the_estimator_and_scatter_takes_mixed_labels(tmp_p
     assert [t.get_text() for t in ax.figure.axes[1].get_yticklabels()] == ["None", "a", "b", "nan"]
     with pytest.raises(InputError, match="training_curves takes an estimator's history_"):
         plots.training_curves(5)
+
+
+def test_image_pictures_take_the_images_own_shape():
+    """A trial's 8 x 8 digits and 3 x 32 x 32 patches met "cannot reshape array of size 640 into shape (10,28,28)",
+    and a 20-D VAE's latent_manifold the model's message about codes."""
+    from aekit import plots
+    from aekit._utils import InputError
+
+    rng = np.random.default_rng(0)
+    with plots.offscreen():
+        for images, shape in ((rng.random((4, 64)), (8, 8)), (rng.random((4, 3 * 32 * 32)), (32, 32, 3))):
+            fig = plots.image_grid([images], ["x"])
+            assert fig.axes[0].images[0].get_array().shape == shape
+        with pytest.raises(InputError, match=r"image_shape \(28, 28\) holds 784 values but each image has 64"):
+            plots.image_grid([rng.random((4, 64))], ["x"], image_shape=(28, 28))
+        with pytest.raises(InputError, match="images of 10 values are no square; pass image_shape"):
+            plots.image_grid([rng.random((4, 10))], ["x"])
+
+        def wide(codes):
+            raise InputError("inverse_transform expects codes of shape (n_samples, 20), found (225, 2)")
+
+        with pytest.raises(InputError, match="latent_manifold decodes a grid of 2-D codes, but this decoder"):
+            plots.latent_manifold(wide, (-1, -1), (1, 1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -260,11 +261,34 @@ def _saturation_title(title: str, Z: np.ndarray, bounds: tuple[float, float] | N
     return f"{title}\n{note}" if title else note
 
 
-def for_display(images: Any, image_shape: Sequence[int]) -> np.ndarray:
+def _shape_of(a: np.ndarray, image_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """The image shape to draw ``a`` ``(n, ...)`` with: ``image_shape``, checked against the images' size, or
+    (None) their own ``(H, W)`` / ``(C, H, W)``, else a square of one or three channels."""
+    size = int(np.prod(a.shape[1:]))
+    if image_shape is not None:
+        shape = tuple(int(v) for v in image_shape)
+        if math.prod(shape) != size:
+            raise InputError(
+                f"image_shape {shape} holds {math.prod(shape)} values but each image has {size}; pass the images' "
+                "shape (a fitted model's image_shape_), or leave image_shape=None for square images"
+            )
+        return shape
+    if a.ndim in (3, 4):
+        return tuple(int(v) for v in a.shape[1:])
+    for channels in (1, 3):
+        side = math.isqrt(size // channels)
+        if channels * side * side == size:
+            return (side, side) if channels == 1 else (3, side, side)
+    raise InputError(f"images of {size} values are no square; pass image_shape, e.g. a fitted model's image_shape_")
+
+
+def for_display(images: Any, image_shape: Sequence[int] | None = None) -> np.ndarray:
     """Images ``(n, n_features)`` as ``imshow`` draws them in [0, 1]: ``(n, H, W)`` grey or ``(n, H, W, 3)``
     colour. uint8 pixels are divided by 255; other values outside [0, 1] (0-255 floats, standardised data)
-    are stretched from their own minimum to maximum, rather than drawn white or black."""
+    are stretched from their own minimum to maximum, rather than drawn white or black. ``image_shape``
+    ``(H, W)`` or ``(C, H, W)``; None: the images' own, or a square."""
     a = np.asarray(images)
+    image_shape = _shape_of(a, image_shape)
     a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
     finite = a[np.isfinite(a)]
     if finite.size and (finite.min() < 0 or finite.max() > 1):
@@ -280,11 +304,14 @@ def for_display(images: Any, image_shape: Sequence[int]) -> np.ndarray:
 def image_grid(
     rows: Sequence[np.ndarray],
     row_labels: Sequence[str],
-    image_shape: Sequence[int] = (28, 28),
+    image_shape: Sequence[int] | None = None,
     n: int = 10,
     title: str = "",
 ) -> Any:
-    """A figure with one row of ``n`` images per array in ``rows`` (e.g. original / reconstruction)."""
+    """A figure with one row of ``n`` images per array in ``rows`` (e.g. original / reconstruction).
+
+    ``image_shape`` ``(H, W)`` or ``(C, H, W)`` (a fitted model's ``image_shape_``); None: the images' own
+    shape, or a square of one or three channels (784 values: MNIST's 28 x 28)."""
     if len(rows) != len(row_labels):
         raise InputError(f"{len(rows)} rows but {len(row_labels)} row labels")
     n = min(n, *(len(r) for r in rows))
@@ -437,14 +464,24 @@ def latent_manifold(
     hi: Sequence[float],
     *,
     n: int = 15,
-    image_shape: Sequence[int] = (28, 28),
+    image_shape: Sequence[int] | None = None,
     title: str = "latent manifold",
 ) -> Any:
-    """Decode an ``n × n`` grid of 2-D codes spanning ``lo``..``hi`` into one mosaic."""
+    """Decode an ``n × n`` grid of 2-D codes spanning ``lo``..``hi`` into one mosaic (``image_shape`` as in
+    ``image_grid``): the plane of a model with a 2-D code, e.g. ``decode=model.inverse_transform``."""
     xs = np.linspace(lo[0], hi[0], n)
     ys = np.linspace(hi[1], lo[1], n)
     grid = np.array([[x, y] for y in ys for x in xs], dtype=np.float32)
-    imgs = for_display(decode(grid), image_shape)  # (n*n, H, W) or (n*n, H, W, 3)
+    try:
+        decoded = decode(grid)
+    except InputError as exc:  # a model of wider codes: its message is about the codes' shape, not the plot's
+        if "expects codes of shape" not in str(exc):
+            raise
+        raise InputError(
+            f"latent_manifold decodes a grid of 2-D codes, but this decoder takes other codes ({exc}); draw a model "
+            "with n_components=2, or decode codes of its own width yourself"
+        ) from exc
+    imgs = for_display(decoded, image_shape)  # (n*n, H, W) or (n*n, H, W, 3)
     h, w = imgs.shape[1], imgs.shape[2]
     mosaic = imgs.reshape(n, n, h, w, -1).transpose(0, 2, 1, 3, 4).reshape(n * h, n * w, -1)
     fig, ax = subplots(figsize=(7, 7))
