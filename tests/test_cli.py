@@ -1364,3 +1364,15 @@ def test_unreadable_inputs_say_what_they_are(tmp_path, capsys):
     assert main(["denoise", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy")]) == 2
     err = capsys.readouterr().err
     assert "nothing to denoise; train one with --reconstruction-weight 1" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_says_why_it_skipped_the_accuracies(tmp_path, capsys):
+    """A trial's --limit 1000 on a folder sorted by class kept one class; the note said only "needs two classes"."""
+    X = np.random.default_rng(0).random((60, 6)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.repeat([0, 1], 30))
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4"]
+    assert main(["train", str(tmp_path / "d.npz"), *small, "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "d.npz"), "--limit", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "accuracy skipped" in err and "(found 1 class in 20 labelled rows, the first 20 (--limit))" in err

@@ -158,7 +158,7 @@ def _add_image_shape_flag(parser: argparse.ArgumentParser, also: str = "") -> No
     parser.add_argument(
         "--image-shape",
         type=_converter(PARAMS["image_shape"]),
-        metavar="H,W",
+        metavar="[C,]H,W",
         help="read a folder of images at this size (default: the size the model was trained at, where known)" + also,
     )
 

@@ -1111,10 +1111,15 @@ def _say_cross_validated(args: argparse.Namespace, y: np.ndarray | None, results
             file=sys.stderr,
         )
     elif not folds:
+        labels = np.asarray(y)[~unlabelled(np.asarray(y))]
+        classes = np.unique(labels)
+        found = f"found {len(classes)} class{'es' if len(classes) != 1 else ''} in {len(labels):,} labelled rows"
+        # --limit takes the first rows: of a folder sorted by class, often one class only (a trial's)
+        limit = f", the first {args.limit:,} (--limit)" if getattr(args, "limit", None) else ""
         print(
             f"note: k-NN and logistic accuracy skipped: cross-validating within {args.data} needs two classes of "
-            "at least 2 labelled samples, and 5 in each fold's training part; --train-data OTHER scores a "
-            "classifier of OTHER's codes on these",
+            f"at least 2 labelled samples, and 5 in each fold's training part ({found}{limit}); --train-data "
+            "OTHER scores a classifier of OTHER's codes on these",
             file=sys.stderr,
         )
 
