@@ -1376,3 +1376,23 @@ def test_evaluate_says_why_it_skipped_the_accuracies(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "d.npz"), "--limit", "20"]) == 0
     err = capsys.readouterr().err
     assert "accuracy skipped" in err and "(found 1 class in 20 labelled rows, the first 20 (--limit))" in err
+
+
+def test_denoise_draws_a_picture_of_clean_noisy_and_denoised_images(tmp_path, capsys):
+    """A trial: denoising from the command line wrote arrays only, no picture to look at."""
+    from PIL import Image
+
+    X = np.random.default_rng(0).random((40, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    small = ["--epochs", "1", "--hidden-layer-sizes", "4", "--noise", "gaussian"]
+    assert main(["train", str(tmp_path / "x.npy"), *small, "--out", str(tmp_path / "r")]) == 0
+    base = ["denoise", str(tmp_path / "r" / "model.safetensors"), str(tmp_path / "x.npy"), "--out"]
+    capsys.readouterr()
+    assert main([*base, str(tmp_path / "d.npy"), "--picture", str(tmp_path / "p.jpg")]) == 2
+    assert "the picture is a PNG" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "d.npy"), "--picture", str(tmp_path / "p.png")]) == 2  # rows, not images
+    assert "rows are not known to be images; pass --image-shape" in capsys.readouterr().err
+    assert not (tmp_path / "d.npy").exists()  # refused: nothing written
+    argv = [*base, str(tmp_path / "d.npy"), "--add-noise", "--image-shape", "4,4", "--picture", str(tmp_path / "p.png")]
+    assert main(argv) == 0 and "picture: " in capsys.readouterr().out
+    assert np.load(tmp_path / "d.npy").shape == (40, 16) and Image.open(tmp_path / "p.png").size[0] > 300

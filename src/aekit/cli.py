@@ -309,9 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{noise_factor.doc} (default: {noise_factor.default})",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the added noise (default: 0)")
-    _add_image_shape_flag(p)
+    p.add_argument(
+        "--picture",
+        metavar="FILE.png",
+        help="also draw the first 10 images: clean, noisy (with --add-noise) and denoised, one row each",
+    )
+    _add_image_shape_flag(p, "; with --picture, the shape of .npy/.csv images (MNIST: 28,28)")
     _add_precision_flag(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --picture) file")
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("visualize", help="AE → t-SNE embedding, scatter plot and the three-route comparison")

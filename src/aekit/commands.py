@@ -1231,6 +1231,8 @@ def _outlier_metrics(est: Any, X: Any, known: np.ndarray, outlier: np.ndarray) -
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from aekit import metrics
     from aekit._utils import InputError, as_float32, is_uint8
     from aekit.objectives import add_noise
@@ -1238,11 +1240,15 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.scaling import apply, undo
 
     check_codes_path(args.out)  # before any work
-    with _out_file(args, args.out) as (out, name):
+    if args.picture and Path(args.picture).suffix.lower() != ".png":
+        raise InputError(f"--picture {args.picture}: the picture is a PNG; use a file name ending in .png")
+    picture = _out_file(args, args.picture, "--picture") if args.picture else contextlib.nullcontext((None, ""))
+    with _out_file(args, args.out) as (out, name), picture as (pic, pic_name):
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
         if not 0 <= args.seed < 2**63:
             raise InputError(f"--seed {args.seed} must be in [0, 2**63)")
-        _folder_only(args)
+        if not args.picture:  # with a picture, --image-shape is also the shape of .npy/.csv images (as explore's)
+            _folder_only(args)
         est = load_model(args)
         if not est.net_.has_decoder:
             raise InputError(
@@ -1250,6 +1256,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 "nothing to denoise; train one with --reconstruction-weight 1"
             )
         X, y, ids = model_rows(args, est)
+        shape = _image_shape(args, X, est) if args.picture else None
+        if args.picture and shape is None:
+            raise InputError(
+                f"--picture draws images, but {args.data}'s rows are not known to be images; pass --image-shape "
+                "[C,]H,W, or drop --picture"
+            )
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
         X_in = clean
         sigmoid = est.output_activation_ == "sigmoid"
@@ -1269,8 +1281,18 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         names = _feature_names(est)
         names = None if names is None or {"id", "label"} & set(names) else names
         write_codes(denoised, out.staged(name), prefix="x", ids=ids, labels=y, names=names)
+        if pic is not None:
+            from aekit import plots
+
+            rows = [clean, X_in, denoised] if args.add_noise else [clean, denoised]
+            labels = ["clean", "noisy", "denoised"] if args.add_noise else ["input", "denoised"]
+            rows = [np.asarray(r)[:10].reshape(min(10, len(r)), -1) for r in rows]
+            with plots.offscreen():  # files only: no display, the user's backend untouched
+                plots.save(plots.image_grid(rows, labels, image_shape=shape), pic.staged(pic_name))
         out.commit()
-    print(f"denoised {denoised.shape}: {args.out}")
+        if pic is not None:
+            pic.commit()
+    print(f"denoised {denoised.shape}: {args.out}" + (f"; picture: {args.picture}" if args.picture else ""))
     if args.add_noise:
         ref, unit = clean.reshape(denoised.shape), metrics.unit_range(clean)
         noisy_in, out_rows, units = X_in.reshape(denoised.shape), denoised, ""
