@@ -180,7 +180,8 @@ class Autoencoder(_AutoencoderBase):
         2 prints one line per epoch to stderr (epoch k/N, losses, validation losses,
         learning rate, seconds), without any logging set-up.
     callbacks : list of callables, optional
-        ``cb(epoch, logs)``; returning True stops training.
+        ``cb(epoch, logs)`` after every epoch, ``epoch`` counted from 0 (the epoch lines and
+        ``best_epoch_`` count from 1); returning True stops training.
     checkpoint_path : path, optional
         Write a resumable checkpoint there after every epoch. The file stays when
         training ends (the path is the caller's; ``aekit train`` deletes its own once a
