@@ -197,7 +197,7 @@ def test_hdf5_without_its_dataset(tmp_path):
         open_path(tmp_path / "junk.h5")
 
 
-def test_hdf5_data_outside_the_file_are_refused(tmp_path):
+def test_hdf5_data_outside_the_file_are_refused(tmp_path, caplog):
     # external storage, links into other files and virtual datasets would read any file of this machine
     # (e.g. its passwords list) into the codes or an explore page's thumbnails
     secret = tmp_path / "secret.bin"
@@ -221,8 +221,9 @@ def test_hdf5_data_outside_the_file_are_refused(tmp_path):
         open_path(f"{linked}:grp/X")
     with pytest.raises(DataFormatError, match=r"linked\.h5: '/y' is a link to .*another file"):
         open_path(linked, labels="y")
-    source, y = open_path(linked)  # the linked labels are not picked up by name either
+    source, y = open_path(linked)  # the linked labels are not picked up by name either, and that is said
     assert y is None and source.n_samples == 4
+    assert "its labels 'y' are a link into another file, which aekit does not read" in caplog.text
     soft = tmp_path / "soft.h5"  # a soft link through an external link reaches the other file as well
     with h5py.File(soft, "w") as f:
         f["ext"] = h5py.ExternalLink(str(other), "/")

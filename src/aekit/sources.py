@@ -374,9 +374,26 @@ def _open_hdf5(path: Path, key: str | None, labels: str | None = None) -> tuple[
             ),
             None,
         )
+    if y_key is None and labels is None:
+        _note_linked_labels(f[key].parent, path)
     if y_key is not None:
         _inside_the_file(f, y_key, path)
     return ArraySource(f[key], f"{path}:{key}"), (f[y_key] if y_key is not None else None)  # read in _matched
+
+
+def _note_linked_labels(group: Any, path: Path) -> None:
+    """Say so where a dataset's labels would be found but are a link into another file (not read): an attack
+    found them dropped without a word."""
+    import h5py
+
+    linked = [k for k in _Y_KEYS if isinstance(group.get(k, getlink=True), h5py.ExternalLink)]
+    if linked:
+        log.warning(
+            "%s: its labels %r are a link into another file, which aekit does not read: read without labels "
+            "(copy them into the file for labels)",
+            path,
+            linked[0],
+        )
 
 
 def _no_links_out(store: Path) -> None:
