@@ -243,6 +243,9 @@ def test_uint8_images_are_compared_in_0_1_by_the_metrics():
     assert psnr(pixels, rebuilt) == pytest.approx(psnr(pixels / 255, rebuilt)) and 20 < psnr(pixels, rebuilt) < 30
     assert reconstruction_mse(pixels, rebuilt) == pytest.approx(reconstruction_mse(pixels / 255, rebuilt))
     assert reconstruction_bce(pixels, rebuilt) == pytest.approx(reconstruction_bce(pixels / 255, rebuilt))
+    # a scale='pixels' model rebuilds 0-255 (a review): compared as numbers, as are two uint8 arrays
+    assert reconstruction_mse(pixels, rebuilt * 255) == pytest.approx(reconstruction_mse(pixels / 1.0, rebuilt * 255))
+    assert reconstruction_mse(pixels, pixels[::-1]) == pytest.approx(np.mean((pixels / 1.0 - pixels[::-1]) ** 2))
 
 
 def test_neg_denoising_mse_prefers_a_denoiser():
@@ -267,3 +270,17 @@ def test_neg_denoising_mse_prefers_a_denoiser():
     a = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(pixels)
     b = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0, scale="pixels").fit(pixels)
     assert scorer(a, pixels) == pytest.approx(scorer(b, pixels), rel=1e-5) and -0.5 < scorer(a, pixels) < 0
+    c = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0, scale="minmax").fit(pixels)  # 0-255 numbers
+    assert -0.5 < scorer(c, pixels) < 0  # in [0, 1] as well (a review: -3730 once)
+    import pandas as pd
+    from scipy import sparse
+
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(16)])
+    named = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(frame)
+    with pytest.warns(UserWarning, match="valid feature names"):
+        as_array = scorer(named, X)  # an array to a model of named columns: scikit-learn's own warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the names travel with the noisy copy: no "valid feature names" warning
+        assert scorer(named, frame) == pytest.approx(as_array)
+    plain = Autoencoder(hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(X)
+    assert scorer(plain, sparse.csr_matrix(X)) == pytest.approx(scorer(plain, X))  # sparse: made dense

@@ -584,3 +584,18 @@ def test_resuming_on_another_number_of_rows_warns(tmp_path):
         aekit.Autoencoder(epochs=2, **kw).fit(X, resume_from=ck)
     with pytest.warns(UserWarning, match=r"resuming on 100 training rows, but the checkpoint's run trained on 120"):
         aekit.Autoencoder(epochs=2, **kw).fit(X[:100], resume_from=ck)
+
+
+def test_save_refuses_a_scale_set_after_fit(tmp_path):
+    """A review: set_params(scale="standard") after fit saved a file that load() refused as damaged."""
+    from aekit import Autoencoder
+    from aekit._utils import InputError
+
+    X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    ae = Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)
+    ae.set_params(scale="standard")
+    with pytest.raises(InputError, match="scale='standard' was set after fit: the fitted model has no scaler"):
+        ae.save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+    ae.set_params(scale=None).save(tmp_path / "m.safetensors")  # set back: saved, and loads
+    assert np.array_equal(aekit.load(tmp_path / "m.safetensors").transform(X), ae.transform(X))

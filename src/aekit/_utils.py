@@ -288,12 +288,12 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
     return False
 
 
-#: how text outputs (CSV, TSV, HTML) write a name that is not valid UTF-8 (a file name's undecodable bytes, as
-#: Python holds them): as backslash escapes (bad\udcff.png), instead of failing
 def not_a_file(p: Path) -> str:
-    """Why ``p`` cannot be read as data: it does not exist, or it is a device, a pipe or a socket (one line)."""
+    """Why ``p`` cannot be read as a data file: it does not exist, is a folder, or a device, a pipe or a socket."""
     if not p.exists():
         return f"{p}: no such file or folder"
+    if p.is_dir():
+        return f"{p} is a folder, not a data file of this kind; pass the file, or a folder of images"
     return f"{p} is not a regular file (a device, a pipe or a socket); pass a data file or a folder of images"
 
 
@@ -320,6 +320,8 @@ def from_spreadsheet_safe(text: str) -> str:
     return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
 
 
+#: how text outputs (CSV, TSV, HTML) write a name that is not valid UTF-8 (a file name's undecodable bytes, as
+#: Python holds them): as backslash escapes (bad\udcff.png), instead of failing
 UNDECODABLE = "backslashreplace"
 
 

@@ -1561,6 +1561,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         (``aekit.distributed``) only rank 0 writes; the other ranks return ``path`` unwritten.
         """
         check_is_fitted(self, "net_")
+        scaled = getattr(self, "input_offset_", None) is not None
+        if (self.scale is not None) != scaled:  # set_params(scale=...) after fit: a file load() would refuse
+            raise InputError(
+                f"scale={self.scale!r} was set after fit: the fitted model has "
+                + ("a scaler" if scaled else "no scaler")
+                + "; fit again with this scale, or set it back before saving",
+                param="scale",
+            )
         if not distributed.is_writer():  # data-parallel: rank 0 writes the model its ranks share
             return Path(path)
         params, fitted = self._json_params(), fitted_section(self)

@@ -29,9 +29,15 @@ SATURATION_TOL = 0.01  # a coordinate within 1% of the half-range of a bound sit
 
 
 def _pair(X: np.ndarray, X_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both as float64; a uint8 array is 0-255 pixels, compared in [0, 1] as the estimators read it (a trial's
-    uint8 test images against their [0, 1] reconstructions gave a PSNR of -38 dB)."""
-    X, X_hat = (np.asarray(a, dtype=np.float64) / (255.0 if is_uint8(a) else 1.0) for a in (X, X_hat))
+    """Both as float64. uint8 pixels against values in [0, 1] (a model's reconstruction of them) are compared in
+    [0, 1], as the estimators read them (a trial's gave a PSNR of -38 dB); otherwise values as they are (a
+    scale='pixels' model rebuilds 0-255)."""
+    a, b = np.asarray(X), np.asarray(X_hat)
+    if is_uint8(a) != is_uint8(b):
+        other = b if is_uint8(a) else a
+        if other.size and in_unit_range(float(np.nanmin(other)), float(np.nanmax(other))):
+            a, b = (v / 255.0 if is_uint8(v) else v for v in (a, b))
+    X, X_hat = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if X.shape != X_hat.shape:
         raise InputError(f"X has shape {X.shape} but its reconstruction has shape {X_hat.shape}")
     return X, X_hat
@@ -87,11 +93,19 @@ def neg_denoising_mse(
     from aekit.objectives import add_noise
 
     def scorer(estimator: Any, X: Any, y: Any = None) -> float:
-        clean = as_float32(np.asarray(X), pixels=True) if is_uint8(X) else np.asarray(X, dtype=np.float32)
+        from aekit.base import plain_numbers
+
+        X = plain_numbers(X)  # a sparse matrix made dense; a DataFrame keeps its names for the estimator
+        values = np.asarray(X)
+        clean = as_float32(values, pixels=True) if is_uint8(values) else np.asarray(values, dtype=np.float32)
         noisy = add_noise(clean, noise, noise_factor, random_state=random_state)
-        # images: a scale='pixels' model reads (and rebuilds) 0-255, every other one [0, 1]
-        unit = 255.0 if is_uint8(X) and getattr(estimator, "scale", None) == "pixels" else 1.0
-        rebuilt = np.asarray(estimator.reconstruct(noisy * unit), dtype=np.float64).reshape(clean.shape) / unit
+        # uint8 images: a model that reads them as pixels takes [0, 1]; one that scales them (scale='pixels',
+        # 'minmax', 'standard') reads and rebuilds 0-255
+        unit = 255.0 if is_uint8(values) and not getattr(estimator, "pixels_", True) else 1.0
+        given: Any = noisy * unit
+        if hasattr(X, "iloc"):  # pandas
+            given = type(X)(given, columns=X.columns, index=X.index)
+        rebuilt = np.asarray(estimator.reconstruct(given), dtype=np.float64).reshape(clean.shape) / unit
         return -float(np.mean((rebuilt - clean.astype(np.float64)) ** 2))
 
     return scorer
