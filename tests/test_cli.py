@@ -1396,3 +1396,28 @@ def test_denoise_draws_a_picture_of_clean_noisy_and_denoised_images(tmp_path, ca
     argv = [*base, str(tmp_path / "d.npy"), "--add-noise", "--image-shape", "4,4", "--picture", str(tmp_path / "p.png")]
     assert main(argv) == 0 and "picture: " in capsys.readouterr().out
     assert np.load(tmp_path / "d.npy").shape == (40, 16) and Image.open(tmp_path / "p.png").size[0] > 300
+
+
+def test_a_denoised_csv_with_formula_like_names_reads_back_as_its_data(tmp_path, capsys):
+    """A review: the spreadsheet mark on a denoise CSV's header, ids and labels ("'=c", "'-neg") made the file
+    unreadable as data for the model (columns not found) and renamed the classes."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((40, 3)), columns=["-a", "b", "=c"])
+    frame.insert(0, "id", [f"-x{i}" for i in range(40)])
+    frame["label"] = np.where(np.arange(40) % 2, "pos", "-neg")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    rows = ["--id-column", "id", "--label-column", "label"]
+    assert main(["train", str(tmp_path / "d.csv"), *rows, "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    model = str(tmp_path / "r" / "model.safetensors")
+    assert main(["denoise", model, str(tmp_path / "d.csv"), *rows, "--out", str(tmp_path / "den.csv")]) == 0
+    header = (tmp_path / "den.csv").read_text().splitlines()[0]
+    assert header == "id,label,'-a,b,'=c"  # marked for spreadsheets
+    assert main(["embed", model, str(tmp_path / "den.csv"), *rows, "--out", str(tmp_path / "e.csv")]) == 0
+    back = pd.read_csv(tmp_path / "e.csv")
+    assert list(back["id"]) == [f"'-x{i}" for i in range(40)]  # written marked again, read as the data's ids
+    from aekit.data import load_rows
+
+    _, y, ids = load_rows(tmp_path / "den.csv", label_column="label", id_column="id")
+    assert list(ids) == list(frame["id"]) and list(y) == list(frame["label"])  # as the data had them

@@ -437,7 +437,7 @@ def read_codes_and_ids(path: str | os.PathLike[str], column: str | None = None) 
     """``read_codes``, and the rows' ids as text where the file has an ``id`` column (a CSV ``embed`` wrote).
     ``column``: that one of the leading columns instead of the codes (e.g. ``reconstruction_error``), ``(n, 1)``."""
 
-    from aekit._utils import DataFormatError, from_spreadsheet_safe
+    from aekit._utils import DataFormatError
     from aekit.csvdata import csv_header, is_csv, reading_own_csv
     from aekit.data import load_rows as load_file
 
@@ -465,8 +465,8 @@ def read_codes_and_ids(path: str | os.PathLike[str], column: str | None = None) 
             "'label', a 'predicted' and a 'reconstruction_error' column (as aekit embed and visualize write it): "
             "rename or drop the column"
         ) from exc
-    # ids as the data hold them (written spreadsheet-safe: "=x" as "'=x")
-    return X, ([from_spreadsheet_safe(str(v)) for v in ids] if "id" in header and ids is not None else None)
+    # ids as the data hold them (the CSV reader undoes the spreadsheet mark: "'=x" reads "=x")
+    return X, ([str(v) for v in ids] if "id" in header and ids is not None else None)
 
 
 def aligned_by_id(emb: np.ndarray, emb_ids: list[str] | None, ids: np.ndarray, what: str, data: str) -> np.ndarray:

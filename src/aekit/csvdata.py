@@ -141,7 +141,8 @@ def _first_row(path: Path, line: str) -> tuple[str | None, list[str] | None, int
     except csv.Error as exc:
         raise DataFormatError(f"{path}: cannot read the first row ({exc}); check its quoting") from exc
     cells = [c.strip().strip('"') for c in raw]
-    header = None if _floats(cells) is not None and not _is_index_header(cells) else cells
+    # names as written before aekit's outputs marked formula-like ones ("'=c"): its CSVs read back as data
+    header = None if _floats(cells) is not None and not _is_index_header(cells) else [_unmarked(c) for c in cells]
     return sep, header, len(cells)
 
 
@@ -417,8 +418,8 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
             _say_unlabelled(src, empty)
             raw[empty] = str(UNLABELLED)
         parsed = _floats(raw)
-        if parsed is None:  # text labels ("cat", "c5")
-            return raw
+        if parsed is None:  # text labels ("cat", "c5"), as written before an output marked formula-like ones
+            return np.array([_unmarked(v) for v in raw], dtype=object)
         y = parsed
     integral = np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**63)  # (1e300: float)
     return y.astype(np.int64) if integral else y
@@ -636,7 +637,15 @@ def _ids(column: pd.Series) -> np.ndarray:
     text = column.astype(str).str.strip()
     if text.str.fullmatch(_INTEGER.pattern).all() and text.str.len().max() <= 18:  # 18 digits: within int64
         return text.to_numpy(np.int64)
-    return text.to_numpy(object)  # Python strings: a fixed-width array takes the longest id's size per row
+    # Python strings (a fixed-width array takes the longest id's size per row), unmarked as _labels' are
+    return np.array([_unmarked(v) for v in text.to_numpy(object)], dtype=object)
+
+
+def _unmarked(text: str) -> str:
+    """A text cell as it was before ``spreadsheet_safe`` marked it for spreadsheets (``'=x`` -> ``=x``)."""
+    from aekit._utils import from_spreadsheet_safe
+
+    return from_spreadsheet_safe(text)
 
 
 _DECIMAL_COMMA = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")
