@@ -315,12 +315,16 @@ def test_a_vae_whose_prior_samples_decode_inverted_is_told(monkeypatch):
     assert health.samples_inverted(dark, rng.random((100, 16)) * 0.3) is None
     bright = np.vstack([rng.random((90, 16)) * 0.3, 0.9 + rng.random((10, 16)) * 0.1])
     note = health.samples_inverted(dark, bright)
-    assert note is not None and note.startswith("10% of samples drawn from the prior decode brighter")
+    assert note is not None and note.startswith("10% of samples drawn from the prior decode brighter than every one")
     seen = []
     real = health.samples_inverted
     monkeypatch.setattr(health, "samples_inverted", lambda X, d: seen.append(d.shape) or real(X, d))
-    X = rng.random((64, 16)).astype(np.float32)
-    Autoencoder(variational=True, hidden_layer_sizes=(8,), n_components=2, epochs=1, random_state=0).fit(X)
-    assert seen == [(health.PRIOR_DRAWS, 16)]  # a VAE of [0, 1] data decodes its prior samples; others do not
+    X = rng.random((64, 64)).astype(np.float32)  # 8 x 8 images
+    vae = {"variational": True, "hidden_layer_sizes": (8,), "n_components": 2, "epochs": 1, "random_state": 0}
+    Autoencoder(**vae).fit(X)
+    assert seen == [(health.PRIOR_DRAWS, 64)]  # a VAE of images in [0, 1] decodes its prior samples
     Autoencoder(hidden_layer_sizes=(8,), n_components=2, epochs=1, random_state=0).fit(X)
+    Autoencoder(**vae).fit(X[:, :20])  # rows that are no images (a review: one-hot tables were told "inverted")
     assert len(seen) == 1
+    one_hot = np.eye(5)[rng.integers(0, 5, 200)]  # every row equally bright: brightness says nothing
+    assert health.samples_inverted(one_hot, rng.random((100, 5))) is None

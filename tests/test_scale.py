@@ -566,3 +566,12 @@ def test_noise_in_raw_units_far_from_0_1_is_pointed_out():
     assert noisy.max() > 200 and np.abs(noisy - X).max() < 3  # not clipped to [0, 1]
     unit = add_noise(X / 255, "gaussian", 0.4, random_state=0)
     assert unit.min() >= 0 and unit.max() <= 1  # images in [0, 1]: clipped, as training does
+
+
+def test_noise_of_a_visible_size_is_not_warned_of():
+    """A review: standardised data (a Pipeline's StandardScaler) with gaussian noise 0.4 were told to pass
+    scale='standard', which changes nothing: the noise is already in standard deviations."""
+    X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="noise=")
+        Autoencoder(noise="gaussian", hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)

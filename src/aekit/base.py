@@ -517,12 +517,17 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         noise, factor = getattr(self, "noise", None), float(getattr(self, "noise_factor", 0.0) or 0.0)
         if noise not in ("gaussian", "salt_pepper") or self.scale is not None or in_unit_range(lo, hi):
             return []
+        share = factor / max(hi - lo, 1e-12)
+        if noise == "gaussian" and share >= 0.01:  # noise of a visible size (e.g. standardised data): as meant
+            return []
         what = (
-            f"noise_factor={factor:g} is {factor / max(hi - lo, 1e-12):.2%} of that range"
+            f"noise_factor={factor:g} is {share:.2%} of that range"
             if noise == "gaussian"
-            else "salt_pepper sets values to 0 or 1"
+            else ("salt_pepper sets values to 0 or 1")
         )
-        pixels = "scale='pixels' for 0-255 images (the noise then acts in [0, 1]), " if lo >= 0 and hi <= 255 else ""
+        pixels = (
+            "scale='pixels' for 0-255 images (the noise then acts in [0, 1]), " if lo >= 0 and 2 < hi <= 255 else ""
+        )
         return [
             f"noise={noise!r} corrupts X in the units the model reads, here values in [{lo:.3g}, {hi:.3g}]: {what}. "
             f"Pass {pixels}scale='standard' for tables (noise in standard deviations), or a noise_factor in X's units"
@@ -1202,6 +1207,14 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self.best_epoch_ = state.best_epoch + 1  # 1-based, as the epochs of the verbose lines; 0: none yet
                 self.stop_reason_ = state.stop_reason or "error"
 
+    def _images(self) -> bool:
+        """Whether the model reads images: a known image shape, or flat rows of a square of 8 x 8 or more pixels
+        in one or three channels (the prior-sample check speaks of images' brightness)."""
+        if fitted_image_shape(self) is not None:
+            return True
+        n = int(self.n_features_in_)
+        return any(n % c == 0 and n // c >= 64 and math.isqrt(n // c) ** 2 == n // c for c in (1, 3))
+
     def _check_health(self, data: np.ndarray | Source, y_idx: np.ndarray | None) -> None:
         """``fit_warnings_``: the checks of ``aekit.health`` on a sample of the training data, each warned once."""
         if self.n_iter_ == 0 or self.stop_reason_ == "interrupted":  # nothing, or a part the user chose to stop
@@ -1229,7 +1242,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         d, n_features = int(net.code_size), X.shape[1] if net.has_decoder else 0
         loss, output_activation = self._resolved()
         prior_decoded = None
-        if net.mu is not None and net.has_decoder and output_activation == "sigmoid":  # a VAE of [0, 1] data
+        if net.mu is not None and net.has_decoder and output_activation == "sigmoid" and self._images():
             z = np.random.default_rng(self.seed_).standard_normal((PRIOR_DRAWS, d)).astype(np.float32)
             prior_decoded = self._forward_batches(z, lambda zb: net.decode(zb).flatten(1).float())
         judged = net.has_decoder and self._loss_weights()[0] > 0  # a decoder left untrained on purpose is no failure

@@ -196,13 +196,16 @@ def samples_inverted(X: np.ndarray, decoded: np.ndarray) -> str | None:
     the decoder yet."""
     if not decoded.size or not X.size:
         return None
-    share = float(np.mean(decoded.mean(axis=1) > X.mean(axis=1).max()))
+    means = X.mean(axis=1)
+    if float(means.std()) < 0.01:  # rows of one brightness (one-hot tables): "brighter" says nothing
+        return None
+    share = float(np.mean(decoded.mean(axis=1) > means.max()))
     if share < INVERTED_SHARE:
         return None
     return (
-        f"{share:.0%} of samples drawn from the prior decode brighter than every training image (inverted, e.g. a "
-        "white background): the decoder has not learned the whole prior yet; train longer (more epochs, or "
-        "epochs='auto')"
+        f"{share:.0%} of samples drawn from the prior decode brighter than every one of {len(X):,} training images "
+        "(inverted, e.g. a white background): the decoder has not learned the whole prior yet; train longer (more "
+        "epochs, or epochs='auto')"
     )
 
 
