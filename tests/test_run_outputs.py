@@ -206,11 +206,11 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, npy
     model = tmp_path / "run" / "model.safetensors"
     kept = {p: p.read_bytes() for p in (model, npy)}
     cases = [
-        (["evaluate", str(model), str(npy), "--json", str(model)], "is the file this command reads as --model"),
-        (["evaluate", str(tmp_path / "run"), str(npy), "--json", str(model)], "inside"),  # a run folder as --model
-        (["evaluate", str(model), str(npy), "--json", str(npy)], "is the file this command reads as --data"),
-        (["embed", str(model), str(npy), "--out", str(npy)], "reads as --data"),
-        (["denoise", str(model), str(npy), "--out", str(npy)], "reads as --data"),
+        (["evaluate", str(model), str(npy), "--json", str(model)], "is this command's model ("),
+        (["evaluate", str(tmp_path / "run"), str(npy), "--json", str(model)], "inside"),  # a run folder as model
+        (["evaluate", str(model), str(npy), "--json", str(npy)], "is this command's data ("),
+        (["embed", str(model), str(npy), "--out", str(npy)], "is this command's data"),
+        (["denoise", str(model), str(npy), "--out", str(npy)], "is this command's data"),
     ]
     for argv, words in cases:
         assert main([*argv, "--overwrite"]) == 2, argv
@@ -223,6 +223,20 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, npy
         Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(tmp_path / "imgs" / "a" / f"{i}.png")
     assert main(["train", str(tmp_path / "imgs"), "--out", str(tmp_path / "imgs" / "run"), "--epochs", "1"]) == 2
     assert "is inside" in _one_error_line(capsys.readouterr().err) and not (tmp_path / "imgs" / "run").exists()
+    assert main(["train", str(tmp_path / "imgs"), "--out", str(tmp_path / "irun"), "--epochs", "1"]) == 0
+    imodel = str(tmp_path / "irun" / "model.safetensors")
+    capsys.readouterr()
+    picture = ["--out", str(tmp_path / "den.npy"), "--picture", str(tmp_path / "imgs" / "den.png")]
+    assert main(["denoise", imodel, str(tmp_path / "imgs"), *picture]) == 2  # a picture would become an image
+    assert "is inside" in _one_error_line(capsys.readouterr().err) and not (tmp_path / "imgs" / "den.png").exists()
+    # outputs beside a model are no threat to it: a folder of outputs may be the model's run folder (a review:
+    # `visualize x.npy --model run --out run` was refused, with --model run/model.safetensors accepted)
+    import argparse
+
+    from aekit.commands import _not_an_input
+
+    args = argparse.Namespace(model=str(tmp_path / "irun"), data=str(npy))
+    _not_an_input(args, str(tmp_path / "irun"), "--out", folder=True)
     # a file name denoise cannot write is refused before any work, in the user's words
     assert main(["denoise", str(model), str(npy), "--out", str(tmp_path / "den.csv.gz")]) == 2
     assert f"--out {tmp_path / 'den.csv.gz'}: use a .npy or .csv" in _one_error_line(capsys.readouterr().err)

@@ -272,11 +272,14 @@ def _out_dir(args: argparse.Namespace, files: Sequence[str], overwrite: bool | N
 
 
 @contextlib.contextmanager
-def _out_file(args: argparse.Namespace, path: str, flag: str = "--out") -> Iterator[tuple[OutputFolder, str]]:
-    """``aekit.outputs.output_file`` for ``flag``'s ``path``, refused first where it is one of the command's inputs."""
+def _out_file(
+    args: argparse.Namespace, path: str, flag: str = "--out", image: bool = False
+) -> Iterator[tuple[OutputFolder, str]]:
+    """``aekit.outputs.output_file`` for ``flag``'s ``path``, refused first where it is one of the command's inputs
+    (``image``: a picture, also refused inside a folder of images the command reads)."""
     from aekit.outputs import output_file
 
-    _not_an_input(args, path, flag)
+    _not_an_input(args, path, flag, folder=image)
     with output_file(path, args.overwrite, flag) as found:
         yield found
 
@@ -297,20 +300,27 @@ def _not_an_input(args: argparse.Namespace, path: str, flag: str, folder: bool =
         given = getattr(args, name, None)
         if not given or (name in ("data", "train_data") and given in ("mnist", "mnist-test")):
             continue
+        if folder and name == "model":  # outputs beside a model (its run folder) replace no model file
+            continue
         source = Path(given).resolve()
+        role = _INPUT_ROLES[name]
         if out == source:
             what = "folder" if source.is_dir() else "file"
             raise InputError(
-                f"{flag} {path} is the {what} this command reads as --{name.replace('_', '-')} ({given}), which the "
-                f"output would replace; write to another {what}"
+                f"{flag} {path} is {role} ({given}), which the output would replace; write to another {what}"
             )
         if source.is_dir() and out.is_relative_to(source):
-            model_file = name == "model" and out.suffix.lower() == ".safetensors"
-            if folder and name != "model" or model_file:
-                what = "the model" if model_file else "data"
-                raise InputError(
-                    f"{flag} {path} is inside {given}, the folder of {what} this command reads; write outside it"
-                )
+            if folder or (name == "model" and out.suffix.lower() == ".safetensors"):
+                raise InputError(f"{flag} {path} is inside {given}, {role}; write outside it")
+
+
+#: how ``_not_an_input`` names each input (the model and the data are positional arguments of most commands)
+_INPUT_ROLES = {
+    "model": "this command's model",
+    "data": "this command's data",
+    "train_data": "this command's --train-data",
+    "embedding": "this command's --embedding",
+}
 
 
 #: the files codes and reconstructions are written to
@@ -1242,7 +1252,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     check_codes_path(args.out)  # before any work
     if args.picture and Path(args.picture).suffix.lower() != ".png":
         raise InputError(f"--picture {args.picture}: the picture is a PNG; use a file name ending in .png")
-    picture = _out_file(args, args.picture, "--picture") if args.picture else contextlib.nullcontext((None, ""))
+    picture = (
+        _out_file(args, args.picture, "--picture", image=True) if args.picture else contextlib.nullcontext((None, ""))
+    )
     with _out_file(args, args.out) as (out, name), picture as (pic, pic_name):
         check_noise_factor(args.noise, args.noise_factor)  # the rule of training, too (NaN fails)
         if not 0 <= args.seed < 2**63:
