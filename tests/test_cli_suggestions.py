@@ -251,6 +251,14 @@ def test_as_flags_leaves_calls_and_other_names_alone():
     assert as_flags("lower learning_rate, or try another random_state; lower the rate") == (
         "lower --learning-rate, or try another --random-state; lower the rate"
     )
+    from aekit.cli import _COMMAND_FLAGS
+
+    token = _COMMAND_FLAGS.set(frozenset({"--seed", "--scale"}))  # visualize's: its seed is --seed (a review)
+    try:
+        text = "try another random_state, scale='minmax', lower learning_rate"
+        assert as_flags(text) == "try another --seed, --scale minmax, lower learning_rate"  # no such flag: as is
+    finally:
+        _COMMAND_FLAGS.reset(token)
     for kept in ("(best loss=0.01234)", "with random_state=None", "/data/batch_size='32'/x.csv", "column 'scale='x''"):
         assert as_flags(kept) == kept  # values, facts, paths and quoted names are no advice
 

@@ -12,6 +12,7 @@ the run's files put in place together).
 from __future__ import annotations
 
 import argparse
+import contextvars
 import errno
 import logging
 import re
@@ -539,18 +540,34 @@ def as_flags(text: str) -> str:
     (``set_params(precision='bfloat16')``), paths and quoted names."""
     from aekit.params import PARAMS
 
+    flags = _COMMAND_FLAGS.get()
+
+    def option(name: str) -> str | None:  # the running subcommand's flag for a parameter, if it has one
+        if name not in PARAMS:
+            return None
+        flag = "--" + name.replace("_", "-")
+        if flags is None or flag in flags:
+            return flag
+        return "--seed" if name == "random_state" and "--seed" in flags else None  # visualize's, explore's seed
+
     def flag(m: re.Match[str]) -> str:
         name, value = m.group(1), m.group(2)
-        if name not in PARAMS:
+        opt = option(name)
+        if opt is None:
             return m.group(0)
         if value.startswith("("):  # a tuple of numbers, as the flag takes it: (8, 8) -> 8,8
-            return f"--{name.replace('_', '-')} {','.join(v.strip() for v in value[1:-1].split(','))}"
-        return f"--{name.replace('_', '-')} {value.strip(chr(39) + chr(34))}"
+            return f"{opt} {','.join(v.strip() for v in value[1:-1].split(','))}"
+        return f"{opt} {value.strip(chr(39) + chr(34))}"
 
     def named(m: re.Match[str]) -> str:  # "lower learning_rate": advice naming a parameter without a value
-        return f"{m.group(1)} --{m.group(2).replace('_', '-')}" if m.group(2) in PARAMS else m.group(0)
+        opt = option(m.group(2))
+        return f"{m.group(1)} {opt}" if opt else m.group(0)
 
     return _ADVICE.sub(named, _KEYWORD.sub(flag, text))
+
+
+#: the running subcommand's option strings (set by ``main``): advice names only flags it has; None: any
+_COMMAND_FLAGS: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("command_flags", default=None)
 
 
 # "lower learning_rate", "raise learning_rate": a parameter named as the thing to change
@@ -622,6 +639,7 @@ def _main(argv: Sequence[str] | None) -> int:
     tsne_log = logging.getLogger("openTSNE")
     tsne_level = tsne_log.level
     tsne_log.setLevel(logging.WARNING)
+    flags = _COMMAND_FLAGS.set(frozenset(args.command_parser._option_string_actions))  # advice in its flags
     try:
         with warnings.catch_warnings():
             # a CSV's columns are matched to a model's features by name in the commands (model_columns); other
@@ -632,6 +650,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"aekit: error: {_one_line(exc, getattr(args, 'param_flags', frozenset()))}", file=sys.stderr)
         return 2
     finally:
+        _COMMAND_FLAGS.reset(flags)
         restore()
         tsne_log.setLevel(tsne_level)
 
