@@ -1393,6 +1393,9 @@ def test_denoise_draws_a_picture_of_clean_noisy_and_denoised_images(tmp_path, ca
     assert main([*base, str(tmp_path / "d.npy"), "--picture", str(tmp_path / "p.png")]) == 2  # rows, not images
     assert "rows are not known to be images; pass --image-shape" in capsys.readouterr().err
     assert not (tmp_path / "d.npy").exists()  # refused: nothing written
+    shape = ["--image-shape", "3,3", "--picture", str(tmp_path / "p.png")]
+    assert main([*base, str(tmp_path / "d.npy"), *shape]) == 2  # a review: numpy's words, after the work
+    assert "--image-shape 3,3 holds 9 values but " in capsys.readouterr().err
     argv = [*base, str(tmp_path / "d.npy"), "--add-noise", "--image-shape", "4,4", "--picture", str(tmp_path / "p.png")]
     assert main(argv) == 0 and "picture: " in capsys.readouterr().out
     assert np.load(tmp_path / "d.npy").shape == (40, 16) and Image.open(tmp_path / "p.png").size[0] > 300

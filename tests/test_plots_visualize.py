@@ -713,7 +713,13 @@ def test_image_pictures_take_the_images_own_shape():
 
     rng = np.random.default_rng(0)
     with plots.offscreen():
-        for images, shape in ((rng.random((4, 64)), (8, 8)), (rng.random((4, 3 * 32 * 32)), (32, 32, 3))):
+        cases = [
+            (rng.random((4, 64)), (8, 8)),
+            (rng.random((4, 3 * 32 * 32)), (32, 32, 3)),
+            (rng.random((4, 32, 32, 3)), (32, 32, 3)),  # channels last (a review: matplotlib's TypeError)
+            (rng.random((4, 28, 28, 1)), (28, 28)),
+        ]
+        for images, shape in cases:
             fig = plots.image_grid([images], ["x"])
             assert fig.axes[0].images[0].get_array().shape == shape
         with pytest.raises(InputError, match=r"image_shape \(28, 28\) holds 784 values but each image has 64"):

@@ -1240,6 +1240,26 @@ def _outlier_metrics(est: Any, X: Any, known: np.ndarray, outlier: np.ndarray) -
     }
 
 
+def _picture_shape(args: argparse.Namespace, X: Any, est: Any) -> tuple[int, ...]:
+    """``denoise --picture``: the images' shape, checked against the rows before any work (in the flags' words)."""
+    import math
+
+    from aekit._utils import InputError
+
+    shape = _image_shape(args, X, est)
+    if shape is None:
+        raise InputError(
+            f"--picture draws images, but {args.data}'s rows are not known to be images; pass --image-shape "
+            "[C,]H,W, or drop --picture"
+        )
+    if math.prod(shape) != _width(X):
+        raise InputError(
+            f"--image-shape {','.join(map(str, shape))} holds {math.prod(shape)} values but {args.data}'s rows have "
+            f"{_width(X)}; pass their shape"
+        )
+    return shape
+
+
 def cmd_denoise(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -1268,12 +1288,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 "nothing to denoise; train one with --reconstruction-weight 1"
             )
         X, y, ids = model_rows(args, est)
-        shape = _image_shape(args, X, est) if args.picture else None
-        if args.picture and shape is None:
-            raise InputError(
-                f"--picture draws images, but {args.data}'s rows are not known to be images; pass --image-shape "
-                "[C,]H,W, or drop --picture"
-            )
+        shape = _picture_shape(args, X, est) if args.picture else None
         clean = as_float32(X, pixels=is_uint8(X) and bool(est.pixels_))  # as the model reads it
         X_in = clean
         sigmoid = est.output_activation_ == "sigmoid"

@@ -288,6 +288,8 @@ def for_display(images: Any, image_shape: Sequence[int] | None = None) -> np.nda
     are stretched from their own minimum to maximum, rather than drawn white or black. ``image_shape``
     ``(H, W)`` or ``(C, H, W)``; None: the images' own, or a square."""
     a = np.asarray(images)
+    if image_shape is None and a.ndim == 4 and a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+        a = a.transpose(0, 3, 1, 2)  # channels last (n, H, W, C), as matplotlib and PIL hold images
     image_shape = _shape_of(a, image_shape)
     a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
     finite = a[np.isfinite(a)]
