@@ -943,7 +943,6 @@ def _check_columns(args: argparse.Namespace, est: Any) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-
     check_codes_path(args.out)
     with _out_file(args, args.out) as (out, name):
         _folder_only(args)

@@ -59,7 +59,7 @@ def reconstruction_bce(X: np.ndarray, X_hat: np.ndarray) -> float:
 
 
 def reconstruction_mse(X: np.ndarray, X_hat: np.ndarray) -> float:
-    """Mean squared error, mean per element (uint8 images in [0, 1])."""
+    """Mean squared error, mean per element (uint8 pixels against values in [0, 1]: in [0, 1], see ``_pair``)."""
     X, X_hat = _pair(X, X_hat)
     return float(np.mean((X - X_hat) ** 2))
 
@@ -164,8 +164,9 @@ def unit_range(X: np.ndarray) -> bool:
 def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | None = 1.0) -> float:
     """Peak signal-to-noise ratio in dB, from the MSE over the whole set.
 
-    ``data_range``: the signal's peak-to-peak range (1 for data in [0, 1] and uint8 images, which are
-    compared in [0, 1]); None takes ``X``'s own (its largest magnitude for constant data, 1 for zeros).
+    ``data_range``: the signal's peak-to-peak range (1 for data in [0, 1], and for uint8 pixels against a
+    reconstruction in [0, 1], compared in [0, 1]); None takes ``X``'s own (its largest magnitude for constant
+    data, 1 for zeros).
     """
     mse = reconstruction_mse(X, X_hat)
     if data_range is None:  # the data's range; for constant data its magnitude (or 1)
