@@ -248,8 +248,8 @@ def test_as_flags_leaves_calls_and_other_names_alone():
         "try --optimizer adam, --scale minmax or epochs=60; set_params(precision='bfloat16'); n_iter_=3, x='y'"
     )
     assert as_flags("pass image_shape=(3, 32, 32) or shape=(8, 8)") == "pass --image-shape 3,32,32 or shape=(8, 8)"
-    assert as_flags("lower learning_rate, or try another random_state; lower the rate") == (
-        "lower --learning-rate, or try another --random-state; lower the rate"
+    assert as_flags("lower learning_rate, or try another random_state; lower the rate; a lower loss") == (
+        "lower --learning-rate, or try another --random-state; lower the rate; a lower loss"
     )
     from aekit.cli import _COMMAND_FLAGS
 

@@ -570,8 +570,9 @@ def as_flags(text: str) -> str:
 _COMMAND_FLAGS: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("command_flags", default=None)
 
 
-# "lower learning_rate", "raise learning_rate": a parameter named as the thing to change
-_ADVICE = re.compile(r"\b(lower|raise|increase|decrease|another)\s+([a-z][a-z_]*)\b(?![=(])")
+# "lower learning_rate", "raise learning_rate": a parameter named as the thing to change (a name with "_", so
+# that prose such as "a lower loss" is left alone)
+_ADVICE = re.compile(r"\b(lower|raise|increase|decrease|another)\s+([a-z]+_[a-z_]+)\b(?![=(])")
 # name='value' or name=(1, 2), unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
 _KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|\(\d+(?:, ?\d+)+\))")
 
