@@ -315,7 +315,7 @@ def test_a_vae_whose_prior_samples_decode_inverted_is_told(monkeypatch):
     assert health.samples_inverted(dark, rng.random((100, 16)) * 0.3) is None
     bright = np.vstack([rng.random((90, 16)) * 0.3, 0.9 + rng.random((10, 16)) * 0.1])
     note = health.samples_inverted(dark, bright)
-    assert note is not None and note.startswith("10% of samples drawn from the prior decode brighter than every one")
+    assert note is not None and note.startswith("10% of samples drawn from the prior decode far brighter than every")
     seen = []
     real = health.samples_inverted
     monkeypatch.setattr(health, "samples_inverted", lambda X, d: seen.append(d.shape) or real(X, d))
