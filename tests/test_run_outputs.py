@@ -236,7 +236,18 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, npy
     from aekit.commands import _not_an_input
 
     args = argparse.Namespace(model=str(tmp_path / "irun"), data=str(npy))
-    _not_an_input(args, str(tmp_path / "irun"), "--out", folder=True)
+    _not_an_input(args, str(tmp_path / "irun"), "--out", folder=True, files=["embedding.csv"])
+    # ... unless the folder's files include the model: a docs run's visualize --model repro/autoencoder.safetensors
+    # --out repro --overwrite deleted the model it had read (a map's files are removed when not saved again)
+    (tmp_path / "repro").mkdir()
+    saved = tmp_path / "repro" / "autoencoder.safetensors"
+    saved.write_bytes(model.read_bytes())
+    argv = ["visualize", str(npy), "--model", str(saved), "--out", str(tmp_path / "repro"), "--overwrite"]
+    assert main(argv) == 2 and saved.read_bytes() == model.read_bytes()
+    assert "would replace autoencoder.safetensors, this command's model" in _one_error_line(capsys.readouterr().err)
+    with pytest.raises(aekit._utils.InputError, match="would replace tsne.safetensors, this command's model"):
+        map_args = argparse.Namespace(model=str(tmp_path / "repro"), data=str(npy))  # a map's folder as the model
+        _not_an_input(map_args, str(tmp_path / "repro"), "--out", folder=True, files=["tsne.safetensors"])
     # a file name denoise cannot write is refused before any work, in the user's words
     assert main(["denoise", str(model), str(npy), "--out", str(tmp_path / "den.csv.gz")]) == 2
     assert f"--out {tmp_path / 'den.csv.gz'}: use a .npy or .csv" in _one_error_line(capsys.readouterr().err)

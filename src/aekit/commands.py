@@ -266,7 +266,7 @@ def _out_dir(args: argparse.Namespace, files: Sequence[str], overwrite: bool | N
     replaced without --overwrite."""
     from aekit.outputs import output_folder
 
-    _not_an_input(args, args.out, "--out", folder=True)
+    _not_an_input(args, args.out, "--out", folder=True, files=files)
     with output_folder(args.out, files, overwrite=args.overwrite if overwrite is None else overwrite) as out:
         yield out
 
@@ -288,7 +288,9 @@ def _out_file(
 INPUT_ARGS = ("model", "data", "train_data", "embedding")
 
 
-def _not_an_input(args: argparse.Namespace, path: str, flag: str, folder: bool = False) -> None:
+def _not_an_input(
+    args: argparse.Namespace, path: str, flag: str, folder: bool = False, files: Sequence[str] = ()
+) -> None:
     """Refuse an output that is a file the command reads (its model, data or embedding; --overwrite would
     replace it: `evaluate m.safetensors data.csv --json m.safetensors --overwrite` lost the model), a model
     file inside a model's folder, or (``folder``: an output folder) one inside a folder of data it reads, whose
@@ -300,10 +302,16 @@ def _not_an_input(args: argparse.Namespace, path: str, flag: str, folder: bool =
         given = getattr(args, name, None)
         if not given or (name in ("data", "train_data") and given in ("mnist", "mnist-test")):
             continue
-        if folder and name == "model":  # outputs beside a model (its run folder) replace no model file
-            continue
         source = Path(given).resolve()
         role = _INPUT_ROLES[name]
+        for target in (out / f for f in files):  # a file the output folder writes, or removes as stale
+            inside = source.is_dir() and target.is_relative_to(source) and target.suffix == ".safetensors"
+            if target == source or (name == "model" and inside):  # a map folder's model files too
+                raise InputError(
+                    f"{flag} {path} would replace {target.name}, {role} ({given}); write to another folder"
+                )
+        if folder and name == "model":  # other outputs beside a model (its run folder) replace no model file
+            continue
         if out == source:
             what = "folder" if source.is_dir() else "file"
             raise InputError(
