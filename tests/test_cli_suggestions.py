@@ -251,6 +251,9 @@ def test_as_flags_leaves_calls_and_other_names_alone():
     assert as_flags("lower learning_rate, or try another random_state; lower the rate; a lower loss") == (
         "lower --learning-rate, or try another --random-state; lower the rate; a lower loss"
     )
+    assert as_flags("pass a smaller n_components, or set noise_factor in X's units") == (
+        "pass a smaller --n-components, or set --noise-factor in X's units"  # a docs run's two warnings
+    )
     from aekit.cli import _COMMAND_FLAGS
 
     token = _COMMAND_FLAGS.set(frozenset({"--seed", "--scale"}))  # visualize's: its seed is --seed (a review)

@@ -246,6 +246,12 @@ def test_uint8_images_are_compared_in_0_1_by_the_metrics():
     # a scale='pixels' model rebuilds 0-255 (a review): compared as numbers, as are two uint8 arrays
     assert reconstruction_mse(pixels, rebuilt * 255) == pytest.approx(reconstruction_mse(pixels / 1.0, rebuilt * 255))
     assert reconstruction_mse(pixels, pixels[::-1]) == pytest.approx(np.mean((pixels / 1.0 - pixels[::-1]) ** 2))
+    # ... and PSNR's peak follows (a docs run: -36 dB after the guide's own scale="pixels" advice)
+    assert psnr(pixels, rebuilt * 255) == pytest.approx(psnr(pixels / 255, rebuilt), abs=1e-6)
+    from aekit.objectives import add_noise
+
+    noisy = add_noise(pixels, "gaussian", 0.2, random_state=0)  # uint8 in, uint8 out, noise in [0, 1] as in fit
+    assert noisy.dtype == np.uint8 and 0.1 < np.std(noisy / 255 - pixels / 255) < 0.25
 
 
 def test_neg_denoising_mse_prefers_a_denoiser():

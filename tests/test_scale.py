@@ -544,7 +544,7 @@ def test_float_pixels_of_0_to_255_are_pointed_to_scale_pixels():
     (table,) = range_advice(np.full(3, -40.0), np.full(3, 300.0), None, "mse", "linear")
     assert table.endswith("Pass scale='standard'")  # negative values or beyond 255: no pixels
     tails = range_advice(np.zeros(4), np.full(4, 50.0), "standard", "mse", "linear")
-    assert tails and "images read better with scale='pixels' (0-255 pixels) or None" in tails[0]
+    assert tails and "images read better with scale='pixels' (0-255 pixels) or no scale" in tails[0]
 
 
 def test_noise_in_raw_units_far_from_0_1_is_pointed_out():

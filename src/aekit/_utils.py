@@ -282,7 +282,7 @@ def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
         ("uint8-numbers",),
         f"X is uint8 with values up to {top} (below {PIXEL_THRESHOLD}): read as numbers, not as 0-255 pixels. "
         "For images pass scale='pixels' or X / 255; "
-        "for numbers, scale='minmax' or 'standard' scales them. Shown once per process",
+        "for numbers, scale='minmax' or scale='standard' scales them. Shown once per process",
         stacklevel=stacklevel + 1,
     )
     return False

@@ -530,7 +530,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         )
         return [
             f"noise={noise!r} corrupts X in the units the model reads, here values in [{lo:.3g}, {hi:.3g}]: {what}. "
-            f"Pass {pixels}scale='standard' for tables (noise in standard deviations), or a noise_factor in X's units"
+            f"Pass {pixels}scale='standard' for tables (noise in standard deviations), or set noise_factor in X's units"
         ]
 
     def _fit_source_range(self, source: Source) -> None:

@@ -572,7 +572,7 @@ _COMMAND_FLAGS: contextvars.ContextVar[frozenset[str] | None] = contextvars.Cont
 
 # "lower learning_rate", "raise learning_rate": a parameter named as the thing to change (a name with "_", so
 # that prose such as "a lower loss" is left alone)
-_ADVICE = re.compile(r"\b(lower|raise|increase|decrease|another)\s+([a-z]+_[a-z_]+)\b(?![=(])")
+_ADVICE = re.compile(r"\b(lower|raise|increase|decrease|smaller|larger|another|set)\s+([a-z]+_[a-z_]+)\b(?![=(])")
 # name='value' or name=(1, 2), unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
 _KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|\(\d+(?:, ?\d+)+\))")
 

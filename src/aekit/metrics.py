@@ -161,18 +161,21 @@ def unit_range(X: np.ndarray) -> bool:
     return bool(X.size == 0 or in_unit_range(X.min(), X.max()))
 
 
-def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | None = 1.0) -> float:
+def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | str | None = "auto") -> float:
     """Peak signal-to-noise ratio in dB, from the MSE over the whole set.
 
-    ``data_range``: the signal's peak-to-peak range (1 for data in [0, 1], and for uint8 pixels against a
-    reconstruction in [0, 1], compared in [0, 1]); None takes ``X``'s own (its largest magnitude for constant
-    data, 1 for zeros).
+    ``data_range``: the signal's peak-to-peak range. "auto": 255 for uint8 pixels ``X`` against a reconstruction
+    in 0-255 (a ``scale='pixels'`` model's), else 1 (data in [0, 1], and uint8 pixels against a reconstruction
+    in [0, 1], compared in [0, 1]); None takes ``X``'s own (its largest magnitude for constant data, 1 for zeros).
     """
     mse = reconstruction_mse(X, X_hat)
+    if data_range == "auto":
+        compared_in_0_255 = is_uint8(X) and float(_pair(X, X_hat)[0].max(initial=0.0)) > 1.0
+        data_range = 255.0 if compared_in_0_255 else 1.0
     if data_range is None:  # the data's range; for constant data its magnitude (or 1)
         Xa = _pair(X, X)[0]
         data_range = float(np.ptp(Xa) or np.abs(Xa).max() or 1.0) if Xa.size else 1.0
-    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
+    return float("inf") if mse == 0 else float(10 * np.log10(float(data_range) ** 2 / mse))
 
 
 def knn_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray, k: int = 5) -> float:

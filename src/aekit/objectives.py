@@ -157,10 +157,14 @@ def add_noise(
     """``corrupt`` for arrays, deterministic in ``random_state``: a noisy test set as training makes them.
 
     ``X`` ``(n_samples, ...)``; the noise is in ``X``'s units (``factor`` a standard deviation for gaussian, a
-    share of values for masking and salt_pepper, which sets values to 0 or 1: for images in [0, 1]).
+    share of values for masking and salt_pepper, which sets values to 0 or 1: for images in [0, 1]). uint8
+    images are corrupted in [0, 1], as a model trains on them, and come back as uint8, in the units they came.
     ``clip``: clip gaussian noise to [0, 1]; None (the default) clips data in [0, 1] only, so that 0-255
     or tabular data are not wiped to [0, 1].
     """
+    if np.asarray(X).dtype == np.uint8:
+        noisy = add_noise(np.asarray(X) / np.float32(255), kind, factor, random_state=random_state, clip=True)
+        return np.rint(noisy * 255).astype(np.uint8)
     X = np.ascontiguousarray(X, dtype=np.float32)
     if clip is None:
         clip = bool(X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0))

@@ -218,7 +218,7 @@ def range_advice(
             "heavy tails or outliers, which saturate tanh units and rule the loss. Transform such features first, "
             "e.g. np.log1p for counts and amounts, or scikit-learn's QuantileTransformer or PowerTransformer"
             + (
-                "; images read better with scale='pixels' (0-255 pixels) or None (pixels in [0, 1])"
+                "; images read better with scale='pixels' (0-255 pixels) or no scale (pixels in [0, 1])"
                 if scale == "standard" and names is None
                 else ""
             )
