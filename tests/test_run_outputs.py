@@ -442,3 +442,14 @@ def test_a_model_path_that_is_no_regular_file_says_so(tmp_path):
     os.mkfifo(fifo)  # it said "no such aekit model file"
     with pytest.raises(ModelFileError, match=r"model\.safetensors: not a regular file"):
         aekit.load(fifo)
+
+
+def test_resume_of_a_finished_run_names_both_ways_on(tmp_path, npy, capsys):
+    """A docs run: --resume on a finished run said "Drop --resume", and the command without it then failed on the
+    finished run's files (--overwrite); the first message names both."""
+    assert _train(npy, tmp_path / "run") == 0
+    capsys.readouterr()
+    assert _train(npy, tmp_path / "run", "--resume") == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "Drop --resume to train from the start (--overwrite replaces the finished run in" in line
+    assert _train(npy, tmp_path / "run", "--overwrite") == 0

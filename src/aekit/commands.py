@@ -657,9 +657,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     # a checkpoint left by a killed run is only replaced on purpose (--overwrite) or continued (--resume)
     with _out_dir(args, TRAIN_FILES, args.overwrite or args.resume) as out:
         if args.resume and not (out.path / ck_name).exists():
+            finished = (out.path / "model.safetensors").exists()  # a finished run's: replaced only with --overwrite
             raise InputError(
                 f"--resume: {out.path / ck_name} does not exist; a run keeps it when interrupted or with "
                 "--keep-checkpoint. Drop --resume to train from the start"
+                + (
+                    f" (--overwrite replaces the finished run in {args.out}, or choose another --out)"
+                    if finished
+                    else ""
+                )
             )
         X, y = training_data(args)
         if getattr(args, "data_loading", None) == "stream" and _is_csv(args.data):
