@@ -254,6 +254,10 @@ def test_cli_explore_matches_an_embedding_csv_to_the_data_by_id(tmp_path, capsys
     z = emb.sample(frac=1.0, random_state=0)
     got = aligned_by_id(z[["z1", "z2"]].to_numpy(), list(z["id"]), table["id"].to_numpy(), "--embedding e", "t.csv")
     np.testing.assert_array_equal(got[:, 0], np.arange(60.0))  # each point back beside its own row
+    twice = list(z["id"])
+    twice[7] = twice[3]  # a repeated id in place of a row: named as the repeat (a docs run: "repeats an id")
+    with pytest.raises(InputError, match=f"repeats the id '{twice[3]}'"):
+        aligned_by_id(z[["z1", "z2"]].to_numpy(), twice, table["id"].to_numpy(), "--embedding e", "t.csv")
 
 
 def test_label_minus_one_is_named_unlabelled_in_the_legend():

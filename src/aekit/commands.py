@@ -501,11 +501,12 @@ def aligned_by_id(emb: np.ndarray, emb_ids: list[str] | None, ids: np.ndarray, w
     if emb_ids == want:
         return emb
     where = {v: i for i, v in enumerate(emb_ids)}
+    repeated = next((v for i, v in enumerate(emb_ids) if where[v] != i), None)  # a later row of an earlier id
     missing = next((v for v in want if v not in where), None)
-    if missing is not None:
+    if repeated is not None:  # named first: a repeat in place of a row makes that row seem missing
+        why = f"repeats the id {repeated!r}"
+    elif missing is not None:
         why = f"has no row of id {missing!r}, a row of {data}"
-    elif len(where) != len(emb_ids):
-        why = "repeats an id"
     elif len(emb_ids) != len(want):
         why = f"has {len(emb_ids)} rows for the {len(want)} samples of {data}"
     else:
