@@ -419,7 +419,8 @@ def test_evaluate_json_needs_overwrite_and_train_data_defaults(tmp_path, capsys)
     assert main(limited) == 0
     captured = capsys.readouterr()
     assert "knn5_cv_accuracy" in captured.out and "knn5_accuracy" not in captured.out
-    assert "cross-validated within" in captured.err and "(4 folds)" in captured.err  # 4 rows of each class
+    assert "cross-validated within" in captured.err and "(4 folds over 12 labelled rows" in captured.err  # 4 a class
+    assert "on the rows the model was trained on, these and a head's accuracy are no test scores" in captured.err
 
 
 def test_version_verbose_after_subcommand_and_feature_hint(tmp_path, capsys):

@@ -238,3 +238,16 @@ def test_minus_one_among_classes_named_by_words_is_not_asked_about(blobs):
     digits[::10] = "-1"
     with pytest.warns(UserWarning, match="y: 18 samples have y == -1"):
         SupervisedAutoencoder(**{**SMALL, "epochs": 1}).fit(X, digits)
+
+
+def test_a_label_that_usually_means_no_label_is_warned_of():
+    """A trial's "unknown" rows became an 11th class that every test row was predicted as, with only a
+    head-at-chance warning; only -1 marks an unlabelled row, and that is now said."""
+    from aekit import SupervisedAutoencoder
+
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 6)).astype(np.float32)
+    y = np.array(["a", "b", "unknown"], dtype=object)[np.arange(60) % 3]
+    with pytest.warns(UserWarning, match=r"20 samples are labelled 'unknown', learnt as a class; if that marks"):
+        est = SupervisedAutoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=7).fit(X, y)
+    assert "unknown" in est.classes_

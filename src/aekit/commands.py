@@ -1129,8 +1129,11 @@ def _say_cross_validated(args: argparse.Namespace, y: np.ndarray | None, results
         return
     folds = cv_folds(np.asarray(y)[~unlabelled(np.asarray(y))])
     if "knn5_cv_accuracy" in results:
+        n = int((~unlabelled(np.asarray(y))).sum())
+        # a trial's evaluate on the training CSV read 0.99 / 1.00 as if they were test scores
         print(
-            f"note: k-NN and logistic accuracy cross-validated within {args.data}'s codes ({folds} folds); "
+            f"note: k-NN and logistic accuracy cross-validated within {args.data}'s codes ({folds} folds over {n:,} "
+            "labelled rows; on the rows the model was trained on, these and a head's accuracy are no test scores); "
             "--train-data OTHER scores a classifier of OTHER's codes on these",
             file=sys.stderr,
         )

@@ -489,7 +489,11 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
             )
         labelled = y[~no_label]
         if labelled.size == 0:
-            instead = "fit(X) without y" if isinstance(self, ParametricTSNE) else "train an Autoencoder instead"
+            instead = (
+                "fit(X) without y"
+                if isinstance(self, ParametricTSNE)
+                else "train an Autoencoder instead (CLI: drop --supervised)"
+            )
             raise InputError(f"y has no labelled samples (all -1); {instead}, or label some samples")
         from sklearn.utils.multiclass import type_of_target
 
@@ -525,6 +529,14 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
                 f"y: {int(no_label.sum())} samples have y == -1, no more than the largest class; -1 marks a sample "
                 "as unlabelled: they are left out of the head's training and of score, not learnt as a class. If "
                 "-1 is a class, encode the classes as 0..k-1 (e.g. with LabelEncoder)",
+                stacklevel=outside_stacklevel(),
+            )
+        marker = next((c for c in self.classes_ if str(c).strip().lower() in MISSING_MARKERS), None)
+        if marker is not None:  # a trial's "unknown" rows became a class that every test row was predicted as
+            warn_once(
+                ("marker", type(self).__name__, str(marker)),
+                f"y: {int(np.sum(labelled == marker))} samples are labelled {str(marker)!r}, learnt as a class; if "
+                "that marks unlabelled samples, write -1 (or the text '-1') for them",
                 stacklevel=outside_stacklevel(),
             )
         if 2 * len(self.classes_) > labelled.size:  # fewer than two samples per class: a measurement, not classes?
@@ -918,6 +930,10 @@ class ParametricTSNE(_AutoencoderBase):
             return terms
 
         return loss_fn
+
+
+#: labels that usually mean "no label" in a user's data: learnt as classes, and warned of
+MISSING_MARKERS = frozenset({"unknown", "unlabelled", "unlabeled", "?", "missing", "-1.0", "none given"})
 
 
 def _is_number(label: Any) -> bool:
