@@ -83,6 +83,37 @@ def test_one_process_helpers_are_plain() -> None:
     distributed.barrier()  # nothing to wait for
 
 
+def test_the_launcher_names_the_rank_that_failed_first(monkeypatch, capsys) -> None:
+    """A CI run: rank 1 exited with code 3, rank 0 was aborted at teardown (SIGABRT) in the same second, and the
+    launcher named rank 0 (torchrun's first failure: times in whole seconds, ties to the lowest rank)."""
+    import signal
+
+    import torch.distributed.run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from aekit.distributed import launcher_main
+
+    def fail(argv):
+        failures = {r: ProcessFailure(r, 100 + r, code, "/nonexistent") for r, code in ((0, -signal.SIGABRT), (1, 3))}
+        failures[0].timestamp = failures[1].timestamp  # the same second
+        raise ChildFailedError("aekit", failures)
+
+    monkeypatch.setattr(torch.distributed.run, "main", fail)
+    with pytest.raises(SystemExit) as stop:
+        launcher_main([])
+    assert stop.value.code == 3 and "aekit: error: rank 1 failed (exit code 3)" in capsys.readouterr().err
+
+    def killed(argv):  # a rank killed on its own (the out-of-memory killer) stays the one named
+        failures = {r: ProcessFailure(r, 100 + r, code, "/nonexistent") for r, code in ((0, -signal.SIGKILL), (1, 2))}
+        failures[1].timestamp = failures[0].timestamp + 1
+        raise ChildFailedError("aekit", failures)
+
+    monkeypatch.setattr(torch.distributed.run, "main", killed)
+    with pytest.raises(SystemExit):
+        launcher_main([])
+    assert "aekit: error: rank 0 was killed by SIGKILL" in capsys.readouterr().err
+
+
 def test_without_flag_and_launch_command() -> None:
     argv = ["-v", "train", "x.npy", "--nproc", "2", "--out", "o", "--nproc=3", "--npr", "4", "--n-components", "2"]
     assert distributed.without_flag(argv, "--nproc") == ["-v", "train", "x.npy", "--out", "o", "--n-components", "2"]

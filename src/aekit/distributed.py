@@ -34,6 +34,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -326,6 +327,21 @@ def launch_command(nproc: int, argv: Sequence[str]) -> list[str]:
     ]
 
 
+#: exit codes of a rank stopped because another failed: the launcher's SIGTERM (-15, or 130/143 where the rank
+#: turned it into an exit), gloo's abort at teardown under a dead peer (SIGABRT, -6)
+_CONSEQUENCES = (-signal.SIGTERM, -signal.SIGABRT, 130, 143)
+
+
+def _cause(exc: Any) -> tuple[int, Any]:
+    """The failed rank to name: torchrun's first failure (by time, in whole seconds for ranks that left no error
+    file), but among failures of the same second one that is no consequence of another's (a CI run named rank 0,
+    aborted at teardown after its peer's exit code 3, as the failed rank)."""
+    first, failure = exc.get_first_failure()
+    same_time = sorted(r for r, f in exc.failures.items() if f.timestamp == failure.timestamp)
+    causes = [r for r in same_time if exc.failures[r].exitcode not in _CONSEQUENCES]
+    return (causes[0], exc.failures[causes[0]]) if causes else (first, failure)
+
+
 def launcher_main(argv: Sequence[str] | None = None) -> None:
     """``torch.distributed.run``'s ``main`` (torchrun), ending with one line and the failed rank's exit code.
 
@@ -341,7 +357,7 @@ def launcher_main(argv: Sequence[str] | None = None) -> None:
     try:
         main(list(sys.argv[1:] if argv is None else argv))
     except ChildFailedError as exc:
-        first, failure = exc.get_first_failure()
+        first, failure = _cause(exc)
         code = failure.exitcode
         if code in (130, -2):
             sys.exit(130)
