@@ -933,7 +933,7 @@ class ParametricTSNE(_AutoencoderBase):
 
 
 #: labels that usually mean "no label" in a user's data: learnt as classes, and warned of
-MISSING_MARKERS = frozenset({"unknown", "unlabelled", "unlabeled", "?", "missing", "-1.0", "none given"})
+MISSING_MARKERS = frozenset({"unknown", "unlabelled", "unlabeled", "?", "missing", "-1.0"})
 
 
 def _is_number(label: Any) -> bool:
