@@ -243,15 +243,23 @@ def test_uint8_images_are_compared_in_0_1_by_the_metrics():
     assert psnr(pixels, rebuilt) == pytest.approx(psnr(pixels / 255, rebuilt)) and 20 < psnr(pixels, rebuilt) < 30
     assert reconstruction_mse(pixels, rebuilt) == pytest.approx(reconstruction_mse(pixels / 255, rebuilt))
     assert reconstruction_bce(pixels, rebuilt) == pytest.approx(reconstruction_bce(pixels / 255, rebuilt))
-    # a scale='pixels' model rebuilds 0-255 (a review): compared as numbers, as are two uint8 arrays
+    # a scale='pixels' model rebuilds 0-255 (a review): compared as numbers; two sets of images in [0, 1]
     assert reconstruction_mse(pixels, rebuilt * 255) == pytest.approx(reconstruction_mse(pixels / 1.0, rebuilt * 255))
-    assert reconstruction_mse(pixels, pixels[::-1]) == pytest.approx(np.mean((pixels / 1.0 - pixels[::-1]) ** 2))
+    assert reconstruction_mse(pixels, pixels[::-1]) == pytest.approx(np.mean((pixels / 255 - pixels[::-1] / 255) ** 2))
+    flipped = pixels[::-1]
+    assert reconstruction_bce(pixels, flipped) == pytest.approx(reconstruction_bce(pixels / 255, flipped / 255))
+    # small uint8 numbers (0/1, counts) are numbers, as the estimators read them (a second review: 2.9 dB)
+    binary = rng.integers(0, 2, (20, 16), dtype=np.uint8)
+    assert reconstruction_mse(binary, binary.astype(np.float32)) == 0 and psnr(binary, binary * 1.0) == np.inf
+    assert psnr(pixels, rebuilt, None) == pytest.approx(psnr(pixels / 255, rebuilt, None))  # the range as compared
     # ... and PSNR's peak follows (a docs run: -36 dB after the guide's own scale="pixels" advice)
     assert psnr(pixels, rebuilt * 255) == pytest.approx(psnr(pixels / 255, rebuilt), abs=1e-6)
     from aekit.objectives import add_noise
 
     noisy = add_noise(pixels, "gaussian", 0.2, random_state=0)  # uint8 in, uint8 out, noise in [0, 1] as in fit
     assert noisy.dtype == np.uint8 and 0.1 < np.std(noisy / 255 - pixels / 255) < 0.25
+    counts = add_noise(binary, "salt_pepper", 0.5, random_state=0)  # numbers: noise in their own units
+    assert counts.dtype == np.float32 and set(np.unique(counts)) <= {0.0, 1.0}
 
 
 def test_neg_denoising_mse_prefers_a_denoiser():

@@ -234,9 +234,11 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, npy
     import argparse
 
     from aekit.commands import _not_an_input
+    from aekit.visualize import MAP_FILES
 
     args = argparse.Namespace(model=str(tmp_path / "irun"), data=str(npy))
-    _not_an_input(args, str(tmp_path / "irun"), "--out", folder=True, files=["embedding.csv"])
+    visualize_files = ["embedding.npy", "embedding.csv", "tsne.png", "explore.html", "comparison.png", *MAP_FILES]
+    _not_an_input(args, str(tmp_path / "irun"), "--out", folder=True, files=visualize_files)  # no map there
     # ... unless the folder's files include the model: a docs run's visualize --model repro/autoencoder.safetensors
     # --out repro --overwrite deleted the model it had read (a map's files are removed when not saved again)
     (tmp_path / "repro").mkdir()
@@ -246,6 +248,7 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, npy
     assert main(argv) == 2 and saved.read_bytes() == model.read_bytes()
     assert "would replace autoencoder.safetensors, this command's model" in _one_error_line(capsys.readouterr().err)
     with pytest.raises(aekit._utils.InputError, match="would replace tsne.safetensors, this command's model"):
+        (tmp_path / "repro" / "tsne.safetensors").write_bytes(b"a map")
         map_args = argparse.Namespace(model=str(tmp_path / "repro"), data=str(npy))  # a map's folder as the model
         _not_an_input(map_args, str(tmp_path / "repro"), "--out", folder=True, files=["tsne.safetensors"])
     # a file name denoise cannot write is refused before any work, in the user's words

@@ -274,6 +274,13 @@ def uint8_pixels(X: Any, stacklevel: int = 1) -> bool | None:
     return pixels_from_max(int(np.asarray(X).max()) if np.asarray(X).size else 0, stacklevel + 1)
 
 
+def looks_like_pixels(X: Any) -> bool:
+    """``uint8_pixels``' rule without its warning: uint8 reaching ``PIXEL_THRESHOLD`` (the metrics and
+    ``add_noise`` follow it, as the estimators read such data)."""
+    a = np.asarray(X)
+    return a.dtype == np.uint8 and a.size > 0 and int(a.max()) >= PIXEL_THRESHOLD
+
+
 def pixels_from_max(top: int, stacklevel: int = 1) -> bool:
     """``uint8_pixels`` from the data's largest value ``top`` (e.g. found in a pass over a file)."""
     if top >= PIXEL_THRESHOLD:

@@ -305,7 +305,9 @@ def _not_an_input(
         source = Path(given).resolve()
         role = _INPUT_ROLES[name]
         for target in (out / f for f in files):  # a file the output folder writes, or removes as stale
+            # a model file the folder holds (a map's): replaced, or removed as stale; none there, nothing lost
             inside = source.is_dir() and target.is_relative_to(source) and target.suffix == ".safetensors"
+            inside = inside and target.exists()
             if target == source or (name == "model" and inside):  # a map folder's model files too
                 raise InputError(
                     f"{flag} {path} would replace {target.name}, {role} ({given}); write to another folder"

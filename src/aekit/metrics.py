@@ -18,7 +18,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aekit._utils import InputError, as_float32, in_unit_range, is_uint8, unlabelled
+from aekit._utils import InputError, as_float32, in_unit_range, is_uint8, looks_like_pixels, unlabelled
 from aekit.scaling import apply as apply_scaler
 
 _EPS = 1e-7  # Keras' clipping epsilon for BCE on probabilities
@@ -29,14 +29,17 @@ SATURATION_TOL = 0.01  # a coordinate within 1% of the half-range of a bound sit
 
 
 def _pair(X: np.ndarray, X_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both as float64. uint8 pixels against values in [0, 1] (a model's reconstruction of them) are compared in
-    [0, 1], as the estimators read them (a trial's gave a PSNR of -38 dB); otherwise values as they are (a
-    scale='pixels' model rebuilds 0-255)."""
+    """Both as float64. uint8 pixels (uint8 reaching 128, the estimators' rule) against values in [0, 1] (a
+    model's reconstruction of them) or against pixels are compared in [0, 1], as the estimators read them (a
+    trial's gave a PSNR of -38 dB); otherwise values as they are (a scale='pixels' model rebuilds 0-255, small
+    uint8 numbers are numbers)."""
     a, b = np.asarray(X), np.asarray(X_hat)
-    if is_uint8(a) != is_uint8(b):
+    if looks_like_pixels(a) and looks_like_pixels(b):  # two sets of images: in [0, 1]
+        a, b = a / 255.0, b / 255.0
+    elif looks_like_pixels(a) != looks_like_pixels(b) and (is_uint8(a) != is_uint8(b)):
         other = b if is_uint8(a) else a
         if other.size and in_unit_range(float(np.nanmin(other)), float(np.nanmax(other))):
-            a, b = (v / 255.0 if is_uint8(v) else v for v in (a, b))
+            a, b = (v / 255.0 if looks_like_pixels(v) else v for v in (a, b))
     X, X_hat = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if X.shape != X_hat.shape:
         raise InputError(f"X has shape {X.shape} but its reconstruction has shape {X_hat.shape}")
@@ -97,11 +100,12 @@ def neg_denoising_mse(
 
         X = plain_numbers(X)  # a sparse matrix made dense; a DataFrame keeps its names for the estimator
         values = np.asarray(X)
-        clean = as_float32(values, pixels=True) if is_uint8(values) else np.asarray(values, dtype=np.float32)
+        pixels = looks_like_pixels(values)  # uint8 images; small uint8 numbers stay numbers, as fit reads them
+        clean = as_float32(values, pixels=True) if pixels else np.asarray(values, dtype=np.float32)
         noisy = add_noise(clean, noise, noise_factor, random_state=random_state)
         # uint8 images: a model that reads them as pixels takes [0, 1]; one that scales them (scale='pixels',
         # 'minmax', 'standard') reads and rebuilds 0-255
-        unit = 255.0 if is_uint8(values) and not getattr(estimator, "pixels_", True) else 1.0
+        unit = 255.0 if pixels and not getattr(estimator, "pixels_", True) else 1.0
         given: Any = noisy * unit
         if hasattr(X, "iloc"):  # pandas
             given = type(X)(given, columns=X.columns, index=X.index)
@@ -170,10 +174,10 @@ def psnr(X: np.ndarray, X_hat: np.ndarray, data_range: float | str | None = "aut
     """
     mse = reconstruction_mse(X, X_hat)
     if data_range == "auto":
-        compared_in_0_255 = is_uint8(X) and float(_pair(X, X_hat)[0].max(initial=0.0)) > 1.0
+        compared_in_0_255 = looks_like_pixels(X) and float(_pair(X, X_hat)[0].max(initial=0.0)) > 1.0
         data_range = 255.0 if compared_in_0_255 else 1.0
-    if data_range is None:  # the data's range; for constant data its magnitude (or 1)
-        Xa = _pair(X, X)[0]
+    if data_range is None:  # the data's range, as compared; for constant data its magnitude (or 1)
+        Xa = _pair(X, X_hat)[0]
         data_range = float(np.ptp(Xa) or np.abs(Xa).max() or 1.0) if Xa.size else 1.0
     return float("inf") if mse == 0 else float(10 * np.log10(float(data_range) ** 2 / mse))
 

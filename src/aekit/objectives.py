@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aekit._utils import InputError
+from aekit._utils import InputError, looks_like_pixels
 
 RECONSTRUCTION_LOSSES = ("bce", "mse", "huber", "l1")
 # the losses that compare the output itself (after the sigmoid, if any) with the target
@@ -158,11 +158,12 @@ def add_noise(
 
     ``X`` ``(n_samples, ...)``; the noise is in ``X``'s units (``factor`` a standard deviation for gaussian, a
     share of values for masking and salt_pepper, which sets values to 0 or 1: for images in [0, 1]). uint8
-    images are corrupted in [0, 1], as a model trains on them, and come back as uint8, in the units they came.
+    images (uint8 reaching 128, the estimators' pixel rule) are corrupted in [0, 1], as a model trains on them,
+    and come back as uint8, in the units they came; smaller uint8 numbers are numbers.
     ``clip``: clip gaussian noise to [0, 1]; None (the default) clips data in [0, 1] only, so that 0-255
     or tabular data are not wiped to [0, 1].
     """
-    if np.asarray(X).dtype == np.uint8:
+    if looks_like_pixels(X):  # small uint8 numbers (counts, 0/1) stay numbers, as fit reads them
         noisy = add_noise(np.asarray(X) / np.float32(255), kind, factor, random_state=random_state, clip=True)
         return np.rint(noisy * 255).astype(np.uint8)
     X = np.ascontiguousarray(X, dtype=np.float32)
