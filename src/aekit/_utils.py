@@ -6,6 +6,7 @@ Imports nothing from the package, so every other module may import it.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
@@ -272,6 +273,15 @@ def uint8_pixels(X: Any, stacklevel: int = 1) -> bool | None:
     if not is_uint8(X):
         return None
     return pixels_from_max(int(np.asarray(X).max()) if np.asarray(X).size else 0, stacklevel + 1)
+
+
+def square_shape(n_features: int) -> tuple[int, ...] | None:
+    """The square image ``n_features`` values hold: ``(side, side)`` grey or ``(3, side, side)`` colour; None."""
+    for channels in (1, 3):
+        side = math.isqrt(n_features // channels)
+        if side and channels * side * side == n_features:
+            return (side, side) if channels == 1 else (3, side, side)
+    return None
 
 
 def looks_like_pixels(X: Any) -> bool:

@@ -46,6 +46,7 @@ from aekit._utils import (
     resolve_device,
     seed_from,
     signal_record,
+    square_shape,
     to_numpy,
     uint8_pixels,
     warn_once,
@@ -496,7 +497,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.input_offset_: np.ndarray | None = None if scaler is None else scaler[0]
         self.input_scale_: np.ndarray | None = None if scaler is None else scaler[1]
         X = np.ascontiguousarray(apply_scaler(X, scaler))
-        unit = X.size == 0 or in_unit_range(float(X.min()), float(X.max()))
+        lo, hi = (float(X.min()), float(X.max())) if X.size else (0.0, 1.0)  # one pass each: the checks below share it
+        unit = in_unit_range(lo, hi)
         uint8 = self.pixels_ is not None  # decided by _reads_pixels for uint8 rows only
         if self.pixels_ is None:  # not uint8: uint8 passed later reads as pixels only for a [0, 1] model
             self.pixels_ = bool(unit and self.scale is None)
@@ -505,9 +507,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._check_range(X)
         names = getattr(self, "feature_names_in_", None)
         notes = advice(X, self.scale, self.loss_, self.output_activation_, self._saturating(), names=names)
-        if X.size:
-            notes += self._noise_advice(float(X.min()), float(X.max()))
-        for note in notes:
+        for note in notes + self._noise_advice(lo, hi):
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
         return X
 
@@ -1212,8 +1212,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         in one or three channels (the prior-sample check speaks of images' brightness)."""
         if fitted_image_shape(self) is not None:
             return True
-        n = int(self.n_features_in_)
-        return any(n % c == 0 and n // c >= 64 and math.isqrt(n // c) ** 2 == n // c for c in (1, 3))
+        square = square_shape(int(self.n_features_in_))
+        return square is not None and square[-1] >= 8
 
     def _check_health(self, data: np.ndarray | Source, y_idx: np.ndarray | None) -> None:
         """``fit_warnings_``: the checks of ``aekit.health`` on a sample of the training data, each warned once."""

@@ -1537,21 +1537,14 @@ def _image_shape(args: argparse.Namespace, X: np.ndarray, model: Any = None) -> 
 
 def check_image_size(args: argparse.Namespace, X: Any, model: Any) -> None:
     """A folder of images read at a size ``model`` does not take: the --image-shape that it does, in one line."""
-    import math
-
-    from aekit._utils import InputError
+    from aekit._utils import InputError, square_shape
     from aekit.base import fitted_image_shape
     from aekit.sources import image_folder
 
     n, found = int(model.n_features_in_), _width(X)
     if n == found or not image_folder(args.data):
         return
-    shape = fitted_image_shape(model)
-    for c in () if shape else (1, 3):  # a dense model: the square grey or RGB images its width holds
-        side = math.isqrt(n // c)
-        if n % c == 0 and side * side == n // c:
-            shape = (side, side) if c == 1 else (c, side, side)
-            break
+    shape = fitted_image_shape(model) or square_shape(n)  # a dense model: the square grey or RGB images it holds
     fix = f"pass --image-shape {','.join(map(str, shape))} to resize them" if shape else "resize them to match"
     raise InputError(f"{args.data}: its images read as {found} values each, but the model takes {n}; {fix}")
 
@@ -1590,10 +1583,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
             "explore needs exactly one of --model (a trained model) or --embedding (a saved 2-D embedding .npy/.csv)"
         )
     check_writable(args.out, "--out")
-    if args.error and args.model:
-        _needs_decoder(args, load_model(args), "--error")  # before any data is read or t-SNE run
+    model = load_model(args) if args.model else None
+    if args.error and model is not None:
+        _needs_decoder(args, model, "--error")  # before any data is read or t-SNE run
     with _out_file(args, args.out) as (out, name):
-        emb, X, y, ids, model, axes, names = _explore_points(args)
+        emb, X, y, ids, model, axes, names = _explore_points(args, model)
         title = args.title or f"{Path(args.embedding or args.model).name} on {args.data}"
         shape = _image_shape(args, X, model)
         errors = _explore_errors(args, model, X, ids) if args.error else None
@@ -1640,10 +1634,11 @@ def _explore_errors(args: argparse.Namespace, model: Any, X: np.ndarray, ids: np
 
 
 def _explore_points(
-    args: argparse.Namespace,
+    args: argparse.Namespace, model: Any = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, Any, tuple[str, str], list[str] | None]:
     """The 2-D points of ``aekit explore``, the data, labels, the rows' ids (None: row numbers), the model (or
-    None), the axes' names and the features' names (None where the data name none)."""
+    None; ``model``: the --model, loaded), the axes' names and the features' names (None where the data name
+    none)."""
     from aekit._utils import InputError, own_ids
 
     names: list[str] | None
@@ -1660,7 +1655,7 @@ def _explore_points(
             emb = aligned_by_id(emb, emb_ids, ids, f"--embedding {args.embedding}", args.data)
         model, axes = None, ("dim 1", "dim 2")
     else:
-        model = load_model(args)
+        model = model if model is not None else load_model(args)
         X, y, ids = model_rows(args, model)
         names = _feature_names(model)
         emb, axes = model.transform(X), ("z1", "z2")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import numpy as np
 
-from aekit._utils import UNLABELLED, DataFormatError, InputError
+from aekit._utils import UNLABELLED, DataFormatError, InputError, from_spreadsheet_safe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,9 +141,10 @@ def _first_row(path: Path, line: str) -> tuple[str | None, list[str] | None, int
     except csv.Error as exc:
         raise DataFormatError(f"{path}: cannot read the first row ({exc}); check its quoting") from exc
     cells = [c.strip().strip('"') for c in raw]
+    if _floats(cells) is not None and not _is_index_header(cells):  # the first row is data
+        return sep, None, len(cells)
     # names as written before aekit's outputs marked formula-like ones ("'=c"): its CSVs read back as data
-    header = None if _floats(cells) is not None and not _is_index_header(cells) else [_unmarked(c) for c in cells]
-    return sep, header, len(cells)
+    return sep, [from_spreadsheet_safe(c) for c in cells], len(cells)
 
 
 def _label_index(
@@ -419,7 +420,7 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
             raw[empty] = str(UNLABELLED)
         parsed = _floats(raw)
         if parsed is None:  # text labels ("cat", "c5"), as written before an output marked formula-like ones
-            return np.array([_unmarked(v) for v in raw], dtype=object)
+            return np.array([from_spreadsheet_safe(v) for v in raw], dtype=object)
         y = parsed
     integral = np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**63)  # (1e300: float)
     return y.astype(np.int64) if integral else y
@@ -638,14 +639,7 @@ def _ids(column: pd.Series) -> np.ndarray:
     if text.str.fullmatch(_INTEGER.pattern).all() and text.str.len().max() <= 18:  # 18 digits: within int64
         return text.to_numpy(np.int64)
     # Python strings (a fixed-width array takes the longest id's size per row), unmarked as _labels' are
-    return np.array([_unmarked(v) for v in text.to_numpy(object)], dtype=object)
-
-
-def _unmarked(text: str) -> str:
-    """A text cell as it was before ``spreadsheet_safe`` marked it for spreadsheets (``'=x`` -> ``=x``)."""
-    from aekit._utils import from_spreadsheet_safe
-
-    return from_spreadsheet_safe(text)
+    return np.array([from_spreadsheet_safe(v) for v in text.to_numpy(object)], dtype=object)
 
 
 _DECIMAL_COMMA = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")

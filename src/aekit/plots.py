@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import LogFormatter
 
-from aekit._utils import InputError, atomic_path, unlabelled
+from aekit._utils import InputError, atomic_path, square_shape, unlabelled
 from aekit.explore import UNLABELLED_NAME, explore  # noqa: F401 - the interactive HTML map, beside the static plots (bokeh imported on use)
 from aekit.metrics import CODE_BOUNDS, SATURATION_TOL, code_bounds, saturated_fraction  # noqa: F401 - plots' API
 
@@ -275,11 +275,10 @@ def _shape_of(a: np.ndarray, image_shape: Sequence[int] | None) -> tuple[int, ..
         return shape
     if a.ndim in (3, 4):
         return tuple(int(v) for v in a.shape[1:])
-    for channels in (1, 3):
-        side = math.isqrt(size // channels)
-        if channels * side * side == size:
-            return (side, side) if channels == 1 else (3, side, side)
-    raise InputError(f"images of {size} values are no square; pass image_shape, e.g. a fitted model's image_shape_")
+    square = square_shape(size)
+    if square is None:
+        raise InputError(f"images of {size} values are no square; pass image_shape, e.g. a fitted model's image_shape_")
+    return square
 
 
 def for_display(images: Any, image_shape: Sequence[int] | None = None) -> np.ndarray:
