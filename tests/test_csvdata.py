@@ -100,6 +100,23 @@ def test_ids_that_look_like_numbers_keep_their_text(tmp_path):
     assert ids.dtype == np.int64 and ids.tolist() == [12, -7, 0]
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_zero_padded_labels_are_class_names(tmp_path, wide):
+    # pandas read "007" and "7" as one class 7, and predictions came back as 7
+    extra = ",".join(f"f{j}" for j in range(4100)) if wide else "f0"  # beyond WIDE columns: the other reader
+    zeros = ",".join("0" for _ in range(4100)) if wide else "0"
+    p = tmp_path / "padded.csv"
+    p.write_text(f"label,{extra}\n007,{zeros}\n7,{zeros}\n010,{zeros}\n,{zeros}\n")
+    y = load_array(p, label_column="label")[1]
+    assert y.tolist() == ["007", "7", "010", "-1"]
+    p.write_text(f"label,{extra}\n7,{zeros}\n0,{zeros}\n0.5,{zeros}\n-1,{zeros}\n")  # no padding: numbers
+    y = load_array(p, label_column="label")[1]
+    assert y.dtype == np.float64 and y.tolist() == [7.0, 0.0, 0.5, -1.0]
+    p.write_text(f"label,{extra}\n7,{zeros}\n0,{zeros}\n,{zeros}\n")
+    y = load_array(p, label_column="label")[1]
+    assert y.dtype == np.int64 and y.tolist() == [7, 0, -1]
+
+
 def test_row_ids_from_an_id_column_or_a_pandas_index(tmp_path, caplog):
     from aekit.data import load_rows
 

@@ -234,9 +234,9 @@ class _Source(NamedTuple):
                 )
 
 
-def _parse(src: _Source, fh: TextIO, text: int | None = None, max_rows: int | None = None) -> pd.DataFrame:
+def _parse(src: _Source, fh: TextIO, text: Sequence[int] = (), max_rows: int | None = None) -> pd.DataFrame:
     """The data rows as pandas reads them (the first ``max_rows``, None: all): numbers where a whole column
-    parses, text elsewhere and in column ``text`` (the ids: "007" is no 7)."""
+    parses, text elsewhere and in the columns ``text`` (ids and labels: "007" is no 7)."""
     import pandas as pd  # here, not at the top: importing pandas takes seconds that .npy users need not wait
 
     # pandas before 3.1 rounds some floats (e.g. subnormals) off unless asked for its round-trip converter
@@ -252,7 +252,7 @@ def _parse(src: _Source, fh: TextIO, text: int | None = None, max_rows: int | No
                 skipinitialspace=True,
                 engine="c",
                 float_precision=precision,
-                dtype=None if text is None else {text: str},
+                dtype=dict.fromkeys(text, str) or None,
                 nrows=max_rows,
             )
     except pd.errors.EmptyDataError as exc:
@@ -418,7 +418,9 @@ def _labels(src: _Source, column: pd.Series) -> np.ndarray:
             src.check_ragged()  # pandas pads a short row with empty cells
             _say_unlabelled(src, empty)
             raw[empty] = str(UNLABELLED)
-        parsed = _floats(raw)
+        # zero-padded class numbers ("007", "01") are names: as numbers "007" and "7" would be one class, and
+        # predictions would come back as 7
+        parsed = None if text.str.fullmatch(r"[+-]?0\d.*").any() else _floats(raw)
         if parsed is None:  # text labels ("cat", "c5"), as written before an output marked formula-like ones
             return np.array([from_spreadsheet_safe(v) for v in raw], dtype=object)
         y = parsed
@@ -519,7 +521,8 @@ def read_csv_rows(
             wide = _parse_wide(src, fh, label_idx, max_rows) if src.n_cols > WIDE and id_idx is None else None
             if wide is not None:
                 return (*wide, None, _names(src.header, [j for j in range(src.n_cols) if j != label_idx]))
-            table = _parse(src, fh, text=id_idx, max_rows=max_rows)
+            text = tuple(j for j in (id_idx, label_idx) if j is not None)
+            table = _parse(src, fh, text=text, max_rows=max_rows)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"{path}: expected UTF-8 text, found undecodable bytes ({exc}); save the CSV as UTF-8"
