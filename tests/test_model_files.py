@@ -10,6 +10,7 @@ file intact and no temporary file behind.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import warnings
@@ -586,16 +587,27 @@ def test_resuming_on_another_number_of_rows_warns(tmp_path):
         aekit.Autoencoder(epochs=2, **kw).fit(X[:100], resume_from=ck)
 
 
-def test_save_refuses_a_scale_set_after_fit(tmp_path):
-    """A review: set_params(scale="standard") after fit saved a file that load() refused as damaged."""
+@pytest.mark.parametrize(
+    "changed",
+    [{"scale": "standard"}, {"activation": "relu"}, {"code_activation": "linear"}, {"hidden_layer_sizes": (8,)}],
+)
+def test_save_writes_the_parameters_the_model_was_fitted_with(tmp_path, caplog, changed):
+    """A review and a trial: set_params after fit saved the new parameters beside the old weights: load()
+    refused the file as damaged (scale, widths) or built another network around them (activation: other codes)."""
     from aekit import Autoencoder
-    from aekit._utils import InputError
 
     X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
     ae = Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)
-    ae.set_params(scale="standard")
-    with pytest.raises(InputError, match="scale='standard' was set after fit: the fitted model has no scaler"):
+    (name,) = changed
+    fitted_with = ae.get_params()[name]
+    ae.set_params(**changed, precision="bfloat16")  # precision acts on inference: saved as set, unsaid
+    with caplog.at_level(logging.WARNING, logger="aekit"):
         ae.save(tmp_path / "m.safetensors")
-    assert not (tmp_path / "m.safetensors").exists()
-    ae.set_params(scale=None).save(tmp_path / "m.safetensors")  # set back: saved, and loads
-    assert np.array_equal(aekit.load(tmp_path / "m.safetensors").transform(X), ae.transform(X))
+    assert f"saved with the parameters the model was fitted with; {name}=" in caplog.text
+    assert "precision" not in caplog.text
+    loaded = aekit.load(tmp_path / "m.safetensors")
+    assert loaded.get_params()[name] == fitted_with and loaded.precision == "bfloat16"
+    assert np.array_equal(loaded.transform(X), ae.transform(X))  # the in-memory model's network, as fitted
+    caplog.clear()
+    loaded.save(tmp_path / "again.safetensors")  # a loaded model's parameters are the ones it was fitted with
+    assert "saved with" not in caplog.text

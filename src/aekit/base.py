@@ -76,7 +76,7 @@ from aekit.objectives import (
     reconstruction_loss,
 )
 from aekit.optim import make_optimizer
-from aekit.params import PARAMS, sizes, validate
+from aekit.params import AFTER_FIT, PARAMS, sizes, validate
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.resources import available_bytes, check_memory
 from aekit.scaling import RangeStats, advice, fit_scaler, range_advice, resolve, scaler_from_stats
@@ -856,6 +856,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.net_ = net
             self.device_ = device
             self.seed_ = seed
+            self._params_at_fit = self._json_params(seed)  # what save() writes: set_params acts at the next fit
             self.history_ = state.history
             self.n_iter_ = state.epoch
             self.fit_warnings_: list[str] = []
@@ -1566,6 +1567,22 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             params["random_state"] = getattr(self, "seed_", None) if seed is None else seed
         return {k: jsonable(v) for k, v in params.items()}
 
+    def _fitted_params(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The parameters to write beside the weights: those the network was fitted with, but for the ones that
+        act on inference and may change after fit (``AFTER_FIT``). A parameter set after fit acts at the next
+        fit, as in scikit-learn: the file must describe the network it holds (else load() builds another one)."""
+        params, at_fit = self._json_params(), getattr(self, "_params_at_fit", None)
+        if at_fit is None:  # a model fitted before the snapshot existed (an old pickle)
+            return params
+        changed = [k for k, v in params.items() if k not in AFTER_FIT and k in at_fit and v != at_fit[k]]
+        if changed:
+            log.warning(
+                "%s: saved with the parameters the model was fitted with; %s, set after fit, act at the next fit",
+                path,
+                ", ".join(f"{k}={self.get_params()[k]!r} (fitted: {at_fit[k]!r})" for k in changed),
+            )
+        return {**params, **{k: at_fit[k] for k in changed}}
+
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write the fitted model to one ``.safetensors`` file (weights + JSON metadata, see ``aekit.files``).
 
@@ -1574,18 +1591,10 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         (``aekit.distributed``) only rank 0 writes; the other ranks return ``path`` unwritten.
         """
         check_is_fitted(self, "net_")
-        scaled = getattr(self, "input_offset_", None) is not None
-        if (self.scale is not None) != scaled:  # set_params(scale=...) after fit: a file load() would refuse
-            raise InputError(
-                f"scale={self.scale!r} was set after fit: the fitted model has "
-                + ("a scaler" if scaled else "no scaler")
-                + "; fit again with this scale, or set it back before saving",
-                param="scale",
-            )
+        params = self._fitted_params(path)
         if not distributed.is_writer():  # data-parallel: rank 0 writes the model its ranks share
             return Path(path)
-        params, fitted = self._json_params(), fitted_section(self)
-        features = feature_tensors(self)
+        fitted, features = fitted_section(self), feature_tensors(self)
         return save_model(path, self.net_, type(self).__name__, params, fitted, features=features, overwrite=overwrite)
 
     @classmethod

@@ -1065,4 +1065,5 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
     est.net_ = net.to(est.device_).eval()
     for name, value in model.fitted.items():
         setattr(est, name, value)
+    est._params_at_fit = est._json_params()  # the file's: what a save of this model writes again
     return est

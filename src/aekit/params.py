@@ -459,6 +459,10 @@ _TABLE = [
 #: every parameter of ``SupervisedAutoencoder`` (``Autoencoder``: those with ``supervised=False``), in docstring order,
 #: and ``ParametricTSNE``'s (``tsne=True``; it takes all but ``NOT_TSNE``)
 PARAMS: dict[str, Param] = {p.name: p for p in _TABLE}
+#: parameters that act on inference or on how a run is carried out, not on what the network is: set after fit,
+#: they take effect at once and are saved as set (``precision="bfloat16"`` for fast inference); any other set after
+#: fit acts at the next fit, and ``save`` writes the value the model was fitted with
+AFTER_FIT = ("precision", "device", "compile", "data_loading", "verbose", "callbacks", "checkpoint_path")
 #: the parameters that are flags of ``aekit train``
 FLAGS: tuple[str, ...] = tuple(p.name for p in _TABLE if p.flag)
 
