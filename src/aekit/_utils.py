@@ -421,9 +421,16 @@ def seed_from(random_state: int | np.random.RandomState | None) -> int:
     )
 
 
+#: held while aekit computes with torch (a fit, an inference pass): calls from threads of one process (joblib's
+#: threading backend, a web server) take turns. A fit seeds torch's one random generator per process, and torch
+#: work running beside it in another thread changed its numbers (5 of 32 threaded fits, a trial); each call already
+#: uses every core. Processes (joblib's default) run side by side.
+COMPUTE_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch inside a fork of its global RNG, leaving the caller's state untouched."""
+    """Seed torch inside a fork of its global RNG, leaving the caller's state untouched (hold ``COMPUTE_LOCK``)."""
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit import distributed
 from aekit._utils import (
+    COMPUTE_LOCK,
     FLOAT32_MAX,
     DataFormatError,
     InputError,
@@ -809,60 +810,61 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         ``X`` is a float32 array (memory path) or a source (stream path, see ``_train_input``).
         """
-        self._validate_params()
-        self._check_conv_hidden()
-        self._check_conv_dropout(resume_from)
-        if isinstance(X, np.ndarray):
-            X = self._fit_range(X)
-            n, n_features = X.shape
-        else:  # streamed: scaled and checked chunk by chunk as they are read (see _converter)
-            self._fit_source_range(X)
-            n, n_features = X.n_samples, X.n_features
-        self._augment_shape(n_features)  # rows that are no images: refused before any work
-        self._check_code_size(n_features)
-        device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
-        seed, run_random_state = self._run_seed(resume_from)
-        data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
-        check_memory(
-            self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, data_bytes
-        )  # before allocating
-        with isolated_rng(seed, device):
-            net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
-            tensors: Data
-            val: Data | None
+        with COMPUTE_LOCK:  # threads of one process fit one at a time (see COMPUTE_LOCK)
+            self._validate_params()
+            self._check_conv_hidden()
+            self._check_conv_dropout(resume_from)
             if isinstance(X, np.ndarray):
-                tensors, val = self._split(X, y_idx, device)
-                n_train = tensors[0].shape[0]
-            else:
-                tensors, val = self._stream_split(X, y_idx, device, seed)
-                n_train = sum(tensors.global_sizes)  # every rank's rows
-            self.epochs_ = self._resolve_epochs(n_train, resume_from)
-            if net.has_decoder and small_data(n_train, int(self.batch_size)):  # MNIST: Keras' zero biases
-                start_at_mean_(net, self._train_mean(tensors))
-            fast = self._plan(device, n_train)
-            optimizer = make_optimizer(
-                self.optimizer,
-                net.parameters(),
-                float(self.learning_rate),
-                float(self.momentum),
-                fused=fast.fused_optimizer,
-                working_dtype=fast.working_dtype,
-            )
-            fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
-            state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state, n_train)
-            if distributed.is_distributed():  # after _resume: a checkpoint's RNG state draws the order
-                tensors, val = self._shard(tensors, val, seed)
-            # fitted attributes exist before training: an error or Ctrl-C never loses the model
-            self.net_ = net
-            self.device_ = device
-            self.seed_ = seed
-            self._params_at_fit = self._json_params(seed)  # what save() writes: set_params acts at the next fit
-            self.history_ = state.history
-            self.n_iter_ = state.epoch
-            self.fit_warnings_: list[str] = []
-            self._train(fast, net, optimizer, (tensors, val), callbacks, state)
-        net.eval()
-        self._check_health(X, y_idx)
+                X = self._fit_range(X)
+                n, n_features = X.shape
+            else:  # streamed: scaled and checked chunk by chunk as they are read (see _converter)
+                self._fit_source_range(X)
+                n, n_features = X.n_samples, X.n_features
+            self._augment_shape(n_features)  # rows that are no images: refused before any work
+            self._check_code_size(n_features)
+            device = distributed.setup(resolve_device(self.device))  # under torchrun: joins the launch
+            seed, run_random_state = self._run_seed(resume_from)
+            data_bytes = X.nbytes if isinstance(X, np.ndarray) else 0
+            check_memory(
+                self._net_kwargs(n_features, n_classes), int(self.batch_size), n, device, data_bytes
+            )  # before allocating
+            with isolated_rng(seed, device):
+                net = build_net(**self._net_kwargs(n_features, n_classes)).to(device)
+                tensors: Data
+                val: Data | None
+                if isinstance(X, np.ndarray):
+                    tensors, val = self._split(X, y_idx, device)
+                    n_train = tensors[0].shape[0]
+                else:
+                    tensors, val = self._stream_split(X, y_idx, device, seed)
+                    n_train = sum(tensors.global_sizes)  # every rank's rows
+                self.epochs_ = self._resolve_epochs(n_train, resume_from)
+                if net.has_decoder and small_data(n_train, int(self.batch_size)):  # MNIST: Keras' zero biases
+                    start_at_mean_(net, self._train_mean(tensors))
+                fast = self._plan(device, n_train)
+                optimizer = make_optimizer(
+                    self.optimizer,
+                    net.parameters(),
+                    float(self.learning_rate),
+                    float(self.momentum),
+                    fused=fast.fused_optimizer,
+                    working_dtype=fast.working_dtype,
+                )
+                fast = settle(fast, optimizer)  # e.g. no fused Adam on this build: no CUDA graph
+                state, callbacks = self._resume(resume_from, net, optimizer, seed, run_random_state, n_train)
+                if distributed.is_distributed():  # after _resume: a checkpoint's RNG state draws the order
+                    tensors, val = self._shard(tensors, val, seed)
+                # fitted attributes exist before training: an error or Ctrl-C never loses the model
+                self.net_ = net
+                self.device_ = device
+                self.seed_ = seed
+                self._params_at_fit = self._json_params(seed)  # what save() writes: set_params acts at the next fit
+                self.history_ = state.history
+                self.n_iter_ = state.epoch
+                self.fit_warnings_: list[str] = []
+                self._train(fast, net, optimizer, (tensors, val), callbacks, state)
+            net.eval()
+            self._check_health(X, y_idx)
 
     def _train_mean(self, data: Data) -> torch.Tensor:
         """The mean training row ``(n_features,)`` as the model reads it (streamed data: one pass; they are small)."""
@@ -1297,7 +1299,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         batch_size = batch_size or self._batch_size()
         net = self.net_
         net.eval()
-        with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
+        with COMPUTE_LOCK, torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for start in range(0, X.shape[0], batch_size):
                 xb = batch_tensor(X[start : start + batch_size], self.device_)
                 result = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
@@ -1334,7 +1336,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         net = self.net_
         net.eval()
         start = 0
-        with torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
+        with COMPUTE_LOCK, torch.inference_mode(), using_threads(threads_for_run()), self._inference_precision():
             for (xb,) in batches.epoch(0):
                 z = to_numpy(fn(xb)) if post is None else post(to_numpy(fn(xb)))
                 if out is None:  # float32, but for a result of float64 (``_codes_and_more``'s errors)
@@ -1505,7 +1507,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         total = 0.0
         net = self.net_
         net.eval()
-        with torch.inference_mode():
+        with COMPUTE_LOCK, torch.inference_mode():
             for start in range(0, Xv.shape[0], 4096):
                 xb = batch_tensor(Xv[start : start + 4096], self.device_)
                 logits = net.decoder(net.encode(xb)["code"])

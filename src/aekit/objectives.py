@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aekit._utils import InputError, looks_like_pixels
+from aekit._utils import COMPUTE_LOCK, InputError, looks_like_pixels
 
 RECONSTRUCTION_LOSSES = ("bce", "mse", "huber", "l1")
 # the losses that compare the output itself (after the sigmoid, if any) with the target
@@ -170,6 +170,6 @@ def add_noise(
     if clip is None:
         clip = bool(X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0))
     g = torch.Generator().manual_seed(int(random_state))
-    with torch.random.fork_rng(devices=[]):
+    with COMPUTE_LOCK, torch.random.fork_rng(devices=[]):
         torch.set_rng_state(g.get_state())
         return corrupt(torch.from_numpy(X), kind, factor, clip=clip).numpy()
