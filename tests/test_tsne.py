@@ -152,7 +152,7 @@ def test_fit_transform_shapes_and_the_loss_falls(clusters):
     assert m.history_["loss"][-1] == pytest.approx(kl[-1])  # no exaggeration at the end
     assert list(m.get_feature_names_out()) == ["parametrictsne0", "parametrictsne1"]
     assert not m.net_.has_decoder
-    with pytest.raises(InputError, match="reconstruction_weight"):
+    with pytest.raises(AttributeError, match="reconstruction_weight"):
         m.inverse_transform(Z)
 
 
@@ -194,6 +194,11 @@ def test_reconstruction_and_labels(clusters, tmp_path):
     with pytest.raises(AttributeError) as raised:
         m2.predict(X)
     assert "fitted without labels; fit(X, y)" in str(raised.value)  # the reason and the fix, on top
+    # and no decoder: inverse_transform and its kin are absent (a trial: they existed and raised InputError)
+    for name in ("inverse_transform", "reconstruct", "score_samples", "reconstruction_error"):
+        assert hasattr(m, name) and not hasattr(m2, name)
+    with pytest.raises(AttributeError, match="fitted with reconstruction_weight=0; fit it with reconstruction_weight"):
+        m2.inverse_transform(m2.transform(X[:2]))
     with pytest.raises(InputError):  # a labelled refit that fails before training leaves no head to predict with
         clone(m2).set_params(reconstruction_weight=1.0, loss="bce").fit(X * 10, y)
     failed = m2.set_params(reconstruction_weight=1.0, loss="bce")

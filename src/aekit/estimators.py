@@ -622,20 +622,24 @@ def warn_if_unlabelled_apart(X: np.ndarray, y_idx: np.ndarray, who: str, k: int 
         )
 
 
-class _with_head:  # noqa: N801  # a decorator, named as one
-    """scikit-learn's ``available_if(_has_head)`` with the check's own message on top: a map fitted without
-    labels has no ``predict`` (``hasattr`` is False) and says how to get one (``available_if`` says only
-    "has no attribute", the reason in the exception's cause)."""
+class _available:  # noqa: N801  # a decorator, named as one
+    """scikit-learn's ``available_if(check)`` with the check's own message on top: a map fitted without labels
+    has no ``predict``, one fitted without a decoder no ``inverse_transform`` (``hasattr`` is False), and says how
+    to get one (``available_if`` says only "has no attribute", the reason in the exception's cause)."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
+    def __init__(self, check: str, fn: Callable[..., Any]) -> None:
+        self.check, self.fn = check, fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self.fn  # the class's attribute: the function (docs, introspection)
-        obj._has_head()  # AttributeError, with the fix, when there is no head
+        getattr(obj, self.check)()  # AttributeError, with the fix, when the part is missing
         return types.MethodType(self.fn, obj)
+
+
+_with_head = functools.partial(_available, "_has_head")
+_with_decoder = functools.partial(_available, "_has_decoder")
 
 
 class ParametricTSNE(_AutoencoderBase):
@@ -825,6 +829,35 @@ class ParametricTSNE(_AutoencoderBase):
                 "fit(X, y) (y = -1 for unlabelled samples) adds one, with predict, predict_proba and score"
             )
         return True
+
+    def _has_decoder(self) -> bool:  # inverse_transform and its kin exist with a decoder (_with_decoder)
+        net = getattr(self, "net_", None)
+        if not (float(self.reconstruction_weight) > 0 if net is None else net.has_decoder):
+            raise AttributeError(
+                f"{type(self).__name__} has no decoder: it was fitted with reconstruction_weight=0; fit it with "
+                "reconstruction_weight > 0 (e.g. 1.0) for inverse_transform, reconstruct and score_samples"
+            )
+        return True
+
+    @_with_decoder
+    def inverse_transform(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode map positions ``(n_samples, n_components)`` to data space, for a map fitted with a decoder."""
+        return super().inverse_transform(X, out=out)
+
+    @_with_decoder
+    def reconstruct(self, X: Any, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``inverse_transform(transform(X))`` in one pass, for a map fitted with a decoder."""
+        return super().reconstruct(X, out=out)
+
+    @_with_decoder
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Minus each sample's reconstruction error, for a map fitted with a decoder."""
+        return super().score_samples(X)
+
+    @_with_decoder
+    def reconstruction_error(self, X: Any) -> float:
+        """The mean-per-element reconstruction loss of ``X``, for a map fitted with a decoder."""
+        return super().reconstruction_error(X)
 
     @_with_head
     def predict_proba(self, X: Any) -> np.ndarray:
