@@ -100,6 +100,16 @@ def test_fits_in_threads_are_reproducible_and_leave_the_rng_alone(blobs):
     assert torch.equal(torch.get_rng_state(), before)
 
 
+def test_tensors_that_require_grad_are_read(blobs):
+    """A trial: a tensor with requires_grad gave torch's RuntimeError from numpy()."""
+    X, y = blobs
+    t = torch.from_numpy(X).requires_grad_()
+    ae = Autoencoder(**SMALL).fit(t)
+    assert np.array_equal(ae.transform(t), Autoencoder(**SMALL).fit(X).transform(X))
+    codes = torch.from_numpy(ae.transform(X)).requires_grad_()
+    assert ae.inverse_transform(codes).shape == X.shape and np.isfinite(ae.score(t))
+
+
 def test_uint8_images_are_scaled(blobs):
     X, _ = blobs
     X8 = np.round(X * 255).astype(np.uint8)

@@ -283,10 +283,12 @@ DENSE_LIMIT = 2 * 2**30
 
 
 def _dense(X: Any) -> Any:
-    """A SciPy sparse matrix or array (e.g. TF-IDF) as a dense float32 array, within ``DENSE_LIMIT``; other X
-    unchanged."""
+    """A SciPy sparse matrix or array (e.g. TF-IDF) as a dense float32 array, within ``DENSE_LIMIT``; a tensor
+    detached on the CPU (numpy() refuses one that requires grad); other X unchanged."""
     import scipy.sparse
 
+    if isinstance(X, torch.Tensor):
+        return X.detach().cpu()
     if not scipy.sparse.issparse(X):
         return X
     n, d = X.shape
@@ -312,7 +314,7 @@ def _dense(X: Any) -> Any:
 
 def plain_numbers(X: Any) -> Any:
     """``X`` as the networks read it before validation: a sparse matrix (or a pandas frame of sparse columns)
-    made dense, date columns refused, a file's path refused with what to pass."""
+    made dense, a tensor detached, date columns refused, a file's path refused with what to pass."""
     if isinstance(X, (str, bytes, os.PathLike)):
         raise InputError(
             f"X is a path ({os.fsdecode(X)!r}); the estimators take arrays: pass np.load(path, mmap_mode='r') (a "
@@ -1396,6 +1398,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         a DataFrame with the features' names (and the codes' index).
         """
         check_is_fitted(self, "net_")
+        X = _dense(X)  # a tensor of codes that requires grad: numpy() refuses it
         source = as_source(X)
         if source is not None:
             if source.n_features != self._n_features_out or source.dtype.kind not in "biuf":
