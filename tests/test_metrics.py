@@ -191,7 +191,7 @@ def test_score_samples_ranks_rows_unlike_the_training_data_lowest():
     img = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=16, random_state=0).fit(pixels)
     assert img.score_samples(pixels).shape == (64,)
     assert img.score(pixels) == pytest.approx(img.score_samples(pixels).mean(), rel=1e-4)
-    with pytest.raises(InputError, match="decoder"):  # a map without a decoder rebuilds nothing
+    with pytest.raises(AttributeError, match="decoder"):  # a map without a decoder rebuilds nothing
         ParametricTSNE(hidden_layer_sizes=(8,), perplexity=5, epochs=1, random_state=0).fit(typical).score_samples(odd)
 
 
