@@ -117,6 +117,31 @@ def test_npy_and_npz(tmp_path):
     assert load_array(tmp_path / "imgs.npy")[0].shape == (5, 784)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_a_sparse_npz_is_read_dense(tmp_path, fmt):
+    """A trial: scipy.sparse.save_npz's CSR file was read as its 1-D data member ("reshape it")."""
+    import scipy.sparse
+
+    X = scipy.sparse.random(12, 7, density=0.3, format=fmt, random_state=0, dtype=np.float32)
+    scipy.sparse.save_npz(tmp_path / "s.npz", X)
+    got, y = load_array(tmp_path / "s.npz")
+    assert y is None and got.shape == (12, 7) and np.array_equal(got, X.toarray())
+    scipy.sparse.save_npz(tmp_path / "b.npz", scipy.sparse.bsr_matrix(X))
+    with pytest.raises(DataFormatError, match="aekit reads CSR, CSC and COO matrices"):
+        load_array(tmp_path / "b.npz")
+
+
+def test_a_sparse_npz_with_indices_beyond_its_shape_is_refused(tmp_path):
+    import scipy.sparse
+
+    X = scipy.sparse.csr_matrix(np.eye(4, dtype=np.float32))
+    np.savez(
+        tmp_path / "t.npz", data=X.data, indices=X.indices + 10, indptr=X.indptr, format=b"csr", shape=(4, 4)
+    )  # written as save_npz writes, the column indices past the shape
+    with pytest.raises(DataFormatError, match="a damaged csr sparse matrix"):
+        load_array(tmp_path / "t.npz")
+
+
 def test_npy_object_array_refused(tmp_path):
     np.save(tmp_path / "o.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     with pytest.raises(DataFormatError, match="never unpickles"):

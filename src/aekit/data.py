@@ -13,7 +13,7 @@ import math
 import os
 import struct
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, overload
 
@@ -424,13 +424,6 @@ def _load_npz(path: Path, labels: str | None = None) -> tuple[np.ndarray, np.nda
                 param="label_column",
                 values={"label_column": labels},
             )
-        features = [k for k in infos if k != labels]
-        x_key = next((k for k in _X_KEYS if k in features), None)
-        if x_key is None:
-            if len(features) != 1:
-                raise DataFormatError(f"{path}: holds arrays {sorted(infos)}; name the features one of {list(_X_KEYS)}")
-            x_key = features[0]
-        y_key = labels if labels is not None else next((k for k in _Y_KEYS if k in infos), None)
 
         def read(key: str) -> np.ndarray:
             info = infos[key]
@@ -446,7 +439,58 @@ def _load_npz(path: Path, labels: str | None = None) -> tuple[np.ndarray, np.nda
                 ) from exc
             return arr
 
+        if {"format", "shape", "data"} <= set(infos) and labels is None:  # scipy.sparse.save_npz's layout
+            return _sparse_npz(path, read, set(infos)), None
+        features = [k for k in infos if k != labels]
+        x_key = next((k for k in _X_KEYS if k in features), None)
+        if x_key is None:
+            if len(features) != 1:
+                raise DataFormatError(f"{path}: holds arrays {sorted(infos)}; name the features one of {list(_X_KEYS)}")
+            x_key = features[0]
+        y_key = labels if labels is not None else next((k for k in _Y_KEYS if k in infos), None)
         return read(x_key), (read(y_key) if y_key else None)
+
+
+#: the bytes a sparse .npz may take made dense (as the estimators take a SciPy sparse matrix: base.DENSE_LIMIT)
+SPARSE_DENSE_LIMIT = 2 * 2**30
+
+
+def _sparse_npz(path: Path, read: Callable[[str], np.ndarray], names: set[str]) -> np.ndarray:
+    """A sparse matrix written by ``scipy.sparse.save_npz`` (CSR, CSC or COO), checked and made dense: a trial's
+    CSR file of counts was read as its 1-D ``data`` member. Its members are read as plain arrays (no pickle)."""
+    import scipy.sparse
+
+    fix = "re-save it with scipy.sparse.save_npz, or save X.toarray() with numpy.save"
+    try:
+        fmt = bytes(np.asarray(read("format")).item()).decode("ascii")
+        shape = tuple(int(v) for v in np.asarray(read("shape")).reshape(-1))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{path}: a sparse matrix with an unreadable format or shape ({exc}); {fix}") from exc
+    members = {"csr": ("indices", "indptr"), "csc": ("indices", "indptr"), "coo": ("row", "col")}.get(fmt)
+    if members is None or len(shape) != 2 or not set(members) <= names:
+        raise DataFormatError(
+            f"{path}: a {fmt!r} sparse matrix of shape {shape} holding {sorted(names)}; aekit reads CSR, CSC and COO "
+            f"matrices of two dimensions: {fix}"
+        )
+    n, d = shape
+    if n * d * 4 > SPARSE_DENSE_LIMIT:
+        raise DataFormatError(
+            f"{path}: a sparse {n:,} x {d:,} matrix; aekit's networks read dense rows, and dense it would take "
+            f"{n * d * 4 / 2**30:.1f} GiB (the limit is {SPARSE_DENSE_LIMIT / 2**30:.0f} GiB): reduce the features "
+            "first (e.g. TruncatedSVD to a few hundred) and save the result with numpy.save"
+        )
+    data, first, second = read("data"), read(members[0]), read(members[1])
+    try:
+        if fmt == "coo":
+            matrix = scipy.sparse.coo_matrix((data, (first, second)), shape=shape)
+        else:
+            matrix = (scipy.sparse.csr_matrix if fmt == "csr" else scipy.sparse.csc_matrix)(
+                (data, first, second), shape=shape
+            )
+            matrix.check_format(full_check=True)  # indices within the shape before any is used
+        return matrix.toarray()
+    except (ValueError, TypeError, IndexError) as exc:
+        raise DataFormatError(f"{path}: a damaged {fmt} sparse matrix ({exc}); {fix}") from exc
 
 
 def load_array(
