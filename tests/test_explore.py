@@ -213,6 +213,11 @@ def test_cli_explore_model(tmp_path):
     assert main(["explore", d, "--model", model, "--out", str(tmp_path / "m.html")]) == 0
     page = (tmp_path / "m.html").read_text()
     assert '"z1"' in page and _config(page)["features"][0] == "x1" and _config(page)["labelled"]
+    # the model first, as embed and evaluate take it (a trial: "unrecognized arguments")
+    assert main(["explore", model, d, "--out", str(tmp_path / "m2.html")]) == 0
+    assert _config((tmp_path / "m2.html").read_text()) == _config(page)
+    with pytest.raises(SystemExit):  # two data files: still refused
+        main(["explore", d, d, "--out", str(tmp_path / "m4.html")])
 
 
 def test_demo_tsne_section_page(tmp_path):

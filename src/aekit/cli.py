@@ -614,6 +614,16 @@ def _did_you_mean(unknown: Sequence[str], args: argparse.Namespace) -> str:
     return ""
 
 
+def _model_then_data(args: argparse.Namespace, unknown: Sequence[str]) -> bool:
+    """A command that takes its model as ``--model`` (explore, visualize) given ``MODEL DATA`` as embed and
+    evaluate take them: a trial's `aekit explore MODEL DATA` was "unrecognized arguments"."""
+    if len(unknown) != 1 or unknown[0].startswith("-") or getattr(args, "model", "absent") is not None:
+        return False
+    from aekit.commands import modelish
+
+    return modelish(getattr(args, "data", None))
+
+
 def _main(argv: Sequence[str] | None) -> int:
     import warnings
 
@@ -621,6 +631,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    if _model_then_data(args, unknown):  # `aekit explore MODEL DATA`, as embed and evaluate take them
+        args.model, args.data, unknown = args.data, unknown[0], []
     if unknown:  # the subcommand's parser says it, pointing at its own --help
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(unknown, args)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # aekit train --nproc launches the same command

@@ -734,17 +734,21 @@ def _say_kept(where: Path, est: Any, how: str, *, curve: bool = False) -> None:
         print(f"{how}: resume with the same command plus --resume (checkpoint {ck})", file=sys.stderr)
 
 
+def modelish(path: str | None) -> bool:
+    """Whether ``path`` names a model: a model file, a training run's folder or a saved map."""
+    return bool(path) and (
+        str(path).lower().endswith(".safetensors")
+        or any((Path(str(path)) / name).is_file() for name in ("model.safetensors", "tsne.safetensors"))
+    )
+
+
 def load_model(args: argparse.Namespace) -> Any:
     """The model file ``args.model``, its inference arithmetic set by ``--precision`` where given."""
     from aekit._utils import InputError
     from aekit.estimators import load
 
     data = str(getattr(args, "data", "") or "")
-    modelish = bool(data) and (
-        data.lower().endswith(".safetensors")
-        or any((Path(data) / name).is_file() for name in ("model.safetensors", "tsne.safetensors"))
-    )  # a model file, a training run's folder or a saved map
-    if modelish and not str(args.model).lower().endswith(".safetensors") and not Path(args.model).is_dir():
+    if modelish(data) and not str(args.model).lower().endswith(".safetensors") and not Path(args.model).is_dir():
         raise InputError(  # `aekit embed data.csv model.safetensors`: the file read as a model is the data
             f"{args.model} is read as the model and {data} as the data; the model comes first: "
             f"aekit {args.command} {shlex.quote(data)} {shlex.quote(str(args.model))} ..."
