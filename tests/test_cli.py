@@ -1425,3 +1425,19 @@ def test_a_denoised_csv_with_formula_like_names_reads_back_as_its_data(tmp_path,
 
     _, y, ids = load_rows(tmp_path / "den.csv", label_column="label", id_column="id")
     assert list(ids) == list(frame["id"]) and list(y) == list(frame["label"])  # as the data had them
+
+
+def test_a_command_prints_each_warning_text_once():
+    """A trial: visualize --compare fits twice and printed the same scaling warning twice."""
+    import warnings
+
+    import aekit.cli as cli
+
+    restore = cli._one_line_warnings()
+    try:
+        shown = [warnings.formatwarning("X holds values up to 99", UserWarning, cli.__file__, n) for n in (10, 20)]
+        other = warnings.formatwarning("another note", UserWarning, cli.__file__, 30)
+    finally:
+        restore()
+    assert shown == ["aekit: warning: X holds values up to 99\n", ""]  # two fits: two places, one text
+    assert other == "aekit: warning: another note\n"

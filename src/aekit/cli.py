@@ -578,19 +578,24 @@ _KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|\(\d+(
 
 
 def _one_line_warnings() -> Callable[[], None]:
-    """Show aekit's warnings as one line each (``aekit: warning: ...``), not Python's file:line and source line;
-    returns the function that restores the previous format."""
+    """Show aekit's warnings as one line each (``aekit: warning: ...``), not Python's file:line and source line,
+    and each text once per command; returns the function that restores the previous format."""
     import warnings
     from pathlib import Path
 
     package = Path(__file__).resolve().parent
     previous = warnings.formatwarning
+    shown: set[str] = set()  # a command that fits twice (visualize --compare) says a fit's warning once
 
     def format_warning(
         message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
     ) -> str:
         if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(package):
-            return f"aekit: warning: {as_flags(str(message))}\n"
+            text = f"aekit: warning: {as_flags(str(message))}\n"
+            if text in shown:
+                return ""
+            shown.add(text)
+            return text
         return previous(message, category, filename, lineno, line)
 
     warnings.formatwarning = format_warning
