@@ -187,7 +187,7 @@ def _add_precision_flag(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from aekit import __version__
     from aekit.objectives import NOISE_KINDS
-    from aekit.params import PARAMS, PRESETS
+    from aekit.params import PARAMS, PRESETS, is_supervised
 
     parser = _Parser(
         prog="aekit", description="Autoencoders for dimensionality reduction, denoising and visualization."
@@ -346,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`aekit embed OUT DATA` places new points in it",
     )
     p.add_argument("--overwrite", action="store_true", help="replace files of an earlier run in --out")
+    unsupervised = sorted(name for name, recipe in PRESETS.items() if not is_supervised(recipe))
+    p.add_argument("--preset", choices=unsupervised, help="start the AE trained here from a named recipe")
     _add_estimator_flags(
         p,
         visualize_flags(),
@@ -563,7 +565,10 @@ def as_flags(text: str) -> str:
         opt = option(m.group(2))
         return f"{m.group(1)} {opt}" if opt else m.group(0)
 
-    return _ADVICE.sub(named, _KEYWORD.sub(flag, text))
+    def preset(m: re.Match[str]) -> str:  # "**aekit.PRESETS['tabular']": a preset is --preset NAME
+        return f"--preset {m.group(1)}" if flags is None or "--preset" in flags else m.group(0)
+
+    return _ADVICE.sub(named, _KEYWORD.sub(flag, _PRESET.sub(preset, text)))
 
 
 #: the running subcommand's option strings (set by ``main``): advice names only flags it has; None: any
@@ -573,6 +578,8 @@ _COMMAND_FLAGS: contextvars.ContextVar[frozenset[str] | None] = contextvars.Cont
 # "lower learning_rate", "raise learning_rate": a parameter named as the thing to change (a name with "_", so
 # that prose such as "a lower loss" is left alone)
 _ADVICE = re.compile(r"\b(lower|raise|increase|decrease|smaller|larger|another|set)\s+([a-z]+_[a-z_]+)\b(?![=(])")
+# a recipe of aekit.PRESETS, as advice names it for Python
+_PRESET = re.compile(r"\*\*aekit\.PRESETS\['([a-z0-9_]+)'\]")
 # name='value' or name=(1, 2), unless right after "(" (a call's first argument), a letter, a dot, a slash or a quote
 _KEYWORD = re.compile(r"(?<![\w.(/'\"])([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|\(\d+(?:, ?\d+)+\))")
 

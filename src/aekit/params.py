@@ -606,6 +606,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
     },
     "vae": {"variational": True, "optimizer": "adam", "learning_rate": 0.001},
+    # for tables and other data that are no images (with scale="standard" where features differ in units):
+    # the reference recipe's tanh code under RMSprop saturated or stayed below PCA(2) there
+    # (benchmarks/results/small_data_tabular.md)
+    "tabular": {"optimizer": "adam", "learning_rate": 0.001, "activation": "relu", "code_activation": "linear"},
     # for SupervisedAutoencoder: the best SAE recipe measured, head Dropout 0.5 and 6x the epochs
     # (benchmarks/results/sae_tuning.md)
     "sae_long": {"head_dropout": 0.5, "epochs": 120},

@@ -178,11 +178,30 @@ def advice(
         return []
     low, high = X.min(axis=0), X.max(axis=0)
     standardised = scale == "standard"
+    counts = count_zeros(X) if scale is None and float(low.min()) >= 0 else None
     if scale is None and saturating and max(abs(float(low.min())), abs(float(high.max()))) > MAGNITUDE_LIMIT:
         # scaled already (a StandardScaler in a Pipeline)? then scale='standard' would change nothing
         stats = RangeStats.of_chunks(X[i : i + _CHUNK] for i in range(0, len(X), _CHUNK))  # no float64 copy of X
         standardised = bool(np.all(np.abs(stats.mean) < 0.1) and np.all((stats.std > 0.5) & (stats.std < 2.0)))
-    return range_advice(low, high, scale, loss, output_activation, saturating, standardised=standardised, names=names)
+    return range_advice(
+        low, high, scale, loss, output_activation, saturating, standardised=standardised, names=names, counts=counts
+    )
+
+
+#: rows whose cells ``count_zeros`` looks at: whole numbers or not shows in the first of them
+_COUNT_ROWS = 20_000
+#: whole numbers from 0 with at least this share of zeros are counts (genes, words, events), not measurements
+COUNT_ZEROS = 0.3
+
+
+def count_zeros(X: np.ndarray) -> float | None:
+    """The share of zeros if ``X`` (non-negative) looks like counts: whole numbers, at least ``COUNT_ZEROS``
+    of them 0 (its first ``_COUNT_ROWS`` rows); else None."""
+    head = np.asarray(X[:_COUNT_ROWS])
+    if not head.size or not np.all(head == np.round(head)):
+        return None
+    zeros = float(np.mean(head == 0))
+    return zeros if zeros >= COUNT_ZEROS else None
 
 
 def range_advice(
@@ -195,6 +214,7 @@ def range_advice(
     *,
     standardised: bool | None = None,
     names: Sequence[str] | None = None,
+    counts: float | None = None,
 ) -> list[str]:
     """``advice`` from the per-feature minima and maxima ``(n_features,)`` of the data as the model sees it.
 
@@ -202,7 +222,9 @@ def range_advice(
     bounds; a relu body with a linear code (a parametric t-SNE map) has none, and rescaling each feature
     would change the distances a map keeps. ``standardised``: whether each feature has mean 0 and
     standard deviation 1 as the model sees it (None: with ``scale="standard"``), where values far out are
-    heavy tails that another scale cannot mend."""
+    heavy tails that another scale cannot mend. ``counts``: the share of zeros of count data (``count_zeros``),
+    which standardising made worse in a trial (single-cell counts: 5-fold k-NN of the 2-D codes 36.5% -> 28.9%
+    under the reference recipe, 93.7% -> 83.3% under the ``tabular`` preset, which reads them as they are)."""
     lo, hi = float(low.min()), float(high.max())
     notes = []
     if standardised is None:
@@ -229,7 +251,14 @@ def range_advice(
             f"[{lo:.3g}, {hi:.3g}]: the {loss} loss cannot reach them. Use output_activation='auto' "
             "(linear for such data), or scale='minmax' to bring X into [0, 1]"
         )
-    if scale is None and not standardised:  # standardised already: scale='standard' would change nothing
+    if scale is None and counts is not None and saturating and max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
+        pixels = ", or scale='pixels' if they are 0-255 pixels" if hi <= 255 else ""
+        notes.append(
+            f"X holds counts up to {hi:.3g} (whole numbers from 0, {counts:.0%} of them 0): this network's tanh units "
+            "saturate on them and codes stick at their bounds. Train with **aekit.PRESETS['tabular'] (Adam, ReLU "
+            f"units, a linear code), which reads counts as they are, or take np.log1p of them first{pixels}"
+        )
+    elif scale is None and counts is None and not standardised:  # standardised already: 'standard' changes nothing
         ranges = high.astype(np.float64) - low  # not the std: sparse pixels keep a wide range
         moving = ranges[ranges > 0]
         spread = float(moving.max() / moving.min()) if moving.size else 1.0
