@@ -30,7 +30,12 @@ MAGNITUDE_LIMIT = 10.0
 #: standardised values beyond this many standard deviations are heavy tails or outliers, not noise (the
 #: largest of a million Gaussian draws is about 5)
 TAIL_LIMIT = 20.0
-_CHUNK = 65536  # rows per pass of a statistic over X
+_CHUNK_CELLS = 2**20  # values per pass of a statistic over X: a float64 chunk of 8 MiB, however wide the rows
+
+
+def _chunk_rows(X: np.ndarray) -> int:
+    """Rows of ``X`` per chunk of ``_CHUNK_CELLS`` values (a trial's 20,000 genes made 65,536-row chunks 10 GB)."""
+    return max(1, _CHUNK_CELLS // max(1, int(np.prod(X.shape[1:]))))
 
 
 def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -181,23 +186,22 @@ def advice(
     counts = count_zeros(X) if scale is None and float(low.min()) >= 0 else None
     if scale is None and saturating and max(abs(float(low.min())), abs(float(high.max()))) > MAGNITUDE_LIMIT:
         # scaled already (a StandardScaler in a Pipeline)? then scale='standard' would change nothing
-        stats = RangeStats.of_chunks(X[i : i + _CHUNK] for i in range(0, len(X), _CHUNK))  # no float64 copy of X
+        step = _chunk_rows(X)
+        stats = RangeStats.of_chunks(X[i : i + step] for i in range(0, len(X), step))  # no float64 copy of X
         standardised = bool(np.all(np.abs(stats.mean) < 0.1) and np.all((stats.std > 0.5) & (stats.std < 2.0)))
     return range_advice(
         low, high, scale, loss, output_activation, saturating, standardised=standardised, names=names, counts=counts
     )
 
 
-#: rows whose cells ``count_zeros`` looks at: whole numbers or not shows in the first of them
-_COUNT_ROWS = 20_000
 #: whole numbers from 0 with at least this share of zeros are counts (genes, words, events), not measurements
 COUNT_ZEROS = 0.3
 
 
 def count_zeros(X: np.ndarray) -> float | None:
     """The share of zeros if ``X`` (non-negative) looks like counts: whole numbers, at least ``COUNT_ZEROS``
-    of them 0 (its first ``_COUNT_ROWS`` rows); else None."""
-    head = np.asarray(X[:_COUNT_ROWS])
+    of them 0 (in its first rows, ``_CHUNK_CELLS`` values: whole numbers or not shows there); else None."""
+    head = np.asarray(X[: _chunk_rows(X)])
     if not head.size or not np.all(head == np.round(head)):
         return None
     zeros = float(np.mean(head == 0))
