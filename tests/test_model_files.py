@@ -575,6 +575,20 @@ def test_load_places_the_tensors_and_keeps_the_device_parameter(tmp_path):
     assert back.device == "auto" and clone(back).device == "auto"  # a clone refits where the original would
 
 
+def test_resuming_on_other_data_of_as_many_rows_warns_of_its_scale(tmp_path):
+    """A trial: fit(resume_from=...) on other data (as many rows) refitted scale without a word; the
+    checkpoint's weights had learnt on inputs scaled otherwise."""
+    X = np.random.default_rng(0).random((120, 6), dtype=np.float32)
+    ck = tmp_path / "ck.safetensors"
+    kw = dict(hidden_layer_sizes=(8,), batch_size=16, random_state=0, scale="standard")
+    aekit.Autoencoder(epochs=1, checkpoint_path=str(ck), **kw).fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*scale")  # the same data: the same scale, no word
+        aekit.Autoencoder(epochs=2, **kw).fit(X, resume_from=ck)
+    with pytest.warns(UserWarning, match=r"the data's scale \(offset and factor per feature\) differs"):
+        aekit.Autoencoder(epochs=2, **kw).fit(X * 50 + 100, resume_from=ck)
+
+
 def test_resuming_on_another_number_of_rows_warns(tmp_path):
     X = np.random.default_rng(0).random((120, 6), dtype=np.float32)
     ck = tmp_path / "ck.safetensors"

@@ -791,7 +791,23 @@ def run_record(estimator: Any, n_train: int | None = None) -> dict[str, Any]:
     if names is not None:  # a digest: the names may be many
         text = json.dumps([str(n) for n in names]).encode("utf-8", "surrogatepass")
         run["feature_names_sha256"] = hashlib.sha256(text).hexdigest()
+    if getattr(estimator, "input_offset_", None) is not None:  # the fitted scale: the same data fit the same one
+        both = np.concatenate([estimator.input_offset_, estimator.input_scale_]).astype(np.float32)
+        run["scaler_sha256"] = hashlib.sha256(both.tobytes()).hexdigest()
     return run
+
+
+def _check_scaler(p: Path, run: str | None, written: str | None) -> None:
+    """Warn of a resumed run whose ``scale`` fitted to other numbers: its data differ from the checkpoint's
+    run's (a trial resumed on other data without a word), and the weights learnt on inputs scaled otherwise."""
+    if run is not None and written is not None and run != written:
+        warnings.warn(
+            f"{p}: the data's scale (offset and factor per feature) differs from the one the checkpoint's run "
+            "fitted: the run continues on other data, scaled otherwise; resume with the same data to continue "
+            "the run as it was",
+            UserWarning,
+            stacklevel=outside_stacklevel(),
+        )
 
 
 def _check_names(p: Path, run: str | None, written: str | None) -> None:
@@ -859,6 +875,8 @@ def load_checkpoint(
         _check_estimator(p, expected_run.get("estimator"), ck.run.get("estimator"))
         _check_names(p, expected_run.get("feature_names_sha256"), ck.run.get("feature_names_sha256"))
         _check_rows(p, expected_run.get("n_train"), ck.run.get("n_train"))
+        if expected_run.get("n_train") == ck.run.get("n_train"):  # other rows: said already
+            _check_scaler(p, expected_run.get("scaler_sha256"), ck.run.get("scaler_sha256"))
     if expected_params is not None:
         # a parameter the checkpoint does not name is younger than the file: its run had the default, or
         # what BEFORE_THEY_EXISTED says it did

@@ -377,15 +377,17 @@ def check_fitted(fitted: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- checkpoints
 
 # "epochs" bounds the loop's counters; files written by the estimators always have it
-#: what a checkpoint records of its run beyond the parameters, compared on resuming: the estimator class
-#: and a digest of the feature names (checkpoints written before it have no "run" entry)
+#: what a checkpoint records of its run beyond the parameters, compared on resuming: the estimator class,
+#: digests of the feature names and of the fitted scale, the training rows (checkpoints written before it have no
+#: "run" entry)
 CHECKPOINT_RUN = Obj(
     {
         "estimator": Str(64, r"[A-Za-z]+", "a class name"),
         "feature_names_sha256": Str(64, r"[0-9a-f]{64}", "a SHA-256 digest in hex"),
         "n_train": Int(1, MAX_COUNT),  # the run's training rows (resuming on another number warns)
+        "scaler_sha256": Str(64, r"[0-9a-f]{64}", "a SHA-256 digest in hex"),  # its fitted scale (other: warns)
     },
-    optional=frozenset({"estimator", "feature_names_sha256", "n_train"}),
+    optional=frozenset({"estimator", "feature_names_sha256", "n_train", "scaler_sha256"}),
 )
 CHECKPOINT_PARAMS = Obj(
     {"epochs": Int(1, MAX_COUNT), "random_state": SEED},
