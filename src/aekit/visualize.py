@@ -178,6 +178,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         t2 = time.perf_counter()
         self.autoencoder_ = ae
         self.fit_indices_ = fit_rows
+        self._params_at_fit = {k: v for k, v in self.get_params(deep=False).items() if k != "autoencoder"}
         if fit_rows is None:
             self.embedding_ = np.array(self._tsne)  # a copy: openTSNE may re-centre its own array in place
         else:
@@ -242,8 +243,12 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             tensors["inputs"] = index.X
         if self.fit_indices_ is not None:
             tensors["fit_indices_"] = np.asarray(self.fit_indices_, dtype=np.int64)
-        params = {k: v for k, v in self.get_params(deep=False).items() if k != "autoencoder"}
-        params["random_state"] = seed_from(self.random_state)  # a RandomState object saves as the seed it gave
+        # the parameters the map was fitted with: one set after fit acts at the next fit (as the estimators save)
+        params = dict(
+            getattr(self, "_params_at_fit", None)
+            or {k: v for k, v in self.get_params(deep=False).items() if k != "autoencoder"}
+        )
+        params["random_state"] = seed_from(params["random_state"])  # a RandomState object saves as the seed it gave
         descent = {k: v for k, v in self._tsne.gradient_descent_params.items() if k in MAP_DESCENT.fields}
         metadata = {  # first: nothing is written when it cannot be
             "aekit_map": MAP_FORMAT,
