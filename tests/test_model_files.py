@@ -625,3 +625,27 @@ def test_save_writes_the_parameters_the_model_was_fitted_with(tmp_path, caplog, 
     caplog.clear()
     loaded.save(tmp_path / "again.safetensors")  # a loaded model's parameters are the ones it was fitted with
     assert "saved with" not in caplog.text
+
+
+def test_load_leaves_the_callers_random_state_alone(tmp_path):
+    """A review: load() built the network with torch's global generator (its initial weights, overwritten),
+    so a loop of load() in one thread changed a seeded fit in another, and the caller's random state."""
+    X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X).save(tmp_path / "m.safetensors")
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    aekit.load(tmp_path / "m.safetensors")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_refit_refused_before_training_leaves_the_model_as_it_was(tmp_path):
+    """A review: a refit with another scale, refused by a later check, left the old network beside the new
+    scaler: transform used both, and save() wrote a file that load() called damaged."""
+    X = np.random.default_rng(0).random((64, 16)).astype(np.float32)
+    ae = Autoencoder(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X)
+    codes = ae.transform(X)
+    with pytest.raises(InputError):
+        ae.set_params(scale="standard", augment="affine", image_shape=(8, 8)).fit(X)  # 16 values: no 8 x 8 image
+    assert ae.input_offset_ is None and np.array_equal(ae.transform(X), codes)
+    ae.save(tmp_path / "m.safetensors")
+    assert np.array_equal(aekit.load(tmp_path / "m.safetensors").transform(X), codes)

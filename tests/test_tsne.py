@@ -199,6 +199,7 @@ def test_reconstruction_and_labels(clusters, tmp_path):
         assert hasattr(m, name) and not hasattr(m2, name)
     with pytest.raises(AttributeError, match="fitted with reconstruction_weight=0; fit it with reconstruction_weight"):
         m2.inverse_transform(m2.transform(X[:2]))
+    assert not hasattr(ParametricTSNE(reconstruction_weight="a"), "inverse_transform")  # fit names the bad value
     with pytest.raises(InputError):  # a labelled refit that fails before training leaves no head to predict with
         clone(m2).set_params(reconstruction_weight=1.0, loss="bce").fit(X * 10, y)
     failed = m2.set_params(reconstruction_weight=1.0, loss="bce")

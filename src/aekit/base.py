@@ -801,6 +801,27 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ fitting
 
+    @contextlib.contextmanager
+    def _as_before_if_refused(self) -> Iterator[None]:
+        """A refit refused before its network replaced the fitted one leaves the model as it was.
+
+        Validation sets fitted attributes as it goes (the features, the scaler, "auto"'s choices); a review's
+        refit with another ``scale``, refused by a later check, left the old network beside a new scaler, which
+        transform used and a saved file could not hold. Once training has started the new model is kept
+        (an error or Ctrl-C never loses it).
+        """
+        if not hasattr(self, "net_"):
+            yield
+            return
+        before, net = dict(self.__dict__), self.net_
+        try:
+            yield
+        except BaseException:
+            if getattr(self, "net_", None) is net:
+                self.__dict__.clear()
+                self.__dict__.update(before)
+            raise
+
     def _fit(
         self,
         X: np.ndarray | Source,
@@ -942,6 +963,13 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     values={"augment": self.augment},
                 )
             shape = (side, side)
+        elif math.prod(shape) != n_features:  # a review: trained into a RuntimeError of torch's reshape
+            raise InputError(
+                f"{{image_shape}} holds {math.prod(shape)} values, but the rows of X have "
+                f"{n_features}; pass the images' own shape, or drop {{augment}} for tabular data",
+                param="image_shape",
+                values={"image_shape": self.image_shape, "augment": self.augment},
+            )
         return (1, *shape) if len(shape) == 2 else (shape[0], shape[1], shape[2])
 
     def _resolve_epochs(self, n_train: int, resume_from: str | os.PathLike[str] | None = None) -> int:
@@ -1584,7 +1612,7 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             log.warning(
                 "%s: saved with the parameters the model was fitted with; %s, set after fit, act at the next fit",
                 path,
-                ", ".join(f"{k}={self.get_params()[k]!r} (fitted: {at_fit[k]!r})" for k in changed),
+                ", ".join(f"{k}={params[k]!r} (fitted: {at_fit[k]!r})" for k in changed),  # both as JSON values
             )
         return {**params, **{k: at_fit[k] for k in changed}}
 
@@ -1596,9 +1624,9 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         (``aekit.distributed``) only rank 0 writes; the other ranks return ``path`` unwritten.
         """
         check_is_fitted(self, "net_")
-        params = self._fitted_params(path)
-        if not distributed.is_writer():  # data-parallel: rank 0 writes the model its ranks share
+        if not distributed.is_writer():  # data-parallel: rank 0 writes the model its ranks share (and says so)
             return Path(path)
+        params = self._fitted_params(path)
         fitted, features = fitted_section(self), feature_tensors(self)
         return save_model(path, self.net_, type(self).__name__, params, fitted, features=features, overwrite=overwrite)
 

@@ -1393,7 +1393,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         name
         for name in visualize_flags()
         if name in vars(args) and not (args.model and name in ("precision", "image_shape"))
-    ]
+    ] + (["preset"] if getattr(args, "preset", None) else [])  # a recipe for the AE trained here, too
     if args.model and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise InputError(

@@ -462,7 +462,8 @@ def _sparse_npz(path: Path, read: Callable[[str], np.ndarray], names: set[str]) 
 
     fix = "re-save it with scipy.sparse.save_npz, or save X.toarray() with numpy.save"
     try:
-        fmt = bytes(np.asarray(read("format")).item()).decode("ascii")
+        stored = np.asarray(read("format")).item()  # bytes as save_npz writes it; a str array load_npz takes too
+        fmt = stored.decode("ascii") if isinstance(stored, bytes) else str(stored)
         shape = tuple(int(v) for v in np.asarray(read("shape")).reshape(-1))
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{path}: a sparse matrix with an unreadable format or shape ({exc}); {fix}") from exc
@@ -488,7 +489,7 @@ def _sparse_npz(path: Path, read: Callable[[str], np.ndarray], names: set[str]) 
                 (data, first, second), shape=shape
             )
             matrix.check_format(full_check=True)  # indices within the shape before any is used
-        return matrix.toarray()
+        return matrix.astype(np.float32).toarray()  # float32 as the estimators read it: within the limit above
     except (ValueError, TypeError, IndexError) as exc:
         raise DataFormatError(f"{path}: a damaged {fmt} sparse matrix ({exc}); {fix}") from exc
 

@@ -27,6 +27,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from aekit._utils import (
+    COMPUTE_LOCK,
     UNLABELLED,
     InputError,
     ModelFileError,
@@ -309,8 +310,9 @@ class Autoencoder(_AutoencoderBase):
 
         ``resume_from`` continues from a checkpoint written via ``checkpoint_path``.
         """
-        X = self._train_input(X)
-        self._fit(X, None, None, resume_from)
+        with self._as_before_if_refused():
+            X = self._train_input(X)
+            self._fit(X, None, None, resume_from)
         return self
 
     def score(self, X: Any, y: Any = None) -> float:
@@ -553,11 +555,12 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
 
     def fit(self, X: Any, y: Any, *, resume_from: str | os.PathLike[str] | None = None) -> SupervisedAutoencoder:
         """Train on ``X`` ``(n_samples, n_features)`` and labels ``y`` ``(n_samples,)``."""
-        X = self._train_input(X)
-        y_idx = self._encode_labels(y, X.shape[0] if isinstance(X, np.ndarray) else X.n_samples)
-        if isinstance(X, np.ndarray):
-            warn_if_unlabelled_apart(X, y_idx, type(self).__name__)
-        self._fit(X, y_idx, len(self.classes_), resume_from)
+        with self._as_before_if_refused():
+            X = self._train_input(X)
+            y_idx = self._encode_labels(y, X.shape[0] if isinstance(X, np.ndarray) else X.n_samples)
+            if isinstance(X, np.ndarray):
+                warn_if_unlabelled_apart(X, y_idx, type(self).__name__)
+            self._fit(X, y_idx, len(self.classes_), resume_from)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -836,7 +839,11 @@ class ParametricTSNE(_AutoencoderBase):
 
     def _has_decoder(self) -> bool:  # inverse_transform and its kin exist with a decoder (_with_decoder)
         net = getattr(self, "net_", None)
-        if not (float(self.reconstruction_weight) > 0 if net is None else net.has_decoder):
+        try:  # an invalid weight is fit's to name (hasattr must answer, not raise)
+            decoder = float(self.reconstruction_weight) > 0 if net is None else net.has_decoder
+        except (TypeError, ValueError):
+            decoder = False
+        if not decoder:
             raise AttributeError(
                 f"{type(self).__name__} has no decoder: it was fitted with reconstruction_weight=0; fit it with "
                 "reconstruction_weight > 0 (e.g. 1.0) for inverse_transform, reconstruct and score_samples"
@@ -884,22 +891,23 @@ class ParametricTSNE(_AutoencoderBase):
         ``resume_from`` continues from a checkpoint written via ``checkpoint_path`` (the
         affinities are computed again, the same for the same ``X`` and ``random_state``).
         """
-        X = self._in_memory(X, as_source(X))  # a source (a folder of images, HDF5) is read whole: the map needs it
-        self._validate_params()
-        self._check_conv_hidden()
-        n_val = max(1, int(round(len(X) * self.validation_fraction))) if self.validation_fraction else 0
-        check_tsne_inputs(X, float(self.perplexity), len(X) - n_val, float(self.validation_fraction))
-        y_idx, n_classes = None, None
-        if hasattr(self, "classes_"):
-            del self.classes_  # a refit without labels has no classes
-        if y is not None:
-            y_idx = self._encode_labels(y, X.shape[0])
-            warn_if_unlabelled_apart(X, y_idx, type(self).__name__)
-            n_classes = len(self.classes_)
-        try:
-            self._fit(X, y_idx, n_classes, resume_from)
-        finally:
-            self.__dict__.pop("_graph", None)  # the inputs and affinities are for training only
+        with self._as_before_if_refused():
+            X = self._in_memory(X, as_source(X))  # a source (a folder of images, HDF5) is read whole: the map needs it
+            self._validate_params()
+            self._check_conv_hidden()
+            n_val = max(1, int(round(len(X) * self.validation_fraction))) if self.validation_fraction else 0
+            check_tsne_inputs(X, float(self.perplexity), len(X) - n_val, float(self.validation_fraction))
+            y_idx, n_classes = None, None
+            if hasattr(self, "classes_"):
+                del self.classes_  # a refit without labels has no classes
+            if y is not None:
+                y_idx = self._encode_labels(y, X.shape[0])
+                warn_if_unlabelled_apart(X, y_idx, type(self).__name__)
+                n_classes = len(self.classes_)
+            try:
+                self._fit(X, y_idx, n_classes, resume_from)
+            finally:
+                self.__dict__.pop("_graph", None)  # the inputs and affinities are for training only
         return self
 
     def _net_kwargs(self, n_features: int, n_classes: int | None) -> dict[str, Any]:
@@ -1138,7 +1146,10 @@ def load(path: str | os.PathLike[str], *, device: str = "cpu") -> Autoencoder | 
         with torch.device("meta"):  # shapes only, nothing allocated: tampered metadata cannot exhaust memory
             expected = build_net(**net_kwargs).state_dict()
     check_tensors(p, model.tensors, expected, fix=MODEL_DAMAGED, corrupt=MODEL_DAMAGED)
-    net = build_net(**net_kwargs)
+    # the initial weights, overwritten at once, draw from torch's one generator: the caller's random state and a
+    # fit in another thread are left alone (a review: a fit beside a loop of load() changed its numbers)
+    with COMPUTE_LOCK, torch.random.fork_rng(devices=[]):
+        net = build_net(**net_kwargs)
     net.load_state_dict(model.tensors)
     est.device_ = resolve_device(device)
     est.net_ = net.to(est.device_).eval()
