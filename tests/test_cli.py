@@ -1441,3 +1441,17 @@ def test_a_command_prints_each_warning_text_once():
         restore()
     assert shown == ["aekit: warning: X holds values up to 99\n", ""]  # two fits: two places, one text
     assert other == "aekit: warning: another note\n"
+
+
+def test_evaluate_reads_whole_number_labels_as_a_text_models_classes():
+    """A review: a model trained on zero-padded labels ("01", "10": text) scored 0% on a test CSV whose labels
+    (10, 11) were read as numbers."""
+    from types import SimpleNamespace
+
+    from aekit.commands import _as_model_labels
+
+    text = SimpleNamespace(classes_=np.array(["01", "10", "11"], dtype=object))
+    assert _as_model_labels(np.array([10, 11, -1]), text).tolist() == ["10", "11", "-1"]
+    numbers = SimpleNamespace(classes_=np.array([1, 10]))
+    assert _as_model_labels(np.array([10, 1]), numbers).tolist() == [10, 1]  # numbers stay numbers
+    assert _as_model_labels(None, text) is None

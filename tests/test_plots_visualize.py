@@ -559,6 +559,8 @@ def test_aetsne_saves_and_loads_without_pickle(blobs, tmp_path, distances, max_f
     # a parameter set after fit acts at the next fit: the file keeps the one the map was fitted with (a trial)
     est.set_params(perplexity=40).save(tmp_path / "later")
     assert AETSNE.load(tmp_path / "later").perplexity == 5
+    AETSNE.load(folder).set_params(perplexity=40).save(tmp_path / "again")  # a loaded map, as fitted (a review)
+    assert AETSNE.load(tmp_path / "again").perplexity == 5
     with pytest.raises(InputError, match=r"is a saved AE -> t-SNE map .*AETSNE.load"):
         load(folder)  # aekit.load reads model files: it names the way to read a map
     seeded = AETSNE(est.autoencoder_, perplexity=5, random_state=np.random.RandomState(0)).fit(X)

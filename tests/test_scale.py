@@ -401,16 +401,32 @@ def test_counts_are_pointed_to_the_tabular_preset_not_to_standardising():
     from aekit.cli import as_flags
 
     rng = np.random.default_rng(0)
-    counts = rng.negative_binomial(2, 0.2, size=(300, 40)) * (rng.random((300, 40)) < 0.4)  # 60%+ zeros
-    X = counts.astype(np.float32)
+    counts = rng.negative_binomial(2, 0.02, size=(300, 40)) * (rng.random((300, 40)) < 0.4)  # 60%+ zeros
+    X = counts.astype(np.float32)  # up to several hundred
     (note,) = advice(X, None, "mse", "linear")
     assert note.startswith("X holds counts up to") and "**aekit.PRESETS['tabular']" in note
     assert "np.log1p" in note and "scale='standard'" not in note
-    assert "Train with --preset tabular (Adam" in as_flags(note)
+    assert "For counts train with --preset tabular (Adam" in as_flags(note)
     assert advice(X, None, "mse", "linear", saturating=False) == []  # the preset's relu body: nothing to say
     measured = X + rng.random(X.shape).astype(np.float32)  # not whole numbers: a table, told to standardise
     assert "Pass scale='standard'" in advice(measured, None, "mse", "linear")[0]
+    (low,) = advice(np.minimum(X, 200), None, "mse", "linear")  # within 0-255: pixels first
+    assert "0-255 pixels? pass scale='pixels'; counts? train with **aekit.PRESETS['tabular']" in low
+    # one-hot columns beside age and income (a review): whole numbers, many zeros, but no counts
+    n = 300
+    table = np.column_stack([np.eye(5)[rng.integers(0, 5, n)], rng.integers(18, 90, n), rng.integers(1, 10**5, n)])
+    assert "Pass scale='standard'" in advice(table.astype(np.float32), None, "mse", "linear")[0]
     assert aekit.PRESETS["tabular"]["code_activation"] == "linear"
+
+
+def test_streamed_counts_get_the_advice_counts_in_memory_get(tmp_path):
+    """A review: counts streamed from a memory-mapped .npy were still told to standardise."""
+    rng = np.random.default_rng(0)
+    X = (rng.negative_binomial(2, 0.02, size=(200, 30)) * (rng.random((200, 30)) < 0.4)).astype(np.float32)
+    np.save(tmp_path / "c.npy", X)
+    est = Autoencoder(hidden_layer_sizes=(8,), epochs=1, batch_size=64, random_state=0, data_loading="stream")
+    with pytest.warns(UserWarning, match=r"X holds counts up to .*For counts train with \*\*aekit.PRESETS"):
+        est.fit(np.load(tmp_path / "c.npy", mmap_mode="r"))
 
 
 def test_advice_on_wide_rows_takes_no_copy_of_x():

@@ -80,7 +80,7 @@ from aekit.optim import make_optimizer
 from aekit.params import AFTER_FIT, PARAMS, sizes, validate
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.resources import available_bytes, check_memory
-from aekit.scaling import RangeStats, advice, fit_scaler, range_advice, resolve, scaler_from_stats
+from aekit.scaling import RangeStats, advice, count_zeros, fit_scaler, range_advice, resolve, scaler_from_stats
 from aekit.scaling import apply as apply_scaler
 from aekit.scaling import undo as undo_scaler
 from aekit.sources import ArraySource, ImageFolder, Source, as_source
@@ -574,7 +574,11 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._check_range_of(float(low.min()), float(high.max()), f" in {source.name}")
         names = getattr(self, "feature_names_in_", None)
         args = (low, high, self.scale, self.loss_, self.output_activation_, self._saturating())
-        for note in range_advice(*args, names=names) + self._noise_advice(float(low.min()), float(high.max())):
+        counts = None  # counts get other advice than standardising (scaling.count_zeros), read from the first rows
+        if self.scale is None and not self.pixels_ and float(low.min()) >= 0:
+            counts = count_zeros(source.read(0, min(source.n_samples, max(1, 2**20 // max(1, source.n_features)))))
+        notes = range_advice(*args, names=names, counts=counts)
+        for note in notes + self._noise_advice(float(low.min()), float(high.max())):
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line
 
     def _saturating(self) -> bool:

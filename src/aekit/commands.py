@@ -1170,6 +1170,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _folder_only(args)
         est = load_model(args)
         X, y, X_tr, y_tr = _labelled_pair(args, est)
+        y, y_tr = _as_model_labels(y, est), _as_model_labels(y_tr, est)
         for labels, data in ((y, args.data), (y_tr, args.train_data)):
             _check_classes(labels, data, getattr(args, "label_column", None))
         outlier = None if args.outlier_label is None else _outlier_rows(args, est, y)  # refused before any work
@@ -1190,6 +1191,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             out.commit()
             print(f"metrics: {args.json}")
     return 0
+
+
+def _as_model_labels(y: np.ndarray | None, est: Any) -> np.ndarray | None:
+    """Whole-number labels as text where the model's classes are text: a CSV's labels are text or numbers by
+    its own cells, so a model trained on "01", "10" (text, as zero-padded labels are read) met a test file of
+    10 and 11 (numbers) and scored 0% (a review)."""
+    import numpy as np
+
+    from aekit._utils import unlabelled
+
+    classes = getattr(est, "classes_", None)
+    if y is None or classes is None or np.asarray(classes).dtype.kind not in "OU" or np.asarray(y).dtype.kind != "i":
+        return y
+    if not all(isinstance(c, str) for c in np.asarray(classes).tolist()):
+        return y
+    text = np.array([str(v) for v in np.asarray(y).tolist()], dtype=object)
+    text[unlabelled(np.asarray(y))] = "-1"
+    return text
 
 
 def _check_classes(y: np.ndarray | None, data: str | None, column: str | None) -> None:

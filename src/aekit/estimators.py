@@ -586,8 +586,10 @@ class SupervisedAutoencoder(ClassifierMixin, _AutoencoderBase):
         return tags
 
 
-#: rows in the neighbour check of ``warn_if_unlabelled_apart``: enough for a clear reading, milliseconds to search
+#: rows in the neighbour check of ``warn_if_unlabelled_apart``: enough for a clear reading, a fraction of a second
 APART_SAMPLE = 2000
+#: wider rows are randomly projected to this many dimensions first (Johnson-Lindenstrauss: distances kept)
+APART_DIMS = 256
 
 
 def warn_if_unlabelled_apart(X: np.ndarray, y_idx: np.ndarray, who: str, k: int = 5) -> None:
@@ -607,13 +609,18 @@ def warn_if_unlabelled_apart(X: np.ndarray, y_idx: np.ndarray, who: str, k: int 
         return  # none, or no more than a class: ``_encode_labels`` has said so
     from sklearn.neighbors import NearestNeighbors
 
-    rows = np.sort(np.random.default_rng(0).permutation(len(y_idx))[:APART_SAMPLE])
-    sample = np.asarray(X[rows], dtype=np.float32).reshape(len(rows), -1)
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.permutation(len(y_idx))[:APART_SAMPLE])
+    sample = np.asarray(X[rows], dtype=np.float64).reshape(len(rows), -1)  # float64: values near float32's max
     missing = no_label[rows]
     if missing.sum() < k or (~missing).sum() < k:
         return
     spread = sample.std(axis=0)
     sample = (sample - sample.mean(axis=0)) / np.where(spread > 0, spread, 1)
+    if sample.shape[1] > APART_DIMS:  # wide rows (20,000 genes: seconds): a random projection keeps the distances
+        sample = sample @ rng.standard_normal((sample.shape[1], APART_DIMS)) / np.sqrt(APART_DIMS)
+    if not np.all(np.isfinite(sample)):
+        return  # beyond float64 after standardising: fit's own checks name such values
     nearest = NearestNeighbors(n_neighbors=k + 1).fit(sample).kneighbors(sample, return_distance=False)[:, 1:]
     unlabelled_near = missing[nearest]  # (rows, k): which neighbours have y == -1
     of_missing, of_labelled = float(unlabelled_near[missing].mean()), float(unlabelled_near[~missing].mean())

@@ -199,13 +199,17 @@ COUNT_ZEROS = 0.3
 
 
 def count_zeros(X: np.ndarray) -> float | None:
-    """The share of zeros if ``X`` (non-negative) looks like counts: whole numbers, at least ``COUNT_ZEROS``
-    of them 0 (in its first rows, ``_CHUNK_CELLS`` values: whole numbers or not shows there); else None."""
-    head = np.asarray(X[: _chunk_rows(X)])
+    """The share of zeros if ``X`` (non-negative) looks like counts, else None: whole numbers, and its features
+    that go beyond ``MAGNITUDE_LIMIT`` mostly 0 (their median share of zeros at least ``COUNT_ZEROS``). A table of
+    one-hot columns beside age and income is no counts: its wide features are seldom 0 (a review). Read from
+    its first rows, ``_CHUNK_CELLS`` values: whole numbers or not shows there."""
+    head = np.asarray(X[: _chunk_rows(X)]).reshape(min(len(X), _chunk_rows(X)), -1)
     if not head.size or not np.all(head == np.round(head)):
         return None
-    zeros = float(np.mean(head == 0))
-    return zeros if zeros >= COUNT_ZEROS else None
+    wide = head.max(axis=0) > MAGNITUDE_LIMIT
+    if not wide.any() or float(np.median(np.mean(head[:, wide] == 0, axis=0))) < COUNT_ZEROS:
+        return None
+    return float(np.mean(head == 0))
 
 
 def range_advice(
@@ -256,12 +260,20 @@ def range_advice(
             "(linear for such data), or scale='minmax' to bring X into [0, 1]"
         )
     if scale is None and counts is not None and saturating and max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
-        pixels = ", or scale='pixels' if they are 0-255 pixels" if hi <= 255 else ""
-        notes.append(
-            f"X holds counts up to {hi:.3g} (whole numbers from 0, {counts:.0%} of them 0): this network's tanh units "
-            "saturate on them and codes stick at their bounds. Train with **aekit.PRESETS['tabular'] (Adam, ReLU "
-            f"units, a linear code), which reads counts as they are, or take np.log1p of them first{pixels}"
+        tabular = (
+            "train with **aekit.PRESETS['tabular'] (Adam, ReLU units, a linear code), which reads counts as they "
+            "are, or take np.log1p of them first"
         )
+        if hi <= 255:  # 0-255 images as floats look alike: pixels first
+            notes.append(
+                f"X holds whole numbers from 0 to {hi:.3g}, {counts:.0%} of them 0, on which this network's tanh "
+                f"units saturate: 0-255 pixels? pass scale='pixels'; counts? {tabular}"
+            )
+        else:
+            notes.append(
+                f"X holds counts up to {hi:.3g} (whole numbers from 0, {counts:.0%} of them 0): this network's tanh "
+                f"units saturate on them and codes stick at their bounds. For counts {tabular}"
+            )
     elif scale is None and counts is None and not standardised:  # standardised already: 'standard' changes nothing
         ranges = high.astype(np.float64) - low  # not the std: sparse pixels keep a wide range
         moving = ranges[ranges > 0]

@@ -179,6 +179,7 @@ class AETSNE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.autoencoder_ = ae
         self.fit_indices_ = fit_rows
         self._params_at_fit = {k: v for k, v in self.get_params(deep=False).items() if k != "autoencoder"}
+        self._params_at_fit["random_state"] = seed  # a RandomState object: the seed it gave this fit
         if fit_rows is None:
             self.embedding_ = np.array(self._tsne)  # a copy: openTSNE may re-centre its own array in place
         else:
@@ -407,6 +408,7 @@ def load_map(path: str | os.PathLike[str]) -> AETSNE:
     except (ValueError, RuntimeError) as exc:  # what openTSNE refuses in the arrays the checks let through
         raise ModelFileError(f"{p}: openTSNE cannot index this map ({exc}); {_MAP_FIX}") from exc
     est = AETSNE(ae, **params)
+    est._params_at_fit = dict(params)  # the file's: what a save of this map writes again
     est.autoencoder_ = ae
     est.n_features_in_ = ae.n_features_in_
     if hasattr(ae, "feature_names_in_"):
