@@ -108,6 +108,11 @@ def test_tensors_that_require_grad_are_read(blobs):
     assert np.array_equal(ae.transform(t), Autoencoder(**SMALL).fit(X).transform(X))
     codes = torch.from_numpy(ae.transform(X)).requires_grad_()
     assert ae.inverse_transform(codes).shape == X.shape and np.isfinite(ae.score(t))
+    from aekit.metrics import trustworthiness
+    from aekit.objectives import add_noise
+
+    assert np.array_equal(add_noise(t, random_state=0), add_noise(X, random_state=0))  # a review
+    assert trustworthiness(t, codes) == trustworthiness(X, codes.detach().numpy())
 
 
 def test_uint8_images_are_scaled(blobs):

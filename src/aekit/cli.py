@@ -320,7 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --picture) file")
     p.set_defaults(func=cmd_denoise)
 
-    p = sub.add_parser("visualize", help="AE → t-SNE embedding, scatter plot and the three-route comparison")
+    p = sub.add_parser(
+        "visualize",
+        help="AE → t-SNE embedding, scatter plot and the three-route comparison",
+        epilog="A trained model may also come first, as embed takes it: aekit visualize MODEL DATA --out DIR",
+    )
     _add_data_args(p)
     p.add_argument(
         "--model",
@@ -356,7 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_visualize)
 
-    p = sub.add_parser("explore", help="interactive map in one HTML file: hover thumbnails, select and save indices")
+    p = sub.add_parser(
+        "explore",
+        help="interactive map in one HTML file: hover thumbnails, select and save indices",
+        epilog="The model may also come first, as embed takes it: aekit explore MODEL DATA --out PAGE.html",
+    )
     _add_data_args(p)
     p.add_argument("--model", help="a trained model: its 2-D codes, or AE → t-SNE for wider codes")
     p.add_argument(

@@ -219,7 +219,7 @@ def trustworthiness(
     The exact computation is quadratic in memory, so larger sets are subsampled
     (the same subset for every embedding given the same ``random_state``).
     """
-    X, Z = np.asarray(X), np.asarray(Z)
+    X, Z = (np.asarray(a.detach().cpu() if hasattr(a, "detach") else a) for a in (X, Z))  # tensors needing grad too
     if len(X) != len(Z):
         raise InputError(f"X has {len(X)} samples but Z has {len(Z)}")
     if len(X) > max_samples:

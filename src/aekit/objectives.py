@@ -163,6 +163,8 @@ def add_noise(
     ``clip``: clip gaussian noise to [0, 1]; None (the default) clips data in [0, 1] only, so that 0-255
     or tabular data are not wiped to [0, 1].
     """
+    if isinstance(X, torch.Tensor):  # one that requires grad: numpy() refuses it; the noise reads values only
+        X = X.detach().cpu().numpy()
     if looks_like_pixels(X):  # small uint8 numbers (counts, 0/1) stay numbers, as fit reads them
         noisy = add_noise(np.asarray(X) / np.float32(255), kind, factor, random_state=random_state, clip=True)
         return np.rint(noisy * 255).astype(np.uint8)
