@@ -80,7 +80,17 @@ from aekit.optim import make_optimizer
 from aekit.params import AFTER_FIT, PARAMS, sizes, validate
 from aekit.params import PRESETS as PRESETS  # re-exported: the recipes are data about parameters
 from aekit.resources import available_bytes, check_memory
-from aekit.scaling import RangeStats, advice, count_zeros, fit_scaler, range_advice, resolve, scaler_from_stats
+from aekit.scaling import (
+    RangeStats,
+    advice,
+    chunk_rows,
+    count_zeros,
+    fit_scaler,
+    may_be_counts,
+    range_advice,
+    resolve,
+    scaler_from_stats,
+)
 from aekit.scaling import apply as apply_scaler
 from aekit.scaling import undo as undo_scaler
 from aekit.sources import ArraySource, ImageFolder, Source, as_source
@@ -575,8 +585,8 @@ class _AutoencoderBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         names = getattr(self, "feature_names_in_", None)
         args = (low, high, self.scale, self.loss_, self.output_activation_, self._saturating())
         counts = None  # counts get other advice than standardising (scaling.count_zeros), read from the first rows
-        if self.scale is None and not self.pixels_ and float(low.min()) >= 0:
-            counts = count_zeros(source.read(0, min(source.n_samples, max(1, 2**20 // max(1, source.n_features)))))
+        if not self.pixels_ and may_be_counts(low, high, self.scale, self._saturating()):
+            counts = count_zeros(source.read(0, min(source.n_samples, chunk_rows(source.n_features))))
         notes = range_advice(*args, names=names, counts=counts)
         for note in notes + self._noise_advice(float(low.min()), float(high.max())):
             warnings.warn(note, UserWarning, stacklevel=outside_stacklevel())  # once per fit, at the user's line

@@ -33,9 +33,10 @@ TAIL_LIMIT = 20.0
 _CHUNK_CELLS = 2**20  # values per pass of a statistic over X: a float64 chunk of 8 MiB, however wide the rows
 
 
-def _chunk_rows(X: np.ndarray) -> int:
-    """Rows of ``X`` per chunk of ``_CHUNK_CELLS`` values (a trial's 20,000 genes made 65,536-row chunks 10 GB)."""
-    return max(1, _CHUNK_CELLS // max(1, int(np.prod(X.shape[1:]))))
+def chunk_rows(width: int) -> int:
+    """Rows of ``width`` values per chunk of ``_CHUNK_CELLS`` (a trial's 20,000 genes made 65,536-row chunks
+    10 GB)."""
+    return max(1, _CHUNK_CELLS // max(1, width))
 
 
 def fit_scaler(X: np.ndarray, scale: str | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -183,10 +184,10 @@ def advice(
         return []
     low, high = X.min(axis=0), X.max(axis=0)
     standardised = scale == "standard"
-    counts = count_zeros(X) if scale is None and float(low.min()) >= 0 else None
+    counts = count_zeros(X) if may_be_counts(low, high, scale, saturating) else None
     if scale is None and saturating and max(abs(float(low.min())), abs(float(high.max()))) > MAGNITUDE_LIMIT:
         # scaled already (a StandardScaler in a Pipeline)? then scale='standard' would change nothing
-        step = _chunk_rows(X)
+        step = chunk_rows(int(np.prod(X.shape[1:])))
         stats = RangeStats.of_chunks(X[i : i + step] for i in range(0, len(X), step))  # no float64 copy of X
         standardised = bool(np.all(np.abs(stats.mean) < 0.1) and np.all((stats.std > 0.5) & (stats.std < 2.0)))
     return range_advice(
@@ -198,12 +199,19 @@ def advice(
 COUNT_ZEROS = 0.3
 
 
+def may_be_counts(low: np.ndarray, high: np.ndarray, scale: str | None, saturating: bool) -> bool:
+    """Whether data of these per-feature minima and maxima get the counts advice if they are counts: unscaled,
+    from 0, beyond the magnitude that saturates tanh units (``count_zeros`` reads them only then)."""
+    return scale is None and saturating and float(low.min()) >= 0 and float(high.max()) > MAGNITUDE_LIMIT
+
+
 def count_zeros(X: np.ndarray) -> float | None:
     """The share of zeros if ``X`` (non-negative) looks like counts, else None: whole numbers, and its features
     that go beyond ``MAGNITUDE_LIMIT`` mostly 0 (their median share of zeros at least ``COUNT_ZEROS``). A table of
     one-hot columns beside age and income is no counts: its wide features are seldom 0 (a review). Read from
     its first rows, ``_CHUNK_CELLS`` values: whole numbers or not shows there."""
-    head = np.asarray(X[: _chunk_rows(X)]).reshape(min(len(X), _chunk_rows(X)), -1)
+    head = np.asarray(X[: chunk_rows(int(np.prod(X.shape[1:])))])
+    head = head.reshape(len(head), -1)
     if not head.size or not np.all(head == np.round(head)):
         return None
     wide = head.max(axis=0) > MAGNITUDE_LIMIT
@@ -259,7 +267,7 @@ def range_advice(
             f"[{lo:.3g}, {hi:.3g}]: the {loss} loss cannot reach them. Use output_activation='auto' "
             "(linear for such data), or scale='minmax' to bring X into [0, 1]"
         )
-    if scale is None and counts is not None and saturating and max(abs(lo), abs(hi)) > MAGNITUDE_LIMIT:
+    if counts is not None and may_be_counts(low, high, scale, saturating):
         tabular = (
             "train with **aekit.PRESETS['tabular'] (Adam, ReLU units, a linear code), which reads counts as they "
             "are, or take np.log1p of them first"
